@@ -1,0 +1,48 @@
+# Two commands for a fresh machine: `make test` (the whole suite) and `make run` (the daemon,
+# arriving with hypervisord). Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+GOVMOMI_SIM := /usr/share/gocode/src/github.com/vmware/govmomi/simulator
+
+.PHONY: test bench lint format system-deps venv clean
+
+system-deps:
+	@missing=""; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
+	[ -d $(GOVMOMI_SIM) ] || missing="$$missing golang-github-vmware-govmomi-dev"; \
+	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-test.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: system-deps venv lint
+	$(BIN)/python manage.py check
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+bench: system-deps venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/export.py
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

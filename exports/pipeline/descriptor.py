@@ -1,0 +1,49 @@
+"""The OVF descriptor (from vCenter's OvfManager) and the OVF manifest (``.mf``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from pyVmomi import vim
+
+from exports.pipeline.download import DownloadedDisk
+from exports.pipeline.errors import ExportError
+from exports.pipeline.files import write_atomically
+
+
+def create_ovf_descriptor(service_instance, vm: vim.VirtualMachine, disks: list[DownloadedDisk]) -> str:
+    """Ask vCenter for the descriptor, describing the files we actually downloaded."""
+    ovf_manager = service_instance.RetrieveContent().ovfManager
+    params = vim.OvfManager.CreateDescriptorParams(
+        name=vm.name,
+        ovfFiles=[
+            vim.OvfManager.OvfFile(deviceId=disk.source_key, path=disk.path.name, size=disk.size)
+            for disk in disks
+        ],
+    )
+    try:
+        result = ovf_manager.CreateDescriptor(obj=vm, cdp=params)
+    except vim.fault.VimFault as exc:
+        raise ExportError(f"vCenter could not describe the VM as OVF: {exc.msg}") from None
+    if result.error:
+        raise ExportError(f"vCenter could not describe the VM as OVF: {result.error[0].msg}")
+    return result.ovfDescriptor
+
+
+def ovf_manifest_text(entries: Iterable[tuple[str, str]]) -> str:
+    """``SHA256(<file>)= <hex>`` lines, as govc and ovftool write them."""
+    return "".join(f"SHA256({name})= {digest}\n" for name, digest in entries)
+
+
+def write_descriptor_and_manifest(
+    output_dir: Path, name: str, descriptor: str, disks: list[DownloadedDisk]
+) -> tuple[Path, Path]:
+    """Write ``<name>.mf`` then ``<name>.ovf``; the descriptor lands last and marks the export whole."""
+    ovf_bytes = descriptor.encode()
+    entries = [(f"{name}.ovf", hashlib.sha256(ovf_bytes).hexdigest())]
+    entries += [(disk.path.name, disk.sha256) for disk in disks]
+    mf_path = write_atomically(output_dir / f"{name}.mf", ovf_manifest_text(entries).encode())
+    ovf_path = write_atomically(output_dir / f"{name}.ovf", ovf_bytes)
+    return ovf_path, mf_path

@@ -1,0 +1,233 @@
+"""Download one disk from an NFC URL in a single pass.
+
+Bytes stream into ``<file>.part`` while the SHA-256 of the same bytes is computed, then the
+file is fsynced and renamed: a file without ``.part`` is always complete and its digest known.
+Network reads run in the calling thread and hashing + writing in a second one (hashlib and
+os.write release the GIL on large buffers), so the three overlap; the TLS connection is
+reused for the whole disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import queue
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.errors import DownloadError, ExportCancelled
+from exports.pipeline.lease import DiskSource
+from exports.pipeline.progress import CancelToken, TransferMeter
+
+CHUNK_SIZE = 4 << 20
+BUFFERS = 4  # per disk: CHUNK_SIZE * BUFFERS bounds memory whatever the disk size
+READ_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class DownloadedDisk:
+    source_key: str
+    path: Path
+    size: int
+    sha256: str
+    capacity_bytes: int
+
+
+def _thumbprint(der: bytes, algorithm: str) -> str:
+    digest = hashlib.new(algorithm, der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def _open(source: DiskSource, target: VCenterTarget) -> tuple[http.client.HTTPConnection, str]:
+    """Connect to the NFC host; trust it by the thumbprint vCenter vouched for in the lease."""
+    url = urlsplit(source.url)
+    path = url.path + (f"?{url.query}" if url.query else "")
+    if url.scheme == "http":
+        return http.client.HTTPConnection(url.hostname, url.port, timeout=READ_TIMEOUT), path
+    pinned = bool(source.ssl_thumbprint) and not target.insecure
+    if pinned or target.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = target.ssl_context()
+    conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=READ_TIMEOUT, context=context)
+    try:
+        conn.connect()
+    except (OSError, ssl.SSLError) as exc:
+        conn.close()
+        raise DownloadError(f"cannot connect to {url.netloc}: {exc}") from None
+    if pinned:
+        der = conn.sock.getpeercert(binary_form=True)
+        expected = source.ssl_thumbprint.upper()
+        algorithm = "sha1" if len(expected.replace(":", "")) == 40 else "sha256"
+        if _thumbprint(der, algorithm) != expected:
+            conn.close()
+            raise DownloadError(
+                f"TLS thumbprint of {url.netloc} does not match the one vCenter gave for the lease",
+                retryable=False,
+            )
+    return conn, path
+
+
+def probe_size(source: DiskSource, target: VCenterTarget, cookie: str) -> int | None:
+    """The file's size from a HEAD request, or None when the host does not say."""
+    if source.file_size:
+        return source.file_size
+    try:
+        conn, path = _open(source, target)
+    except DownloadError:
+        return None
+    try:
+        conn.request("HEAD", path, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        response.read()
+        return response.length if response.status == 200 else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def _fill(response: http.client.HTTPResponse, buffer: bytearray) -> int:
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        got = response.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+class _HashingWriter(threading.Thread):
+    """Hashes and writes the chunks the reader hands over, returning each buffer for reuse."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(name="disk-writer", daemon=True)
+        self.fd = fd
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: BaseException | None = None
+        self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self.free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(BUFFERS):
+            self.free.put(bytearray(CHUNK_SIZE))
+
+    def run(self) -> None:
+        while (item := self.full.get()) is not None:
+            buffer, length = item
+            if self.error is None:
+                try:
+                    view = memoryview(buffer)[:length]
+                    self.digest.update(view)
+                    while view:
+                        view = view[os.write(self.fd, view) :]
+                    self.size += length
+                except BaseException as exc:  # noqa: BLE001 - handed to the reader thread
+                    self.error = exc
+            self.free.put(buffer)
+
+    def take_buffer(self) -> bytearray:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                return self.free.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+
+def download_disk(
+    source: DiskSource,
+    dest: Path,
+    *,
+    target: VCenterTarget,
+    cookie: str,
+    meter: TransferMeter,
+    cancel: CancelToken,
+) -> DownloadedDisk:
+    part = dest.with_name(dest.name + ".part")
+    conn, path = _open(source, target)
+    # A blocked read cannot poll the token: shutting the socket down wakes it at once.
+    unregister = cancel.on_cancel(lambda: _shutdown(conn))
+    meter.restart(dest.name)
+    try:
+        cancel.raise_if_cancelled()
+        conn.request("GET", path, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise DownloadError(f"{dest.name}: NFC server answered {response.status} {response.reason}")
+        if response.length is not None:
+            meter.expect(dest.name, response.length)
+        digest, size = _stream_to(part, response, dest.name, meter, cancel)
+        if response.length is not None and size != response.length:
+            raise DownloadError(f"{dest.name}: transfer ended after {size} of {response.length} bytes")
+        os.replace(part, dest)
+        return DownloadedDisk(source.key, dest, size, digest, source.capacity_bytes)
+    except ExportCancelled:
+        raise
+    except OSError as exc:
+        if cancel.cancelled:
+            raise ExportCancelled() from None
+        if exc.errno == errno.ENOSPC:
+            raise DownloadError(
+                f"disk full writing {dest} (ENOSPC): partial files removed", retryable=False
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.EDQUOT):
+            raise DownloadError(f"cannot write {dest}: {exc.strerror}", retryable=False) from None
+        raise DownloadError(f"{dest.name}: transfer failed: {exc.strerror or exc}") from None
+    except (http.client.HTTPException, ssl.SSLError) as exc:
+        if cancel.cancelled:
+            raise ExportCancelled() from None
+        raise DownloadError(f"{dest.name}: transfer failed: {exc.__class__.__name__} {exc}") from None
+    finally:
+        unregister()
+        conn.close()
+        part.unlink(missing_ok=True)
+
+
+def _stream_to(
+    part: Path, response: http.client.HTTPResponse, name: str, meter: TransferMeter, cancel: CancelToken
+) -> tuple[str, int]:
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    writer = _HashingWriter(fd)
+    writer.start()
+    try:
+        while True:
+            cancel.raise_if_cancelled()
+            buffer = writer.take_buffer()
+            length = _fill(response, buffer)
+            if not length:
+                writer.free.put(buffer)
+                break
+            writer.full.put((buffer, length))
+            meter.add(name, length)
+        writer.full.put(None)
+        writer.join()
+        if writer.error is not None:
+            raise writer.error
+        os.fsync(fd)
+        return writer.digest.hexdigest(), writer.size
+    finally:
+        if writer.is_alive():
+            writer.full.put(None)
+            writer.join()
+        os.close(fd)
+
+
+def _shutdown(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            # The plain socket's shutdown: SSLSocket.shutdown would race the reading thread.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass

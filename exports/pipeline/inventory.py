@@ -1,0 +1,91 @@
+"""Find the VM by inventory path and make sure it may be exported (powered off)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pyVmomi import vim, vmodl
+
+from exports.pipeline.errors import ExportError, VMNotFound, VMPoweredOn
+from exports.pipeline.manifest import VMFacts
+from exports.pipeline.progress import CancelToken, ProgressReporter
+
+
+def find_vm(service_instance, vm_path: str) -> vim.VirtualMachine:
+    """``/dc/vm/folder/name`` → the VirtualMachine, or VMNotFound."""
+    path = vm_path.strip().strip("/")
+    content = service_instance.RetrieveContent()
+    found = content.searchIndex.FindByInventoryPath(path) if path else None
+    if not isinstance(found, vim.VirtualMachine):
+        raise VMNotFound(f"VM not found: {vm_path} (give the inventory path, e.g. /dc/vm/folder/name)")
+    return found
+
+
+def wait_for_task(task: vim.Task, cancel: CancelToken | None = None) -> object:
+    while task.info.state in (vim.TaskInfo.State.queued, vim.TaskInfo.State.running):
+        if cancel is not None and cancel.wait(0.2):
+            cancel.raise_if_cancelled()
+        elif cancel is None:
+            time.sleep(0.2)
+    if task.info.state == vim.TaskInfo.State.error:
+        raise ExportError(task.info.error.msg or "vSphere task failed")
+    return task.info.result
+
+
+def ensure_powered_off(
+    vm: vim.VirtualMachine,
+    vm_path: str,
+    *,
+    power_off: bool,
+    reporter: ProgressReporter,
+    cancel: CancelToken,
+    shutdown_timeout: float = 300.0,
+) -> None:
+    """Refuse a running VM unless asked to stop it: guest shutdown first, power off after a timeout."""
+    if vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOff:
+        return
+    if not power_off:
+        raise VMPoweredOn(f"VM {vm_path} is powered on: shut it down first, or pass -power-off to stop it")
+    reporter.log(logging.INFO, f"shutting down the guest of {vm_path}")
+    try:
+        vm.ShutdownGuest()
+    except (vim.fault.ToolsUnavailable, vim.fault.InvalidState, vmodl.fault.NotSupported):
+        reporter.log(logging.WARNING, "guest shutdown unavailable (no VMware Tools): powering off")
+    else:
+        deadline = time.monotonic() + shutdown_timeout
+        while time.monotonic() < deadline:
+            if vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOff:
+                return
+            if cancel.wait(1.0):
+                cancel.raise_if_cancelled()
+        reporter.log(logging.WARNING, f"guest did not stop within {shutdown_timeout:.0f}s: powering off")
+    if vm.runtime.powerState != vim.VirtualMachinePowerState.poweredOff:
+        wait_for_task(vm.PowerOffVM_Task(), cancel)
+
+
+def read_vm_facts(vm: vim.VirtualMachine) -> VMFacts:
+    """What the manifest records of the VM: read once, never changed."""
+    config = vm.config
+    datacenter = vm.parent
+    while datacenter is not None and not isinstance(datacenter, vim.Datacenter):
+        datacenter = datacenter.parent
+    nics = [
+        {
+            "mac": device.macAddress or "",
+            "network": (device.deviceInfo.summary if device.deviceInfo else "") or "",
+            "adapter": type(device).__name__.rsplit(".", 1)[-1].removeprefix("Virtual").lower(),
+        }
+        for device in config.hardware.device
+        if isinstance(device, vim.vm.device.VirtualEthernetCard)
+    ]
+    return VMFacts(
+        name=vm.name,
+        vm_id=config.instanceUuid or vm._moId,
+        datacenter=datacenter.name if datacenter is not None else "",
+        cpu=config.hardware.numCPU or 1,
+        memory_mb=config.hardware.memoryMB or 0,
+        firmware="uefi" if config.firmware == "efi" else "bios",
+        guest_id=config.guestId or "",
+        nics=nics,
+    )

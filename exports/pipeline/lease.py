@@ -1,0 +1,160 @@
+"""The ExportVm lease: wait until ready, keep it alive, complete or abort it.
+
+vSphere drops a lease that hears nothing for ``leaseTimeout`` seconds, so a keepalive
+thread reports progress at no more than a quarter of that interval for as long as the
+downloads run. Any failure or cancel aborts the lease so the host frees its resources.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from pyVmomi import vim, vmodl
+
+from exports.pipeline.errors import LeaseError, VMPoweredOn
+from exports.pipeline.progress import CancelToken, ProgressReporter
+
+
+@dataclass(frozen=True)
+class DiskSource:
+    """One disk as the lease offers it for download."""
+
+    key: str
+    url: str
+    target_id: str
+    ssl_thumbprint: str
+    file_size: int | None
+    capacity_bytes: int
+
+
+def _resolve_host(url: str, vcenter_netloc: str) -> str:
+    """Lease URLs name the host ``*`` when it is the one we connected to."""
+    parts = urlsplit(url)
+    if parts.hostname == "*":
+        netloc = parts.netloc.replace("*", vcenter_netloc.split(":")[0], 1)
+        if ":" not in netloc and ":" in vcenter_netloc:
+            netloc = vcenter_netloc
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class ExportLease:
+    """An HttpNfcLease from ``VirtualMachine.ExportVm`` and its keepalive thread."""
+
+    def __init__(self, lease: vim.HttpNfcLease, reporter: ProgressReporter) -> None:
+        self._lease = lease
+        self._reporter = reporter
+        self._stop = threading.Event()
+        self._keepalive: threading.Thread | None = None
+        self.timeout_seconds = 300
+        self.keepalive_error: str | None = None
+        self.finished = False
+
+    @classmethod
+    def open(
+        cls,
+        vm: vim.VirtualMachine,
+        vm_path: str,
+        reporter: ProgressReporter,
+        cancel: CancelToken,
+        *,
+        ready_timeout: float = 120.0,
+    ) -> ExportLease:
+        try:
+            lease = vm.ExportVm()
+        except vim.fault.InvalidPowerState:
+            raise VMPoweredOn(f"VM {vm_path} is powered on: it must be off to export") from None
+        except vmodl.fault.ManagedObjectNotFound:
+            raise LeaseError(f"VM {vm_path} disappeared before the export started") from None
+        except vim.fault.VimFault as exc:
+            raise LeaseError(f"vCenter refused the export of {vm_path}: {exc.msg}") from None
+        export_lease = cls(lease, reporter)
+        try:
+            export_lease._wait_ready(ready_timeout, cancel)
+        except BaseException:
+            export_lease.abort()
+            raise
+        return export_lease
+
+    def _wait_ready(self, timeout: float, cancel: CancelToken) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._lease.state
+            if state == vim.HttpNfcLease.State.ready:
+                self.timeout_seconds = self._lease.info.leaseTimeout or 300
+                return
+            if state == vim.HttpNfcLease.State.error:
+                error = self._lease.error
+                raise LeaseError(f"export lease failed: {error.msg if error else 'unknown error'}")
+            if time.monotonic() > deadline:
+                raise LeaseError(f"export lease not ready after {timeout:.0f}s")
+            if cancel.wait(0.2):
+                cancel.raise_if_cancelled()
+
+    def disks(self, vcenter_netloc: str) -> list[DiskSource]:
+        info = self._lease.info
+        capacity: dict[str, int] = {}
+        for device in getattr(info.entity.config.hardware, "device", []) or []:
+            if isinstance(device, vim.vm.device.VirtualDisk):
+                capacity[str(device.key)] = device.capacityInBytes or device.capacityInKB * 1024
+        sources = []
+        for device_url in info.deviceUrl:
+            if not device_url.disk:
+                continue
+            sources.append(
+                DiskSource(
+                    key=device_url.key,
+                    url=_resolve_host(device_url.url, vcenter_netloc),
+                    target_id=device_url.targetId or "",
+                    ssl_thumbprint=device_url.sslThumbprint or "",
+                    file_size=getattr(device_url, "fileSize", None) or None,
+                    capacity_bytes=capacity.get(device_url.key.rsplit(":", 1)[-1], 0)
+                    or int(info.totalDiskCapacityInKB or 0) * 1024,
+                )
+            )
+        if not sources:
+            raise LeaseError("the export lease offers no disks")
+        return sources
+
+    def start_keepalive(self, percent: Callable[[], float]) -> None:
+        """Report progress every quarter of the lease timeout (at most) until stopped."""
+        interval = max(0.2, min(self.timeout_seconds / 4.0, 30.0))
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self._lease.HttpNfcLeaseProgress(percent=int(max(0, min(100, percent()))))
+                except Exception as exc:  # noqa: BLE001 - record it; the downloads will fail anyway
+                    self.keepalive_error = getattr(exc, "msg", None) or str(exc)
+                    self._reporter.log(logging.WARNING, f"lease keepalive failed: {self.keepalive_error}")
+                    return
+
+        self._keepalive = threading.Thread(target=run, name="lease-keepalive", daemon=True)
+        self._keepalive.start()
+
+    def _stop_keepalive(self) -> None:
+        self._stop.set()
+        if self._keepalive is not None:
+            self._keepalive.join(timeout=10)
+
+    def complete(self) -> None:
+        self._stop_keepalive()
+        self._lease.HttpNfcLeaseProgress(percent=100)
+        self._lease.HttpNfcLeaseComplete()
+        self.finished = True
+
+    def abort(self) -> None:
+        """Abort, best effort: the lease may already be gone (timed out, vCenter restarted)."""
+        self._stop_keepalive()
+        if self.finished:
+            return
+        self.finished = True
+        try:
+            self._lease.HttpNfcLeaseAbort()
+        except Exception as exc:  # noqa: BLE001
+            self._reporter.log(logging.DEBUG, f"lease abort: {getattr(exc, 'msg', exc)}")

@@ -1,0 +1,145 @@
+"""The Artifact Manifest v1.0: the guide's fields and what hyper2kvm's loader needs, in one file.
+
+hyper2kvm resolves ``local_path`` and ``output.directory`` against its own working directory,
+so both are absolute: ``hyper2kvm --manifest <dir>/manifest.json`` then works from anywhere.
+Every manifest is validated against the shipped JSON Schema before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from exports.pipeline.download import DownloadedDisk
+from exports.pipeline.files import write_atomically
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "artifact-manifest-v1.schema.json"
+MANIFEST_NAME = "manifest.json"
+CONVERTED_DIR = "converted"
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_manifest(document: dict[str, Any]) -> None:
+    errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.path) or "(root)"
+        raise ValueError(f"invalid Artifact Manifest at {where}: {first.message}")
+
+
+@dataclass(frozen=True)
+class VMFacts:
+    """What the manifest records of the source VM, read once from vCenter."""
+
+    name: str
+    vm_id: str
+    datacenter: str
+    cpu: int
+    memory_mb: int
+    firmware: str
+    guest_id: str
+    nics: list[dict[str, str]]
+
+    @property
+    def os_hint(self) -> str:
+        guest = self.guest_id.lower()
+        if guest.startswith("win"):
+            return "windows"
+        if guest and not guest.startswith("other"):
+            return "linux"
+        return "unknown"
+
+
+def disk_id(path: Path) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]", "-", path.stem)
+
+
+def build_manifest(
+    *,
+    vm: VMFacts,
+    vm_path: str,
+    vcenter: str,
+    exported_at: datetime,
+    disks: list[DownloadedDisk],
+    output_dir: Path,
+    package_format: str,
+    package_file: str,
+    compressed: bool,
+    target_format: str,
+    verify_checksums: bool,
+) -> dict[str, Any]:
+    stamp = exported_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "1.0",
+        "manifest_version": "1.0",
+        "source": {
+            "provider": "vsphere",
+            "vm_name": vm.name,
+            "vm_path": vm_path,
+            "vm_id": vm.vm_id,
+            "datacenter": vm.datacenter,
+            "vcenter": vcenter,
+            "export_date": stamp,
+            "export_timestamp": stamp,
+            "export_method": "vsphere-export-vm",
+        },
+        "vm": {
+            "cpu": max(vm.cpu, 1),
+            "mem_gb": max(math.ceil(vm.memory_mb / 1024), 1),
+            "mem_mb": vm.memory_mb,
+            "firmware": vm.firmware,
+            "os_hint": vm.os_hint,
+            "guest_id": vm.guest_id,
+        },
+        "disks": [
+            {
+                "id": disk_id(disk.path),
+                "path": disk.path.name,
+                "format": "vmdk",
+                "size": disk.size,
+                "checksum": f"sha256:{disk.sha256}",
+                "source_format": "vmdk",
+                "bytes": disk.size,
+                "capacity_bytes": disk.capacity_bytes,
+                "local_path": str(disk.path.resolve()),
+                "boot_order_hint": index,
+                "disk_type": "boot" if index == 0 else "data",
+            }
+            for index, disk in enumerate(disks)
+        ],
+        "nics": vm.nics,
+        "output": {"directory": str((output_dir / CONVERTED_DIR).resolve()), "format": target_format},
+        "package": {"format": package_format, "file": package_file, "compressed": compressed},
+        "pipeline": {
+            "inspect": {"enabled": False},
+            "fix": {"enabled": False},
+            "convert": {"enabled": True},
+            "validate": {"enabled": True},
+        },
+        "conversion": {"target_format": target_format, "verify_checksums": verify_checksums},
+    }
+
+
+def write_manifest(output_dir: Path, document: dict[str, Any]) -> Path:
+    validate_manifest(document)
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    return write_atomically(output_dir / MANIFEST_NAME, data)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text())
+    validate_manifest(document)
+    return document

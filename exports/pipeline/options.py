@@ -1,0 +1,79 @@
+"""What an export is asked to do, validated once, whoever asks (CLI, API, schedule)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from exports.pipeline.convert import TARGET_FORMATS
+
+PACKAGE_FORMATS = ("ovf", "ova")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class InvalidOptions(ValueError):
+    """A usage error: the request itself is wrong, whatever the vCenter says."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90`` (minutes, as the guide counts them), ``90m``, ``2h``, ``1h30m`` or ``45s``."""
+    value = text.strip().lower()
+    if value.isdigit():
+        seconds = int(value) * 60
+    else:
+        match = _DURATION.match(value)
+        if not value or not match:
+            raise InvalidOptions(f"invalid duration {text!r}: use minutes (120) or 2h, 90m, 45s")
+        hours, minutes, secs = (int(group or 0) for group in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise InvalidOptions(f"invalid duration {text!r}: must be more than zero")
+    return float(seconds)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    vm_path: str
+    output_dir: Path | None = None
+    format: str = "ovf"
+    compress: bool = False
+    parallel: int = 4
+    power_off: bool = False
+    manifest: bool = False
+    manifest_target: str = "qcow2"
+    convert: bool = False
+    verify: bool = False
+    hyper2kvm_path: str | None = None
+    conversion_timeout: float = 120 * 60.0
+    overwrite: bool = False
+    dry_run: bool = False
+    max_attempts: int = 3
+    retry_backoff: float = 2.0
+    shutdown_timeout: float = 300.0
+
+    @property
+    def vm_name(self) -> str:
+        return self.vm_path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def output(self) -> Path:
+        return (self.output_dir or Path(f"export-{self.vm_name}")).expanduser().absolute()
+
+    @property
+    def writes_manifest(self) -> bool:
+        """Conversion and verification read the manifest, so they imply it."""
+        return self.manifest or self.convert or self.verify
+
+    def validate(self) -> ExportOptions:
+        if not self.vm_path.strip().strip("/"):
+            raise InvalidOptions("give the VM's inventory path with -vm, e.g. -vm /dc/vm/prod/web01")
+        if self.format not in PACKAGE_FORMATS:
+            raise InvalidOptions(f"unknown format {self.format!r}: use ovf or ova")
+        if self.manifest_target not in TARGET_FORMATS:
+            raise InvalidOptions(f"unknown manifest target {self.manifest_target!r}: use qcow2, raw or vdi")
+        if self.parallel < 1:
+            raise InvalidOptions("-parallel must be at least 1")
+        if self.conversion_timeout <= 0:
+            raise InvalidOptions("-conversion-timeout must be more than zero")
+        return self

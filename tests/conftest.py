@@ -1,0 +1,58 @@
+"""Shared fixtures: real VMDKs made with qemu-img and a real vSphere API (the simulator)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from exports.pipeline.download import DownloadedDisk
+from exports.pipeline.files import sha256_file
+from exports.pipeline.manifest import VMFacts, build_manifest, write_manifest
+from tests.vsphere_sim.harness import make_stream_vmdk
+
+
+@pytest.fixture
+def exported_disks(tmp_path) -> list[DownloadedDisk]:
+    """Two streamOptimized VMDKs of random data as if just downloaded (seeds kept as .raw)."""
+    out = tmp_path / "export"
+    disks = []
+    for index, size_mib in enumerate((6, 3), start=1):
+        vmdk = make_stream_vmdk(tmp_path / "seeds" / f"app01-disk{index}.vmdk", size_mib)
+        dest = out / vmdk.name
+        dest.parent.mkdir(exist_ok=True)
+        os.link(vmdk, dest)
+        disks.append(DownloadedDisk(f"200{index}", dest, dest.stat().st_size, sha256_file(dest), size_mib << 20))
+    return disks
+
+
+@pytest.fixture
+def write_test_manifest():
+    def write(disks: list[DownloadedDisk], target: str = "qcow2") -> dict:
+        output_dir = disks[0].path.parent
+        facts = VMFacts("app01", "vm-42", "dc", 2, 3000, "bios", "otherLinux64Guest", [])
+        document = build_manifest(
+            vm=facts,
+            vm_path="/dc/vm/prod/app01",
+            vcenter="vc.example",
+            exported_at=datetime(2026, 1, 22, 10, 30, tzinfo=UTC),
+            disks=disks,
+            output_dir=output_dir,
+            package_format="ovf",
+            package_file="app01.ovf",
+            compressed=False,
+            target_format=target,
+            verify_checksums=True,
+        )
+        write_manifest(output_dir, document)
+        return document
+
+    return write
+
+
+def seed_of(path: Path | str) -> Path:
+    """The raw image a test VMDK was made from."""
+    name = Path(path).name.split(".")[0]
+    return Path(path).parent.parent / "seeds" / f"{name}.raw"

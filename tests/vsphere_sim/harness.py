@@ -1,0 +1,430 @@
+"""Build, start, seed and stop HyperSDK's vSphere test server.
+
+The server (``main.go`` and friends in this directory) is govmomi's vcsim
+extended with ExportVm/HttpNfcLease/NFC downloads and
+OvfManager.CreateDescriptor. pyvmomi talks to it exactly as to vCenter, over
+verified TLS.
+
+Typical use::
+
+    sim = VSphereSimulator(tmp_path).start()
+    try:
+        vmdk = make_stream_vmdk(tmp_path / "disk0.vmdk", 8)
+        sim.seed_disks("/dc/vm/prod/app01", [vmdk])
+        si = sim.service_instance()
+        ...
+    finally:
+        sim.stop()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SimulatorUnavailable",
+    "VSphereSimulator",
+    "build_simulator",
+    "make_stream_vmdk",
+]
+
+SOURCE_DIR = Path(__file__).resolve().parent
+DEFAULT_GOPATH = "/usr/share/gocode"
+GOVMOMI_SIMULATOR = "src/github.com/vmware/govmomi/simulator"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+
+
+class SimulatorUnavailable(RuntimeError):
+    """The simulator cannot be built or started on this machine."""
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("HYPERSDK_SIM_CACHE")
+    return Path(base) if base else Path.home() / ".cache" / "hypersdk"
+
+
+def _sources_digest() -> str:
+    h = hashlib.sha256()
+    for src in sorted(SOURCE_DIR.glob("*.go")):
+        h.update(src.name.encode() + b"\0")
+        h.update(src.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def build_simulator() -> Path:
+    """Build the Go server (GOPATH mode, offline) and return the binary path.
+
+    The binary is cached as ``vsphere-sim-<sha256 of the .go sources>`` in
+    ``${HYPERSDK_SIM_CACHE:-~/.cache/hypersdk}`` and reused when present.
+    Raises SimulatorUnavailable with the compiler output if it cannot build.
+    """
+    cache = _cache_dir()
+    binary = cache / f"vsphere-sim-{_sources_digest()}"
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return binary
+
+    go = shutil.which("go")
+    if go is None:
+        raise SimulatorUnavailable("the Go toolchain ('go') is not installed")
+    gopath = os.environ.get("HYPERSDK_SIM_GOPATH", DEFAULT_GOPATH)
+    if not (Path(gopath) / GOVMOMI_SIMULATOR).is_dir():
+        raise SimulatorUnavailable(
+            f"govmomi's simulator package is missing from {gopath}/{GOVMOMI_SIMULATOR} "
+            "(install golang-github-vmware-govmomi-dev)"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        GO111MODULE="off",
+        GOPROXY="off",
+        GOFLAGS="",
+        GOPATH=gopath,
+        GOCACHE=str(cache / "gocache"),
+        CGO_ENABLED="0",
+    )
+    # Build to a private name, then rename: concurrent builds (pytest-xdist)
+    # never see a half-written binary.
+    tmp = cache / f".{binary.name}.{os.getpid()}.tmp"
+    proc = subprocess.run(
+        [go, "build", "-o", str(tmp), "."],
+        cwd=SOURCE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise SimulatorUnavailable(f"building the vSphere simulator failed:\n{proc.stdout}{proc.stderr}")
+    os.replace(tmp, binary)
+    return binary
+
+
+def make_stream_vmdk(path: Path, size_mib: int, seed_raw: Path | None = None) -> Path:
+    """Create a streamOptimized VMDK at ``path`` from a raw image.
+
+    The raw image is kept next to it as ``<name>.raw`` (for ``qemu-img
+    compare``). It is ``seed_raw`` copied when given, otherwise ``size_mib``
+    MiB of random data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_suffix(".raw")
+    if seed_raw is not None:
+        if Path(seed_raw).resolve() != raw.resolve():
+            shutil.copyfile(seed_raw, raw)
+    else:
+        chunk = 1024 * 1024
+        with open(raw, "wb") as f:
+            for _ in range(size_mib):
+                f.write(os.urandom(chunk))
+    qemu_img = shutil.which("qemu-img")
+    if qemu_img is None:
+        raise SimulatorUnavailable("qemu-img is not installed")
+    path.unlink(missing_ok=True)
+    subprocess.run(
+        [qemu_img, "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(raw), str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def _virtual_size(image: Path) -> int:
+    out = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(image)], check=True, capture_output=True, text=True
+    ).stdout
+    return int(json.loads(out)["virtual-size"])
+
+
+def _split_ds_path(name: str) -> tuple[str, str]:
+    """'[LocalDS_0] dir/disk.vmdk' -> ('LocalDS_0', 'dir/disk.vmdk')."""
+    ds, _, rel = name.partition("]")
+    return ds.lstrip("["), rel.strip()
+
+
+class VSphereSimulator:
+    """One running vSphere test server (a subprocess)."""
+
+    def __init__(self, workdir: Path, *, lease_timeout: float = 300.0, nfc_rate: int = 0) -> None:
+        self.workdir = Path(workdir)
+        self.lease_timeout = lease_timeout
+        self.nfc_rate = nfc_rate
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.host = ""
+        self.username = ""
+        self.password = ""
+        self.ca_file = Path()
+        self.thumbprint = ""
+        self.datacenter = ""
+        self.datastore = ""
+        self.log_file = self.workdir / "vsphere-sim.log"
+        self._tmpdir: Path | None = None
+        self._connections: list[Any] = []
+
+    # ---- life-cycle ----
+
+    def start(self) -> "VSphereSimulator":
+        if self.proc is not None:
+            return self
+        binary = build_simulator()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # vcsim puts its datastores in TMPDIR: give it a directory we own
+        # and remove on stop.
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="vsphere-sim-tmp-", dir=self.workdir))
+        cert = self.workdir / "vsphere-sim-cert.pem"
+        cmd = [
+            str(binary),
+            "-listen", "127.0.0.1",
+            "-port", "0",
+            "-cert-out", str(cert),
+            "-lease-timeout", f"{max(1, int(self.lease_timeout * 1000))}ms",
+            "-nfc-rate", str(int(self.nfc_rate)),
+        ]
+        env = dict(os.environ, TMPDIR=str(self._tmpdir))
+        log = open(self.log_file, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env, text=True
+            )
+        finally:
+            log.close()
+
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(READY_TIMEOUT)
+        if not line or not line[0].strip():
+            self.stop()
+            raise SimulatorUnavailable(f"vSphere simulator did not become ready:\n{self._log_tail()}")
+        info = json.loads(line[0])
+        self.url = info["url"]
+        self.host = info["host"]
+        self.username = info["username"]
+        self.password = info["password"]
+        self.ca_file = Path(info["cert"])
+        self.thumbprint = info["thumbprint"]
+        self.datacenter = info["datacenter"]
+        self.datastore = info["datastore"]
+        return self
+
+    def stop(self) -> None:
+        for si in self._connections:
+            try:
+                from pyVim.connect import Disconnect
+
+                Disconnect(si)
+            except Exception:
+                pass
+        self._connections.clear()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> "VSphereSimulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # ---- clients ----
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def service_instance(self):
+        """A new pyvmomi ServiceInstance, logged in, TLS verified with ca_file."""
+        from pyVim.connect import SmartConnect
+
+        host, port = self.host.rsplit(":", 1)
+        return SmartConnect(
+            host=host, port=int(port), user=self.username, pwd=self.password, sslContext=self.ssl_context()
+        )
+
+    def _si(self):
+        if not self._connections:
+            self._connections.append(self.service_instance())
+        return self._connections[0]
+
+    def find_vm(self, vm_path: str, si=None):
+        si = si or self._si()
+        vm = si.RetrieveContent().searchIndex.FindByInventoryPath(vm_path)
+        if vm is None:
+            raise LookupError(f"no VM at inventory path {vm_path!r}")
+        return vm
+
+    def _session_cookie(self, si) -> dict[str, str]:
+        cookie = getattr(si._stub, "cookie", "") or ""
+        name, _, rest = cookie.partition("=")
+        value = rest.split(";", 1)[0].strip('"')
+        return {name.strip(): value} if name and value else {}
+
+    # ---- seeding and power ----
+
+    def seed_disks(self, vm_path: str, images: list[Path]) -> None:
+        """Give the VM one disk per image, big enough, holding that image.
+
+        Existing disks are grown (never shrunk) to each image's virtual size,
+        missing ones are added on the first disk's controller, extra ones are
+        removed; then each streamOptimized VMDK is uploaded over the
+        datastore HTTP endpoint to its disk's backing file.
+        """
+        import requests
+        from pyVim.task import WaitForTask
+        from pyVmomi import vim
+
+        images = [Path(p) for p in images]
+        si = self._si()
+        vm = self.find_vm(vm_path, si)
+        devices = list(vm.config.hardware.device)
+        disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+        if not disks and images:
+            raise RuntimeError(f"{vm_path} has no disk to model new disks on")
+
+        changes = []
+        for disk, image in zip(disks, images):
+            size = _virtual_size(image)
+            if size > (disk.capacityInBytes or disk.capacityInKB * 1024):
+                disk.capacityInKB = math.ceil(size / 1024)
+                disk.capacityInBytes = disk.capacityInKB * 1024
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk))
+        for disk in disks[len(images):]:
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="remove", device=disk))
+        if len(images) > len(disks):
+            template = disks[0]
+            ds_name, rel = _split_ds_path(template.backing.fileName)
+            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            used_units = {d.unitNumber for d in devices if d.controllerKey == template.controllerKey}
+            used_names = {d.backing.fileName for d in disks}
+            unit, index = 0, 2
+            for n, image in enumerate(images[len(disks):]):
+                while unit in used_units or unit == 7:  # unit 7 is the SCSI controller itself
+                    unit += 1
+                used_units.add(unit)
+                while True:
+                    name = f"[{ds_name}] {folder + '/' if folder else ''}disk{index}.vmdk"
+                    index += 1
+                    if name not in used_names:
+                        break
+                size = _virtual_size(image)
+                kb = math.ceil(size / 1024)
+                disk = vim.vm.device.VirtualDisk(
+                    key=-(n + 1),
+                    controllerKey=template.controllerKey,
+                    unitNumber=unit,
+                    capacityInKB=kb,
+                    capacityInBytes=kb * 1024,
+                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                        fileName=name, diskMode="persistent", thinProvisioned=True
+                    ),
+                )
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk))
+        if changes:
+            WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), si=si)
+
+        disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        if len(disks) != len(images):
+            raise RuntimeError(f"{vm_path} has {len(disks)} disks after reconfiguration, wanted {len(images)}")
+        cookies = self._session_cookie(si)
+        for disk, image in zip(disks, images):
+            ds_name, rel = _split_ds_path(disk.backing.fileName)
+            with open(image, "rb") as data:
+                r = requests.put(
+                    f"https://{self.host}/folder/{rel}",
+                    params={"dcPath": self.datacenter, "dsName": ds_name},
+                    data=data,
+                    cookies=cookies,
+                    verify=str(self.ca_file),
+                    timeout=600,
+                )
+            r.raise_for_status()
+
+    def _power(self, vm_path: str, state: str) -> None:
+        from pyVim.task import WaitForTask
+
+        si = self._si()
+        vm = self.find_vm(vm_path, si)
+        if vm.runtime.powerState == state:
+            return
+        task = vm.PowerOnVM_Task() if state == "poweredOn" else vm.PowerOffVM_Task()
+        WaitForTask(task, si=si)
+
+    def power_on(self, vm_path: str) -> None:
+        self._power(vm_path, "poweredOn")
+
+    def power_off(self, vm_path: str) -> None:
+        self._power(vm_path, "poweredOff")
+
+    # ---- leases ----
+
+    def leases(self) -> list[dict]:
+        """Every lease the server created, oldest first (debug endpoint)."""
+        import requests
+
+        r = requests.get(f"https://{self.host}/hypersdk-sim/leases", verify=str(self.ca_file), timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def lease_report(self, lease) -> dict:
+        """The debug-endpoint entry for a pyvmomi HttpNfcLease."""
+        for entry in self.leases():
+            if entry["id"] == lease._moId:
+                return entry
+        raise LookupError(lease._moId)
+
+    def absolute_url(self, device_url: str) -> str:
+        """Substitute the '*' host of an HttpNfcLease device URL."""
+        return device_url.replace("://*/", f"://{self.host}/", 1)
+
+    def wait_lease(self, lease, states=("ready", "error"), timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = lease.state
+            if state in states:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"lease {lease._moId} still {state}")
+            time.sleep(0.05)
+
+    def nfc_url(self, vm_path: str, si=None) -> tuple[Any, str]:
+        """ExportVm on ``vm_path``, wait until ready; return (lease, absolute URL of disk 0).
+
+        The caller should HttpNfcLeaseComplete/Abort the lease when done.
+        """
+        si = si or self._si()
+        vm = self.find_vm(vm_path, si)
+        lease = vm.ExportVm()
+        if self.wait_lease(lease) != "ready":
+            raise RuntimeError(f"lease failed: {lease.error}")
+        return lease, self.absolute_url(lease.info.deviceUrl[0].url)
