@@ -20,11 +20,15 @@ requests = pytest.importorskip("requests")
 from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
 from pyVmomi import vim, vmodl  # noqa: E402
 
-from tests.vsphere_sim.harness import (  # noqa: E402
-    SimulatorUnavailable,
-    VSphereSimulator,
-    make_stream_vmdk,
-)
+try:
+    from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
+except ImportError:  # run without the repository root on sys.path (plain `pytest`)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
+
+pytestmark = pytest.mark.vsphere
 
 SEEDED_VM = "/dc/vm/prod/web01"
 OVF_NS = "{http://schemas.dmtf.org/ovf/envelope/1}"
@@ -84,13 +88,18 @@ def test_login_and_wrong_password(sim, si):
 
 
 def test_tls_is_verified_against_ca_file(sim):
-    # A context without our CA must refuse the server certificate.
-    import urllib.request
+    import socket
 
-    with pytest.raises(Exception) as e:
-        urllib.request.urlopen(f"https://{sim.host}/sdk/vimServiceVersions.xml", context=ssl.create_default_context(cafile=None, cadata=None), timeout=10)
-    assert "CERTIFICATE_VERIFY_FAILED" in str(e.value) or isinstance(e.value, ssl.SSLError)
-    assert get(sim, f"https://{sim.host}/sdk/vimServiceVersions.xml").ok
+    host, port = sim.host.rsplit(":", 1)
+    for name in ("127.0.0.1", "localhost"):
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            with sim.ssl_context().wrap_socket(raw, server_hostname=name) as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    # Without our CA the certificate is refused.
+    no_ca = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, trusts nothing
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            no_ca.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 def test_user_guide_inventory(si):
@@ -303,7 +312,7 @@ def test_nfc_rate_throttles(tmp_path, seeded):
     sim = VSphereSimulator(tmp_path, nfc_rate=1024 * 1024)  # 1 MiB/s
     sim.start()
     try:
-        vmdk = make_stream_vmdk(tmp_path / "small.vmdk", 1, seed_raw=None)
+        vmdk = make_stream_vmdk(tmp_path / "small.vmdk", 1)
         sim.seed_disks("/dc/vm/dev/app01", [vmdk])
         lease, url = sim.nfc_url("/dc/vm/dev/app01")
         size = vmdk.stat().st_size
@@ -313,5 +322,20 @@ def test_nfc_rate_throttles(tmp_path, seeded):
         assert r.content == vmdk.read_bytes()
         assert elapsed >= 0.8 * size / (1024 * 1024)
         lease.HttpNfcLeaseComplete()
+
+        # Aborting the lease cuts a transfer in flight.
+        lease, url = sim.nfc_url("/dc/vm/dev/app01")
+        got = 0
+        with requests.get(url, verify=str(sim.ca_file), stream=True, timeout=30) as r:
+            assert r.status_code == 200
+            try:
+                for chunk in r.iter_content(64 * 1024):
+                    got += len(chunk)
+                    if got >= 128 * 1024 and lease.state == "ready":
+                        lease.HttpNfcLeaseAbort()
+            except requests.exceptions.RequestException:
+                pass
+        assert got < size
+        assert sim.lease_report(lease)["aborted"]
     finally:
         sim.stop()

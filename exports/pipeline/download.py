@@ -165,11 +165,12 @@ def download_disk(
         response = conn.getresponse()
         if response.status != 200:
             raise DownloadError(f"{dest.name}: NFC server answered {response.status} {response.reason}")
-        if response.length is not None:
-            meter.expect(dest.name, response.length)
+        expected = response.length  # http.client counts this down as it reads
+        if expected is not None:
+            meter.expect(dest.name, expected)
         digest, size = _stream_to(part, response, dest.name, meter, cancel)
-        if response.length is not None and size != response.length:
-            raise DownloadError(f"{dest.name}: transfer ended after {size} of {response.length} bytes")
+        if expected is not None and size != expected:
+            raise DownloadError(f"{dest.name}: transfer ended after {size} of {expected} bytes")
         os.replace(part, dest)
         return DownloadedDisk(source.key, dest, size, digest, source.capacity_bytes)
     except ExportCancelled:

@@ -110,6 +110,10 @@ def build_simulator() -> Path:
         tmp.unlink(missing_ok=True)
         raise SimulatorUnavailable(f"building the vSphere simulator failed:\n{proc.stdout}{proc.stderr}")
     os.replace(tmp, binary)
+    # Drop binaries of older sources (running ones keep their inode).
+    for old in cache.glob("vsphere-sim-*"):
+        if old != binary and old.is_file():
+            old.unlink(missing_ok=True)
     return binary
 
 
