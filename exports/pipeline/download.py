@@ -9,6 +9,7 @@ reused for the whole disk.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import http.client
@@ -17,6 +18,7 @@ import queue
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +31,30 @@ from exports.pipeline.progress import CancelToken, TransferMeter
 CHUNK_SIZE = 4 << 20
 BUFFERS = 4  # per disk: CHUNK_SIZE * BUFFERS bounds memory whatever the disk size
 READ_TIMEOUT = 120.0
+WRITEBACK_WINDOW = 64 << 20
+
+
+def _sync_file_range() -> Callable[[int, int, int, bool], None]:
+    """Linux's sync_file_range(2), or a no-op where it is missing.
+
+    The final fsync is mandatory; on a disk of many GiB it would flush everything at the
+    end. Instead, writeback of each window starts as soon as it is written, and the window
+    before it is waited for, so dirty pages stay bounded and the final fsync is short.
+    """
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, length, wait: None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    wait_before, write, wait_after = 1, 2, 4  # SYNC_FILE_RANGE_* flags
+
+    def sync_range(fd: int, offset: int, length: int, wait: bool) -> None:
+        function(fd, offset, length, (wait_before | write | wait_after) if wait else write)
+
+    return sync_range
+
+
+sync_range = _sync_file_range()
 
 
 @dataclass(frozen=True)
@@ -89,7 +115,9 @@ def probe_size(source: DiskSource, target: VCenterTarget, cookie: str) -> int | 
         conn.request("HEAD", path, headers={"Cookie": cookie})
         response = conn.getresponse()
         response.read()
-        return response.length if response.status == 200 else None
+        # Not response.length: http.client sets it to 0 for any HEAD response.
+        length = response.getheader("Content-Length")
+        return int(length) if response.status == 200 and length and length.isdigit() else None
     except (OSError, http.client.HTTPException):
         return None
     finally:
@@ -107,30 +135,55 @@ def _fill(response: http.client.HTTPResponse, buffer: bytearray) -> int:
     return filled
 
 
-class _HashingWriter(threading.Thread):
-    """Hashes and writes the chunks the reader hands over, returning each buffer for reuse."""
+class _DiskSink:
+    """Hashes and writes the chunks the reader hands over, each in a thread of its own.
+
+    Reader → hasher → writer → back to the free pool: with a few buffers in flight all
+    three stages run at once. The first error stops the work but not the flow of buffers,
+    so the reader never waits forever.
+    """
 
     def __init__(self, fd: int) -> None:
-        super().__init__(name="disk-writer", daemon=True)
         self.fd = fd
         self.digest = hashlib.sha256()
         self.size = 0
+        self.flushed_to = 0  # writeback started up to here
+        self.synced_to = 0  # and finished up to here
         self.error: BaseException | None = None
-        self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         self.free: queue.Queue[bytearray] = queue.Queue()
+        self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         for _ in range(BUFFERS):
             self.free.put(bytearray(CHUNK_SIZE))
+        self._threads = [
+            threading.Thread(target=self._hash, name="disk-hash", daemon=True),
+            threading.Thread(target=self._write, name="disk-write", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def run(self) -> None:
-        while (item := self.full.get()) is not None:
+    def _hash(self) -> None:
+        while (item := self._to_hash.get()) is not None:
+            if self.error is None:
+                self.digest.update(memoryview(item[0])[: item[1]])
+            self._to_write.put(item)
+        self._to_write.put(None)
+
+    def _write(self) -> None:
+        while (item := self._to_write.get()) is not None:
             buffer, length = item
             if self.error is None:
                 try:
                     view = memoryview(buffer)[:length]
-                    self.digest.update(view)
                     while view:
                         view = view[os.write(self.fd, view) :]
                     self.size += length
+                    if self.size - self.flushed_to >= WRITEBACK_WINDOW:
+                        if self.flushed_to:
+                            sync_range(self.fd, self.synced_to, self.flushed_to - self.synced_to, True)
+                            self.synced_to = self.flushed_to
+                        sync_range(self.fd, self.flushed_to, self.size - self.flushed_to, False)
+                        self.flushed_to = self.size
                 except BaseException as exc:  # noqa: BLE001 - handed to the reader thread
                     self.error = exc
             self.free.put(buffer)
@@ -143,6 +196,24 @@ class _HashingWriter(threading.Thread):
                 return self.free.get(timeout=0.5)
             except queue.Empty:
                 continue
+
+    def submit(self, buffer: bytearray, length: int) -> None:
+        self._to_hash.put((buffer, length))
+
+    def finish_quietly(self) -> None:
+        """Stop the threads after a failure elsewhere; their own error no longer matters."""
+        self.error = self.error or RuntimeError("download stopped")
+        self._to_hash.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def finish(self) -> None:
+        """Wait for every chunk to be hashed and written; raise the first error."""
+        self._to_hash.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def download_disk(
@@ -199,28 +270,25 @@ def _stream_to(
     part: Path, response: http.client.HTTPResponse, name: str, meter: TransferMeter, cancel: CancelToken
 ) -> tuple[str, int]:
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    writer = _HashingWriter(fd)
-    writer.start()
+    sink = _DiskSink(fd)
+    finished = False
     try:
         while True:
             cancel.raise_if_cancelled()
-            buffer = writer.take_buffer()
+            buffer = sink.take_buffer()
             length = _fill(response, buffer)
             if not length:
-                writer.free.put(buffer)
+                sink.free.put(buffer)
                 break
-            writer.full.put((buffer, length))
+            sink.submit(buffer, length)
             meter.add(name, length)
-        writer.full.put(None)
-        writer.join()
-        if writer.error is not None:
-            raise writer.error
+        finished = True
+        sink.finish()
         os.fsync(fd)
-        return writer.digest.hexdigest(), writer.size
+        return sink.digest.hexdigest(), sink.size
     finally:
-        if writer.is_alive():
-            writer.full.put(None)
-            writer.join()
+        if not finished:
+            sink.finish_quietly()
         os.close(fd)
 
 

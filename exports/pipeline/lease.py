@@ -83,6 +83,7 @@ class ExportLease:
 
     def _wait_ready(self, timeout: float, cancel: CancelToken) -> None:
         deadline = time.monotonic() + timeout
+        poll = 0.05  # leases are often ready at once; back off for slow hosts
         while True:
             state = self._lease.state
             if state == vim.HttpNfcLease.State.ready:
@@ -93,8 +94,9 @@ class ExportLease:
                 raise LeaseError(f"export lease failed: {error.msg if error else 'unknown error'}")
             if time.monotonic() > deadline:
                 raise LeaseError(f"export lease not ready after {timeout:.0f}s")
-            if cancel.wait(0.2):
+            if cancel.wait(poll):
                 cancel.raise_if_cancelled()
+            poll = min(poll * 2, 1.0)
 
     def disks(self, vcenter_netloc: str) -> list[DiskSource]:
         info = self._lease.info

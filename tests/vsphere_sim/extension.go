@@ -378,4 +378,5 @@ func datastorePath(name string) (string, error) {
 	return "", fmt.Errorf("datastore %q not found", p.ds)
 }
 
+// nfcLease must be a registry object (a mo.Reference embedding mo.HttpNfcLease).
 var _ mo.Reference = (*nfcLease)(nil)
