@@ -11,7 +11,55 @@ import pytest
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import sha256_file
 from exports.pipeline.manifest import VMFacts, build_manifest, write_manifest
-from tests.vsphere_sim.harness import make_stream_vmdk
+from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
+
+APP01 = "/dc/vm/prod/app01"
+
+
+def start_simulator(workdir: Path, **options) -> VSphereSimulator:
+    """Start a vSphere test server; the suite fails loudly, never skips, if it cannot."""
+    try:
+        return VSphereSimulator(workdir, **options).start()
+    except SimulatorUnavailable as exc:
+        pytest.fail(f"the vSphere simulator is required and could not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vsphere(tmp_path_factory) -> VSphereSimulator:
+    sim = start_simulator(tmp_path_factory.mktemp("vsphere"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def app01_seeds(vsphere, tmp_path_factory) -> list[Path]:
+    """app01 holds two disks of random data; their raw seeds sit beside the VMDKs."""
+    seeds = tmp_path_factory.mktemp("app01-seeds")
+    images = [
+        make_stream_vmdk(seeds / "app01-disk1.vmdk", 24),
+        make_stream_vmdk(seeds / "app01-disk2.vmdk", 12),
+    ]
+    vsphere.seed_disks(APP01, images)
+    return images
+
+
+def govc_environment(sim: VSphereSimulator) -> dict[str, str]:
+    return {
+        "GOVC_URL": sim.url,
+        "GOVC_USERNAME": sim.username,
+        "GOVC_PASSWORD": sim.password,
+        "GOVC_TLS_CA_CERTS": str(sim.ca_file),
+    }
+
+
+@pytest.fixture
+def govc_env(vsphere, monkeypatch) -> dict[str, str]:
+    """GOVC_* pointing at the session's simulator, in this process's environment too."""
+    env = govc_environment(vsphere)
+    monkeypatch.delenv("GOVC_INSECURE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
 
 
 @pytest.fixture
@@ -24,7 +72,9 @@ def exported_disks(tmp_path) -> list[DownloadedDisk]:
         dest = out / vmdk.name
         dest.parent.mkdir(exist_ok=True)
         os.link(vmdk, dest)
-        disks.append(DownloadedDisk(f"200{index}", dest, dest.stat().st_size, sha256_file(dest), size_mib << 20))
+        disks.append(
+            DownloadedDisk(f"200{index}", dest, dest.stat().st_size, sha256_file(dest), size_mib << 20)
+        )
     return disks
 
 

@@ -42,7 +42,9 @@ def test_qemu_img_conversion_is_identical_to_the_seed(exported_disks, write_test
         assert output.sha256 == sha256_file(output.output)
     written = json.loads((exported_disks[0].path.parent / REPORT_NAME).read_text())
     assert written["outputs"][0]["size"] > 0
-    checks = verify_export(document, report, timeout_seconds=600, reporter=NullReporter(), cancel=CancelToken())
+    checks = verify_export(
+        document, report, timeout_seconds=600, reporter=NullReporter(), cancel=CancelToken()
+    )
     assert any("identical" in check for check in checks)
 
 

@@ -32,7 +32,9 @@ def test_paths_are_absolute_so_hyper2kvm_runs_from_anywhere(exported_disks, writ
     assert os.path.isabs(document["output"]["directory"])
 
 
-def test_hyper2kvm_loader_accepts_the_manifest_and_its_checksums(exported_disks, write_test_manifest, tmp_path):
+def test_hyper2kvm_loader_accepts_the_manifest_and_its_checksums(
+    exported_disks, write_test_manifest, tmp_path
+):
     write_test_manifest(exported_disks)
     loader = ManifestLoader()
     os.chdir(tmp_path)  # its loader resolves relative paths here: ours are absolute

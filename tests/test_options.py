@@ -40,7 +40,9 @@ def test_conversion_and_verification_imply_the_manifest():
 
 
 def test_govc_url_with_credentials_is_parsed_and_password_hidden():
-    target = VCenterTarget.from_env({"GOVC_URL": "https://admin%40vsphere.local:s3cr%21t@vc.example:8443/sdk"})
+    target = VCenterTarget.from_env(
+        {"GOVC_URL": "https://admin%40vsphere.local:s3cr%21t@vc.example:8443/sdk"}
+    )
     assert (target.host, target.port, target.username, target.password) == (
         "vc.example",
         8443,

@@ -1,7 +1,6 @@
 """pyvmomi against HyperSDK's vSphere test server (tests/vsphere_sim).
 
-Real SOAP over verified TLS; no mocks. Self-contained: the fixtures here
-will move to tests/conftest.py.
+Real SOAP over verified TLS; no mocks.
 """
 
 from __future__ import annotations
@@ -10,23 +9,14 @@ import hashlib
 import ssl
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
+import requests
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim, vmodl
 
-pyVmomi = pytest.importorskip("pyVmomi")
-requests = pytest.importorskip("requests")
-
-from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
-from pyVmomi import vim, vmodl  # noqa: E402
-
-try:
-    from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
-except ImportError:  # run without the repository root on sys.path (plain `pytest`)
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
+from tests.conftest import start_simulator
+from tests.vsphere_sim.harness import make_stream_vmdk
 
 pytestmark = pytest.mark.vsphere
 
@@ -36,11 +26,7 @@ OVF_NS = "{http://schemas.dmtf.org/ovf/envelope/1}"
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    s = VSphereSimulator(tmp_path_factory.mktemp("vsphere-sim"))
-    try:
-        s.start()
-    except SimulatorUnavailable as e:
-        pytest.skip(str(e))
+    s = start_simulator(tmp_path_factory.mktemp("vsphere-sim"))
     yield s
     s.stop()
 
@@ -104,8 +90,16 @@ def test_tls_is_verified_against_ca_file(sim):
 
 def test_user_guide_inventory(si):
     index = si.content.searchIndex
-    vms = {p: index.FindByInventoryPath(p) for p in (
-        "/dc/vm/prod/web01", "/dc/vm/prod/web02", "/dc/vm/prod/app01", "/dc/vm/prod/db01", "/dc/vm/dev/app01")}
+    vms = {
+        p: index.FindByInventoryPath(p)
+        for p in (
+            "/dc/vm/prod/web01",
+            "/dc/vm/prod/web02",
+            "/dc/vm/prod/app01",
+            "/dc/vm/prod/db01",
+            "/dc/vm/dev/app01",
+        )
+    }
     assert all(isinstance(vm, vim.VirtualMachine) for vm in vms.values())
     assert vms["/dc/vm/prod/app01"] != vms["/dc/vm/dev/app01"]
     assert vms["/dc/vm/prod/app01"].name == "app01"
@@ -163,7 +157,7 @@ def test_lease_becomes_ready_with_device_urls(sim, si, seeded):
 def test_download_range_and_head(sim, si, seeded):
     lease = export(sim, si)
     try:
-        for dev, image in zip(lease.info.deviceUrl, seeded):
+        for dev, image in zip(lease.info.deviceUrl, seeded, strict=True):
             want = image.read_bytes()
             r = get(sim, sim.absolute_url(dev.url))
             assert r.status_code == 200
@@ -192,7 +186,7 @@ def test_manifest(sim, si, seeded):
     try:
         manifest = lease.HttpNfcLeaseGetManifest()
         assert [m.key for m in manifest] == [d.key for d in lease.info.deviceUrl]
-        for entry, image in zip(manifest, seeded):
+        for entry, image in zip(manifest, seeded, strict=True):
             data = image.read_bytes()
             assert entry.sha1 == hashlib.sha1(data).hexdigest()
             assert entry.size == len(data)
@@ -243,8 +237,7 @@ def test_abort(sim, si, seeded):
 
 
 def test_lease_timeout(tmp_path, seeded):
-    sim = VSphereSimulator(tmp_path, lease_timeout=1)
-    sim.start()
+    sim = start_simulator(tmp_path, lease_timeout=1)
     try:
         si = sim.service_instance()
         lease = export(sim, si, "/dc/vm/prod/app01")
@@ -309,8 +302,7 @@ def test_create_descriptor_unknown_vm(si):
 
 
 def test_nfc_rate_throttles(tmp_path, seeded):
-    sim = VSphereSimulator(tmp_path, nfc_rate=1024 * 1024)  # 1 MiB/s
-    sim.start()
+    sim = start_simulator(tmp_path, nfc_rate=1024 * 1024)  # 1 MiB/s
     try:
         vmdk = make_stream_vmdk(tmp_path / "small.vmdk", 1)
         sim.seed_disks("/dc/vm/dev/app01", [vmdk])

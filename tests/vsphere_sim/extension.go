@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,11 @@ type extension struct {
 	mu      sync.Mutex
 	leases  map[string]*nfcLease // by moref value
 	counter int64
+
+	// Fault injection for retry tests: the next dropCount GET downloads are
+	// cut after dropAfter bytes, as a flaky network or host would.
+	dropAfter int64
+	dropCount int
 }
 
 func newExtension(cfg extensionConfig) *extension {
@@ -319,8 +325,25 @@ type leaseReport struct {
 //
 //	GET /hypersdk-sim/leases  JSON list of every lease ever created, in order.
 //	GET /hypersdk-sim/config  the extension's settings.
+//	POST /hypersdk-sim/drop-downloads?after=BYTES&count=N  cut the next N
+//	     GET downloads after BYTES bytes.
 func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case "/hypersdk-sim/drop-downloads":
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		after, err1 := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+		count, err2 := strconv.Atoi(r.URL.Query().Get("count"))
+		if err1 != nil || err2 != nil || after < 0 || count < 0 {
+			http.Error(w, "after and count must be non-negative integers", http.StatusBadRequest)
+			return
+		}
+		x.mu.Lock()
+		x.dropAfter, x.dropCount = after, count
+		x.mu.Unlock()
+		writeJSON(w, map[string]interface{}{"after": after, "count": count})
 	case "/hypersdk-sim/leases":
 		x.mu.Lock()
 		leases := make([]*nfcLease, 0, len(x.leases))

@@ -140,7 +140,19 @@ def make_stream_vmdk(path: Path, size_mib: int, seed_raw: Path | None = None) ->
         raise SimulatorUnavailable("qemu-img is not installed")
     path.unlink(missing_ok=True)
     subprocess.run(
-        [qemu_img, "convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(raw), str(path)],
+        [
+            qemu_img,
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            str(raw),
+            str(path),
+        ],
         check=True,
         capture_output=True,
     )
@@ -182,7 +194,7 @@ class VSphereSimulator:
 
     # ---- life-cycle ----
 
-    def start(self) -> "VSphereSimulator":
+    def start(self) -> VSphereSimulator:
         if self.proc is not None:
             return self
         binary = build_simulator()
@@ -193,11 +205,16 @@ class VSphereSimulator:
         cert = self.workdir / "vsphere-sim-cert.pem"
         cmd = [
             str(binary),
-            "-listen", "127.0.0.1",
-            "-port", "0",
-            "-cert-out", str(cert),
-            "-lease-timeout", f"{max(1, int(self.lease_timeout * 1000))}ms",
-            "-nfc-rate", str(int(self.nfc_rate)),
+            "-listen",
+            "127.0.0.1",
+            "-port",
+            "0",
+            "-cert-out",
+            str(cert),
+            "-lease-timeout",
+            f"{max(1, int(self.lease_timeout * 1000))}ms",
+            "-nfc-rate",
+            str(int(self.nfc_rate)),
         ]
         env = dict(os.environ, TMPDIR=str(self._tmpdir))
         log = open(self.log_file, "ab")
@@ -232,7 +249,7 @@ class VSphereSimulator:
                 from pyVim.connect import Disconnect
 
                 Disconnect(si)
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort on teardown
                 pass
         self._connections.clear()
         proc, self.proc = self.proc, None
@@ -250,7 +267,7 @@ class VSphereSimulator:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 
-    def __enter__(self) -> "VSphereSimulator":
+    def __enter__(self) -> VSphereSimulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -317,13 +334,13 @@ class VSphereSimulator:
             raise RuntimeError(f"{vm_path} has no disk to model new disks on")
 
         changes = []
-        for disk, image in zip(disks, images):
+        for disk, image in zip(disks, images, strict=False):  # extra images get new disks below
             size = _virtual_size(image)
             if size > (disk.capacityInBytes or disk.capacityInKB * 1024):
                 disk.capacityInKB = math.ceil(size / 1024)
                 disk.capacityInBytes = disk.capacityInKB * 1024
                 changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk))
-        for disk in disks[len(images):]:
+        for disk in disks[len(images) :]:
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="remove", device=disk))
         if len(images) > len(disks):
             template = disks[0]
@@ -332,7 +349,7 @@ class VSphereSimulator:
             used_units = {d.unitNumber for d in devices if d.controllerKey == template.controllerKey}
             used_names = {d.backing.fileName for d in disks}
             unit, index = 0, 2
-            for n, image in enumerate(images[len(disks):]):
+            for n, image in enumerate(images[len(disks) :]):
                 while unit in used_units or unit == 7:  # unit 7 is the SCSI controller itself
                     unit += 1
                 used_units.add(unit)
@@ -353,15 +370,19 @@ class VSphereSimulator:
                         fileName=name, diskMode="persistent", thinProvisioned=True
                     ),
                 )
-                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk))
+                changes.append(
+                    vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+                )
         if changes:
             WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), si=si)
 
         disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
         if len(disks) != len(images):
-            raise RuntimeError(f"{vm_path} has {len(disks)} disks after reconfiguration, wanted {len(images)}")
+            raise RuntimeError(
+                f"{vm_path} has {len(disks)} disks after reconfiguration, wanted {len(images)}"
+            )
         cookies = self._session_cookie(si)
-        for disk, image in zip(disks, images):
+        for disk, image in zip(disks, images, strict=True):
             ds_name, rel = _split_ds_path(disk.backing.fileName)
             with open(image, "rb") as data:
                 r = requests.put(
@@ -399,6 +420,18 @@ class VSphereSimulator:
         r = requests.get(f"https://{self.host}/hypersdk-sim/leases", verify=str(self.ca_file), timeout=30)
         r.raise_for_status()
         return r.json()
+
+    def drop_downloads(self, *, after: int, count: int) -> None:
+        """Cut the next ``count`` NFC downloads after ``after`` bytes (fault injection)."""
+        import requests
+
+        r = requests.post(
+            f"https://{self.host}/hypersdk-sim/drop-downloads",
+            params={"after": after, "count": count},
+            verify=str(self.ca_file),
+            timeout=30,
+        )
+        r.raise_for_status()
 
     def lease_report(self, lease) -> dict:
         """The debug-endpoint entry for a pyvmomi HttpNfcLease."""

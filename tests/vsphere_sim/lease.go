@@ -389,7 +389,15 @@ func (x *extension) serveNFC(w http.ResponseWriter, r *http.Request) {
 	}
 	atomic.AddInt64(&l.requests, 1)
 	w.Header().Set("Content-Type", "application/octet-stream")
-	src := &leaseReader{f: f, lease: l, rate: x.nfcRate}
+	src := &leaseReader{f: f, lease: l, rate: x.nfcRate, dropAfter: -1}
+	if r.Method == http.MethodGet {
+		x.mu.Lock()
+		if x.dropCount > 0 {
+			x.dropCount--
+			src.dropAfter = x.dropAfter
+		}
+		x.mu.Unlock()
+	}
 	http.ServeContent(w, r, disk.name, st.ModTime(), src)
 	log.Printf("nfc %s %s %s: %d bytes", r.Method, l.Self.Value, disk.name, src.n)
 }
@@ -403,6 +411,8 @@ type leaseReader struct {
 	rate  int64
 	n     int64
 	start time.Time
+	// dropAfter >= 0 cuts the transfer after that many bytes (fault injection).
+	dropAfter int64
 }
 
 func (r *leaseReader) Seek(off int64, whence int) (int64, error) { return r.f.Seek(off, whence) }
@@ -410,6 +420,14 @@ func (r *leaseReader) Seek(off int64, whence int) (int64, error) { return r.f.Se
 func (r *leaseReader) Read(p []byte) (int, error) {
 	if atomic.LoadInt32(&r.lease.live) == 0 {
 		return 0, fmt.Errorf("lease %s is no longer ready", r.lease.Self.Value)
+	}
+	if r.dropAfter >= 0 {
+		if r.n >= r.dropAfter {
+			return 0, fmt.Errorf("download dropped after %d bytes (injected fault)", r.n)
+		}
+		if left := r.dropAfter - r.n; int64(len(p)) > left {
+			p = p[:left]
+		}
 	}
 	if r.rate > 0 {
 		if r.start.IsZero() {

@@ -120,7 +120,9 @@ class Command(BaseCommand):
             try:
                 password = Path(opts["password_file"]).read_text().strip()
             except OSError as exc:
-                raise ExportError(f"cannot read password file {opts['password_file']}: {exc.strerror}") from None
+                raise ExportError(
+                    f"cannot read password file {opts['password_file']}: {exc.strerror}"
+                ) from None
         return VCenterTarget.from_env(
             url=opts["vcenter"],
             username=opts["username"],
