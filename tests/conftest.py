@@ -43,6 +43,16 @@ def app01_seeds(vsphere, tmp_path_factory) -> list[Path]:
     return images
 
 
+@pytest.fixture(scope="session")
+def slow_vsphere(tmp_path_factory):
+    """A host serving 4 MiB/s with a 3 s lease timeout: db01's download outlives the lease twice."""
+    sim = start_simulator(tmp_path_factory.mktemp("slow"), lease_timeout=3, nfc_rate=4 << 20)
+    image = make_stream_vmdk(tmp_path_factory.mktemp("slow-seed") / "db01-disk1.vmdk", 24)
+    sim.seed_disks("/dc/vm/prod/db01", [image])
+    yield sim, image
+    sim.stop()
+
+
 def govc_environment(sim: VSphereSimulator) -> dict[str, str]:
     return {
         "GOVC_URL": sim.url,

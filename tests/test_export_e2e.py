@@ -15,8 +15,7 @@ from exports.pipeline.errors import DownloadError, ExportCancelled
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, NullReporter
 from exports.pipeline.run import export_vm
-from tests.conftest import APP01, govc_environment, start_simulator
-from tests.vsphere_sim.harness import make_stream_vmdk
+from tests.conftest import APP01, govc_environment
 
 pytestmark = pytest.mark.vsphere
 
@@ -106,16 +105,6 @@ def test_descriptor_describes_the_downloaded_files(vsphere, app01_seeds, tmp_pat
         for f in root.iterfind("ovf:References/ovf:File", ns)
     }
     assert files == {p.name: p.stat().st_size for p in sorted(tmp_path.glob("*.vmdk"))}
-
-
-@pytest.fixture(scope="module")
-def slow_vsphere(tmp_path_factory):
-    """A host that serves 4 MiB/s with a 3 s lease timeout: a download outlives the lease twice."""
-    sim = start_simulator(tmp_path_factory.mktemp("slow"), lease_timeout=3, nfc_rate=4 << 20)
-    image = make_stream_vmdk(tmp_path_factory.mktemp("slow-seed") / "db01-disk1.vmdk", 24)
-    sim.seed_disks("/dc/vm/prod/db01", [image])
-    yield sim, image
-    sim.stop()
 
 
 def test_lease_keepalive_outlives_the_lease_timeout(slow_vsphere, tmp_path):

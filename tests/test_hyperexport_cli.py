@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import pty
+import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP01
+from exports.console import human_size
+from tests.conftest import APP01, govc_environment
 
 pytestmark = pytest.mark.vsphere
 
@@ -62,7 +66,8 @@ def test_quiet_prints_only_the_success_line(govc_env, app01_seeds, tmp_path):
     done = hyperexport("-vm", APP01, "-output", str(tmp_path / "o"), "-quiet", env=govc_env)
     assert done.returncode == 0
     assert done.stderr == ""
-    assert done.stdout == f"success: app01 exported to {tmp_path / 'o'} (36.4 MiB)\n"
+    size = human_size(sum(seed.stat().st_size for seed in app01_seeds))
+    assert done.stdout == f"success: app01 exported to {tmp_path / 'o'} ({size})\n"
 
 
 def test_default_output_is_export_dash_vm_name(govc_env, app01_seeds, tmp_path):
@@ -192,3 +197,58 @@ def test_missing_converter_binary_is_reported_before_exporting(govc_env, tmp_pat
     assert done.returncode == 1
     assert error_line(done) == "error: hyper2kvm not found or not executable: /nonexistent/hyper2kvm"
     assert not (tmp_path / "o").exists()
+
+
+def _wait_for_bytes(stream, needle: bytes) -> bytes:
+    seen = b""
+    while needle not in seen:
+        try:
+            chunk = os.read(stream, 4096)
+        except OSError:  # EIO: a pty whose other end has closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_sigint_cancels_aborts_the_lease_and_removes_partials(slow_vsphere, tmp_path):
+    sim, image = slow_vsphere
+    out = tmp_path / "o"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVC_")} | govc_environment(sim)
+    process = subprocess.Popen(
+        [HYPEREXPORT, "-vm", "/dc/vm/prod/db01", "-output", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_bytes(process.stderr.fileno(), b"downloading")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines()[-1] == "error: export cancelled"
+    assert not out.exists()
+    report = sim.leases()[-1]
+    assert report["aborted"] and report["bytes_served"] < image.stat().st_size
+
+
+def test_a_terminal_gets_a_live_bar_with_bytes_rate_and_eta(slow_vsphere, tmp_path):
+    sim, _ = slow_vsphere
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVC_")} | govc_environment(sim)
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [HYPEREXPORT, "-vm", "/dc/vm/prod/db01", "-output", str(tmp_path / "o")],
+        env=env | {"COLUMNS": "160"},
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    screen = _wait_for_bytes(primary, b"MB/s")
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    os.close(primary)
+    text = screen.decode(errors="replace")
+    assert "downloading db01-disk1.vmdk" in text
+    assert re.search(r"\d+\.\d/24\.\d MiB", text)  # bytes done / total
+    assert re.search(r"\d+\.\d MB/s", text)  # rate
+    assert re.search(r"\d:\d\d:\d\d", text)  # ETA
