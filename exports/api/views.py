@@ -1,0 +1,158 @@
+"""The jobs API at the guide's paths; each view translates HTTP and calls the job service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from exports import daemon_status, jobs
+from exports.api.serializers import (
+    CancelResultSerializer,
+    JobLogSerializer,
+    JobSerializer,
+    SubmitResultSerializer,
+)
+from exports.job_spec import JobSpecSerializer
+from exports.models import Job
+
+
+def _job_or_404(job_id: str) -> Job:
+    try:
+        return jobs.get_job(job_id)
+    except jobs.JobNotFound as exc:
+        raise NotFound(str(exc)) from None
+
+
+class JobSubmitView(APIView):
+    """Submit one job, or a batch as ``{"jobs": [...]}``."""
+
+    @extend_schema(
+        request=JobSpecSerializer, responses={202: SubmitResultSerializer, 400: SubmitResultSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        batch = isinstance(data, dict) and "jobs" in data
+        if batch:
+            if set(data) != {"jobs"} or not isinstance(data["jobs"], list) or not data["jobs"]:
+                raise ValidationError({"jobs": ["must be a non-empty list of jobs, and the only field"]})
+            specs = data["jobs"]
+        else:
+            specs = [data]
+        result = jobs.submit_jobs(specs, origin=Job.Origin.API)
+        if not result.accepted:
+            body = result.as_dict() if batch else {**result.errors[0]["errors"], **result.as_dict()}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
+
+
+class JobQueryView(generics.ListAPIView):
+    """Jobs, newest first, filtered by ``status``, ``id`` or ``vm``."""
+
+    serializer_class = JobSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=[*Job.Status.values, "all"]),
+            OpenApiParameter("id", str),
+            OpenApiParameter("vm", str, description="part of the VM path"),
+        ]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        status_filter = params.get("status")
+        if status_filter and status_filter not in (*Job.Status.values, "all"):
+            raise ValidationError({"status": [f"must be one of {', '.join(Job.Status.values)}, all"]})
+        return jobs.query_jobs(status=status_filter, job_id=params.get("id"), vm=params.get("vm"))
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobSerializer(_job_or_404(job_id)).data)
+
+
+class JobLogsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tail", int, description="only the last N lines"),
+            OpenApiParameter("since", str, description="a log id (lines after it) or an ISO 8601 time"),
+        ],
+        responses=inline_serializer(
+            "JobLogs", {"job_id": serializers.CharField(), "logs": JobLogSerializer(many=True)}
+        ),
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        tail = _int_param(request, "tail", minimum=0)
+        since = _since_param(request)
+        try:
+            entries = jobs.job_logs(job_id, tail=tail, since=since)
+        except jobs.JobNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return Response({"job_id": job_id, "logs": JobLogSerializer(entries, many=True).data})
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: CancelResultSerializer, 409: CancelResultSerializer})
+    def post(self, request: Request, job_id: str) -> Response:
+        try:
+            job = jobs.cancel_job(job_id)
+        except jobs.JobNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except jobs.JobAlreadyFinished as exc:
+            body = {"job_id": job_id, "status": exc.job.status, "cancel_requested": False, "detail": str(exc)}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response({"job_id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
+
+
+class StatusView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        return Response(daemon_status.daemon_status())
+
+
+class HealthView(APIView):
+    """For load balancers and probes: no authentication, no detail."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=inline_serializer("Health", {"status": serializers.CharField()}))
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+def _int_param(request: Request, name: str, *, minimum: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: ["must be an integer"]}) from None
+    if value < minimum:
+        raise ValidationError({name: [f"must be >= {minimum}"]})
+    return value
+
+
+def _since_param(request: Request) -> int | datetime | None:
+    raw = request.query_params.get("since")
+    if raw in (None, ""):
+        return None
+    if raw.isdigit():
+        return int(raw)
+    moment = parse_datetime(raw)
+    if moment is None:
+        raise ValidationError({"since": ["must be a log id or an ISO 8601 time"]})
+    return moment

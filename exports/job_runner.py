@@ -1,0 +1,185 @@
+"""Run one job on a worker: claim it, run the export engine, keep the database informed.
+
+A single companion thread owns this job's database connection while it runs: it writes
+progress (at most twice a second), log lines, the heartbeat, and polls for a cancel request
+each second — so a cancel from any machine stops the transfer within a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from exports import jobs, live
+from exports.models import Job, JobLog, VCenter
+from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.errors import ExportCancelled, ExportError
+from exports.pipeline.options import ExportOptions
+from exports.pipeline.progress import CancelToken, ProgressSnapshot
+from exports.pipeline.run import export_vm
+
+logger = logging.getLogger(__name__)
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobSession:
+    """The ProgressReporter of a running job, and its heartbeat and cancel watcher."""
+
+    def __init__(self, job_id: str, cancel: CancelToken, *, progress_interval: float = 0.5) -> None:
+        self.job_id = job_id
+        self.cancel = cancel
+        self.progress_interval = progress_interval
+        self._logs: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._latest: ProgressSnapshot | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-session-{job_id}", daemon=True)
+
+    # ProgressReporter: called from the export's threads, never touches the database itself.
+    def progress(self, snapshot: ProgressSnapshot) -> None:
+        with self._lock:
+            self._latest = snapshot
+
+    def log(self, level: int, message: str) -> None:
+        if level >= logging.INFO:
+            self._logs.put((_LEVELS.get(level, "info"), message))
+
+    def __enter__(self) -> JobSession:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last_progress = last_beat = last_poll = 0.0
+        try:
+            while True:
+                stopping = self._stop.wait(0.1)
+                now = time.monotonic()
+                self._flush_logs()
+                if stopping or now - last_progress >= self.progress_interval:
+                    self._flush_progress()
+                    last_progress = now
+                if now - last_poll >= 1.0:
+                    last_poll = now
+                    if Job.objects.filter(id=self.job_id, cancel_requested=True).exists():
+                        self.cancel.cancel()
+                if now - last_beat >= settings.HYPERSDK_HEARTBEAT_SECONDS:
+                    last_beat = now
+                    Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                if stopping:
+                    return
+        except Exception:  # noqa: BLE001 - the export goes on; the reaper notices a silent job
+            logger.exception("job session of %s failed", self.job_id)
+        finally:
+            connection.close()
+
+    def _flush_logs(self) -> None:
+        entries = []
+        while True:
+            try:
+                level, message = self._logs.get_nowait()
+            except queue.Empty:
+                break
+            entries.append(JobLog(job_id=self.job_id, level=level, message=message))
+        for entry in JobLog.objects.bulk_create(entries):
+            live.publish_job(self.job_id, "job.log", {"level": entry.level, "message": entry.message})
+
+    def _flush_progress(self) -> None:
+        with self._lock:
+            snapshot, self._latest = self._latest, None
+        if snapshot is None:
+            return
+        Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(
+            phase=snapshot.phase,
+            percent=snapshot.percent,
+            current_file=snapshot.current_file[:512],
+            bytes_done=snapshot.bytes_done,
+            bytes_total=snapshot.bytes_total,
+            rate_bps=snapshot.rate_bps,
+            eta_seconds=snapshot.eta_seconds,
+        )
+        live.publish_job(self.job_id, "job.progress", asdict(snapshot))
+
+
+def export_options(job: Job) -> ExportOptions:
+    options = job.options
+    return ExportOptions(
+        vm_path=job.vm_path,
+        output_dir=Path(job.output_path),
+        format=options.get("format", "ovf"),
+        compress=options.get("compress", False),
+        parallel=options.get("parallel", 4),
+        power_off=options.get("power_off", False),
+        manifest=options.get("manifest", False),
+        manifest_target=options.get("manifest_target", "qcow2"),
+        convert=options.get("convert", False),
+        verify=options.get("verify", False),
+        hyper2kvm_path=options.get("hyper2kvm_path") or None,
+        conversion_timeout=float(options.get("conversion_timeout", 120)) * 60,
+        overwrite=options.get("overwrite", False),
+    )
+
+
+def vcenter_target(vcenter: VCenter | None) -> VCenterTarget:
+    """The job's vCenter, or the daemon's default from its GOVC_* environment."""
+    if vcenter is None:
+        return VCenterTarget.from_env()
+    ca_file = None
+    if vcenter.ca_bundle.strip():
+        ca_dir = Path(settings.DATA_DIR) / "ca"
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        ca_path = ca_dir / f"{vcenter.name}.pem"
+        ca_path.write_text(vcenter.ca_bundle)
+        ca_file = str(ca_path)
+    return VCenterTarget.from_env(
+        {},
+        url=vcenter.url,
+        username=vcenter.username,
+        password=vcenter.password,
+        insecure=vcenter.insecure,
+        ca_file=ca_file,
+    )
+
+
+def run_job(job_id: str) -> str | None:
+    """Run a job if this worker can claim it; returns its final status (None: not claimed)."""
+    close_old_connections()
+    job = jobs.claim_job(job_id, worker_name())
+    if job is None:
+        return None
+    cancel = CancelToken()
+    status, result, error = Job.Status.FAILED, None, ""
+    with JobSession(job.id, cancel) as session:
+        try:
+            outcome = export_vm(export_options(job), vcenter_target(job.vcenter), session, cancel)
+            status, result = Job.Status.COMPLETED, outcome.as_dict()
+        except ExportCancelled:
+            status, error = Job.Status.CANCELLED, "cancelled by request"
+        except ExportError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not leave it running
+            logger.error("job %s crashed:\n%s", job.id, traceback.format_exc())
+            error = f"internal error: {exc.__class__.__name__}: {exc}"
+    jobs.finish_job(job.id, status, result=result, error=error)
+    jobs.dispatch_pending()
+    return status

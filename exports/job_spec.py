@@ -1,0 +1,93 @@
+"""What a client may ask of a job, validated the same way for the API, the CLIs and schedules."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rest_framework import serializers
+
+from exports.models import VCenter
+from exports.output_roots import OutputOutsideRoots, resolve_output_path
+from exports.pipeline.convert import TARGET_FORMATS
+from exports.pipeline.options import PACKAGE_FORMATS
+
+# The job options handed to the export engine, beside vm_path/output_path/vcenter.
+ENGINE_OPTIONS = (
+    "format",
+    "compress",
+    "manifest",
+    "manifest_target",
+    "convert",
+    "verify",
+    "parallel",
+    "power_off",
+    "hyper2kvm_path",
+    "conversion_timeout",
+    "overwrite",
+)
+
+
+class JobSpecSerializer(serializers.Serializer):
+    vm_path = serializers.CharField(max_length=1024, help_text="inventory path, e.g. /dc/vm/prod/web01")
+    output_path = serializers.CharField(
+        max_length=4096,
+        required=False,
+        help_text="inside an export root; default <data dir>/exports/<vm>-<job id>",
+    )
+    vcenter = serializers.SlugRelatedField(
+        slug_field="name", queryset=VCenter.objects.all(), required=False, allow_null=True, default=None
+    )
+    format = serializers.ChoiceField(choices=PACKAGE_FORMATS, default="ovf")
+    compress = serializers.BooleanField(default=False)
+    manifest = serializers.BooleanField(default=False)
+    manifest_target = serializers.ChoiceField(choices=TARGET_FORMATS, default="qcow2")
+    convert = serializers.BooleanField(default=False)
+    verify = serializers.BooleanField(default=False)
+    parallel = serializers.IntegerField(min_value=1, max_value=32, default=4)
+    power_off = serializers.BooleanField(default=False)
+    hyper2kvm_path = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
+    conversion_timeout = serializers.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, default=120, help_text="minutes"
+    )
+    overwrite = serializers.BooleanField(default=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_vm_path(self, value: str) -> str:
+        parts = [part for part in value.strip().split("/") if part]
+        if len(parts) < 2:
+            raise serializers.ValidationError("give the VM's inventory path, e.g. /dc/vm/prod/web01")
+        return "/" + "/".join(parts)
+
+    def validate_output_path(self, value: str) -> str:
+        try:
+            return str(resolve_output_path(value))
+        except OutputOutsideRoots as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate_hyper2kvm_path(self, value: str) -> str:
+        # A client picks the converter binary a worker will run: only a real hyper2kvm.
+        if value and (os.path.basename(value) != "hyper2kvm" or not os.path.isabs(value)):
+            raise serializers.ValidationError("must be an absolute path to a binary named hyper2kvm")
+        return value
+
+
+def validate_specs(specs: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split specs into (valid data, errors as ``{"index": i, "errors": {field: [...]}}``)."""
+    valid, errors = [], []
+    for index, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            errors.append({"index": index, "errors": {"non_field_errors": ["a job must be a JSON object"]}})
+            continue
+        serializer = JobSpecSerializer(data=spec)
+        if serializer.is_valid():
+            valid.append({"index": index, **serializer.validated_data})
+        else:
+            errors.append({"index": index, "errors": serializer.errors})
+    return valid, errors

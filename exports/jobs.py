@@ -1,0 +1,283 @@
+"""The job service: submit, query, get, logs, cancel — and the scheduling rules behind them
+(concurrency per vCenter, claiming a job exactly once, reaping jobs whose worker died).
+
+API views, the CLIs, the admin and Celery tasks all call these functions; none of them
+touches job state on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from exports import live
+from exports.job_spec import ENGINE_OPTIONS, validate_specs
+from exports.models import Job, JobLog
+from exports.output_roots import default_output_root
+
+logger = logging.getLogger(__name__)
+
+# A dispatched job not claimed after this long lost its message: dispatch it again.
+REDISPATCH_AFTER = timedelta(seconds=60)
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job not found: {job_id}")
+        self.job_id = job_id
+
+
+class JobAlreadyFinished(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} already {job.status}")
+        self.job = job
+
+
+@dataclass
+class SubmitResult:
+    job_ids: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.job_ids)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_ids": self.job_ids,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "errors": self.errors,
+        }
+
+
+def append_log(job_id: str, message: str, level: str = "info") -> JobLog:
+    entry = JobLog.objects.create(job_id=job_id, message=message, level=level)
+    live.publish_job(
+        job_id, "job.log", {"id": entry.id, "at": entry.at.isoformat(), "level": level, "message": message}
+    )
+    return entry
+
+
+def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResult:
+    """Validate each spec; create the valid ones as pending jobs and dispatch them."""
+    valid, errors = validate_specs(specs)
+    result = SubmitResult(errors=errors)
+    if not valid:
+        return result
+    now = timezone.now()
+    jobs = []
+    for spec in valid:
+        job = Job(vm_path=spec["vm_path"], vcenter=spec["vcenter"], origin=origin, created_at=now)
+        vm_name = spec["vm_path"].rsplit("/", 1)[-1]
+        job.output_path = spec.get("output_path") or str(default_output_root() / f"{vm_name}-{job.id}")
+        job.options = {name: spec[name] for name in ENGINE_OPTIONS}
+        jobs.append(job)
+    with transaction.atomic():
+        Job.objects.bulk_create(jobs)
+        JobLog.objects.bulk_create(
+            JobLog(job_id=job.id, at=now, message=f"submitted ({origin}): {job.vm_path} -> {job.output_path}")
+            for job in jobs
+        )
+        transaction.on_commit(dispatch_pending)
+    result.job_ids = [job.id for job in jobs]
+    return result
+
+
+def query_jobs(
+    *, status: str | None = None, job_id: str | None = None, vm: str | None = None
+) -> QuerySet[Job]:
+    jobs = Job.objects.select_related("vcenter")
+    if status and status != "all":
+        jobs = jobs.filter(status=status)
+    if job_id:
+        jobs = jobs.filter(id=job_id)
+    if vm:
+        jobs = jobs.filter(vm_path__icontains=vm)
+    return jobs.order_by("-created_at", "-id")
+
+
+def get_job(job_id: str) -> Job:
+    try:
+        return Job.objects.select_related("vcenter").get(id=job_id)
+    except Job.DoesNotExist:
+        raise JobNotFound(job_id) from None
+
+
+def job_logs(job_id: str, *, tail: int | None = None, since: int | datetime | None = None) -> list[JobLog]:
+    """A job's log lines in order: all, those after ``since`` (a log id or a time), or the last ``tail``."""
+    get_job(job_id)
+    entries = JobLog.objects.filter(job_id=job_id)
+    if isinstance(since, datetime):
+        entries = entries.filter(at__gt=since)
+    elif since is not None:
+        entries = entries.filter(id__gt=since)
+    if tail is not None:
+        return list(reversed(entries.order_by("-id")[:tail]))
+    return list(entries.order_by("id"))
+
+
+def cancel_job(job_id: str) -> Job:
+    """A pending job is cancelled at once; a running one is asked to stop (its worker polls)."""
+    job = get_job(job_id)
+    if Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+    ):
+        append_log(job_id, "cancelled before it started")
+        _announce(job_id)
+        return get_job(job_id)
+    if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(cancel_requested=True):
+        append_log(job_id, "cancel requested")
+        return get_job(job_id)
+    raise JobAlreadyFinished(job)
+
+
+def _lock_vcenter(key: str) -> None:
+    """Serialise claims per vCenter. SQLite already serialises writing transactions."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(key.encode())])
+
+
+def _same_vcenter(job: Job) -> Q:
+    return Q(vcenter_id=job.vcenter_id) if job.vcenter_id else Q(vcenter__isnull=True)
+
+
+def claim_job(job_id: str, worker: str) -> Job | None:
+    """Move a pending job to running for this worker, once, within its vCenter's limit.
+
+    Returns None when the job is not pending any more (a duplicate delivery, a cancel) or its
+    vCenter is at the limit (the job stays pending, first in line).
+    """
+    with transaction.atomic():
+        job = Job.objects.filter(id=job_id).first()
+        if job is None or job.status != Job.Status.PENDING:
+            return None
+        _lock_vcenter(job.vcenter_key)
+        running = Job.objects.filter(_same_vcenter(job), status=Job.Status.RUNNING).count()
+        if running >= settings.HYPERSDK_MAX_CONCURRENT_EXPORTS:
+            Job.objects.filter(id=job_id).update(dispatched_at=None)
+            return None
+        now = timezone.now()
+        claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
+            status=Job.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            output_created=not Path(job.output_path).exists(),
+        )
+        if not claimed:
+            return None
+    append_log(job_id, f"started on {worker}")
+    _announce(job_id)
+    return get_job(job_id)
+
+
+def dispatch_pending() -> int:
+    """Send the oldest pending jobs to the workers, as many per vCenter as it has free slots."""
+    from exports.tasks import run_export_job  # tasks import this module
+
+    now = timezone.now()
+    limit = settings.HYPERSDK_MAX_CONCURRENT_EXPORTS
+    busy: dict[Any, int] = defaultdict(int)
+    for row in (
+        Job.objects.filter(
+            Q(status=Job.Status.RUNNING)
+            | Q(status=Job.Status.PENDING, dispatched_at__gt=now - REDISPATCH_AFTER)
+        )
+        .values("vcenter_id")
+        .annotate(n=Count("id"))
+    ):
+        busy[row["vcenter_id"]] = row["n"]
+    waiting = Job.objects.filter(
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - REDISPATCH_AFTER),
+        status=Job.Status.PENDING,
+    ).order_by("created_at", "id")
+    sent = 0
+    for job_id, vcenter_id in waiting.values_list("id", "vcenter_id").iterator():
+        if busy[vcenter_id] >= limit:
+            continue
+        if Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(dispatched_at=now):
+            busy[vcenter_id] += 1
+            try:
+                run_export_job.delay(job_id)
+            except Exception as exc:  # noqa: BLE001 - the job stays pending; the next pass resends it
+                Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(dispatched_at=None)
+                logger.warning("cannot send %s to the workers (broker down?): %s", job_id, exc)
+                break
+            sent += 1
+    return sent
+
+
+def finish_job(job_id: str, status: str, *, result: dict | None = None, error: str = "") -> bool:
+    """Record the outcome of a running job; False if it was no longer running (reaped)."""
+    done = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
+        status=status, result=result, error=error, finished_at=timezone.now(), cancel_requested=False
+    )
+    if done:
+        append_log(job_id, error or f"{status}", level="error" if status == Job.Status.FAILED else "info")
+        _announce(job_id)
+    return bool(done)
+
+
+def reap_lost_jobs() -> list[str]:
+    """Fail running jobs whose worker stopped beating; clean what they left half-written."""
+    cutoff = timezone.now() - timedelta(seconds=settings.HYPERSDK_WORKER_LOST_SECONDS)
+    reaped = []
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
+        lost = Job.objects.filter(id=job.id, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=Job.Status.FAILED, error="worker lost", finished_at=timezone.now()
+        )
+        if lost:
+            remove_partial_output(job)
+            append_log(
+                job.id,
+                f"worker lost ({job.worker}): no heartbeat since {job.heartbeat_at.isoformat()}",
+                "error",
+            )
+            _announce(job.id)
+            reaped.append(job.id)
+    if reaped:
+        dispatch_pending()
+    return reaped
+
+
+def remove_partial_output(job: Job) -> None:
+    """What a dead worker left: its whole output dir if it made it, else its ``.part`` files."""
+    output = Path(job.output_path)
+    if not output.is_dir():
+        return
+    if job.output_created:
+        shutil.rmtree(output, ignore_errors=True)
+        return
+    for leftover in output.glob("*.part"):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(output / ".ova-staging", ignore_errors=True)
+
+
+def counts_by_status() -> dict[str, int]:
+    counts = {status: 0 for status in Job.Status.values}
+    for row in Job.objects.values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def _announce(job_id: str) -> None:
+    job = Job.objects.filter(id=job_id).values("status", "error", "percent", "phase").first()
+    if job:
+        live.publish_job(job_id, "job.status", job)

@@ -1,0 +1,127 @@
+"""Export jobs, their logs, and the vCenters they export from."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+from exports.secrets import decrypt, encrypt
+
+
+def new_job_id() -> str:
+    return f"job-{secrets.token_urlsafe(8)}"
+
+
+class VCenter(models.Model):
+    """A vCenter (or ESXi host) jobs may export from; its password is encrypted at rest."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    url = models.CharField(max_length=512, help_text="https://host/sdk, or a host name")
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    insecure = models.BooleanField(default=False, help_text="skip TLS verification")
+    ca_bundle = models.TextField(blank=True, help_text="PEM certificates to trust for this vCenter")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "vCenter"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def password(self) -> str:
+        return decrypt(self.password_encrypted) if self.password_encrypted else ""
+
+    @password.setter
+    def password(self, value: str) -> None:
+        self.password_encrypted = encrypt(value) if value else ""
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Origin(models.TextChoices):
+        CLI = "cli"
+        API = "api"
+        DASHBOARD = "dashboard"
+        SCHEDULE = "schedule"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
+    vm_path = models.CharField(max_length=1024)
+    vcenter = models.ForeignKey(VCenter, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    output_path = models.CharField(max_length=4096)
+    # The export options as the engine takes them (format, compress, manifest, ...).
+    options = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.API)
+
+    phase = models.CharField(max_length=64, blank=True)
+    percent = models.FloatField(default=0.0)
+    current_file = models.CharField(max_length=512, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    rate_bps = models.FloatField(default=0.0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Whether this job created its output directory: the reaper may then remove it whole.
+    output_created = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def vcenter_key(self) -> str:
+        """Jobs on the same vCenter share its concurrency limit."""
+        return f"vcenter:{self.vcenter_id}" if self.vcenter_id else "vcenter:default"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return round((end - self.started_at).total_seconds(), 1)
+
+
+class JobLog(models.Model):
+    """One line of a job's log; rows are only ever appended. The id orders them and is the
+    cursor clients follow with ``since``."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=8, default="info")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["job", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}#{self.id}"
