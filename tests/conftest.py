@@ -280,3 +280,13 @@ def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.2, messag
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {message}", pytrace=False)
         time.sleep(interval)
+
+
+def register_vcenter(sim: VSphereSimulator, name: str):
+    """A VCenter row for a simulator, its CA bundle stored as an operator would paste it."""
+    from exports.models import VCenter
+
+    vcenter = VCenter(name=name, url=sim.url, username=sim.username, ca_bundle=Path(sim.ca_file).read_text())
+    vcenter.password = sim.password
+    vcenter.save()
+    return vcenter
