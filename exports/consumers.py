@@ -1,0 +1,50 @@
+"""Live job updates over websockets: ``/ws/jobs/<id>/`` streams one job, ``/ws/jobs/`` all
+status changes. Messages are the publisher's ``{"type", "job_id", "data"}``; the first one on
+a job stream is a ``job.snapshot`` of the job as the API shows it."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from exports.live import JOBS_GROUP, job_group
+
+UNAUTHORIZED, NOT_FOUND = 4401, 4404
+
+
+@database_sync_to_async
+def _snapshot(job_id: str) -> dict | None:
+    from exports.api.serializers import JobSerializer
+    from exports.models import Job
+
+    job = Job.objects.select_related("vcenter").filter(id=job_id).first()
+    return JobSerializer(job).data if job else None
+
+
+class JobStreamConsumer(AsyncJsonWebsocketConsumer):
+    group = ""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHORIZED)
+            return
+        job_id = self.scope["url_route"]["kwargs"].get("job_id")
+        snapshot = None
+        if job_id:
+            snapshot = await _snapshot(job_id)
+            if snapshot is None:
+                await self.close(code=NOT_FOUND)
+                return
+        self.group = job_group(job_id) if job_id else JOBS_GROUP
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        if snapshot is not None:
+            await self.send_json({"type": "job.snapshot", "job_id": job_id, "data": snapshot})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def hypersdk_message(self, event: dict) -> None:
+        await self.send_json(event["message"])
