@@ -32,10 +32,16 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The suite runs twice: everything on SQLite + an embedded Redis, then the tests that use the
+# database or Redis again on PostgreSQL + Redis (the services CI machines run).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
 test: system-deps venv lint
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	env -u DATABASE_URL -u REDIS_URL PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m backend
 
 bench: system-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/export.py
@@ -43,6 +49,16 @@ bench: system-deps venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The daemon with embedded defaults (SQLite + Redis in $HYPERSDK_DATA_DIR, default ./var):
+# migrate, create the admin user once (its password and API token are printed that once), serve.
+.PHONY: run bootstrap
+bootstrap: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py bootstrap_admin
+
+run: bootstrap
+	exec $(BIN)/python manage.py hypervisord
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -290,3 +290,21 @@ def register_vcenter(sim: VSphereSimulator, name: str):
     vcenter.password = sim.password
     vcenter.save()
     return vcenter
+
+
+BACKEND_FIXTURES = {
+    "db",
+    "transactional_db",
+    "redis_url",
+    "daemon",
+    "celery_worker",
+    "test_database_url",
+    "worker_environment",
+}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark tests that touch the database or Redis: `make test` runs them again on PostgreSQL + Redis."""
+    for item in items:
+        if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.backend)

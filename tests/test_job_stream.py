@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from rest_framework.authtoken.models import Token
 
 from exports import jobs, live
 from hypersdk.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_connections_of_the_sync_thread():
+    """Consumers reach the database from asgiref's thread; close that connection after each
+    test so the test database can be dropped at the end (PostgreSQL refuses while in use)."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
