@@ -263,3 +263,21 @@ def test_admin_vcenter_form_encrypts_the_password(admin_client):
     )
     vcenter = VCenter.objects.get(name="vc2")
     assert vcenter.password == "Pl41n-Pass" and "Pl41n" not in vcenter.password_encrypted
+
+
+def test_fast_job_representation_matches_drfs_own_rendering(db):
+    from django.utils import timezone
+    from rest_framework import serializers as drf
+
+    from exports.api.serializers import JobSerializer
+
+    vcenter = VCenter.objects.create(name="vc9", url="vc9", username="u")
+    job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01", "vcenter": "vc9", "compress": True}]).job_ids[0]
+    Job.objects.filter(id=job_id).update(
+        status="failed", percent=12.5, phase="downloading", eta_seconds=3.0, error="x", result={"a": 1},
+        started_at=timezone.now(), finished_at=timezone.now(), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    job = Job.objects.select_related("vcenter").get(id=job_id)
+    serializer = JobSerializer()
+    assert serializer.to_representation(job) == dict(drf.ModelSerializer.to_representation(serializer, job))
+    assert vcenter.name == serializer.to_representation(job)["vcenter"]
