@@ -272,7 +272,9 @@ def test_fast_job_representation_matches_drfs_own_rendering(db):
     from exports.api.serializers import JobSerializer
 
     vcenter = VCenter.objects.create(name="vc9", url="vc9", username="u")
-    job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01", "vcenter": "vc9", "compress": True}]).job_ids[0]
+    job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01", "vcenter": "vc9", "compress": True}]).job_ids[
+        0
+    ]
     Job.objects.filter(id=job_id).update(
         status="failed", percent=12.5, phase="downloading", eta_seconds=3.0, error="x", result={"a": 1},
         started_at=timezone.now(), finished_at=timezone.now(), heartbeat_at=timezone.now(),
