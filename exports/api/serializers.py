@@ -20,12 +20,12 @@ class ProgressSerializer(serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     vcenter = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    format = serializers.SerializerMethodField()
-    compress = serializers.SerializerMethodField()
-    manifest = serializers.SerializerMethodField()
-    manifest_target = serializers.SerializerMethodField()
-    convert = serializers.SerializerMethodField()
-    verify = serializers.SerializerMethodField()
+    format = serializers.CharField(source="options.format", default="ovf", read_only=True)
+    compress = serializers.BooleanField(source="options.compress", default=False, read_only=True)
+    manifest = serializers.BooleanField(source="options.manifest", default=False, read_only=True)
+    manifest_target = serializers.CharField(source="options.manifest_target", default="qcow2", read_only=True)
+    convert = serializers.BooleanField(source="options.convert", default=False, read_only=True)
+    verify = serializers.BooleanField(source="options.verify", default=False, read_only=True)
     progress = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
@@ -87,24 +87,6 @@ class JobSerializer(serializers.ModelSerializer):
             "worker": job.worker,
             "cancel_requested": job.cancel_requested,
         }
-
-    def get_format(self, job: Job) -> str:
-        return job.options.get("format", "ovf")
-
-    def get_compress(self, job: Job) -> bool:
-        return bool(job.options.get("compress"))
-
-    def get_manifest(self, job: Job) -> bool:
-        return bool(job.options.get("manifest"))
-
-    def get_manifest_target(self, job: Job) -> str:
-        return job.options.get("manifest_target", "qcow2")
-
-    def get_convert(self, job: Job) -> bool:
-        return bool(job.options.get("convert"))
-
-    def get_verify(self, job: Job) -> bool:
-        return bool(job.options.get("verify"))
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, job: Job) -> dict:

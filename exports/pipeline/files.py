@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from exports.pipeline.errors import OutputError
@@ -19,19 +21,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomically(path: Path, data: bytes) -> Path:
+def output_error(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENOSPC:
+        return OutputError(f"disk full writing {path} (ENOSPC): partial files removed")
+    return OutputError(f"cannot write {path}: {exc.strerror}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield ``<path>.part`` to write; on success fsync it and rename it to ``path``.
+
+    On any failure the ``.part`` is removed, and an OSError becomes a one-line OutputError.
+    """
     part = path.with_name(path.name + ".part")
     try:
-        with open(part, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield part
+        with open(part, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(part, path)
     except OSError as exc:
         part.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise OutputError(f"disk full writing {path} (ENOSPC)") from None
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        raise output_error(path, exc) from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    with atomic_path(path) as part:
+        part.write_bytes(data)
     return path
 
 

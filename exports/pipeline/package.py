@@ -5,19 +5,16 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import tarfile
 from pathlib import Path
 
-from exports.pipeline.errors import OutputError
+from exports.pipeline.files import atomic_path
 
 
 def write_ova(ova_path: Path, members: list[Path], *, compress: bool) -> Path:
-    part = ova_path.with_name(ova_path.name + ".part")
     mode = "w:gz" if compress else "w"
     kwargs = {"compresslevel": 1} if compress else {}
-    try:
+    with atomic_path(ova_path) as part:
         # ustar: what OVF 1.x requires of an OVA, and every tar reads it.
         with tarfile.open(part, mode, format=tarfile.USTAR_FORMAT, **kwargs) as tar:
             for member in members:
@@ -26,12 +23,4 @@ def write_ova(ova_path: Path, members: list[Path], *, compress: bool) -> Path:
                 info.uname = info.gname = ""
                 with open(member, "rb") as handle:
                     tar.addfile(info, handle)
-        with open(part, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(part, ova_path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise OutputError(f"disk full writing {ova_path} (ENOSPC): partial files removed") from None
-        raise OutputError(f"cannot write {ova_path}: {exc.strerror}") from None
     return ova_path
