@@ -1,5 +1,5 @@
-# Two commands for a fresh machine: `make test` (the whole suite) and `make run` (the daemon,
-# arriving with hypervisord). Both install what they need first.
+# Two commands for a fresh machine: `make test` (the whole suite) and `make run` (the daemon
+# with embedded defaults). Both install what they need first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,14 +7,19 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GOVMOMI_SIM := /usr/share/gocode/src/github.com/vmware/govmomi/simulator
 
-.PHONY: test bench lint format system-deps venv clean
+.PHONY: test run bootstrap bench lint format system-deps runtime-deps venv clean
 
-system-deps:
+# qemu-img converts and verifies disks (the daemon needs it too); Go and govmomi build the
+# vSphere simulator the tests talk to; curl is the benchmark's reference.
+system-deps: WANT_TEST_TOOLS = 1
+system-deps runtime-deps:
 	@missing=""; \
-	command -v go >/dev/null || missing="$$missing golang-go"; \
-	[ -d $(GOVMOMI_SIM) ] || missing="$$missing golang-github-vmware-govmomi-dev"; \
 	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
-	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$(WANT_TEST_TOOLS)" ]; then \
+		command -v go >/dev/null || missing="$$missing golang-go"; \
+		[ -d $(GOVMOMI_SIM) ] || missing="$$missing golang-github-vmware-govmomi-dev"; \
+		command -v curl >/dev/null || missing="$$missing curl"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -45,6 +50,7 @@ test: system-deps venv lint
 
 bench: system-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/export.py
+	$(BIN)/python bench/api.py
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -53,7 +59,7 @@ format: venv
 # The daemon with embedded defaults (SQLite + Redis in $HYPERSDK_DATA_DIR, default ./var):
 # migrate, create the admin user once (its password and API token are printed that once), serve.
 .PHONY: run bootstrap
-bootstrap: venv
+bootstrap: runtime-deps venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_admin
 
