@@ -1,0 +1,110 @@
+"""Schedules in the admin, with enable, disable and trigger actions. django-celery-beat's own
+pages are removed: a schedule is edited in one place, and HyperSDK keeps beat in step."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django_celery_beat import models as beat_models
+
+from exports.job_spec import JobSpecSerializer
+from schedules import cron, service
+from schedules.models import Schedule, ScheduleRun
+
+for model in (
+    beat_models.PeriodicTask,
+    beat_models.CrontabSchedule,
+    beat_models.IntervalSchedule,
+    beat_models.SolarSchedule,
+    beat_models.ClockedSchedule,
+):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+class ScheduleRunInline(admin.TabularInline):
+    model = ScheduleRun
+    fields = ["slot", "outcome", "job"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    ordering = ["-slot"]
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = ["name", "cron", "timezone", "job_template", "enabled", "overlap", "retention"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            cron.zone(data.get("timezone", ""))
+            data["cron"] = cron.validate(data.get("cron", ""), data["timezone"])
+        except cron.InvalidCron as exc:
+            raise forms.ValidationError(str(exc)) from None
+        template = data.get("job_template") or {}
+        spec = JobSpecSerializer(data=template)
+        if not isinstance(template, dict) or not spec.is_valid():
+            raise forms.ValidationError(
+                f"job template: {spec.errors if isinstance(template, dict) else 'an object'}"
+            )
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = [
+        "name",
+        "id",
+        "cron",
+        "description",
+        "timezone",
+        "enabled",
+        "last_run_at",
+        "next_run",
+        "run_count",
+    ]
+    list_filter = ["enabled"]
+    search_fields = ["name", "id"]
+    readonly_fields = ["id", "last_run_at", "run_count", "last_job", "periodic_task", "created_at"]
+    inlines = [ScheduleRunInline]
+    actions = ["enable", "disable", "trigger"]
+
+    @admin.display(description="schedule")
+    def description(self, schedule: Schedule) -> str:
+        return cron.describe(schedule.cron)
+
+    @admin.display(description="next run")
+    def next_run(self, schedule: Schedule):
+        return schedule.next_run_at
+
+    def save_model(self, request, obj: Schedule, form, change: bool) -> None:
+        from schedules import beat
+
+        super().save_model(request, obj, form, change)
+        beat.sync(obj)
+
+    def delete_model(self, request, obj: Schedule) -> None:
+        service.delete_schedule(obj.id)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for schedule in queryset:
+            service.delete_schedule(schedule.id)
+
+    @admin.action(description="Enable selected schedules")
+    def enable(self, request, queryset) -> None:
+        for schedule in queryset:
+            service.set_enabled(schedule.id, True)
+
+    @admin.action(description="Disable selected schedules")
+    def disable(self, request, queryset) -> None:
+        for schedule in queryset:
+            service.set_enabled(schedule.id, False)
+
+    @admin.action(description="Trigger selected schedules now")
+    def trigger(self, request, queryset) -> None:
+        started = [service.trigger(schedule.id).id for schedule in queryset]
+        self.message_user(request, f"started {', '.join(started)}", messages.SUCCESS)

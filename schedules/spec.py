@@ -1,0 +1,84 @@
+"""What a schedule may be made of, validated the same way for the API, the CLIs and imports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer
+from schedules import cron
+from schedules.models import Schedule
+
+TEMPLATE_FIELDS = ("vm_path", "output_path", "vcenter", *ENGINE_OPTIONS)
+
+
+class ScheduleSpecSerializer(serializers.Serializer):
+    """Flat on the wire: the job template's fields sit beside the schedule's own."""
+
+    name = serializers.CharField(max_length=128)
+    cron = serializers.CharField(
+        max_length=128, help_text="5 fields (minute hour day month weekday) or @daily"
+    )
+    timezone = serializers.CharField(max_length=64, default=settings.TIME_ZONE)
+    enabled = serializers.BooleanField(default=True)
+    overlap = serializers.ChoiceField(choices=Schedule.Overlap.choices, default=Schedule.Overlap.SKIP)
+    retention = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in JobSpecSerializer().get_fields().items():
+            self.fields[name] = field
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        taken = Schedule.objects.filter(name=value)
+        if self.instance is not None:
+            taken = taken.exclude(id=self.instance.id)
+        if taken.exists():
+            raise serializers.ValidationError(f"a schedule named {value!r} already exists")
+        return value
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            cron.zone(value)
+        except cron.InvalidCron as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tz_name = attrs.get("timezone") or (self.instance.timezone if self.instance else settings.TIME_ZONE)
+        if "cron" in attrs:
+            try:
+                attrs["cron"] = cron.validate(attrs["cron"], tz_name)
+            except cron.InvalidCron as exc:
+                raise serializers.ValidationError({"cron": [str(exc)]}) from None
+        return attrs
+
+    def validate_vm_path(self, value: str) -> str:
+        return JobSpecSerializer().validate_vm_path(value)
+
+    def validate_output_path(self, value: str) -> str:
+        return JobSpecSerializer().validate_output_path(value)
+
+    def validate_hyper2kvm_path(self, value: str) -> str:
+        return JobSpecSerializer().validate_hyper2kvm_path(value)
+
+
+def split(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validated data → (schedule fields, job template as JSON-able values)."""
+    template = {}
+    for name in TEMPLATE_FIELDS:
+        if name in data:
+            value = data[name]
+            template[name] = value.name if name == "vcenter" and value is not None else value
+    own = {name: value for name, value in data.items() if name not in TEMPLATE_FIELDS}
+    return own, template
