@@ -25,6 +25,7 @@ from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_root
+from hypersdk.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,9 @@ def claim_job(job_id: str, worker: str) -> Job | None:
             return None
     append_log(job_id, f"started on {worker}")
     _announce(job_id)
-    return get_job(job_id)
+    job = get_job(job_id)
+    emit("job.started", _event_data(job))
+    return job
 
 
 def dispatch_pending() -> int:
@@ -232,6 +235,9 @@ def finish_job(job_id: str, status: str, *, result: dict | None = None, error: s
     if done:
         append_log(job_id, error or f"{status}", level="error" if status == Job.Status.FAILED else "info")
         _announce(job_id)
+        event = {Job.Status.COMPLETED: "job.completed", Job.Status.FAILED: "job.failed"}.get(status)
+        if event:
+            emit(event, _event_data(get_job(job_id)))
     return bool(done)
 
 
@@ -251,6 +257,7 @@ def reap_lost_jobs() -> list[str]:
                 "error",
             )
             _announce(job.id)
+            emit("job.failed", _event_data(get_job(job.id)))
             reaped.append(job.id)
     if reaped:
         dispatch_pending()
@@ -275,6 +282,20 @@ def counts_by_status() -> dict[str, int]:
     for row in Job.objects.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def _event_data(job: Job) -> dict[str, Any]:
+    """What lifecycle events (and so webhooks) say about a job: never a credential."""
+    return {
+        "job_id": job.id,
+        "vm_path": job.vm_path,
+        "status": job.status,
+        "output_path": job.output_path,
+        "origin": job.origin,
+        "error": job.error,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
 
 
 def _announce(job_id: str) -> None:

@@ -23,7 +23,7 @@ def resolve_output_path(path: str) -> Path:
     candidate = Path(os.path.realpath(os.path.expanduser(path)))
     for root in settings.HYPERSDK_EXPORT_ROOTS:
         real_root = os.path.realpath(root)
-        if candidate != Path(real_root) and os.path.commonpath([candidate, real_root]) == real_root:
+        if os.path.commonpath([candidate, real_root]) == real_root:
             return candidate
     raise OutputOutsideRoots(
         f"output_path must be inside one of the export roots: {', '.join(settings.HYPERSDK_EXPORT_ROOTS)}"

@@ -173,7 +173,15 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def worker_environment(redis_url, test_database_url, vsphere, tmp_path_factory) -> dict[str, str]:
+def export_roots_base(tmp_path_factory) -> Path:
+    """One export root for the whole session, so worker processes accept the tests' outputs."""
+    return tmp_path_factory.mktemp("export-roots").resolve()
+
+
+@pytest.fixture(scope="session")
+def worker_environment(
+    redis_url, test_database_url, vsphere, export_roots_base, tmp_path_factory
+) -> dict[str, str]:
     """What a worker or CLI process needs to share this test session's database, Redis and vCenter."""
     from django.conf import settings
 
@@ -184,6 +192,7 @@ def worker_environment(redis_url, test_database_url, vsphere, tmp_path_factory) 
         REDIS_URL=redis_url,
         HYPERSDK_SECRET_KEY=settings.SECRET_KEY,  # the same key decrypts stored vCenter passwords
         HYPERSDK_DATA_DIR=str(tmp_path_factory.mktemp("worker-data")),
+        HYPERSDK_EXPORT_ROOTS=",".join([*settings.HYPERSDK_EXPORT_ROOTS, str(export_roots_base)]),
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     )
     return env
@@ -243,12 +252,12 @@ def celery_worker(worker_environment, tmp_path_factory):
 
 
 @pytest.fixture
-def export_root(tmp_path, settings) -> Path:
-    """A directory the daemon accepts as an export root for this test."""
-    root = tmp_path / "exports"
+def export_root(request, export_roots_base, settings) -> Path:
+    """A directory of this test's own inside the session's export root (workers accept it too)."""
+    root = export_roots_base / request.node.name[:60].replace("/", "_")
     root.mkdir()
-    settings.HYPERSDK_EXPORT_ROOTS = [*settings.HYPERSDK_EXPORT_ROOTS, str(root.resolve())]
-    return root.resolve()
+    settings.HYPERSDK_EXPORT_ROOTS = [*settings.HYPERSDK_EXPORT_ROOTS, str(export_roots_base)]
+    return root
 
 
 @dataclass

@@ -79,3 +79,24 @@ def test_reaper_keeps_a_directory_it_did_not_create_but_removes_partials(five_jo
     Job.objects.filter(id=five_jobs[0]).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     jobs.reap_lost_jobs()
     assert sorted(p.name for p in output.iterdir()) == ["older-export.ova"]
+
+
+def test_lifecycle_events_are_emitted_without_secrets(five_jobs):
+    from hypersdk import events
+
+    seen = []
+    events.subscribe(lambda event, data: seen.append((event, data)))
+    try:
+        jobs.claim_job(five_jobs[0], "w1")
+        jobs.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
+        jobs.claim_job(five_jobs[1], "w1")
+        jobs.finish_job(five_jobs[1], Job.Status.FAILED, error="VM not found: x")
+    finally:
+        events._subscribers.clear()
+    assert [(e, d["job_id"]) for e, d in seen] == [
+        ("job.started", five_jobs[0]),
+        ("job.completed", five_jobs[0]),
+        ("job.started", five_jobs[1]),
+        ("job.failed", five_jobs[1]),
+    ]
+    assert seen[-1][1]["error"] == "VM not found: x" and "password" not in str(seen)

@@ -127,7 +127,7 @@ def test_bad_input_is_a_400_with_field_errors_and_nothing_created(client, body, 
 def test_dot_dot_cannot_escape_an_export_root(client, export_root):
     response = submit(client, {"vm_path": "/dc/vm/a", "output_path": f"{export_root}/../../etc"})
     assert response.status_code == 400
-    assert str(export_root) in response.json()["output_path"][0]
+    assert str(export_root.parent) in response.json()["output_path"][0]  # the roots are named
 
 
 def test_malformed_json_is_a_400(client):
