@@ -1,0 +1,108 @@
+"""Import `schedules:` and `webhooks:` from a HyperSDK v0.1.x YAML config.
+
+Accepted schedule keys: `name`, `cron` (or `schedule`), `vm` (or `vm_path`), `output` (or
+`output_path`, `output_dir`), `timezone`, `enabled`, `format`, `compress`, `manifest`,
+`manifest_target`, `convert`, `verify`, `power_off`, `parallel`, `overlap`, `retention`, `vcenter`.
+Webhook keys: `url`, `events`, `headers`, `timeout`, `retry`, `enabled`.
+Importing twice changes nothing: a schedule whose name exists is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.apps import apps
+from django.db import transaction
+
+from schedules import service
+from schedules.models import Schedule
+from schedules.spec import ScheduleSpecSerializer
+
+RENAMES = {"schedule": "cron", "vm": "vm_path", "output": "output_path", "output_dir": "output_path"}
+WEBHOOK_KEYS = {"url", "events", "headers", "timeout", "retry", "enabled"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping with schedules: and webhooks:")
+    for key in ("schedules", "webhooks"):
+        if document.get(key) is not None and not isinstance(document[key], list):
+            raise ConfigError(f"{path}: {key} must be a list")
+    return document
+
+
+def import_config(path: Path) -> ImportReport:
+    document = load(path)
+    report = ImportReport()
+    for index, entry in enumerate(document.get("schedules") or []):
+        _import_schedule(index, entry, report)
+    for index, entry in enumerate(document.get("webhooks") or []):
+        _import_webhook(index, entry, report)
+    return report
+
+
+def _import_schedule(index: int, entry: Any, report: ImportReport) -> None:
+    if not isinstance(entry, dict):
+        report.failed.append(f"schedules[{index}]: not a mapping")
+        return
+    data = {RENAMES.get(key, key): value for key, value in entry.items()}
+    name = str(data.get("name", f"schedules[{index}]"))
+    if Schedule.objects.filter(name=name).exists():
+        report.skipped.append(f"schedule {name}: exists")
+        return
+    spec = ScheduleSpecSerializer(data=data)
+    if not spec.is_valid():
+        problems = "; ".join(
+            f"{key}: {' '.join(str(m) for m in messages)}" for key, messages in spec.errors.items()
+        )
+        report.failed.append(f"schedule {name}: {problems}")
+        return
+    with transaction.atomic():
+        schedule = service.create_schedule(spec.validated_data)
+    report.created.append(f"schedule {schedule.name} ({schedule.id}, {schedule.cron})")
+
+
+def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
+    if not isinstance(entry, dict) or not entry.get("url"):
+        report.failed.append(f"webhooks[{index}]: a mapping with a url is required")
+        return
+    unknown = sorted(set(entry) - WEBHOOK_KEYS)
+    if unknown:
+        report.failed.append(f"webhook {entry['url']}: unknown keys {', '.join(unknown)}")
+        return
+    try:
+        apps.get_model("webhooks", "Webhook")
+    except LookupError:
+        report.failed.append(
+            f"webhook {entry['url']}: not imported — this HyperSDK has no webhooks yet; "
+            "import the file again once it does (schedules already imported are skipped)"
+        )
+        return
+    from webhooks import service as webhook_service  # arrives with the webhooks feature
+
+    created, label = webhook_service.import_webhook(entry)
+    (report.created if created else report.skipped).append(label)

@@ -1,0 +1,95 @@
+"""`manage.py import_config`: v0.1.x schedules come over once; nothing is dropped silently."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from schedules.models import Schedule
+
+pytestmark = pytest.mark.django_db
+
+CONFIG = """
+schedules:
+  - name: daily-backup
+    schedule: "0 2 * * *"
+    vm: /dc/vm/prod/web01
+    output: {root}/backups
+  - name: weekly-archive
+    cron: "0 0 * * 0"
+    vm_path: /dc/vm/prod/db01
+    format: ova
+    compress: true
+  - name: broken
+    schedule: "0 25 * * *"
+    vm: /dc/vm/prod/app01
+webhooks:
+  - url: https://hooks.slack.com/services/T000/B000/XXXX
+    events: [job.completed, job.failed]
+"""
+
+
+def run(path) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("import_config", str(path), stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_import_creates_schedules_and_says_what_it_could_not_import(tmp_path, export_root):
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(root=export_root))
+    code, out, err = run(config)
+    assert code == 1
+    assert sorted(Schedule.objects.values_list("name", flat=True)) == ["daily-backup", "weekly-archive"]
+    daily = Schedule.objects.get(name="daily-backup")
+    assert (daily.cron, daily.job_template["vm_path"], daily.job_template["output_path"]) == (
+        "0 2 * * *",
+        "/dc/vm/prod/web01",
+        str(export_root / "backups"),
+    )
+    assert Schedule.objects.get(name="weekly-archive").job_template["format"] == "ova"
+    assert "error: schedule broken: cron: invalid cron '0 25 * * *'" in err
+    assert "webhook https://hooks.slack.com/services/T000/B000/XXXX: not imported" in err
+    assert out.strip().splitlines()[-1] == "2 created, 0 skipped, 2 not imported"
+
+
+def test_import_is_idempotent(tmp_path, export_root):
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(root=export_root))
+    run(config)
+    code, out, _ = run(config)
+    assert "skipped schedule daily-backup: exists" in out
+    assert out.strip().splitlines()[-1] == "0 created, 2 skipped, 2 not imported"
+    assert Schedule.objects.count() == 2
+
+
+def test_empty_lists_from_the_guides_migration_step_import_nothing(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("schedules: []\nwebhooks: []\n")
+    assert run(config)[:2] == (0, "0 created, 0 skipped, 0 not imported\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("schedules: {a: 1}\n", "schedules must be a list"),
+        ("- x\n", "expected a mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_files_are_one_clear_line(tmp_path, text, message):
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    code, _, err = run(config)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_file(tmp_path):
+    code, _, err = run(tmp_path / "nope.yaml")
+    assert code == 1 and err.startswith("error: cannot read")
