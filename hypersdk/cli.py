@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+# hyperexport's flags that hand the work to the daemon; they need the ORM (local services).
+DAEMON_FLAGS = frozenset(
+    {"use-daemon", "daemon-watch", "daemon-list", "daemon-status", "daemon-url", "token-file"}
+)
+
 
 def _run(command: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
@@ -13,12 +18,21 @@ def _run(command: str) -> None:
     execute_from_command_line([command, command, *sys.argv[1:]])
 
 
+def uses_daemon(argv: list[str]) -> bool:
+    """Whether a daemon flag (``-flag``, ``--flag`` or ``--flag=value``) is among the arguments."""
+    return any(arg.startswith("-") and arg.lstrip("-").split("=", 1)[0] in DAEMON_FLAGS for arg in argv)
+
+
 def hyperexport() -> None:
     """A direct export needs neither the ORM nor the app registry, so skip ``django.setup()``.
 
     Loading every app (admin, DRF, Celery beat) costs about a second before the first byte
-    moves; the command only needs settings, which load lazily.
+    moves; the command only needs settings, which load lazily. The daemon modes do need the
+    apps (the local services are the ORM), so they get the full start-up.
     """
+    if uses_daemon(sys.argv[1:]):
+        _run("hyperexport")
+        return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
     from exports.management.commands.hyperexport import Command
 

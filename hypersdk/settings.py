@@ -85,6 +85,9 @@ ASGI_APPLICATION = "hypersdk.asgi.application"
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": environ.Env.db_url_config(_database_url)}
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # As below: writers queue for the lock instead of failing with "database is locked".
+        DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 else:
     DATABASES = {
         "default": {

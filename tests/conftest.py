@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -151,6 +152,9 @@ def redis_url(tmp_path_factory):
     }
     channel_layers.backends.clear()
     app.conf.broker_url = broker_url(url)
+    if app._pool is not None:  # a pool made before this fixture would keep the old broker
+        app._pool.force_close_all()
+        app._pool = None
     yield url
     if process is not None:
         stop_embedded_redis(process)
@@ -254,8 +258,7 @@ def celery_worker(worker_environment, tmp_path_factory):
 @pytest.fixture
 def export_root(request, export_roots_base, settings) -> Path:
     """A directory of this test's own inside the session's export root (workers accept it too)."""
-    root = export_roots_base / request.node.name[:60].replace("/", "_")
-    root.mkdir()
+    root = Path(tempfile.mkdtemp(prefix=f"{request.node.name[:40]}-", dir=export_roots_base))
     settings.HYPERSDK_EXPORT_ROOTS = [*settings.HYPERSDK_EXPORT_ROOTS, str(export_roots_base)]
     return root
 

@@ -1,4 +1,5 @@
-"""``hyperexport``: export a VM from vSphere (direct mode). Every guide spelling, - or --, works."""
+"""``hyperexport``: export a VM from vSphere (direct mode), or hand it to the daemon (--use-daemon,
+--daemon-watch, --daemon-list, --daemon-status). Every guide spelling, - or --, works."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from exports.cli.flags import add_connection_flags
 from exports.console import human_size, reporter_for
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.convert import TARGET_FORMATS
@@ -16,34 +18,52 @@ from exports.pipeline.options import PACKAGE_FORMATS, ExportOptions, InvalidOpti
 from exports.pipeline.progress import CancelToken
 from exports.pipeline.run import export_vm
 
+# The daemon's job states (exports.models.Job.Status), spelled out: the direct mode loads no models.
+DAEMON_LIST_CHOICES = ("all", "pending", "running", "completed", "failed", "cancelled")
+DAEMON_MODES = ("use_daemon", "daemon_watch", "daemon_list", "daemon_status")
+# Direct-mode flags with no meaning for a daemon job: the daemon has its own vCenter settings.
+DIRECT_ONLY = ("dry_run", "username", "password_file", "insecure", "ca_certs")
+
 
 def _flag(parser: CommandParser, name: str, **kwargs) -> None:
     """The guide writes Go-style ``-flag``; operators also type ``--flag``: accept both."""
     parser.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kwargs)
 
 
+def daemon_mode(opts: dict) -> str | None:
+    return next((mode for mode in DAEMON_MODES if opts.get(mode)), None)
+
+
 class Command(BaseCommand):
     help = "Export a VM from vSphere to OVF/OVA, write the Artifact Manifest, convert and verify."
     requires_system_checks: list[str] = []
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
+        self.parser = super().create_parser(prog_name, subcommand, **kwargs)
+        return self.parser
+
     def add_arguments(self, parser: CommandParser) -> None:
-        _flag(parser, "vm", required=True, metavar="PATH", help="inventory path, e.g. /dc/vm/prod/web01")
-        _flag(parser, "output", metavar="DIR", help="output directory (default ./export-<vm name>)")
-        _flag(parser, "format", choices=PACKAGE_FORMATS, default="ovf", help="ovf (a directory) or ova")
-        _flag(parser, "compress", action="store_true", help="gzip the OVA (and zstd-compress qcow2 output)")
+        # Valued flags default to None so a daemon job carries only what was asked; the direct
+        # mode applies its defaults (the ones in the help) itself.
+        _flag(parser, "vm", metavar="PATH", help="inventory path, e.g. /dc/vm/prod/web01 (required)")
         _flag(
-            parser, "parallel", type=int, default=4, metavar="N", help="disks downloaded at once (default 4)"
+            parser,
+            "output",
+            metavar="DIR",
+            help="output directory (default ./export-<vm name>; with --use-daemon: chosen by the daemon)",
         )
+        _flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
+        _flag(parser, "compress", action="store_true", help="gzip the OVA (and zstd-compress qcow2 output)")
+        _flag(parser, "parallel", type=int, metavar="N", help="disks downloaded at once (default 4)")
         _flag(parser, "power-off", action="store_true", help="shut a running VM down first")
         _flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
-        _flag(parser, "manifest-target", choices=TARGET_FORMATS, default="qcow2", help="conversion target")
+        _flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
         _flag(parser, "convert", action="store_true", help="convert the disks after export")
         _flag(parser, "verify", action="store_true", help="verify checksums and converted disks")
         _flag(parser, "hyper2kvm-path", metavar="PATH", help="hyper2kvm binary (default: found on PATH)")
         _flag(
             parser,
             "conversion-timeout",
-            default="120",
             metavar="DURATION",
             help="minutes, or 2h/90m (default 120)",
         )
@@ -55,7 +75,12 @@ class Command(BaseCommand):
         )
         _flag(parser, "dry-run", action="store_true", help="check the VM and say what would happen")
         _flag(parser, "quiet", action="store_true", help="print only the result line")
-        _flag(parser, "vcenter", metavar="URL", help="vCenter URL or host (default: GOVC_URL)")
+        _flag(
+            parser,
+            "vcenter",
+            metavar="URL",
+            help="vCenter URL or host (default: GOVC_URL); with --use-daemon: a vCenter's name in the daemon",
+        )
         _flag(parser, "username", metavar="USER", help="vCenter user (default: GOVC_USERNAME)")
         _flag(
             parser, "password-file", metavar="FILE", help="file holding the password (default: GOVC_PASSWORD)"
@@ -63,21 +88,53 @@ class Command(BaseCommand):
         _flag(parser, "insecure", action="store_true", default=None, help="skip TLS verification")
         _flag(parser, "ca-certs", metavar="FILE", help="CA bundle to trust (default: GOVC_TLS_CA_CERTS)")
 
+        daemon = parser.add_argument_group(
+            "daemon modes (local services, or --daemon-url / $HYPERSDK_DAEMON_URL)"
+        )
+        modes = daemon.add_mutually_exclusive_group()
+        _flag(
+            modes, "use-daemon", action="store_true", help="submit the export as a daemon job, print its id"
+        )
+        _flag(modes, "daemon-watch", metavar="JOB_ID", help="follow a daemon job until it ends")
+        _flag(
+            modes,
+            "daemon-list",
+            choices=DAEMON_LIST_CHOICES,
+            metavar="STATUS",
+            help="list daemon jobs: all, running, completed, failed, ...",
+        )
+        _flag(
+            modes, "daemon-status", action="store_true", help="the daemon's health, uptime, jobs and machine"
+        )
+        _flag(daemon, "watch", action="store_true", help="with --use-daemon: follow the job until it ends")
+        add_connection_flags(daemon)
+
     def handle(self, *args, **opts) -> None:
+        mode = daemon_mode(opts)
+        self._check_usage(opts, mode)
+        if mode:
+            # Imported here: the daemon modes load the ORM, the direct mode never does.
+            from exports.cli.hyperexport_daemon import run_daemon_mode
+            from exports.cli.terminal import Terminal
+
+            code = run_daemon_mode(mode, opts, Terminal(self.stdout._out, self.stderr._out))
+            if code:
+                sys.exit(code)
+            return
         try:
             options = ExportOptions(
                 vm_path=opts["vm"],
                 output_dir=Path(opts["output"]) if opts["output"] else None,
-                format=opts["format"],
+                format=opts["format"] or "ovf",
                 compress=opts["compress"],
-                parallel=opts["parallel"],
+                parallel=4 if opts["parallel"] is None else opts["parallel"],
                 power_off=opts["power_off"],
                 manifest=opts["manifest"],
-                manifest_target=opts["manifest_target"],
+                manifest_target=opts["manifest_target"] or "qcow2",
                 convert=opts["convert"],
                 verify=opts["verify"],
                 hyper2kvm_path=opts["hyper2kvm_path"],
-                conversion_timeout=parse_duration(opts["conversion_timeout"]),
+                conversion_timeout=parse_duration(opts["conversion_timeout"] or "120"),
                 overwrite=opts["overwrite"],
                 dry_run=opts["dry_run"],
             ).validate()
@@ -112,6 +169,23 @@ class Command(BaseCommand):
         self.stdout.write(
             f"success: {result.vm_name} exported to {result.output_dir} ({human_size(result.total_bytes)})"
         )
+
+    def _check_usage(self, opts: dict, mode: str | None) -> None:
+        if mode in (None, "use_daemon") and not opts["vm"]:
+            self.parser.error("the following arguments are required: -vm")
+        if opts["watch"] and mode != "use_daemon":
+            self.parser.error("--watch follows a submitted job: give it with --use-daemon")
+        if mode is None:
+            if opts["daemon_url"] or opts["token_file"]:
+                self.parser.error(
+                    "--daemon-url and --token-file go with --use-daemon, --daemon-watch, --daemon-list or --daemon-status"
+                )
+            return
+        direct_only = [f"-{name.replace('_', '-')}" for name in DIRECT_ONLY if opts[name]]
+        if direct_only:
+            self.parser.error(
+                f"{', '.join(direct_only)}: direct exports only; the daemon uses its own vCenter settings"
+            )
 
     @staticmethod
     def _target(opts: dict) -> VCenterTarget:

@@ -1,0 +1,12 @@
+"""``hyperctl``'s subcommands, one module each.
+
+A module offers ``register(subparsers, parents)``, which adds its parser and sets
+``run(backend, opts, terminal) -> exit status`` as its default; a group such as ``schedules``
+adds its own subparsers the same way. A new subcommand is one more entry in ``SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+from exports.cli.hyperctl import cancel, logs, query, status, watch
+
+SUBCOMMANDS = (query, status, watch, logs, cancel)

@@ -1,0 +1,92 @@
+"""``hyperexport``'s daemon modes: submit a job (--use-daemon [--watch]), --daemon-watch,
+--daemon-list and --daemon-status, through the local services or a remote daemon."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from exports.cli import render
+from exports.cli.backends import JobsBackend, UsageError, open_backend
+from exports.cli.follow import watch_job
+from exports.cli.terminal import Terminal
+from exports.pipeline.options import InvalidOptions, parse_duration
+
+# hyperexport's flags (their option names) as the job spec's fields.
+VALUE_FIELDS = {
+    "format": "format",
+    "manifest_target": "manifest_target",
+    "parallel": "parallel",
+    "hyper2kvm_path": "hyper2kvm_path",
+    "vcenter": "vcenter",
+}
+SWITCH_FIELDS = ("compress", "manifest", "convert", "verify", "power_off", "overwrite")
+
+
+def run_daemon_mode(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
+    return terminal.run(lambda: _run(mode, opts, terminal))
+
+
+def _run(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
+    backend = open_backend(opts["daemon_url"], opts["token_file"])
+    quiet = opts["quiet"]
+    if mode == "use_daemon":
+        return submit(
+            backend, job_spec(opts, local=backend.is_local), terminal, watch=opts["watch"], quiet=quiet
+        )
+    if mode == "daemon_watch":
+        return watch_job(backend, opts["daemon_watch"], terminal, quiet=quiet)
+    if mode == "daemon_list":
+        return list_jobs(backend, opts["daemon_list"], terminal, quiet=quiet)
+    return show_status(backend, terminal, quiet=quiet)
+
+
+def job_spec(opts: dict[str, Any], *, local: bool) -> dict[str, Any]:
+    """The API's job spec from the flags given; what was not given is left to the daemon."""
+    spec: dict[str, Any] = {"vm_path": opts["vm"]}
+    if opts["output"]:
+        output = opts["output"]
+        if not os.path.isabs(os.path.expanduser(output)):
+            if not local:
+                raise UsageError(f"-output {output}: give an absolute path on the daemon's machine")
+            output = os.path.abspath(output)
+        spec["output_path"] = output
+    spec.update({field: opts[flag] for flag, field in VALUE_FIELDS.items() if opts[flag] is not None})
+    spec.update({name: True for name in SWITCH_FIELDS if opts[name]})
+    if opts["conversion_timeout"] is not None:
+        try:
+            seconds = parse_duration(opts["conversion_timeout"])
+        except InvalidOptions as exc:
+            raise UsageError(str(exc)) from None
+        spec["conversion_timeout"] = math.ceil(seconds / 60)  # the API counts whole minutes
+    return spec
+
+
+def submit(
+    backend: JobsBackend, spec: dict[str, Any], terminal: Terminal, *, watch: bool, quiet: bool
+) -> int:
+    job_id = backend.submit_job(spec)["job_ids"][0]
+    terminal.say(job_id if quiet else render.submitted_line(job_id))
+    return watch_job(backend, job_id, terminal, quiet=quiet) if watch else 0
+
+
+def list_jobs(backend: JobsBackend, status: str, terminal: Terminal, *, quiet: bool) -> int:
+    jobs = backend.query_jobs(status=status)["results"]
+    if quiet:
+        lines = render.job_tsv(jobs)
+    elif jobs:
+        lines = render.job_table(jobs)
+    else:
+        lines = ["no jobs" if status == "all" else f"no {status} jobs"]
+    for line in lines:
+        terminal.say(line)
+    return 0
+
+
+def show_status(backend: JobsBackend, terminal: Terminal, *, quiet: bool) -> int:
+    status = backend.daemon_status()
+    for line in [json.dumps(status, indent=2)] if quiet else render.status_lines(status, backend.where):
+        terminal.say(line)
+    return 0

@@ -1,0 +1,241 @@
+"""How jobs, logs and the daemon's status read in a terminal: pure functions of the API's dicts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from exports.console import human_size
+
+JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
+OUTCOMES = {
+    "completed": "✅ Job completed successfully!",
+    "failed": "❌ Job failed: {error}",
+    "cancelled": "⚠️ Job cancelled",
+}
+_FINISHED_TEXT = {"completed": "export finished", "failed": "export failed", "cancelled": "export cancelled"}
+
+
+def local_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """An API timestamp (ISO 8601, UTC) in this machine's time zone."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone().strftime(fmt)
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"
+
+
+def percent_text(job: dict[str, Any]) -> str:
+    return "-" if job["status"] == "pending" else f"{job['progress']['percent']:.1f}%"
+
+
+def job_table(jobs: list[dict[str, Any]]) -> list[str]:
+    """Aligned columns ID, STATUS, PROGRESS, VM, OUTPUT, CREATED; nothing cut, for copy and paste."""
+    rows = [JOB_COLUMNS] + [
+        (
+            job["id"],
+            job["status"],
+            percent_text(job),
+            job["vm_path"],
+            job["output_path"],
+            local_time(job["created_at"]),
+        )
+        for job in jobs
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(JOB_COLUMNS))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def job_tsv(jobs: list[dict[str, Any]]) -> list[str]:
+    """For scripts: ``job-id<TAB>status<TAB>vm-path``."""
+    return [f"{job['id']}\t{job['status']}\t{job['vm_path']}" for job in jobs]
+
+
+def options_text(job: dict[str, Any]) -> str:
+    options = job.get("options") or {}
+    parts = [f"format={job['format']}"]
+    parts += [
+        name.replace("_", "-") for name in ("compress", "manifest", "convert", "verify") if job.get(name)
+    ]
+    if job.get("manifest") or job.get("convert") or job.get("verify"):
+        parts.append(f"target={job['manifest_target']}")
+    if "parallel" in options:
+        parts.append(f"parallel={options['parallel']}")
+    parts += [name.replace("_", "-") for name in ("power_off", "overwrite") if options.get(name)]
+    if job.get("convert"):
+        parts.append(f"conversion-timeout={options.get('conversion_timeout', 120)}m")
+        if options.get("hyper2kvm_path"):
+            parts.append(f"hyper2kvm={options['hyper2kvm_path']}")
+    return " ".join(parts)
+
+
+def progress_text(job: dict[str, Any]) -> str:
+    if job["status"] == "pending":
+        return "-"
+    progress = job["progress"]
+    text = " ".join(
+        part for part in (f"{progress['percent']:.1f}%", progress["phase"], progress["current_file"]) if part
+    )
+    if progress["bytes_total"]:
+        text += f" ({human_size(progress['bytes_done'])} of {human_size(progress['bytes_total'])}"
+        if job["status"] == "running" and progress["rate_bps"]:
+            text += f", {human_size(progress['rate_bps'])}/s"
+            if progress["eta_seconds"] is not None:
+                text += f", {human_duration(progress['eta_seconds'])} left"
+        text += ")"
+    return text
+
+
+def job_detail(job: dict[str, Any]) -> list[str]:
+    status = job["status"]
+    if job.get("cancel_requested") and status == "running":
+        status += " (cancel requested)"
+    fields = [
+        ("ID", job["id"]),
+        ("Status", status),
+        ("VM", job["vm_path"]),
+        ("vCenter", job["vcenter"] or "default (the workers' GOVC_* settings)"),
+        ("Output", job["output_path"]),
+        ("Options", options_text(job)),
+        ("Progress", progress_text(job)),
+        ("Origin", job["origin"]),
+        ("Created", local_time(job["created_at"])),
+        ("Started", local_time(job["started_at"])),
+        ("Finished", local_time(job["finished_at"])),
+        ("Duration", human_duration(job["duration_seconds"])),
+        ("Worker", job["worker"] or "-"),
+    ]
+    if job["error"]:
+        fields.append(("Error", job["error"]))
+    fields += _result_fields(job.get("result") or {})
+    width = max(len(label) for label, _ in fields) + 2
+    return [f"{label + ':' if label else '':<{width}}{value}" for label, value in fields]
+
+
+def _result_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    for index, file in enumerate(result.get("files") or []):
+        fields.append(
+            (
+                "Files" if index == 0 else "",
+                f"{file['name']}  {human_size(file['size'])}  sha256:{file['sha256']}",
+            )
+        )
+    if result.get("total_bytes"):
+        fields.append(("Total", human_size(result["total_bytes"])))
+    if result.get("manifest_path"):
+        fields.append(("Manifest", result["manifest_path"]))
+    for index, converted in enumerate((result.get("conversion") or {}).get("outputs") or []):
+        fields.append(
+            ("Converted" if index == 0 else "", f"{converted['output']}  {human_size(converted['size'])}")
+        )
+    for index, check in enumerate(result.get("verified") or []):
+        fields.append(("Verified" if index == 0 else "", check))
+    return fields
+
+
+def watch_text(job: dict[str, Any]) -> str:
+    """What ``watch`` says of a job; a new line is printed whenever this changes."""
+    status, progress = job["status"], job["progress"]
+    if status == "pending":
+        return "pending - waiting for a worker"
+    if status == "running":
+        activity = (
+            " ".join(part for part in (progress["phase"], progress["current_file"]) if part) or "starting"
+        )
+        text = f"running {progress['percent']:.1f}% - {activity}"
+        return text + " (cancel requested)" if job.get("cancel_requested") else text
+    return f"{status} - {_FINISHED_TEXT.get(status, status)}"
+
+
+def watch_line(job: dict[str, Any], now: datetime) -> str:
+    return f"[{now:%H:%M:%S}] {watch_text(job)}"
+
+
+def outcome_line(job: dict[str, Any]) -> str:
+    return OUTCOMES[job["status"]].format(error=job["error"] or "no error recorded")
+
+
+def log_line(entry: dict[str, Any]) -> str:
+    return f"{local_time(entry['at'])} {entry['level'].upper():<7} {entry['message']}"
+
+
+def submitted_line(job_id: str) -> str:
+    return f"submitted {job_id}"
+
+
+def cancel_line(answer: dict[str, Any]) -> str:
+    if answer["status"] == "cancelled":
+        return f"cancelled {answer['job_id']} (it had not started)"
+    return f"cancel requested for {answer['job_id']}: its worker stops it within seconds"
+
+
+def status_lines(status: dict[str, Any], where: str) -> list[str]:
+    uptime = status.get("uptime_seconds")
+    daemon = f"{status['health']}, version {status['version']}"
+    daemon += f", up {human_duration(uptime)}" if uptime is not None else ""
+    workers = status.get("workers") or []
+    counts = status.get("jobs") or {}
+    system = status.get("system") or {}
+    fields: list[tuple[str, str]] = [
+        ("Daemon", f"{daemon} ({where})"),
+        ("Database", status.get("database", "-")),
+        (
+            "Workers",
+            f"{len(workers)} answering: {', '.join(workers)}"
+            if workers
+            else "none answering (jobs wait until a worker runs)",
+        ),
+        (
+            "Jobs",
+            ", ".join(
+                f"{counts.get(name, 0)} {name}"
+                for name in ("running", "pending", "completed", "failed", "cancelled")
+            )
+            + f" (at most {status.get('max_concurrent_exports', '?')} exports at once per vCenter)",
+        ),
+    ]
+    active = status.get("active_jobs") or []
+    if not active:
+        fields.append(("Active jobs", "none"))
+    for index, job in enumerate(active):
+        fields.append(
+            (
+                "Active jobs" if index == 0 else "",
+                f"{job['id']}  {job['percent']:.1f}% {job['phase'] or 'starting'}  {job['vm_path']}  on {job['worker'] or '-'}",
+            )
+        )
+    if system:
+        load = " ".join(f"{value:.2f}" for value in system.get("load_average", []))
+        fields.append(
+            (
+                "System",
+                f"load {load}, {system.get('cpu_count')} CPUs, memory {system.get('memory_percent', 0):.1f}% used "
+                f"({human_size(system.get('memory_available_bytes', 0))} of "
+                f"{human_size(system.get('memory_total_bytes', 0))} available)",
+            )
+        )
+    for index, root in enumerate(status.get("export_roots") or []):
+        space = (
+            f"{human_size(root['free_bytes'])} free of {human_size(root['total_bytes'])}"
+            if root.get("exists")
+            else "missing"
+        )
+        fields.append(("Export roots" if index == 0 else "", f"{root['path']} ({space})"))
+    width = max(len(label) for label, _ in fields) + 2
+    return [f"{label + ':' if label else '':<{width}}{value}" for label, value in fields]

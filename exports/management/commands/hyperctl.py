@@ -1,0 +1,36 @@
+"""``hyperctl``: the daemon's jobs from a shell — query, status, watch, logs, cancel.
+
+Local services by default (this machine's database, the daemon's workers run the jobs);
+a remote daemon with ``--daemon-url`` or $HYPERSDK_DAEMON_URL and $HYPERSDK_API_TOKEN.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from exports.cli.backends import open_backend
+from exports.cli.flags import add_connection_flags, connection_flags_parent
+from exports.cli.hyperctl import SUBCOMMANDS
+from exports.cli.terminal import Terminal
+
+
+class Command(BaseCommand):
+    help = "Query, watch and cancel the daemon's export jobs; follow their logs; check the daemon."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_connection_flags(parser)
+        subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+        parents = [connection_flags_parent()]
+        for subcommand in SUBCOMMANDS:
+            subcommand.register(subparsers, parents)
+
+    def handle(self, *args, **opts) -> None:
+        terminal = Terminal(self.stdout._out, self.stderr._out)
+        code = terminal.run(
+            lambda: opts["run"](open_backend(opts["daemon_url"], opts["token_file"]), opts, terminal)
+        )
+        if code:
+            sys.exit(code)
