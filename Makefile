@@ -10,7 +10,8 @@ GOVMOMI_SIM := /usr/share/gocode/src/github.com/vmware/govmomi/simulator
 .PHONY: test run bootstrap bench lint format system-deps runtime-deps venv clean
 
 # qemu-img converts and verifies disks (the daemon needs it too); Go and govmomi build the
-# vSphere simulator the tests talk to; curl is the benchmark's reference.
+# vSphere simulator the tests talk to; curl is the benchmark's reference; chromium runs the
+# browser tests (driven by Playwright, whose own browser download cannot work here).
 system-deps: WANT_TEST_TOOLS = 1
 system-deps runtime-deps:
 	@missing=""; \
@@ -19,6 +20,7 @@ system-deps runtime-deps:
 		command -v go >/dev/null || missing="$$missing golang-go"; \
 		[ -d $(GOVMOMI_SIM) ] || missing="$$missing golang-github-vmware-govmomi-dev"; \
 		command -v curl >/dev/null || missing="$$missing curl"; \
+		[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -51,6 +53,7 @@ test: system-deps venv lint
 bench: system-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/export.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/dashboard_ws.py
 
 format: venv
 	$(BIN)/ruff check --fix .

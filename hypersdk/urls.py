@@ -9,4 +9,5 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("exports.api.urls")),
     path("", include("schedules.api.urls")),
+    path("", include("dashboard.urls")),
 ]

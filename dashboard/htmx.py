@@ -1,0 +1,43 @@
+"""The one place that decides between a full page and an htmx fragment."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+
+def wants_partial(request: HttpRequest) -> bool:
+    """htmx asked for a fragment; boosted links and history restores want the whole page."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+def render_page(
+    request: HttpRequest, template: str, context: dict, *, partial: str | None = None, status: int = 200
+) -> HttpResponse:
+    """``partial`` for an htmx request (when given), else the full page ``template``."""
+    name = partial if partial and wants_partial(request) else template
+    return render(request, name, context, status=status)
+
+
+def login_required(view):
+    """Django's login_required, except that htmx requests are told to reload into the login page
+    instead of swapping it into a fragment."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        login_url = reverse("dashboard:login")
+        if getattr(request, "htmx", None):
+            page = request.htmx.current_url_abs_path or reverse("dashboard:home")
+            response = HttpResponse(status=401)
+            response["HX-Redirect"] = redirect_to_login(page, login_url).url
+            return response
+        return redirect_to_login(request.get_full_path(), login_url)
+
+    return wrapped

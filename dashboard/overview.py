@@ -1,0 +1,42 @@
+"""What the Dashboard tab shows: active jobs, counts, recent failures (status comes lazily)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.db.models import Count
+from django.utils import timezone
+
+from exports import jobs
+from exports.models import Job
+
+RECENT_FAILURES = 10
+
+
+def start_of_today() -> datetime:
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
+def counts_since(moment: datetime) -> dict[str, int]:
+    counts = dict.fromkeys(Job.Status.values, 0)
+    for row in Job.objects.filter(created_at__gte=moment).values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def active_jobs():
+    return Job.objects.filter(status__in=(Job.Status.RUNNING, Job.Status.PENDING)).order_by(
+        "-status", "started_at", "created_at"
+    )  # running first ("running" > "pending"), oldest first
+
+
+def overview() -> dict:
+    all_time = jobs.counts_by_status()
+    today = counts_since(start_of_today())
+    return {
+        "active_jobs": active_jobs(),
+        "counts": [(status, today[status], all_time[status]) for status in Job.Status.values],
+        "total_today": sum(today.values()),
+        "total_all_time": sum(all_time.values()),
+        "recent_failures": jobs.query_jobs(status=Job.Status.FAILED)[:RECENT_FAILURES],
+    }

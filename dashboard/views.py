@@ -1,0 +1,229 @@
+"""The dashboard's pages: thin adapters over the job, schedule and webhook services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import converter, job_view, overview
+from dashboard.forms import ConverterForm, JobFilterForm
+from dashboard.htmx import login_required, render_page, wants_partial
+from exports import jobs
+from exports.daemon_status import daemon_status
+from schedules import service as schedules
+from webhooks import service as webhooks
+
+JOBS_PER_PAGE = 25
+
+
+def _job_or_404(job_id: str):
+    try:
+        return jobs.get_job(job_id)
+    except jobs.JobNotFound:
+        raise Http404(f"job not found: {job_id}") from None
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render_page(request, "dashboard/home.html", {"tab": "dashboard", **overview.overview()})
+
+
+@require_GET
+@login_required
+def active_jobs(request: HttpRequest) -> HttpResponse:
+    return render_page(
+        request,
+        "dashboard/home.html",
+        {"tab": "dashboard", **overview.overview()},
+        partial="dashboard/partials/overview_jobs.html",
+    )
+
+
+@require_GET
+@login_required
+def status_panel(request: HttpRequest) -> HttpResponse:
+    return render_page(
+        request,
+        "dashboard/home.html",
+        {"tab": "dashboard", **overview.overview(), "status": daemon_status(ping_timeout=0.5)},
+        partial="dashboard/partials/daemon_status.html",
+    )
+
+
+@require_GET
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    form = JobFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    page = Paginator(job_view.filtered_jobs(filters), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"tab": "jobs", "form": form, "page": page, "query": query.urlencode()}
+    return render_page(request, "dashboard/jobs.html", context, partial="dashboard/partials/job_table.html")
+
+
+@require_GET
+@login_required
+def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    context = {"tab": "jobs", **job_view.job_page(_job_or_404(job_id))}
+    return render_page(request, "dashboard/job.html", context, partial="dashboard/partials/job_result.html")
+
+
+@require_GET
+@login_required
+def job_live(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The live panel (status, progress, logs): htmx polls it when no websocket is open."""
+    job = _job_or_404(job_id)
+    show_logs = request.GET.get("logs") == "1"
+    context = {"tab": "jobs", "job": job, "show_logs": show_logs}
+    if show_logs:
+        context["logs"] = jobs.job_logs(job.id, tail=job_view.LOG_TAIL)
+    return render_page(
+        request, "dashboard/job_live.html", context, partial="dashboard/partials/job_live.html"
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def job_actions(request: HttpRequest, job_id: str) -> HttpResponse:
+    """GET: the actions bar; POST: cancel the job, then show it again."""
+    job = _job_or_404(job_id)
+    notice = ""
+    if request.method == "POST":
+        try:
+            job = jobs.cancel_job(job_id)
+            notice = (
+                "Cancelled." if job.is_finished else "Cancel requested: the worker is stopping the export."
+            )
+        except jobs.JobAlreadyFinished as exc:
+            job, notice = exc.job, f"Nothing to cancel: the job is already {exc.job.status}."
+        if not wants_partial(request):
+            messages.info(request, notice)
+            return redirect("dashboard:job", job_id=job.id)
+    return render_page(
+        request,
+        "dashboard/job.html",
+        {"tab": "jobs", **job_view.job_page(job), "notice": notice},
+        partial="dashboard/partials/job_actions.html",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def converter_tab(request: HttpRequest) -> HttpResponse:
+    """The Manifest Converter: the form, then the job it started (status, progress, logs)."""
+    job, follow_url = None, ""
+    if request.method == "POST":
+        form = ConverterForm(request.POST)
+        job_id = converter.submit(form) if form.is_valid() else None
+        stream = form.cleaned_data.get("stream_output", False)
+        if job_id:
+            follow_url = f"{reverse('dashboard:converter')}?job={job_id}&stream={int(stream)}"
+            if not wants_partial(request):
+                return redirect(follow_url)
+            job = jobs.get_job(job_id)
+    else:
+        form = ConverterForm()
+        stream = request.GET.get("stream", "1") == "1"
+        if request.GET.get("job"):
+            job = _job_or_404(request.GET["job"])
+    context = {
+        "tab": "converter",
+        "form": form,
+        "job": job,
+        "show_logs": stream,
+        "logs": jobs.job_logs(job.id, tail=job_view.LOG_TAIL) if job and stream else [],
+        "detected": converter.detect_converter(),
+    }
+    response = render_page(
+        request,
+        "dashboard/converter.html",
+        context,
+        partial="dashboard/partials/converter.html",
+        status=422 if form.errors else 200,  # htmx is configured to swap 422 (base.html)
+    )
+    if follow_url:
+        response["HX-Push-Url"] = follow_url
+    return response
+
+
+@require_GET
+@login_required
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    return render_page(
+        request, "dashboard/schedules.html", {"tab": "schedules", "schedules": schedules.list_schedules()}
+    )
+
+
+SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
+
+
+@require_POST
+@login_required
+def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
+    if action not in SCHEDULE_ACTIONS:
+        raise Http404(action)
+    notice, started = "", None
+    try:
+        if action == "trigger":
+            started = schedules.trigger(schedule_id)
+            notice = f"Started {started.id}."
+        else:
+            schedules.set_enabled(schedule_id, action == "enable")
+        schedule = schedules.get_schedule(schedule_id)
+    except schedules.ScheduleNotFound:
+        raise Http404(schedule_id) from None
+    except ValueError as exc:  # a template that became invalid (a vCenter deleted since)
+        schedule, notice = schedules.get_schedule(schedule_id), str(exc)
+    if not wants_partial(request):
+        if notice:
+            messages.info(request, notice)
+        return redirect("dashboard:schedules")
+    return render_page(
+        request,
+        "dashboard/schedules.html",
+        {"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
+        partial="dashboard/partials/schedule_row.html",
+    )
+
+
+@require_GET
+@login_required
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    return render_page(
+        request, "dashboard/webhooks.html", {"tab": "webhooks", "webhooks": webhooks.list_webhooks()}
+    )
+
+
+WEBHOOK_ACTIONS = {"test", "enable", "disable"}
+
+
+@require_POST
+@login_required
+def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
+    if action not in WEBHOOK_ACTIONS:
+        raise Http404(action)
+    tested = None
+    try:
+        if action == "test":
+            tested = webhooks.test_webhook(webhook_id)
+        else:
+            webhooks.set_enabled(webhook_id, action == "enable")
+        webhook = webhooks.get_webhook(webhook_id)
+    except webhooks.WebhookNotFound:
+        raise Http404(webhook_id) from None
+    if not wants_partial(request):
+        if tested:
+            messages.info(request, "Test delivered." if tested.ok else f"Test failed: {tested.error}")
+        return redirect("dashboard:webhooks")
+    return render_page(
+        request,
+        "dashboard/webhooks.html",
+        {"tab": "webhooks", "webhook": webhook, "tested": tested},
+        partial="dashboard/partials/webhook_row.html",
+    )

@@ -1,0 +1,87 @@
+"""The dashboard's websockets: the browser's session cookie on the job streams (real Redis layer)."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test import Client
+
+from exports import jobs, live
+from hypersdk.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = b"http://localhost:8080"
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_connections_of_the_sync_thread():
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def session_cookie(django_user_model) -> bytes:
+    """The cookie a logged-in browser sends with its websocket handshake."""
+    user = django_user_model.objects.create_user("operator", password="operator-pass")
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def browser_socket(path: str, cookie: bytes | None) -> WebsocketCommunicator:
+    headers = [(b"origin", ORIGIN), (b"host", b"localhost:8080")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+@pytest.mark.asyncio
+async def test_a_browser_without_a_session_is_refused(redis_url):
+    connected, code = await browser_socket("/ws/jobs/", None).connect()
+    assert not connected and code == 4401
+
+
+@pytest.mark.asyncio
+async def test_a_stale_session_cookie_is_refused(redis_url):
+    connected, code = await browser_socket("/ws/jobs/", b"sessionid=not-a-session").connect()
+    assert not connected and code == 4401
+
+
+@pytest.mark.asyncio
+async def test_a_logged_in_browser_follows_a_job_as_the_live_panel_expects(redis_url, session_cookie):
+    job_id = (
+        await sync_to_async(jobs.submit_jobs)([{"vm_path": "/dc/vm/prod/web01"}], origin="dashboard")
+    ).job_ids[0]
+    socket = browser_socket(f"/ws/jobs/{job_id}/", session_cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    snapshot = await socket.receive_json_from(timeout=10)
+    # live.js reads these fields of the snapshot
+    assert snapshot["type"] == "job.snapshot"
+    assert snapshot["data"]["status"] == "pending" and "percent" in snapshot["data"]["progress"]
+    await sync_to_async(live.publish_job)(job_id, "job.progress", {"percent": 64.0, "phase": "downloading"})
+    await sync_to_async(jobs.append_log)(job_id, "disk 1 of 2 downloaded")
+    await sync_to_async(jobs.cancel_job)(job_id)
+    received = [await socket.receive_json_from(timeout=10) for _ in range(4)]
+    assert [m["type"] for m in received] == ["job.progress", "job.log", "job.log", "job.status"]
+    assert received[0]["data"]["percent"] == 64.0
+    assert received[1]["data"]["message"] == "disk 1 of 2 downloaded"
+    assert received[3]["data"]["status"] == "cancelled"
+    await socket.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_logged_in_browser_hears_every_job_s_status_changes(redis_url, session_cookie):
+    socket = browser_socket("/ws/jobs/", session_cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    job_id = (await sync_to_async(jobs.submit_jobs)([{"vm_path": "/dc/vm/prod/web01"}])).job_ids[0]
+    await sync_to_async(jobs.cancel_job)(job_id)
+    message = await socket.receive_json_from(timeout=10)
+    assert message["type"] == "job.status" and message["job_id"] == job_id
+    assert message["data"]["status"] == "cancelled"
+    await socket.disconnect()
