@@ -28,7 +28,19 @@ ENGINE_OPTIONS = (
 )
 
 
-class JobSpecSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, instead of dropping them silently: a typo in a
+    client's request must not become a default."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class JobSpecSerializer(StrictSerializer):
     vm_path = serializers.CharField(max_length=1024, help_text="inventory path, e.g. /dc/vm/prod/web01")
     output_path = serializers.CharField(
         max_length=4096,
@@ -51,13 +63,6 @@ class JobSpecSerializer(serializers.Serializer):
         min_value=1, max_value=7 * 24 * 60, default=120, help_text="minutes"
     )
     overwrite = serializers.BooleanField(default=False)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_vm_path(self, value: str) -> str:
         parts = [part for part in value.strip().split("/") if part]

@@ -7,14 +7,14 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer
+from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, StrictSerializer
 from schedules import cron
 from schedules.models import Schedule
 
 TEMPLATE_FIELDS = ("vm_path", "output_path", "vcenter", *ENGINE_OPTIONS)
 
 
-class ScheduleSpecSerializer(serializers.Serializer):
+class ScheduleSpecSerializer(StrictSerializer):
     """Flat on the wire: the job template's fields sit beside the schedule's own."""
 
     name = serializers.CharField(max_length=128)
@@ -30,13 +30,6 @@ class ScheduleSpecSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         for name, field in JobSpecSerializer().get_fields().items():
             self.fields[name] = field
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
