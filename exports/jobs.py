@@ -25,10 +25,13 @@ from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_root
+from hypersdk.celery import app as celery_app
 from hypersdk.events import emit
 
 logger = logging.getLogger(__name__)
 
+# Sent by name: the service does not import the task module that calls it.
+RUN_TASK = "exports.tasks.run_export_job"
 # A dispatched job not claimed after this long lost its message: dispatch it again.
 REDISPATCH_AFTER = timedelta(seconds=60)
 
@@ -141,7 +144,9 @@ def cancel_job(job_id: str) -> Job:
     ):
         append_log(job_id, "cancelled before it started")
         _announce(job_id)
-        return get_job(job_id)
+        job = get_job(job_id)
+        emit("job.cancelled", _event_data(job))
+        return job
     if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(cancel_requested=True):
         append_log(job_id, "cancel requested")
         return get_job(job_id)
@@ -193,8 +198,6 @@ def claim_job(job_id: str, worker: str) -> Job | None:
 
 def dispatch_pending() -> int:
     """Send the oldest pending jobs to the workers, as many per vCenter as it has free slots."""
-    from exports.tasks import run_export_job  # tasks import this module
-
     now = timezone.now()
     limit = settings.HYPERSDK_MAX_CONCURRENT_EXPORTS
     busy: dict[Any, int] = defaultdict(int)
@@ -218,7 +221,7 @@ def dispatch_pending() -> int:
         if Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(dispatched_at=now):
             busy[vcenter_id] += 1
             try:
-                run_export_job.delay(job_id)
+                celery_app.send_task(RUN_TASK, args=[job_id])
             except Exception as exc:  # noqa: BLE001 - the job stays pending; the next pass resends it
                 Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(dispatched_at=None)
                 logger.warning("cannot send %s to the workers (broker down?): %s", job_id, exc)
@@ -235,7 +238,11 @@ def finish_job(job_id: str, status: str, *, result: dict | None = None, error: s
     if done:
         append_log(job_id, error or f"{status}", level="error" if status == Job.Status.FAILED else "info")
         _announce(job_id)
-        event = {Job.Status.COMPLETED: "job.completed", Job.Status.FAILED: "job.failed"}.get(status)
+        event = {
+            Job.Status.COMPLETED: "job.completed",
+            Job.Status.FAILED: "job.failed",
+            Job.Status.CANCELLED: "job.cancelled",
+        }.get(status)
         if event:
             emit(event, _event_data(get_job(job_id)))
     return bool(done)
