@@ -28,6 +28,7 @@ from exports.pipeline.errors import ExportCancelled, ExportError
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
 from exports.pipeline.run import export_vm
+from hypersdk.events import emit
 
 logger = logging.getLogger(__name__)
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
@@ -102,7 +103,11 @@ class JobSession:
                 break
             entries.append(JobLog(job_id=self.job_id, level=level, message=message))
         for entry in JobLog.objects.bulk_create(entries):
-            live.publish_job(self.job_id, "job.log", {"level": entry.level, "message": entry.message})
+            live.publish_job(
+                self.job_id,
+                "job.log",
+                {"id": entry.id, "at": entry.at.isoformat(), "level": entry.level, "message": entry.message},
+            )
 
     def _flush_progress(self) -> None:
         with self._lock:
@@ -118,7 +123,9 @@ class JobSession:
             rate_bps=snapshot.rate_bps,
             eta_seconds=snapshot.eta_seconds,
         )
-        live.publish_job(self.job_id, "job.progress", asdict(snapshot))
+        progress = asdict(snapshot)
+        live.publish_job(self.job_id, "job.progress", progress)
+        emit("job.progress", {"job_id": self.job_id, **progress})  # webhooks throttle it
 
 
 def export_options(job: Job) -> ExportOptions:

@@ -12,7 +12,14 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-EVENTS = ("job.started", "job.completed", "job.failed", "job.progress", "schedule.triggered")
+EVENTS = (
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "job.cancelled",
+    "job.progress",
+    "schedule.triggered",
+)
 Subscriber = Callable[[str, dict[str, Any]], None]
 _subscribers: list[Subscriber] = []
 
@@ -26,7 +33,9 @@ def subscribe(subscriber: Subscriber) -> Subscriber:
 def emit(event: str, data: dict[str, Any]) -> None:
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
-    logger.info("event %s %s", event, data.get("job_id") or data.get("schedule_id") or "")
+    # job.progress comes twice a second per running job: not worth a line each at INFO.
+    level = logging.DEBUG if event == "job.progress" else logging.INFO
+    logger.log(level, "event %s %s", event, data.get("job_id") or data.get("schedule_id") or "")
     for subscriber in list(_subscribers):
         try:
             subscriber(event, data)

@@ -154,6 +154,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-jobs": {"task": "exports.tasks.reap_lost_jobs", "schedule": 30.0},
     "dispatch-pending-jobs": {"task": "exports.tasks.dispatch_pending_jobs", "schedule": 15.0},
+    "sweep-webhook-deliveries": {"task": "webhooks.tasks.sweep_webhook_deliveries", "schedule": 30.0},
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 
@@ -200,6 +201,18 @@ CELERY_WORKER_CONCURRENCY = env_int("HYPERSDK_WORKER_CONCURRENCY", HYPERSDK_MAX_
 HYPERSDK_HEARTBEAT_SECONDS = env_int("HYPERSDK_HEARTBEAT_SECONDS", 10, minimum=1)
 # A running job whose heartbeat is older than this is "worker lost" (reaper runs every 30 s).
 HYPERSDK_WORKER_LOST_SECONDS = env_int("HYPERSDK_WORKER_LOST_SECONDS", 60, minimum=5)
+
+# Webhooks. Receivers on loopback, private, link-local (cloud metadata) or other non-public
+# addresses are refused unless a network here allows them, e.g. "127.0.0.0/8".
+HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = env_list("HYPERSDK_WEBHOOK_ALLOWED_NETWORKS", [])
+HYPERSDK_WEBHOOK_TIMEOUT = env_int("HYPERSDK_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Seconds before each retry (±20 % jitter; a longer Retry-After wins): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
+HYPERSDK_WEBHOOK_RETRY_DELAYS = env_list(
+    "HYPERSDK_WEBHOOK_RETRY_DELAYS", ["5", "300", "1800", "7200", "18000", "36000"]
+)
+HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = env_int("HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES", 20, minimum=1)
+HYPERSDK_WEBHOOK_DISABLE_AFTER_HOURS = env_int("HYPERSDK_WEBHOOK_DISABLE_AFTER_HOURS", 24, minimum=1)
+HYPERSDK_WEBHOOK_DRAINERS = env_int("HYPERSDK_WEBHOOK_DRAINERS", 2, minimum=1)
 
 # The export engine's defaults; each can be overridden per export.
 HYPERSDK_EXPORT_PARALLEL = env_int("HYPERSDK_EXPORT_PARALLEL", 4, minimum=1)

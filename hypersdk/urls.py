@@ -9,5 +9,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("exports.api.urls")),
     path("", include("schedules.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -102,7 +102,11 @@ def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
             "import the file again once it does (schedules already imported are skipped)"
         )
         return
-    from webhooks import service as webhook_service  # arrives with the webhooks feature
+    from webhooks import service as webhook_service
 
-    created, label = webhook_service.import_webhook(entry)
+    try:
+        created, label = webhook_service.import_webhook(entry)
+    except webhook_service.InvalidWebhook as exc:
+        report.failed.append(f"webhook {entry['url']}: {exc}")
+        return
     (report.created if created else report.skipped).append(label)

@@ -8,8 +8,11 @@ import pytest
 from django.core.management import call_command
 
 from schedules.models import Schedule
+from webhooks.models import Webhook
 
 pytestmark = pytest.mark.django_db
+
+SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
 
 CONFIG = """
 schedules:
@@ -55,8 +58,11 @@ def test_import_creates_schedules_and_says_what_it_could_not_import(tmp_path, ex
     )
     assert Schedule.objects.get(name="weekly-archive").job_template["format"] == "ova"
     assert "error: schedule broken: cron: invalid cron '0 25 * * *'" in err
-    assert "webhook https://hooks.slack.com/services/T000/B000/XXXX: not imported" in err
-    assert out.strip().splitlines()[-1] == "2 created, 0 skipped, 2 not imported"
+    webhook = Webhook.objects.get()
+    assert (webhook.url, webhook.events) == (SLACK, ["job.completed", "job.failed"])
+    created = [line for line in out.splitlines() if line.startswith(f"created webhook {SLACK}")]
+    assert len(created) == 1 and f"signing secret {webhook.secret} (shown once)" in created[0]
+    assert out.strip().splitlines()[-1] == "3 created, 0 skipped, 1 not imported"
 
 
 def test_import_is_idempotent(tmp_path, export_root):
@@ -65,8 +71,9 @@ def test_import_is_idempotent(tmp_path, export_root):
     run(config)
     code, out, _ = run(config)
     assert "skipped schedule daily-backup: exists" in out
-    assert out.strip().splitlines()[-1] == "0 created, 2 skipped, 2 not imported"
-    assert Schedule.objects.count() == 2
+    assert f"skipped webhook {SLACK}: exists" in out
+    assert out.strip().splitlines()[-1] == "0 created, 3 skipped, 1 not imported"
+    assert Schedule.objects.count() == 2 and Webhook.objects.count() == 1
 
 
 def test_empty_lists_from_the_guides_migration_step_import_nothing(tmp_path):
@@ -93,3 +100,12 @@ def test_bad_files_are_one_clear_line(tmp_path, text, message):
 def test_missing_file(tmp_path):
     code, _, err = run(tmp_path / "nope.yaml")
     assert code == 1 and err.startswith("error: cannot read")
+
+
+def test_a_webhook_that_cannot_be_imported_is_reported_not_skipped(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("webhooks:\n  - url: http://10.1.2.3/hook\n")
+    code, out, err = run(config)
+    assert code == 1
+    assert "error: webhook http://10.1.2.3/hook: url: 10.1.2.3 is a private address" in err
+    assert out.strip().splitlines()[-1] == "0 created, 0 skipped, 1 not imported"

@@ -85,14 +85,18 @@ def test_lifecycle_events_are_emitted_without_secrets(five_jobs):
     from hypersdk import events
 
     seen = []
-    events.subscribe(lambda event, data: seen.append((event, data)))
+
+    def record(event, data):
+        seen.append((event, data))
+
+    events.subscribe(record)
     try:
         jobs.claim_job(five_jobs[0], "w1")
         jobs.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
         jobs.claim_job(five_jobs[1], "w1")
         jobs.finish_job(five_jobs[1], Job.Status.FAILED, error="VM not found: x")
     finally:
-        events._subscribers.clear()
+        events._subscribers.remove(record)
     assert [(e, d["job_id"]) for e, d in seen] == [
         ("job.started", five_jobs[0]),
         ("job.completed", five_jobs[0]),

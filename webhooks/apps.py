@@ -1,5 +1,17 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class WebhooksConfig(AppConfig):
     name = "webhooks"
+    verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        from hypersdk import events
+        from webhooks import conf, delivery
+
+        events.subscribe(delivery.on_event)
+
+        @checks.register(checks.Tags.compatibility)
+        def webhook_settings(app_configs, **kwargs):
+            return [checks.Error(problem, id="webhooks.E001") for problem in conf.check()]

@@ -1,0 +1,145 @@
+"""Webhooks in the admin with their recent deliveries (read-only), test, enable, disable and
+redeliver actions. The signing secret is shown once, in the message after the webhook is added."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from webhooks import service
+from webhooks.models import Webhook, WebhookDelivery
+
+INLINE_DELIVERIES = 50
+
+DELIVERY_FIELDS = [
+    "id",
+    "event",
+    "status",
+    "attempts",
+    "status_code",
+    "error",
+    "duration_ms",
+    "created_at",
+    "last_attempt_at",
+    "next_attempt_at",
+]
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fk_name = "webhook"
+    fields = DELIVERY_FIELDS
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = f"recent deliveries (the last {INLINE_DELIVERIES})"
+
+    def get_queryset(self, request):
+        deliveries = super().get_queryset(request)
+        webhook_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        recent = list(
+            deliveries.filter(webhook_id=webhook_id)
+            .order_by("-created_at", "-id")
+            .values_list("id", flat=True)[:INLINE_DELIVERIES]
+        )
+        return deliveries.filter(id__in=recent).order_by("-created_at", "-id")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class WebhookForm(forms.ModelForm):
+    class Meta:
+        model = Webhook
+        fields = ["url", "events", "headers", "enabled"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            data["url"], data["events"], data["headers"] = service.clean(
+                data.get("url"), data.get("events"), data.get("headers")
+            )
+        except service.InvalidWebhook as exc:
+            raise forms.ValidationError({exc.field: exc.message}) from None
+        return data
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ["id", "url", "event_list", "enabled", "failure_streak", "disabled_reason", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["id", "url"]
+    readonly_fields = ["id", "created_at", "failure_streak", "failing_since", "disabled_reason"]
+    inlines = [WebhookDeliveryInline]
+    actions = ["send_test", "enable", "disable"]
+
+    @admin.display(description="events")
+    def event_list(self, webhook: Webhook) -> str:
+        return " ".join(webhook.events)
+
+    def save_model(self, request, obj: Webhook, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        secret = obj.set_new_secret()
+        super().save_model(request, obj, form, change)
+        self.message_user(
+            request,
+            f"Signing secret of {obj.id}: {secret} — copy it now, it is not shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Send a test payload to selected webhooks")
+    def send_test(self, request, queryset) -> None:
+        for webhook in queryset:
+            result = service.test_webhook(webhook.id)
+            if result.ok:
+                self.message_user(
+                    request,
+                    f"{webhook.id}: HTTP {result.status_code} in {result.latency_ms:.0f} ms",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(request, f"{webhook.id}: {result.error}", messages.ERROR)
+
+    @admin.action(description="Enable selected webhooks (forget past failures)")
+    def enable(self, request, queryset) -> None:
+        for webhook in queryset:
+            service.set_enabled(webhook.id, True)
+
+    @admin.action(description="Disable selected webhooks")
+    def disable(self, request, queryset) -> None:
+        for webhook in queryset:
+            service.set_enabled(webhook.id, False)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "webhook", "event", "status", "attempts", "status_code", "created_at"]
+    list_filter = ["status", "event"]
+    search_fields = ["id", "message_id", "webhook__id", "webhook__url"]
+    readonly_fields = [
+        *DELIVERY_FIELDS,
+        "webhook",
+        "message_id",
+        "response_excerpt",
+        "redelivery_of",
+        "body",
+    ]
+    fields = readonly_fields
+    actions = ["redeliver"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Redeliver selected deliveries")
+    def redeliver(self, request, queryset) -> None:
+        again = [service.redeliver(d.webhook_id, d.id).id for d in queryset]
+        self.message_user(request, f"redelivering as {', '.join(again)}", messages.SUCCESS)

@@ -1,0 +1,106 @@
+"""The webhook API at the guide's paths; ``{index}`` is the 0-based index or the webhook id."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webhooks import service
+from webhooks.api.serializers import (
+    CreatedWebhookSerializer,
+    TestResultSerializer,
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+    WebhookSpecSerializer,
+)
+from webhooks.models import Webhook, WebhookDelivery
+
+INDEX = OpenApiParameter(
+    "index", str, OpenApiParameter.PATH, description="0-based position in GET /webhooks, or the id (wh-...)"
+)
+
+
+def _webhook_or_404(index: str) -> Webhook:
+    try:
+        return service.get_webhook(index)
+    except service.WebhookNotFound as exc:
+        raise NotFound(str(exc)) from None
+
+
+class WebhookListView(APIView):
+    @extend_schema(responses=WebhookSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(WebhookSerializer(service.list_webhooks(), many=True).data)
+
+    @extend_schema(request=WebhookSpecSerializer, responses={201: CreatedWebhookSerializer})
+    def post(self, request: Request) -> Response:
+        spec = WebhookSpecSerializer(data=request.data)
+        spec.is_valid(raise_exception=True)
+        try:
+            webhook, secret = service.add_webhook(**spec.validated_data)
+        except service.InvalidWebhook as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        data = {**WebhookSerializer(webhook).data, "secret": secret}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    @extend_schema(parameters=[INDEX], responses=WebhookSerializer)
+    def get(self, request: Request, index: str) -> Response:
+        return Response(WebhookSerializer(_webhook_or_404(index)).data)
+
+    @extend_schema(parameters=[INDEX], responses={204: None})
+    def delete(self, request: Request, index: str) -> Response:
+        try:
+            service.delete_webhook(index)
+        except service.WebhookNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookTestView(APIView):
+    @extend_schema(parameters=[INDEX], request=None, responses=TestResultSerializer)
+    def post(self, request: Request, index: str) -> Response:
+        """Send a signed ``{"event": "test", "data": {}}`` now; the receiver's answer or the error."""
+        try:
+            result = service.test_webhook(index)
+        except service.WebhookNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return Response(result.as_dict())
+
+
+class WebhookDeliveryListView(generics.ListAPIView):
+    """A webhook's deliveries, newest first."""
+
+    serializer_class = WebhookDeliverySerializer
+
+    @extend_schema(parameters=[INDEX])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular's schema pass
+            return WebhookDelivery.objects.none()
+        try:
+            return service.deliveries(self.kwargs["index"])
+        except service.WebhookNotFound as exc:
+            raise NotFound(str(exc)) from None
+
+
+class WebhookRedeliverView(APIView):
+    @extend_schema(
+        parameters=[INDEX, OpenApiParameter("delivery_id", str, OpenApiParameter.PATH)],
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
+    def post(self, request: Request, index: str, delivery_id: str) -> Response:
+        """Send a delivery's body again (same webhook-id) as a new delivery."""
+        try:
+            again = service.redeliver(index, delivery_id)
+        except (service.WebhookNotFound, service.DeliveryNotFound) as exc:
+            raise NotFound(str(exc)) from None
+        return Response(WebhookDeliverySerializer(again).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,114 @@
+"""Webhooks (where lifecycle events are POSTed) and their deliveries (one row per event sent)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from exports.secrets import decrypt, encrypt
+from hypersdk import events as hypersdk_events
+from webhooks import signing
+
+# What a webhook may subscribe to; "*" is every one of them.
+EVENTS = hypersdk_events.EVENTS  # every event the bus emits can be subscribed to
+ALL_EVENTS = "*"
+DEFAULT_EVENTS = ["job.started", "job.completed", "job.failed"]
+TEST_EVENT = "test"
+
+
+def new_webhook_id() -> str:
+    return f"wh-{secrets.token_urlsafe(6)}"
+
+
+def new_delivery_id() -> str:
+    return f"dlv-{secrets.token_urlsafe(9)}"
+
+
+def new_message_id() -> str:
+    return f"msg_{secrets.token_urlsafe(12)}"
+
+
+class Webhook(models.Model):
+    """Addressed by its id or by its 0-based index in creation order (``hyperctl webhooks list``)."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_webhook_id, editable=False)
+    url = models.CharField(max_length=2048)
+    events = models.JSONField(
+        default=list, blank=True, help_text='event names, or ["*"] for all (empty: the defaults)'
+    )
+    headers = models.JSONField(default=dict, blank=True, help_text="extra request headers")
+    enabled = models.BooleanField(default=True)
+    # Standard Webhooks signing secret (whsec_...), encrypted at rest; shown once, at creation.
+    secret_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Consecutive failed attempts since the last success; too many disable the webhook.
+    failure_streak = models.PositiveIntegerField(default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.url}"
+
+    @property
+    def secret(self) -> str:
+        return decrypt(self.secret_encrypted)
+
+    def set_new_secret(self) -> str:
+        """A fresh signing secret, stored encrypted; the caller shows it once."""
+        secret = signing.new_secret()
+        self.secret_encrypted = encrypt(secret)
+        return secret
+
+    def wants(self, event: str) -> bool:
+        return ALL_EVENTS in self.events or event in self.events
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: the exact body signed and sent, and how each attempt went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for its next attempt
+        DELIVERED = "delivered"  # a 2xx answer
+        FAILED = "failed"  # gave up: attempts exhausted, 410 Gone, or the webhook was disabled
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_delivery_id, editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32)
+    # The exact body bytes (UTF-8 JSON); a JSON column could reorder keys and break signatures.
+    body = models.TextField()
+    # webhook-id: the same on every retry and redelivery, so a receiver can drop duplicates.
+    message_id = models.CharField(max_length=64, default=new_message_id)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True, help_text="of the last attempt")
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.FloatField(null=True, blank=True, help_text="of the last attempt")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    redelivery_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="redeliveries"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["webhook", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.event}"
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.body)

@@ -1,0 +1,259 @@
+"""The webhook service: list, add, delete, test, deliveries, redeliver, import.
+
+The API views, the admin, ``hyperctl webhooks`` and ``import_config`` all call these. A webhook
+is addressed by its id (``wh-...``) or by its 0-based index in ``list_webhooks()`` (creation
+order, as the earlier Go daemon numbered them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from hypersdk import outbound_http
+from webhooks import conf, delivery, payloads
+from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS, TEST_EVENT, Webhook, WebhookDelivery
+
+# Set by HyperSDK on every request; a custom header may not replace them.
+RESERVED_HEADERS = {
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+}
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+MAX_URL_LENGTH = 2048
+
+
+class WebhookNotFound(LookupError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class DeliveryNotFound(LookupError):
+    pass
+
+
+class InvalidWebhook(ValueError):
+    """Bad input, on one field: ``field`` names it for the API's 400 body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class TestResult:
+    __test__ = False  # not a pytest class
+
+    ok: bool
+    status_code: int | None
+    latency_ms: float
+    error: str
+    delivery_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_webhooks() -> list[Webhook]:
+    """All webhooks in creation order, each with its ``index``."""
+    webhooks = list(Webhook.objects.order_by("created_at", "id"))
+    for index, webhook in enumerate(webhooks):
+        webhook.index = index
+    return webhooks
+
+
+def get_webhook(ref: str | int) -> Webhook:
+    """By 0-based index (``"0"``, ``2``) or by id (``"wh-..."``)."""
+    text = str(ref).strip()
+    ordered = Webhook.objects.order_by("created_at", "id")
+    if text.isdigit():
+        index = int(text)
+        webhook = ordered[index : index + 1].first() if index < 10**9 else None
+        if webhook is None:
+            count = ordered.count()
+            known = f"indexes are 0-{count - 1}" if count else "there are no webhooks"
+            raise WebhookNotFound(f"no webhook at index {index}: {known}")
+        webhook.index = index
+        return webhook
+    webhook = Webhook.objects.filter(id=text).first()
+    if webhook is None:
+        raise WebhookNotFound(f"webhook not found: {text}")
+    webhook.index = Webhook.objects.filter(
+        Q(created_at__lt=webhook.created_at) | Q(created_at=webhook.created_at, id__lt=webhook.id)
+    ).count()
+    return webhook
+
+
+def clean(url: Any, events: Any = None, headers: Any = None) -> tuple[str, list[str], dict[str, str]]:
+    """Check a webhook's URL (resolving its host), events and headers; raise InvalidWebhook."""
+    return clean_url(url), clean_events(events), clean_headers(headers)
+
+
+def clean_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidWebhook("url", "a URL is required")
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhook("url", f"longer than {MAX_URL_LENGTH} characters")
+    try:
+        parsed = outbound_http.check_url(url)
+    except outbound_http.RefusedDestination as exc:
+        raise InvalidWebhook("url", str(exc)) from None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        outbound_http.check_address(parsed.host, port, conf.networks(), timeout=conf.timeout())
+    except outbound_http.RefusedDestination as exc:
+        raise InvalidWebhook("url", str(exc)) from None
+    except outbound_http.OutboundError:
+        # Not resolvable now (DNS down, a name only the receivers' network knows): every
+        # delivery checks the address again when it connects.
+        pass
+    return url
+
+
+def clean_events(events: Any) -> list[str]:
+    if events is None or events == [] or events == "":
+        return list(DEFAULT_EVENTS)
+    if isinstance(events, str):
+        events = events.replace(",", " ").split()
+    if not isinstance(events, list | tuple) or not all(isinstance(event, str) for event in events):
+        raise InvalidWebhook("events", "a list of event names")
+    unknown = [event for event in events if event not in (*EVENTS, ALL_EVENTS)]
+    if unknown:
+        raise InvalidWebhook(
+            "events", f"unknown event {unknown[0]!r}: choose from {', '.join(EVENTS)}, or * for all"
+        )
+    if ALL_EVENTS in events:
+        return [ALL_EVENTS]
+    return list(dict.fromkeys(events))
+
+
+def clean_headers(headers: Any) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise InvalidWebhook("headers", "an object of header names to values")
+    cleaned = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise InvalidWebhook("headers", f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise InvalidWebhook("headers", f"{name} is set by HyperSDK and cannot be replaced")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise InvalidWebhook("headers", f"the value of {name} must be a string")
+        value = str(value)
+        if any(char in value for char in "\r\n\0"):
+            raise InvalidWebhook("headers", f"the value of {name} contains a line break")
+        cleaned[name] = value
+    return cleaned
+
+
+def add_webhook(
+    url: Any, events: Any = None, headers: Any = None, enabled: bool = True
+) -> tuple[Webhook, str]:
+    """Create a webhook; returns it and its signing secret, which is never shown again."""
+    url, events, headers = clean(url, events, headers)
+    webhook = Webhook(url=url, events=events, headers=headers, enabled=bool(enabled))
+    secret = webhook.set_new_secret()
+    webhook.save()
+    webhook.index = get_webhook(webhook.id).index
+    return webhook, secret
+
+
+def delete_webhook(ref: str | int) -> Webhook:
+    webhook = get_webhook(ref)
+    Webhook.objects.filter(id=webhook.id).delete()
+    return webhook
+
+
+def set_enabled(ref: str | int, enabled: bool) -> Webhook:
+    """Enable (forgetting past failures) or disable a webhook by hand."""
+    webhook = get_webhook(ref)
+    changes: dict[str, Any] = {"enabled": enabled}
+    if enabled:
+        changes.update(failure_streak=0, failing_since=None, disabled_reason="")
+    else:
+        changes.update(disabled_reason="disabled by an operator")
+    Webhook.objects.filter(id=webhook.id).update(**changes)
+    for name, value in changes.items():
+        setattr(webhook, name, value)
+    return webhook
+
+
+def test_webhook(ref: str | int) -> TestResult:
+    """Send a signed ``{"event": "test", "data": {}}`` now and wait for the answer.
+
+    Recorded as a delivery; it neither retries nor counts towards disabling the webhook.
+    """
+    webhook = get_webhook(ref)
+    body = payloads.body(TEST_EVENT, {})
+    record = WebhookDelivery(webhook=webhook, event=TEST_EVENT, body=body)
+    attempt = delivery.send(webhook, record.message_id, body.encode())
+    record.status = WebhookDelivery.Status.DELIVERED if attempt.ok else WebhookDelivery.Status.FAILED
+    record.attempts = 1
+    record.status_code = attempt.status_code
+    record.response_excerpt = attempt.response_excerpt
+    record.error = attempt.error
+    record.duration_ms = attempt.duration_ms
+    record.last_attempt_at = timezone.now()
+    record.save()
+    return TestResult(attempt.ok, attempt.status_code, attempt.duration_ms, attempt.error, record.id)
+
+
+def deliveries(ref: str | int) -> QuerySet[WebhookDelivery]:
+    """A webhook's deliveries, newest first."""
+    return WebhookDelivery.objects.filter(webhook=get_webhook(ref)).order_by("-created_at", "-id")
+
+
+def redeliver(ref: str | int, delivery_id: str) -> WebhookDelivery:
+    """Send a delivery's body again as a new delivery (same webhook-id), even to a disabled webhook."""
+    webhook = get_webhook(ref)
+    original = WebhookDelivery.objects.filter(id=delivery_id, webhook=webhook).first()
+    if original is None:
+        raise DeliveryNotFound(f"delivery {delivery_id} not found for webhook {webhook.id}")
+    now = timezone.now()
+    with transaction.atomic():
+        again = WebhookDelivery.objects.create(
+            webhook=webhook,
+            event=original.event,
+            body=original.body,
+            message_id=original.message_id,
+            redelivery_of=original,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        transaction.on_commit(lambda: delivery.enqueue([again.id]))
+    return again
+
+
+def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
+    """A webhook from a v0.1.x config (url, events, headers, timeout, retry, enabled); idempotent.
+
+    Raises InvalidWebhook for an entry that cannot be imported."""
+    url = str(entry.get("url", "")).strip()
+    if Webhook.objects.filter(url=url).exists():
+        return False, f"webhook {url}: exists"
+    webhook, secret = add_webhook(
+        url, entry.get("events"), entry.get("headers"), enabled=entry.get("enabled", True) is not False
+    )
+    ignored = [key for key in ("timeout", "retry") if key in entry]
+    note = (
+        f"; {' and '.join(ignored)} ignored (every webhook uses HYPERSDK_WEBHOOK_TIMEOUT and the retry schedule)"
+        if ignored
+        else ""
+    )
+    return True, (
+        f"webhook {url} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), "
+        f"signing secret {secret} (shown once){note}"
+    )

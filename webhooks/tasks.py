@@ -1,0 +1,27 @@
+"""Celery tasks: thin adapters over webhooks.delivery; they take plain ids.
+
+Retries are not Celery's: the delivery row holds the attempt count and the next attempt time
+(backoff, jitter, Retry-After), and a failed attempt enqueues its retry with a countdown — so a
+lost message costs nothing but a sweep interval.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from webhooks import delivery
+
+
+@shared_task(name="webhooks.tasks.deliver_webhook", ignore_result=True, acks_late=False, max_retries=0)
+def deliver_webhook(delivery_id: str) -> str | None:
+    return delivery.deliver(delivery_id)
+
+
+@shared_task(name="webhooks.tasks.drain_webhook_deliveries", ignore_result=True)
+def drain_webhook_deliveries(slot: int) -> int:
+    return delivery.drain(slot)
+
+
+@shared_task(name="webhooks.tasks.sweep_webhook_deliveries", ignore_result=True)
+def sweep_webhook_deliveries() -> int:
+    return delivery.sweep_due()
