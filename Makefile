@@ -54,6 +54,7 @@ bench: system-deps venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/export.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/dashboard_ws.py
+	$(BIN)/python bench/webhooks.py
 
 format: venv
 	$(BIN)/ruff check --fix .
