@@ -7,7 +7,15 @@ import sys
 
 # hyperexport's flags that hand the work to the daemon; they need the ORM (local services).
 DAEMON_FLAGS = frozenset(
-    {"use-daemon", "daemon-watch", "daemon-list", "daemon-status", "daemon-url", "token-file"}
+    {
+        "use-daemon",
+        "daemon-watch",
+        "daemon-list",
+        "daemon-status",
+        "daemon-schedule",
+        "daemon-url",
+        "token-file",
+    }
 )
 
 

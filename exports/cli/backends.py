@@ -1,4 +1,5 @@
-"""Where the CLIs find jobs: the local services in-process, or a daemon over its REST API.
+"""Where the CLIs find jobs and schedules: the local services in-process, or a daemon over its
+REST API.
 
 Both backends return the same plain dicts as the API's JSON, so nothing above them knows which
 one answered. Every failure is a ``CLIError``: one line for stderr and an exit status.
@@ -23,6 +24,9 @@ from exports import daemon_status, jobs
 from exports.api.serializers import JobLogSerializer, JobSerializer
 from exports.models import Job
 from hypersdk.env import ConfigError, env_str
+from schedules import service as schedules
+from schedules.api.serializers import ScheduleSerializer
+from schedules.spec import ScheduleSpecSerializer
 
 DAEMON_URL_ENV = "HYPERSDK_DAEMON_URL"
 API_TOKEN_ENV = "HYPERSDK_API_TOKEN"
@@ -62,6 +66,15 @@ class JobsBackend(Protocol):
     ) -> dict[str, Any]: ...
     def cancel_job(self, job_id: str) -> dict[str, Any]: ...
     def daemon_status(self) -> dict[str, Any]: ...
+    def list_schedules(self) -> list[dict[str, Any]]: ...
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]: ...
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+    def update_schedule(
+        self, schedule_id: str, spec: dict[str, Any], *, partial: bool = True
+    ) -> dict[str, Any]: ...
+    def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]: ...
+    def trigger_schedule(self, schedule_id: str) -> dict[str, Any]: ...
+    def delete_schedule(self, schedule_id: str) -> None: ...
 
 
 def open_backend(daemon_url: str | None = None, token_file: str | None = None) -> JobsBackend:
@@ -135,7 +148,7 @@ class LocalBackend:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (jobs.JobNotFound, jobs.JobAlreadyFinished) as exc:
+        except (jobs.JobNotFound, jobs.JobAlreadyFinished, schedules.ScheduleNotFound) as exc:
             raise CLIError(str(exc)) from None
         except DatabaseError as exc:
             raise CLIError(
@@ -179,6 +192,50 @@ class LocalBackend:
         # This process is a CLI, not the daemon: its own uptime would mislead.
         status["uptime_seconds"] = None
         return status
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        with self._errors():
+            return _plain(ScheduleSerializer(schedules.list_schedules(), many=True).data)
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        with self._errors():
+            return _plain(ScheduleSerializer(schedules.get_schedule(schedule_id)).data)
+
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        with self._errors():
+            data = _valid_schedule(ScheduleSpecSerializer(data=spec))
+            return _plain(ScheduleSerializer(schedules.create_schedule(data)).data)
+
+    def update_schedule(
+        self, schedule_id: str, spec: dict[str, Any], *, partial: bool = True
+    ) -> dict[str, Any]:
+        with self._errors():
+            schedule = schedules.get_schedule(schedule_id)
+            data = _valid_schedule(ScheduleSpecSerializer(schedule, data=spec, partial=partial))
+            return _plain(ScheduleSerializer(schedules.update_schedule(schedule, data)).data)
+
+    def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]:
+        with self._errors():
+            return _plain(ScheduleSerializer(schedules.set_enabled(schedule_id, enabled)).data)
+
+    def trigger_schedule(self, schedule_id: str) -> dict[str, Any]:
+        with self._errors():
+            try:
+                job = schedules.trigger(schedule_id)
+            except ValueError as exc:  # its job template no longer validates
+                raise CLIError(str(exc)) from None
+        return {"schedule_id": schedule_id, "job_id": job.id}
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        with self._errors():
+            schedules.delete_schedule(schedule_id)
+
+
+def _valid_schedule(spec: ScheduleSpecSerializer) -> dict[str, Any]:
+    """The validated data, or the one line the API's 400 would have read as."""
+    if not spec.is_valid():
+        raise CLIError(error_message(_plain(spec.errors)))
+    return spec.validated_data
 
 
 class RemoteBackend:
@@ -228,6 +285,8 @@ class RemoteBackend:
             raise CLIError(
                 f"the daemon at {self.base_url} failed: HTTP {response.status_code} {response.reason_phrase}"
             )
+        if response.status_code == expect == 204:
+            return None
         if response.is_redirect:
             location = response.headers.get("location", "")
             raise CLIError(f"the daemon at {self.base_url} redirects to {location}: use that as --daemon-url")
@@ -280,6 +339,34 @@ class RemoteBackend:
 
     def daemon_status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/schedules")
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._call("GET", _schedule_path(schedule_id))
+
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/schedules", body=spec, expect=201)
+
+    def update_schedule(
+        self, schedule_id: str, spec: dict[str, Any], *, partial: bool = True
+    ) -> dict[str, Any]:
+        return self._call("PATCH" if partial else "PUT", _schedule_path(schedule_id), body=spec)
+
+    def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]:
+        action = "enable" if enabled else "disable"
+        return self._call("POST", f"{_schedule_path(schedule_id)}/{action}")
+
+    def trigger_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._call("POST", f"{_schedule_path(schedule_id)}/trigger", expect=202)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._call("DELETE", _schedule_path(schedule_id), expect=204)
+
+
+def _schedule_path(schedule_id: str) -> str:
+    return f"/schedules/{quote(schedule_id, safe='')}"
 
 
 def daemon_base_url(url: str) -> str:

@@ -38,3 +38,35 @@ def connection_flags_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     add_connection_flags(parent, keep_earlier=True)
     return parent
+
+
+def add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """The export job's flags, as ``hyperexport`` spells them, for a job the daemon will run."""
+    from exports.pipeline.convert import TARGET_FORMATS
+    from exports.pipeline.options import PACKAGE_FORMATS
+
+    go_flag(
+        parser,
+        "output",
+        metavar="DIR",
+        help="output directory on the daemon's machine (default: its data dir)",
+    )
+    go_flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
+    go_flag(parser, "compress", action="store_true", help="gzip the OVA (and zstd-compress qcow2 output)")
+    go_flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
+    go_flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
+    go_flag(parser, "convert", action="store_true", help="convert the disks after export")
+    go_flag(parser, "verify", action="store_true", help="verify checksums and converted disks")
+    go_flag(
+        parser,
+        "vcenter",
+        metavar="NAME",
+        help="a vCenter's name in the daemon (default: the workers' GOVC_*)",
+    )
+    go_flag(parser, "parallel", type=int, metavar="N", help="disks downloaded at once (default 4)")
+    go_flag(parser, "power-off", action="store_true", help="shut a running VM down first")
+    go_flag(parser, "hyper2kvm-path", metavar="PATH", help="hyper2kvm binary (default: found on PATH)")
+    go_flag(parser, "conversion-timeout", metavar="DURATION", help="minutes, or 2h/90m (default 120)")
+    go_flag(
+        parser, "overwrite", action="store_true", help="replace a completed export in the output directory"
+    )

@@ -1,5 +1,6 @@
 """``hyperexport``'s daemon modes: submit a job (--use-daemon [--watch]), --daemon-watch,
---daemon-list and --daemon-status, through the local services or a remote daemon."""
+--daemon-list, --daemon-status and --daemon-schedule, through the local services or a remote
+daemon."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def run_daemon_mode(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
 
 
 def _run(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
+    if mode == "daemon_schedule":
+        split_schedule(opts["daemon_schedule"])  # a malformed value is a usage error before anything else
     backend = open_backend(opts["daemon_url"], opts["token_file"])
     quiet = opts["quiet"]
     if mode == "use_daemon":
@@ -40,6 +43,8 @@ def _run(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
         return watch_job(backend, opts["daemon_watch"], terminal, quiet=quiet)
     if mode == "daemon_list":
         return list_jobs(backend, opts["daemon_list"], terminal, quiet=quiet)
+    if mode == "daemon_schedule":
+        return create_schedule(backend, opts, terminal, quiet=quiet)
     return show_status(backend, terminal, quiet=quiet)
 
 
@@ -70,6 +75,23 @@ def submit(
     job_id = backend.submit_job(spec)["job_ids"][0]
     terminal.say(job_id if quiet else render.submitted_line(job_id))
     return watch_job(backend, job_id, terminal, quiet=quiet) if watch else 0
+
+
+def split_schedule(value: str) -> tuple[str, str]:
+    """``"daily-backup:0 3 * * *"`` → name and cron, at the first colon (the cron holds spaces)."""
+    name, colon, expression = value.partition(":")
+    if not colon or not name.strip() or not expression.strip():
+        raise UsageError(f'--daemon-schedule {value!r}: give "name:cron", e.g. "daily-backup:0 3 * * *"')
+    return name.strip(), expression.strip()
+
+
+def create_schedule(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal, *, quiet: bool) -> int:
+    name, expression = split_schedule(opts["daemon_schedule"])
+    schedule = backend.create_schedule(
+        {"name": name, "cron": expression, **job_spec(opts, local=backend.is_local)}
+    )
+    terminal.say(schedule["id"] if quiet else render.schedule_created_line(schedule))
+    return 0
 
 
 def list_jobs(backend: JobsBackend, status: str, terminal: Terminal, *, quiet: bool) -> int:

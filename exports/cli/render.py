@@ -1,4 +1,5 @@
-"""How jobs, logs and the daemon's status read in a terminal: pure functions of the API's dicts."""
+"""How jobs, logs, schedules and the daemon's status read in a terminal: pure functions of the
+API's dicts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from exports.console import human_size
 
 JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
+SCHEDULE_COLUMNS = ("ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN")
 OUTCOMES = {
     "completed": "✅ Job completed successfully!",
     "failed": "❌ Job failed: {error}",
@@ -42,9 +44,18 @@ def percent_text(job: dict[str, Any]) -> str:
     return "-" if job["status"] == "pending" else f"{job['progress']['percent']:.1f}%"
 
 
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Aligned columns; nothing cut, for copy and paste."""
+    rows = [header, *rows]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
 def job_table(jobs: list[dict[str, Any]]) -> list[str]:
-    """Aligned columns ID, STATUS, PROGRESS, VM, OUTPUT, CREATED; nothing cut, for copy and paste."""
-    rows = [JOB_COLUMNS] + [
+    """Columns ID, STATUS, PROGRESS, VM, OUTPUT, CREATED."""
+    rows = [
         (
             job["id"],
             job["status"],
@@ -55,10 +66,7 @@ def job_table(jobs: list[dict[str, Any]]) -> list[str]:
         )
         for job in jobs
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(JOB_COLUMNS))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
+    return _table(JOB_COLUMNS, rows)
 
 
 def job_tsv(jobs: list[dict[str, Any]]) -> list[str]:
@@ -239,3 +247,66 @@ def status_lines(status: dict[str, Any], where: str) -> list[str]:
         fields.append(("Export roots" if index == 0 else "", f"{root['path']} ({space})"))
     width = max(len(label) for label, _ in fields) + 2
     return [f"{label + ':' if label else '':<{width}}{value}" for label, value in fields]
+
+
+def schedule_time(iso: str | None) -> str:
+    """A schedule's run time as the API gives it: the wall clock of the schedule's own zone."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+
+
+def cron_text(schedule: dict[str, Any]) -> str:
+    """``0 2 * * *  (At 02:00 AM)``: the expression and its reading."""
+    description = schedule.get("cron_description")
+    return f"{schedule['cron']}  ({description})" if description else schedule["cron"]
+
+
+def schedule_table(schedules: list[dict[str, Any]]) -> list[str]:
+    """Columns ID, NAME, SCHEDULE, ENABLED, LAST RUN, NEXT RUN (times in each schedule's zone)."""
+    rows = [
+        (
+            schedule["id"],
+            schedule["name"],
+            cron_text(schedule),
+            "yes" if schedule["enabled"] else "no",
+            schedule_time(schedule["last_run_at"]),
+            _next_run(schedule),
+        )
+        for schedule in schedules
+    ]
+    return _table(SCHEDULE_COLUMNS, rows)
+
+
+def _next_run(schedule: dict[str, Any]) -> str:
+    if not schedule["next_run_at"]:
+        return "-"
+    return f"{schedule_time(schedule['next_run_at'])} {schedule['timezone']}"
+
+
+def schedule_tsv(schedules: list[dict[str, Any]]) -> list[str]:
+    """For scripts: ``id<TAB>name<TAB>cron<TAB>enabled`` (enabled: true or false)."""
+    return [
+        f"{schedule['id']}\t{schedule['name']}\t{schedule['cron']}\t{str(schedule['enabled']).lower()}"
+        for schedule in schedules
+    ]
+
+
+def _when(schedule: dict[str, Any]) -> str:
+    if not schedule["enabled"]:
+        return "disabled, no next run"
+    return f"next run {_next_run(schedule)}"
+
+
+def schedule_created_line(schedule: dict[str, Any]) -> str:
+    return f"created schedule {schedule['id']} ({schedule['name']}): {schedule['cron']} — {_when(schedule)}"
+
+
+def schedule_enabled_line(schedule: dict[str, Any]) -> str:
+    if not schedule["enabled"]:
+        return f"disabled schedule {schedule['id']} ({schedule['name']}): no runs until it is enabled"
+    return f"enabled schedule {schedule['id']} ({schedule['name']}): {schedule['cron']} — {_when(schedule)}"
+
+
+def schedule_triggered_line(answer: dict[str, Any]) -> str:
+    return f"triggered {answer['schedule_id']}: job {answer['job_id']}"

@@ -7,6 +7,6 @@ adds its own subparsers the same way. A new subcommand is one more entry in ``SU
 
 from __future__ import annotations
 
-from exports.cli.hyperctl import cancel, logs, query, status, watch
+from exports.cli.hyperctl import cancel, logs, query, schedules, status, watch
 
-SUBCOMMANDS = (query, status, watch, logs, cancel)
+SUBCOMMANDS = (query, status, watch, logs, cancel, schedules)

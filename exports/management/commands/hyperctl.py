@@ -1,4 +1,5 @@
-"""``hyperctl``: the daemon's jobs from a shell — query, status, watch, logs, cancel.
+"""``hyperctl``: the daemon's jobs and schedules from a shell — query, status, watch, logs,
+cancel, schedules.
 
 Local services by default (this machine's database, the daemon's workers run the jobs);
 a remote daemon with ``--daemon-url`` or $HYPERSDK_DAEMON_URL and $HYPERSDK_API_TOKEN.
@@ -17,7 +18,10 @@ from exports.cli.terminal import Terminal
 
 
 class Command(BaseCommand):
-    help = "Query, watch and cancel the daemon's export jobs; follow their logs; check the daemon."
+    help = (
+        "Query, watch and cancel the daemon's export jobs; follow their logs; manage their "
+        "schedules; check the daemon."
+    )
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,5 +1,6 @@
 """``hyperexport``: export a VM from vSphere (direct mode), or hand it to the daemon (--use-daemon,
---daemon-watch, --daemon-list, --daemon-status). Every guide spelling, - or --, works."""
+--daemon-watch, --daemon-list, --daemon-status, --daemon-schedule). Every guide spelling, - or
+--, works."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from exports.pipeline.run import export_vm
 
 # The daemon's job states (exports.models.Job.Status), spelled out: the direct mode loads no models.
 DAEMON_LIST_CHOICES = ("all", "pending", "running", "completed", "failed", "cancelled")
-DAEMON_MODES = ("use_daemon", "daemon_watch", "daemon_list", "daemon_status")
+DAEMON_MODES = ("use_daemon", "daemon_watch", "daemon_list", "daemon_status", "daemon_schedule")
+# The modes that describe an export job, so need its -vm.
+JOB_MODES = (None, "use_daemon", "daemon_schedule")
 # Direct-mode flags with no meaning for a daemon job: the daemon has its own vCenter settings.
 DIRECT_ONLY = ("dry_run", "username", "password_file", "insecure", "ca_certs")
 
@@ -106,6 +109,12 @@ class Command(BaseCommand):
         _flag(
             modes, "daemon-status", action="store_true", help="the daemon's health, uptime, jobs and machine"
         )
+        _flag(
+            modes,
+            "daemon-schedule",
+            metavar="NAME:CRON",
+            help='create a schedule exporting -vm at each cron time, e.g. "daily-backup:0 3 * * *"',
+        )
         _flag(daemon, "watch", action="store_true", help="with --use-daemon: follow the job until it ends")
         add_connection_flags(daemon)
 
@@ -114,6 +123,11 @@ class Command(BaseCommand):
         self._check_usage(opts, mode)
         if mode:
             # Imported here: the daemon modes load the ORM, the direct mode never does.
+            import django
+            from django.apps import apps
+
+            if not apps.ready:  # the console script skips set-up unless it saw a daemon flag
+                django.setup()
             from exports.cli.hyperexport_daemon import run_daemon_mode
             from exports.cli.terminal import Terminal
 
@@ -171,14 +185,15 @@ class Command(BaseCommand):
         )
 
     def _check_usage(self, opts: dict, mode: str | None) -> None:
-        if mode in (None, "use_daemon") and not opts["vm"]:
+        if mode in JOB_MODES and not opts["vm"]:
             self.parser.error("the following arguments are required: -vm")
         if opts["watch"] and mode != "use_daemon":
             self.parser.error("--watch follows a submitted job: give it with --use-daemon")
         if mode is None:
             if opts["daemon_url"] or opts["token_file"]:
                 self.parser.error(
-                    "--daemon-url and --token-file go with --use-daemon, --daemon-watch, --daemon-list or --daemon-status"
+                    "--daemon-url and --token-file go with --use-daemon, --daemon-watch, --daemon-list, "
+                    "--daemon-status or --daemon-schedule"
                 )
             return
         direct_only = [f"-{name.replace('_', '-')}" for name in DIRECT_ONLY if opts[name]]
