@@ -27,6 +27,12 @@ from hypersdk.env import ConfigError, env_str
 from schedules import service as schedules
 from schedules.api.serializers import ScheduleSerializer
 from schedules.spec import ScheduleSpecSerializer
+from webhooks import service as webhooks
+from webhooks.api.serializers import (
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+    WebhookSpecSerializer,
+)
 
 DAEMON_URL_ENV = "HYPERSDK_DAEMON_URL"
 API_TOKEN_ENV = "HYPERSDK_API_TOKEN"
@@ -75,6 +81,12 @@ class JobsBackend(Protocol):
     def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]: ...
     def trigger_schedule(self, schedule_id: str) -> dict[str, Any]: ...
     def delete_schedule(self, schedule_id: str) -> None: ...
+    def list_webhooks(self) -> list[dict[str, Any]]: ...
+    def get_webhook(self, ref: str) -> dict[str, Any]: ...
+    def add_webhook(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_webhook(self, ref: str) -> None: ...
+    def test_webhook(self, ref: str) -> dict[str, Any]: ...
+    def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]: ...
 
 
 def open_backend(daemon_url: str | None = None, token_file: str | None = None) -> JobsBackend:
@@ -148,7 +160,13 @@ class LocalBackend:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (jobs.JobNotFound, jobs.JobAlreadyFinished, schedules.ScheduleNotFound) as exc:
+        except (
+            jobs.JobNotFound,
+            jobs.JobAlreadyFinished,
+            schedules.ScheduleNotFound,
+            webhooks.WebhookNotFound,
+            webhooks.InvalidWebhook,
+        ) as exc:
             raise CLIError(str(exc)) from None
         except DatabaseError as exc:
             raise CLIError(
@@ -229,6 +247,37 @@ class LocalBackend:
     def delete_schedule(self, schedule_id: str) -> None:
         with self._errors():
             schedules.delete_schedule(schedule_id)
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        with self._errors():
+            return _plain(WebhookSerializer(webhooks.list_webhooks(), many=True).data)
+
+    def get_webhook(self, ref: str) -> dict[str, Any]:
+        with self._errors():
+            return _plain(WebhookSerializer(webhooks.get_webhook(ref)).data)
+
+    def add_webhook(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """As POST /webhooks answers: the webhook and its signing secret, shown this once."""
+        with self._errors():
+            checked = WebhookSpecSerializer(data=spec)
+            if not checked.is_valid():
+                raise CLIError(error_message(_plain(checked.errors)))
+            webhook, secret = webhooks.add_webhook(**checked.validated_data)
+            return _plain({**WebhookSerializer(webhook).data, "secret": secret})
+
+    def delete_webhook(self, ref: str) -> None:
+        with self._errors():
+            webhooks.delete_webhook(ref)
+
+    def test_webhook(self, ref: str) -> dict[str, Any]:
+        with self._errors():
+            return _plain(webhooks.test_webhook(ref).as_dict())
+
+    def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, at most ``limit``: the first page of GET /webhooks/{ref}/deliveries."""
+        with self._errors():
+            found = webhooks.deliveries(ref)[:limit]
+            return _plain(WebhookDeliverySerializer(found, many=True).data)
 
 
 def _valid_schedule(spec: ScheduleSpecSerializer) -> dict[str, Any]:
@@ -364,9 +413,32 @@ class RemoteBackend:
     def delete_schedule(self, schedule_id: str) -> None:
         self._call("DELETE", _schedule_path(schedule_id), expect=204)
 
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/webhooks")
+
+    def get_webhook(self, ref: str) -> dict[str, Any]:
+        return self._call("GET", _webhook_path(ref))
+
+    def add_webhook(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/webhooks", body=spec, expect=201)
+
+    def delete_webhook(self, ref: str) -> None:
+        self._call("DELETE", _webhook_path(ref), expect=204)
+
+    def test_webhook(self, ref: str) -> dict[str, Any]:
+        return self._call("POST", f"{_webhook_path(ref)}/test")
+
+    def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        data = self._call("GET", f"{_webhook_path(ref)}/deliveries", params={"page_size": limit})
+        return data["results"]
+
 
 def _schedule_path(schedule_id: str) -> str:
     return f"/schedules/{quote(schedule_id, safe='')}"
+
+
+def _webhook_path(ref: str) -> str:
+    return f"/webhooks/{quote(str(ref), safe='')}"
 
 
 def daemon_base_url(url: str) -> str:

@@ -1,0 +1,99 @@
+"""``hyperctl webhooks list|add|delete|test``: notifications of job events to HTTP receivers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from exports.cli import render
+from exports.cli.backends import CLIError, JobsBackend
+from exports.cli.flags import go_flag
+from exports.cli.terminal import Terminal
+from webhooks.models import DEFAULT_EVENTS, EVENTS
+
+
+def register(subparsers, parents) -> None:
+    group = subparsers.add_parser(
+        "webhooks", parents=parents, help="webhook notifications of job events: list, add, delete, test"
+    )
+    actions = group.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
+
+    listing = actions.add_parser(
+        "list", parents=parents, help="every webhook: index, URL, events, enabled, last delivery"
+    )
+    go_flag(listing, "json", action="store_true", help="print the API's JSON")
+    listing.set_defaults(run=run_list)
+
+    add = actions.add_parser(
+        "add",
+        parents=parents,
+        help="a webhook receiving job events",
+        description="e.g. hyperctl webhooks add https://hooks.slack.com/services/xxx "
+        f"job.started job.completed job.failed. Events: {', '.join(EVENTS)}, or * for all "
+        f"(default: {' '.join(DEFAULT_EVENTS)}).",
+    )
+    add.add_argument("url", metavar="URL", help="http or https URL of the receiver")
+    add.add_argument("events", metavar="EVENT", nargs="*", help=f"default: {' '.join(DEFAULT_EVENTS)}")
+    go_flag(add, "disabled", action="store_true", help="add it disabled")
+    add.set_defaults(run=run_add)
+
+    for action, text, run in [
+        ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
+        ("test", 'send a signed {"event": "test", "data": {}} now and report the answer', run_test),
+    ]:
+        parser = actions.add_parser(action, parents=parents, help=text)
+        parser.add_argument(
+            "index", metavar="INDEX", help="0-based, as in `webhooks list` (or the id wh-...)"
+        )
+        parser.set_defaults(run=run)
+
+
+def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
+    webhooks = backend.list_webhooks()
+    if opts["json"]:
+        lines = [json.dumps(webhooks, indent=2)]
+    elif not webhooks:
+        lines = ["no webhooks"]
+    else:
+        lines = render.webhook_table(webhooks, _last_deliveries(backend, webhooks))
+    for line in lines:
+        terminal.say(line)
+    return 0
+
+
+def _last_deliveries(backend: JobsBackend, webhooks: list[dict[str, Any]]) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    for webhook in webhooks:
+        try:
+            newest = backend.webhook_deliveries(webhook["id"], limit=1)
+        except CLIError:  # deleted meanwhile
+            newest = []
+        last[webhook["id"]] = newest[0] if newest else None
+    return last
+
+
+def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
+    spec: dict[str, Any] = {"url": opts["url"]}
+    if opts["events"]:
+        spec["events"] = opts["events"]
+    if opts.get("disabled"):
+        spec["enabled"] = False
+    for line in render.webhook_added_lines(backend.add_webhook(spec)):
+        terminal.say(line)
+    return 0
+
+
+def run_delete(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
+    webhook = backend.get_webhook(opts["index"])
+    backend.delete_webhook(webhook["id"])  # by id: another delete meanwhile cannot shift it
+    terminal.say(render.webhook_deleted_line(webhook))
+    return 0
+
+
+def run_test(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
+    webhook = backend.get_webhook(opts["index"])
+    result = backend.test_webhook(webhook["id"])
+    if not result["ok"]:
+        raise CLIError(render.webhook_test_failure(webhook, result))
+    terminal.say(render.webhook_test_line(webhook, result))
+    return 0
