@@ -15,31 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-BENCH_DB = "hypersdk_bench"
-
-
-def ensure_database(admin_url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_POSTGRES, ensure_database, percentile, record  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
@@ -85,6 +67,15 @@ def main() -> None:
     print(
         f"submit 1,000 jobs in one batch: {batch:.2f} s (target <= 2 s); bare bulk insert {insert:.2f} s; ratio {batch / insert:.1f}"
     )
+    record(
+        "api",
+        "POST /jobs/submit, 1,000 jobs",
+        f"{batch:.2f} s",
+        reference=f"bulk insert {insert:.2f} s",
+        ratio=batch / insert,
+        target="<= 2 s",
+        met=batch <= 2,
+    )
 
     # 2. Grow to --jobs jobs, then query pages of 100 filtered by status.
     missing = args.jobs - Job.objects.count()
@@ -121,6 +112,15 @@ def main() -> None:
         f"GET /jobs/query over {total:,} jobs (page of 100, by status), {args.queries} requests: "
         f"p50 {percentile(api_times, 0.5) * 1000:.1f} ms, p95 {p95:.1f} ms (target <= 50 ms); "
         f"the same page by the bare ORM p95 {orm_p95:.1f} ms; ratio {p95 / orm_p95:.1f}"
+    )
+    record(
+        "api",
+        f"GET /jobs/query p95 ({total:,} jobs)",
+        f"{p95:.1f} ms",
+        reference=f"bare ORM {orm_p95:.1f} ms",
+        ratio=p95 / orm_p95,
+        target="<= 50 ms",
+        met=p95 <= 50,
     )
 
 

@@ -18,57 +18,16 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port, percentile, record, start_daphne, stop  # noqa: E402
+
 TARGET_P99 = 1.0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_daphne(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "hypersdk.asgi:application",
-    ]
-    log = open(log_path, "wb")  # the child keeps writing to it
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"daphne did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
 
 
 async def watch(url: str, seen: dict[int, float], ready: asyncio.Event, connected: list[int]) -> None:
@@ -167,8 +126,7 @@ def main() -> None:
         url = f"ws://127.0.0.1:{port}/ws/jobs/{job.id}/?token={token}"
         seen, connect_seconds = asyncio.run(run(url, args.watchers, args.events, publish))
     finally:
-        daphne.terminate()
-        daphne.wait(20)
+        stop(daphne)
         if redis_process is not None:
             from hypersdk.embedded_redis import stop_embedded_redis
 
@@ -188,6 +146,14 @@ def main() -> None:
     )
     ok = missing == 0 and p99 <= TARGET_P99
     print(f"target p99 <= {TARGET_P99:.0f} s with every event delivered: {'met' if ok else 'NOT met'}")
+    record(
+        "dashboard",
+        f"{args.watchers} websocket watchers, p99",
+        f"{p99 * 1000:.0f} ms",
+        reference=f"p50 {statistics.median(latencies) * 1000:.0f} ms, missing {missing}",
+        target=f"<= {TARGET_P99 * 1000:.0f} ms, none missing",
+        met=ok,
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import django  # noqa: E402
+from common import ROOT, record  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
 django.setup()
@@ -118,10 +117,33 @@ def main() -> None:
                     f"[{label}] ratio hyperexport / curl -o:        {ours / figures['curl -o']:.2f}  (target <= 1.6)"
                 )
                 print(f"[{label}] ratio hyperexport / curl -o + sync: {ours / figures['curl -o + sync']:.2f}")
+                record(
+                    "export",
+                    f"{size >> 20} MiB disk, {label}",
+                    f"{ours:.2f} s",
+                    reference=f"curl -o {figures['curl -o']:.2f} s",
+                    ratio=ours / figures["curl -o"],
+                    target="<= 1.6",
+                    met=ours / figures["curl -o"] <= 1.6,
+                )
+                record(
+                    "export",
+                    f"{size >> 20} MiB disk, {label}, durable",
+                    f"{ours:.2f} s",
+                    reference=f"curl -o + sync {figures['curl -o + sync']:.2f} s",
+                    ratio=ours / figures["curl -o + sync"],
+                )
         finally:
             for _, where in places[1:]:
                 shutil.rmtree(where, ignore_errors=True)
         print(f"hyperexport peak RSS: {max(rss) / 1024:.0f} MB  (target < 150 MB)")
+        record(
+            "export",
+            "hyperexport peak RSS",
+            f"{max(rss) / 1024:.0f} MB",
+            target="< 150 MB",
+            met=max(rss) < 150 * 1024,
+        )
 
         # Conversion: our pipeline's qemu-img step against the same conversion typed by hand.
         source = work / "conv" / "app01-disk1.vmdk"
@@ -149,6 +171,13 @@ def main() -> None:
         print(
             f"qcow2 conversion: qemu-img by hand {by_hand:.2f} s; the same step in our pipeline {step:.2f} s "
             f"(ratio {step / by_hand:.2f}); with the output's SHA-256 for the report {whole:.2f} s"
+        )
+        record(
+            "convert",
+            "qcow2 conversion step",
+            f"{step:.2f} s",
+            reference=f"qemu-img by hand {by_hand:.2f} s",
+            ratio=step / by_hand,
         )
     finally:
         sim.stop()

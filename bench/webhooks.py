@@ -16,26 +16,24 @@ import multiprocessing
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-BENCH_DB = "hypersdk_bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DEFAULT_POSTGRES,
+    DEFAULT_REDIS,
+    ensure_database,
+    percentile,
+    record,
+    start_worker,
+    stop,
+)
+
 TARGET_PER_SECOND = 200
-WORKER = f"bench-webhooks@{socket.gethostname()}"
-
-
-def ensure_database(admin_url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+WORKER = "bench-webhooks"
 
 
 def serve(port_pipe) -> None:
@@ -61,33 +59,10 @@ def serve(port_pipe) -> None:
     server.serve_forever()
 
 
-def start_worker(env: dict[str, str], concurrency: int, log_file: Path) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "celery", "-A", "hypersdk", "worker", "-l", "info",
-        "--concurrency", str(concurrency), "-n", WORKER, "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
-    with open(log_file, "ab") as log:
-        worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while " ready." not in log_file.read_text(errors="replace"):
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not start:\n{log_file.read_text()[-2000:]}")
-        time.sleep(0.2)
-    return worker
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-    )
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4, help="worker processes (the daemon's default)")
     parser.add_argument("--drainers", type=int, help="HYPERSDK_WEBHOOK_DRAINERS (default: the setting's)")
@@ -146,7 +121,8 @@ def main() -> None:
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     with tempfile.TemporaryDirectory() as scratch:
-        worker = start_worker(env, args.concurrency, Path(scratch) / "worker.log")
+        worker = start_worker(env, args.concurrency, Path(scratch) / "worker.log", name=WORKER)
+        destination = [f"{WORKER}@{socket.gethostname()}"]
         try:
             for _ in range(4 * args.concurrency):  # warm the pool processes' connections
                 events.emit("job.completed", data)
@@ -155,7 +131,7 @@ def main() -> None:
             WebhookDelivery.objects.all().delete()
 
             # 1. What emitting costs a job: the worker is told to stop taking messages meanwhile.
-            app.control.cancel_consumer("celery", destination=[WORKER], reply=True)
+            app.control.cancel_consumer("celery", destination=destination, reply=True)
             started = time.perf_counter()
             for _ in range(args.events):
                 events.emit("job.completed", data)
@@ -163,13 +139,12 @@ def main() -> None:
 
             # 2. Draining 1,000 queued deliveries: signed, POSTed, each outcome recorded.
             started = time.perf_counter()
-            app.control.add_consumer("celery", destination=[WORKER], reply=True)
+            app.control.add_consumer("celery", destination=destination, reply=True)
             while WebhookDelivery.objects.filter(status="pending").exists():
                 time.sleep(0.02)
             drained = time.perf_counter() - started
         finally:
-            worker.terminate()
-            worker.wait(30)
+            stop(worker)
             receiver.terminate()
 
     outcome = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
@@ -195,6 +170,15 @@ def main() -> None:
         "OK" if rate >= TARGET_PER_SECOND and outcome.get("delivered") == args.events else "BELOW TARGET"
     )
     print(f"  target >= {TARGET_PER_SECOND} deliveries/s: {verdict}")
+    record(
+        "webhooks",
+        f"drain {args.events} deliveries",
+        f"{rate:.0f} /s",
+        reference=f"httpx loop {args.events / reference:.0f} POST/s",
+        ratio=rate / (args.events / reference),
+        target=f">= {TARGET_PER_SECOND} /s",
+        met=verdict == "OK",
+    )
 
 
 if __name__ == "__main__":

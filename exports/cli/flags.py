@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 
 def go_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs: Any) -> None:
@@ -70,3 +73,17 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
     go_flag(
         parser, "overwrite", action="store_true", help="replace a completed export in the output directory"
     )
+
+
+class ConsoleScriptCommand(BaseCommand):
+    """A management command that is also a console script (``hyperctl``, ``hyperexport``).
+
+    Django names the parser "<argv0> <command>", which reads "hyperctl hyperctl" when the
+    console script is argv0; under ``manage.py`` it stays "manage.py hyperctl".
+    """
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        if Path(prog_name).name == subcommand:
+            parser.prog = subcommand
+        return parser

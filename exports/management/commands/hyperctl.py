@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from exports.cli.backends import open_backend
-from exports.cli.flags import add_connection_flags, connection_flags_parent
+from exports.cli.flags import ConsoleScriptCommand, add_connection_flags, connection_flags_parent
 from exports.cli.hyperctl import SUBCOMMANDS
 from exports.cli.terminal import Terminal
 
 
-class Command(BaseCommand):
+class Command(ConsoleScriptCommand):
     help = (
         "Query, watch and cancel the daemon's export jobs; follow their logs; manage their "
         "schedules; check the daemon."

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from exports.cli.flags import add_connection_flags
+from exports.cli.flags import ConsoleScriptCommand, add_connection_flags
 from exports.console import human_size, reporter_for
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.convert import TARGET_FORMATS
@@ -37,7 +37,7 @@ def daemon_mode(opts: dict) -> str | None:
     return next((mode for mode in DAEMON_MODES if opts.get(mode)), None)
 
 
-class Command(BaseCommand):
+class Command(ConsoleScriptCommand):
     help = "Export a VM from vSphere to OVF/OVA, write the Artifact Manifest, convert and verify."
     requires_system_checks: list[str] = []
 

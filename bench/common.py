@@ -1,0 +1,133 @@
+"""What every benchmark shares: the bench database, percentiles, child processes, the results file.
+
+Each benchmark prints its own detail and also records its headline figures with ``record``;
+``bench/summary.py`` prints them as one table at the end of ``make bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+BENCH_DB = "hypersdk_bench"
+DEFAULT_POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DEFAULT_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def ensure_database(admin_url: str, name: str = BENCH_DB) -> str:
+    """The bench's own PostgreSQL database (created once), so no real data is ever touched."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_started(process: subprocess.Popen, log_path: Path, ready, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            sys.exit(f"{what} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+def start_daphne(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "hypersdk.asgi:application",
+    ]
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    _wait_started(process, log_path, answers, "daphne", 60)
+    return process
+
+
+def start_worker(
+    env: dict[str, str], concurrency: int, log_path: Path, *, name: str, queues: str = ""
+) -> subprocess.Popen:
+    """A real Celery worker, as an operator would start one on a worker machine."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "hypersdk", "worker", "-l", "info",
+        "--concurrency", str(concurrency), "-n", f"{name}@{socket.gethostname()}",
+        "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    if queues:
+        command += ["-Q", queues]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    _wait_started(process, log_path, lambda: " ready." in log_path.read_text(errors="replace"), name, 120)
+    return process
+
+
+def stop(process: subprocess.Popen | None, timeout: float = 30) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def record(
+    bench: str,
+    figure: str,
+    value: str,
+    *,
+    reference: str = "",
+    ratio: float | None = None,
+    target: str = "",
+    met: bool | None = None,
+) -> None:
+    """Append one headline figure to $BENCH_RESULTS (a JSON-lines file) for the summary table."""
+    path = os.environ.get("BENCH_RESULTS")
+    if not path:
+        return
+    row = {
+        "bench": bench,
+        "figure": figure,
+        "value": value,
+        "reference": reference,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target,
+        "met": met,
+    }
+    with open(path, "a", encoding="utf-8") as results:
+        results.write(json.dumps(row) + "\n")
