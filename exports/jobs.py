@@ -7,13 +7,15 @@ touches job state on its own.
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import shutil
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +27,7 @@ from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_root
+from exports.pipeline.manifest import MANIFEST_NAME
 from hypersdk.celery import app as celery_app
 from hypersdk.events import emit
 
@@ -272,7 +275,12 @@ def reap_lost_jobs() -> list[str]:
 
 
 def remove_partial_output(job: Job) -> None:
-    """What a dead worker left: its whole output dir if it made it, else its ``.part`` files."""
+    """What a dead worker left: its whole output dir if it made it, else what it wrote there.
+
+    In a directory the operator made, a disk finished before the worker died already has its
+    final name. Without the ``.ovf``/``.ova`` (written last) the export is not complete, so its
+    disks, ``.mf`` and manifest must go too: nothing half-written may look complete.
+    """
     output = Path(job.output_path)
     if not output.is_dir():
         return
@@ -282,6 +290,19 @@ def remove_partial_output(job: Job) -> None:
     for leftover in output.glob("*.part"):
         leftover.unlink(missing_ok=True)
     shutil.rmtree(output / ".ova-staging", ignore_errors=True)
+    name = PurePosixPath(job.vm_path).name
+    if name and not any((output / f"{name}{suffix}").exists() for suffix in (".ovf", ".ova")):
+        for leftover in [*output.glob(f"{glob.escape(name)}-disk*.vmdk"), output / f"{name}.mf"]:
+            leftover.unlink(missing_ok=True)
+        if _manifest_source(output / MANIFEST_NAME) == job.vm_path:  # not another VM's export
+            (output / MANIFEST_NAME).unlink(missing_ok=True)
+
+
+def _manifest_source(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text())["source"]["vm_path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def counts_by_status() -> dict[str, int]:

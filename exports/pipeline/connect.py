@@ -18,6 +18,9 @@ from urllib.parse import unquote, urlsplit
 from exports.pipeline.errors import VCenterConnectionError
 
 _TRUE = {"1", "true", "yes", "on"}
+# Every SOAP call gets a socket timeout: without one, a vCenter that stops answering (hung,
+# network partition) blocks the lease keepalive, abort and the worker thread forever.
+SOAP_CALL_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,13 @@ def _tls_help(target: VCenterTarget, exc: BaseException) -> VCenterConnectionErr
     )
 
 
-def connect(target: VCenterTarget, *, timeout: float = 30.0):  # -> vim.ServiceInstance
-    """Log in and return a ServiceInstance, mapping every failure to one clear line."""
+def connect(
+    target: VCenterTarget, *, timeout: float = 30.0, call_timeout: float = SOAP_CALL_TIMEOUT
+):  # -> vim.ServiceInstance
+    """Log in and return a ServiceInstance, mapping every failure to one clear line.
+
+    ``timeout`` closes idle pooled connections; ``call_timeout`` bounds each SOAP call.
+    """
     from pyVim.connect import SmartConnect
     from pyVmomi import vim
 
@@ -112,6 +120,7 @@ def connect(target: VCenterTarget, *, timeout: float = 30.0):  # -> vim.ServiceI
             pwd=target.password,
             sslContext=target.ssl_context(),
             connectionPoolTimeout=timeout,
+            httpConnectionTimeout=call_timeout,
             disableSslCertValidation=target.insecure,
         )
     except vim.fault.InvalidLogin:
@@ -137,10 +146,12 @@ def session_cookie(service_instance) -> str:
 
 
 @contextmanager
-def vsphere_session(target: VCenterTarget, *, timeout: float = 30.0) -> Iterator[object]:
+def vsphere_session(
+    target: VCenterTarget, *, timeout: float = 30.0, call_timeout: float = SOAP_CALL_TIMEOUT
+) -> Iterator[object]:
     from pyVim.connect import Disconnect
 
-    service_instance = connect(target, timeout=timeout)
+    service_instance = connect(target, timeout=timeout, call_timeout=call_timeout)
     try:
         yield service_instance
     finally:

@@ -253,6 +253,10 @@ def download_disk(
             raise DownloadError(
                 f"disk full writing {dest} (ENOSPC): partial files removed", retryable=False
             ) from None
+        if exc.errno == errno.EFBIG:  # RLIMIT_FSIZE or the filesystem's file size limit
+            raise DownloadError(
+                f"file size limit reached writing {dest} (EFBIG): partial files removed", retryable=False
+            ) from None
         if exc.errno in (errno.EACCES, errno.EROFS, errno.EDQUOT):
             raise DownloadError(f"cannot write {dest}: {exc.strerror}", retryable=False) from None
         raise DownloadError(f"{dest.name}: transfer failed: {exc.strerror or exc}") from None

@@ -25,7 +25,11 @@ class VMPoweredOn(ExportError):
 
 
 class LeaseError(ExportError):
-    """The export lease failed or was lost; a new lease may succeed."""
+    """The export lease failed or was lost. ``retryable``: vCenter went away, a new lease may work."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class DownloadError(ExportError):

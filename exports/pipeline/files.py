@@ -24,6 +24,8 @@ def sha256_file(path: Path) -> str:
 def output_error(path: Path, exc: OSError) -> OutputError:
     if exc.errno == errno.ENOSPC:
         return OutputError(f"disk full writing {path} (ENOSPC): partial files removed")
+    if exc.errno == errno.EFBIG:
+        return OutputError(f"file size limit reached writing {path} (EFBIG): partial files removed")
     return OutputError(f"cannot write {path}: {exc.strerror}")
 
 

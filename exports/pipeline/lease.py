@@ -7,6 +7,7 @@ downloads run. Any failure or cancel aborts the lease so the host frees its reso
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
@@ -18,6 +19,19 @@ from pyVmomi import vim, vmodl
 
 from exports.pipeline.errors import LeaseError, VMPoweredOn
 from exports.pipeline.progress import CancelToken, ProgressReporter
+
+# What pyvmomi raises when vCenter is gone (refused, reset, timed out) rather than a SOAP fault.
+CONNECTION_ERRORS = (OSError, http.client.HTTPException)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+
+
+def _unreachable(vm_path: str, exc: BaseException) -> LeaseError:
+    return LeaseError(
+        f"vCenter unreachable while opening the export lease of {vm_path}: {_reason(exc)}", retryable=True
+    )
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,14 @@ class ExportLease:
             raise LeaseError(f"VM {vm_path} disappeared before the export started") from None
         except vim.fault.VimFault as exc:
             raise LeaseError(f"vCenter refused the export of {vm_path}: {exc.msg}") from None
+        except CONNECTION_ERRORS as exc:
+            raise _unreachable(vm_path, exc) from None
         export_lease = cls(lease, reporter)
         try:
             export_lease._wait_ready(ready_timeout, cancel)
+        except CONNECTION_ERRORS as exc:
+            export_lease.abort()
+            raise _unreachable(vm_path, exc) from None
         except BaseException:
             export_lease.abort()
             raise
@@ -99,9 +118,13 @@ class ExportLease:
             poll = min(poll * 2, 1.0)
 
     def disks(self, vcenter_netloc: str) -> list[DiskSource]:
-        info = self._lease.info
+        try:
+            info = self._lease.info
+            devices = getattr(info.entity.config.hardware, "device", []) or []
+        except CONNECTION_ERRORS as exc:
+            raise LeaseError(f"vCenter unreachable while reading the export lease: {_reason(exc)}") from None
         capacity: dict[str, int] = {}
-        for device in getattr(info.entity.config.hardware, "device", []) or []:
+        for device in devices:
             if isinstance(device, vim.vm.device.VirtualDisk):
                 capacity[str(device.key)] = device.capacityInBytes or device.capacityInKB * 1024
         sources = []
@@ -146,8 +169,13 @@ class ExportLease:
 
     def complete(self) -> None:
         self._stop_keepalive()
-        self._lease.HttpNfcLeaseProgress(percent=100)
-        self._lease.HttpNfcLeaseComplete()
+        try:
+            self._lease.HttpNfcLeaseProgress(percent=100)
+            self._lease.HttpNfcLeaseComplete()
+        except CONNECTION_ERRORS as exc:
+            raise LeaseError(
+                f"vCenter unreachable while completing the export lease: {_reason(exc)}"
+            ) from None
         self.finished = True
 
     def abort(self) -> None:

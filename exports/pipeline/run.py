@@ -18,7 +18,7 @@ from exports.pipeline.connect import VCenterTarget, session_cookie, vsphere_sess
 from exports.pipeline.convert import ConversionReport, convert_export, find_hyper2kvm
 from exports.pipeline.descriptor import create_ovf_descriptor, write_descriptor_and_manifest
 from exports.pipeline.download import DownloadedDisk, download_disk, probe_size
-from exports.pipeline.errors import DownloadError, ExportCancelled, VMPoweredOn
+from exports.pipeline.errors import DownloadError, ExportCancelled, ExportError, LeaseError, VMPoweredOn
 from exports.pipeline.files import OutputDir
 from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_facts
 from exports.pipeline.lease import ExportLease
@@ -147,7 +147,12 @@ def export_vm(
             cancel=cancel,
         )
     result.duration_seconds = round(time.monotonic() - started, 3)
-    _phase(reporter, "completed")
+    # The last word on the job: later phases' snapshots carry no byte counts, this one must.
+    reporter.progress(
+        ProgressSnapshot(
+            phase="completed", percent=100.0, bytes_done=result.total_bytes, bytes_total=result.total_bytes
+        )
+    )
     return result
 
 
@@ -188,7 +193,7 @@ def _download_disks(
     meter = TransferMeter(reporter)
     cookie = session_cookie(service_instance)
     done: dict[int, DownloadedDisk] = {}
-    last_error: DownloadError | None = None
+    last_error: ExportError | None = None
     for attempt in range(1, options.max_attempts + 1):
         if attempt > 1:
             delay = options.retry_backoff * 2 ** (attempt - 2)
@@ -199,7 +204,13 @@ def _download_disks(
             if cancel.wait(delay):
                 raise ExportCancelled()
         _phase(reporter, "waiting for export lease", meter.percent())
-        lease = ExportLease.open(vm, options.vm_path, reporter, cancel)
+        try:
+            lease = ExportLease.open(vm, options.vm_path, reporter, cancel)
+        except LeaseError as exc:
+            if not exc.retryable:
+                raise
+            last_error = exc  # vCenter went away: counts as an attempt, so retries stay bounded
+            continue
         try:
             disk_count, failures = _download_under_lease(
                 lease, done, options, target, name, output, meter, cookie, cancel

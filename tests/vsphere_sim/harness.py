@@ -255,6 +255,7 @@ class VSphereSimulator:
         proc, self.proc = self.proc, None
         if proc is not None:
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(STOP_TIMEOUT)
@@ -266,6 +267,21 @@ class VSphereSimulator:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crashed vCenter; ``stop()`` still cleans up afterwards."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open but nothing answers (a hung vCenter)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> VSphereSimulator:
         return self.start()
