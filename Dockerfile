@@ -14,16 +14,24 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
+# Installed in place (-e), as `make run` does: manage.py, the console scripts and
+# `celery -A hypersdk` all import the same /app, with its templates and static files.
 COPY . .
-RUN pip install --no-cache-dir --no-deps . \
-    && python -m compileall -q hypersdk exports schedules webhooks \
-    && chmod 755 deploy/docker-entrypoint.sh
+RUN pip install --no-cache-dir --no-deps -e . \
+    && python -m compileall -q hypersdk exports schedules webhooks dashboard metrics \
+    && chmod 755 deploy/docker-entrypoint.sh \
+    && mkdir -p /exports && chown hypersdk:hypersdk /exports
 
+# Add the names clients use to HYPERSDK_ALLOWED_HOSTS (`-e HYPERSDK_ALLOWED_HOSTS=...`);
+# the defaults answer only to localhost, which is what the health check uses.
 ENV HYPERSDK_DATA_DIR=/var/lib/hypersdk \
     PYTHONUNBUFFERED=1
 USER hypersdk
 VOLUME ["/var/lib/hypersdk", "/exports"]
 EXPOSE 8080
+# /health needs no token; `docker stop -t 30` leaves hypervisord its 20 s grace.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/health || exit 1
 
 # `hypervisord ...` migrates, creates the admin user once, then runs the daemon; any other
 # command (hyperexport, hyperctl, celery, sh) runs as given.

@@ -7,10 +7,12 @@ each second — so a cancel from any machine stops the transfer within a few sec
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
 import socket
+import tempfile
 import threading
 import time
 import traceback
@@ -29,6 +31,7 @@ from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.events import emit
+from hypersdk.log_context import job_context
 
 logger = logging.getLogger(__name__)
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
@@ -57,6 +60,7 @@ class JobSession:
             self._latest = snapshot
 
     def log(self, level: int, message: str) -> None:
+        logger.log(level, message)  # the worker's own log too, stamped with the job id
         if level >= logging.INFO:
             self._logs.put((_LEVELS.get(level, "info"), message))
 
@@ -147,17 +151,29 @@ def export_options(job: Job) -> ExportOptions:
     )
 
 
+def _ca_file(vcenter: VCenter) -> Path:
+    """The vCenter's CA bundle as a file TLS can load, named by its content.
+
+    Many jobs (threads and processes, maybe on several machines sharing the data dir) start at
+    once: rewriting one file in place let a job read it empty. A content-named file is written
+    once, through a unique temporary name and a rename, and never changes after.
+    """
+    data = vcenter.ca_bundle.encode()
+    ca_dir = Path(settings.DATA_DIR) / "ca"
+    ca_path = ca_dir / f"{vcenter.name}-{hashlib.sha256(data).hexdigest()[:16]}.pem"
+    if not ca_path.exists():
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=ca_dir, prefix=".ca-", delete=False) as handle:
+            handle.write(data)
+        os.replace(handle.name, ca_path)
+    return ca_path
+
+
 def vcenter_target(vcenter: VCenter | None) -> VCenterTarget:
     """The job's vCenter, or the daemon's default from its GOVC_* environment."""
     if vcenter is None:
         return VCenterTarget.from_env()
-    ca_file = None
-    if vcenter.ca_bundle.strip():
-        ca_dir = Path(settings.DATA_DIR) / "ca"
-        ca_dir.mkdir(parents=True, exist_ok=True)
-        ca_path = ca_dir / f"{vcenter.name}.pem"
-        ca_path.write_text(vcenter.ca_bundle)
-        ca_file = str(ca_path)
+    ca_file = str(_ca_file(vcenter)) if vcenter.ca_bundle.strip() else None
     return VCenterTarget.from_env(
         {},
         url=vcenter.url,
@@ -170,6 +186,11 @@ def vcenter_target(vcenter: VCenter | None) -> VCenterTarget:
 
 def run_job(job_id: str) -> str | None:
     """Run a job if this worker can claim it; returns its final status (None: not claimed)."""
+    with job_context(job_id):
+        return _run_job(job_id)
+
+
+def _run_job(job_id: str) -> str | None:
     close_old_connections()
     job = jobs.claim_job(job_id, worker_name())
     if job is None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import shared_task, signals
 
-from exports import job_runner, jobs
+from exports import job_runner, jobs, retention
+from hypersdk import log_context
 
 
 @shared_task(name="exports.tasks.run_export_job", ignore_result=True)
@@ -20,3 +21,21 @@ def reap_lost_jobs() -> list[str]:
 @shared_task(name="exports.tasks.dispatch_pending_jobs", ignore_result=True)
 def dispatch_pending_jobs() -> int:
     return jobs.dispatch_pending()
+
+
+@shared_task(name="exports.tasks.purge_old_jobs", ignore_result=True)
+def purge_old_jobs() -> int:
+    return retention.purge_expired_jobs().jobs
+
+
+# Celery's own lines about the run (its "succeeded in 12.3s" too) carry the job id as well.
+@signals.task_prerun.connect
+def _enter_job_log_context(sender=None, args=(), kwargs=None, **extra) -> None:
+    if getattr(sender, "name", "") == jobs.RUN_TASK:
+        log_context.enter_job(str(args[0] if args else (kwargs or {}).get("job_id", log_context.NO_JOB)))
+
+
+@signals.task_postrun.connect
+def _leave_job_log_context(sender=None, **extra) -> None:
+    if getattr(sender, "name", "") == jobs.RUN_TASK:
+        log_context.leave_job()

@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 
 from hypersdk.env import env_bool, env_int, env_list, env_str
+from hypersdk.log_context import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HYPERSDK_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -52,9 +53,13 @@ INSTALLED_APPS = [
     "schedules",
     "webhooks",
     "dashboard",
+    "django_prometheus",
+    "metrics",
 ]
 
 MIDDLEWARE = [
+    # django-prometheus' request metrics: Before first and After last, to time the whole stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -64,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "hypersdk.request_limits.RejectNulMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "hypersdk.urls"
@@ -77,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.role",
             ],
         },
     },
@@ -102,6 +110,10 @@ else:
             "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
+# django-prometheus' wrappers of the same backends count queries and errors for /metrics.
+_engine = DATABASES["default"]["ENGINE"]
+if _engine in {"django.db.backends.sqlite3", "django.db.backends.postgresql", "django.db.backends.mysql"}:
+    DATABASES["default"]["ENGINE"] = _engine.replace("django.db.", "django_prometheus.db.", 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -139,7 +151,19 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis restarted or briefly gone: running exports go on (their messages were acknowledged,
+# their state is in the database) while the worker reconnects; it never gives up, since only
+# Redis coming back fixes it (tests/test_faults_infra.py restarts Redis mid-job).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# None of our tasks acknowledges late, so a lost connection cancels nothing; said explicitly.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
+# Webhook deliveries have a queue (and, in hypervisord, a worker) of their own: a receiver that
+# hangs holds a webhook worker process for its timeout, never a slot an export needs.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+HYPERSDK_WEBHOOK_QUEUE = "webhooks"
+CELERY_TASK_ROUTES = {"webhooks.tasks.*": {"queue": HYPERSDK_WEBHOOK_QUEUE}}
 # Sending a job must not hang the API when Redis is down: the periodic dispatcher retries.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
@@ -155,6 +179,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-lost-jobs": {"task": "exports.tasks.reap_lost_jobs", "schedule": 30.0},
     "dispatch-pending-jobs": {"task": "exports.tasks.dispatch_pending_jobs", "schedule": 15.0},
     "sweep-webhook-deliveries": {"task": "webhooks.tasks.sweep_webhook_deliveries", "schedule": 30.0},
+    "purge-old-jobs": {"task": "exports.tasks.purge_old_jobs", "schedule": 24 * 3600.0},
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 
@@ -170,12 +195,23 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Viewers read, operators (and superusers) do everything, other accounts get 403.
+    "DEFAULT_PERMISSION_CLASSES": ["hypersdk.permissions.HyperSDKRole"],
+    "DEFAULT_PARSER_CLASSES": ["hypersdk.request_limits.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "hypersdk.request_limits.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "exports.api.pagination.JobPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hypersdk.openapi.HyperSDKAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# Request bodies (the API's JSON too: hypersdk.request_limits): a batch of a few thousand jobs
+# fits; anything larger is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HYPERSDK_MAX_REQUEST_BYTES", 1 << 20, minimum=1024)
+# Dashboard and admin log-in: after this many failures for a user name from one address (or
+# 4x as many from one address) within the window, further attempts get 429 until it ends.
+HYPERSDK_LOGIN_MAX_FAILURES = env_int("HYPERSDK_LOGIN_MAX_FAILURES", 5, minimum=1)
+HYPERSDK_LOGIN_LOCKOUT_SECONDS = env_int("HYPERSDK_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "HyperSDK daemon API",
     "DESCRIPTION": "Export jobs, schedules and webhooks of hypervisord.",
@@ -218,10 +254,16 @@ HYPERSDK_WEBHOOK_DRAINERS = env_int("HYPERSDK_WEBHOOK_DRAINERS", 2, minimum=1)
 HYPERSDK_EXPORT_PARALLEL = env_int("HYPERSDK_EXPORT_PARALLEL", 4, minimum=1)
 HYPERSDK_CONVERSION_TIMEOUT_MINUTES = env_int("HYPERSDK_CONVERSION_TIMEOUT_MINUTES", 120, minimum=1)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["stderr"], "level": env_str("HYPERSDK_LOG_LEVEL", "WARNING")},
-}
+# Every line carries job_id=<id> (or "-") from hypersdk/log_context.py; JSON lines with
+# HYPERSDK_LOG_FORMAT=json. Celery workers and beat log through this too (hypersdk/celery.py).
+LOGGING = logging_config(
+    format_name=env_str("HYPERSDK_LOG_FORMAT", "plain").strip().lower(),
+    level=env_str("HYPERSDK_LOG_LEVEL", "WARNING"),
+)
+
+# Operations: /metrics needs an API token of a user who may read the API unless this is set.
+HYPERSDK_METRICS_PUBLIC = env_bool("HYPERSDK_METRICS_PUBLIC", False)
+# Finished jobs (and their logs) older than this many days are deleted daily; 0 keeps them
+# forever. Their export files stay unless HYPERSDK_JOB_RETENTION_DELETE_FILES is set.
+HYPERSDK_JOB_RETENTION_DAYS = env_int("HYPERSDK_JOB_RETENTION_DAYS", 90, minimum=0)
+HYPERSDK_JOB_RETENTION_DELETE_FILES = env_bool("HYPERSDK_JOB_RETENTION_DELETE_FILES", False)

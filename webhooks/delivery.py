@@ -28,6 +28,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from hypersdk import outbound_http
+from metrics.recording import record_webhook_attempt
 from webhooks import conf, payloads, signing
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
@@ -170,7 +171,9 @@ def attempt_claimed(delivery: WebhookDelivery) -> str:
         _finish(delivery, error=f"not sent: webhook disabled ({webhook.disabled_reason or 'by an operator'})")
         return WebhookDelivery.Status.FAILED
     attempt = send(webhook, delivery.message_id, delivery.body.encode())
-    return record(delivery, attempt)
+    status = record(delivery, attempt)
+    record_webhook_attempt(status)  # hypersdk_webhook_deliveries_total{outcome=...}
+    return status
 
 
 def claim_due(limit: int, *, overdue: timedelta = timedelta(0)) -> list[WebhookDelivery]:
