@@ -1,7 +1,7 @@
 """Webhook delivery benchmark: 1,000 ``job.completed`` events to a receiver on loopback.
 
-A real Celery worker (the daemon's default concurrency, 4) delivers them from PostgreSQL and
-Redis: drainer tasks claim deliveries, sign them, POST them through the SSRF-guarded helper and
+A real Celery worker on the webhooks queue (as the daemon's webhook worker, same concurrency)
+delivers them from PostgreSQL and Redis: drainer tasks claim deliveries, sign them, POST them through the SSRF-guarded helper and
 record each outcome.
 Printed: what emitting costs the job (per event), deliveries per second and the time to drain
 POST durations, beside a reference measured in the same run against the same receiver: the
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=4, help="worker processes (the daemon's default)")
+    parser.add_argument("--concurrency", type=int, help="webhook worker processes (default: the daemon's)")
     parser.add_argument("--drainers", type=int, help="HYPERSDK_WEBHOOK_DRAINERS (default: the setting's)")
     args = parser.parse_args()
 
@@ -83,6 +83,7 @@ def main() -> None:
 
     django.setup()
     import httpx
+    from django.conf import settings
     from django.core.management import call_command
     from django.db.models import Count
 
@@ -90,9 +91,10 @@ def main() -> None:
     from exports.models import Job
     from hypersdk import events
     from hypersdk.celery import app
-    from webhooks import payloads, service, signing
+    from webhooks import conf, payloads, service, signing
     from webhooks.models import Webhook, WebhookDelivery
 
+    concurrency = args.concurrency or conf.worker_concurrency()
     call_command("migrate", verbosity=0)
     app.control.purge()
     WebhookDelivery.objects.all().delete()
@@ -121,17 +123,19 @@ def main() -> None:
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     with tempfile.TemporaryDirectory() as scratch:
-        worker = start_worker(env, args.concurrency, Path(scratch) / "worker.log", name=WORKER)
+        # The daemon's webhook worker: it consumes the webhooks queue only.
+        queue = settings.HYPERSDK_WEBHOOK_QUEUE
+        worker = start_worker(env, concurrency, Path(scratch) / "worker.log", name=WORKER, queues=queue)
         destination = [f"{WORKER}@{socket.gethostname()}"]
         try:
-            for _ in range(4 * args.concurrency):  # warm the pool processes' connections
+            for _ in range(4 * concurrency):  # warm the pool processes' connections
                 events.emit("job.completed", data)
             while WebhookDelivery.objects.filter(status="pending").exists():
                 time.sleep(0.05)
             WebhookDelivery.objects.all().delete()
 
             # 1. What emitting costs a job: the worker is told to stop taking messages meanwhile.
-            app.control.cancel_consumer("celery", destination=destination, reply=True)
+            app.control.cancel_consumer(queue, destination=destination, reply=True)
             started = time.perf_counter()
             for _ in range(args.events):
                 events.emit("job.completed", data)
@@ -139,7 +143,7 @@ def main() -> None:
 
             # 2. Draining 1,000 queued deliveries: signed, POSTed, each outcome recorded.
             started = time.perf_counter()
-            app.control.add_consumer("celery", destination=destination, reply=True)
+            app.control.add_consumer(queue, destination=destination, reply=True)
             while WebhookDelivery.objects.filter(status="pending").exists():
                 time.sleep(0.02)
             drained = time.perf_counter() - started
@@ -150,10 +154,8 @@ def main() -> None:
     outcome = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
     durations = [ms for ms in WebhookDelivery.objects.values_list("duration_ms", flat=True) if ms is not None]
     rate = args.events / drained
-    from webhooks import conf
-
     print(
-        f"webhook delivery: {args.events} job.completed events, worker concurrency {args.concurrency}, "
+        f"webhook delivery: {args.events} job.completed events, worker concurrency {concurrency}, "
         f"{conf.drainers()} drainers"
     )
     print(

@@ -339,6 +339,10 @@ class HypervisordConfig:
     data_dir: Path
     worker_concurrency: int
     worker: bool = True
+    # The webhook worker (runs with the export worker, consumes only the webhook queue).
+    webhook_concurrency: int = 3
+    export_queue: str = "celery"
+    webhook_queue: str = "webhooks"
     beat: bool = True
     # The socket of the embedded Redis, or None when REDIS_URL points at a real server.
     redis_socket: Path | None = None
@@ -350,13 +354,19 @@ class HypervisordConfig:
 
     def summary(self) -> str:
         redis = f"embedded Redis on {self.redis_socket}" if self.redis_socket else "external Redis"
-        worker = f"worker concurrency {self.worker_concurrency}" if self.worker else "no worker"
+        worker = "no worker"
+        if self.worker:
+            worker = f"worker concurrency {self.worker_concurrency} + {self.webhook_concurrency} for webhooks"
         beat = "beat" if self.beat else "no beat"
         return f"HyperSDK listening on {self.url} (data dir {self.data_dir}, {redis}, {worker}, {beat})"
 
 
 def hypervisord_children(config: HypervisordConfig, *, python: str = sys.executable) -> list[Child]:
-    """Redis first (waited for, stopped last), then daphne, the worker and beat, same Python."""
+    """Redis first (waited for, stopped last), then daphne, the workers and beat, same Python.
+
+    Exports and webhook deliveries run in two workers on two queues, so a webhook receiver that
+    hangs ties up a webhook process for its timeout and never delays an export.
+    """
     from hypersdk import embedded_redis
 
     base_dir = str(Path(__file__).resolve().parent.parent)
@@ -390,7 +400,21 @@ def hypervisord_children(config: HypervisordConfig, *, python: str = sys.executa
     if config.worker:
         worker_argv = ["worker", "-l", "info", "--concurrency", str(config.worker_concurrency)]
         children.append(
-            Child("worker", [*celery, *worker_argv, "--hostname", "worker@%h"], env=env, cwd=base_dir)
+            Child(
+                "worker",
+                [*celery, *worker_argv, "--queues", config.export_queue, "--hostname", "worker@%h"],
+                env=env,
+                cwd=base_dir,
+            )
+        )
+        webhook_argv = ["worker", "-l", "info", "--concurrency", str(config.webhook_concurrency)]
+        children.append(
+            Child(
+                "webhooks",
+                [*celery, *webhook_argv, "--queues", config.webhook_queue, "--hostname", "webhooks@%h"],
+                env=env,
+                cwd=base_dir,
+            )
         )
     if config.beat:
         beat_argv = [

@@ -202,14 +202,30 @@ def worker_environment(
     return env
 
 
-class WorkerProcess:
-    """A real ``celery -A hypersdk worker`` subprocess; its output is kept in a file."""
+# Exports go to the default queue, webhook deliveries to their own (CELERY_TASK_ROUTES).
+ALL_QUEUES = "celery,webhooks"
 
-    def __init__(self, env: dict[str, str], log_file: Path, *, name: str, concurrency: int = 4) -> None:
+
+class WorkerProcess:
+    """A real ``celery -A hypersdk worker`` subprocess; its output is kept in a file.
+
+    It consumes both queues unless told otherwise, so one test worker runs exports and webhooks.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_file: Path,
+        *,
+        name: str,
+        concurrency: int = 4,
+        queues: str = ALL_QUEUES,
+    ) -> None:
         self.env, self.log_file, self.name = env, log_file, name
         self.command = [
             sys.executable, "-m", "celery", "-A", "hypersdk", "worker", "-l", "info",
             "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip",
+            "--queues", queues,
         ]  # fmt: skip
         self.process: subprocess.Popen | None = None
 

@@ -59,6 +59,11 @@ def drainers() -> int:
     return value
 
 
+def worker_concurrency() -> int:
+    """Processes of hypervisord's webhook worker: one per drainer, one for retries and the sweep."""
+    return drainers() + 1
+
+
 def check() -> list[str]:
     """Every problem with the webhook settings, as messages."""
     problems = []

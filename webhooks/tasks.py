@@ -1,5 +1,8 @@
 """Celery tasks: thin adapters over webhooks.delivery; they take plain ids.
 
+They run on the ``webhooks`` queue (``CELERY_TASK_ROUTES``), consumed by a worker of its own,
+so a receiver that hangs holds a webhook process for its timeout and never an export slot.
+
 Retries are not Celery's: the delivery row holds the attempt count and the next attempt time
 (backoff, jitter, Retry-After), and a failed attempt enqueues its retry with a countdown — so a
 lost message costs nothing but a sweep interval.

@@ -11,14 +11,22 @@ from django.core.management.base import BaseCommand, CommandError
 from hypersdk import embedded_redis
 from hypersdk.env import ConfigError, env_int
 from hypersdk.supervisor import HypervisordConfig, Supervisor, hypervisord_children, parse_listen
+from webhooks import conf as webhook_conf
 
 
 class Command(BaseCommand):
-    help = "Run the HyperSDK daemon: HTTP + websockets (daphne), a Celery worker and beat, supervised."
+    help = (
+        "Run the HyperSDK daemon: HTTP + websockets (daphne), Celery workers for exports and "
+        "webhooks, and beat, supervised."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default: HYPERSDK_LISTEN)")
-        parser.add_argument("--no-worker", action="store_true", help="run no Celery worker (API-only node)")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="run no Celery workers, neither exports nor webhooks (API-only node)",
+        )
         parser.add_argument("--no-beat", action="store_true", help="run no Celery beat (run one per cluster)")
 
     def handle(self, *args, **options):
@@ -38,6 +46,9 @@ class Command(BaseCommand):
             data_dir=settings.DATA_DIR,
             worker_concurrency=concurrency,
             worker=not options["no_worker"],
+            webhook_concurrency=webhook_conf.worker_concurrency(),
+            export_queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+            webhook_queue=settings.HYPERSDK_WEBHOOK_QUEUE,
             beat=not options["no_beat"],
             redis_socket=socket,
         )
