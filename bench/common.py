@@ -18,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from tests.processes import free_port  # noqa: E402,F401 - the benchmarks' one copy
+from tests.processes import stop_process as stop  # noqa: E402,F401
+
 BENCH_DB = "hypersdk_bench"
 DEFAULT_POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DEFAULT_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -36,12 +39,6 @@ def ensure_database(admin_url: str, name: str = BENCH_DB) -> str:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_started(process: subprocess.Popen, log_path: Path, ready, what: str, timeout: float) -> None:
@@ -93,17 +90,6 @@ def start_worker(
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     _wait_started(process, log_path, lambda: " ready." in log_path.read_text(errors="replace"), name, 120)
     return process
-
-
-def stop(process: subprocess.Popen | None, timeout: float = 30) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def record(

@@ -22,7 +22,8 @@ from django_celery_beat.models import PeriodicTask
 from exports import jobs
 from exports.models import Job, JobLog
 from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
-from tests.test_hypervisord import Hypervisord, free_port
+from tests.processes import free_port, kill_process, stop_process
+from tests.test_hypervisord import Hypervisord
 from tests.webhook_receiver import Receiver
 from webhooks.models import WebhookDelivery
 
@@ -72,17 +73,10 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes with every connection and every queued message."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture

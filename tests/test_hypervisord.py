@@ -24,15 +24,10 @@ from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
 from hypersdk.embedded_redis import answers_ping, start_embedded_redis, stop_embedded_redis
+from tests.processes import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_status(url: str) -> int | None:

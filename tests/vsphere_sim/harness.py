@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.processes import kill_process
+
 __all__ = [
     "SimulatorUnavailable",
     "VSphereSimulator",
@@ -270,9 +272,7 @@ class VSphereSimulator:
 
     def kill(self) -> None:
         """SIGKILL the server, as a crashed vCenter; ``stop()`` still cleans up afterwards."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def pause(self) -> None:
         """SIGSTOP the server: connections stay open but nothing answers (a hung vCenter)."""
