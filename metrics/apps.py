@@ -10,7 +10,9 @@ class MetricsConfig(AppConfig):
 
         from hypersdk import events
         from metrics import collector, recording
+        from webhooks.signals import delivery_attempted
 
         # Every process that emits job events (workers, beat's reaper, the API) counts them.
         events.subscribe(recording.on_event)
+        delivery_attempted.connect(recording.on_webhook_attempt, dispatch_uid="metrics-webhook-attempts")
         collector.register(REGISTRY)

@@ -103,6 +103,11 @@ def record_completed_export(job_id: str) -> None:
         observe(EXPORT_DURATION, max(0.0, (job["finished_at"] - job["started_at"]).total_seconds()))
 
 
+def on_webhook_attempt(sender: Any, status: str, **kwargs: Any) -> None:
+    """``webhooks.signals.delivery_attempted`` receiver."""
+    record_webhook_attempt(status)
+
+
 def record_webhook_attempt(status: str) -> None:
     """Count one webhook delivery attempt by the delivery's status once it was recorded."""
     try:

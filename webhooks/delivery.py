@@ -28,12 +28,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from hypersdk import outbound_http
-from metrics.recording import record_webhook_attempt
+from hypersdk.celery import app as celery_app
 from webhooks import conf, payloads, signing
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
+from webhooks.signals import delivery_attempted
 
 logger = logging.getLogger(__name__)
+# Sent by name (webhooks/tasks.py defines them over this module; CELERY_TASK_ROUTES queues them).
+DELIVER_TASK = "webhooks.tasks.deliver_webhook"
+DRAIN_TASK = "webhooks.tasks.drain_webhook_deliveries"
 
 EXCERPT_CHARS = 1000
 # How long a claimed delivery is left alone before the sweep may assume its worker died.
@@ -92,14 +96,9 @@ def on_event(event: str, data: dict[str, Any]) -> list[str]:
 
 def enqueue(delivery_ids: list[str], countdown: float = 0) -> None:
     """Hand deliveries to the workers; if the broker is down, the sweep sends them later."""
-    from webhooks.tasks import deliver_webhook
-
     for delivery_id in delivery_ids:
         try:
-            if countdown > 0:
-                deliver_webhook.apply_async((delivery_id,), countdown=countdown)
-            else:
-                deliver_webhook.delay(delivery_id)
+            celery_app.send_task(DELIVER_TASK, (delivery_id,), countdown=countdown or None)
         except Exception as exc:  # noqa: BLE001 - the row stays pending: the sweep resends it
             logger.warning("cannot enqueue webhook delivery %s (broker down?): %s", delivery_id, exc)
             return
@@ -172,7 +171,7 @@ def attempt_claimed(delivery: WebhookDelivery) -> str:
         return WebhookDelivery.Status.FAILED
     attempt = send(webhook, delivery.message_id, delivery.body.encode())
     status = record(delivery, attempt)
-    record_webhook_attempt(status)  # hypersdk_webhook_deliveries_total{outcome=...}
+    delivery_attempted.send(sender=WebhookDelivery, status=status)
     return status
 
 
@@ -227,13 +226,11 @@ def drain(slot: int, *, overdue: timedelta = timedelta(0), budget: float = DRAIN
 
 def kick() -> None:
     """Make sure a drainer will see every delivery committed so far; start one if a slot is free."""
-    from webhooks.tasks import drain_webhook_deliveries
-
     try:
         client = _redis()
         for slot in range(conf.drainers()):
             if client.set(_slot_key(slot), "1", nx=True, ex=SLOT_TTL):
-                drain_webhook_deliveries.delay(slot)
+                celery_app.send_task(DRAIN_TASK, (slot,))
                 return
     except Exception as exc:  # noqa: BLE001 - the rows stay pending: the sweep sends them
         logger.warning("cannot start a webhook drainer (Redis down?): %s", exc)
