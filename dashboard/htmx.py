@@ -8,6 +8,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from rest_framework.permissions import SAFE_METHODS
+
+from hypersdk import permissions
 
 
 def wants_partial(request: HttpRequest) -> bool:
@@ -24,20 +27,29 @@ def render_page(
     return render(request, name, context, status=status)
 
 
-def login_required(view):
+def role_required(view):
     """Django's login_required, except that htmx requests are told to reload into the login page
-    instead of swapping it into a fragment."""
+    instead of swapping it into a fragment; then the HyperSDK role: viewers may look (GET),
+    only operators may act (any other method, i.e. every form), anyone else gets 403."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs):
-        if request.user.is_authenticated:
-            return view(request, *args, **kwargs)
-        login_url = reverse("dashboard:login")
-        if getattr(request, "htmx", None):
-            page = request.htmx.current_url_abs_path or reverse("dashboard:home")
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = redirect_to_login(page, login_url).url
-            return response
-        return redirect_to_login(request.get_full_path(), login_url)
+        if not request.user.is_authenticated:
+            login_url = reverse("dashboard:login")
+            if getattr(request, "htmx", None):
+                page = request.htmx.current_url_abs_path or reverse("dashboard:home")
+                response = HttpResponse(status=401)
+                response["HX-Redirect"] = redirect_to_login(page, login_url).url
+                return response
+            return redirect_to_login(request.get_full_path(), login_url)
+        if not permissions.can_view(request.user):
+            return _forbidden(request, permissions.NO_ROLE)
+        if request.method not in SAFE_METHODS and not permissions.can_operate(request.user):
+            return _forbidden(request, permissions.READ_ONLY)
+        return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
+    return render(request, "dashboard/forbidden.html", {"reason": reason}, status=403)

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from dashboard import views
+from hypersdk.login_throttle import limit_login_attempts
 
 app_name = "dashboard"
 
@@ -9,7 +10,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path(
         "ui/login/",
-        auth_views.LoginView.as_view(template_name="dashboard/login.html", next_page="dashboard:home"),
+        limit_login_attempts(
+            auth_views.LoginView.as_view(template_name="dashboard/login.html", next_page="dashboard:home")
+        ),
         name="login",
     ),
     path("ui/logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
-from dashboard.htmx import login_required, render_page, wants_partial
+from dashboard.htmx import render_page, role_required, wants_partial
 from exports import jobs
 from exports.daemon_status import daemon_status
 from schedules import service as schedules
@@ -28,13 +28,13 @@ def _job_or_404(job_id: str):
 
 
 @require_GET
-@login_required
+@role_required
 def home(request: HttpRequest) -> HttpResponse:
     return render_page(request, "dashboard/home.html", {"tab": "dashboard", **overview.overview()})
 
 
 @require_GET
-@login_required
+@role_required
 def active_jobs(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
@@ -45,7 +45,7 @@ def active_jobs(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 def status_panel(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
@@ -56,7 +56,7 @@ def status_panel(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 def job_list(request: HttpRequest) -> HttpResponse:
     form = JobFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
@@ -68,14 +68,14 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     context = {"tab": "jobs", **job_view.job_page(_job_or_404(job_id))}
     return render_page(request, "dashboard/job.html", context, partial="dashboard/partials/job_result.html")
 
 
 @require_GET
-@login_required
+@role_required
 def job_live(request: HttpRequest, job_id: str) -> HttpResponse:
     """The live panel (status, progress, logs): htmx polls it when no websocket is open."""
     job = _job_or_404(job_id)
@@ -89,7 +89,7 @@ def job_live(request: HttpRequest, job_id: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@role_required
 def job_actions(request: HttpRequest, job_id: str) -> HttpResponse:
     """GET: the actions bar; POST: cancel the job, then show it again."""
     job = _job_or_404(job_id)
@@ -114,7 +114,7 @@ def job_actions(request: HttpRequest, job_id: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@role_required
 def converter_tab(request: HttpRequest) -> HttpResponse:
     """The Manifest Converter: the form, then the job it started (status, progress, logs)."""
     job, follow_url = None, ""
@@ -153,7 +153,7 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@role_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "dashboard/schedules.html", {"tab": "schedules", "schedules": schedules.list_schedules()}
@@ -164,7 +164,7 @@ SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
 
 
 @require_POST
-@login_required
+@role_required
 def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
     if action not in SCHEDULE_ACTIONS:
         raise Http404(action)
@@ -193,7 +193,7 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
 
 
 @require_GET
-@login_required
+@role_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "dashboard/webhooks.html", {"tab": "webhooks", "webhooks": webhooks.list_webhooks()}
@@ -204,7 +204,7 @@ WEBHOOK_ACTIONS = {"test", "enable", "disable"}
 
 
 @require_POST
-@login_required
+@role_required
 def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
     if action not in WEBHOOK_ACTIONS:
         raise Http404(action)

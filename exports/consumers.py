@@ -9,7 +9,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exports.live import JOBS_GROUP, job_group
 
-UNAUTHORIZED, NOT_FOUND = 4401, 4404
+UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+
+
+@database_sync_to_async
+def _may_watch(user) -> bool:
+    from hypersdk.permissions import can_view
+
+    return can_view(user)
 
 
 @database_sync_to_async
@@ -28,6 +35,9 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=UNAUTHORIZED)
+            return
+        if not await _may_watch(user):  # viewers and operators watch; an account without a role not
+            await self.close(code=FORBIDDEN)
             return
         job_id = self.scope["url_route"]["kwargs"].get("job_id")
         snapshot = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import Any
 
 from rest_framework import serializers
@@ -26,6 +27,9 @@ ENGINE_OPTIONS = (
     "conversion_timeout",
     "overwrite",
 )
+
+# vSphere names have at most 80 characters; this leaves room for "-<job id>" in a file name.
+MAX_VM_NAME_BYTES = 200
 
 
 class StrictSerializer(serializers.Serializer):
@@ -65,9 +69,14 @@ class JobSpecSerializer(StrictSerializer):
     overwrite = serializers.BooleanField(default=False)
 
     def validate_vm_path(self, value: str) -> str:
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            raise serializers.ValidationError("must not hold control characters")
         parts = [part for part in value.strip().split("/") if part]
         if len(parts) < 2:
             raise serializers.ValidationError("give the VM's inventory path, e.g. /dc/vm/prod/web01")
+        # The VM's name becomes the default output directory's name (<vm>-<job id>).
+        if len(parts[-1].encode("utf-8", "surrogatepass")) > MAX_VM_NAME_BYTES:
+            raise serializers.ValidationError(f"the VM's name is longer than {MAX_VM_NAME_BYTES} bytes")
         return "/" + "/".join(parts)
 
     def validate_output_path(self, value: str) -> str:

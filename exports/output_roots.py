@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 from django.conf import settings
+
+# Linux's limits: a longer name or path fails only later, half way into an export.
+NAME_MAX = 255
+PATH_MAX = 4096
 
 
 class OutputOutsideRoots(ValueError):
@@ -18,9 +23,27 @@ def default_output_root() -> Path:
 
 def resolve_output_path(path: str) -> Path:
     """The real path (``..`` and symlinks resolved) if it lies inside an allowed root."""
-    if not path or "\x00" in path:
-        raise OutputOutsideRoots("output_path must be a path")
-    candidate = Path(os.path.realpath(os.path.expanduser(path)))
+    if not path or any(unicodedata.category(char) == "Cc" for char in path):
+        raise OutputOutsideRoots("output_path must be a path without NUL or other control characters")
+    expanded = os.path.expanduser(path)
+    if not os.path.isabs(expanded):
+        # Relative to what? The daemon's working directory is no answer a client can know.
+        raise OutputOutsideRoots("output_path must be an absolute path")
+    try:
+        encoded = os.fsencode(expanded)
+    except UnicodeEncodeError:
+        raise OutputOutsideRoots("output_path must be valid Unicode text") from None
+    if len(encoded) > PATH_MAX or any(len(name) > NAME_MAX for name in encoded.split(b"/")):
+        raise OutputOutsideRoots(
+            f"output_path is too long: at most {PATH_MAX} bytes, {NAME_MAX} bytes per name"
+        )
+    try:
+        # Strict: a symlink loop or a file in the middle is refused now, not at mkdir time.
+        candidate = Path(os.path.realpath(expanded, strict=True))
+    except FileNotFoundError:  # the usual case: the output directory does not exist yet
+        candidate = Path(os.path.realpath(expanded))
+    except OSError as exc:
+        raise OutputOutsideRoots(f"output_path cannot be created: {exc.strerror}") from None
     for root in settings.HYPERSDK_EXPORT_ROOTS:
         real_root = os.path.realpath(root)
         if os.path.commonpath([candidate, real_root]) == real_root:

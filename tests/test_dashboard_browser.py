@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from exports import jobs
 from exports.models import Job
+from hypersdk.permissions import grant_role
 from tests.browser.harness import DaphneServer, launch_chromium
 from tests.conftest import APP01, register_vcenter
 
@@ -60,7 +61,7 @@ def page(request, browser, server, tmp_path):
 
 @pytest.fixture
 def logged_in(page: Page, django_user_model) -> Page:
-    django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(django_user_model.objects.create_user("operator", password="operator-pass"), "operator")
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/ui/login/\?next=/$"))
     page.get_by_label("User name").fill("operator")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job, JobLog
+from hypersdk.permissions import grant_role
 from schedules import service as schedules
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def operator(client, django_user_model):
     """A logged-in dashboard user."""
     user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
     client.force_login(user)
     return user
 
@@ -71,7 +73,7 @@ def test_a_posted_action_needs_a_login_too(client):
 
 
 def test_logging_in_leads_to_the_dashboard(client, django_user_model):
-    django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(django_user_model.objects.create_user("operator", password="operator-pass"), "operator")
     response = client.post("/ui/login/", {"username": "operator", "password": "operator-pass"})
     assert response.status_code == 302 and response["Location"] == "/"
     page = client.get("/")

@@ -11,6 +11,7 @@ from django.test import Client
 
 from exports import jobs, live
 from hypersdk.asgi import application
+from hypersdk.permissions import grant_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +28,7 @@ async def close_connections_of_the_sync_thread():
 def session_cookie(django_user_model) -> bytes:
     """The cookie a logged-in browser sends with its websocket handshake."""
     user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from exports import jobs, live
 from hypersdk.asgi import application
+from hypersdk.permissions import grant_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,6 +27,7 @@ async def close_connections_of_the_sync_thread():
 @pytest.fixture
 def token(django_user_model) -> str:
     user = django_user_model.objects.create_user("watcher", password="watcher-pass")
+    grant_role(user, "viewer")
     return Token.objects.create(user=user).key
 
 

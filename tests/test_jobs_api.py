@@ -12,11 +12,13 @@ from rest_framework.test import APIClient
 
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
+from hypersdk.permissions import grant_role
 
 
 @pytest.fixture
 def client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return api

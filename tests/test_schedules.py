@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from exports.models import Job
 from hypersdk import events
+from hypersdk.permissions import grant_role
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
 
@@ -83,6 +84,7 @@ def test_schedules_can_be_described_for_people():
 @pytest.fixture
 def client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return api

@@ -16,6 +16,7 @@ from exports import jobs
 from exports.models import Job
 from exports.secrets import decrypt
 from hypersdk import events
+from hypersdk.permissions import grant_role
 from tests.webhook_receiver import Receiver, Reply
 from webhooks import delivery, service
 from webhooks.models import Webhook, WebhookDelivery
@@ -48,6 +49,7 @@ def receiver():
 @pytest.fixture
 def client(django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return api

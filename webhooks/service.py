@@ -146,7 +146,8 @@ def clean_headers(headers: Any) -> dict[str, str]:
         raise InvalidWebhook("headers", "an object of header names to values")
     cleaned = {}
     for name, value in headers.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        # fullmatch: the pattern's "$" also matches before a trailing newline.
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise InvalidWebhook("headers", f"{name!r} is not a valid header name")
         if name.lower() in RESERVED_HEADERS:
             raise InvalidWebhook("headers", f"{name} is set by HyperSDK and cannot be replaced")

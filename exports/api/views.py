@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +23,18 @@ from exports.api.serializers import (
 )
 from exports.job_spec import JobSpecSerializer
 from exports.models import Job
+from hypersdk.request_limits import has_nul
+
+# Log ids are 64-bit: longer digit strings cannot name one (and overflow SQLite).
+MAX_LOG_ID_DIGITS = 18
+MAX_TAIL = 1_000_000
+TAIL_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_TAIL}
+SINCE_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "pattern": f"^[0-9]{{1,{MAX_LOG_ID_DIGITS}}}$"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 
 
 def _job_or_404(job_id: str) -> Job:
@@ -39,11 +51,15 @@ class JobSubmitView(APIView):
         request=JobSpecSerializer, responses={202: SubmitResultSerializer, 400: SubmitResultSerializer}
     )
     def post(self, request: Request) -> Response:
-        data = request.data
+        try:
+            data = request.data
+        except ParseError as exc:
+            # "detail" too, as every other unparsable body in the API answers.
+            return _rejected({"non_field_errors": [str(exc.detail)]}, detail=str(exc.detail))
         batch = isinstance(data, dict) and "jobs" in data
         if batch:
             if set(data) != {"jobs"} or not isinstance(data["jobs"], list) or not data["jobs"]:
-                raise ValidationError({"jobs": ["must be a non-empty list of jobs, and the only field"]})
+                return _rejected({"jobs": ["must be a non-empty list of jobs, and the only field"]})
             specs = data["jobs"]
         else:
             specs = [data]
@@ -52,6 +68,13 @@ class JobSubmitView(APIView):
             body = result.as_dict() if batch else {**result.errors[0]["errors"], **result.as_dict()}
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         return Response(result.as_dict(), status=status.HTTP_202_ACCEPTED)
+
+
+def _rejected(errors: dict[str, list[str]], **extra: str) -> Response:
+    """A 400 in the shape of every other submit answer: the field errors beside the counts."""
+    body = {**extra, **errors, "job_ids": [], "accepted": 0, "rejected": 1}
+    body["errors"] = [{"index": 0, "errors": errors}]
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
 class JobQueryView(generics.ListAPIView):
@@ -74,6 +97,8 @@ class JobQueryView(generics.ListAPIView):
         status_filter = params.get("status")
         if status_filter and status_filter not in (*Job.Status.values, "all"):
             raise ValidationError({"status": [f"must be one of {', '.join(Job.Status.values)}, all"]})
+        if has_nul(params.get("id"), params.get("vm")):
+            raise ValidationError({"vm": ["must not hold NUL characters"]})
         return jobs.query_jobs(status=status_filter, job_id=params.get("id"), vm=params.get("vm"))
 
 
@@ -86,15 +111,17 @@ class JobDetailView(APIView):
 class JobLogsView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("tail", int, description="only the last N lines"),
-            OpenApiParameter("since", str, description="a log id (lines after it) or an ISO 8601 time"),
+            OpenApiParameter("tail", TAIL_SCHEMA, description="only the last N lines"),
+            OpenApiParameter(
+                "since", SINCE_SCHEMA, description="a log id (lines after it) or an ISO 8601 time"
+            ),
         ],
         responses=inline_serializer(
             "JobLogs", {"job_id": serializers.CharField(), "logs": JobLogSerializer(many=True)}
         ),
     )
     def get(self, request: Request, job_id: str) -> Response:
-        tail = _int_param(request, "tail", minimum=0)
+        tail = _int_param(request, "tail", minimum=0, maximum=MAX_TAIL)
         since = _since_param(request)
         try:
             entries = jobs.job_logs(job_id, tail=tail, since=since)
@@ -133,7 +160,7 @@ class HealthView(APIView):
         return Response({"status": "ok"})
 
 
-def _int_param(request: Request, name: str, *, minimum: int) -> int | None:
+def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
@@ -141,8 +168,8 @@ def _int_param(request: Request, name: str, *, minimum: int) -> int | None:
         value = int(raw)
     except ValueError:
         raise ValidationError({name: ["must be an integer"]}) from None
-    if value < minimum:
-        raise ValidationError({name: [f"must be >= {minimum}"]})
+    if not minimum <= value <= maximum:
+        raise ValidationError({name: [f"must be between {minimum} and {maximum}"]})
     return value
 
 
@@ -150,9 +177,14 @@ def _since_param(request: Request) -> int | datetime | None:
     raw = request.query_params.get("since")
     if raw in (None, ""):
         return None
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > MAX_LOG_ID_DIGITS:
+            raise ValidationError({"since": [f"a log id has at most {MAX_LOG_ID_DIGITS} digits"]})
         return int(raw)
-    moment = parse_datetime(raw)
+    try:
+        moment = parse_datetime(raw)
+    except ValueError:  # well formed but impossible, e.g. a 13th month
+        moment = None
     if moment is None:
         raise ValidationError({"since": ["must be a log id or an ISO 8601 time"]})
     return moment

@@ -1,0 +1,95 @@
+"""What the daemon accepts on the wire, before any view sees it: bounded JSON bodies of valid
+Unicode, and paths without NUL characters. Each refusal is a clear 4xx, never a 500."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser, get_encoding
+
+if TYPE_CHECKING:
+    from rest_framework.response import Response
+
+
+class RequestBodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+
+def _too_large(limit: int) -> RequestBodyTooLarge:
+    return RequestBodyTooLarge(
+        f"request body too large: the limit is {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
+    )
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, plus Django's body limit (DRF reads ``request.body`` for JSON, which
+    raises RequestDataTooBig) as the API's 413 instead of Django's bare 400 page."""
+    from rest_framework.views import exception_handler  # it imports the parsers named in settings
+
+    if isinstance(exc, RequestDataTooBig):
+        exc = _too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return exception_handler(exc, context)
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON of at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (checked here too, should a parser be
+    handed the raw stream), and only text that can be stored: lone surrogates such as
+    ``"\\ud800"`` decode as JSON but fail in the database and in the response."""
+
+    def parse(self, stream, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        parser_context = parser_context or {}
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = parser_context.get("request")
+        if limit is not None and request is not None:
+            try:
+                declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise _too_large(limit)
+        raw = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(raw) > limit:
+            raise _too_large(limit)
+        encoding = get_encoding(parser_context)
+        try:
+            text = codecs.decode(raw, encoding)
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"request body is not valid {encoding}: {exc.reason} at byte {exc.start}"
+            ) from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ParseError("request body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+        return data
+
+
+class RejectNulMiddleware:
+    """No job, schedule or webhook is named with a NUL, and PostgreSQL refuses one in a lookup
+    with an error: a path holding one is answered 404 here, before any view looks it up."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return JsonResponse({"detail": "Not found: a path never holds a NUL character."}, status=404)
+        return self.get_response(request)
+
+
+def has_nul(*values: str | None) -> bool:
+    """For query parameters that reach a database lookup."""
+    return any(value and "\x00" in value for value in values)
