@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from exports import jobs, live
 from exports.models import Job, JobLog, VCenter
+from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ExportCancelled, ExportError
 from exports.pipeline.options import ExportOptions
@@ -195,6 +196,14 @@ def _run_job(job_id: str) -> str | None:
     job = jobs.claim_job(job_id, worker_name())
     if job is None:
         return None
+    try:
+        # Checked and stored resolved at submit; a directory swapped for a symlink since then
+        # must not carry the export out of the roots.
+        resolve_output_path(job.output_path)
+    except OutputOutsideRoots as exc:
+        jobs.finish_job(job.id, Job.Status.FAILED, error=f"output path refused: {exc}")
+        jobs.dispatch_pending()
+        return Job.Status.FAILED
     cancel = CancelToken()
     status, result, error = Job.Status.FAILED, None, ""
     with JobSession(job.id, cancel) as session:

@@ -318,3 +318,20 @@ def test_fuzzed_vm_paths_are_accepted_whole_or_refused_with_a_vm_path_error(api,
         Job.objects.all().delete()
 
     check()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_directory_swapped_for_a_symlink_after_submit_is_refused_by_the_worker(api, roots, redis_url):
+    from exports import job_runner
+
+    (roots["root"] / "archive").mkdir()
+    response = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/archive/web01"})
+    assert response.status_code == 202, response.content
+    job_id = response.json()["job_ids"][0]
+    # Between submit and run, someone replaces the checked directory with a link out of the root.
+    (roots["root"] / "archive").rmdir()
+    (roots["root"] / "archive").symlink_to(roots["outside"])
+    assert job_runner.run_job(job_id) == "failed"
+    job = Job.objects.get(id=job_id)
+    assert job.error.startswith("output path refused: output_path must be inside one of the export roots")
+    assert list(roots["outside"].iterdir()) == []
