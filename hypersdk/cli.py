@@ -42,7 +42,7 @@ def hyperexport() -> None:
         _run("hyperexport")
         return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
-    from exports.management.commands.hyperexport import Command
+    from cli.management.commands.hyperexport import Command
 
     Command().run_from_argv(["hyperexport", "hyperexport", *sys.argv[1:]])
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "schedules",
     "webhooks",
     "dashboard",
+    "cli",
     "django_prometheus",
     "metrics",
 ]

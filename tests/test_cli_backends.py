@@ -9,9 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from exports import jobs
-from exports.cli import render
-from exports.cli.backends import (
+from cli import render
+from cli.backends import (
     TOKEN_REFUSED,
     CLIError,
     LocalBackend,
@@ -21,9 +20,10 @@ from exports.cli.backends import (
     open_backend,
     read_token,
 )
-from exports.cli.follow import show_logs, watch_job
-from exports.cli.hyperexport_daemon import job_spec
-from exports.cli.terminal import Terminal
+from cli.follow import show_logs, watch_job
+from cli.hyperexport_daemon import job_spec
+from cli.terminal import Terminal
+from exports import jobs
 from exports.models import Job, JobLog
 from hypersdk.cli import uses_daemon
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exports.cli.backends import CLIError, LocalBackend, RemoteBackend
+from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import APP01, wait_for

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.cli.backends import JobsBackend
-from exports.cli.follow import watch_job
-from exports.cli.terminal import Terminal
+from cli.backends import JobsBackend
+from cli.follow import watch_job
+from cli.terminal import Terminal
 
 
 def register(subparsers, parents) -> None:

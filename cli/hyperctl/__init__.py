@@ -7,6 +7,6 @@ adds its own subparsers the same way. A new subcommand is one more entry in ``SU
 
 from __future__ import annotations
 
-from exports.cli.hyperctl import cancel, logs, query, schedules, status, watch, webhooks
+from cli.hyperctl import cancel, logs, query, schedules, status, watch, webhooks
 
 SUBCOMMANDS = (query, status, watch, logs, cancel, schedules, webhooks)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exports.cli import render
-from exports.cli.backends import JobsBackend
-from exports.cli.flags import add_job_flags, go_flag
-from exports.cli.hyperexport_daemon import job_spec
-from exports.cli.terminal import Terminal
+from cli import render
+from cli.backends import JobsBackend
+from cli.flags import add_job_flags, go_flag
+from cli.hyperexport_daemon import job_spec
+from cli.terminal import Terminal
 
 OVERLAP_CHOICES = ("skip", "allow")
 

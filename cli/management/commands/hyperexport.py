@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from exports.cli.flags import ConsoleScriptCommand, add_connection_flags
+from cli.flags import ConsoleScriptCommand, add_connection_flags
 from exports.console import human_size, reporter_for
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.convert import TARGET_FORMATS
@@ -128,8 +128,8 @@ class Command(ConsoleScriptCommand):
 
             if not apps.ready:  # the console script skips set-up unless it saw a daemon flag
                 django.setup()
-            from exports.cli.hyperexport_daemon import run_daemon_mode
-            from exports.cli.terminal import Terminal
+            from cli.hyperexport_daemon import run_daemon_mode
+            from cli.terminal import Terminal
 
             code = run_daemon_mode(mode, opts, Terminal(self.stdout._out, self.stderr._out))
             if code:

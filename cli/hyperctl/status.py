@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exports.cli import render
-from exports.cli.backends import JobsBackend
-from exports.cli.flags import go_flag
-from exports.cli.terminal import Terminal
+from cli import render
+from cli.backends import JobsBackend
+from cli.flags import go_flag
+from cli.terminal import Terminal
 
 
 def register(subparsers, parents) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TextIO
 
-from exports.cli.backends import CLIError
+from cli.backends import CLIError
 
 
 class Terminal:

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from exports.cli import render
-from exports.cli.backends import FINISHED_STATUSES, JobsBackend
-from exports.cli.terminal import Terminal
+from cli import render
+from cli.backends import FINISHED_STATUSES, JobsBackend
+from cli.terminal import Terminal
 
 POLL_SECONDS = 1.0
 

@@ -9,10 +9,10 @@ import math
 import os
 from typing import Any
 
-from exports.cli import render
-from exports.cli.backends import JobsBackend, UsageError, open_backend
-from exports.cli.follow import watch_job
-from exports.cli.terminal import Terminal
+from cli import render
+from cli.backends import JobsBackend, UsageError, open_backend
+from cli.follow import watch_job
+from cli.terminal import Terminal
 from exports.pipeline.options import InvalidOptions, parse_duration
 
 # hyperexport's flags (their option names) as the job spec's fields.

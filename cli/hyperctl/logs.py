@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.cli.backends import JobsBackend, UsageError
-from exports.cli.flags import go_flag
-from exports.cli.follow import show_logs
-from exports.cli.terminal import Terminal
+from cli.backends import JobsBackend, UsageError
+from cli.flags import go_flag
+from cli.follow import show_logs
+from cli.terminal import Terminal
 
 
 def register(subparsers, parents) -> None:

@@ -11,10 +11,10 @@ import sys
 
 from django.core.management.base import CommandParser
 
-from exports.cli.backends import open_backend
-from exports.cli.flags import ConsoleScriptCommand, add_connection_flags, connection_flags_parent
-from exports.cli.hyperctl import SUBCOMMANDS
-from exports.cli.terminal import Terminal
+from cli.backends import open_backend
+from cli.flags import ConsoleScriptCommand, add_connection_flags, connection_flags_parent
+from cli.hyperctl import SUBCOMMANDS
+from cli.terminal import Terminal
 
 
 class Command(ConsoleScriptCommand):
