@@ -91,16 +91,21 @@ def private_redis(tmp_path) -> Iterator[RedisServer]:
 def broker_at(settings, redis_url):
     """Point this process's Celery app and channel layer at another Redis for one test."""
     from channels.layers import channel_layers
+    from kombu import pools as kombu_pools
 
     from hypersdk.celery import app
     from hypersdk.settings import broker_url
 
     def reset_pools() -> None:
         # Celery caches its connection pool and its producer pool; both hold the old broker.
+        # kombu also keeps producer pools per broker URL in a registry of its own: one left
+        # there wraps the connection pool closed here, and every later send in this process
+        # would fail with "Acquire on closed pool".
         if app._pool is not None:
             app._pool.force_close_all()
             app._pool = None
         app.amqp._producer_pool = None
+        kombu_pools.reset()
         channel_layers.backends.clear()
 
     def point(url: str) -> None:
