@@ -40,11 +40,13 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
 
     from exports.models import Job, JobLog
+    from hypersdk.permissions import grant_role
 
     call_command("migrate", verbosity=0)
     JobLog.objects.all().delete()
     Job.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench")
+    grant_role(user, "operator")
     token, _ = Token.objects.get_or_create(user=user)
     client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
     statuses = ["completed", "failed", "running", "cancelled", "completed"]

@@ -108,9 +108,11 @@ def main() -> None:
 
     from exports import live
     from exports.models import Job
+    from hypersdk.permissions import grant_role
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-pass-not-used")
+    grant_role(user, "viewer")  # watching is what viewers do
     token = Token.objects.create(user=user).key
     job = Job.objects.create(vm_path="/dc/vm/bench/web01", output_path=str(workdir / "out"), status="running")
 
