@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 FUZZ = settings(
     max_examples=60,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

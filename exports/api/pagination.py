@@ -16,6 +16,13 @@ class JobPagination(PageNumberPagination):
             raise ValidationError({"page_size": [f"must be an integer from 1 to {self.max_page_size}"]})
         return int(raw)
 
+    def paginate_queryset(self, queryset, request, view=None):
+        """DRF reads ``page=`` (empty) as page 1; like ``page_size``, anything but 1, 2, ... is a 400."""
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise ValidationError({"page": ["must be an integer from 1"]})
+        return super().paginate_queryset(queryset, request, view)
+
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
