@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError
@@ -14,7 +14,11 @@ from exports.pipeline.files import write_atomically
 
 
 def create_ovf_descriptor(service_instance, vm: vim.VirtualMachine, disks: list[DownloadedDisk]) -> str:
-    """Ask vCenter for the descriptor, describing the files we actually downloaded."""
+    """Ask vCenter for the descriptor, describing the files we actually downloaded.
+
+    Each file names its device by the lease key it came from (disks and the NVRAM alike):
+    vCenter refuses a ``deviceId`` that fits no device of the VM.
+    """
     ovf_manager = service_instance.RetrieveContent().ovfManager
     params = vim.OvfManager.CreateDescriptorParams(
         name=vm.name,
@@ -25,7 +29,7 @@ def create_ovf_descriptor(service_instance, vm: vim.VirtualMachine, disks: list[
     )
     try:
         result = ovf_manager.CreateDescriptor(obj=vm, cdp=params)
-    except vim.fault.VimFault as exc:
+    except (vim.fault.VimFault, vmodl.MethodFault) as exc:
         raise ExportError(f"vCenter could not describe the VM as OVF: {exc.msg}") from None
     if result.error:
         raise ExportError(f"vCenter could not describe the VM as OVF: {result.error[0].msg}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.devices import DiskDevice
 from exports.pipeline.errors import DownloadError, ExportCancelled
 from exports.pipeline.lease import DiskSource
 from exports.pipeline.progress import CancelToken, TransferMeter
@@ -64,6 +65,8 @@ class DownloadedDisk:
     size: int
     sha256: str
     capacity_bytes: int
+    # The VirtualDisk this file is (None for the NVRAM file).
+    device: DiskDevice | None = None
 
 
 def _thumbprint(der: bytes, algorithm: str) -> str:
@@ -243,7 +246,7 @@ def download_disk(
         if expected is not None and size != expected:
             raise DownloadError(f"{dest.name}: transfer ended after {size} of {expected} bytes")
         os.replace(part, dest)
-        return DownloadedDisk(source.key, dest, size, digest, source.capacity_bytes)
+        return DownloadedDisk(source.key, dest, size, digest, source.capacity_bytes, source.device)
     except ExportCancelled:
         raise
     except OSError as exc:

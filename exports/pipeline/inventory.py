@@ -7,6 +7,7 @@ import time
 
 from pyVmomi import vim, vmodl
 
+from exports.pipeline.devices import firmware_facts, left_out_devices
 from exports.pipeline.errors import ExportError, VMNotFound, VMPoweredOn
 from exports.pipeline.manifest import VMFacts
 from exports.pipeline.progress import CancelToken, ProgressReporter
@@ -79,13 +80,39 @@ def read_vm_facts(vm: vim.VirtualMachine) -> VMFacts:
         for device in config.hardware.device
         if isinstance(device, vim.vm.device.VirtualEthernetCard)
     ]
+    firmware = firmware_facts(config)
+    warnings = left_out_devices(config)
+    snapshots = _snapshot_facts(vm)
+    if snapshots:
+        warnings.append(
+            f"the VM has {snapshots['count']} snapshot(s): the export holds its current state "
+            f"(after snapshot {snapshots['current']!r}); the snapshots themselves are not exported"
+        )
     return VMFacts(
         name=vm.name,
         vm_id=config.instanceUuid or vm._moId,
         datacenter=datacenter.name if datacenter is not None else "",
         cpu=config.hardware.numCPU or 1,
         memory_mb=config.hardware.memoryMB or 0,
-        firmware="uefi" if config.firmware == "efi" else "bios",
+        firmware=firmware.firmware,
+        secure_boot=firmware.secure_boot,
         guest_id=config.guestId or "",
         nics=nics,
+        warnings=warnings,
+        snapshots=snapshots,
     )
+
+
+def _snapshot_facts(vm: vim.VirtualMachine) -> dict[str, object] | None:
+    """How many snapshots the VM has and which one its current state follows, or None."""
+    info = vm.snapshot
+    if info is None or not info.rootSnapshotList:
+        return None
+    count, current, stack = 0, "", list(info.rootSnapshotList)
+    while stack:
+        tree = stack.pop()
+        count += 1
+        if info.currentSnapshot is not None and tree.snapshot == info.currentSnapshot:
+            current = tree.name
+        stack.extend(tree.childSnapshotList or [])
+    return {"count": count, "current": current}

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pyVmomi import vim, vmodl
 
+from exports.pipeline.devices import DiskDevice, disk_devices, match_disk
 from exports.pipeline.errors import LeaseError, VMPoweredOn
 from exports.pipeline.progress import CancelToken, ProgressReporter
 
@@ -36,7 +37,7 @@ def _unreachable(vm_path: str, exc: BaseException) -> LeaseError:
 
 @dataclass(frozen=True)
 class DiskSource:
-    """One disk as the lease offers it for download."""
+    """One file as the lease offers it for download: a disk (``device`` set) or the NVRAM."""
 
     key: str
     url: str
@@ -44,6 +45,15 @@ class DiskSource:
     ssl_thumbprint: str
     file_size: int | None
     capacity_bytes: int
+    device: DiskDevice | None = None
+
+
+def is_nvram(device_url: object) -> bool:
+    """vSphere 6.7+ lists the VM's ``.nvram`` as a non-disk device URL (key ``/<vm>/nvram``)."""
+    key = (getattr(device_url, "key", "") or "").rsplit("/", 1)[-1].lower()
+    target = (getattr(device_url, "targetId", "") or "").lower()
+    url = urlsplit(getattr(device_url, "url", "") or "").path.lower()
+    return key == "nvram" or target.endswith(".nvram") or url.endswith(".nvram")
 
 
 def _resolve_host(url: str, vcenter_netloc: str) -> str:
@@ -117,20 +127,23 @@ class ExportLease:
                 cancel.raise_if_cancelled()
             poll = min(poll * 2, 1.0)
 
-    def disks(self, vcenter_netloc: str) -> list[DiskSource]:
+    def _info(self) -> tuple[object, object]:
         try:
             info = self._lease.info
-            devices = getattr(info.entity.config.hardware, "device", []) or []
+            config = info.entity.config
         except CONNECTION_ERRORS as exc:
             raise LeaseError(f"vCenter unreachable while reading the export lease: {_reason(exc)}") from None
-        capacity: dict[str, int] = {}
-        for device in devices:
-            if isinstance(device, vim.vm.device.VirtualDisk):
-                capacity[str(device.key)] = device.capacityInBytes or device.capacityInKB * 1024
+        return info, config
+
+    def disks(self, vcenter_netloc: str) -> list[DiskSource]:
+        """The disk URLs of the lease, each tied to its own VirtualDisk by its key (see devices)."""
+        info, config = self._info()
+        devices = disk_devices(config)
         sources = []
         for device_url in info.deviceUrl:
             if not device_url.disk:
                 continue
+            device = match_disk(device_url.key, devices)
             sources.append(
                 DiskSource(
                     key=device_url.key,
@@ -138,13 +151,31 @@ class ExportLease:
                     target_id=device_url.targetId or "",
                     ssl_thumbprint=device_url.sslThumbprint or "",
                     file_size=getattr(device_url, "fileSize", None) or None,
-                    capacity_bytes=capacity.get(device_url.key.rsplit(":", 1)[-1], 0)
-                    or int(info.totalDiskCapacityInKB or 0) * 1024,
+                    capacity_bytes=device.capacity_bytes,
+                    device=device,
                 )
             )
         if not sources:
             raise LeaseError("the export lease offers no disks")
+        if len({source.device.device_key for source in sources}) != len(sources):
+            raise LeaseError("the export lease names one disk twice")
         return sources
+
+    def nvram(self, vcenter_netloc: str) -> DiskSource | None:
+        """The VM's NVRAM file (EFI variables, secure boot keys) when the lease offers it."""
+        info, _ = self._info()
+        for device_url in info.deviceUrl:
+            if device_url.disk or not is_nvram(device_url):
+                continue
+            return DiskSource(
+                key=device_url.key,
+                url=_resolve_host(device_url.url, vcenter_netloc),
+                target_id=device_url.targetId or "",
+                ssl_thumbprint=device_url.sslThumbprint or "",
+                file_size=getattr(device_url, "fileSize", None) or None,
+                capacity_bytes=0,
+            )
+        return None
 
     def start_keepalive(self, percent: Callable[[], float]) -> None:
         """Report progress every quarter of the lease timeout (at most) until stopped."""

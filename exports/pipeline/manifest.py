@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -52,6 +52,11 @@ class VMFacts:
     firmware: str
     guest_id: str
     nics: list[dict[str, str]]
+    secure_boot: bool = False
+    # What the export leaves out of a real VM (CD-ROM/floppy images, snapshot tree), one line each.
+    warnings: list[str] = field(default_factory=list)
+    # Snapshots the VM has: {"count": n, "current": name}; vSphere exports the current state.
+    snapshots: dict[str, Any] | None = None
 
     @property
     def os_hint(self) -> str:
@@ -75,6 +80,7 @@ def build_manifest(
     exported_at: datetime,
     disks: list[DownloadedDisk],
     output_dir: Path,
+    nvram: DownloadedDisk | None = None,
     package_format: str,
     package_file: str,
     compressed: bool,
@@ -82,7 +88,7 @@ def build_manifest(
     verify_checksums: bool,
 ) -> dict[str, Any]:
     stamp = exported_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
+    document: dict[str, Any] = {
         "version": "1.0",
         "manifest_version": "1.0",
         "source": {
@@ -103,6 +109,7 @@ def build_manifest(
             "firmware": vm.firmware,
             "os_hint": vm.os_hint,
             "guest_id": vm.guest_id,
+            "secureboot": vm.secure_boot,
         },
         "disks": [
             {
@@ -115,8 +122,7 @@ def build_manifest(
                 "bytes": disk.size,
                 "capacity_bytes": disk.capacity_bytes,
                 "local_path": str(disk.path.resolve()),
-                "boot_order_hint": index,
-                "disk_type": "boot" if index == 0 else "data",
+                **_device_fields(disk, index),
             }
             for index, disk in enumerate(disks)
         ],
@@ -130,6 +136,39 @@ def build_manifest(
             "validate": {"enabled": True},
         },
         "conversion": {"target_format": target_format, "verify_checksums": verify_checksums},
+    }
+    if nvram is not None:
+        document["nvram"] = {
+            "path": nvram.path.name,
+            "size": nvram.size,
+            "checksum": f"sha256:{nvram.sha256}",
+            "local_path": str(nvram.path.resolve()),
+        }
+    if vm.snapshots:
+        document["source"]["snapshots"] = vm.snapshots
+    if vm.warnings:
+        document["warnings"] = list(vm.warnings)
+    return document
+
+
+def _device_fields(disk: DownloadedDisk, index: int) -> dict[str, Any]:
+    """The facts of the disk's own VirtualDisk; without one, only lease order is known."""
+    device = disk.device
+    if device is None:
+        return {"boot_order_hint": index, "disk_type": "boot" if index == 0 else "data"}
+    return {
+        "boot_order_hint": device.boot_order,
+        "disk_type": "boot" if device.boot_order == 0 else "data",
+        "label": device.label,
+        "controller": {
+            "bus": device.bus,
+            "model": device.controller_model,
+            "bus_number": device.bus_number,
+            "unit_number": device.unit_number,
+        },
+        "provisioning": device.provisioning,
+        "datastore": device.datastore,
+        "source_file": device.file_name,
     }
 
 

@@ -23,6 +23,7 @@ from exports.pipeline.files import OutputDir
 from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_facts
 from exports.pipeline.lease import ExportLease
 from exports.pipeline.manifest import build_manifest, write_manifest
+from exports.pipeline.names import file_stem
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.package import write_ova
 from exports.pipeline.progress import (
@@ -80,7 +81,7 @@ def export_vm(
     with vsphere_session(target) as service_instance:
         vm = find_vm(service_instance, options.vm_path)
         facts = read_vm_facts(vm)
-        name = facts.name
+        name = file_stem(facts.name)
         output = OutputDir(options.output)
         if options.dry_run:
             return _plan(options, vm, name, output.path, reporter)
@@ -94,16 +95,19 @@ def export_vm(
         )
         output.prepare(completed_marker_names=[f"{name}.ovf", f"{name}.ova"], overwrite=options.overwrite)
         try:
-            disks = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
+            files = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
             cancel.raise_if_cancelled()
+            # Disks carry their VirtualDisk; the one file without is the NVRAM (EFI VMs, 6.7+).
+            disks = [f for f in files if f.device is not None]
+            nvram = next((f for f in files if f.device is None), None)
             _phase(reporter, "packaging")
-            descriptor = create_ovf_descriptor(service_instance, vm, disks)
+            descriptor = create_ovf_descriptor(service_instance, vm, files)
             result = ExportResult(
-                vm_name=name, vm_path=options.vm_path, output_dir=str(output.path), package=""
+                vm_name=facts.name, vm_path=options.vm_path, output_dir=str(output.path), package=""
             )
-            result.package = _package(options, output, name, descriptor, disks, reporter)
-            result.files = [ExportedFile(d.path.name, d.size, d.sha256) for d in disks]
-            result.total_bytes = sum(d.size for d in disks)
+            result.package = _package(options, output, name, descriptor, files, reporter)
+            result.files = [ExportedFile(d.path.name, d.size, d.sha256) for d in files]
+            result.total_bytes = sum(d.size for d in files)
             manifest = None
             if options.writes_manifest:
                 _phase(reporter, "manifest")
@@ -113,6 +117,7 @@ def export_vm(
                     vcenter=target.netloc,
                     exported_at=datetime.now(UTC),
                     disks=disks,
+                    nvram=nvram,
                     output_dir=output.path,
                     package_format=options.format,
                     package_file=Path(result.package).name,
@@ -239,9 +244,16 @@ def _download_under_lease(
     cookie: str,
     cancel: CancelToken,
 ) -> tuple[int, list[DownloadError]]:
-    """Fetch the disks not yet in ``done`` in parallel; return the retryable failures."""
+    """Fetch the files (disks, then the NVRAM if offered) not yet in ``done`` in parallel.
+
+    Returns the number of files and the retryable failures.
+    """
     sources = lease.disks(target.netloc)
     dests = [output.track(output.path / f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
+    nvram = lease.nvram(target.netloc)
+    if nvram is not None:
+        sources.append(nvram)
+        dests.append(output.track(output.path / f"{name}.nvram"))
     todo = [i for i in range(len(sources)) if i not in done]
     for i in todo:
         meter.expect(dests[i].name, probe_size(sources[i], target, cookie) or sources[i].capacity_bytes)

@@ -30,12 +30,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tests.processes import kill_process
 
 __all__ = [
+    "DiskSpec",
     "SimulatorUnavailable",
     "VSphereSimulator",
     "build_simulator",
@@ -159,6 +162,35 @@ def make_stream_vmdk(path: Path, size_mib: int, seed_raw: Path | None = None) ->
         capture_output=True,
     )
     return path
+
+
+def make_sparse_stream_vmdk(path: Path, size: int, data: dict[int, bytes]) -> Path:
+    """A streamOptimized VMDK of virtual ``size`` bytes holding ``data`` at its offsets.
+
+    The raw seed beside it is a sparse file: a disk of many GiB costs only its data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_suffix(".raw")
+    with open(raw, "wb") as f:
+        f.truncate(size)
+        for offset, chunk in data.items():
+            f.seek(offset)
+            f.write(chunk)
+    return make_stream_vmdk(path, 0, seed_raw=raw)
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One disk of a VM made by ``VSphereSimulator.create_vm``.
+
+    ``image`` is a streamOptimized VMDK; its virtual size becomes the disk's capacity.
+    ``controller`` is ``pvscsi``, ``lsilogic``, ``sata``, ``nvme`` or ``ide``.
+    """
+
+    image: Path
+    controller: str = "pvscsi"
+    thin: bool = True
 
 
 def _virtual_size(image: Path) -> int:
@@ -410,6 +442,155 @@ class VSphereSimulator:
                     timeout=600,
                 )
             r.raise_for_status()
+
+    def _upload(self, si, datastore_path: str, data) -> None:
+        import requests
+
+        ds_name, rel = _split_ds_path(datastore_path)
+        r = requests.put(
+            f"https://{self.host}/folder/{quote(rel)}",
+            params={"dcPath": self.datacenter, "dsName": ds_name},
+            data=data,
+            cookies=self._session_cookie(si),
+            verify=str(self.ca_file),
+            timeout=600,
+        )
+        r.raise_for_status()
+
+    def _folder(self, si, folder_path: str):
+        """The VM folder at ``/dc/vm/a/b``, made (with its parents) when missing."""
+        from pyVmomi import vim
+
+        content = si.RetrieveContent()
+        parts = [p for p in folder_path.strip("/").split("/") if p]
+        if parts[:2] != [self.datacenter, "vm"]:
+            raise ValueError(f"{folder_path!r} is not under /{self.datacenter}/vm")
+        folder = content.searchIndex.FindByInventoryPath(f"{self.datacenter}/vm")
+        for part in parts[2:]:
+            child = next(
+                (c for c in folder.childEntity if isinstance(c, vim.Folder) and c.name == part), None
+            )
+            folder = child or folder.CreateFolder(part)
+        return folder
+
+    def create_vm(
+        self,
+        folder_path: str,
+        name: str,
+        disks: list[DiskSpec],
+        *,
+        firmware: str = "bios",
+        secure_boot: bool = False,
+        nvram: bytes | None = None,
+        cdrom_iso: str | None = None,
+        floppy_image: str | None = None,
+        snapshots: int = 0,
+    ) -> str:
+        """Create a powered-off VM shaped like a real one; return its inventory path.
+
+        One controller per kind the disks name (bus 0), the disks on them in order (units
+        0, 1, ...) holding their images, optionally an ISO-backed CD-ROM on IDE 1 and an
+        image-backed floppy, EFI firmware with secure boot, NVRAM content (which makes the
+        export lease offer the ``.nvram``), and ``snapshots`` snapshots taken after seeding.
+        """
+        from pyVim.task import WaitForTask
+        from pyVmomi import vim
+
+        si = self._si()
+        folder = self._folder(si, folder_path)
+        cluster = next(
+            e
+            for e in si.RetrieveContent()
+            .viewManager.CreateContainerView(
+                si.RetrieveContent().rootFolder, [vim.ClusterComputeResource], True
+            )
+            .view
+        )
+        controller_types = {
+            "pvscsi": vim.vm.device.ParaVirtualSCSIController,
+            "lsilogic": vim.vm.device.VirtualLsiLogicController,
+            "sata": vim.vm.device.VirtualAHCIController,
+            "nvme": vim.vm.device.VirtualNVMEController,
+        }
+        kinds = list(dict.fromkeys(d.controller for d in disks if d.controller != "ide"))
+        changes = []
+        for n, kind in enumerate(kinds):
+            device = controller_types[kind](key=-(n + 1), busNumber=0)
+            if isinstance(device, vim.vm.device.VirtualSCSIController):
+                device.sharedBus = "noSharing"
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device))
+        config = vim.vm.ConfigSpec(
+            name=name,
+            guestId="otherGuest64",
+            numCPUs=1,
+            memoryMB=256,
+            firmware=firmware,
+            files=vim.vm.FileInfo(vmPathName=f"[{self.datastore}]"),
+            deviceChange=changes,
+        )
+        if secure_boot:
+            config.bootOptions = vim.vm.BootOptions(efiSecureBootEnabled=True)
+        task = folder.CreateVM_Task(config=config, pool=cluster.resourcePool)
+        WaitForTask(task, si=si)
+        vm = task.info.result
+
+        devices = list(vm.config.hardware.device)
+        controllers = {}
+        for kind, cls in [*controller_types.items(), ("ide", vim.vm.device.VirtualIDEController)]:
+            controllers[kind] = next((d for d in devices if isinstance(d, cls) and d.busNumber == 0), None)
+        ide1 = next(
+            (d for d in devices if isinstance(d, vim.vm.device.VirtualIDEController) and d.busNumber == 1),
+            None,
+        )
+        units: dict[int, int] = {}
+        changes = []
+        for n, spec in enumerate(disks):
+            controller = controllers[spec.controller]
+            unit = units.get(controller.key, 0)
+            units[controller.key] = unit + 1
+            kb = math.ceil(_virtual_size(spec.image) / 1024)
+            disk = vim.vm.device.VirtualDisk(
+                key=-(n + 1),
+                controllerKey=controller.key,
+                unitNumber=unit,
+                capacityInKB=kb,
+                capacityInBytes=kb * 1024,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    fileName=f"[{self.datastore}] {name}/{name}_{n}.vmdk",
+                    diskMode="persistent",
+                    thinProvisioned=spec.thin,
+                    eagerlyScrub=False if spec.thin else True,
+                ),
+            )
+            changes.append(
+                vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+            )
+        if cdrom_iso:
+            cdrom = vim.vm.device.VirtualCdrom(
+                key=-100,
+                controllerKey=ide1.key,
+                unitNumber=0,
+                backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName=cdrom_iso),
+            )
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=cdrom))
+        if floppy_image:
+            floppy = vim.vm.device.VirtualFloppy(
+                key=-101, backing=vim.vm.device.VirtualFloppy.ImageBackingInfo(fileName=floppy_image)
+            )
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=floppy))
+        WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), si=si)
+
+        created = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        if len(created) != len(disks):
+            raise RuntimeError(f"{name} has {len(created)} disks, wanted {len(disks)}")
+        for disk, spec in zip(created, disks, strict=True):
+            with open(spec.image, "rb") as data:
+                self._upload(si, disk.backing.fileName, data)
+        if nvram is not None:
+            self._upload(si, vm.config.files.vmPathName.removesuffix(".vmx") + ".nvram", nvram)
+        for n in range(snapshots):
+            WaitForTask(vm.CreateSnapshot_Task(name=f"snap{n + 1}", memory=False, quiesce=False), si=si)
+        return f"{folder_path.rstrip('/')}/{name}"
 
     def _power(self, vm_path: str, state: str) -> None:
         from pyVim.task import WaitForTask

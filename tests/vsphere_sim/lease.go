@@ -54,6 +54,28 @@ type leaseDisk struct {
 	file     string // local file backing the disk
 	key      string // deviceUrl key, e.g. "/vm-42/VirtualLsiLogicController0:0"
 	capacity int64  // bytes
+	// nvram marks the VM's .nvram: vSphere 6.7+ offers it as a device URL with disk=false.
+	nvram bool
+}
+
+// nvramKey is the deviceUrl key of a VM's NVRAM file.
+func nvramKey(vm types.ManagedObjectReference) string { return "/" + vm.Value + "/nvram" }
+
+// nvramFile is the VM's .nvram beside its .vmx (vcsim names both after the VM's first
+// name), or "" when it is missing or empty: a VM that never booted has no NVRAM to export.
+func nvramFile(vm *simulator.VirtualMachine) string {
+	vmx := vm.Config.Files.VmPathName
+	if !strings.HasSuffix(vmx, ".vmx") {
+		return ""
+	}
+	file, err := datastorePath(strings.TrimSuffix(vmx, ".vmx") + ".nvram")
+	if err != nil {
+		return ""
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		return ""
+	}
+	return file
 }
 
 // exportVM implements VirtualMachine.ExportVm.
@@ -100,6 +122,9 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 				capacity: capacity,
 			})
 			n++
+		}
+		if file := nvramFile(vm); file != "" {
+			l.disks = append(l.disks, leaseDisk{name: "nvram-0.nvram", file: file, key: nvramKey(ref), nvram: true})
 		}
 	})
 	if fault != nil {
@@ -167,7 +192,7 @@ func (l *nfcLease) run() {
 				ImportKey:     d.key,
 				Url:           fmt.Sprintf("https://*/nfc/%s/%s", l.Self.Value, d.name),
 				SslThumbprint: l.ext.thumbprint,
-				Disk:          types.NewBool(true),
+				Disk:          types.NewBool(!d.nvram),
 				TargetId:      d.name,
 			})
 		}
@@ -294,7 +319,7 @@ func (l *nfcLease) HttpNfcLeaseGetManifest(req *types.HttpNfcLeaseGetManifest) s
 			Key:           d.key,
 			Sha1:          sum,
 			Size:          size,
-			Disk:          true,
+			Disk:          !d.nvram,
 			Capacity:      d.capacity,
 			PopulatedSize: size,
 		})

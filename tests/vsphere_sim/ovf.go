@@ -20,7 +20,11 @@ func createDescriptor(req *types.CreateDescriptor) (*types.OvfCreateDescriptorRe
 		return nil, &types.ManagedObjectNotFound{Obj: req.Obj}
 	}
 	var doc string
-	simulator.Map.WithLock(vm, func() { doc = ovfEnvelope(req.Obj, vm, req.Cdp) })
+	var fault types.BaseMethodFault
+	simulator.Map.WithLock(vm, func() { doc, fault = ovfEnvelope(req.Obj, vm, req.Cdp) })
+	if fault != nil {
+		return nil, fault
+	}
 	return &types.OvfCreateDescriptorResult{OvfDescriptor: doc, IncludeImageFiles: types.NewBool(false)}, nil
 }
 
@@ -31,7 +35,7 @@ func esc(s string) string {
 }
 
 // ovfEnvelope renders the descriptor. Caller holds the VM lock.
-func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine, cdp types.OvfCreateDescriptorParams) string {
+func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine, cdp types.OvfCreateDescriptorParams) (string, types.BaseMethodFault) {
 	name := vm.Name
 	if cdp.Name != "" {
 		name = cdp.Name
@@ -45,28 +49,26 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 			disks = append(disks, disk)
 		}
 	}
-	// Match ovfFiles to disks by deviceId (the lease deviceUrl key), falling
-	// back to position.
+	// Match ovfFiles to devices by deviceId (the lease deviceUrl key), as
+	// vCenter does: a file whose deviceId fits no device of the VM, or a
+	// device named twice, is refused, never matched by position.
 	fileFor := make(map[int]int) // disk index -> ovfFiles index
-	used := make(map[int]bool)
+	nvramFileIndex := -1
+	keys := make(map[string]int) // deviceUrl key -> disk index (-1: nvram)
 	for i, disk := range disks {
-		key := deviceKey(ref, devices, disk)
-		for j, f := range cdp.OvfFiles {
-			if !used[j] && f.DeviceId == key {
-				fileFor[i], used[j] = j, true
-				break
-			}
-		}
+		keys[deviceKey(ref, devices, disk)] = i
 	}
-	for i := range disks {
-		if _, ok := fileFor[i]; ok {
-			continue
+	keys[nvramKey(ref)] = -1
+	for j, f := range cdp.OvfFiles {
+		i, ok := keys[f.DeviceId]
+		if !ok {
+			return "", &types.InvalidArgument{InvalidProperty: fmt.Sprintf("cdp.ovfFiles[%d].deviceId", j)}
 		}
-		for j := range cdp.OvfFiles {
-			if !used[j] {
-				fileFor[i], used[j] = j, true
-				break
-			}
+		delete(keys, f.DeviceId)
+		if i < 0 {
+			nvramFileIndex = j
+		} else {
+			fileFor[i] = j
 		}
 	}
 
@@ -199,7 +201,7 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 			unit = *disk.UnitNumber
 		}
 		fields := []string{"AddressOnParent", fmt.Sprint(unit),
-			"ElementName", fmt.Sprintf("Hard disk %d", i+1),
+			"ElementName", diskLabel(disk, i),
 			"HostResource", fmt.Sprintf("ovf:/disk/vmdisk%d", i+1),
 			"InstanceID", fmt.Sprint(instance)}
 		if p, ok := controllerID[disk.ControllerKey]; ok {
@@ -225,8 +227,53 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 			"ResourceType", "10")
 		instance++
 	}
+	// Drives with images stay on the datastore; their items say what to attach.
+	for _, d := range devices {
+		dev := d.GetVirtualDevice()
+		var rtype, subtype, label string
+		switch d.(type) {
+		case *types.VirtualCdrom:
+			rtype, subtype, label = "15", "vmware.cdrom.remotepassthrough", "CD/DVD drive"
+			if _, ok := dev.Backing.(*types.VirtualCdromIsoBackingInfo); ok {
+				subtype = "vmware.cdrom.iso"
+			}
+		case *types.VirtualFloppy:
+			rtype, subtype, label = "14", "vmware.floppy.remotedevice", "Floppy drive"
+			if _, ok := dev.Backing.(*types.VirtualFloppyImageBackingInfo); ok {
+				subtype = "vmware.floppy.image"
+			}
+		default:
+			continue
+		}
+		if dev.DeviceInfo != nil && dev.DeviceInfo.GetDescription().Label != "" {
+			label = dev.DeviceInfo.GetDescription().Label
+		}
+		unit := int32(0)
+		if dev.UnitNumber != nil {
+			unit = *dev.UnitNumber
+		}
+		fields := []string{"AddressOnParent", fmt.Sprint(unit),
+			"AutomaticAllocation", "false",
+			"ElementName", label,
+			"InstanceID", fmt.Sprint(instance)}
+		if p, ok := controllerID[dev.ControllerKey]; ok {
+			fields = append(fields, "Parent", fmt.Sprint(p))
+		}
+		item(append(fields, "ResourceSubType", subtype, "ResourceType", rtype)...)
+		instance++
+	}
+	// What vCenter 6.7+ writes for firmware and the NVRAM file.
+	if vm.Config.Firmware != "" {
+		w(`      <vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="%s"/>`+"\n", esc(vm.Config.Firmware))
+	}
+	if bo := vm.Config.BootOptions; bo != nil && bo.EfiSecureBootEnabled != nil {
+		w(`      <vmw:Config ovf:required="false" vmw:key="bootOptions.efiSecureBootEnabled" vmw:value="%t"/>`+"\n", *bo.EfiSecureBootEnabled)
+	}
+	if nvramFileIndex >= 0 {
+		w(`      <vmw:ExtraConfig ovf:required="false" vmw:key="nvram" vmw:value="ovf:/file/file%d"/>`+"\n", nvramFileIndex+1)
+	}
 	w("    </VirtualHardwareSection>\n  </VirtualSystem>\n</Envelope>\n")
-	return b.String()
+	return b.String(), nil
 }
 
 // nicNetwork names the network a NIC is connected to. Caller holds the VM
@@ -245,4 +292,12 @@ func nicNetwork(nic types.BaseVirtualEthernetCard) string {
 		return "DVSwitch: " + b.Port.PortgroupKey
 	}
 	return "VM Network"
+}
+
+// diskLabel is the disk's device label ("Hard disk 2"), as vCenter names its Item.
+func diskLabel(disk *types.VirtualDisk, i int) string {
+	if disk.DeviceInfo != nil && disk.DeviceInfo.GetDescription().Label != "" {
+		return disk.DeviceInfo.GetDescription().Label
+	}
+	return fmt.Sprintf("Hard disk %d", i+1)
 }
