@@ -294,6 +294,28 @@ def test_create_descriptor(sim, si, seeded):
     assert len(by_type["17"]) == len(vm_disks)
 
 
+def test_create_descriptor_refuses_a_file_whose_device_id_fits_no_device(sim, si, seeded):
+    """vCenter refuses it; matching it by position would let a wrong device id pass every test."""
+    vm = sim.find_vm(SEEDED_VM, si)
+    lease = export(sim, si)
+    try:
+        keys = [d.key for d in lease.info.deviceUrl]
+    finally:
+        lease.HttpNfcLeaseAbort()
+    for device_id in ("/vm-0/VirtualLsiLogicController9:9", keys[0] + "0", ""):
+        cdp = vim.OvfManager.CreateDescriptorParams(
+            name="web01", ovfFiles=[vim.OvfManager.OvfFile(deviceId=device_id, path="web01-disk1.vmdk", size=1)]
+        )
+        with pytest.raises(vmodl.fault.InvalidArgument) as refused:
+            si.content.ovfManager.CreateDescriptor(obj=vm, cdp=cdp)
+        assert refused.value.invalidProperty == "cdp.ovfFiles[0].deviceId"
+    twice = [vim.OvfManager.OvfFile(deviceId=keys[0], path=f"d{n}.vmdk", size=1) for n in range(2)]
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        si.content.ovfManager.CreateDescriptor(
+            obj=vm, cdp=vim.OvfManager.CreateDescriptorParams(name="web01", ovfFiles=twice)
+        )
+
+
 def test_create_descriptor_unknown_vm(si):
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
         si.content.ovfManager.CreateDescriptor(

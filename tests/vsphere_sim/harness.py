@@ -41,6 +41,7 @@ __all__ = [
     "DiskSpec",
     "SimulatorUnavailable",
     "VSphereSimulator",
+    "build_ovf_checker",
     "build_simulator",
     "make_stream_vmdk",
 ]
@@ -61,9 +62,9 @@ def _cache_dir() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "hypersdk"
 
 
-def _sources_digest() -> str:
+def _sources_digest(source_dir: Path = SOURCE_DIR) -> str:
     h = hashlib.sha256()
-    for src in sorted(SOURCE_DIR.glob("*.go")):
+    for src in sorted(source_dir.glob("*.go")):
         h.update(src.name.encode() + b"\0")
         h.update(src.read_bytes())
         h.update(b"\0")
@@ -77,8 +78,17 @@ def build_simulator() -> Path:
     ``${HYPERSDK_SIM_CACHE:-~/.cache/hypersdk}`` and reused when present.
     Raises SimulatorUnavailable with the compiler output if it cannot build.
     """
+    return _build_go(SOURCE_DIR, "vsphere-sim")
+
+
+def build_ovf_checker() -> Path:
+    """Build ``ovfcheck/`` (govmomi's ``ovf`` reader, see its main.go) like the simulator."""
+    return _build_go(SOURCE_DIR / "ovfcheck", "ovfcheck")
+
+
+def _build_go(source_dir: Path, prefix: str) -> Path:
     cache = _cache_dir()
-    binary = cache / f"vsphere-sim-{_sources_digest()}"
+    binary = cache / f"{prefix}-{_sources_digest(source_dir)}"
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
 
@@ -106,17 +116,17 @@ def build_simulator() -> Path:
     tmp = cache / f".{binary.name}.{os.getpid()}.tmp"
     proc = subprocess.run(
         [go, "build", "-o", str(tmp), "."],
-        cwd=SOURCE_DIR,
+        cwd=source_dir,
         env=env,
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise SimulatorUnavailable(f"building the vSphere simulator failed:\n{proc.stdout}{proc.stderr}")
+        raise SimulatorUnavailable(f"building {prefix} failed:\n{proc.stdout}{proc.stderr}")
     os.replace(tmp, binary)
     # Drop binaries of older sources (running ones keep their inode).
-    for old in cache.glob("vsphere-sim-*"):
+    for old in cache.glob(f"{prefix}-*"):
         if old != binary and old.is_file():
             old.unlink(missing_ok=True)
     return binary
