@@ -304,7 +304,8 @@ def test_create_descriptor_refuses_a_file_whose_device_id_fits_no_device(sim, si
         lease.HttpNfcLeaseAbort()
     for device_id in ("/vm-0/VirtualLsiLogicController9:9", keys[0] + "0", ""):
         cdp = vim.OvfManager.CreateDescriptorParams(
-            name="web01", ovfFiles=[vim.OvfManager.OvfFile(deviceId=device_id, path="web01-disk1.vmdk", size=1)]
+            name="web01",
+            ovfFiles=[vim.OvfManager.OvfFile(deviceId=device_id, path="web01-disk1.vmdk", size=1)],
         )
         with pytest.raises(vmodl.fault.InvalidArgument) as refused:
             si.content.ovfManager.CreateDescriptor(obj=vm, cdp=cdp)
