@@ -21,8 +21,11 @@ import pytest
 from pyVmomi import vim
 
 from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.errors import VerificationError
 from exports.pipeline.options import ExportOptions
+from exports.pipeline.progress import CancelToken, NullReporter
 from exports.pipeline.run import export_vm
+from exports.pipeline.verify import verify_export
 from tests.conftest import govc_environment
 from tests.vsphere_sim.harness import (
     DiskSpec,
@@ -224,6 +227,12 @@ def test_efi_vm_exports_its_nvram_as_a_file_beside_the_disks(vsphere, shapes, tm
     assert described["config"]["firmware"] == "efi"
     assert described["config"]["bootOptions.efiSecureBootEnabled"] == "true"
     assert_descriptor_matches_the_vm(vsphere, vm_path, described, out)
+
+    checked = verify_export(manifest, None, timeout_seconds=60, reporter=NullReporter(), cancel=CancelToken())
+    assert f"{nvram.name}: sha256 matches the manifest" in checked
+    nvram.write_bytes(NVRAM[:-1] + b"x")
+    with pytest.raises(VerificationError, match="checksum mismatch for .*nvram"):
+        verify_export(manifest, None, timeout_seconds=60, reporter=NullReporter(), cancel=CancelToken())
 
 
 def test_efi_vm_packs_its_nvram_into_the_ova(vsphere, shapes, tmp_path):

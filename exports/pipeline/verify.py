@@ -39,6 +39,16 @@ def verify_export(
             )
         checked.append(f"{disk['path']}: sha256 matches the manifest")
         reporter.log(logging.INFO, checked[-1])
+    nvram = manifest.get("nvram")
+    if nvram is not None:
+        path = Path(nvram["local_path"])
+        actual = f"sha256:{sha256_file(path)}" if path.exists() else "missing"
+        if actual != nvram["checksum"]:
+            raise VerificationError(
+                f"verify: checksum mismatch for {nvram['path']}: manifest {nvram['checksum']}, file {actual}"
+            )
+        checked.append(f"{nvram['path']}: sha256 matches the manifest")
+        reporter.log(logging.INFO, checked[-1])
     if conversion is None:
         return checked
     qemu_img = shutil.which("qemu-img")
