@@ -78,7 +78,9 @@ def main() -> None:
         times: dict[int, list[float]] = {4: [], 1: []}
         for run in range(args.runs):
             for parallel in (4, 1):
-                times[parallel].append(export_seconds(hyperexport, env, vm, work / f"p{parallel}-{run}", parallel))
+                times[parallel].append(
+                    export_seconds(hyperexport, env, vm, work / f"p{parallel}-{run}", parallel)
+                )
         serial, parallel = statistics.median(times[1]), statistics.median(times[4])
         size = image.stat().st_size
         ratio = parallel / serial
