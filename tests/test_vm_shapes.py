@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -295,17 +297,23 @@ def test_vm_names_with_spaces_and_punctuation_export_under_their_own_name(
     assert ovfcheck(out / f"{name}.ovf")["name"] == name
 
 
-def test_hyper2kvm_reads_the_multi_disk_and_nvram_manifests(vsphere, shapes, tmp_path, monkeypatch):
+def test_hyper2kvm_converts_the_multi_disk_and_efi_manifests(vsphere, shapes, tmp_path, monkeypatch):
     from hyper2kvm.manifest.loader import ManifestLoader
 
+    hyper2kvm = shutil.which("hyper2kvm") or str(Path(sys.executable).parent / "hyper2kvm")
+    assert Path(hyper2kvm).is_file(), "hyper2kvm 0.2.1 must be installed in the test environment"
     monkeypatch.chdir(tmp_path)
-    for shape in ("multi", "efi"):
+    for shape in ("multi", "efi_ova"):
         vm_path, specs = shapes[shape]
         out = tmp_path / shape
-        export(vsphere, vm_path, out, manifest=True)
+        result = export(vsphere, vm_path, out, convert=True, hyper2kvm_path=hyper2kvm)
+        assert result.conversion.converter == "hyper2kvm"
+        manifest = json.loads((out / "manifest.json").read_text())
+        for disk, spec in zip(manifest["disks"], specs, strict=True):
+            assert identical(spec.image.with_suffix(".raw"), out / "converted" / f"{disk['id']}.qcow2")
         loader = ManifestLoader()
         loader.load(out / "manifest.json")
         assert len(loader.get_disks()) == len(specs)
         assert all(loader.verify_checksums().values())
-        assert loader.get_firmware() == ("uefi" if shape == "efi" else "bios")
-        assert loader.get_secureboot() is (shape == "efi")
+        assert loader.get_firmware() == ("uefi" if shape == "efi_ova" else "bios")
+        assert loader.get_secureboot() is (shape == "efi_ova")
