@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -336,3 +337,42 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.backend)
+
+
+@pytest.fixture(autouse=True)
+def every_ovf_read_independently(request):
+    """After each test, read every .ovf it left in tmp_path/export_root with govmomi's ovf package.
+
+    The descriptors come from our simulator: checking them only against the simulator that
+    wrote them would prove nothing. ovfcheck (tests/vsphere_sim/ovfcheck) fails on a descriptor
+    that does not parse or hold together; each disk's capacity must equal its file's virtual size.
+    """
+    if request.node.get_closest_marker("vsphere") is None and "vsphere" not in request.fixturenames:
+        yield  # only descriptors from the vSphere test server; unit tests use stand-in XML
+        return
+    roots = [
+        request.getfixturevalue(name) for name in ("tmp_path", "export_root") if name in request.fixturenames
+    ]
+    yield
+    descriptors = [p for root in roots for p in Path(root).rglob("*.ovf") if p.is_file()]
+    if not descriptors:
+        return
+    from tests.vsphere_sim.harness import build_ovf_checker
+
+    proc = subprocess.run([str(build_ovf_checker()), *map(str, descriptors)], capture_output=True, text=True)
+    assert proc.returncode == 0, f"an .ovf written by this test is not valid OVF: {proc.stderr}"
+    for line in proc.stdout.splitlines():
+        described = json.loads(line)
+        folder = Path(described["path"]).parent
+        for disk in described["disks"]:
+            image = folder / disk["file_href"]
+            if disk["file_href"] and image.is_file():
+                info = subprocess.run(
+                    ["qemu-img", "info", "--output=json", str(image)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                assert int(disk["capacity_bytes"]) == json.loads(info.stdout)["virtual-size"], (
+                    f"{described['path']}: {disk['disk_id']} capacity differs from {image.name}'s virtual size"
+                )

@@ -317,3 +317,24 @@ def test_hyper2kvm_converts_the_multi_disk_and_efi_manifests(vsphere, shapes, tm
         assert all(loader.verify_checksums().values())
         assert loader.get_firmware() == ("uefi" if shape == "efi_ova" else "bios")
         assert loader.get_secureboot() is (shape == "efi_ova")
+
+
+def test_the_independent_reader_refuses_descriptors_that_do_not_hold_together(vsphere, shapes, tmp_path):
+    """ovfcheck can fail: a disk naming a missing File, or hung on no controller, is refused."""
+    vm_path, _ = shapes["multi"]
+    out = tmp_path / "out"
+    export(vsphere, vm_path, out)
+    good = (out / "multi.ovf").read_text()
+    checker = str(build_ovf_checker())
+    bad = tmp_path / "bad.ovf"
+    try:
+        for broken in (
+            good.replace('ovf:fileRef="file2"', 'ovf:fileRef="file9"'),
+            good.replace("<rasd:Parent>", "<rasd:Parent>9", 1),
+            good.replace("</Envelope>", ""),
+        ):
+            assert broken != good
+            bad.write_text(broken)
+            assert subprocess.run([checker, str(bad)], capture_output=True).returncode == 1
+    finally:
+        bad.unlink(missing_ok=True)
