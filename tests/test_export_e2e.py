@@ -33,6 +33,13 @@ def identical(a: Path, b: Path) -> bool:
     return subprocess.run(["qemu-img", "compare", str(a), str(b)], capture_output=True).returncode == 0
 
 
+def virtual_size(image: Path) -> int:
+    out = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(image)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)["virtual-size"]
+
+
 def mf_entries(text: str) -> dict[str, str]:
     entries = {}
     for line in text.splitlines():
@@ -71,6 +78,8 @@ def test_ovf_export_converted_with_qemu_img_is_identical_to_the_seeds(
     for disk, seed in zip(manifest["disks"], app01_seeds, strict=True):
         assert disk["checksum"] == f"sha256:{sha256sum(Path(disk['local_path']))}"
         assert disk["checksum"] == f"sha256:{sha256sum(seed)}"  # byte for byte what vSphere served
+        # app01's second disk was added by ReconfigVM_Task at unit 1 of the first one's controller.
+        assert disk["capacity_bytes"] == virtual_size(seed) == virtual_size(Path(disk["local_path"]))
         converted = out / "converted" / f"{disk['id']}.{target}"
         assert identical(seed.with_suffix(".raw"), converted)
     assert result.conversion.converter == "qemu-img"

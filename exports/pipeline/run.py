@@ -94,6 +94,8 @@ def export_vm(
             shutdown_timeout=options.shutdown_timeout,
         )
         output.prepare(completed_marker_names=[f"{name}.ovf", f"{name}.ova"], overwrite=options.overwrite)
+        for warning in facts.warnings:  # what the export leaves out (drives, snapshots): said up front
+            reporter.log(logging.WARNING, warning)
         try:
             files = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
             cancel.raise_if_cancelled()
