@@ -1,5 +1,6 @@
 """Conversion with real qemu-img and real hyper2kvm, and verification that catches corruption."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -93,3 +94,19 @@ def test_verify_fails_when_an_output_differs_from_its_source(exported_disks, wri
         handle.write(b"\xff" * 16)
     with pytest.raises(VerificationError, match="differs from its source"):
         verify_export(document, report, timeout_seconds=60, reporter=NullReporter(), cancel=CancelToken())
+
+
+@pytest.mark.parametrize(
+    "islands",
+    [{}, {0: b"a"}, {(40 << 20) - 1: b"z"}, {4096: b"x" * 9000, 17 << 20: b"y" * (9 << 20)}],
+)
+def test_sparse_hash_of_a_converted_output_equals_a_plain_read(tmp_path, islands):
+    from exports.pipeline.convert import sha256_sparse_file
+
+    image = tmp_path / "out.raw"
+    with open(image, "wb") as f:
+        f.truncate(40 << 20)  # a hole of 40 MiB with data islands, as a raw output of a thin disk
+        for offset, data in islands.items():
+            f.seek(offset)
+            f.write(data)
+    assert sha256_sparse_file(image) == hashlib.sha256(image.read_bytes()).hexdigest()
