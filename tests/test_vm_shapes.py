@@ -338,3 +338,17 @@ def test_the_independent_reader_refuses_descriptors_that_do_not_hold_together(vs
             assert subprocess.run([checker, str(bad)], capture_output=True).returncode == 1
     finally:
         bad.unlink(missing_ok=True)
+
+
+def test_multi_disk_efi_vm_with_a_long_non_latin_name_converts_and_verifies(vsphere, shapes, tmp_path):
+    vm_path, specs = shapes["efi"]
+    out = tmp_path / "out"
+    result = export(vsphere, vm_path, out, convert=True, verify=True, manifest_target="vdi")
+
+    assert result.vm_name == LONG_NAME
+    assert all(len(p.name.encode()) <= 255 for p in out.rglob("*"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["vm_name"] == LONG_NAME
+    assert any(line.endswith(".nvram: sha256 matches the manifest") for line in result.verified)
+    for disk, spec in zip(manifest["disks"], specs, strict=True):
+        assert identical(spec.image.with_suffix(".raw"), out / "converted" / f"{disk['id']}.vdi")
