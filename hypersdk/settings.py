@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
-from hypersdk.env import env_bool, env_int, env_list, env_str
+from hypersdk.env import (
+    env_bool,
+    env_header_name,
+    env_int,
+    env_list,
+    env_networks,
+    env_public_url,
+    env_str,
+)
 from hypersdk.log_context import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,6 +42,25 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("HYPERSDK_DEBUG", False)
 ALLOWED_HOSTS = env_list("HYPERSDK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+# Behind a TLS reverse proxy: the URL users reach us at (https://hypersdk.example.com). It is
+# an allowed host and a trusted origin for CSRF and websockets; when https, the proxy's
+# X-Forwarded-Proto says a request came over TLS and the cookies are Secure (each overridable).
+HYPERSDK_PUBLIC_URL = env_public_url("HYPERSDK_PUBLIC_URL")
+_public_https = HYPERSDK_PUBLIC_URL.startswith("https://")
+if HYPERSDK_PUBLIC_URL:
+    _public_host = urlsplit(HYPERSDK_PUBLIC_URL).hostname or ""
+    ALLOWED_HOSTS.append(f"[{_public_host}]" if ":" in _public_host else _public_host)
+CSRF_TRUSTED_ORIGINS = [
+    *([HYPERSDK_PUBLIC_URL] if HYPERSDK_PUBLIC_URL else []),
+    *env_list("HYPERSDK_CSRF_TRUSTED_ORIGINS", []),
+]
+_proxy_ssl_header = env_header_name("HYPERSDK_PROXY_SSL_HEADER", "X-Forwarded-Proto" if _public_https else "")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+SESSION_COOKIE_SECURE = env_bool("HYPERSDK_SECURE_COOKIES", _public_https)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -208,16 +236,34 @@ REST_FRAMEWORK = {
 # Request bodies (the API's JSON too: hypersdk.request_limits): a batch of a few thousand jobs
 # fits; anything larger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HYPERSDK_MAX_REQUEST_BYTES", 1 << 20, minimum=1024)
-# Dashboard and admin log-in: after this many failures for a user name from one address (or
-# 4x as many from one address) within the window, further attempts get 429 until it ends.
+# Every log-in door (dashboard, admin, /api-auth/login/): this many failures for a user name
+# from one address within the window lock that name there (4x: the name everywhere; an address
+# with 4x failures loses the names that failed from it): hypersdk/login_throttle.py.
 HYPERSDK_LOGIN_MAX_FAILURES = env_int("HYPERSDK_LOGIN_MAX_FAILURES", 5, minimum=1)
 HYPERSDK_LOGIN_LOCKOUT_SECONDS = env_int("HYPERSDK_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+AUTHENTICATION_BACKENDS = ["hypersdk.login_throttle.ThrottledModelBackend"]
+# Log-in counters: shared in Redis when REDIS_URL names one (several API nodes), else in the
+# memory of hypervisord's single daphne process (the embedded Redis means one node).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if env_str("REDIS_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login"}
+    ),
+}
+# Reverse proxies whose client-address header is believed (addresses or CIDRs); from anyone
+# else the header is ignored and REMOTE_ADDR is the client.
+HYPERSDK_TRUSTED_PROXIES = env_networks("HYPERSDK_TRUSTED_PROXIES")
+HYPERSDK_CLIENT_ADDRESS_HEADER = env_header_name("HYPERSDK_CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "HyperSDK daemon API",
     "DESCRIPTION": "Export jobs, schedules and webhooks of hypervisord.",
     "VERSION": "0.2.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI need a log-in like the API (viewers may read them).
+    "SERVE_PERMISSIONS": ["hypersdk.permissions.HyperSDKRole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,15 +1,30 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hypersdk.login_throttle import limit_login_attempts
 
+# DRF's browsable-API log-in, as rest_framework.urls has it, behind the one log-in limiter.
+api_auth_urls = (
+    [
+        path(
+            "login/",
+            limit_login_attempts(auth_views.LoginView.as_view(template_name="rest_framework/login.html")),
+            name="login",
+        ),
+        path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    ],
+    "rest_framework",
+)
+
 urlpatterns = [
     path("admin/login/", limit_login_attempts(admin.site.login)),
     path("admin/", admin.site.urls),
+    # Readable by any account with a role (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api-auth/", include("rest_framework.urls")),
+    path("api-auth/", include(api_auth_urls)),
     path("", include("metrics.urls")),
     path("", include("exports.api.urls")),
     path("", include("schedules.api.urls")),
