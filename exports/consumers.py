@@ -4,12 +4,15 @@ a job stream is a ``job.snapshot`` of the job as the API shows it."""
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exports.live import JOBS_GROUP, job_group
+from hypersdk.ws_auth import FORBIDDEN, UNAUTHORIZED, watch_access
 
-UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+NOT_FOUND = 4404
 
 
 @database_sync_to_async
@@ -30,6 +33,7 @@ def _snapshot(job_id: str) -> dict | None:
 
 class JobStreamConsumer(AsyncJsonWebsocketConsumer):
     group = ""
+    access_watch: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -49,10 +53,14 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
         self.group = job_group(job_id) if job_id else JOBS_GROUP
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Closed within HYPERSDK_WS_RECHECK_SECONDS of a logout, token deletion, lost role...
+        self.access_watch = asyncio.create_task(watch_access(self, _may_watch))
         if snapshot is not None:
             await self.send_json({"type": "job.snapshot", "job_id": job_id, "data": snapshot})
 
     async def disconnect(self, code: int) -> None:
+        if self.access_watch is not None:
+            self.access_watch.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

@@ -257,6 +257,9 @@ CACHES = {
 HYPERSDK_TRUSTED_PROXIES = env_networks("HYPERSDK_TRUSTED_PROXIES")
 HYPERSDK_CLIENT_ADDRESS_HEADER = env_header_name("HYPERSDK_CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
 
+# Open websockets re-read their token or session this often and close once it is revoked.
+HYPERSDK_WS_RECHECK_SECONDS = env_int("HYPERSDK_WS_RECHECK_SECONDS", 3, minimum=1)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "HyperSDK daemon API",
     "DESCRIPTION": "Export jobs, schedules and webhooks of hypervisord.",

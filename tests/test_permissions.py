@@ -105,10 +105,20 @@ def test_an_account_without_a_role_gets_403_saying_why(people, path):
     assert response.status_code == 403 and response.json() == {"detail": NO_ROLE}
 
 
-def test_a_stranger_still_gets_401_and_health_and_schema_stay_open(db):
+def test_a_stranger_gets_401_everywhere_but_health(db):
     assert APIClient().get("/jobs/query").status_code == 401
     assert APIClient().get("/health").status_code == 200
-    assert APIClient().get("/api/schema/").status_code == 200
+    assert APIClient().get("/api/schema/").status_code == 401
+    assert APIClient().get("/api/docs/").status_code == 401
+    assert APIClient().get("/metrics").status_code == 401
+
+
+def test_the_schema_and_its_docs_need_a_role_and_a_viewer_reads_them(people, client):
+    assert api_as(people["victor"]).get("/api/schema/").status_code == 200
+    assert api_as(people["victor"]).get("/api/docs/").status_code == 200
+    assert api_as(people["nobody"]).get("/api/schema/").status_code == 403
+    client.force_login(people["victor"])  # a browser logged in to the dashboard
+    assert client.get("/api/docs/").status_code == 200
 
 
 def test_a_viewer_cannot_submit_and_nothing_is_created(people, export_dir):
