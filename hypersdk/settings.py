@@ -5,19 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import environ
 
-from hypersdk.env import (
-    env_bool,
-    env_header_name,
-    env_int,
-    env_list,
-    env_networks,
-    env_public_url,
-    env_str,
-)
+from hypersdk import public_url
+from hypersdk.env import env_bool, env_header_name, env_int, env_list, env_networks, env_str
 from hypersdk.log_context import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,24 +35,15 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("HYPERSDK_DEBUG", False)
 ALLOWED_HOSTS = env_list("HYPERSDK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
-# Behind a TLS reverse proxy: the URL users reach us at (https://hypersdk.example.com). It is
-# an allowed host and a trusted origin for CSRF and websockets; when https, the proxy's
-# X-Forwarded-Proto says a request came over TLS and the cookies are Secure (each overridable).
-HYPERSDK_PUBLIC_URL = env_public_url("HYPERSDK_PUBLIC_URL")
-_public_https = HYPERSDK_PUBLIC_URL.startswith("https://")
-if HYPERSDK_PUBLIC_URL:
-    _public_host = urlsplit(HYPERSDK_PUBLIC_URL).hostname or ""
-    ALLOWED_HOSTS.append(f"[{_public_host}]" if ":" in _public_host else _public_host)
-CSRF_TRUSTED_ORIGINS = [
-    *([HYPERSDK_PUBLIC_URL] if HYPERSDK_PUBLIC_URL else []),
-    *env_list("HYPERSDK_CSRF_TRUSTED_ORIGINS", []),
-]
-_proxy_ssl_header = env_header_name("HYPERSDK_PROXY_SSL_HEADER", "X-Forwarded-Proto" if _public_https else "")
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
-)
-SESSION_COOKIE_SECURE = env_bool("HYPERSDK_SECURE_COOKIES", _public_https)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS reverse proxy: HYPERSDK_PUBLIC_URL and friends (hypersdk/public_url.py) set
+# ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, SECURE_PROXY_SSL_HEADER and Secure cookies.
+_proxy = public_url.from_environment(ALLOWED_HOSTS)
+HYPERSDK_PUBLIC_URL = _proxy["HYPERSDK_PUBLIC_URL"]
+ALLOWED_HOSTS = _proxy["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS = _proxy["CSRF_TRUSTED_ORIGINS"]
+SECURE_PROXY_SSL_HEADER = _proxy["SECURE_PROXY_SSL_HEADER"]
+SESSION_COOKIE_SECURE = _proxy["SESSION_COOKIE_SECURE"]
+CSRF_COOKIE_SECURE = _proxy["CSRF_COOKIE_SECURE"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
