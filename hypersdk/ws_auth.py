@@ -6,9 +6,10 @@ https), on an allowed host — or one of ``CSRF_TRUSTED_ORIGINS`` (``HYPERSDK_PU
 against cross-site websocket hijacking with the session cookie. CLI clients send none and use
 a token.
 
-An open socket is not trusted forever: ``watch_access`` re-reads its credentials every
-``HYPERSDK_WS_RECHECK_SECONDS`` and closes it once the token is deleted, the session logged
-out, the user deactivated or the role taken away.
+An open socket is not trusted forever. Logout, token deletion, a role removed and
+deactivation send its user's group (``user_group``) a ``hypersdk.revoked`` message: the socket
+re-reads its credentials at once and closes if they no longer hold. ``watch_access`` re-reads
+them every ``HYPERSDK_WS_RECHECK_SECONDS`` as well, for changes no signal reports.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from collections.abc import Awaitable, Callable
 from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
+from asgiref.sync import async_to_sync
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.http.request import validate_host
 
 logger = logging.getLogger(__name__)
@@ -171,22 +175,94 @@ def current_user(scope):
     key = scope.get(TOKEN_SCOPE_KEY)
     if key:
         return _user_for_token_sync(key)
-    session = scope.get("session")
-    user = _session_user_sync(getattr(session, "session_key", None))
+    user = _session_user_sync(session_key_of(scope))
     return user if user is not None and user.is_active else None
 
 
-async def watch_access(consumer, may: Callable[[object], Awaitable[bool]]) -> None:
-    """Every HYPERSDK_WS_RECHECK_SECONDS, close ``consumer`` (4401 or 4403) once its user is
-    gone or ``may(user)`` says no. Run as a task for the socket's lifetime."""
+Permission = Callable[[object], Awaitable[bool]]
+
+
+async def recheck_access(consumer, may: Permission) -> bool:
+    """Close ``consumer`` (4401, or 4403 without a role) if its credentials no longer hold;
+    True if it stays open."""
+    try:
+        user = await current_user(consumer.scope)
+        code = UNAUTHORIZED if user is None else None if await may(user) else FORBIDDEN
+    except Exception:  # noqa: BLE001 - a database hiccup: the next check tries again
+        logger.warning("websocket access re-check failed; retrying", exc_info=True)
+        return True
+    if code is not None:
+        await consumer.close(code=code)
+        return False
+    return True
+
+
+async def watch_access(consumer, may: Permission) -> None:
+    """Re-check every HYPERSDK_WS_RECHECK_SECONDS until the socket is closed: the safety net
+    under the revocation signals (a change made by SQL, another process without a layer...)."""
     while True:
         await asyncio.sleep(settings.HYPERSDK_WS_RECHECK_SECONDS)
-        try:
-            user = await current_user(consumer.scope)
-            code = UNAUTHORIZED if user is None else None if await may(user) else FORBIDDEN
-        except Exception:  # noqa: BLE001 - a database hiccup: try again next time
-            logger.warning("websocket access re-check failed; retrying", exc_info=True)
-            continue
-        if code is not None:
-            await consumer.close(code=code)
+        if not await recheck_access(consumer, may):
             return
+
+
+def session_key_of(scope) -> str | None:
+    return getattr(scope.get("session"), "session_key", None)
+
+
+def user_group(user_id: object) -> str:
+    """The Channels group of every open socket of one user."""
+    return f"hypersdk.user.{user_id}"
+
+
+def announce_revocation(user_id: object, *, session_key: str | None = None) -> None:
+    """Tell the user's open sockets, once the change is committed, to check their access now
+    (a logged-out session's sockets close at once). Best effort, like the progress publisher."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": "hypersdk.revoked", "session_key": session_key}
+        try:
+            async_to_sync(layer.group_send)(user_group(user_id), message)
+        except Exception as exc:  # noqa: BLE001 - the periodic re-check still closes them
+            logger.debug("revocation for user %s not sent: %s", user_id, exc)
+
+    transaction.on_commit(send)
+
+
+def connect_revocation_signals() -> None:
+    """Logout, token deletion, a role group removed and deactivation reach the sockets."""
+    from django.contrib.auth import get_user_model, user_logged_out
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from rest_framework.authtoken.models import Token
+
+    user_model = get_user_model()
+
+    def logged_out(sender, request, user, **kwargs) -> None:
+        if user is not None:
+            announce_revocation(user.pk, session_key=getattr(request.session, "session_key", None))
+
+    def token_deleted(sender, instance, **kwargs) -> None:
+        announce_revocation(instance.user_id)
+
+    def groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+        if action not in ("post_remove", "post_clear"):
+            return
+        if not reverse:  # user.groups.remove(...) / clear()
+            announce_revocation(instance.pk)
+        else:  # group.user_set.remove(users...); a clear() names nobody: the re-check covers it
+            for user_id in pk_set or ():
+                announce_revocation(user_id)
+
+    def user_saved(sender, instance, created, **kwargs) -> None:
+        if not created and not instance.is_active:
+            announce_revocation(instance.pk)
+
+    user_logged_out.connect(logged_out, dispatch_uid="hypersdk-ws-logout", weak=False)
+    post_delete.connect(token_deleted, sender=Token, dispatch_uid="hypersdk-ws-token", weak=False)
+    m2m_changed.connect(
+        groups_changed, sender=user_model.groups.through, dispatch_uid="hypersdk-ws-groups", weak=False
+    )
+    post_save.connect(user_saved, sender=user_model, dispatch_uid="hypersdk-ws-user", weak=False)

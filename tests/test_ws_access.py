@@ -28,9 +28,12 @@ async def close_connections_of_the_sync_thread():
     await sync_to_async(connections.close_all)()
 
 
-@pytest.fixture(autouse=True)
-def quick_recheck(settings):
-    settings.HYPERSDK_WS_RECHECK_SECONDS = 0.05
+@pytest.fixture(autouse=True, params=["periodic re-check", "revocation signal"])
+def closing_path(request, settings):
+    """Each revocation closes the socket by either path alone: the periodic re-check (made
+    quick), or the signal to the user's group (with a re-check too slow to matter)."""
+    settings.HYPERSDK_WS_RECHECK_SECONDS = 0.05 if request.param == "periodic re-check" else 3600
+    return request.param
 
 
 @pytest.fixture
@@ -67,6 +70,15 @@ async def test_logout_closes_the_open_socket(redis_url, victor):
     assert await socket.receive_output(timeout=5) == CLOSED_UNAUTHORIZED
 
 
+async def test_logging_out_one_browser_leaves_the_other_browsers_socket_open(redis_url, victor):
+    first, browser = await session_socket(victor)
+    second, _ = await session_socket(victor)
+    await sync_to_async(browser.logout)()
+    assert await first.receive_output(timeout=5) == CLOSED_UNAUTHORIZED
+    assert await second.receive_nothing(timeout=0.4)
+    await second.disconnect()
+
+
 async def test_deleting_the_token_closes_the_open_socket(redis_url, victor):
     socket, token = await token_socket(victor)
     await sync_to_async(token.delete)()
@@ -92,6 +104,7 @@ async def test_deactivating_the_user_closes_the_open_socket(redis_url, victor):
     assert await socket.receive_output(timeout=5) == CLOSED_UNAUTHORIZED
 
 
+@pytest.mark.parametrize("closing_path", ["periodic re-check"], indirect=True)  # no signal for it
 async def test_changing_the_password_closes_the_session_socket(redis_url, victor):
     socket, _ = await session_socket(victor)
     victor.set_password("another horse")
