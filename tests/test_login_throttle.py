@@ -142,3 +142,16 @@ def test_the_counters_live_in_redis_when_redis_url_is_set(client, alice, redis_u
     assert post(client, "/ui/login/", "alice", PASSWORD) == 429
     login_throttle.forget_all()
     assert not list(redis.Redis.from_url(redis_url).scan_iter(match=f"*{login_throttle.KEY_PREFIX}:*"))
+
+
+def test_an_unreachable_shared_cache_still_limits_with_local_counters(client, alice, settings, caplog):
+    settings.CACHES = {
+        **settings.CACHES,
+        "login": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        },
+    }
+    assert [post(client, "/ui/login/", "alice") for _ in range(5)] == [200] * 5
+    assert post(client, "/ui/login/", "alice", PASSWORD) == 429
+    assert "shared cache unavailable" in caplog.text
