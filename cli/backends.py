@@ -263,7 +263,7 @@ class LocalBackend:
             if not checked.is_valid():
                 raise CLIError(error_message(_plain(checked.errors)))
             webhook, secret = webhooks.add_webhook(**checked.validated_data)
-            return _plain({**WebhookSerializer(webhook).data, "secret": secret})
+            return _plain({**WebhookSerializer(webhook).data, **webhooks.as_given(webhook), "secret": secret})
 
     def delete_webhook(self, ref: str) -> None:
         with self._errors():

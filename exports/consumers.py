@@ -4,12 +4,22 @@ a job stream is a ``job.snapshot`` of the job as the API shows it."""
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exports.live import JOBS_GROUP, job_group
+from hypersdk.ws_auth import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    recheck_access,
+    session_key_of,
+    user_group,
+    watch_access,
+)
 
-UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
+NOT_FOUND = 4404
 
 
 @database_sync_to_async
@@ -30,6 +40,8 @@ def _snapshot(job_id: str) -> dict | None:
 
 class JobStreamConsumer(AsyncJsonWebsocketConsumer):
     group = ""
+    user_group = ""
+    access_watch: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -48,13 +60,27 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
                 return
         self.group = job_group(job_id) if job_id else JOBS_GROUP
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # Revocations reach the user's group at once; the periodic re-check is the safety net.
+        self.user_group = user_group(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self.accept()
+        self.access_watch = asyncio.create_task(watch_access(self, _may_watch))
         if snapshot is not None:
             await self.send_json({"type": "job.snapshot", "job_id": job_id, "data": snapshot})
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.access_watch is not None:
+            self.access_watch.cancel()
+        for group in (self.group, self.user_group):
+            if group:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def hypersdk_message(self, event: dict) -> None:
         await self.send_json(event["message"])
+
+    async def hypersdk_revoked(self, event: dict) -> None:
+        """Its user lost something (logout, token, role, active): check this socket now."""
+        if event.get("session_key") and event["session_key"] == session_key_of(self.scope):
+            await self.close(code=UNAUTHORIZED)  # this very session logged out
+            return
+        await recheck_access(self, _may_watch)

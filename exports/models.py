@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from exports.secrets import decrypt, encrypt
+from hypersdk.redaction import url_has_credentials
 
 
 def new_job_id() -> str:
@@ -30,6 +32,13 @@ class VCenter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # A password in the URL would be stored and shown in plain text: it has its own field.
+        if url_has_credentials(self.url):
+            raise ValidationError(
+                {"url": "no user name or password in the URL: put them in the username and password fields"}
+            )
 
     @property
     def password(self) -> str:

@@ -7,6 +7,7 @@ silently replaced by a default. Secrets may also come from ``<NAME>_FILE``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -54,3 +55,49 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8, ::1``)."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def env_header_name(name: str, default: str) -> str:
+    """An HTTP header name such as ``X-Forwarded-For``; empty when set to an empty string."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip()
+    if value and not _HEADER_NAME.fullmatch(value):
+        raise ConfigError(f"{name} must be an HTTP header name such as X-Forwarded-Proto, got {raw!r}")
+    return value
+
+
+def env_public_url(name: str) -> str:
+    """The URL users reach us at, ``scheme://host[:port]`` (a path of ``/`` at most); '' unset."""
+    from urllib.parse import urlsplit
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{name} must be a URL such as https://hypersdk.example.com, got {raw!r}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, got {raw!r}")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in {"", "/"}:
+        raise ConfigError(f"{name} must be scheme://host[:port] only (no path, user or query), got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"

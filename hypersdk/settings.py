@@ -8,7 +8,8 @@ from pathlib import Path
 
 import environ
 
-from hypersdk.env import env_bool, env_int, env_list, env_str
+from hypersdk import public_url
+from hypersdk.env import env_bool, env_header_name, env_int, env_list, env_networks, env_str
 from hypersdk.log_context import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,6 +34,16 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("HYPERSDK_DEBUG", False)
 ALLOWED_HOSTS = env_list("HYPERSDK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+# Behind a TLS reverse proxy: HYPERSDK_PUBLIC_URL and friends (hypersdk/public_url.py) set
+# ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, SECURE_PROXY_SSL_HEADER and Secure cookies.
+_proxy = public_url.from_environment(ALLOWED_HOSTS)
+HYPERSDK_PUBLIC_URL = _proxy["HYPERSDK_PUBLIC_URL"]
+ALLOWED_HOSTS = _proxy["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS = _proxy["CSRF_TRUSTED_ORIGINS"]
+SECURE_PROXY_SSL_HEADER = _proxy["SECURE_PROXY_SSL_HEADER"]
+SESSION_COOKIE_SECURE = _proxy["SESSION_COOKIE_SECURE"]
+CSRF_COOKIE_SECURE = _proxy["CSRF_COOKIE_SECURE"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -208,16 +219,42 @@ REST_FRAMEWORK = {
 # Request bodies (the API's JSON too: hypersdk.request_limits): a batch of a few thousand jobs
 # fits; anything larger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HYPERSDK_MAX_REQUEST_BYTES", 1 << 20, minimum=1024)
-# Dashboard and admin log-in: after this many failures for a user name from one address (or
-# 4x as many from one address) within the window, further attempts get 429 until it ends.
+# Every log-in door (dashboard, admin, /api-auth/login/): this many failures for a user name
+# from one address within the window lock that name there (4x: the name everywhere; an address
+# with 4x failures loses the names that failed from it): hypersdk/login_throttle.py.
 HYPERSDK_LOGIN_MAX_FAILURES = env_int("HYPERSDK_LOGIN_MAX_FAILURES", 5, minimum=1)
 HYPERSDK_LOGIN_LOCKOUT_SECONDS = env_int("HYPERSDK_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+AUTHENTICATION_BACKENDS = ["hypersdk.login_throttle.ThrottledModelBackend"]
+# Log-in counters: shared in Redis when REDIS_URL names one (several API nodes), else in the
+# memory of hypervisord's single daphne process (the embedded Redis means one node).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # A hung Redis must not hang log-ins: the limiter falls back to local counters.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+        if env_str("REDIS_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login"}
+    ),
+}
+# Reverse proxies whose client-address header is believed (addresses or CIDRs); from anyone
+# else the header is ignored and REMOTE_ADDR is the client.
+HYPERSDK_TRUSTED_PROXIES = env_networks("HYPERSDK_TRUSTED_PROXIES")
+HYPERSDK_CLIENT_ADDRESS_HEADER = env_header_name("HYPERSDK_CLIENT_ADDRESS_HEADER", "X-Forwarded-For")
+
+# Open websockets re-read their token or session this often and close once it is revoked.
+HYPERSDK_WS_RECHECK_SECONDS = env_int("HYPERSDK_WS_RECHECK_SECONDS", 3, minimum=1)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "HyperSDK daemon API",
     "DESCRIPTION": "Export jobs, schedules and webhooks of hypervisord.",
     "VERSION": "0.2.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI need a log-in like the API (viewers may read them).
+    "SERVE_PERMISSIONS": ["hypersdk.permissions.HyperSDKRole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

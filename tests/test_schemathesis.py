@@ -8,14 +8,18 @@ worker runs, so jobs stay pending. Derandomized: the same cases every run.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from exports.models import Job
 from hypersdk.permissions import grant_role
@@ -58,8 +62,18 @@ CONFIG = schemathesis.Config.from_dict(
         ],
     }
 )
-# Loaded once at collection from the app itself (no database needed to build it).
-schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=CONFIG)
+
+
+def served_schema() -> dict:
+    """What ``/api/schema/`` serves, built by the same generator: the endpoint needs a log-in,
+    and there is no database (no account) at collection (test_the_served_schema_is_the_one_tested)."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document))
+
+
+# Built once at collection; the cases are sent to the app itself.
+schema = schemathesis.openapi.from_dict(served_schema(), config=CONFIG)
+schema.app = application
 
 
 @pytest.fixture
@@ -84,6 +98,15 @@ def alice_token(db, django_user_model) -> str:
     grant_role(alice, "operator")
     token, _ = Token.objects.get_or_create(user=alice)
     return token.key
+
+
+def test_the_served_schema_is_the_one_tested(alice_token):
+    client = APIClient()
+    assert client.get("/api/schema/", HTTP_ACCEPT="application/json").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {alice_token}")
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    assert json.loads(response.content) == served_schema()
 
 
 @schema.parametrize()

@@ -51,18 +51,27 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 
 class WebhookForm(forms.ModelForm):
+    """Adding: URL and headers as given (stored encrypted, shown masked afterwards). Changing:
+    only events and enabled; the URL and header values are secrets, replaced by re-adding."""
+
     class Meta:
         model = Webhook
         fields = ["url", "events", "headers", "enabled"]
 
     def clean(self) -> dict:
         data = super().clean()
-        try:
-            data["url"], data["events"], data["headers"] = service.clean(
-                data.get("url"), data.get("events"), data.get("headers")
-            )
-        except service.InvalidWebhook as exc:
-            raise forms.ValidationError({exc.field: exc.message}) from None
+        if self.instance._state.adding:
+            try:
+                data["url"], data["events"], data["headers"] = service.clean(
+                    data.get("url"), data.get("events"), data.get("headers")
+                )
+            except service.InvalidWebhook as exc:
+                raise forms.ValidationError({exc.field: exc.message}) from None
+        else:
+            try:
+                data["events"] = service.clean_events(data.get("events"))
+            except service.InvalidWebhook as exc:
+                raise forms.ValidationError({exc.field: exc.message}) from None
         return data
 
 
@@ -80,10 +89,15 @@ class WebhookAdmin(admin.ModelAdmin):
     def event_list(self, webhook: Webhook) -> str:
         return " ".join(webhook.events)
 
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "url", "headers"] if obj is not None else fields
+
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
+        obj.set_target(form.cleaned_data["url"], form.cleaned_data["headers"])
         secret = obj.set_new_secret()
         super().save_model(request, obj, form, change)
         self.message_user(

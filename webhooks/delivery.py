@@ -11,6 +11,7 @@ sweep sends whatever is well overdue (a lost message, a worker that died).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import logging
 import os
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis
 from django.conf import settings
@@ -107,17 +109,33 @@ def enqueue(delivery_ids: list[str], countdown: float = 0) -> None:
 # ---- sending --------------------------------------------------------------------------------
 
 
+def _split_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """``http://user:pass@host/x`` -> (``http://host/x``, an HTTP Basic Authorization header);
+    a custom Authorization header of the webhook wins over it."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return bare, {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
 def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     """POST a signed body to the webhook once; never raises for the receiver's sake."""
     try:
         secret = webhook.secret
+        target_url, target_headers = webhook.target_url, webhook.target_headers
     except ValueError as exc:  # HYPERSDK_SECRET_KEY changed: no signature can be made
         return Attempt(
             status_code=None, duration_ms=0.0, error=str(exc).replace("password", "signing secret")
         )
+    target_url, basic_auth = _split_userinfo(target_url)
+    if any(name.lower() == "authorization" for name in target_headers):
+        basic_auth = {}
     timestamp = int(timezone.now().timestamp())
     headers = {
-        **webhook.headers,
+        **basic_auth,
+        **target_headers,
         "Content-Type": "application/json",
         "User-Agent": "HyperSDK-Webhooks/1",
         **signing.signed_headers(secret, message_id, timestamp, body),
@@ -126,7 +144,7 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     started = time.monotonic()
     try:
         response = outbound_http.post(
-            webhook.url,
+            target_url,
             content=body,
             headers=headers,
             timeout=timeout,

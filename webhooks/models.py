@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from exports.secrets import decrypt, encrypt
 from hypersdk import events as hypersdk_events
+from hypersdk import redaction
 from webhooks import signing
 
 # What a webhook may subscribe to; "*" is every one of them.
@@ -36,11 +37,15 @@ class Webhook(models.Model):
     """Addressed by its id or by its 0-based index in creation order (``hyperctl webhooks list``)."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_webhook_id, editable=False)
-    url = models.CharField(max_length=2048)
+    # Shown everywhere: credentials and query values masked (hypersdk.redaction). What is sent
+    # to lives in url_encrypted; custom header values only in headers_encrypted.
+    url = models.CharField(max_length=2048, help_text="as shown: user:password@ and query values masked")
+    url_encrypted = models.TextField(blank=True, editable=False)
     events = models.JSONField(
         default=list, blank=True, help_text='event names, or ["*"] for all (empty: the defaults)'
     )
-    headers = models.JSONField(default=dict, blank=True, help_text="extra request headers")
+    headers = models.JSONField(default=dict, blank=True, help_text="extra request headers, values masked")
+    headers_encrypted = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     # Standard Webhooks signing secret (whsec_...), encrypted at rest; shown once, at creation.
     secret_encrypted = models.TextField(editable=False)
@@ -59,6 +64,23 @@ class Webhook(models.Model):
     @property
     def secret(self) -> str:
         return decrypt(self.secret_encrypted)
+
+    def set_target(self, url: str, headers: dict[str, str]) -> None:
+        """Where deliveries go and the headers they carry: stored encrypted, shown masked."""
+        self.url_encrypted = encrypt(url)
+        self.url = redaction.mask_url(url)
+        self.headers_encrypted = encrypt(json.dumps(headers)) if headers else ""
+        self.headers = redaction.mask_headers(headers)
+
+    @property
+    def target_url(self) -> str:
+        """The URL as given (with its credentials); only for sending."""
+        return decrypt(self.url_encrypted) if self.url_encrypted else self.url
+
+    @property
+    def target_headers(self) -> dict[str, str]:
+        """The custom headers with their values; only for sending."""
+        return json.loads(decrypt(self.headers_encrypted)) if self.headers_encrypted else {}
 
     def set_new_secret(self) -> str:
         """A fresh signing secret, stored encrypted; the caller shows it once."""

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hypersdk import outbound_http
+from hypersdk import outbound_http, redaction
 from webhooks import conf, delivery, payloads
 from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS, TEST_EVENT, Webhook, WebhookDelivery
 
@@ -165,11 +165,17 @@ def add_webhook(
 ) -> tuple[Webhook, str]:
     """Create a webhook; returns it and its signing secret, which is never shown again."""
     url, events, headers = clean(url, events, headers)
-    webhook = Webhook(url=url, events=events, headers=headers, enabled=bool(enabled))
+    webhook = Webhook(events=events, enabled=bool(enabled))
+    webhook.set_target(url, headers)
     secret = webhook.set_new_secret()
     webhook.save()
     webhook.index = get_webhook(webhook.id).index
     return webhook, secret
+
+
+def as_given(webhook: Webhook) -> dict[str, Any]:
+    """``url`` and ``headers`` unmasked: only for the answer to the request that created it."""
+    return {"url": webhook.target_url, "headers": webhook.target_headers}
 
 
 def delete_webhook(ref: str | int) -> Webhook:
@@ -243,8 +249,9 @@ def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
 
     Raises InvalidWebhook for an entry that cannot be imported."""
     url = str(entry.get("url", "")).strip()
-    if Webhook.objects.filter(url=url).exists():
-        return False, f"webhook {url}: exists"
+    shown = redaction.mask_url(url)
+    if any(webhook.target_url == url for webhook in Webhook.objects.filter(url=shown)):
+        return False, f"webhook {shown}: exists"
     webhook, secret = add_webhook(
         url, entry.get("events"), entry.get("headers"), enabled=entry.get("enabled", True) is not False
     )
@@ -255,6 +262,6 @@ def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
         else ""
     )
     return True, (
-        f"webhook {url} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), "
+        f"webhook {shown} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), "
         f"signing secret {secret} (shown once){note}"
     )

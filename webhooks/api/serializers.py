@@ -22,8 +22,13 @@ class WebhookSpecSerializer(serializers.Serializer):
 
 class WebhookSerializer(serializers.ModelSerializer):
     index = serializers.IntegerField(help_text="0-based position in GET /webhooks; addresses the webhook")
+    url = serializers.CharField(
+        help_text="user:password@ and query values shown as *** (in full only in the 201)"
+    )
     events = serializers.ListField(child=serializers.CharField())
-    headers = serializers.DictField(child=serializers.CharField())
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="values shown as *** (in full only in the 201)"
+    )
 
     class Meta:
         model = Webhook

@@ -44,7 +44,8 @@ class WebhookListView(APIView):
             webhook, secret = service.add_webhook(**spec.validated_data)
         except service.InvalidWebhook as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
-        data = {**WebhookSerializer(webhook).data, "secret": secret}
+        # The creator sees what they gave once, here; every later read shows it masked.
+        data = {**WebhookSerializer(webhook).data, **service.as_given(webhook), "secret": secret}
         return Response(data, status=status.HTTP_201_CREATED)
 
 

@@ -1,0 +1,42 @@
+"""The one way secrets beside secrets are shown: masked.
+
+A URL's ``user:password@`` and its query values (receivers put tokens there), and every custom
+header value (``Authorization: Bearer ...``), are replaced by ``***`` wherever a stored
+webhook is shown — the API (viewers and operators alike), ``hyperctl``, the dashboard, the
+admin. Only the answer to the request that created it echoes what was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+
+
+def url_has_credentials(url: str) -> bool:
+    """True if ``url`` carries ``user[:password]@``."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+
+
+def mask_url(url: str) -> str:
+    """``https://u:p@host/x?token=t`` -> ``https://***@host/x?token=***``; the rest unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable: show nothing of it that could be a secret
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        query = urlencode([(name, MASK) for name, _ in parse_qsl(query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def mask_headers(headers: Mapping[str, object]) -> dict[str, str]:
+    """Header names as given, every value ``***``."""
+    return {name: MASK for name in headers}
