@@ -178,5 +178,7 @@ def left_out_devices(config: vim.vm.ConfigInfo) -> list[str]:
             source = f"image {image}"
         else:
             source = f"{_class_name(backing).removeprefix('Virtual')} backing" if backing else "no backing"
-        warnings.append(f"{label} ({kind}, {source}) is not exported: vSphere exports only disks and the NVRAM")
+        warnings.append(
+            f"{label} ({kind}, {source}) is not exported: vSphere exports only disks and the NVRAM"
+        )
     return warnings
