@@ -24,7 +24,7 @@ from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_fact
 from exports.pipeline.lease import ExportLease
 from exports.pipeline.manifest import build_manifest, write_manifest
 from exports.pipeline.options import ExportOptions
-from exports.pipeline.package import write_ova
+from exports.pipeline.package import check_member_names, gzip_disks, mark_gzip_references, write_ova
 from exports.pipeline.progress import (
     CancelToken,
     NullReporter,
@@ -81,6 +81,9 @@ def export_vm(
         vm = find_vm(service_instance, options.vm_path)
         facts = read_vm_facts(vm)
         name = facts.name
+        if options.format == "ova":
+            # A name no tar header can hold must fail now, not after an hour of downloading.
+            check_member_names([f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk"])
         output = OutputDir(options.output)
         if options.dry_run:
             return _plan(options, vm, name, output.path, reporter)
@@ -298,10 +301,17 @@ def _package(
     staging = output.track(output.path / ".ova-staging")
     staging.mkdir(exist_ok=True)
     try:
-        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, disks)
+        members = disks
+        if options.compress:
+            # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the
+            # disks beside it stay as downloaded, for the Artifact Manifest and conversion.
+            reporter.log(logging.INFO, f"gzipping {len(disks)} disk(s) for {name}.ova")
+            members = gzip_disks(disks, staging)
+            descriptor = mark_gzip_references(descriptor, {m.path.name: m.size for m in members})
+        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, members)
         reporter.log(logging.INFO, f"packing {name}.ova")
         ova = output.track(output.path / f"{name}.ova")
-        write_ova(ova, [ovf_path, mf_path, *[d.path for d in disks]], compress=options.compress)
+        write_ova(ova, [ovf_path, mf_path, *[m.path for m in members]])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not options.writes_manifest:
