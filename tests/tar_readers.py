@@ -41,7 +41,9 @@ def go_tar_reader() -> Path:
 def go_list(archive: Path, *, hash_contents: bool = False) -> list[dict]:
     """Members as Go's archive/tar reads them: name, size, format (and sha256)."""
     command = [str(go_tar_reader()), *(["-hash"] if hash_contents else []), str(archive)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"Go archive/tar cannot read {archive.name}: {result.stderr.strip()}")
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 

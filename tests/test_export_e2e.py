@@ -94,6 +94,46 @@ def test_ova_holds_descriptor_mf_then_disks_and_its_mf_matches_sha256sum(vsphere
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["app01.ova"]
 
 
+def test_compressed_ova_is_a_plain_tar_that_go_reads_with_gzipped_disks_and_converts(
+    vsphere, app01_seeds, tmp_path, monkeypatch
+):
+    import gzip
+    import xml.etree.ElementTree as ET
+
+    from tests.tar_readers import go_list
+
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")  # the qemu-img path
+    out = tmp_path / "out"
+    options = ExportOptions(
+        vm_path=APP01, output_dir=out, format="ova", compress=True, convert=True, verify=True
+    )
+    result = export_vm(options, target_of(vsphere))
+    ova = Path(result.package)
+    # govc import.ova's reader: a whole-file gzip fails here with "invalid tar header".
+    stored = {m["name"]: m for m in go_list(ova, hash_contents=True)}
+    assert list(stored) == ["app01.ovf", "app01.mf", "app01-disk1.vmdk", "app01-disk2.vmdk"]
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "xf", ova, "-C", unpacked], check=True)
+    assert mf_entries((unpacked / "app01.mf").read_text()) == {
+        name: member["sha256"] for name, member in stored.items() if name != "app01.mf"
+    }
+    ns = "{http://schemas.dmtf.org/ovf/envelope/1}"
+    files = ET.parse(unpacked / "app01.ovf").getroot().findall(f"{ns}References/{ns}File")
+    for file, seed in zip(files, app01_seeds, strict=True):
+        href = file.get(f"{ns}href")
+        assert (file.get(f"{ns}compression"), file.get(f"{ns}size")) == ("gzip", str(stored[href]["size"]))
+        assert hashlib.sha256(gzip.decompress((unpacked / href).read_bytes())).hexdigest() == sha256sum(seed)
+    # The manifest's disks stay uncompressed beside the OVA; conversion and -verify read them.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["package"] == {"format": "ova", "file": "app01.ova", "compressed": True}
+    for disk, seed in zip(manifest["disks"], app01_seeds, strict=True):
+        assert disk["checksum"] == f"sha256:{sha256sum(seed)}"
+        assert identical(seed.with_suffix(".raw"), out / "converted" / f"{disk['id']}.qcow2")
+    assert result.verified
+    assert not (out / ".ova-staging").exists()
+
+
 def test_descriptor_describes_the_downloaded_files(vsphere, app01_seeds, tmp_path):
     import xml.etree.ElementTree as ET
 
