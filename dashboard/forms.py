@@ -32,7 +32,11 @@ class ConverterForm(forms.Form):
     auto_convert = forms.BooleanField(
         label="Auto-convert", required=False, help_text="Convert the disks after the export."
     )
-    compress = forms.BooleanField(label="Compress", required=False, help_text="Compress the exported OVA.")
+    compress = forms.BooleanField(
+        label="Compress",
+        required=False,
+        help_text="Compress the exported OVA: each disk gzipped inside it, as ovftool does.",
+    )
     verify = forms.BooleanField(
         label="Verify", required=False, help_text="Verify checksums after conversion."
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
-from exports.output_roots import default_output_root
+from exports.output_roots import default_output_path
 from hypersdk.events import emit
 from schedules import beat, cron
 from schedules.models import Schedule, ScheduleRun
@@ -97,9 +97,10 @@ def fire(schedule_id: str, moment: datetime | None = None) -> ScheduleRun | None
 
 def run_directory(schedule: Schedule, slot: datetime) -> str:
     """``<output>/<schedule name>-<YYYYmmdd-HHMMSS>``: runs never clobber each other."""
-    base = schedule.job_template.get("output_path") or str(default_output_root())
     local = slot.astimezone(cron.zone(schedule.timezone))
-    return os.path.join(base, f"{schedule.name}-{local:%Y%m%d-%H%M%S}")
+    name = f"{schedule.name}-{local:%Y%m%d-%H%M%S}"
+    base = schedule.job_template.get("output_path")
+    return os.path.join(base, name) if base else default_output_path(name)
 
 
 def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None:
