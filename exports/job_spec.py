@@ -28,9 +28,6 @@ ENGINE_OPTIONS = (
     "overwrite",
 )
 
-# vSphere names have at most 80 characters; this leaves room for "-<job id>" in a file name.
-MAX_VM_NAME_BYTES = 200
-
 
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, instead of dropping them silently: a typo in a
@@ -75,9 +72,6 @@ class JobSpecSerializer(StrictSerializer):
         parts = [part for part in value.strip().split("/") if part]
         if len(parts) < 2:
             raise serializers.ValidationError("give the VM's inventory path, e.g. /dc/vm/prod/web01")
-        # The VM's name becomes the default output directory's name (<vm>-<job id>).
-        if len(parts[-1].encode("utf-8", "surrogatepass")) > MAX_VM_NAME_BYTES:
-            raise serializers.ValidationError(f"the VM's name is longer than {MAX_VM_NAME_BYTES} bytes")
         return "/" + "/".join(parts)
 
     def validate_output_path(self, value: str) -> str:

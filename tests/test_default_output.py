@@ -108,3 +108,16 @@ def test_schedule_without_output_is_refused_when_no_default_exists(client, setti
     assert response.status_code == 400
     assert "no output_path given and no default" in str(response.json())
     assert not Schedule.objects.exists()
+
+
+def test_an_80_character_vm_name_in_4_byte_script_gets_a_default_that_fits_a_file_name(
+    client, data_dir_outside_roots
+):
+    name = "𠮷𩸽𠀋" * 26 + "𠮷."  # 80 characters, 318 bytes: vSphere allows it
+    response = client.post("/jobs/submit", {"vm_path": f"/dc/vm/prod/{name}"}, format="json")
+    assert response.status_code == 202, response.json()
+    job = Job.objects.get(id=response.json()["job_ids"][0])
+    directory = Path(job.output_path)
+    assert directory.parent == data_dir_outside_roots and directory.name.endswith(f"-{job.id}")
+    assert name.startswith(directory.name.removesuffix(f"-{job.id}"))
+    assert len(directory.name.encode()) <= 255

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -132,6 +133,57 @@ def test_compressed_ova_is_a_plain_tar_that_go_reads_with_gzipped_disks_and_conv
         assert identical(seed.with_suffix(".raw"), out / "converted" / f"{disk['id']}.qcow2")
     assert result.verified
     assert not (out / ".ova-staging").exists()
+
+
+def test_vm_with_an_80_character_japanese_name_exports_to_a_compressed_ova_every_reader_opens(
+    tmp_path, monkeypatch
+):
+    import xml.etree.ElementTree as ET
+
+    from pyVim.task import WaitForTask
+
+    from tests.conftest import start_simulator
+    from tests.tar_readers import gnu_tar_list, go_list, python_list
+    from tests.vsphere_sim.harness import make_stream_vmdk
+
+    # vSphere's longest name (80 characters) in 4-byte kanji, with what vCenter allows in it
+    # ("/" is stored as %2f): 296 bytes of UTF-8, more than a Linux file name may hold.
+    name = ("𠮷𩸽𠀋" * 24) + " & #%2f."
+    sim = start_simulator(tmp_path / "vsphere")  # its own: the VM is renamed
+    try:
+        seed = make_stream_vmdk(tmp_path / "seeds" / "d1.vmdk", 4)
+        sim.seed_disks(APP01, [seed])
+        WaitForTask(sim.find_vm(APP01).Rename_Task(newName=name))
+        monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        out = tmp_path / "out"
+        options = ExportOptions(
+            vm_path=f"/dc/vm/prod/{name}",
+            output_dir=out,
+            format="ova",
+            compress=True,
+            convert=True,
+            verify=True,
+        )
+        result = export_vm(options, target_of(sim))
+    finally:
+        sim.stop()
+    ova = Path(result.package)
+    stem = ova.name.removesuffix(".ova")
+    # The files' stem is the name cut at a character so that every file name fits 255 bytes.
+    assert len(name) == 80 and name.startswith(stem) and len(stem) < len(name)
+    assert len(f"{stem}-disk1.vmdk.part".encode()) <= 255
+    members = [f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"]
+    assert [m.name for m in python_list(ova)] == members
+    assert [n for n, _ in gnu_tar_list(ova)] == members
+    assert [m["name"] for m in go_list(ova)] == members
+    with tarfile.open(ova) as tar:
+        envelope = ET.fromstring(tar.extractfile(members[0]).read())
+    ns = "{http://schemas.dmtf.org/ovf/envelope/1}"
+    assert envelope.find(f"{ns}VirtualSystem").get(f"{ns}id") == name  # the VM keeps its whole name
+    assert envelope.find(f"{ns}References/{ns}File").get(f"{ns}compression") == "gzip"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["vm_name"] == name
+    assert identical(seed.with_suffix(".raw"), Path(result.conversion.outputs[0].output))
 
 
 def test_descriptor_describes_the_downloaded_files(vsphere, app01_seeds, tmp_path):

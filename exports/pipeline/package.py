@@ -42,6 +42,25 @@ CHUNK = 4 << 20
 _ZEROS = bytes(RECORD)
 
 
+# Linux's NAME_MAX, and room after the stem for the longest suffix an export adds to a file
+# name ("-disk999.vmdk.part", ".nvram.part", ...).
+NAME_MAX = 255
+SUFFIX_ROOM = 32
+
+
+def export_file_stem(vm_name: str) -> str:
+    """The stem of the export's file names: the VM's name, cut (at a character) to fit NAME_MAX.
+
+    vSphere allows 80 characters in any script: 80 CJK characters are 240 bytes of UTF-8, and
+    ``<name>-disk1.vmdk.part`` would exceed the 255 bytes a Linux file name may have. The VM
+    keeps its full name in the descriptor; only the file names are shortened.
+    """
+    encoded = vm_name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= NAME_MAX - SUFFIX_ROOM:
+        return vm_name
+    return encoded[: NAME_MAX - SUFFIX_ROOM].decode("utf-8", "ignore").rstrip()
+
+
 class PackageError(ExportError):
     """A file cannot be stored in an OVA (its name, typically)."""
 

@@ -24,7 +24,13 @@ from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_fact
 from exports.pipeline.lease import ExportLease
 from exports.pipeline.manifest import build_manifest, write_manifest
 from exports.pipeline.options import ExportOptions
-from exports.pipeline.package import check_member_names, gzip_disks, mark_gzip_references, write_ova
+from exports.pipeline.package import (
+    check_member_names,
+    export_file_stem,
+    gzip_disks,
+    mark_gzip_references,
+    write_ova,
+)
 from exports.pipeline.progress import (
     CancelToken,
     NullReporter,
@@ -81,9 +87,10 @@ def export_vm(
         vm = find_vm(service_instance, options.vm_path)
         facts = read_vm_facts(vm)
         name = facts.name
+        stem = export_file_stem(name)  # the files' names: the VM's, cut to fit a file name
         if options.format == "ova":
             # A name no tar header can hold must fail now, not after an hour of downloading.
-            check_member_names([f"{name}.ovf", f"{name}.mf", f"{name}-disk1.vmdk"])
+            check_member_names([f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"])
         output = OutputDir(options.output)
         if options.dry_run:
             return _plan(options, vm, name, output.path, reporter)
@@ -95,16 +102,16 @@ def export_vm(
             cancel=cancel,
             shutdown_timeout=options.shutdown_timeout,
         )
-        output.prepare(completed_marker_names=[f"{name}.ovf", f"{name}.ova"], overwrite=options.overwrite)
+        output.prepare(completed_marker_names=[f"{stem}.ovf", f"{stem}.ova"], overwrite=options.overwrite)
         try:
-            disks = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
+            disks = _download_disks(service_instance, vm, options, target, stem, output, reporter, cancel)
             cancel.raise_if_cancelled()
             _phase(reporter, "packaging")
             descriptor = create_ovf_descriptor(service_instance, vm, disks)
             result = ExportResult(
                 vm_name=name, vm_path=options.vm_path, output_dir=str(output.path), package=""
             )
-            result.package = _package(options, output, name, descriptor, disks, reporter)
+            result.package = _package(options, output, stem, descriptor, disks, reporter)
             result.files = [ExportedFile(d.path.name, d.size, d.sha256) for d in disks]
             result.total_bytes = sum(d.size for d in disks)
             manifest = None
@@ -176,7 +183,7 @@ def _plan(
         f"dry run: would export {options.vm_path} ({len(disks)} disk(s), {capacity} bytes of capacity) "
         f"as {options.format.upper()} to {output_dir}",
     )
-    package = output_dir / f"{name}.{options.format}"
+    package = output_dir / f"{export_file_stem(name)}.{options.format}"
     return ExportResult(
         vm_name=name, vm_path=options.vm_path, output_dir=str(output_dir), package=str(package), dry_run=True
     )
