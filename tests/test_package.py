@@ -11,6 +11,7 @@ from exports.pipeline.descriptor import write_descriptor_and_manifest
 from exports.pipeline.package import (
     PackageError,
     check_member_names,
+    export_file_stem,
     gzip_disks,
     mark_gzip_references,
     write_ova,
@@ -181,3 +182,11 @@ def test_compressed_ova_is_a_plain_tar_of_gzipped_disks_whose_mf_covers_the_stor
         assert hashlib.sha256(gzip.decompress(extract.read_bytes())).hexdigest() == disk.sha256
     # The disks the Artifact Manifest points at stay as downloaded.
     assert all(hashlib.sha256(d.path.read_bytes()).hexdigest() == d.sha256 for d in exported_disks)
+
+
+def test_file_stem_keeps_short_names_and_cuts_long_ones_at_a_character():
+    assert export_file_stem(LONG_NAME) == LONG_NAME  # 224 bytes: every file name still fits
+    name = "𠮷𩸽𠀋" * 26 + "𠮷."  # 80 characters, 318 bytes
+    stem = export_file_stem(name)
+    assert name.startswith(stem) and stem.encode().decode() == stem
+    assert len(f"{stem}-disk999.vmdk.part".encode()) <= 255

@@ -4,14 +4,16 @@ Header format: GNU tar's (``tar --format=gnu``, Python's ``GNU_FORMAT``), as VMw
 ``ova-compose`` (open-vmdk) writes OVAs. A member under 8 GiB with a name of at most 100 bytes
 gets a header that differs from POSIX ustar only in its magic; a bigger member stores its size
 in base-256 in the same 12-byte field, a longer name goes in a ``././@LongLink`` record before
-the header. GNU tar, Go's ``archive/tar`` (govc ``import.ova``), Python's ``tarfile``, virt-v2v
-(GNU tar) and vSphere read both extensions; vSphere does not read the PAX ``size`` record, which
-is why PAX is not used.
+the header. GNU tar, Go's ``archive/tar`` (govc ``import.ova``), Python's ``tarfile`` and
+virt-v2v (GNU tar) read both extensions; VMware ships base-256 sizes for vSphere, and reports
+that vSphere does not read the PAX ``size`` record, which is why PAX is not used.
 
 ``-compress`` is the OVF standard's per-file compression, as ovftool writes it: each disk is
 gzipped inside the (still plain) tar, its ``File`` in the descriptor gets
 ``ovf:compression="gzip"`` and ``ovf:size`` of the compressed bytes, and the ``.mf`` holds the
-SHA-256 of the compressed bytes, as stored in the OVA (DSP0243 7.1 and 5.1).
+SHA-256 of the compressed bytes, as stored in the OVA (DSP0243: "When compression is used, the
+ovf:size attribute shall specify the size of the actual compressed file"; the manifest digests
+the package's files as they are).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ _ZEROS = bytes(RECORD)
 # Linux's NAME_MAX, and room after the stem for the longest suffix an export adds to a file
 # name ("-disk999.vmdk.part", ".nvram.part", ...).
 NAME_MAX = 255
-SUFFIX_ROOM = 32
+SUFFIX_ROOM = 24
 
 
 def export_file_stem(vm_name: str) -> str:
