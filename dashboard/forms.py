@@ -23,7 +23,7 @@ class ConverterForm(forms.Form):
     output_dir = forms.CharField(
         label="Output Directory",
         required=False,
-        help_text="Inside an export root; empty: the data directory's exports/.",
+        help_text="Inside an export root; empty: <vm>-<job id> in the default export root.",
         widget=forms.TextInput(attrs={"placeholder": "/exports/web01"}),
     )
     target_format = forms.ChoiceField(
