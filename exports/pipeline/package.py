@@ -97,16 +97,16 @@ def write_ova(ova_path: Path, members: list[Path]) -> Path:
     kernel offers it. Raises PackageError for a name no header can hold (before writing anything)
     and OutputError when the OVA cannot be written.
     """
-    sizes = [os.stat(member) for member in members]
+    stats = [os.stat(member) for member in members]
     headers = [
         member_header(member.name, stat.st_size, int(stat.st_mtime))
-        for member, stat in zip(members, sizes, strict=True)
+        for member, stat in zip(members, stats, strict=True)
     ]
     with atomic_path(ova_path) as part:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             offset = 0
-            for member, stat, header in zip(members, sizes, headers, strict=True):
+            for member, stat, header in zip(members, stats, headers, strict=True):
                 offset += _pwrite_all(fd, header, offset)
                 with open(member, "rb") as source:
                     copied = _copy_sparse(source.fileno(), fd, offset, stat.st_size)
