@@ -121,3 +121,26 @@ def test_an_80_character_vm_name_in_4_byte_script_gets_a_default_that_fits_a_fil
     assert directory.parent == data_dir_outside_roots and directory.name.endswith(f"-{job.id}")
     assert name.startswith(directory.name.removesuffix(f"-{job.id}"))
     assert len(directory.name.encode()) <= 255
+
+
+def test_a_long_schedule_name_gets_run_directories_that_fit_and_retention_still_finds_them(
+    data_dir_outside_roots,
+):
+    name = "夜間バックアップ" * 16  # 128 characters, 384 bytes
+    schedule = Schedule.objects.create(
+        name=name,
+        cron="0 2 * * *",
+        timezone="UTC",
+        overlap="allow",
+        retention=1,
+        job_template={"vm_path": "/dc/vm/prod/web01"},
+    )
+    outputs = []
+    for day in (1, 2):
+        run = service.fire(schedule.id, datetime(2026, 6, day, 2, 0, tzinfo=UTC))
+        Job.objects.filter(id=run.job_id).update(status="completed")
+        Path(run.job.output_path).mkdir()
+        outputs.append(Path(run.job.output_path))
+    assert all(len(p.name.encode()) <= 255 and name.startswith(p.name.split("-")[0]) for p in outputs)
+    service.apply_retention(schedule)
+    assert [p.is_dir() for p in outputs] == [False, True]
