@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from exports.pipeline.descriptor import write_descriptor_and_manifest
+from exports.pipeline.errors import ExportCancelled
 from exports.pipeline.package import (
     PackageError,
     check_member_names,
@@ -16,6 +17,7 @@ from exports.pipeline.package import (
     mark_gzip_references,
     write_ova,
 )
+from exports.pipeline.progress import CancelToken
 from tests.tar_readers import gnu_tar_list, go_list, python_list
 
 DESCRIPTOR = '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"/>'
@@ -190,3 +192,15 @@ def test_file_stem_keeps_short_names_and_cuts_long_ones_at_a_character():
     stem = export_file_stem(name)
     assert name.startswith(stem) and stem.encode().decode() == stem
     assert len(f"{stem}-disk999.vmdk.part".encode()) <= 255
+
+
+def test_a_cancel_while_packing_leaves_neither_ova_nor_part(exported_disks, tmp_path):
+    cancel = CancelToken()
+    cancel.cancel()
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportCancelled):
+        write_ova(out / "app01.ova", [d.path for d in exported_disks], cancel)
+    with pytest.raises(ExportCancelled):
+        gzip_disks(exported_disks, out, cancel)
+    assert list(out.iterdir()) == []

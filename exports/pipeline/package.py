@@ -33,6 +33,7 @@ from xml.sax.saxutils import unescape
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError, OutputError
 from exports.pipeline.files import atomic_path
+from exports.pipeline.progress import CancelToken
 
 TAR_FORMAT = tarfile.GNU_FORMAT
 BLOCK = tarfile.BLOCKSIZE
@@ -41,6 +42,7 @@ RECORD = tarfile.RECORDSIZE
 ANY_SIZE = 1 << 62
 GZIP_LEVEL = 1  # the fastest: disks are large, and stream-optimized VMDKs are compressed already
 CHUNK = 4 << 20
+COPY_PIECE = 256 << 20  # copy_file_range's unit: a cancel waits for one piece at most
 _ZEROS = bytes(RECORD)
 
 
@@ -90,13 +92,14 @@ def check_member_names(names: list[str]) -> None:
         member_header(name, ANY_SIZE)
 
 
-def write_ova(ova_path: Path, members: list[Path]) -> Path:
+def write_ova(ova_path: Path, members: list[Path], cancel: CancelToken | None = None) -> Path:
     """Write ``members`` (in that order, under their own names) as the tar ``ova_path``, atomically.
 
     Holes in a member stay holes in the OVA, and data moves with copy_file_range(2) where the
-    kernel offers it. Raises PackageError for a name no header can hold (before writing anything)
-    and OutputError when the OVA cannot be written.
+    kernel offers it. Raises PackageError for a name no header can hold (before writing anything),
+    OutputError when the OVA cannot be written, ExportCancelled (leaving no ``.part``) on cancel.
     """
+    cancel = cancel or CancelToken()
     stats = [os.stat(member) for member in members]
     headers = [
         member_header(member.name, stat.st_size, int(stat.st_mtime))
@@ -109,7 +112,7 @@ def write_ova(ova_path: Path, members: list[Path]) -> Path:
             for member, stat, header in zip(members, stats, headers, strict=True):
                 offset += _pwrite_all(fd, header, offset)
                 with open(member, "rb") as source:
-                    copied = _copy_sparse(source.fileno(), fd, offset, stat.st_size)
+                    copied = _copy_sparse(source.fileno(), fd, offset, stat.st_size, cancel)
                 if copied != stat.st_size:
                     raise OutputError(f"{member.name} changed size while it was packed into {ova_path.name}")
                 offset += copied
@@ -131,7 +134,7 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
     return len(data)
 
 
-def _copy_sparse(src: int, dst: int, dst_offset: int, length: int) -> int:
+def _copy_sparse(src: int, dst: int, dst_offset: int, length: int, cancel: CancelToken) -> int:
     """Copy ``length`` bytes of ``src`` to ``dst`` at ``dst_offset``, skipping the source's holes."""
     position = 0
     while position < length:
@@ -147,16 +150,19 @@ def _copy_sparse(src: int, dst: int, dst_offset: int, length: int) -> int:
         hole = min(hole, length)
         if data >= length:
             break
-        _copy_range(src, dst, data, dst_offset + data, hole - data)
+        _copy_range(src, dst, data, dst_offset + data, hole - data, cancel)
         position = hole
     # The file's real end, even if it shrank: the caller compares it with the header's size.
     return min(os.fstat(src).st_size, length)
 
 
-def _copy_range(src: int, dst: int, src_offset: int, dst_offset: int, count: int) -> None:
+def _copy_range(
+    src: int, dst: int, src_offset: int, dst_offset: int, count: int, cancel: CancelToken
+) -> None:
     while count > 0:
+        cancel.raise_if_cancelled()  # between pieces of at most COPY_PIECE bytes
         try:
-            copied = os.copy_file_range(src, dst, min(count, 1 << 30), src_offset, dst_offset)
+            copied = os.copy_file_range(src, dst, min(count, COPY_PIECE), src_offset, dst_offset)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                 raise
@@ -171,17 +177,21 @@ def _copy_by_hand(src: int, dst: int, src_offset: int, dst_offset: int, count: i
     return _pwrite_all(dst, chunk, dst_offset) if chunk else 0
 
 
-def gzip_file(source: Path, dest: Path, level: int = GZIP_LEVEL) -> tuple[int, str]:
+def gzip_file(
+    source: Path, dest: Path, level: int = GZIP_LEVEL, cancel: CancelToken | None = None
+) -> tuple[int, str]:
     """Gzip ``source`` into ``dest`` (atomically); return (size, SHA-256) of the compressed bytes.
 
     One pass: the compressed bytes are hashed as they are written. The gzip header names no
     file and no time (wbits 31), so the same disk always compresses to the same bytes.
     """
+    cancel = cancel or CancelToken()
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     digest = hashlib.sha256()
     size = 0
     with open(source, "rb") as raw, atomic_path(dest) as part, open(part, "wb") as out:
         while True:
+            cancel.raise_if_cancelled()
             chunk = raw.read(CHUNK)
             packed = compressor.compress(chunk) if chunk else compressor.flush()
             digest.update(packed)
@@ -192,12 +202,14 @@ def gzip_file(source: Path, dest: Path, level: int = GZIP_LEVEL) -> tuple[int, s
     return size, digest.hexdigest()
 
 
-def gzip_disks(disks: list[DownloadedDisk], staging: Path) -> list[DownloadedDisk]:
+def gzip_disks(
+    disks: list[DownloadedDisk], staging: Path, cancel: CancelToken | None = None
+) -> list[DownloadedDisk]:
     """Each disk gzipped into ``staging`` under the same name; size and SHA-256 of the gzip."""
 
     def pack(disk: DownloadedDisk) -> DownloadedDisk:
         dest = staging / disk.path.name
-        size, sha256 = gzip_file(disk.path, dest)
+        size, sha256 = gzip_file(disk.path, dest, cancel=cancel)
         return dataclasses.replace(disk, path=dest, size=size, sha256=sha256)
 
     # zlib releases the GIL: a few disks compress at once.

@@ -111,7 +111,7 @@ def export_vm(
             result = ExportResult(
                 vm_name=name, vm_path=options.vm_path, output_dir=str(output.path), package=""
             )
-            result.package = _package(options, output, stem, descriptor, disks, reporter)
+            result.package = _package(options, output, stem, descriptor, disks, reporter, cancel)
             result.files = [ExportedFile(d.path.name, d.size, d.sha256) for d in disks]
             result.total_bytes = sum(d.size for d in disks)
             manifest = None
@@ -297,6 +297,7 @@ def _package(
     descriptor: str,
     disks: list[DownloadedDisk],
     reporter: ProgressReporter,
+    cancel: CancelToken,
 ) -> str:
     if options.format == "ovf":
         ovf_path, mf_path = write_descriptor_and_manifest(output.path, name, descriptor, disks)
@@ -313,12 +314,12 @@ def _package(
             # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the
             # disks beside it stay as downloaded, for the Artifact Manifest and conversion.
             reporter.log(logging.INFO, f"gzipping {len(disks)} disk(s) for {name}.ova")
-            members = gzip_disks(disks, staging)
+            members = gzip_disks(disks, staging, cancel)
             descriptor = mark_gzip_references(descriptor, {m.path.name: m.size for m in members})
         ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, members)
         reporter.log(logging.INFO, f"packing {name}.ova")
         ova = output.track(output.path / f"{name}.ova")
-        write_ova(ova, [ovf_path, mf_path, *[m.path for m in members]])
+        write_ova(ova, [ovf_path, mf_path, *[m.path for m in members]], cancel)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not options.writes_manifest:
