@@ -55,7 +55,12 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
         help="output directory on the daemon's machine (default: its data dir)",
     )
     go_flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
-    go_flag(parser, "compress", action="store_true", help="gzip the OVA (and zstd-compress qcow2 output)")
+    go_flag(
+        parser,
+        "compress",
+        action="store_true",
+        help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
+    )
     go_flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
     go_flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
     go_flag(parser, "convert", action="store_true", help="convert the disks after export")

@@ -23,7 +23,7 @@ class ConverterForm(forms.Form):
     output_dir = forms.CharField(
         label="Output Directory",
         required=False,
-        help_text="Inside an export root; empty: the data directory's exports/.",
+        help_text="Inside an export root; empty: <vm>-<job id> in the default export root.",
         widget=forms.TextInput(attrs={"placeholder": "/exports/web01"}),
     )
     target_format = forms.ChoiceField(
@@ -32,7 +32,11 @@ class ConverterForm(forms.Form):
     auto_convert = forms.BooleanField(
         label="Auto-convert", required=False, help_text="Convert the disks after the export."
     )
-    compress = forms.BooleanField(label="Compress", required=False, help_text="Compress the exported OVA.")
+    compress = forms.BooleanField(
+        label="Compress",
+        required=False,
+        help_text="Compress the exported OVA: each disk gzipped inside it, as ovftool does.",
+    )
     verify = forms.BooleanField(
         label="Verify", required=False, help_text="Verify checksums after conversion."
     )

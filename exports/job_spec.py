@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from exports.models import VCenter
-from exports.output_roots import OutputOutsideRoots, resolve_output_path
+from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.convert import TARGET_FORMATS
 from exports.pipeline.options import PACKAGE_FORMATS
 
@@ -27,9 +27,6 @@ ENGINE_OPTIONS = (
     "conversion_timeout",
     "overwrite",
 )
-
-# vSphere names have at most 80 characters; this leaves room for "-<job id>" in a file name.
-MAX_VM_NAME_BYTES = 200
 
 
 class StrictSerializer(serializers.Serializer):
@@ -49,7 +46,8 @@ class JobSpecSerializer(StrictSerializer):
     output_path = serializers.CharField(
         max_length=4096,
         required=False,
-        help_text="inside an export root; default <data dir>/exports/<vm>-<job id>",
+        help_text="inside an export root; default <data dir>/exports/<vm>-<job id> when that is inside "
+        "one, else <first existing export root>/<vm>-<job id>",
     )
     vcenter = serializers.SlugRelatedField(
         slug_field="name", queryset=VCenter.objects.all(), required=False, allow_null=True, default=None
@@ -74,9 +72,6 @@ class JobSpecSerializer(StrictSerializer):
         parts = [part for part in value.strip().split("/") if part]
         if len(parts) < 2:
             raise serializers.ValidationError("give the VM's inventory path, e.g. /dc/vm/prod/web01")
-        # The VM's name becomes the default output directory's name (<vm>-<job id>).
-        if len(parts[-1].encode("utf-8", "surrogatepass")) > MAX_VM_NAME_BYTES:
-            raise serializers.ValidationError(f"the VM's name is longer than {MAX_VM_NAME_BYTES} bytes")
         return "/" + "/".join(parts)
 
     def validate_output_path(self, value: str) -> str:
@@ -85,11 +80,24 @@ class JobSpecSerializer(StrictSerializer):
         except OutputOutsideRoots as exc:
             raise serializers.ValidationError(str(exc)) from None
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("output_path"):
+            check_default_output()
+        return attrs
+
     def validate_hyper2kvm_path(self, value: str) -> str:
         # A client picks the converter binary a worker will run: only a real hyper2kvm.
         if value and (os.path.basename(value) != "hyper2kvm" or not os.path.isabs(value)):
             raise serializers.ValidationError("must be an absolute path to a binary named hyper2kvm")
         return value
+
+
+def check_default_output() -> None:
+    """Refuse a request without output_path, at submit, when no default lies inside a root."""
+    try:
+        default_output_root()
+    except OutputOutsideRoots as exc:
+        raise serializers.ValidationError({"output_path": [str(exc)]}) from None
 
 
 def validate_specs(specs: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -26,8 +26,9 @@ from django.utils import timezone
 from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
-from exports.output_roots import default_output_root
+from exports.output_roots import default_output_path
 from exports.pipeline.manifest import MANIFEST_NAME
+from exports.pipeline.names import file_stem
 from hypersdk.celery import app as celery_app
 from hypersdk.events import emit
 
@@ -92,7 +93,9 @@ def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResu
     for spec in valid:
         job = Job(vm_path=spec["vm_path"], vcenter=spec["vcenter"], origin=origin, created_at=now)
         vm_name = spec["vm_path"].rsplit("/", 1)[-1]
-        job.output_path = spec.get("output_path") or str(default_output_root() / f"{vm_name}-{job.id}")
+        # The VM's name cut like the export's own file names: 80 characters can be 320 bytes.
+        stem = file_stem(vm_name)
+        job.output_path = spec.get("output_path") or default_output_path(f"{stem}-{job.id}")
         job.options = {name: spec[name] for name in ENGINE_OPTIONS}
         jobs.append(job)
     with transaction.atomic():

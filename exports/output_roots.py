@@ -18,7 +18,34 @@ class OutputOutsideRoots(ValueError):
 
 
 def default_output_root() -> Path:
-    return Path(settings.DATA_DIR) / "exports"
+    """The directory that holds exports given no output path, always inside an export root.
+
+    ``<HYPERSDK_DATA_DIR>/exports`` when it lies inside one, else the first export root that
+    exists, else the first one listed. Raises OutputOutsideRoots when no root is configured.
+    """
+    candidates = [Path(settings.DATA_DIR) / "exports"]
+    roots = [Path(root) for root in settings.HYPERSDK_EXPORT_ROOTS]
+    candidates += [root for root in roots if root.is_dir()] + roots
+    for candidate in candidates:
+        try:
+            return resolve_output_path(str(candidate))
+        except OutputOutsideRoots:
+            continue
+    raise OutputOutsideRoots(
+        "no output_path given and no default: HYPERSDK_EXPORT_ROOTS holds no usable root"
+    )
+
+
+def default_output_path(name: str) -> str:
+    """``<default root>/<name>``: the one place an export's default output path is made.
+
+    ``name`` is relative (``<vm>-<job id>``, ``<schedule>-<slot>``). The result is
+    resolved and checked like a client's path, so a default the worker would refuse is
+    refused here, at submit, instead (OutputOutsideRoots).
+    """
+    if not name or os.path.isabs(name):
+        raise OutputOutsideRoots(f"cannot name a default output directory {name!r}")
+    return str(resolve_output_path(str(default_output_root() / name)))
 
 
 def resolve_output_path(path: str) -> Path:

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
-from exports.output_roots import default_output_root
+from exports.output_roots import default_output_path
+from exports.pipeline.names import file_stem
 from hypersdk.events import emit
 from schedules import beat, cron
 from schedules.models import Schedule, ScheduleRun
@@ -96,10 +97,14 @@ def fire(schedule_id: str, moment: datetime | None = None) -> ScheduleRun | None
 
 
 def run_directory(schedule: Schedule, slot: datetime) -> str:
-    """``<output>/<schedule name>-<YYYYmmdd-HHMMSS>``: runs never clobber each other."""
-    base = schedule.job_template.get("output_path") or str(default_output_root())
+    """``<output>/<schedule name>-<YYYYmmdd-HHMMSS>``: runs never clobber each other.
+
+    The name is cut like an export's file names, so a 128-character name still fits a file name.
+    """
     local = slot.astimezone(cron.zone(schedule.timezone))
-    return os.path.join(base, f"{schedule.name}-{local:%Y%m%d-%H%M%S}")
+    name = f"{file_stem(schedule.name)}-{local:%Y%m%d-%H%M%S}"
+    base = schedule.job_template.get("output_path")
+    return os.path.join(base, name) if base else default_output_path(name)
 
 
 def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None:
@@ -157,7 +162,7 @@ def apply_retention(schedule: Schedule) -> list[str]:
         if (
             job.is_finished
             and output.is_dir()
-            and output.name.startswith(f"{schedule.name}-")
+            and output.name.startswith(f"{file_stem(schedule.name)}-")
             and _inside_roots(output)
         ):
             shutil.rmtree(output, ignore_errors=True)

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, StrictSerializer
+from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, StrictSerializer, check_default_output
 from schedules import cron
 from schedules.models import Schedule
 
@@ -54,6 +54,9 @@ class ScheduleSpecSerializer(StrictSerializer):
                 attrs["cron"] = cron.validate(attrs["cron"], tz_name)
             except cron.InvalidCron as exc:
                 raise serializers.ValidationError({"cron": [str(exc)]}) from None
+        saved = self.instance.job_template.get("output_path") if self.instance else None
+        if not (attrs.get("output_path") or saved):
+            check_default_output()  # its runs go under the default root: refuse now, not at 2 am
         return attrs
 
     def validate_vm_path(self, value: str) -> str:

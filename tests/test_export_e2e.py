@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import tarfile
 import threading
 from pathlib import Path
 
@@ -101,6 +102,97 @@ def test_ova_holds_descriptor_mf_then_disks_and_its_mf_matches_sha256sum(vsphere
     assert mf == {name: sha256sum(unpacked / name) for name in listing if name != "app01.mf"}
     # Without a manifest nothing points at loose disks, so only the OVA remains.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["app01.ova"]
+
+
+def test_compressed_ova_is_a_plain_tar_that_go_reads_with_gzipped_disks_and_converts(
+    vsphere, app01_seeds, tmp_path, monkeypatch
+):
+    import gzip
+    import xml.etree.ElementTree as ET
+
+    from tests.tar_readers import go_list
+
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")  # the qemu-img path
+    out = tmp_path / "out"
+    options = ExportOptions(
+        vm_path=APP01, output_dir=out, format="ova", compress=True, convert=True, verify=True
+    )
+    result = export_vm(options, target_of(vsphere))
+    ova = Path(result.package)
+    # govc import.ova's reader: a whole-file gzip fails here with "invalid tar header".
+    stored = {m["name"]: m for m in go_list(ova, hash_contents=True)}
+    assert list(stored) == ["app01.ovf", "app01.mf", "app01-disk1.vmdk", "app01-disk2.vmdk"]
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "xf", ova, "-C", unpacked], check=True)
+    assert mf_entries((unpacked / "app01.mf").read_text()) == {
+        name: member["sha256"] for name, member in stored.items() if name != "app01.mf"
+    }
+    ns = "{http://schemas.dmtf.org/ovf/envelope/1}"
+    files = ET.parse(unpacked / "app01.ovf").getroot().findall(f"{ns}References/{ns}File")
+    for file, seed in zip(files, app01_seeds, strict=True):
+        href = file.get(f"{ns}href")
+        assert (file.get(f"{ns}compression"), file.get(f"{ns}size")) == ("gzip", str(stored[href]["size"]))
+        assert hashlib.sha256(gzip.decompress((unpacked / href).read_bytes())).hexdigest() == sha256sum(seed)
+    # The manifest's disks stay uncompressed beside the OVA; conversion and -verify read them.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["package"] == {"format": "ova", "file": "app01.ova", "compressed": True}
+    for disk, seed in zip(manifest["disks"], app01_seeds, strict=True):
+        assert disk["checksum"] == f"sha256:{sha256sum(seed)}"
+        assert identical(seed.with_suffix(".raw"), out / "converted" / f"{disk['id']}.qcow2")
+    assert result.verified
+    assert not (out / ".ova-staging").exists()
+
+
+def test_vm_with_an_80_character_japanese_name_exports_to_a_compressed_ova_every_reader_opens(
+    tmp_path, monkeypatch
+):
+    import xml.etree.ElementTree as ET
+
+    from pyVim.task import WaitForTask
+
+    from tests.conftest import start_simulator
+    from tests.tar_readers import gnu_tar_list, go_list, python_list
+    from tests.vsphere_sim.harness import make_stream_vmdk
+
+    # vSphere's longest name (80 characters) in 4-byte kanji, with what vCenter allows in it
+    # ("/" is stored as %2f): 296 bytes of UTF-8, more than a Linux file name may hold.
+    name = ("𠮷𩸽𠀋" * 24) + " & #%2f."
+    sim = start_simulator(tmp_path / "vsphere")  # its own: the VM is renamed
+    try:
+        seed = make_stream_vmdk(tmp_path / "seeds" / "d1.vmdk", 4)
+        sim.seed_disks(APP01, [seed])
+        WaitForTask(sim.find_vm(APP01).Rename_Task(newName=name))
+        monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        out = tmp_path / "out"
+        options = ExportOptions(
+            vm_path=f"/dc/vm/prod/{name}",
+            output_dir=out,
+            format="ova",
+            compress=True,
+            convert=True,
+            verify=True,
+        )
+        result = export_vm(options, target_of(sim))
+    finally:
+        sim.stop()
+    ova = Path(result.package)
+    stem = ova.name.removesuffix(".ova")
+    # The files' stem is the name cut at a character so that every file name fits 255 bytes.
+    assert len(name) == 80 and name.startswith(stem) and len(stem) < len(name)
+    assert len(f"{stem}-disk1.vmdk.part".encode()) <= 255
+    members = [f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"]
+    assert [m.name for m in python_list(ova)] == members
+    assert [n for n, _ in gnu_tar_list(ova)] == members
+    assert [m["name"] for m in go_list(ova)] == members
+    with tarfile.open(ova) as tar:
+        envelope = ET.fromstring(tar.extractfile(members[0]).read())
+    ns = "{http://schemas.dmtf.org/ovf/envelope/1}"
+    assert envelope.find(f"{ns}VirtualSystem").get(f"{ns}id") == name  # the VM keeps its whole name
+    assert envelope.find(f"{ns}References/{ns}File").get(f"{ns}compression") == "gzip"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["vm_name"] == name
+    assert identical(seed.with_suffix(".raw"), Path(result.conversion.outputs[0].output))
 
 
 def test_descriptor_describes_the_downloaded_files(vsphere, app01_seeds, tmp_path):

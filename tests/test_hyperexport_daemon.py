@@ -122,6 +122,21 @@ def test_without_output_the_daemon_picks_it(daemon, tmp_path, settings):
     settle(job.id)
 
 
+def test_watch_without_output_exports_inside_the_roots_when_the_data_dir_is_outside(
+    daemon, tmp_path, settings, celery_worker, app01_seeds, export_roots_base
+):
+    # The guide's `hyperexport --use-daemon -vm /dc/vm/prod/db01 --watch`, on a daemon whose
+    # HYPERSDK_EXPORT_ROOTS leave out <data dir>/exports.
+    settings.HYPERSDK_EXPORT_ROOTS = [str(export_roots_base)]
+    done = hyperexport(
+        "--use-daemon", "-vm", APP01, "--watch", "--quiet", env=bare_env(tmp_path) | daemon.env
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    job = Job.objects.get(id=done.stdout.strip())
+    assert (job.status, job.output_path) == ("completed", str(export_roots_base / f"app01-{job.id}"))
+    assert (export_roots_base / f"app01-{job.id}" / "app01.ovf").is_file()
+
+
 def test_export_flags_reach_the_job(cli_env, export_root):
     done = hyperexport(
         "--use-daemon", "-vm", APP01, "-output", str(export_root / "f"), "-format", "ova", "-compress",

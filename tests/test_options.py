@@ -33,6 +33,14 @@ def test_default_output_is_export_dash_vm_name(tmp_path, monkeypatch):
     assert ExportOptions(vm_path="/dc/vm/prod/app01").output == tmp_path / "export-app01"
 
 
+def test_default_output_of_an_80_character_4_byte_name_fits_a_file_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = "𠮷𩸽𠀋" * 26 + "𠮷."  # 80 characters, 318 bytes
+    output = ExportOptions(vm_path=f"/dc/vm/prod/{name}").output
+    assert output.parent == tmp_path and name.startswith(output.name.removeprefix("export-"))
+    assert len(output.name.encode()) <= 255
+
+
 def test_conversion_and_verification_imply_the_manifest():
     assert ExportOptions(vm_path="/dc/vm/a", convert=True).writes_manifest
     assert ExportOptions(vm_path="/dc/vm/a", verify=True).writes_manifest

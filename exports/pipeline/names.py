@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-# 255 bytes less the longest suffix an export adds ("-disk999.vmdk.part", ".ova.part", ...).
-MAX_STEM_BYTES = 200
+# Linux's NAME_MAX (255 bytes) less room for the longest suffix an export adds to a file name
+# ("-disk999.vmdk.part", ".nvram.part", ".ova.part"...).
+MAX_STEM_BYTES = 255 - 24
 
 
 def file_stem(vm_name: str) -> str:

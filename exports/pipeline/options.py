@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exports.pipeline.convert import TARGET_FORMATS
+from exports.pipeline.names import file_stem
 
 PACKAGE_FORMATS = ("ovf", "ova")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -58,7 +59,8 @@ class ExportOptions:
 
     @property
     def output(self) -> Path:
-        return (self.output_dir or Path(f"export-{self.vm_name}")).expanduser().absolute()
+        default = Path(f"export-{file_stem(self.vm_name)}")  # fits a file name, any VM name
+        return (self.output_dir or default).expanduser().absolute()
 
     @property
     def writes_manifest(self) -> bool:

@@ -25,7 +25,12 @@ from exports.pipeline.lease import ExportLease
 from exports.pipeline.manifest import build_manifest, write_manifest
 from exports.pipeline.names import file_stem
 from exports.pipeline.options import ExportOptions
-from exports.pipeline.package import write_ova
+from exports.pipeline.package import (
+    check_member_names,
+    gzip_disks,
+    mark_gzip_references,
+    write_ova,
+)
 from exports.pipeline.progress import (
     CancelToken,
     NullReporter,
@@ -81,10 +86,13 @@ def export_vm(
     with vsphere_session(target) as service_instance:
         vm = find_vm(service_instance, options.vm_path)
         facts = read_vm_facts(vm)
-        name = file_stem(facts.name)
+        stem = file_stem(facts.name)  # the files' names: the VM's, cut to fit a file name
+        if options.format == "ova":
+            # A name no tar header can hold must fail now, not after an hour of downloading.
+            check_member_names([f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"])
         output = OutputDir(options.output)
         if options.dry_run:
-            return _plan(options, vm, name, output.path, reporter)
+            return _plan(options, vm, facts.name, output.path, reporter)
         ensure_powered_off(
             vm,
             options.vm_path,
@@ -93,11 +101,11 @@ def export_vm(
             cancel=cancel,
             shutdown_timeout=options.shutdown_timeout,
         )
-        output.prepare(completed_marker_names=[f"{name}.ovf", f"{name}.ova"], overwrite=options.overwrite)
+        output.prepare(completed_marker_names=[f"{stem}.ovf", f"{stem}.ova"], overwrite=options.overwrite)
         for warning in facts.warnings:  # what the export leaves out (drives, snapshots): said up front
             reporter.log(logging.WARNING, warning)
         try:
-            files = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
+            files = _download_disks(service_instance, vm, options, target, stem, output, reporter, cancel)
             cancel.raise_if_cancelled()
             # Disks carry their VirtualDisk; the one file without is the NVRAM (EFI VMs, 6.7+).
             disks = [f for f in files if f.device is not None]
@@ -107,7 +115,7 @@ def export_vm(
             result = ExportResult(
                 vm_name=facts.name, vm_path=options.vm_path, output_dir=str(output.path), package=""
             )
-            result.package = _package(options, output, name, descriptor, files, reporter)
+            result.package = _package(options, output, stem, descriptor, files, reporter, cancel)
             result.files = [ExportedFile(d.path.name, d.size, d.sha256) for d in files]
             result.total_bytes = sum(d.size for d in files)
             manifest = None
@@ -180,7 +188,7 @@ def _plan(
         f"dry run: would export {options.vm_path} ({len(disks)} disk(s), {capacity} bytes of capacity) "
         f"as {options.format.upper()} to {output_dir}",
     )
-    package = output_dir / f"{name}.{options.format}"
+    package = output_dir / f"{file_stem(name)}.{options.format}"
     return ExportResult(
         vm_name=name, vm_path=options.vm_path, output_dir=str(output_dir), package=str(package), dry_run=True
     )
@@ -301,6 +309,7 @@ def _package(
     descriptor: str,
     disks: list[DownloadedDisk],
     reporter: ProgressReporter,
+    cancel: CancelToken,
 ) -> str:
     if options.format == "ovf":
         ovf_path, mf_path = write_descriptor_and_manifest(output.path, name, descriptor, disks)
@@ -312,10 +321,17 @@ def _package(
     staging = output.track(output.path / ".ova-staging")
     staging.mkdir(exist_ok=True)
     try:
-        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, disks)
+        members = disks
+        if options.compress:
+            # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the
+            # disks beside it stay as downloaded, for the Artifact Manifest and conversion.
+            reporter.log(logging.INFO, f"gzipping {len(disks)} disk(s) for {name}.ova")
+            members = gzip_disks(disks, staging, cancel)
+            descriptor = mark_gzip_references(descriptor, {m.path.name: m.size for m in members})
+        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, members)
         reporter.log(logging.INFO, f"packing {name}.ova")
         ova = output.track(output.path / f"{name}.ova")
-        write_ova(ova, [ovf_path, mf_path, *[d.path for d in disks]], compress=options.compress)
+        write_ova(ova, [ovf_path, mf_path, *[m.path for m in members]], cancel)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not options.writes_manifest:

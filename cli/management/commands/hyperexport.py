@@ -56,7 +56,12 @@ class Command(ConsoleScriptCommand):
             help="output directory (default ./export-<vm name>; with --use-daemon: chosen by the daemon)",
         )
         _flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
-        _flag(parser, "compress", action="store_true", help="gzip the OVA (and zstd-compress qcow2 output)")
+        _flag(
+            parser,
+            "compress",
+            action="store_true",
+            help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
+        )
         _flag(parser, "parallel", type=int, metavar="N", help="disks downloaded at once (default 4)")
         _flag(parser, "power-off", action="store_true", help="shut a running VM down first")
         _flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
