@@ -15,6 +15,7 @@ from dashboard.forms import ConverterForm
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import resolve_output_path
+from exports.pipeline.names import file_stem
 from hypersdk.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule
@@ -119,7 +120,7 @@ def test_an_80_character_vm_name_in_4_byte_script_gets_a_default_that_fits_a_fil
     job = Job.objects.get(id=response.json()["job_ids"][0])
     directory = Path(job.output_path)
     assert directory.parent == data_dir_outside_roots and directory.name.endswith(f"-{job.id}")
-    assert name.startswith(directory.name.removesuffix(f"-{job.id}"))
+    assert directory.name.removesuffix(f"-{job.id}") == file_stem(name)
     assert len(directory.name.encode()) <= 255
 
 

@@ -8,7 +8,10 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -401,7 +404,15 @@ func (x *extension) serveNFC(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	f, err := os.Open(disk.file)
+	file := disk.file
+	if st, err := os.Stat(file); err == nil && st.Size() == 0 && !disk.nvram {
+		// A disk never written to: vCenter still streams a valid VMDK of the disk's capacity.
+		if file, err = neverWrittenDisk(disk.capacity); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	f, err := os.Open(file)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -425,6 +436,27 @@ func (x *extension) serveNFC(w http.ResponseWriter, r *http.Request) {
 	}
 	http.ServeContent(w, r, disk.name, st.ModTime(), src)
 	log.Printf("nfc %s %s %s: %d bytes", r.Method, l.Self.Value, disk.name, src.n)
+}
+
+// neverWrittenDisk is a streamOptimized VMDK of capacity bytes holding no data, made once
+// with qemu-img (the tests' own tool for VMDKs) and kept in the temporary directory.
+func neverWrittenDisk(capacity int64) (string, error) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("vsphere-sim-never-written-%d.vmdk", capacity))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	f, err := os.CreateTemp(os.TempDir(), "vsphere-sim-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	f.Close()
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized",
+		tmp, strconv.FormatInt(capacity, 10)).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+	return path, os.Rename(tmp, path)
 }
 
 // leaseReader feeds http.ServeContent. It counts bytes served, optionally
