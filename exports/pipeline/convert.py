@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.errors import ConversionError
-from exports.pipeline.files import sha256_file, write_atomically
+from exports.pipeline.files import OutputDir, sha256_file, write_atomically
 from exports.pipeline.manifest import MANIFEST_NAME
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
@@ -66,31 +66,56 @@ def convert_export(
     compress: bool,
     reporter: ProgressReporter,
     cancel: CancelToken,
+    output: OutputDir | None = None,
 ) -> ConversionReport:
+    """Convert every disk of ``manifest``. With ``output`` (the run's opened output directory)
+    the ``converted`` directory and the report are made through its descriptor and recorded
+    as this run's; qemu-img writes through ``/proc/self/fd`` paths of those descriptors."""
     target = manifest["output"]["format"]
     converted_dir = Path(manifest["output"]["directory"])
-    converted_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    if hyper2kvm:
-        report = _with_hyper2kvm(
-            hyper2kvm, output_dir, converted_dir, target, timeout_seconds, reporter, cancel
-        )
+    if output is not None:
+        converted_fd = output.make_dir(converted_dir.name)
+        output.track(REPORT_NAME)
     else:
-        report = _with_qemu_img(manifest, converted_dir, target, timeout_seconds, compress, reporter, cancel)
-    for disk in manifest["disks"]:
-        output = converted_dir / f"{disk['id']}.{target}"
-        if not output.exists():
-            raise ConversionError(f"conversion produced no {output.name}")
-        previous = next((o for o in report.outputs if o.disk_id == disk["id"]), None)
-        if previous is None:
-            report.outputs.append(
-                ConvertedDisk(disk["id"], disk["local_path"], str(output), target, 0, "", 0.0)
+        converted_dir.mkdir(parents=True, exist_ok=True)
+        converted_fd = os.open(converted_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        started = time.monotonic()
+        if hyper2kvm:
+            report = _with_hyper2kvm(
+                hyper2kvm, output_dir, converted_dir, target, timeout_seconds, reporter, cancel
             )
-    for converted in report.outputs:
-        converted.size = os.path.getsize(converted.output)
-        converted.sha256 = sha256_file(Path(converted.output))
-    report.duration_seconds = round(time.monotonic() - started, 3)
-    write_atomically(output_dir / REPORT_NAME, (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+            if output is not None:  # it writes by path: make sure the path still led to our directory
+                output.ensure_in_place()
+        else:
+            report = _with_qemu_img(
+                manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
+            )
+        for disk in manifest["disks"]:
+            name = f"{disk['id']}.{target}"
+            try:
+                os.stat(name, dir_fd=converted_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise ConversionError(f"conversion produced no {name}") from None
+            previous = next((o for o in report.outputs if o.disk_id == disk["id"]), None)
+            if previous is None:
+                report.outputs.append(
+                    ConvertedDisk(
+                        disk["id"], disk["local_path"], str(converted_dir / name), target, 0, "", 0.0
+                    )
+                )
+        for converted in report.outputs:
+            name = Path(converted.output).name
+            converted.size = os.stat(name, dir_fd=converted_fd, follow_symlinks=False).st_size
+            converted.sha256 = sha256_file(Path(name), dir_fd=converted_fd)
+        report.duration_seconds = round(time.monotonic() - started, 3)
+        write_atomically(
+            output_dir / REPORT_NAME,
+            (json.dumps(report.as_dict(), indent=2) + "\n").encode(),
+            dir_fd=output.fd if output is not None else None,
+        )
+    finally:
+        os.close(converted_fd)
     return report
 
 
@@ -141,6 +166,7 @@ def _hyper2kvm_outputs(report_path: Path) -> list[dict[str, Any]]:
 def _with_qemu_img(
     manifest: dict[str, Any],
     converted_dir: Path,
+    converted_fd: int,
     target: str,
     timeout_seconds: float,
     compress: bool,
@@ -154,30 +180,43 @@ def _with_qemu_img(
     deadline = time.monotonic() + timeout_seconds
     for disk in manifest["disks"]:
         output = converted_dir / f"{disk['id']}.{target}"
-        part = output.with_name(output.name + ".part")
+        part = output.name + ".part"
         # -m/-W: parallel coroutines, out-of-order writes; zstd is the fast qcow2 compression.
         command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", target]
         if compress and target == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
-        command += [disk["local_path"], str(part)]
+        # The target through the converted directory's descriptor: a swapped path cannot move it.
+        command += [disk["local_path"], f"/proc/self/fd/{converted_fd}/{part}"]
         reporter.log(logging.INFO, f"converting {disk['path']} to {target}")
         try:
-            result = run_tool(command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel)
+            result = run_tool(
+                command,
+                timeout=max(deadline - time.monotonic(), 0.1),
+                cancel=cancel,
+                pass_fds=[converted_fd],
+            )
         except ProcessTimeout:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise ConversionError(
                 f"conversion timed out after {timeout_seconds / 60:.0f} min: raise -conversion-timeout"
             ) from None
         except BaseException:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise
         if result.returncode != 0:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise ConversionError(f"qemu-img convert of {disk['path']} failed: {result.output.strip()[:300]}")
-        os.replace(part, output)
+        os.replace(part, output.name, src_dir_fd=converted_fd, dst_dir_fd=converted_fd)
         report.outputs.append(
             ConvertedDisk(
                 disk["id"], disk["local_path"], str(output), target, 0, "", round(result.duration_seconds, 3)
             )
         )
     return report
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

@@ -5,22 +5,33 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
-from exports.pipeline.files import atomic_path
+from exports.pipeline.files import atomic_file, atomic_path, open_beneath
 
 
-def write_ova(ova_path: Path, members: list[Path], *, compress: bool) -> Path:
+def write_ova(ova_path: Path, members: list[Path], *, compress: bool, dir_fd: int | None = None) -> Path:
+    """With ``dir_fd``, the OVA is written in that directory and ``members`` are paths relative
+    to it, none of them followed through a symlink."""
     mode = "w:gz" if compress else "w"
     kwargs = {"compresslevel": 1} if compress else {}
-    with atomic_path(ova_path) as part:
+    target = atomic_file(ova_path, dir_fd=dir_fd) if dir_fd is not None else atomic_path(ova_path)
+    with target as part:
+        fileobj = part if dir_fd is not None else None
+        name = None if dir_fd is not None else part
         # ustar: what OVF 1.x requires of an OVA, and every tar reads it.
-        with tarfile.open(part, mode, format=tarfile.USTAR_FORMAT, **kwargs) as tar:
+        with tarfile.open(name, mode, fileobj=fileobj, format=tarfile.USTAR_FORMAT, **kwargs) as tar:
             for member in members:
-                info = tar.gettarinfo(str(member), arcname=member.name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with open(member, "rb") as handle:
+                opened = (
+                    os.fdopen(open_beneath(dir_fd, str(member), os.O_RDONLY), "rb")
+                    if dir_fd is not None
+                    else open(member, "rb")
+                )
+                with opened as handle:
+                    info = tar.gettarinfo(arcname=member.name, fileobj=handle)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
                     tar.addfile(info, handle)
     return ova_path

@@ -6,7 +6,7 @@ and owns the rule that a failed or cancelled run leaves nothing that looks compl
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,7 +22,7 @@ from exports.pipeline.errors import DownloadError, ExportCancelled, ExportError,
 from exports.pipeline.files import OutputDir
 from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_facts
 from exports.pipeline.lease import ExportLease
-from exports.pipeline.manifest import build_manifest, write_manifest
+from exports.pipeline.manifest import MANIFEST_NAME, build_manifest, write_manifest
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.package import write_ova
 from exports.pipeline.progress import (
@@ -55,6 +55,8 @@ class ExportResult:
     verified: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     dry_run: bool = False
+    # Names in output_dir this run created and left as the export: what "files missing" checks.
+    artifacts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +83,7 @@ def export_vm(
         vm = find_vm(service_instance, options.vm_path)
         facts = read_vm_facts(vm)
         name = facts.name
-        output = OutputDir(options.output)
+        output = OutputDir(options.output, options.run_id)
         if options.dry_run:
             return _plan(options, vm, name, output.path, reporter)
         ensure_powered_off(
@@ -120,32 +122,42 @@ def export_vm(
                     target_format=options.manifest_target,
                     verify_checksums=options.verify,
                 )
-                result.manifest_path = str(output.track(write_manifest(output.path, manifest)))
+                output.track(MANIFEST_NAME)
+                result.manifest_path = str(write_manifest(output.path, manifest, dir_fd=output.fd))
                 reporter.log(logging.INFO, f"Artifact Manifest written to {result.manifest_path}")
         except BaseException:
             output.discard()
             raise
-    # Conversion and verification need no vCenter session: it is closed by now.
-    if manifest is not None and options.convert:
-        _phase(reporter, "converting", 0.0)
-        result.conversion = convert_export(
-            manifest,
-            output.path,
-            hyper2kvm=hyper2kvm,
-            timeout_seconds=options.conversion_timeout,
-            compress=options.compress,
-            reporter=reporter,
-            cancel=cancel,
-        )
-    if manifest is not None and options.verify:
-        _phase(reporter, "verifying", 0.0)
-        result.verified = verify_export(
-            manifest,
-            result.conversion,
-            timeout_seconds=options.conversion_timeout,
-            reporter=reporter,
-            cancel=cancel,
-        )
+    # Conversion and verification need no vCenter session: it is closed by now. A failure or
+    # cancel here undoes the run as well: nothing of it stays, a replaced export comes back.
+    try:
+        if manifest is not None and options.convert:
+            _phase(reporter, "converting", 0.0)
+            result.conversion = convert_export(
+                manifest,
+                output.path,
+                hyper2kvm=hyper2kvm,
+                timeout_seconds=options.conversion_timeout,
+                compress=options.compress,
+                reporter=reporter,
+                cancel=cancel,
+                output=output,
+            )
+        if manifest is not None and options.verify:
+            _phase(reporter, "verifying", 0.0)
+            result.verified = verify_export(
+                manifest,
+                result.conversion,
+                timeout_seconds=options.conversion_timeout,
+                reporter=reporter,
+                cancel=cancel,
+            )
+        cancel.raise_if_cancelled()
+        output.ensure_in_place()
+    except BaseException:
+        output.discard()
+        raise
+    result.artifacts = output.commit()
     result.duration_seconds = round(time.monotonic() - started, 3)
     # The last word on the job: later phases' snapshots carry no byte counts, this one must.
     reporter.progress(
@@ -241,7 +253,7 @@ def _download_under_lease(
 ) -> tuple[int, list[DownloadError]]:
     """Fetch the disks not yet in ``done`` in parallel; return the retryable failures."""
     sources = lease.disks(target.netloc)
-    dests = [output.track(output.path / f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
+    dests = [output.track(f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
     todo = [i for i in range(len(sources)) if i not in done]
     for i in todo:
         meter.expect(dests[i].name, probe_size(sources[i], target, cookie) or sources[i].capacity_bytes)
@@ -253,7 +265,13 @@ def _download_under_lease(
     def fetch(i: int) -> DownloadedDisk:
         try:
             return download_disk(
-                sources[i], dests[i], target=target, cookie=cookie, meter=meter, cancel=attempt_cancel
+                sources[i],
+                dests[i],
+                target=target,
+                cookie=cookie,
+                meter=meter,
+                cancel=attempt_cancel,
+                dir_fd=output.fd,
             )
         except DownloadError as exc:
             if not exc.retryable:
@@ -289,22 +307,24 @@ def _package(
     reporter: ProgressReporter,
 ) -> str:
     if options.format == "ovf":
-        ovf_path, mf_path = write_descriptor_and_manifest(output.path, name, descriptor, disks)
-        output.track(mf_path)
-        return str(output.track(ovf_path))
-    # OVA: the .ovf/.mf are staged out of sight (a loose .ovf would mark the export complete);
-    # the disks stay beside the OVA when the Artifact Manifest points at them (hyper2kvm and
-    # verify read them), else they go.
-    staging = output.track(output.path / ".ova-staging")
-    staging.mkdir(exist_ok=True)
-    try:
-        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, disks)
-        reporter.log(logging.INFO, f"packing {name}.ova")
-        ova = output.track(output.path / f"{name}.ova")
-        write_ova(ova, [ovf_path, mf_path, *[d.path for d in disks]], compress=options.compress)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        output.track(f"{name}.mf")
+        output.track(f"{name}.ovf")
+        ovf_path, _ = write_descriptor_and_manifest(output.path, name, descriptor, disks, dir_fd=output.fd)
+        return str(ovf_path)
+    # OVA: the .ovf/.mf are staged in the run's own directory (a loose .ovf would mark the
+    # export complete); the disks stay beside the OVA when the Artifact Manifest points at
+    # them (hyper2kvm and verify read them), else they go.
+    write_descriptor_and_manifest(output.run_path, name, descriptor, disks, dir_fd=output.run_fd)
+    reporter.log(logging.INFO, f"packing {name}.ova")
+    ova = output.track(f"{name}.ova")
+    staged = [f"{output.run_dir_name}/{name}.ovf", f"{output.run_dir_name}/{name}.mf"]
+    write_ova(
+        ova,
+        [Path(p) for p in staged] + [Path(d.path.name) for d in disks],
+        compress=options.compress,
+        dir_fd=output.fd,
+    )
     if not options.writes_manifest:
         for disk in disks:
-            disk.path.unlink()
+            os.unlink(disk.path.name, dir_fd=output.fd)
     return str(ova)
