@@ -6,6 +6,7 @@ Outputs land in ``<output>/converted/<disk id>.<format>`` either way, and a conv
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.errors import ConversionError
-from exports.pipeline.files import OutputDir, sha256_file, write_atomically
+from exports.pipeline.files import OutputDir, fd_path, sha256_file, write_atomically
 from exports.pipeline.manifest import MANIFEST_NAME
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
 
 TARGET_FORMATS = ("qcow2", "raw", "vdi")
+# The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
+CONVERTER_MANIFEST = "hyper2kvm-manifest.json"
 REPORT_NAME = "conversion-report.json"
 
 
@@ -70,7 +73,7 @@ def convert_export(
 ) -> ConversionReport:
     """Convert every disk of ``manifest``. With ``output`` (the run's opened output directory)
     the ``converted`` directory and the report are made through its descriptor and recorded
-    as this run's; qemu-img writes through ``/proc/self/fd`` paths of those descriptors."""
+    as this run's; qemu-img writes through ``/proc/<pid>/fd`` paths of those descriptors."""
     target = manifest["output"]["format"]
     converted_dir = Path(manifest["output"]["directory"])
     if output is not None:
@@ -82,11 +85,19 @@ def convert_export(
     try:
         started = time.monotonic()
         if hyper2kvm:
+            manifest_path = str(output_dir / MANIFEST_NAME)
+            if output is not None:
+                manifest_path = _confined_manifest(manifest, output, converted_fd)
             report = _with_hyper2kvm(
-                hyper2kvm, output_dir, converted_dir, target, timeout_seconds, reporter, cancel
+                hyper2kvm,
+                manifest_path,
+                converted_dir,
+                converted_fd,
+                target,
+                timeout_seconds,
+                reporter,
+                cancel,
             )
-            if output is not None:  # it writes by path: make sure the path still led to our directory
-                output.ensure_in_place()
         else:
             report = _with_qemu_img(
                 manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
@@ -119,20 +130,36 @@ def convert_export(
     return report
 
 
+def _confined_manifest(
+    manifest: dict[str, Any], output: OutputDir, converted_fd: int
+) -> tuple[str, list[int]]:
+    """A copy of the manifest for hyper2kvm, in the run's directory, whose paths go through the
+    descriptors of the directories opened at the start (``/proc/<pid>/fd/<n>``): the converter
+    writes by path, and a path swapped for a symlink must not lead it elsewhere. Returns the
+    copy's path."""
+    document = copy.deepcopy(manifest)
+    for disk in document["disks"]:
+        disk["local_path"] = output.proc_path(disk["path"])
+    document["output"]["directory"] = fd_path(converted_fd)
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    write_atomically(output.run_path / CONVERTER_MANIFEST, data, dir_fd=output.run_fd)
+    return fd_path(output.run_fd, CONVERTER_MANIFEST)
+
+
 def _with_hyper2kvm(
     binary: str,
-    output_dir: Path,
+    manifest_path: str,
     converted_dir: Path,
+    converted_fd: int,
     target: str,
     timeout_seconds: float,
     reporter: ProgressReporter,
     cancel: CancelToken,
 ) -> ConversionReport:
-    manifest_path = output_dir / MANIFEST_NAME
     reporter.log(logging.INFO, f"converting with {binary} --manifest {manifest_path}")
     try:
         result = run_tool(
-            [binary, "--manifest", str(manifest_path)],
+            [binary, "--manifest", manifest_path],
             timeout=timeout_seconds,
             cancel=cancel,
             on_line=lambda line: reporter.log(logging.INFO, f"hyper2kvm: {line}"),
@@ -147,19 +174,27 @@ def _with_hyper2kvm(
         last = next((line for line in reversed(result.output.splitlines()) if line.strip()), "")
         raise ConversionError(f"hyper2kvm failed (exit {result.returncode}): {last.strip()[:300]}")
     report = ConversionReport(converter="hyper2kvm", target_format=target)
-    tool_report = converted_dir / "report.json"
-    if tool_report.exists():
-        report.converter_report = str(tool_report)
-        for disk in _hyper2kvm_outputs(tool_report):
-            report.outputs.append(ConvertedDisk(disk["disk_id"], "", disk["output_path"], target, 0, "", 0.0))
+    outputs = _hyper2kvm_outputs(converted_fd)
+    if outputs is not None:
+        report.converter_report = str(converted_dir / "report.json")
+        for disk in outputs:
+            # Its paths may be the /proc/<pid>/fd ones it was given: name the file where it lives.
+            path = str(converted_dir / Path(str(disk["output_path"])).name)
+            report.outputs.append(ConvertedDisk(disk["disk_id"], "", path, target, 0, "", 0.0))
     return report
 
 
-def _hyper2kvm_outputs(report_path: Path) -> list[dict[str, Any]]:
+def _hyper2kvm_outputs(converted_fd: int) -> list[dict[str, Any]] | None:
+    """The converted disks hyper2kvm's ``report.json`` lists; None without a report."""
     try:
-        stages = json.loads(report_path.read_text())["pipeline"]["stages"]
+        fd = os.open("report.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=converted_fd)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd) as handle:
+            stages = json.load(handle)["pipeline"]["stages"]
         return list(stages["convert"]["result"]["converted_disks"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OSError):
         return []
 
 
@@ -186,15 +221,10 @@ def _with_qemu_img(
         if compress and target == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
         # The target through the converted directory's descriptor: a swapped path cannot move it.
-        command += [disk["local_path"], f"/proc/self/fd/{converted_fd}/{part}"]
+        command += [disk["local_path"], fd_path(converted_fd, part)]
         reporter.log(logging.INFO, f"converting {disk['path']} to {target}")
         try:
-            result = run_tool(
-                command,
-                timeout=max(deadline - time.monotonic(), 0.1),
-                cancel=cancel,
-                pass_fds=[converted_fd],
-            )
+            result = run_tool(command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel)
         except ProcessTimeout:
             _unlink_quietly(part, converted_fd)
             raise ConversionError(

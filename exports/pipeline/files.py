@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -95,6 +95,14 @@ def open_directory(path: Path, *, create: bool = False, created: list[str] | Non
     except BaseException:
         os.close(current)
         raise
+
+
+def fd_path(fd: int, name: str = "") -> str:
+    """``/proc/<this process>/fd/<fd>[/name]``: a path other programs (a converter and the
+    tools it runs) can use while this process holds ``fd``; it leads to the directory opened,
+    whatever its path has become since."""
+    base = f"/proc/{os.getpid()}/fd/{fd}"
+    return f"{base}/{name}" if name else base
 
 
 @contextmanager
@@ -202,9 +210,12 @@ class OutputDir:
     def run_path(self) -> Path:
         return self.path / self.run_dir_name
 
-    def prepare(self, *, completed_marker_names: list[str], overwrite: bool) -> None:
+    def prepare(
+        self, *, completed_marker_names: list[str], overwrite: bool, companion_names: Sequence[str] = ()
+    ) -> None:
         """Open (making it if needed) the directory; refuse a completed export unless ``overwrite``,
-        else move its markers aside so it no longer looks complete until the new one is."""
+        else move its markers (and its ``companion_names``, files that describe it) aside so it
+        no longer looks complete until the new one is; they come back if this run fails."""
         try:
             self.fd = open_directory(self.path, create=True, created=self.created_dirs)
         except OSError as exc:
@@ -230,8 +241,10 @@ class OutputDir:
                 raise OutputError(f"{self.run_path} exists: run {self.run_id} already started here") from None
             self.run_fd = os.open(self.run_dir_name, _DIR_FLAGS, dir_fd=self.fd)
             self._save()
-            for name in existing:
-                self._stash(name)
+            if existing:
+                for name in [*existing, *companion_names]:
+                    if _exists(name, self.fd):
+                        self._stash(name)
         except OSError as exc:
             self.discard()
             raise output_error(self.path, exc) from None
@@ -260,9 +273,8 @@ class OutputDir:
         return os.open(name, _DIR_FLAGS, dir_fd=self.fd)
 
     def proc_path(self, name: str = "") -> str:
-        """A path to ``name`` in this directory for a child process given ``pass_fds=[self.fd]``."""
-        base = f"/proc/self/fd/{self.fd}"
-        return f"{base}/{name}" if name else base
+        """A path to ``name`` in this directory through its descriptor (see ``fd_path``)."""
+        return fd_path(self.fd, name)
 
     def ensure_in_place(self) -> None:
         """Refuse to go on when the directory's path no longer leads to the directory opened."""

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.connect import VCenterTarget, session_cookie, vsphere_session
-from exports.pipeline.convert import ConversionReport, convert_export, find_hyper2kvm
+from exports.pipeline.convert import REPORT_NAME, ConversionReport, convert_export, find_hyper2kvm
 from exports.pipeline.descriptor import create_ovf_descriptor, write_descriptor_and_manifest
 from exports.pipeline.download import DownloadedDisk, download_disk, probe_size
 from exports.pipeline.errors import DownloadError, ExportCancelled, ExportError, LeaseError, VMPoweredOn
 from exports.pipeline.files import OutputDir
 from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_facts
 from exports.pipeline.lease import ExportLease
-from exports.pipeline.manifest import MANIFEST_NAME, build_manifest, write_manifest
+from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME, build_manifest, write_manifest
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.package import write_ova
 from exports.pipeline.progress import (
@@ -94,7 +94,12 @@ def export_vm(
             cancel=cancel,
             shutdown_timeout=options.shutdown_timeout,
         )
-        output.prepare(completed_marker_names=[f"{name}.ovf", f"{name}.ova"], overwrite=options.overwrite)
+        output.prepare(
+            completed_marker_names=[f"{name}.ovf", f"{name}.ova"],
+            overwrite=options.overwrite,
+            # What describes a previous export: replaced with it, even when this run makes no such file.
+            companion_names=[f"{name}.mf", MANIFEST_NAME, REPORT_NAME, CONVERTED_DIR],
+        )
         try:
             disks = _download_disks(service_instance, vm, options, target, name, output, reporter, cancel)
             cancel.raise_if_cancelled()
