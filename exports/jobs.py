@@ -81,12 +81,19 @@ def append_log(job_id: str, message: str, level: str = "info") -> JobLog:
     return entry
 
 
-def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResult:
-    """Validate each spec; create the valid ones as pending jobs and dispatch them."""
+def submit_jobs(
+    specs: list[Any], *, origin: str = Job.Origin.API, fail_occupied: bool = False
+) -> SubmitResult:
+    """Validate each spec; create the valid ones as pending jobs and dispatch them.
+
+    A spec whose output path an active job owns (the same path, inside it, or around it) is
+    refused with an ``output_path`` error naming that job; with ``fail_occupied`` (a schedule's
+    run, which no client is there to read a 400) it becomes a job that failed at once, saying why.
+    """
     valid, errors = validate_specs(specs)
     result = SubmitResult(errors=errors)
     now = timezone.now()
-    jobs = []
+    jobs, refused = [], []
     for spec in valid:
         job = Job(vm_path=spec["vm_path"], vcenter=spec["vcenter"], origin=origin, created_at=now)
         vm_name = spec["vm_path"].rsplit("/", 1)[-1]
@@ -97,21 +104,30 @@ def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResu
         holder = output_path_holder(job.output_path) or next(
             (other for other in jobs if paths_overlap(other.output_path, job.output_path)), None
         )
-        if holder is not None:
+        if holder is None:
+            jobs.append(job)
+        elif fail_occupied:
+            job.status, job.finished_at = Job.Status.FAILED, now
+            job.error = f"output path refused: {output_in_use(holder)}"
+            refused.append(job)
+        else:
             result.errors.append({"index": spec["index"], "errors": {"output_path": [output_in_use(holder)]}})
-            continue
-        jobs.append(job)
     result.errors.sort(key=lambda error: error["index"])
-    if not jobs:
+    if not jobs and not refused:
         return result
     with transaction.atomic():
-        Job.objects.bulk_create(jobs)
+        Job.objects.bulk_create([*jobs, *refused])
         JobLog.objects.bulk_create(
             JobLog(job_id=job.id, at=now, message=f"submitted ({origin}): {job.vm_path} -> {job.output_path}")
-            for job in jobs
+            for job in [*jobs, *refused]
+        )
+        JobLog.objects.bulk_create(
+            JobLog(job_id=job.id, at=now, level="error", message=job.error) for job in refused
         )
         transaction.on_commit(dispatch_pending)
-    result.job_ids = [job.id for job in jobs]
+        for job in refused:
+            transaction.on_commit(lambda job=job: emit("job.failed", _event_data(job)))
+    result.job_ids = [job.id for job in [*jobs, *refused]]
     return result
 
 

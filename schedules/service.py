@@ -122,7 +122,8 @@ def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None
                 )
                 return run
         spec = {**schedule.job_template, "output_path": run_directory(schedule, slot)}
-        submitted = jobs.submit_jobs([spec], origin=Job.Origin.SCHEDULE)
+        # A run into a directory an active job owns fails at once, naming that job.
+        submitted = jobs.submit_jobs([spec], origin=Job.Origin.SCHEDULE, fail_occupied=True)
         if not submitted.accepted:
             # The template was valid when saved; a vCenter deleted since, say, makes it invalid now.
             raise ValueError(f"schedule {schedule.name}: its job is invalid: {submitted.errors[0]['errors']}")

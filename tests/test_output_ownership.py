@@ -118,6 +118,38 @@ def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
     assert statuses == ["failed", "failed", "failed", "running"]
 
 
+def test_a_schedule_firing_into_an_occupied_path_fails_that_run_naming_the_owner(
+    api, export_root, redis_url, django_capture_on_commit_callbacks
+):
+    from hypersdk import events
+
+    owner = submit(api, export_root / "web01").json()["job_ids"][0]
+    schedule = api.post(
+        "/schedules",
+        {
+            "name": "nightly",
+            "cron": "0 2 * * *",
+            "vm_path": "/dc/vm/prod/web01",
+            "output_path": str(export_root / "web01"),
+        },
+        format="json",
+    ).json()
+    seen: list[tuple[str, dict]] = []
+    events.subscribe(lambda event, data: seen.append((event, data)))
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post(f"/schedules/{schedule['id']}/trigger")
+    finally:
+        events._subscribers.pop()
+
+    assert response.status_code == 202
+    run = Job.objects.get(id=response.json()["job_id"])
+    assert run.status == Job.Status.FAILED
+    assert run.error.startswith(f"output path refused: in use by job {owner} (pending, ")
+    assert ("job.failed", run.id) in [(event, data.get("job_id")) for event, data in seen]
+    assert Job.objects.get(id=owner).status == Job.Status.PENDING  # the owner is untouched
+
+
 # ---- cleanup removes only what this run recorded creating -----------------------------------
 
 
