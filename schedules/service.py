@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exports import jobs
@@ -160,10 +160,21 @@ def apply_retention(schedule: Schedule) -> list[str]:
             and output.is_dir()
             and output.name.startswith(f"{schedule.name}-")
             and _inside_roots(output)
+            and not _holds_another_jobs_output(job)
         ):
             shutil.rmtree(output, ignore_errors=True)
             removed.append(str(output))
     return removed
+
+
+def _holds_another_jobs_output(job: Job) -> bool:
+    """Whether another job's output is this run's directory or inside it: then it stays."""
+    path = job.output_path.rstrip("/")
+    others = Job.objects.exclude(id=job.id).filter(
+        Q(output_path=path) | Q(output_path__startswith=f"{path}/")
+    )
+    # startswith is case-insensitive on SQLite: the exact test is made here.
+    return any(jobs.paths_overlap(other, path) for other in others.values_list("output_path", flat=True))
 
 
 def _inside_roots(path: Path) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -353,3 +354,25 @@ def test_a_completed_job_whose_files_were_removed_reads_files_missing(
     client.force_login(user)
     page = client.get(f"/ui/jobs/{job.id}/").content.decode()
     assert "files missing" in page and "Files missing" in page
+
+
+def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(api, export_root, redis_url):
+    from schedules import service
+    from schedules.models import Schedule
+
+    created = api.post(
+        "/schedules",
+        {"name": "nightly", "cron": "0 2 * * *", "vm_path": APP01, "output_path": str(export_root)},
+        format="json",
+    ).json()
+    api.patch(f"/schedules/{created['id']}", {"retention": 1, "overlap": "allow"}, format="json")
+    old = service.fire(created["id"], datetime(2026, 6, 1, 2, tzinfo=UTC)).job
+    Job.objects.filter(id=old.id).update(status="completed")
+    os.makedirs(old.output_path)
+    theirs = completed_job(Path(old.output_path) / "theirs")  # another job exported inside it later
+    new = service.fire(created["id"], datetime(2026, 6, 2, 2, tzinfo=UTC)).job
+    Job.objects.filter(id=new.id).update(status="completed")
+
+    service.apply_retention(Schedule.objects.get(id=created["id"]))
+
+    assert theirs.missing_files == []
