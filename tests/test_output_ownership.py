@@ -375,4 +375,4 @@ def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(ap
 
     service.apply_retention(Schedule.objects.get(id=created["id"]))
 
-    assert theirs.missing_files == []
+    assert files_under(Path(theirs.output_path)) == ["app01-disk1.vmdk", "app01.ovf"]
