@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from cli.render import job_detail, job_table
 from exports import jobs
 from exports.api.serializers import JobSerializer
-from exports.models import Job
+from exports.models import Job, VCenter
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ConversionError, ExportCancelled, OutputError
 from exports.pipeline.files import OutputDir, discard_run
@@ -95,7 +95,15 @@ def test_a_claim_fails_a_job_whose_path_a_running_job_owns(db, export_root):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
-    contenders = [Job.objects.create(vm_path=APP01, output_path=str(export_root / "same")) for _ in range(4)]
+    # Each on a vCenter of its own: the per-vCenter claim lock does not serialise them.
+    contenders = [
+        Job.objects.create(
+            vm_path=APP01,
+            output_path=str(export_root / "same"),
+            vcenter=VCenter.objects.create(name=f"vc{index}", url=f"vc{index}.example", username="u"),
+        )
+        for index in range(4)
+    ]
     start = threading.Barrier(len(contenders))
     claimed: list[str] = []
 
