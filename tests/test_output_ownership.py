@@ -292,6 +292,15 @@ def test_an_overwrite_that_succeeds_replaces_the_previous_export(vsphere, app01_
     assert result.artifacts == ["app01.ova"]
 
 
+def test_an_output_path_through_a_symlink_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    run = OutputDir(tmp_path / "link" / "out", "r1")
+    with pytest.raises(OutputError, match=f"{tmp_path / 'link'} is a symlink: refused"):
+        run.prepare(completed_marker_names=[], overwrite=False)
+    assert files_under(tmp_path / "real") == []
+
+
 class SwapOnPhase(NullReporter):
     """Holds the export at the start of ``phase`` while it swaps the output directory for a
     symlink to ``elsewhere``: the pipeline thread itself runs the swap, so no timing is involved."""

@@ -92,6 +92,13 @@ def open_directory(path: Path, *, create: bool = False, created: list[str] | Non
             os.close(current)
             current = child
         return current
+    except NotADirectoryError:
+        # O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR too: tell a symlink from a file.
+        if stat.S_ISLNK(os.stat(walked.name, dir_fd=current, follow_symlinks=False).st_mode):
+            os.close(current)
+            raise OSError(errno.ELOOP, "a symlink", str(walked)) from None
+        os.close(current)
+        raise
     except BaseException:
         os.close(current)
         raise
@@ -221,9 +228,9 @@ class OutputDir:
         except OSError as exc:
             self.fd = None
             self._remove_created_dirs()
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            if exc.errno == errno.ELOOP:
                 raise OutputError(
-                    f"output {self.path}: a component is a symlink or not a directory: refused"
+                    f"output {self.path}: {exc.filename} is a symlink: refused (give the real path)"
                 ) from None
             raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
         try:
