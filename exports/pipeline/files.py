@@ -208,6 +208,7 @@ class OutputDir:
         self.created_dirs: list[str] = []  # absolute paths this run made, outermost first
         self.created: list[str] = []  # names in the output directory, in the order made
         self.stashed: list[str] = []  # names of a previous export moved into the run directory
+        self._owns_run_dir = False
 
     @property
     def run_dir_name(self) -> str:
@@ -245,7 +246,9 @@ class OutputDir:
             try:
                 os.mkdir(self.run_dir_name, 0o700, dir_fd=self.fd)
             except FileExistsError:
+                self._close()  # not ours to undo: the run of that id keeps its record
                 raise OutputError(f"{self.run_path} exists: run {self.run_id} already started here") from None
+            self._owns_run_dir = True
             self.run_fd = os.open(self.run_dir_name, _DIR_FLAGS, dir_fd=self.fd)
             self._save()
             if existing:
@@ -349,7 +352,8 @@ class OutputDir:
                         except FileNotFoundError:
                             pass
                     os.close(previous)
-            shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
+            if self._owns_run_dir:
+                shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
         self._close()
         self._remove_created_dirs()
 
@@ -393,6 +397,7 @@ def discard_run(output: Path, run_id: str) -> bool:
         output_dir._close()
         return False
     # Only the output directory and its parents can have been made for it.
+    output_dir._owns_run_dir = True
     output_dir.created_dirs = [
         str(made)
         for made in map(Path, record.get("created_dirs", []))
