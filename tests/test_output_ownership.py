@@ -393,3 +393,33 @@ def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(ap
     service.apply_retention(Schedule.objects.get(id=created["id"]))
 
     assert files_under(Path(theirs.output_path)) == ["app01-disk1.vmdk", "app01.ovf"]
+
+
+@pytest.mark.vsphere
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_output_swapped_for_a_symlink_mid_download_receives_nothing(
+    celery_worker, slow_vsphere, export_root
+):
+    from tests.conftest import register_vcenter
+    from tests.test_hyperctl import frozen
+
+    sim, _ = slow_vsphere
+    register_vcenter(sim, "slow")
+    output, elsewhere = export_root / "db01", export_root / "elsewhere"
+    elsewhere.mkdir()
+    job_id = jobs.submit_jobs(
+        [{"vm_path": "/dc/vm/prod/db01", "output_path": str(output), "vcenter": "slow"}]
+    ).job_ids[0]
+    wait_for(lambda: Job.objects.filter(id=job_id, bytes_done__gt=0).exists(), message="bytes to move")
+    with frozen(celery_worker):  # held mid-download while the path is swapped
+        os.rename(output, export_root / "moved-away")
+        os.symlink(elsewhere, output)
+
+    job = wait_for(lambda: Job.objects.get(id=job_id) if Job.objects.get(id=job_id).is_finished else None)
+
+    assert (job.status, job.error) == (
+        "failed",
+        f"output directory {output} was moved or replaced during the export",
+    )
+    assert files_under(elsewhere) == []
+    assert files_under(export_root / "moved-away") == []
