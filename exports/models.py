@@ -87,7 +87,8 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Whether this job created its output directory: the reaper may then remove it whole.
+    # Whether the output directory did not exist when the job started: retention's delete_files
+    # may then remove it (the reaper undoes a run by the pipeline's record instead).
     output_created = models.BooleanField(default=False)
 
     class Meta:

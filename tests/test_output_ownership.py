@@ -20,7 +20,7 @@ from exports import jobs
 from exports.api.serializers import JobSerializer
 from exports.models import Job, VCenter
 from exports.pipeline.connect import VCenterTarget
-from exports.pipeline.errors import ConversionError, ExportCancelled, OutputError
+from exports.pipeline.errors import ConversionError, ExportCancelled, OutputError, VerificationError
 from exports.pipeline.files import OutputDir, discard_run
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
@@ -290,6 +290,27 @@ def test_an_overwrite_that_succeeds_replaces_the_previous_export(vsphere, app01_
     )
     assert files_under(out) == ["app01.ova"]
     assert result.artifacts == ["app01.ova"]
+
+
+class CorruptOnPhase(NullReporter):
+    """At the start of ``phase``, overwrites the start of a downloaded disk (a bad disk, say)."""
+
+    def __init__(self, phase: str, disk: Path) -> None:
+        self.phase, self.disk = phase, disk
+
+    def progress(self, snapshot: ProgressSnapshot) -> None:
+        if snapshot.phase == self.phase:
+            with open(self.disk, "r+b") as handle:
+                handle.write(b"corrupt")
+
+
+@pytest.mark.vsphere
+def test_a_failed_verification_leaves_nothing_of_the_run(vsphere, app01_seeds, tmp_path):
+    out = tmp_path / "out"
+    reporter = CorruptOnPhase("verifying", out / "app01-disk1.vmdk")
+    with pytest.raises(VerificationError, match="checksum mismatch for app01-disk1.vmdk"):
+        export_vm(ExportOptions(vm_path=APP01, output_dir=out, verify=True), target_of(vsphere), reporter)
+    assert not out.exists()
 
 
 def test_an_output_path_through_a_symlink_is_refused_before_anything_is_written(tmp_path):
