@@ -130,9 +130,7 @@ def convert_export(
     return report
 
 
-def _confined_manifest(
-    manifest: dict[str, Any], output: OutputDir, converted_fd: int
-) -> tuple[str, list[int]]:
+def _confined_manifest(manifest: dict[str, Any], output: OutputDir, converted_fd: int) -> str:
     """A copy of the manifest for hyper2kvm, in the run's directory, whose paths go through the
     descriptors of the directories opened at the start (``/proc/<pid>/fd/<n>``): the converter
     writes by path, and a path swapped for a symlink must not lead it elsewhere. Returns the

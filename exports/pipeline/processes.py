@@ -34,11 +34,8 @@ def run_tool(
     cancel: CancelToken | None = None,
     on_line: Callable[[str], None] | None = None,
     cwd: str | None = None,
-    pass_fds: Sequence[int] = (),
 ) -> ProcessResult:
-    """Run ``command``; raise ProcessTimeout after ``timeout`` s, ExportCancelled on cancel.
-
-    ``pass_fds``: descriptors the tool inherits (it reaches them as ``/proc/self/fd/<n>``)."""
+    """Run ``command``; raise ProcessTimeout after ``timeout`` s, ExportCancelled on cancel."""
     started = time.monotonic()
     process = subprocess.Popen(
         list(command),
@@ -47,7 +44,6 @@ def run_tool(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=cwd,
-        pass_fds=tuple(pass_fds),
         text=True,
         errors="replace",
     )
