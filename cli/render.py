@@ -58,7 +58,7 @@ def job_table(jobs: list[dict[str, Any]]) -> list[str]:
     rows = [
         (
             job["id"],
-            job["status"],
+            status_text(job),
             percent_text(job),
             job["vm_path"],
             job["output_path"],
@@ -67,6 +67,12 @@ def job_table(jobs: list[dict[str, Any]]) -> list[str]:
         for job in jobs
     ]
     return _table(JOB_COLUMNS, rows)
+
+
+def status_text(job: dict[str, Any]) -> str:
+    """The status, with the detail a completed job may carry: ``completed (files missing)``."""
+    detail = job.get("status_detail")
+    return f"{job['status']} ({detail})" if detail else job["status"]
 
 
 def job_tsv(jobs: list[dict[str, Any]]) -> list[str]:
@@ -110,7 +116,7 @@ def progress_text(job: dict[str, Any]) -> str:
 
 
 def job_detail(job: dict[str, Any]) -> list[str]:
-    status = job["status"]
+    status = status_text(job)
     if job.get("cancel_requested") and status == "running":
         status += " (cancel requested)"
     fields = [
@@ -130,6 +136,8 @@ def job_detail(job: dict[str, Any]) -> list[str]:
     ]
     if job["error"]:
         fields.append(("Error", job["error"]))
+    for index, path in enumerate(job.get("missing_files") or []):
+        fields.append(("Missing" if index == 0 else "", path))
     fields += _result_fields(job.get("result") or {})
     width = max(len(label) for label, _ in fields) + 2
     return [f"{label + ':' if label else '':<{width}}{value}" for label, value in fields]

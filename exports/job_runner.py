@@ -149,6 +149,7 @@ def export_options(job: Job) -> ExportOptions:
         hyper2kvm_path=options.get("hyper2kvm_path") or None,
         conversion_timeout=float(options.get("conversion_timeout", 120)) * 60,
         overwrite=options.get("overwrite", False),
+        run_id=job.id,  # the reaper undoes a dead worker's run by this id
     )
 
 

@@ -7,10 +7,7 @@ touches job state on its own.
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
-import shutil
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,7 +24,7 @@ from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_path
-from exports.pipeline.manifest import MANIFEST_NAME
+from exports.pipeline.files import discard_run
 from exports.pipeline.names import file_stem
 from hypersdk.celery import app as celery_app
 from hypersdk.events import emit
@@ -38,6 +35,8 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "exports.tasks.run_export_job"
 # A dispatched job not claimed after this long lost its message: dispatch it again.
 REDISPATCH_AFTER = timedelta(seconds=60)
+# The advisory lock key of the output-path check at claim time (any fixed 32-bit number).
+OUTPUT_PATHS_LOCK = zlib.crc32(b"hypersdk:output-paths")
 
 
 class JobNotFound(LookupError):
@@ -82,14 +81,19 @@ def append_log(job_id: str, message: str, level: str = "info") -> JobLog:
     return entry
 
 
-def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResult:
-    """Validate each spec; create the valid ones as pending jobs and dispatch them."""
+def submit_jobs(
+    specs: list[Any], *, origin: str = Job.Origin.API, fail_occupied: bool = False
+) -> SubmitResult:
+    """Validate each spec; create the valid ones as pending jobs and dispatch them.
+
+    A spec whose output path an active job owns (the same path, inside it, or around it) is
+    refused with an ``output_path`` error naming that job; with ``fail_occupied`` (a schedule's
+    run, which no client is there to read a 400) it becomes a job that failed at once, saying why.
+    """
     valid, errors = validate_specs(specs)
     result = SubmitResult(errors=errors)
-    if not valid:
-        return result
     now = timezone.now()
-    jobs = []
+    jobs, refused = [], []
     for spec in valid:
         job = Job(vm_path=spec["vm_path"], vcenter=spec["vcenter"], origin=origin, created_at=now)
         vm_name = spec["vm_path"].rsplit("/", 1)[-1]
@@ -97,16 +101,69 @@ def submit_jobs(specs: list[Any], *, origin: str = Job.Origin.API) -> SubmitResu
         stem = file_stem(vm_name)
         job.output_path = spec.get("output_path") or default_output_path(f"{stem}-{job.id}")
         job.options = {name: spec[name] for name in ENGINE_OPTIONS}
-        jobs.append(job)
+        holder = output_path_holder(job.output_path) or next(
+            (other for other in jobs if paths_overlap(other.output_path, job.output_path)), None
+        )
+        if holder is None:
+            jobs.append(job)
+        elif fail_occupied:
+            job.status, job.finished_at = Job.Status.FAILED, now
+            job.error = f"output path refused: {output_in_use(holder)}"
+            refused.append(job)
+        else:
+            result.errors.append({"index": spec["index"], "errors": {"output_path": [output_in_use(holder)]}})
+    result.errors.sort(key=lambda error: error["index"])
+    if not jobs and not refused:
+        return result
     with transaction.atomic():
-        Job.objects.bulk_create(jobs)
+        Job.objects.bulk_create([*jobs, *refused])
         JobLog.objects.bulk_create(
             JobLog(job_id=job.id, at=now, message=f"submitted ({origin}): {job.vm_path} -> {job.output_path}")
-            for job in jobs
+            for job in [*jobs, *refused]
+        )
+        JobLog.objects.bulk_create(
+            JobLog(job_id=job.id, at=now, level="error", message=job.error) for job in refused
         )
         transaction.on_commit(dispatch_pending)
-    result.job_ids = [job.id for job in jobs]
+        for job in refused:
+            transaction.on_commit(lambda job=job: emit("job.failed", _event_data(job)))
+    result.job_ids = [job.id for job in [*jobs, *refused]]
     return result
+
+
+def paths_overlap(a: str, b: str) -> bool:
+    """Whether one output path is the other, or inside it."""
+    first, second = PurePosixPath(a), PurePosixPath(b)
+    return first == second or first.is_relative_to(second) or second.is_relative_to(first)
+
+
+def output_path_holder(
+    path: str, *, exclude: str | None = None, statuses: tuple[str, ...] = Job.ACTIVE
+) -> Job | None:
+    """The oldest job in ``statuses`` whose output path is ``path``, inside it, or contains it."""
+    cleaned = str(PurePosixPath(path))
+    ancestors = [str(parent) for parent in PurePosixPath(cleaned).parents]
+    candidates = Job.objects.filter(
+        Q(output_path=cleaned)
+        | Q(output_path__startswith=cleaned.rstrip("/") + "/")
+        | Q(output_path__in=ancestors),
+        status__in=statuses,
+    )
+    if exclude:
+        candidates = candidates.exclude(id=exclude)
+    # startswith is case-insensitive on SQLite: the exact test is made here.
+    for job in candidates.order_by("created_at", "id").only("id", "status", "vm_path", "output_path"):
+        if paths_overlap(job.output_path, cleaned):
+            return job
+    return None
+
+
+def output_in_use(holder: Job) -> str:
+    """The one-line reason a path is refused because ``holder`` owns it."""
+    return (
+        f"in use by job {holder.id} ({holder.status}, {holder.vm_path} -> {holder.output_path}): "
+        "a job owns its output directory, and what is inside or around it, until it ends"
+    )
 
 
 def query_jobs(
@@ -166,6 +223,16 @@ def _lock_vcenter(key: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(key.encode())])
 
 
+def _lock_output_paths() -> None:
+    """Serialise the output-path check of claims, so two overlapping jobs never both start.
+
+    On PostgreSQL one advisory lock for all claims (taken after the vCenter's, always in that
+    order); SQLite's immediate transactions already run one at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [OUTPUT_PATHS_LOCK])
+
+
 def _same_vcenter(job: Job) -> Q:
     return Q(vcenter_id=job.vcenter_id) if job.vcenter_id else Q(vcenter__isnull=True)
 
@@ -173,9 +240,11 @@ def _same_vcenter(job: Job) -> Q:
 def claim_job(job_id: str, worker: str) -> Job | None:
     """Move a pending job to running for this worker, once, within its vCenter's limit.
 
-    Returns None when the job is not pending any more (a duplicate delivery, a cancel) or its
-    vCenter is at the limit (the job stays pending, first in line).
+    Returns None when the job is not pending any more (a duplicate delivery, a cancel), its
+    vCenter is at the limit (the job stays pending, first in line), or a running job owns its
+    output path (the job fails, naming that job).
     """
+    refused = ""
     with transaction.atomic():
         job = Job.objects.filter(id=job_id).first()
         if job is None or job.status != Job.Status.PENDING:
@@ -185,16 +254,29 @@ def claim_job(job_id: str, worker: str) -> Job | None:
         if running >= settings.HYPERSDK_MAX_CONCURRENT_EXPORTS:
             Job.objects.filter(id=job_id).update(dispatched_at=None)
             return None
+        _lock_output_paths()
         now = timezone.now()
-        claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
-            status=Job.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            worker=worker,
-            output_created=not Path(job.output_path).exists(),
-        )
+        holder = output_path_holder(job.output_path, exclude=job.id, statuses=(Job.Status.RUNNING,))
+        if holder is not None:
+            refused = f"output path refused: {output_in_use(holder)}"
+            claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
+                status=Job.Status.FAILED, error=refused, finished_at=now
+            )
+        else:
+            claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
+                status=Job.Status.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
+                output_created=not Path(job.output_path).exists(),
+            )
         if not claimed:
             return None
+    if refused:
+        append_log(job_id, refused, "error")
+        _announce(job_id)
+        emit("job.failed", _event_data(get_job(job_id)))
+        return None
     append_log(job_id, f"started on {worker}")
     _announce(job_id)
     job = get_job(job_id)
@@ -278,34 +360,8 @@ def reap_lost_jobs() -> list[str]:
 
 
 def remove_partial_output(job: Job) -> None:
-    """What a dead worker left: its whole output dir if it made it, else what it wrote there.
-
-    In a directory the operator made, a disk finished before the worker died already has its
-    final name. Without the ``.ovf``/``.ova`` (written last) the export is not complete, so its
-    disks, ``.mf`` and manifest must go too: nothing half-written may look complete.
-    """
-    output = Path(job.output_path)
-    if not output.is_dir():
-        return
-    if job.output_created:
-        shutil.rmtree(output, ignore_errors=True)
-        return
-    for leftover in output.glob("*.part"):
-        leftover.unlink(missing_ok=True)
-    shutil.rmtree(output / ".ova-staging", ignore_errors=True)
-    name = PurePosixPath(job.vm_path).name
-    if name and not any((output / f"{name}{suffix}").exists() for suffix in (".ovf", ".ova")):
-        for leftover in [*output.glob(f"{glob.escape(name)}-disk*.vmdk"), output / f"{name}.mf"]:
-            leftover.unlink(missing_ok=True)
-        if _manifest_source(output / MANIFEST_NAME) == job.vm_path:  # not another VM's export
-            (output / MANIFEST_NAME).unlink(missing_ok=True)
-
-
-def _manifest_source(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text())["source"]["vm_path"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """Undo what a dead worker's run left, by the record the pipeline kept of what it created."""
+    discard_run(Path(job.output_path), job.id)
 
 
 def counts_by_status() -> dict[str, int]:

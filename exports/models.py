@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -64,6 +66,8 @@ class Job(models.Model):
         SCHEDULE = "schedule"
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    # A job owns its output path exclusively while in one of these.
+    ACTIVE = (Status.PENDING, Status.RUNNING)
 
     id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
     vm_path = models.CharField(max_length=1024)
@@ -92,7 +96,8 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Whether this job created its output directory: the reaper may then remove it whole.
+    # Whether the output directory did not exist when the job started: retention's delete_files
+    # may then remove it (the reaper undoes a run by the pipeline's record instead).
     output_created = models.BooleanField(default=False)
 
     class Meta:
@@ -110,6 +115,28 @@ class Job(models.Model):
     def vcenter_key(self) -> str:
         """Jobs on the same vCenter share its concurrency limit."""
         return f"vcenter:{self.vcenter_id}" if self.vcenter_id else "vcenter:default"
+
+    @property
+    def missing_files(self) -> list[str]:
+        """Paths of a completed export's files no longer on disk (removed after the job ended);
+        [] when all are there or the job did not complete. One stat per file, no cache: the
+        files live on the daemon's disk and change without telling it."""
+        result = self.result
+        if self.status != self.Status.COMPLETED or not isinstance(result, dict) or result.get("dry_run"):
+            return []
+        output = Path(str(result.get("output_dir") or self.output_path))
+        names = result.get("artifacts")
+        if isinstance(names, list) and names:
+            paths = [output / str(name) for name in names]
+        else:  # recorded before runs listed their files: the package and manifest at least
+            paths = [Path(str(p)) for p in (result.get("package"), result.get("manifest_path")) if p]
+        return [str(path) for path in paths if not os.path.exists(path)]
+
+    @property
+    def status_detail(self) -> str:
+        """What the status alone does not say: ``files missing`` for a completed job whose
+        export was removed since; "" otherwise."""
+        return "files missing" if self.missing_files else ""
 
     @property
     def duration_seconds(self) -> float | None:

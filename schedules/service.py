@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exports import jobs
@@ -127,7 +127,8 @@ def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None
                 )
                 return run
         spec = {**schedule.job_template, "output_path": run_directory(schedule, slot)}
-        submitted = jobs.submit_jobs([spec], origin=Job.Origin.SCHEDULE)
+        # A run into a directory an active job owns fails at once, naming that job.
+        submitted = jobs.submit_jobs([spec], origin=Job.Origin.SCHEDULE, fail_occupied=True)
         if not submitted.accepted:
             # The template was valid when saved; a vCenter deleted since, say, makes it invalid now.
             raise ValueError(f"schedule {schedule.name}: its job is invalid: {submitted.errors[0]['errors']}")
@@ -164,10 +165,21 @@ def apply_retention(schedule: Schedule) -> list[str]:
             and output.is_dir()
             and output.name.startswith(f"{file_stem(schedule.name)}-")
             and _inside_roots(output)
+            and not _holds_another_jobs_output(job)
         ):
             shutil.rmtree(output, ignore_errors=True)
             removed.append(str(output))
     return removed
+
+
+def _holds_another_jobs_output(job: Job) -> bool:
+    """Whether another job's output is this run's directory or inside it: then it stays."""
+    path = job.output_path.rstrip("/")
+    others = Job.objects.exclude(id=job.id).filter(
+        Q(output_path=path) | Q(output_path__startswith=f"{path}/")
+    )
+    # startswith is case-insensitive on SQLite: the exact test is made here.
+    return any(jobs.paths_overlap(other, path) for other in others.values_list("output_path", flat=True))
 
 
 def _inside_roots(path: Path) -> bool:

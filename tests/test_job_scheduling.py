@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
+from exports.pipeline.files import OutputDir
 
 
 @pytest.fixture
@@ -59,8 +60,11 @@ def test_reaper_fails_a_silent_job_and_removes_the_output_it_created(five_jobs, 
     output = tmp_path / "web0"
     Job.objects.filter(id=five_jobs[0]).update(output_path=str(output))
     jobs.claim_job(five_jobs[0], "w1")
-    output.mkdir()
+    run = OutputDir(output, five_jobs[0])  # what the worker's pipeline did before it died
+    run.prepare(completed_marker_names=["web0.ovf"], overwrite=False)
+    run.track("web0-disk1.vmdk")
     (output / "web0-disk1.vmdk.part").write_bytes(b"half")
+    run._close()
     assert jobs.reap_lost_jobs() == []  # its heartbeat is fresh
     Job.objects.filter(id=five_jobs[0]).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
     assert jobs.reap_lost_jobs() == [five_jobs[0]]
@@ -75,7 +79,11 @@ def test_reaper_keeps_a_directory_it_did_not_create_but_removes_partials(five_jo
     (output / "older-export.ova").write_bytes(b"keep me")
     Job.objects.filter(id=five_jobs[0]).update(output_path=str(output))
     jobs.claim_job(five_jobs[0], "w1")
+    run = OutputDir(output, five_jobs[0])
+    run.prepare(completed_marker_names=["web0.ovf"], overwrite=False)
+    run.track("web0-disk1.vmdk")
     (output / "web0-disk1.vmdk.part").write_bytes(b"half")
+    run._close()
     Job.objects.filter(id=five_jobs[0]).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     jobs.reap_lost_jobs()
     assert sorted(p.name for p in output.iterdir()) == ["older-export.ova"]

@@ -130,7 +130,9 @@ def test_a_viewer_cannot_submit_and_nothing_is_created(people, export_dir):
     assert api_as(people["nobody"]).post("/jobs/submit", body, format="json").json() == {"detail": NO_ROLE}
     assert not Job.objects.exists()
     assert api_as(people["alice"]).post("/jobs/submit", body, format="json").status_code == 202
-    assert api_as(people["root"]).post("/jobs/submit", body, format="json").status_code == 202
+    # Another path: the first job owns web01 while it is pending.
+    again = {**body, "output_path": str(export_dir / "web01-again")}
+    assert api_as(people["root"]).post("/jobs/submit", again, format="json").status_code == 202
 
 
 def test_a_viewer_cannot_cancel(people, pending_job):

@@ -6,7 +6,8 @@ import pytest
 
 from exports import jobs
 from exports.models import Job
-from tests.conftest import WorkerProcess, register_vcenter, wait_for
+from exports.pipeline.files import OutputDir
+from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
@@ -36,33 +37,32 @@ def test_sigkilled_worker_is_found_by_the_reaper(
     assert not output.exists()
 
 
-def _lost_job_in(output, vm_path: str = "/dc/vm/prod/app01") -> Job:
-    """A running job whose worker died, exporting into a directory the operator made."""
-    return Job.objects.create(
-        vm_path=vm_path, output_path=str(output), status="running", output_created=False
-    )
+def _died_mid_run(output, job_id: str, *, overwrite: bool = False) -> Job:
+    """A running job whose worker died after its pipeline wrote app01's first disk."""
+    run = OutputDir(output, job_id)
+    run.prepare(completed_marker_names=["app01.ovf", "app01.ova"], overwrite=overwrite)
+    run.track("app01-disk1.vmdk")
+    (output / "app01-disk1.vmdk").write_bytes(b"finished before the worker died")
+    run.track("app01-disk2.vmdk")
+    (output / "app01-disk2.vmdk.part").write_bytes(b"half")
+    run._close()  # nothing of the run's memory survives: only its record
+    return Job.objects.create(id=job_id, vm_path=APP01, output_path=str(output), status="running")
 
 
 def test_a_lost_job_leaves_no_finished_disk_in_an_operators_directory(tmp_path):
     output = tmp_path / "operator-made"
     output.mkdir()
     (output / "notes.txt").write_text("mine")
-    (output / "app01-disk1.vmdk").write_bytes(b"finished before the worker died")
-    (output / "app01-disk2.vmdk.part").write_bytes(b"half")
     (output / "manifest.json").write_text('{"source": {"vm_path": "/dc/vm/prod/app01"}}')
-    jobs.remove_partial_output(_lost_job_in(output))
-    assert sorted(path.name for path in output.iterdir()) == ["notes.txt"]
+    jobs.remove_partial_output(_died_mid_run(output, "job-lost-1"))
+    assert sorted(path.name for path in output.iterdir()) == ["manifest.json", "notes.txt"]
 
 
-def test_a_lost_job_keeps_a_complete_export_and_other_vms_files(tmp_path):
+def test_a_lost_overwrite_puts_the_previous_export_back_and_keeps_other_vms_files(tmp_path):
     output = tmp_path / "operator-made"
     output.mkdir()
-    kept = ["app01.ovf", "app01-disk1.vmdk", "web01-disk1.vmdk", "manifest.json"]
-    for name in kept:
-        (output / name).write_text("x")
-    (output / "manifest.json").write_text('{"source": {"vm_path": "/dc/vm/prod/web01"}}')
-    jobs.remove_partial_output(_lost_job_in(output))  # app01 complete: its .ovf is there
-    assert sorted(path.name for path in output.iterdir()) == sorted(kept)
-    (output / "app01.ovf").unlink()
-    jobs.remove_partial_output(_lost_job_in(output))  # now incomplete; web01's files are not ours
-    assert sorted(path.name for path in output.iterdir()) == ["manifest.json", "web01-disk1.vmdk"]
+    before = {"app01.ovf": "old ovf", "app01-disk1.vmdk": "old disk", "web01-disk1.vmdk": "web01's"}
+    for name, text in before.items():
+        (output / name).write_text(text)
+    jobs.remove_partial_output(_died_mid_run(output, "job-lost-2", overwrite=True))
+    assert {path.name: path.read_text() for path in output.iterdir()} == before

@@ -28,6 +28,13 @@ class JobSerializer(serializers.ModelSerializer):
     verify = serializers.BooleanField(source="options.verify", default=False, read_only=True)
     progress = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    status_detail = serializers.CharField(
+        read_only=True,
+        help_text='"files missing" when a completed export\'s files were removed since; else ""',
+    )
+    missing_files = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="those files' paths"
+    )
 
     class Meta:
         model = Job
@@ -44,6 +51,8 @@ class JobSerializer(serializers.ModelSerializer):
             "verify",
             "options",
             "status",
+            "status_detail",
+            "missing_files",
             "origin",
             "progress",
             "result",
@@ -62,6 +71,7 @@ class JobSerializer(serializers.ModelSerializer):
         """The fields above, built directly: DRF's per-field path costs more than the query
         itself on a page of 100 jobs (bench/api.py). The declared fields stay the schema."""
         options = job.options
+        missing = job.missing_files
         return {
             "id": job.id,
             "vm_path": job.vm_path,
@@ -75,6 +85,8 @@ class JobSerializer(serializers.ModelSerializer):
             "verify": bool(options.get("verify")),
             "options": options,
             "status": job.status,
+            "status_detail": "files missing" if missing else "",
+            "missing_files": missing,
             "origin": job.origin,
             "progress": self.get_progress(job),
             "result": job.result,

@@ -6,6 +6,7 @@ Outputs land in ``<output>/converted/<disk id>.<format>`` either way, and a conv
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.errors import ConversionError
-from exports.pipeline.files import sha256_file, write_atomically
+from exports.pipeline.files import OutputDir, fd_path, open_beneath, sha256_file, write_atomically
 from exports.pipeline.manifest import MANIFEST_NAME
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
@@ -26,6 +27,8 @@ from exports.pipeline.progress import CancelToken, ProgressReporter
 TARGET_FORMATS = ("qcow2", "raw", "vdi")
 HASH_CHUNK = 8 << 20
 _ZEROS = memoryview(bytes(HASH_CHUNK))
+# The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
+CONVERTER_MANIFEST = "hyper2kvm-manifest.json"
 REPORT_NAME = "conversion-report.json"
 
 
@@ -70,43 +73,92 @@ def convert_export(
     compress: bool,
     reporter: ProgressReporter,
     cancel: CancelToken,
+    output: OutputDir | None = None,
 ) -> ConversionReport:
+    """Convert every disk of ``manifest``. With ``output`` (the run's opened output directory)
+    the ``converted`` directory and the report are made through its descriptor and recorded
+    as this run's; qemu-img writes through ``/proc/<pid>/fd`` paths of those descriptors."""
     target = manifest["output"]["format"]
     converted_dir = Path(manifest["output"]["directory"])
-    converted_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    if hyper2kvm:
-        report = _with_hyper2kvm(
-            hyper2kvm, output_dir, converted_dir, target, timeout_seconds, reporter, cancel
-        )
+    if output is not None:
+        converted_fd = output.make_dir(converted_dir.name)
+        output.track(REPORT_NAME)
     else:
-        report = _with_qemu_img(manifest, converted_dir, target, timeout_seconds, compress, reporter, cancel)
-    for disk in manifest["disks"]:
-        output = converted_dir / f"{disk['id']}.{target}"
-        if not output.exists():
-            raise ConversionError(f"conversion produced no {output.name}")
-        previous = next((o for o in report.outputs if o.disk_id == disk["id"]), None)
-        if previous is None:
-            report.outputs.append(
-                ConvertedDisk(disk["id"], disk["local_path"], str(output), target, 0, "", 0.0)
+        converted_dir.mkdir(parents=True, exist_ok=True)
+        converted_fd = os.open(converted_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        started = time.monotonic()
+        if hyper2kvm:
+            manifest_path = str(output_dir / MANIFEST_NAME)
+            if output is not None:
+                manifest_path = _confined_manifest(manifest, output, converted_fd)
+            report = _with_hyper2kvm(
+                hyper2kvm,
+                manifest_path,
+                converted_dir,
+                converted_fd,
+                target,
+                timeout_seconds,
+                reporter,
+                cancel,
             )
-    for converted in report.outputs:
-        converted.size = os.path.getsize(converted.output)
-        converted.sha256 = sha256_sparse_file(Path(converted.output))
-    report.duration_seconds = round(time.monotonic() - started, 3)
-    write_atomically(output_dir / REPORT_NAME, (json.dumps(report.as_dict(), indent=2) + "\n").encode())
+        else:
+            report = _with_qemu_img(
+                manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
+            )
+        for disk in manifest["disks"]:
+            name = f"{disk['id']}.{target}"
+            try:
+                os.stat(name, dir_fd=converted_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise ConversionError(f"conversion produced no {name}") from None
+            previous = next((o for o in report.outputs if o.disk_id == disk["id"]), None)
+            if previous is None:
+                report.outputs.append(
+                    ConvertedDisk(
+                        disk["id"], disk["local_path"], str(converted_dir / name), target, 0, "", 0.0
+                    )
+                )
+        for converted in report.outputs:
+            name = Path(converted.output).name
+            converted.size = os.stat(name, dir_fd=converted_fd, follow_symlinks=False).st_size
+            converted.sha256 = sha256_sparse_file(Path(name), dir_fd=converted_fd)
+        report.duration_seconds = round(time.monotonic() - started, 3)
+        write_atomically(
+            output_dir / REPORT_NAME,
+            (json.dumps(report.as_dict(), indent=2) + "\n").encode(),
+            dir_fd=output.fd if output is not None else None,
+        )
+    finally:
+        os.close(converted_fd)
     return report
 
 
-def sha256_sparse_file(path: Path) -> str:
+def _confined_manifest(manifest: dict[str, Any], output: OutputDir, converted_fd: int) -> str:
+    """A copy of the manifest for hyper2kvm, in the run's directory, whose paths go through the
+    descriptors of the directories opened at the start (``/proc/<pid>/fd/<n>``): the converter
+    writes by path, and a path swapped for a symlink must not lead it elsewhere. Returns the
+    copy's path."""
+    document = copy.deepcopy(manifest)
+    for disk in document["disks"]:
+        disk["local_path"] = output.proc_path(disk["path"])
+    document["output"]["directory"] = fd_path(converted_fd)
+    data = (json.dumps(document, indent=2) + "\n").encode()
+    write_atomically(output.run_path / CONVERTER_MANIFEST, data, dir_fd=output.run_fd)
+    return fd_path(output.run_fd, CONVERTER_MANIFEST)
+
+
+def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
     """SHA-256 of a file, its holes hashed from a zero buffer instead of read.
 
     A raw output of a thin disk is mostly holes (9 GiB of capacity, a few MiB of data): reading
     them would copy gigabytes of zero pages for nothing. The digest is the same as of a plain
     read. Where the filesystem cannot report holes (no SEEK_DATA), the file is simply read.
+    With ``dir_fd``, ``path`` is taken in that directory, never through a symlink.
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
         fd = handle.fileno()
         size = os.fstat(fd).st_size
         position = 0
@@ -117,7 +169,7 @@ def sha256_sparse_file(path: Path) -> str:
                 if exc.errno == errno.ENXIO:  # only a hole up to the end
                     data = size
                 elif position == 0:
-                    return sha256_file(path)
+                    return sha256_file(path, dir_fd=dir_fd)
                 else:
                     raise
             while position < data:  # the hole: zeros
@@ -139,18 +191,18 @@ def sha256_sparse_file(path: Path) -> str:
 
 def _with_hyper2kvm(
     binary: str,
-    output_dir: Path,
+    manifest_path: str,
     converted_dir: Path,
+    converted_fd: int,
     target: str,
     timeout_seconds: float,
     reporter: ProgressReporter,
     cancel: CancelToken,
 ) -> ConversionReport:
-    manifest_path = output_dir / MANIFEST_NAME
     reporter.log(logging.INFO, f"converting with {binary} --manifest {manifest_path}")
     try:
         result = run_tool(
-            [binary, "--manifest", str(manifest_path)],
+            [binary, "--manifest", manifest_path],
             timeout=timeout_seconds,
             cancel=cancel,
             on_line=lambda line: reporter.log(logging.INFO, f"hyper2kvm: {line}"),
@@ -165,25 +217,34 @@ def _with_hyper2kvm(
         last = next((line for line in reversed(result.output.splitlines()) if line.strip()), "")
         raise ConversionError(f"hyper2kvm failed (exit {result.returncode}): {last.strip()[:300]}")
     report = ConversionReport(converter="hyper2kvm", target_format=target)
-    tool_report = converted_dir / "report.json"
-    if tool_report.exists():
-        report.converter_report = str(tool_report)
-        for disk in _hyper2kvm_outputs(tool_report):
-            report.outputs.append(ConvertedDisk(disk["disk_id"], "", disk["output_path"], target, 0, "", 0.0))
+    outputs = _hyper2kvm_outputs(converted_fd)
+    if outputs is not None:
+        report.converter_report = str(converted_dir / "report.json")
+        for disk in outputs:
+            # Its paths may be the /proc/<pid>/fd ones it was given: name the file where it lives.
+            path = str(converted_dir / Path(str(disk["output_path"])).name)
+            report.outputs.append(ConvertedDisk(disk["disk_id"], "", path, target, 0, "", 0.0))
     return report
 
 
-def _hyper2kvm_outputs(report_path: Path) -> list[dict[str, Any]]:
+def _hyper2kvm_outputs(converted_fd: int) -> list[dict[str, Any]] | None:
+    """The converted disks hyper2kvm's ``report.json`` lists; None without a report."""
     try:
-        stages = json.loads(report_path.read_text())["pipeline"]["stages"]
+        fd = os.open("report.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=converted_fd)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd) as handle:
+            stages = json.load(handle)["pipeline"]["stages"]
         return list(stages["convert"]["result"]["converted_disks"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OSError):
         return []
 
 
 def _with_qemu_img(
     manifest: dict[str, Any],
     converted_dir: Path,
+    converted_fd: int,
     target: str,
     timeout_seconds: float,
     compress: bool,
@@ -197,30 +258,38 @@ def _with_qemu_img(
     deadline = time.monotonic() + timeout_seconds
     for disk in manifest["disks"]:
         output = converted_dir / f"{disk['id']}.{target}"
-        part = output.with_name(output.name + ".part")
+        part = output.name + ".part"
         # -m/-W: parallel coroutines, out-of-order writes; zstd is the fast qcow2 compression.
         command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", target]
         if compress and target == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
-        command += [disk["local_path"], str(part)]
+        # The target through the converted directory's descriptor: a swapped path cannot move it.
+        command += [disk["local_path"], fd_path(converted_fd, part)]
         reporter.log(logging.INFO, f"converting {disk['path']} to {target}")
         try:
             result = run_tool(command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel)
         except ProcessTimeout:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise ConversionError(
                 f"conversion timed out after {timeout_seconds / 60:.0f} min: raise -conversion-timeout"
             ) from None
         except BaseException:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise
         if result.returncode != 0:
-            part.unlink(missing_ok=True)
+            _unlink_quietly(part, converted_fd)
             raise ConversionError(f"qemu-img convert of {disk['path']} failed: {result.output.strip()[:300]}")
-        os.replace(part, output)
+        os.replace(part, output.name, src_dir_fd=converted_fd, dst_dir_fd=converted_fd)
         report.outputs.append(
             ConvertedDisk(
                 disk["id"], disk["local_path"], str(output), target, 0, "", round(result.duration_seconds, 3)
             )
         )
     return report
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

@@ -42,12 +42,13 @@ def ovf_manifest_text(entries: Iterable[tuple[str, str]]) -> str:
 
 
 def write_descriptor_and_manifest(
-    output_dir: Path, name: str, descriptor: str, disks: list[DownloadedDisk]
+    output_dir: Path, name: str, descriptor: str, disks: list[DownloadedDisk], *, dir_fd: int | None = None
 ) -> tuple[Path, Path]:
-    """Write ``<name>.mf`` then ``<name>.ovf``; the descriptor lands last and marks the export whole."""
+    """Write ``<name>.mf`` then ``<name>.ovf`` (in the directory ``dir_fd`` when given, which
+    ``output_dir`` names); the descriptor lands last and marks the export whole."""
     ovf_bytes = descriptor.encode()
     entries = [(f"{name}.ovf", hashlib.sha256(ovf_bytes).hexdigest())]
     entries += [(disk.path.name, disk.sha256) for disk in disks]
-    mf_path = write_atomically(output_dir / f"{name}.mf", ovf_manifest_text(entries).encode())
-    ovf_path = write_atomically(output_dir / f"{name}.ovf", ovf_bytes)
+    mf_path = write_atomically(output_dir / f"{name}.mf", ovf_manifest_text(entries).encode(), dir_fd=dir_fd)
+    ovf_path = write_atomically(output_dir / f"{name}.ovf", ovf_bytes, dir_fd=dir_fd)
     return ovf_path, mf_path

@@ -227,8 +227,13 @@ def download_disk(
     cookie: str,
     meter: TransferMeter,
     cancel: CancelToken,
+    dir_fd: int | None = None,
 ) -> DownloadedDisk:
+    """Download to ``dest``; with ``dir_fd`` (the output directory, opened once) the file is
+    created relative to it and never through a symlink, whatever happens to ``dest``'s path."""
     part = dest.with_name(dest.name + ".part")
+    # Relative to the directory's descriptor when given, else the path itself.
+    part_name, dest_name = (part.name, dest.name) if dir_fd is not None else (part, dest)
     conn, path = _open(source, target)
     # A blocked read cannot poll the token: shutting the socket down wakes it at once.
     unregister = cancel.on_cancel(lambda: _shutdown(conn))
@@ -242,10 +247,10 @@ def download_disk(
         expected = response.length  # http.client counts this down as it reads
         if expected is not None:
             meter.expect(dest.name, expected)
-        digest, size = _stream_to(part, response, dest.name, meter, cancel)
+        digest, size = _stream_to(part_name, response, dest.name, meter, cancel, dir_fd)
         if expected is not None and size != expected:
             raise DownloadError(f"{dest.name}: transfer ended after {size} of {expected} bytes")
-        os.replace(part, dest)
+        os.replace(part_name, dest_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         return DownloadedDisk(source.key, dest, size, digest, source.capacity_bytes, source.device)
     except ExportCancelled:
         raise
@@ -270,13 +275,22 @@ def download_disk(
     finally:
         unregister()
         conn.close()
-        part.unlink(missing_ok=True)
+        try:
+            os.unlink(part_name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
 
 
 def _stream_to(
-    part: Path, response: http.client.HTTPResponse, name: str, meter: TransferMeter, cancel: CancelToken
+    part: Path | str,
+    response: http.client.HTTPResponse,
+    name: str,
+    meter: TransferMeter,
+    cancel: CancelToken,
+    dir_fd: int | None = None,
 ) -> tuple[str, int]:
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(part, flags, 0o644, dir_fd=dir_fd)
     sink = _DiskSink(fd)
     finished = False
     try:

@@ -1,21 +1,41 @@
-"""Output-directory discipline: atomic writes and removing what a failed run left behind."""
+"""Output-directory discipline: atomic writes, writes confined to the directory opened at the
+start of a run, and a record of what a run created so that exactly that can be undone.
+
+A run opens its output directory once, component by component without following symlinks,
+and creates every file relative to that descriptor: a directory swapped for a symlink
+mid-run cannot redirect the export. What the run creates, and what of a previous export it
+moves aside (``-overwrite``), is recorded in ``<output>/.hypersdk-run-<run id>/record.json``;
+failure, cancel or a dead worker's reaper undo exactly that, never a re-derived pattern.
+"""
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import secrets
 import shutil
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from exports.pipeline.errors import OutputError
 
+RUN_DIR_PREFIX = ".hypersdk-run-"
+RECORD_NAME = "record.json"
+# Inside the run directory: the previous export's files this run replaces, until it succeeds.
+PREVIOUS_DIR = "previous"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
-def sha256_file(path: Path) -> str:
+
+def sha256_file(path: Path, *, dir_fd: int | None = None) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
         while chunk := handle.read(8 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -27,6 +47,69 @@ def output_error(path: Path, exc: OSError) -> OutputError:
     if exc.errno == errno.EFBIG:
         return OutputError(f"file size limit reached writing {path} (EFBIG): partial files removed")
     return OutputError(f"cannot write {path}: {exc.strerror}")
+
+
+def open_beneath(dir_fd: int | None, relative: str, flags: int, mode: int = 0o644) -> int:
+    """Open ``relative`` under the directory ``dir_fd`` without following any symlink on the way.
+
+    Raises OSError (ELOOP or ENOTDIR when a component is a symlink or not a directory).
+    """
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise OSError(errno.EINVAL, f"not a path beneath the output directory: {relative}")
+    current = dir_fd
+    opened: list[int] = []
+    try:
+        for part in parts[:-1]:
+            current = os.open(part, _DIR_FLAGS, dir_fd=current)
+            opened.append(current)
+        return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=current)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def open_directory(path: Path, *, create: bool = False, created: list[str] | None = None) -> int:
+    """A descriptor of the absolute directory ``path``, opened component by component from ``/``
+    without following symlinks; with ``create``, missing components are made (and appended,
+    outermost first, to ``created``). Raises OSError."""
+    if not path.is_absolute():
+        raise OSError(errno.EINVAL, f"not an absolute path: {path}")
+    current = os.open("/", _DIR_FLAGS)
+    try:
+        walked = Path("/")
+        for part in path.parts[1:]:
+            walked = walked / part
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=current)
+                if created is not None:
+                    created.append(str(walked))
+                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+            os.close(current)
+            current = child
+        return current
+    except NotADirectoryError:
+        # O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR too: tell a symlink from a file.
+        if stat.S_ISLNK(os.stat(walked.name, dir_fd=current, follow_symlinks=False).st_mode):
+            os.close(current)
+            raise OSError(errno.ELOOP, "a symlink", str(walked)) from None
+        os.close(current)
+        raise
+    except BaseException:
+        os.close(current)
+        raise
+
+
+def fd_path(fd: int, name: str = "") -> str:
+    """``/proc/<this process>/fd/<fd>[/name]``: a path other programs (a converter and the
+    tools it runs) can use while this process holds ``fd``; it leads to the directory opened,
+    whatever its path has become since."""
+    base = f"/proc/{os.getpid()}/fd/{fd}"
+    return f"{base}/{name}" if name else base
 
 
 @contextmanager
@@ -49,52 +132,284 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_atomically(path: Path, data: bytes) -> Path:
+@contextmanager
+def atomic_file(path: Path, *, dir_fd: int) -> Iterator[IO[bytes]]:
+    """Yield ``<name>.part`` opened for writing in the directory ``dir_fd`` (``path`` names the
+    file in messages); on success fsync it and rename it to its name, on failure remove it."""
+    name = path.name
+    part = name + ".part"
+    try:
+        with os.fdopen(os.open(part, _NEW_FILE_FLAGS, 0o644, dir_fd=dir_fd), "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as exc:
+        _unlink(part, dir_fd)
+        raise output_error(path, exc) from None
+    except BaseException:
+        _unlink(part, dir_fd)
+        raise
+
+
+def write_atomically(path: Path, data: bytes, *, dir_fd: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a ``.part`` and a rename; with ``dir_fd``, ``path``'s
+    name is taken in that directory."""
+    if dir_fd is not None:
+        with atomic_file(path, dir_fd=dir_fd) as handle:
+            handle.write(data)
+        return path
     with atomic_path(path) as part:
         part.write_bytes(data)
     return path
 
 
+def _unlink(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _remove(name: str, dir_fd: int) -> None:
+    """Remove ``name`` (a file, a symlink, or a whole directory tree) in ``dir_fd``; never follows."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
+    else:
+        _unlink(name, dir_fd)
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 class OutputDir:
-    """The export's output directory; remembers what this run created so a failure can undo it."""
+    """The export's output directory, opened once by descriptor, and the record of what this
+    run created in it (and which files of a previous export it moved aside to replace them).
 
-    def __init__(self, path: Path) -> None:
+    ``commit`` makes the run's files the export; ``discard`` removes exactly what the run
+    created, puts the previous export back, and removes the directories the run made if they
+    are empty: never a file or directory the run did not make.
+    """
+
+    def __init__(self, path: Path, run_id: str | None = None) -> None:
         self.path = path
-        self._created_dir = False
-        self._created: list[Path] = []
+        self.run_id = run_id or secrets.token_hex(6)
+        self.fd: int | None = None
+        self.run_fd: int | None = None
+        self.created_dirs: list[str] = []  # absolute paths this run made, outermost first
+        self.created: list[str] = []  # names in the output directory, in the order made
+        self.stashed: list[str] = []  # names of a previous export moved into the run directory
+        self._owns_run_dir = False
 
-    def prepare(self, *, completed_marker_names: list[str], overwrite: bool) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"output {self.path} exists and is not a directory")
-        existing = [self.path / name for name in completed_marker_names if (self.path / name).exists()]
-        if existing and not overwrite:
-            raise OutputError(
-                f"{self.path} already holds a completed export ({existing[0].name}): "
-                "pass -overwrite to replace it"
-            )
-        if not self.path.exists():
+    @property
+    def run_dir_name(self) -> str:
+        return f"{RUN_DIR_PREFIX}{self.run_id}"
+
+    @property
+    def run_path(self) -> Path:
+        return self.path / self.run_dir_name
+
+    def prepare(
+        self, *, completed_marker_names: list[str], overwrite: bool, companion_names: Sequence[str] = ()
+    ) -> None:
+        """Open (making it if needed) the directory; refuse a completed export unless ``overwrite``,
+        else move its markers (and its ``companion_names``, files that describe it) aside so it
+        no longer looks complete until the new one is; they come back if this run fails."""
+        try:
+            self.fd = open_directory(self.path, create=True, created=self.created_dirs)
+        except OSError as exc:
+            self.fd = None
+            self._remove_created_dirs()
+            if exc.errno == errno.ELOOP:
+                raise OutputError(
+                    f"output {self.path}: {exc.filename} is a symlink: refused (give the real path)"
+                ) from None
+            raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
+        try:
+            existing = [name for name in completed_marker_names if _exists(name, self.fd)]
+            if existing and not overwrite:
+                raise OutputError(
+                    f"{self.path} already holds a completed export ({existing[0]}): "
+                    "pass -overwrite to replace it"
+                )
+            if not os.access(".", os.W_OK | os.X_OK, dir_fd=self.fd):
+                raise OutputError(f"output directory {self.path} is not writable")
             try:
-                self.path.mkdir(parents=True)
-            except OSError as exc:
-                raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
-            self._created_dir = True
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise OutputError(f"output directory {self.path} is not writable")
-        for stale in existing:
-            stale.unlink()  # an overwritten export is not complete until the new one is
+                os.mkdir(self.run_dir_name, 0o700, dir_fd=self.fd)
+            except FileExistsError:
+                self._close()  # not ours to undo: the run of that id keeps its record
+                raise OutputError(f"{self.run_path} exists: run {self.run_id} already started here") from None
+            self._owns_run_dir = True
+            self.run_fd = os.open(self.run_dir_name, _DIR_FLAGS, dir_fd=self.fd)
+            self._save()
+            if existing:
+                for name in [*existing, *companion_names]:
+                    if _exists(name, self.fd):
+                        self._stash(name)
+        except OSError as exc:
+            self.discard()
+            raise output_error(self.path, exc) from None
+        except BaseException:
+            self.discard()
+            raise
 
-    def track(self, path: Path) -> Path:
-        self._created.append(path)
-        return path
+    def track(self, path: Path | str) -> Path:
+        """Record that this run creates ``path`` (a name in the output directory) before it does;
+        a previous export's file of that name is moved aside first. Returns the full path."""
+        name = Path(path).name
+        if name not in self.created:
+            if self.fd is not None and name not in self.stashed and _exists(name, self.fd):
+                self._stash(name)
+            self.created.append(name)
+            self._save()
+        return self.path / name
+
+    def make_dir(self, name: str) -> int:
+        """Create (tracked) and open the subdirectory ``name``; the caller closes the descriptor."""
+        self.track(name)
+        try:
+            os.mkdir(name, 0o755, dir_fd=self.fd)
+        except FileExistsError:
+            pass
+        return os.open(name, _DIR_FLAGS, dir_fd=self.fd)
+
+    def proc_path(self, name: str = "") -> str:
+        """A path to ``name`` in this directory through its descriptor (see ``fd_path``)."""
+        return fd_path(self.fd, name)
+
+    def ensure_in_place(self) -> None:
+        """Refuse to go on when the directory's path no longer leads to the directory opened."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            now = None
+        opened = os.fstat(self.fd)
+        if now is None or (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+            raise OutputError(f"output directory {self.path} was moved or replaced during the export")
+
+    def _stash(self, name: str) -> None:
+        if PREVIOUS_DIR not in os.listdir(self.run_fd):
+            os.mkdir(PREVIOUS_DIR, 0o700, dir_fd=self.run_fd)
+        previous = os.open(PREVIOUS_DIR, _DIR_FLAGS, dir_fd=self.run_fd)
+        try:
+            self.stashed.append(name)
+            self._save()
+            os.replace(name, name, src_dir_fd=self.fd, dst_dir_fd=previous)
+        finally:
+            os.close(previous)
+
+    def _save(self) -> None:
+        if self.run_fd is None:
+            return
+        record = {
+            "run_id": self.run_id,
+            "output": str(self.path),
+            "created_dirs": self.created_dirs,
+            "created": self.created,
+            "stashed": self.stashed,
+        }
+        # No fsync: the record outlives a dead process through the page cache, which is its use.
+        with os.fdopen(os.open(RECORD_NAME + ".part", _NEW_FILE_FLAGS, 0o600, dir_fd=self.run_fd), "w") as f:
+            json.dump(record, f)
+        os.replace(RECORD_NAME + ".part", RECORD_NAME, src_dir_fd=self.run_fd, dst_dir_fd=self.run_fd)
+
+    def commit(self) -> list[str]:
+        """The run succeeded: its files are the export; drop the record and the replaced files.
+
+        Returns the names this run created that now make up the export."""
+        artifacts = []
+        if self.fd is not None:
+            artifacts = [name for name in self.created if _exists(name, self.fd)]
+            shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
+        self._close()
+        return artifacts
 
     def discard(self) -> None:
-        """Remove this run's files and ``.part`` leftovers (and the directory if we made it)."""
-        for path in self._created:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".part").unlink(missing_ok=True)
-        for leftover in self.path.glob("*.part") if self.path.is_dir() else []:
-            leftover.unlink(missing_ok=True)
-        if self._created_dir:
-            shutil.rmtree(self.path, ignore_errors=True)
+        """Undo the run: remove what it created, restore what it moved aside, remove the
+        directories it made if nothing else lives in them."""
+        if self.fd is not None:
+            for name in reversed(self.created):
+                _remove(name, self.fd)
+                _unlink(name + ".part", self.fd)
+            if self.stashed and self.run_fd is not None:
+                try:
+                    previous = os.open(PREVIOUS_DIR, _DIR_FLAGS, dir_fd=self.run_fd)
+                except FileNotFoundError:
+                    previous = None
+                if previous is not None:
+                    for name in self.stashed:
+                        try:
+                            os.replace(name, name, src_dir_fd=previous, dst_dir_fd=self.fd)
+                        except FileNotFoundError:
+                            pass
+                    os.close(previous)
+            if self._owns_run_dir:
+                shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
+        self._close()
+        self._remove_created_dirs()
+
+    def _remove_created_dirs(self) -> None:
+        for made in reversed(self.created_dirs):
+            path = Path(made)
+            try:
+                parent = open_directory(path.parent)
+            except OSError:
+                return  # the way there changed: leave an empty directory rather than guess
+            try:
+                os.rmdir(path.name, dir_fd=parent)
+            except OSError:
+                return  # not empty (someone else's files live there) or gone: keep the parents
+            finally:
+                os.close(parent)
+        self.created_dirs = []
+
+    def _close(self) -> None:
+        for fd in (self.run_fd, self.fd):
+            if fd is not None:
+                os.close(fd)
+        self.run_fd = self.fd = None
+
+    def __del__(self) -> None:
+        self._close()
+
+
+def discard_run(output: Path, run_id: str) -> bool:
+    """Undo what run ``run_id`` recorded in ``output`` (its process died): False if it left no record."""
+    output_dir = OutputDir(output, run_id)
+    try:
+        output_dir.fd = open_directory(output)
+    except OSError:
+        return False
+    try:
+        output_dir.run_fd = os.open(output_dir.run_dir_name, _DIR_FLAGS, dir_fd=output_dir.fd)
+        with os.fdopen(os.open(RECORD_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=output_dir.run_fd)) as f:
+            record: dict[str, Any] = json.load(f)
+    except (OSError, ValueError):
+        output_dir._close()
+        return False
+    # Only the output directory and its parents can have been made for it.
+    output_dir._owns_run_dir = True
+    output_dir.created_dirs = [
+        str(made)
+        for made in map(Path, record.get("created_dirs", []))
+        if made.is_absolute() and (made == output or output.is_relative_to(made))
+    ]
+    output_dir.created = [_plain_name(n) for n in record.get("created", []) if _plain_name(n)]
+    output_dir.stashed = [_plain_name(n) for n in record.get("stashed", []) if _plain_name(n)]
+    output_dir.discard()
+    return True
+
+
+def _plain_name(name: object) -> str:
+    """A record names files in the output directory itself: nothing else is ever removed."""
+    text = str(name)
+    return text if text and "/" not in text and text not in (".", "..") else ""

@@ -172,10 +172,11 @@ def _device_fields(disk: DownloadedDisk, index: int) -> dict[str, Any]:
     }
 
 
-def write_manifest(output_dir: Path, document: dict[str, Any]) -> Path:
+def write_manifest(output_dir: Path, document: dict[str, Any], *, dir_fd: int | None = None) -> Path:
+    """Write ``manifest.json`` in ``output_dir`` (opened as ``dir_fd`` when given)."""
     validate_manifest(document)
     data = (json.dumps(document, indent=2) + "\n").encode()
-    return write_atomically(output_dir / MANIFEST_NAME, data)
+    return write_atomically(output_dir / MANIFEST_NAME, data, dir_fd=dir_fd)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

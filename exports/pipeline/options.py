@@ -52,6 +52,8 @@ class ExportOptions:
     max_attempts: int = 3
     retry_backoff: float = 2.0
     shutdown_timeout: float = 300.0
+    # Names the run's record in the output directory (the job id under the daemon).
+    run_id: str | None = None
 
     @property
     def vm_name(self) -> str:

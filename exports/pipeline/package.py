@@ -32,7 +32,7 @@ from xml.sax.saxutils import unescape
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError, OutputError
-from exports.pipeline.files import atomic_path
+from exports.pipeline.files import atomic_file, open_beneath
 from exports.pipeline.progress import CancelToken
 
 TAR_FORMAT = tarfile.GNU_FORMAT
@@ -73,27 +73,39 @@ def check_member_names(names: list[str]) -> None:
         member_header(name, ANY_SIZE)
 
 
-def write_ova(ova_path: Path, members: list[Path], cancel: CancelToken | None = None) -> Path:
+def write_ova(
+    ova_path: Path, members: list[Path], cancel: CancelToken | None = None, *, dir_fd: int | None = None
+) -> Path:
     """Write ``members`` (in that order, under their own names) as the tar ``ova_path``, atomically.
 
-    Holes in a member stay holes in the OVA, and data moves with copy_file_range(2) where the
-    kernel offers it. Raises PackageError for a name no header can hold (before writing anything),
-    OutputError when the OVA cannot be written, ExportCancelled (leaving no ``.part``) on cancel.
+    With ``dir_fd``, the OVA is written in that directory and ``members`` are paths relative to
+    it, none of them followed through a symlink. Holes in a member stay holes in the OVA, and
+    data moves with copy_file_range(2) where the kernel offers it. Raises PackageError for a
+    name no header can hold (before writing anything), OutputError when the OVA cannot be
+    written, ExportCancelled (leaving no ``.part``) on cancel.
     """
     cancel = cancel or CancelToken()
-    stats = [os.stat(member) for member in members]
-    headers = [
-        member_header(member.name, stat.st_size, int(stat.st_mtime))
-        for member, stat in zip(members, stats, strict=True)
-    ]
-    with atomic_path(ova_path) as part:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
+    sources: list[int] = []
+    own_dir = dir_fd is None
+    if own_dir:
+        dir_fd = os.open(ova_path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for member in members:
+            if own_dir:
+                sources.append(os.open(member, os.O_RDONLY | os.O_CLOEXEC))
+            else:
+                sources.append(open_beneath(dir_fd, str(member), os.O_RDONLY))
+        stats = [os.fstat(fd) for fd in sources]
+        headers = [
+            member_header(member.name, stat.st_size, int(stat.st_mtime))
+            for member, stat in zip(members, stats, strict=True)
+        ]
+        with atomic_file(ova_path, dir_fd=dir_fd) as part:
+            fd = part.fileno()
             offset = 0
-            for member, stat, header in zip(members, stats, headers, strict=True):
+            for member, source, stat, header in zip(members, sources, stats, headers, strict=True):
                 offset += _pwrite_all(fd, header, offset)
-                with open(member, "rb") as source:
-                    copied = _copy_sparse(source.fileno(), fd, offset, stat.st_size, cancel)
+                copied = _copy_sparse(source, fd, offset, stat.st_size, cancel)
                 if copied != stat.st_size:
                     raise OutputError(f"{member.name} changed size while it was packed into {ova_path.name}")
                 offset += copied
@@ -102,8 +114,11 @@ def write_ova(ova_path: Path, members: list[Path], cancel: CancelToken | None = 
             # extending the file writes those zeros.
             end = offset + 2 * BLOCK
             os.ftruncate(fd, end + -end % RECORD)
-        finally:
-            os.close(fd)
+    finally:
+        for source in sources:
+            os.close(source)
+        if own_dir:
+            os.close(dir_fd)
     return ova_path
 
 
@@ -159,38 +174,66 @@ def _copy_by_hand(src: int, dst: int, src_offset: int, dst_offset: int, count: i
 
 
 def gzip_file(
-    source: Path, dest: Path, level: int = GZIP_LEVEL, cancel: CancelToken | None = None
+    source: Path,
+    dest: Path,
+    level: int = GZIP_LEVEL,
+    cancel: CancelToken | None = None,
+    *,
+    source_dir_fd: int | None = None,
+    dest_dir_fd: int | None = None,
 ) -> tuple[int, str]:
     """Gzip ``source`` into ``dest`` (atomically); return (size, SHA-256) of the compressed bytes.
 
     One pass: the compressed bytes are hashed as they are written. The gzip header names no
-    file and no time (wbits 31), so the same disk always compresses to the same bytes.
+    file and no time (wbits 31), so the same disk always compresses to the same bytes. With
+    ``source_dir_fd``/``dest_dir_fd`` the paths are taken in those directories, never through
+    a symlink.
     """
     cancel = cancel or CancelToken()
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     digest = hashlib.sha256()
     size = 0
-    with open(source, "rb") as raw, atomic_path(dest) as part, open(part, "wb") as out:
-        while True:
-            cancel.raise_if_cancelled()
-            chunk = raw.read(CHUNK)
-            packed = compressor.compress(chunk) if chunk else compressor.flush()
-            digest.update(packed)
-            out.write(packed)
-            size += len(packed)
-            if not chunk:
-                break
+    if source_dir_fd is None:
+        source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    else:
+        source_fd = open_beneath(source_dir_fd, str(source), os.O_RDONLY)
+    own_dir = dest_dir_fd is None
+    if own_dir:
+        dest_dir_fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with os.fdopen(source_fd, "rb") as raw, atomic_file(dest, dir_fd=dest_dir_fd) as out:
+            while True:
+                cancel.raise_if_cancelled()
+                chunk = raw.read(CHUNK)
+                packed = compressor.compress(chunk) if chunk else compressor.flush()
+                digest.update(packed)
+                out.write(packed)
+                size += len(packed)
+                if not chunk:
+                    break
+    finally:
+        if own_dir:
+            os.close(dest_dir_fd)
     return size, digest.hexdigest()
 
 
 def gzip_disks(
-    disks: list[DownloadedDisk], staging: Path, cancel: CancelToken | None = None
+    disks: list[DownloadedDisk],
+    staging: Path,
+    cancel: CancelToken | None = None,
+    *,
+    dir_fd: int | None = None,
+    staging_fd: int | None = None,
 ) -> list[DownloadedDisk]:
-    """Each disk gzipped into ``staging`` under the same name; size and SHA-256 of the gzip."""
+    """Each disk gzipped into ``staging`` under the same name; size and SHA-256 of the gzip.
+
+    With ``dir_fd`` (the disks' directory) and ``staging_fd`` (``staging`` opened), the files
+    are opened beneath those descriptors."""
 
     def pack(disk: DownloadedDisk) -> DownloadedDisk:
         dest = staging / disk.path.name
-        size, sha256 = gzip_file(disk.path, dest, cancel=cancel)
+        source = Path(disk.path.name) if dir_fd is not None else disk.path
+        size, sha256 = gzip_file(source, dest, cancel=cancel, source_dir_fd=dir_fd, dest_dir_fd=staging_fd)
         return dataclasses.replace(disk, path=dest, size=size, sha256=sha256)
 
     # zlib releases the GIL: a few disks compress at once.

@@ -6,7 +6,7 @@ and owns the rule that a failed or cancelled run leaves nothing that looks compl
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.connect import VCenterTarget, session_cookie, vsphere_session
-from exports.pipeline.convert import ConversionReport, convert_export, find_hyper2kvm
+from exports.pipeline.convert import REPORT_NAME, ConversionReport, convert_export, find_hyper2kvm
 from exports.pipeline.descriptor import create_ovf_descriptor, write_descriptor_and_manifest
 from exports.pipeline.download import DownloadedDisk, download_disk, probe_size
 from exports.pipeline.errors import DownloadError, ExportCancelled, ExportError, LeaseError, VMPoweredOn
 from exports.pipeline.files import OutputDir
 from exports.pipeline.inventory import ensure_powered_off, find_vm, read_vm_facts
 from exports.pipeline.lease import ExportLease
-from exports.pipeline.manifest import build_manifest, write_manifest
+from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME, build_manifest, write_manifest
 from exports.pipeline.names import file_stem
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.package import (
@@ -61,6 +61,8 @@ class ExportResult:
     verified: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     dry_run: bool = False
+    # Names in output_dir this run created and left as the export: what "files missing" checks.
+    artifacts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +92,7 @@ def export_vm(
         if options.format == "ova":
             # A name no tar header can hold must fail now, not after an hour of downloading.
             check_member_names([f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"])
-        output = OutputDir(options.output)
+        output = OutputDir(options.output, options.run_id)
         if options.dry_run:
             return _plan(options, vm, facts.name, output.path, reporter)
         ensure_powered_off(
@@ -101,7 +103,12 @@ def export_vm(
             cancel=cancel,
             shutdown_timeout=options.shutdown_timeout,
         )
-        output.prepare(completed_marker_names=[f"{stem}.ovf", f"{stem}.ova"], overwrite=options.overwrite)
+        output.prepare(
+            completed_marker_names=[f"{stem}.ovf", f"{stem}.ova"],
+            overwrite=options.overwrite,
+            # What describes a previous export: replaced with it, even when this run makes no such file.
+            companion_names=[f"{stem}.mf", MANIFEST_NAME, REPORT_NAME, CONVERTED_DIR],
+        )
         for warning in facts.warnings:  # what the export leaves out (drives, snapshots): said up front
             reporter.log(logging.WARNING, warning)
         try:
@@ -135,32 +142,42 @@ def export_vm(
                     target_format=options.manifest_target,
                     verify_checksums=options.verify,
                 )
-                result.manifest_path = str(output.track(write_manifest(output.path, manifest)))
+                output.track(MANIFEST_NAME)
+                result.manifest_path = str(write_manifest(output.path, manifest, dir_fd=output.fd))
                 reporter.log(logging.INFO, f"Artifact Manifest written to {result.manifest_path}")
         except BaseException:
             output.discard()
             raise
-    # Conversion and verification need no vCenter session: it is closed by now.
-    if manifest is not None and options.convert:
-        _phase(reporter, "converting", 0.0)
-        result.conversion = convert_export(
-            manifest,
-            output.path,
-            hyper2kvm=hyper2kvm,
-            timeout_seconds=options.conversion_timeout,
-            compress=options.compress,
-            reporter=reporter,
-            cancel=cancel,
-        )
-    if manifest is not None and options.verify:
-        _phase(reporter, "verifying", 0.0)
-        result.verified = verify_export(
-            manifest,
-            result.conversion,
-            timeout_seconds=options.conversion_timeout,
-            reporter=reporter,
-            cancel=cancel,
-        )
+    # Conversion and verification need no vCenter session: it is closed by now. A failure or
+    # cancel here undoes the run as well: nothing of it stays, a replaced export comes back.
+    try:
+        if manifest is not None and options.convert:
+            _phase(reporter, "converting", 0.0)
+            result.conversion = convert_export(
+                manifest,
+                output.path,
+                hyper2kvm=hyper2kvm,
+                timeout_seconds=options.conversion_timeout,
+                compress=options.compress,
+                reporter=reporter,
+                cancel=cancel,
+                output=output,
+            )
+        if manifest is not None and options.verify:
+            _phase(reporter, "verifying", 0.0)
+            result.verified = verify_export(
+                manifest,
+                result.conversion,
+                timeout_seconds=options.conversion_timeout,
+                reporter=reporter,
+                cancel=cancel,
+            )
+        cancel.raise_if_cancelled()
+        output.ensure_in_place()
+    except BaseException:
+        output.discard()
+        raise
+    result.artifacts = output.commit()
     result.duration_seconds = round(time.monotonic() - started, 3)
     # The last word on the job: later phases' snapshots carry no byte counts, this one must.
     reporter.progress(
@@ -259,11 +276,11 @@ def _download_under_lease(
     Returns the number of files and the retryable failures.
     """
     sources = lease.disks(target.netloc)
-    dests = [output.track(output.path / f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
+    dests = [output.track(f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
     nvram = lease.nvram(target.netloc)
     if nvram is not None:
         sources.append(nvram)
-        dests.append(output.track(output.path / f"{name}.nvram"))
+        dests.append(output.track(f"{name}.nvram"))
     todo = [i for i in range(len(sources)) if i not in done]
     for i in todo:
         meter.expect(dests[i].name, probe_size(sources[i], target, cookie) or sources[i].capacity_bytes)
@@ -275,7 +292,13 @@ def _download_under_lease(
     def fetch(i: int) -> DownloadedDisk:
         try:
             return download_disk(
-                sources[i], dests[i], target=target, cookie=cookie, meter=meter, cancel=attempt_cancel
+                sources[i],
+                dests[i],
+                target=target,
+                cookie=cookie,
+                meter=meter,
+                cancel=attempt_cancel,
+                dir_fd=output.fd,
             )
         except DownloadError as exc:
             if not exc.retryable:
@@ -312,29 +335,30 @@ def _package(
     cancel: CancelToken,
 ) -> str:
     if options.format == "ovf":
-        ovf_path, mf_path = write_descriptor_and_manifest(output.path, name, descriptor, disks)
-        output.track(mf_path)
-        return str(output.track(ovf_path))
-    # OVA: the .ovf/.mf are staged out of sight (a loose .ovf would mark the export complete);
-    # the disks stay beside the OVA when the Artifact Manifest points at them (hyper2kvm and
-    # verify read them), else they go.
-    staging = output.track(output.path / ".ova-staging")
-    staging.mkdir(exist_ok=True)
-    try:
-        members = disks
-        if options.compress:
-            # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the
-            # disks beside it stay as downloaded, for the Artifact Manifest and conversion.
-            reporter.log(logging.INFO, f"gzipping {len(disks)} disk(s) for {name}.ova")
-            members = gzip_disks(disks, staging, cancel)
-            descriptor = mark_gzip_references(descriptor, {m.path.name: m.size for m in members})
-        ovf_path, mf_path = write_descriptor_and_manifest(staging, name, descriptor, members)
-        reporter.log(logging.INFO, f"packing {name}.ova")
-        ova = output.track(output.path / f"{name}.ova")
-        write_ova(ova, [ovf_path, mf_path, *[m.path for m in members]], cancel)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        output.track(f"{name}.mf")
+        output.track(f"{name}.ovf")
+        ovf_path, _ = write_descriptor_and_manifest(output.path, name, descriptor, disks, dir_fd=output.fd)
+        return str(ovf_path)
+    # OVA: the .ovf/.mf are staged in the run's own directory (a loose .ovf would mark the
+    # export complete); the disks stay beside the OVA when the Artifact Manifest points at
+    # them (hyper2kvm and verify read them), else they go.
+    members = [d.path.name for d in disks]
+    gzipped: list[DownloadedDisk] = []
+    if options.compress:
+        # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the disks
+        # beside it stay as downloaded, for the Artifact Manifest and conversion.
+        reporter.log(logging.INFO, f"gzipping {len(disks)} file(s) for {name}.ova")
+        gzipped = gzip_disks(disks, output.run_path, cancel, dir_fd=output.fd, staging_fd=output.run_fd)
+        descriptor = mark_gzip_references(descriptor, {g.path.name: g.size for g in gzipped})
+        members = [f"{output.run_dir_name}/{g.path.name}" for g in gzipped]
+    write_descriptor_and_manifest(output.run_path, name, descriptor, gzipped or disks, dir_fd=output.run_fd)
+    reporter.log(logging.INFO, f"packing {name}.ova")
+    ova = output.track(f"{name}.ova")
+    staged = [f"{output.run_dir_name}/{name}.ovf", f"{output.run_dir_name}/{name}.mf"]
+    write_ova(ova, [Path(p) for p in [*staged, *members]], cancel, dir_fd=output.fd)
+    for packed in gzipped:  # in the OVA now: their space is wanted for conversion
+        os.unlink(packed.path.name, dir_fd=output.run_fd)
     if not options.writes_manifest:
         for disk in disks:
-            disk.path.unlink()
+            os.unlink(disk.path.name, dir_fd=output.fd)
     return str(ova)

@@ -143,7 +143,8 @@ class Command(ConsoleScriptCommand):
         try:
             options = ExportOptions(
                 vm_path=opts["vm"],
-                output_dir=Path(opts["output"]) if opts["output"] else None,
+                # Resolved now: the export then opens each component without following symlinks.
+                output_dir=Path(opts["output"]).expanduser().resolve() if opts["output"] else None,
                 format=opts["format"] or "ovf",
                 compress=opts["compress"],
                 parallel=4 if opts["parallel"] is None else opts["parallel"],
