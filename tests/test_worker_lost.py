@@ -58,6 +58,7 @@ def test_a_lost_job_leaves_no_finished_disk_in_an_operators_directory(tmp_path):
     assert sorted(path.name for path in output.iterdir()) == ["manifest.json", "notes.txt"]
 
 
+@pytest.mark.stand_in_ovf
 def test_a_lost_overwrite_puts_the_previous_export_back_and_keeps_other_vms_files(tmp_path):
     output = tmp_path / "operator-made"
     output.mkdir()
