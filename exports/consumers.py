@@ -58,3 +58,7 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def hypersdk_message(self, event: dict) -> None:
         await self.send_json(event["message"])
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        """The stream only speaks: what a client sends is ignored, never parsed (a 100,000-deep
+        ``[[[`` would otherwise end the socket with a RecursionError)."""

@@ -4,6 +4,7 @@ evaluated in the schedule's time zone with Debian cron's DST behaviour (cronsim)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cron_descriptor import get_description
@@ -30,8 +31,15 @@ def expand(expression: str) -> str:
     return ALIASES.get(text.lower(), text)
 
 
+@cache
+def _known_zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on every call: once per process is enough
+    # (a list of schedules asks once per row).
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
-    if name not in available_timezones():
+    if name not in _known_zones():
         raise InvalidCron(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
