@@ -215,7 +215,9 @@ def test_job_failed_reaches_a_subscribed_webhook(orphaned, django_capture_on_com
 def test_trigger_on_a_failing_schedule_is_a_409_with_the_reason(api, orphaned):
     response = api.post(f"/schedules/{orphaned}/trigger")
     assert response.status_code == 409, response.content
-    assert response.json()["detail"].startswith(f"schedule nightly ({orphaned}) cannot start its job: vcenter: ")
+    assert response.json()["detail"].startswith(
+        f"schedule nightly ({orphaned}) cannot start its job: vcenter: "
+    )
     assert api.get(f"/schedules/{orphaned}").json()["failing"] is True
 
 
@@ -255,9 +257,7 @@ def test_the_dashboard_shows_failing_and_its_run_now_answers_with_the_reason(orp
     assert "failing" in page and "vcenter: " in page
 
 
-def test_an_edit_that_fixes_the_template_clears_failing_and_the_next_run_starts(
-    api, orphaned, redis_url
-):
+def test_an_edit_that_fixes_the_template_clears_failing_and_the_next_run_starts(api, orphaned, redis_url):
     service.fire(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
     # Changing only the cron leaves the vCenter missing: still failing.
     assert api.patch(f"/schedules/{orphaned}", {"cron": "0 3 * * *"}, format="json").json()["failing"]
