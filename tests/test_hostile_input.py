@@ -473,8 +473,10 @@ def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(ap
     fields = integer_body_fields()
 
     @FUZZ
-    @given(index=st.integers(min_value=0, max_value=len(fields) - 1), value=st.integers())
-    @example(index=0, value=2**64)
+    @given(
+        index=st.integers(min_value=0, max_value=len(fields) - 1),
+        value=st.one_of(st.integers(), st.sampled_from(HUGE_INTEGERS)),
+    )
     def check(index: int, value: int) -> None:
         method, path, name = fields[index]
         body = {**BODIES[(method, path)], name: value}
@@ -487,6 +489,8 @@ def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(ap
         assert Schedule.objects.filter(id=existing["schedule_id"]).exists(), (method, path, name, value)
         Schedule.objects.exclude(name="existing").delete()
 
+    for index in range(len(fields)):  # each field at least once with a value beyond any column
+        check = example(index=index, value=2**64)(check)
     check()
 
 
@@ -608,3 +612,42 @@ def test_non_ascii_digits_in_admin_paths_never_give_a_500(admin_client, existing
 def test_a_webhook_index_in_other_digits_is_a_404_naming_it(api, existing, ref):
     response = api.get(f"/webhooks/{ref}")
     assert response.status_code == 404 and response.json() == {"detail": f"webhook not found: {ref}"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_deep_json_sent_on_a_job_stream_is_ignored_and_the_socket_stays(redis_url, django_user_model):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.db import connections
+    from django.test import Client
+
+    from exports import jobs
+    from hypersdk.asgi import application
+
+    @sync_to_async
+    def login() -> bytes:
+        user = django_user_model.objects.create_user("operator", password="operator-pass")
+        grant_role(user, "operator")
+        client = Client()
+        client.force_login(user)
+        return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    headers = [
+        (b"origin", b"http://localhost:8080"),
+        (b"host", b"localhost:8080"),
+        (b"cookie", await login()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/jobs/", headers=headers)
+    try:
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.send_to(text_data="[" * 100_000)
+        await socket.send_to(text_data="not json")
+        job_id = (await sync_to_async(jobs.submit_jobs)([{"vm_path": "/dc/vm/prod/web01"}])).job_ids[0]
+        await sync_to_async(jobs.cancel_job)(job_id)
+        message = await socket.receive_json_from(timeout=10)
+        assert message["type"] == "job.status" and message["job_id"] == job_id
+        await socket.disconnect()
+    finally:
+        await sync_to_async(connections.close_all)()

@@ -180,7 +180,10 @@ def test_delete_by_index_or_id_and_indexes_follow_creation_order(client, receive
     second, _ = add(receiver.url_for(path="/b"))
     third, _ = add(receiver.url_for(path="/c"))
     assert client.delete("/webhooks/1").status_code == 204
-    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [(0, first.id), (1, third.id)]
+    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [
+        (0, first.id),
+        (1, third.id),
+    ]
     assert client.delete(f"/webhooks/{first.id}").status_code == 204
     assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [(0, third.id)]
     assert not Webhook.objects.filter(id=second.id).exists()
