@@ -18,7 +18,7 @@ from schedules import service as schedules
 from webhooks import service as webhooks
 
 JOBS_PER_PAGE = 25
-SCHEDULES_PER_PAGE = 50
+SCHEDULES_PER_PAGE = 50  # and webhooks: the API's default page
 
 
 def _job_or_404(job_id: str):
@@ -196,9 +196,12 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
 @require_GET
 @role_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    return render_page(
-        request, "dashboard/webhooks.html", {"tab": "webhooks", "webhooks": webhooks.list_webhooks()}
+    page = Paginator(webhooks.ordered_webhooks(), SCHEDULES_PER_PAGE).get_page(request.GET.get("page"))
+    numbered = webhooks.with_indexes(
+        page.object_list, start=page.start_index() - 1 if page.object_list else 0
     )
+    context = {"tab": "webhooks", "page": page, "webhooks": numbered}
+    return render_page(request, "dashboard/webhooks.html", context)
 
 
 WEBHOOK_ACTIONS = {"test", "enable", "disable"}

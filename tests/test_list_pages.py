@@ -151,6 +151,12 @@ def test_the_dashboard_schedules_page_and_the_local_cli_query_a_fixed_number_of_
     with django_assert_max_num_queries(8):  # session, user, groups, count, the page
         page = admin_client.get("/ui/schedules/").content.decode()
     assert "Page 1 of 4 (200 schedules)" in page and "s0049" in page and "s0050" not in page
+    make_webhooks(60)
+    with django_assert_max_num_queries(8):
+        page = admin_client.get("/ui/webhooks/", {"page": 2}).content.decode()
+    assert (
+        "Page 2 of 2 (60 webhooks)" in page and "hooks.example/59" in page and "hooks.example/49" not in page
+    )
     with django_assert_max_num_queries(2):
         LocalBackend().list_schedules(page_size=200)
     with django_assert_max_num_queries(2):
