@@ -41,6 +41,11 @@ JOB_STATUSES = tuple(Job.Status.values)
 FINISHED_STATUSES = tuple(str(status) for status in Job.FINISHED)
 TOKEN_REFUSED = f"the daemon refused the API token (set {API_TOKEN_ENV})"
 
+# `schedules list` and `webhooks list` show one page of this many (the API's default page);
+# -all fetches every page, this many at a time (the API's largest page).
+LIST_PAGE_SIZE = 50
+ALL_PAGE_SIZE = 1000
+
 # The summary fields of a submit answer, beside the field errors of a rejected job.
 _SUBMIT_SUMMARY = {"job_ids", "accepted", "rejected", "errors"}
 
@@ -72,7 +77,7 @@ class JobsBackend(Protocol):
     ) -> dict[str, Any]: ...
     def cancel_job(self, job_id: str) -> dict[str, Any]: ...
     def daemon_status(self) -> dict[str, Any]: ...
-    def list_schedules(self) -> list[dict[str, Any]]: ...
+    def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]: ...
     def get_schedule(self, schedule_id: str) -> dict[str, Any]: ...
     def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def update_schedule(
@@ -81,7 +86,7 @@ class JobsBackend(Protocol):
     def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]: ...
     def trigger_schedule(self, schedule_id: str) -> dict[str, Any]: ...
     def delete_schedule(self, schedule_id: str) -> None: ...
-    def list_webhooks(self) -> list[dict[str, Any]]: ...
+    def list_webhooks(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]: ...
     def get_webhook(self, ref: str) -> dict[str, Any]: ...
     def add_webhook(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def delete_webhook(self, ref: str) -> None: ...
@@ -141,6 +146,14 @@ def _field_errors(errors: dict[str, Any], prefix: str = "") -> Iterator[str]:
         yield f"{label}: {text}" if label and not text.startswith(label) else text
 
 
+def _pages(count: int, page_size: int) -> int:
+    return max(1, -(-count // page_size))
+
+
+def no_such_page(page: int) -> CLIError:
+    return CLIError(f"there is no page {page}: That page contains no results")
+
+
 def _plain(data: Any) -> Any:
     """Exactly what the API would have sent: the serializer output through JSON and back."""
     from rest_framework.renderers import JSONRenderer
@@ -164,6 +177,7 @@ class LocalBackend:
             jobs.JobNotFound,
             jobs.JobAlreadyFinished,
             schedules.ScheduleNotFound,
+            schedules.ScheduleCannotRun,
             webhooks.WebhookNotFound,
             webhooks.InvalidWebhook,
         ) as exc:
@@ -211,9 +225,27 @@ class LocalBackend:
         status["uptime_seconds"] = None
         return status
 
-    def list_schedules(self) -> list[dict[str, Any]]:
+    def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
+        """``{count, page, pages, results}``: one page of schedules by name, or all (page None)."""
         with self._errors():
-            return _plain(ScheduleSerializer(schedules.list_schedules(), many=True).data)
+            found = schedules.list_schedules()
+            count, rows, page, pages = self._slice(found, page, page_size)
+            return {
+                "count": count,
+                "page": page,
+                "pages": pages,
+                "results": _plain(ScheduleSerializer(rows, many=True).data),
+            }
+
+    @staticmethod
+    def _slice(found, page: int | None, page_size: int) -> tuple[int, Any, int, int]:
+        count = found.count()
+        if page is None:
+            return count, found, 1, 1
+        pages = _pages(count, page_size)
+        if page > pages and not (page == 1 and count == 0):
+            raise no_such_page(page)
+        return count, found[(page - 1) * page_size : page * page_size], page, pages
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any]:
         with self._errors():
@@ -238,19 +270,25 @@ class LocalBackend:
 
     def trigger_schedule(self, schedule_id: str) -> dict[str, Any]:
         with self._errors():
-            try:
-                job = schedules.trigger(schedule_id)
-            except ValueError as exc:  # its job template no longer validates
-                raise CLIError(str(exc)) from None
+            job = schedules.trigger(schedule_id)
         return {"schedule_id": schedule_id, "job_id": job.id}
 
     def delete_schedule(self, schedule_id: str) -> None:
         with self._errors():
             schedules.delete_schedule(schedule_id)
 
-    def list_webhooks(self) -> list[dict[str, Any]]:
+    def list_webhooks(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
+        """``{count, page, pages, results}``: one page of webhooks with their indexes, or all."""
         with self._errors():
-            return _plain(WebhookSerializer(webhooks.list_webhooks(), many=True).data)
+            count, rows, page, pages = self._slice(webhooks.ordered_webhooks(), page, page_size)
+            start = (page - 1) * page_size
+            numbered = webhooks.with_indexes(rows, start=start)
+            return {
+                "count": count,
+                "page": page,
+                "pages": pages,
+                "results": _plain(WebhookSerializer(numbered, many=True).data),
+            }
 
     def get_webhook(self, ref: str) -> dict[str, Any]:
         with self._errors():
@@ -389,8 +427,26 @@ class RemoteBackend:
     def daemon_status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
 
-    def list_schedules(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/schedules")
+    def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
+        return self._listing("/schedules", page, page_size)
+
+    def _listing(self, path: str, page: int | None, page_size: int) -> dict[str, Any]:
+        """One page of a paged list as ``{count, page, pages, results}``; page None: every page."""
+        if page is not None:
+            data = self._call("GET", path, params={"page": page, "page_size": page_size})
+            return {**_summary(data["count"], page, page_size), "results": data["results"]}
+        results: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        number, count = 1, 0
+        while True:
+            data = self._call("GET", path, params={"page": number, "page_size": ALL_PAGE_SIZE})
+            count = data["count"]
+            # Rows added or removed meanwhile shift the pages: never list one twice.
+            results.extend(row for row in data["results"] if row["id"] not in seen)
+            seen.update(row["id"] for row in data["results"])
+            if not data.get("next"):
+                return {"count": count, "page": 1, "pages": 1, "results": results}
+            number += 1
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any]:
         return self._call("GET", _schedule_path(schedule_id))
@@ -413,8 +469,8 @@ class RemoteBackend:
     def delete_schedule(self, schedule_id: str) -> None:
         self._call("DELETE", _schedule_path(schedule_id), expect=204)
 
-    def list_webhooks(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/webhooks")
+    def list_webhooks(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
+        return self._listing("/webhooks", page, page_size)
 
     def get_webhook(self, ref: str) -> dict[str, Any]:
         return self._call("GET", _webhook_path(ref))
@@ -431,6 +487,10 @@ class RemoteBackend:
     def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
         data = self._call("GET", f"{_webhook_path(ref)}/deliveries", params={"page_size": limit})
         return data["results"]
+
+
+def _summary(count: int, page: int, page_size: int) -> dict[str, int]:
+    return {"count": count, "page": page, "pages": _pages(count, page_size)}
 
 
 def _schedule_path(schedule_id: str) -> str:

@@ -92,3 +92,29 @@ class ConsoleScriptCommand(BaseCommand):
         if Path(prog_name).name == subcommand:
             parser.prog = subcommand
         return parser
+
+
+def _page_number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid page {text!r}: a number from 1")
+    return int(text)
+
+
+def add_page_flags(parser: argparse.ArgumentParser, things: str) -> None:
+    """``-page N`` (default 1, 50 a page) and ``-all`` for a list command."""
+    pages = parser.add_mutually_exclusive_group()
+    go_flag(pages, "page", type=_page_number, default=1, metavar="N", help=f"the Nth page of 50 {things}")
+    go_flag(pages, "all", action="store_true", help=f"every one of the {things}, however many")
+
+
+def chosen_page(opts: dict[str, Any]) -> int | None:
+    """The page to ask a backend for; None for every page."""
+    return None if opts.get("all") else opts.get("page") or 1
+
+
+def note_more_pages(listing: dict[str, Any], things: str, terminal: Any) -> None:
+    """On stderr (stdout stays the rows): which page this was, when there are more."""
+    if listing["pages"] > 1:
+        page, pages = listing["page"], listing["pages"]
+        more = f"-page {page + 1} for the next, " if page < pages else ""
+        terminal.note(f"page {page} of {pages} ({listing['count']} {things}): {more}-all for every one")

@@ -277,13 +277,19 @@ def schedule_table(schedules: list[dict[str, Any]]) -> list[str]:
             schedule["id"],
             schedule["name"],
             cron_text(schedule),
-            "yes" if schedule["enabled"] else "no",
+            ("yes" if schedule["enabled"] else "no") + (", FAILING" if schedule.get("failing") else ""),
             schedule_time(schedule["last_run_at"]),
             _next_run(schedule),
         )
         for schedule in schedules
     ]
-    return _table(SCHEDULE_COLUMNS, rows)
+    # Below the table, one line each: a reason is too long for a column.
+    failing = [
+        f"{schedule['id']} ({schedule['name']}) is failing: {schedule['failure_reason']}"
+        for schedule in schedules
+        if schedule.get("failing")
+    ]
+    return _table(SCHEDULE_COLUMNS, rows) + failing
 
 
 def _next_run(schedule: dict[str, Any]) -> str:

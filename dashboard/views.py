@@ -18,6 +18,7 @@ from schedules import service as schedules
 from webhooks import service as webhooks
 
 JOBS_PER_PAGE = 25
+SCHEDULES_PER_PAGE = 50  # and webhooks: the API's default page
 
 
 def _job_or_404(job_id: str):
@@ -155,9 +156,9 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required
 def schedule_list(request: HttpRequest) -> HttpResponse:
-    return render_page(
-        request, "dashboard/schedules.html", {"tab": "schedules", "schedules": schedules.list_schedules()}
-    )
+    page = Paginator(schedules.list_schedules(), SCHEDULES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"tab": "schedules", "page": page, "schedules": page.object_list}
+    return render_page(request, "dashboard/schedules.html", context)
 
 
 SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
@@ -178,7 +179,7 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
         schedule = schedules.get_schedule(schedule_id)
     except schedules.ScheduleNotFound:
         raise Http404(schedule_id) from None
-    except ValueError as exc:  # a template that became invalid (a vCenter deleted since)
+    except schedules.ScheduleCannotRun as exc:  # a template that became invalid (a vCenter deleted since)
         schedule, notice = schedules.get_schedule(schedule_id), str(exc)
     if not wants_partial(request):
         if notice:
@@ -195,9 +196,12 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
 @require_GET
 @role_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    return render_page(
-        request, "dashboard/webhooks.html", {"tab": "webhooks", "webhooks": webhooks.list_webhooks()}
+    page = Paginator(webhooks.ordered_webhooks(), SCHEDULES_PER_PAGE).get_page(request.GET.get("page"))
+    numbered = webhooks.with_indexes(
+        page.object_list, start=page.start_index() - 1 if page.object_list else 0
     )
+    context = {"tab": "webhooks", "page": page, "webhooks": numbered}
+    return render_page(request, "dashboard/webhooks.html", context)
 
 
 WEBHOOK_ACTIONS = {"test", "enable", "disable"}

@@ -84,3 +84,7 @@ class JobStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=UNAUTHORIZED)  # this very session logged out
             return
         await recheck_access(self, _may_watch)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        """The stream only speaks: what a client sends is ignored, never parsed (a 100,000-deep
+        ``[[[`` would otherwise end the socket with a RecursionError)."""

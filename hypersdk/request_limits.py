@@ -1,5 +1,6 @@
 """What the daemon accepts on the wire, before any view sees it: bounded JSON bodies of valid
-Unicode, and paths without NUL characters. Each refusal is a clear 4xx, never a 500."""
+Unicode (bounded in size and in nesting depth, standard JSON numbers only), and paths without
+NUL characters. Each refusal is a clear 4xx, never a 500."""
 
 from __future__ import annotations
 
@@ -17,6 +18,62 @@ from rest_framework.parsers import JSONParser, get_encoding
 
 if TYPE_CHECKING:
     from rest_framework.response import Response
+
+
+# No request body the API takes nests deeper than a few levels ({"jobs": [{"headers": {...}}]});
+# deeper documents are refused before anything recursive (DRF's fields, json.dumps, the database
+# driver) walks them.
+MAX_JSON_DEPTH = 32
+
+
+class BoundedJSONDecoder(json.JSONDecoder):
+    """``json.loads(text, cls=BoundedJSONDecoder)``: standard JSON of at most MAX_JSON_DEPTH
+    levels. Raises ``json.JSONDecodeError`` (a ValueError) for anything else, so every caller
+    that handles a syntax error handles these too: 100,000 ``[`` (RecursionError in the C
+    scanner), ``NaN``/``Infinity`` and numbers too large for a float (``1e999``), which no
+    JSON column or client can hold."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        kwargs.setdefault("parse_float", _finite_float)
+        super().__init__(*args, **kwargs)
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            data = super().decode(s, *args, **kwargs)
+        except RecursionError:
+            raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0) from None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0)
+        return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def json_depth(data: Any) -> int:
+    """How deep lists and objects nest in parsed JSON (a scalar is 0); iterative, so any depth
+    is measured without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 class RequestBodyTooLarge(APIException):
@@ -67,7 +124,7 @@ class BoundedJSONParser(JSONParser):
                 f"request body is not valid {encoding}: {exc.reason} at byte {exc.start}"
             ) from None
         try:
-            data = json.loads(text)
+            data = json.loads(text, cls=BoundedJSONDecoder)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         try:

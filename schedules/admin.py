@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django_celery_beat import models as beat_models
 
 from exports.job_spec import JobSpecSerializer
+from hypersdk.request_limits import BoundedJSONDecoder
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
 
@@ -24,7 +26,7 @@ for model in (
 
 class ScheduleRunInline(admin.TabularInline):
     model = ScheduleRun
-    fields = ["slot", "outcome", "job"]
+    fields = ["slot", "outcome", "job", "error"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -56,6 +58,7 @@ class ScheduleForm(forms.ModelForm):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
+    formfield_overrides = {models.JSONField: {"decoder": BoundedJSONDecoder}}  # as the API parses
     list_display = [
         "name",
         "id",
@@ -66,10 +69,20 @@ class ScheduleAdmin(admin.ModelAdmin):
         "last_run_at",
         "next_run",
         "run_count",
+        "failure_reason",
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "id"]
-    readonly_fields = ["id", "last_run_at", "run_count", "last_job", "periodic_task", "created_at"]
+    readonly_fields = [
+        "id",
+        "last_run_at",
+        "run_count",
+        "last_job",
+        "periodic_task",
+        "created_at",
+        "failure_reason",
+        "failing_since",
+    ]
     inlines = [ScheduleRunInline]
     actions = ["enable", "disable", "trigger"]
 
@@ -84,6 +97,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Schedule, form, change: bool) -> None:
         from schedules import beat
 
+        service.recheck(obj)
         super().save_model(request, obj, form, change)
         beat.sync(obj)
 
@@ -106,5 +120,11 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Trigger selected schedules now")
     def trigger(self, request, queryset) -> None:
-        started = [service.trigger(schedule.id).id for schedule in queryset]
-        self.message_user(request, f"started {', '.join(started)}", messages.SUCCESS)
+        started = []
+        for schedule in queryset:
+            try:
+                started.append(service.trigger(schedule.id).id)
+            except service.ScheduleCannotRun as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        if started:
+            self.message_user(request, f"started {', '.join(started)}", messages.SUCCESS)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import unicodedata
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 from django_celery_beat.models import PeriodicTask
@@ -16,20 +20,56 @@ def new_schedule_id() -> str:
     return f"sched-{secrets.token_urlsafe(6)}"
 
 
+# Far more runs than anyone keeps, and well inside a 32-bit integer column.
+MAX_RETENTION = 100_000
+MAX_NAME_LENGTH = 128
+# A name is a label people read in tables, logs and webhooks: any visible text, but no control,
+# format (zero-width, bidi override), surrogate, private-use or unassigned characters, nor line
+# or paragraph separators. It never becomes a path: see Schedule.run_directory_name.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+_SLUG_LENGTH = 40
+
+
+def check_schedule_name(name: str) -> None:
+    """Raise ValidationError if ``name`` (already stripped) cannot label a schedule."""
+    if not name:
+        raise ValidationError("a name is required")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(f"at most {MAX_NAME_LENGTH} characters")
+    bad = next((char for char in name if unicodedata.category(char) in _REFUSED_CATEGORIES), None)
+    if bad is not None:
+        raise ValidationError(
+            f"must not hold control or invisible characters (found U+{ord(bad):04X}): tabs, "
+            "line breaks and the like are refused"
+        )
+
+
+def name_slug(name: str) -> str:
+    """The name's letters and digits in ASCII, dash-separated, at most 40 characters: e.g.
+    ``daily-backup``; ``../../etc/x`` gives ``etc-x`` and a name of emoji gives ``""``."""
+    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:_SLUG_LENGTH].strip("-")
+
+
 class Schedule(models.Model):
     class Overlap(models.TextChoices):
         SKIP = "skip", "skip a run while the previous one is still going"
         ALLOW = "allow", "always start a run"
 
     id = models.CharField(primary_key=True, max_length=32, default=new_schedule_id, editable=False)
-    name = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=MAX_NAME_LENGTH, unique=True, validators=[check_schedule_name])
     cron = models.CharField(max_length=128, help_text="5 fields (minute hour day month weekday) or @daily")
     timezone = models.CharField(max_length=64, default=settings.TIME_ZONE)
     # The job each run submits: vm_path, output_path (the base directory), vcenter, format...
     job_template = models.JSONField(default=dict)
     enabled = models.BooleanField(default=True)
     overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.SKIP)
-    retention = models.PositiveIntegerField(null=True, blank=True, help_text="keep the last N runs' output")
+    retention = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION)],
+        help_text="keep the last N runs' output",
+    )
     last_run_at = models.DateTimeField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
     last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -37,12 +77,28 @@ class Schedule(models.Model):
         PeriodicTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="hypersdk_schedule"
     )
     created_at = models.DateTimeField(default=now)
+    # Set when a run could not even start its job (its template no longer validates: a vCenter
+    # deleted, export roots changed); cleared by the next run that starts one, or by an edit
+    # that makes the template valid again.
+    failure_reason = models.TextField(blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.failure_reason)
+
+    def run_directory_name(self, local_slot) -> str:
+        """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters):
+        the id keeps two schedules apart, the slug is for people; the name itself never
+        reaches the file system."""
+        stem = "-".join(part for part in (name_slug(self.name), self.id) if part)
+        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}"
 
     @property
     def vm_path(self) -> str:
@@ -65,6 +121,7 @@ class ScheduleRun(models.Model):
         STARTED = "started"
         SKIPPED = "skipped"
         TRIGGERED = "triggered"
+        FAILED = "failed"  # no job: the template no longer validates (``error`` says why)
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
     slot = models.DateTimeField()
@@ -72,6 +129,7 @@ class ScheduleRun(models.Model):
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="schedule_runs"
     )
+    error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

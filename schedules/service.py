@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -13,12 +14,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import default_output_path
-from exports.pipeline.names import file_stem
 from hypersdk.events import emit
 from schedules import beat, cron
 from schedules.models import Schedule, ScheduleRun
@@ -30,6 +31,15 @@ logger = logging.getLogger(__name__)
 class ScheduleNotFound(LookupError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule not found: {schedule_id}")
+
+
+class ScheduleCannotRun(Exception):
+    """The schedule's job template no longer validates, so no job can be started. Every door
+    (API 409, admin and dashboard messages, the CLIs' one-line error) shows ``str(exc)``."""
+
+    def __init__(self, schedule: Schedule, reason: str) -> None:
+        super().__init__(f"schedule {schedule.name} ({schedule.id}) cannot start its job: {reason}")
+        self.schedule, self.reason = schedule, reason
 
 
 def get_schedule(schedule_id: str) -> Schedule:
@@ -58,6 +68,7 @@ def update_schedule(schedule: Schedule, data: dict[str, Any]) -> Schedule:
     for name, value in own.items():
         setattr(schedule, name, value)
     schedule.job_template = {**schedule.job_template, **template}
+    recheck(schedule)
     schedule.save()
     beat.sync(schedule)
     return schedule
@@ -67,9 +78,23 @@ def set_enabled(schedule_id: str, enabled: bool) -> Schedule:
     with transaction.atomic():
         schedule = get_schedule(schedule_id)
         schedule.enabled = enabled
-        schedule.save(update_fields=["enabled"])
+        recheck(schedule)
+        schedule.save(update_fields=["enabled", "failure_reason", "failing_since"])
         beat.sync(schedule)
     return schedule
+
+
+def template_problem(schedule: Schedule, moment: datetime | None = None) -> str:
+    """Why the schedule's job could not be submitted now, in one line; "" when it could."""
+    _valid, errors = jobs.validate_specs([job_spec(schedule, moment or timezone.now())])
+    return _one_line(errors[0]["errors"]) if errors else ""
+
+
+def recheck(schedule: Schedule) -> None:
+    """After an edit: a schedule shown failing stays so only while its template is still bad."""
+    if schedule.failure_reason:
+        schedule.failure_reason = template_problem(schedule)
+        schedule.failing_since = schedule.failing_since if schedule.failure_reason else None
 
 
 @transaction.atomic
@@ -80,10 +105,15 @@ def delete_schedule(schedule_id: str) -> None:
 
 
 def trigger(schedule_id: str) -> Job:
-    """Run now, whatever the overlap policy (an operator asked), without moving the next run."""
+    """Run now, whatever the overlap policy (an operator asked), without moving the next run.
+
+    Raises ScheduleNotFound, or ScheduleCannotRun when its job template no longer validates
+    (recorded as a failed run, as a firing would be)."""
     schedule = get_schedule(schedule_id)
     run = _run(schedule, timezone.now(), ScheduleRun.Outcome.TRIGGERED)
-    assert run is not None and run.job is not None  # a triggered slot is unique to the microsecond
+    assert run is not None  # a triggered slot is unique to the microsecond
+    if run.outcome == ScheduleRun.Outcome.FAILED:
+        raise ScheduleCannotRun(schedule, run.error)
     return run.job
 
 
@@ -97,14 +127,26 @@ def fire(schedule_id: str, moment: datetime | None = None) -> ScheduleRun | None
 
 
 def run_directory(schedule: Schedule, slot: datetime) -> str:
-    """``<output>/<schedule name>-<YYYYmmdd-HHMMSS>``: runs never clobber each other.
-
-    The name is cut like an export's file names, so a 128-character name still fits a file name.
-    """
-    local = slot.astimezone(cron.zone(schedule.timezone))
-    name = f"{file_stem(schedule.name)}-{local:%Y%m%d-%H%M%S}"
+    """``<output>/<name slug>-<schedule id>-<YYYYmmdd-HHMMSS>``: runs never clobber each other,
+    and whatever the name holds (``/``, ``..``, emoji), the run stays directly in ``<output>``."""
     base = schedule.job_template.get("output_path")
+    name = schedule.run_directory_name(slot.astimezone(cron.zone(schedule.timezone)))
     return os.path.join(base, name) if base else default_output_path(name)
+
+
+def job_spec(schedule: Schedule, slot: datetime) -> dict[str, Any]:
+    """The job a run at ``slot`` submits: the template, writing to the run's own directory."""
+    return {**schedule.job_template, "output_path": run_directory(schedule, slot)}
+
+
+def _one_line(errors: dict[str, Any]) -> str:
+    """``{"vcenter": ["..."], ...}`` as ``vcenter: ...; ...``."""
+    return "; ".join(
+        f"{field}: {' '.join(str(message) for message in messages)}"
+        if isinstance(messages, list)
+        else f"{field}: {messages}"
+        for field, messages in errors.items()
+    )
 
 
 def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None:
@@ -126,16 +168,21 @@ def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None
                     "schedule %s skipped %s: %s is still %s", schedule.name, slot, busy.id, busy.status
                 )
                 return run
-        spec = {**schedule.job_template, "output_path": run_directory(schedule, slot)}
+        spec = job_spec(schedule, slot)
         # A run into a directory an active job owns fails at once, naming that job.
         submitted = jobs.submit_jobs([spec], origin=Job.Origin.SCHEDULE, fail_occupied=True)
         if not submitted.accepted:
-            # The template was valid when saved; a vCenter deleted since, say, makes it invalid now.
-            raise ValueError(f"schedule {schedule.name}: its job is invalid: {submitted.errors[0]['errors']}")
+            # The template was valid when saved; a vCenter deleted since, say, makes it invalid
+            # now. Recorded, shown (API, CLI, dashboard) and announced; never a worker traceback.
+            return _record_failure(schedule, run, spec, _one_line(submitted.errors[0]["errors"]))
         run.job_id = submitted.job_ids[0]
         run.save(update_fields=["job"])
         Schedule.objects.filter(id=schedule.id).update(
-            last_run_at=timezone.now(), run_count=F("run_count") + 1, last_job_id=run.job_id
+            last_run_at=timezone.now(),
+            run_count=F("run_count") + 1,
+            last_job_id=run.job_id,
+            failure_reason="",
+            failing_since=None,
         )
         jobs.append_log(
             run.job_id, f"started by schedule {schedule.name} ({outcome}, slot {slot.isoformat()})"
@@ -146,6 +193,31 @@ def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None
     )
     if schedule.retention:
         apply_retention(schedule)
+    return run
+
+
+def _record_failure(schedule: Schedule, run: ScheduleRun, spec: dict[str, Any], reason: str) -> ScheduleRun:
+    """Inside _run's transaction: the run is kept as failed, the schedule marked failing."""
+    now = timezone.now()
+    run.outcome, run.error = ScheduleRun.Outcome.FAILED, reason
+    run.save(update_fields=["outcome", "error"])
+    Schedule.objects.filter(id=schedule.id).update(
+        last_run_at=now, failure_reason=reason, failing_since=Coalesce(F("failing_since"), now)
+    )
+    logger.warning("schedule %s (%s) cannot start its job: %s", schedule.name, schedule.id, reason)
+    data = {
+        "job_id": None,
+        "schedule": {"id": schedule.id, "name": schedule.name},
+        "schedule_id": schedule.id,
+        "name": str(spec.get("vm_path", "")).rstrip("/").rsplit("/", 1)[-1],
+        "vm_path": spec.get("vm_path"),
+        "output": spec.get("output_path"),
+        "state": Job.Status.FAILED,
+        "error": f"schedule {schedule.name} cannot start its job: {reason}",
+        "origin": Job.Origin.SCHEDULE,
+        "slot": run.slot.isoformat(),
+    }
+    transaction.on_commit(lambda: emit("job.failed", data))
     return run
 
 
@@ -163,7 +235,7 @@ def apply_retention(schedule: Schedule) -> list[str]:
         if (
             job.is_finished
             and output.is_dir()
-            and output.name.startswith(f"{file_stem(schedule.name)}-")
+            and _is_run_directory(schedule, output)
             and _inside_roots(output)
             and not _holds_another_jobs_output(job)
         ):
@@ -180,6 +252,16 @@ def _holds_another_jobs_output(job: Job) -> bool:
     )
     # startswith is case-insensitive on SQLite: the exact test is made here.
     return any(jobs.paths_overlap(other, path) for other in others.values_list("output_path", flat=True))
+
+
+def _is_run_directory(schedule: Schedule, output: Path) -> bool:
+    """Named as run_directory names a run of this schedule (or as earlier versions did,
+    ``<name>-<stamp>``, for a name that was a plain file name)."""
+    stamp = r"-\d{8}-\d{6}"
+    if re.fullmatch(rf"(?:[a-z0-9-]+-)?{re.escape(schedule.id)}{stamp}", output.name):
+        return True
+    legacy = "/" not in schedule.name and schedule.name not in (".", "..")
+    return legacy and re.fullmatch(rf"{re.escape(schedule.name)}{stamp}", output.name) is not None
 
 
 def _inside_roots(path: Path) -> bool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, StrictSerializer, check_default_output
 from schedules import cron
-from schedules.models import Schedule
+from schedules.models import MAX_NAME_LENGTH, MAX_RETENTION, Schedule, check_schedule_name
 
 TEMPLATE_FIELDS = ("vm_path", "output_path", "vcenter", *ENGINE_OPTIONS)
 
@@ -17,14 +18,19 @@ TEMPLATE_FIELDS = ("vm_path", "output_path", "vcenter", *ENGINE_OPTIONS)
 class ScheduleSpecSerializer(StrictSerializer):
     """Flat on the wire: the job template's fields sit beside the schedule's own."""
 
-    name = serializers.CharField(max_length=128)
+    name = serializers.CharField(
+        max_length=MAX_NAME_LENGTH,
+        help_text="a label: visible text, no control or invisible characters; never a path",
+    )
     cron = serializers.CharField(
         max_length=128, help_text="5 fields (minute hour day month weekday) or @daily"
     )
     timezone = serializers.CharField(max_length=64, default=settings.TIME_ZONE)
     enabled = serializers.BooleanField(default=True)
     overlap = serializers.ChoiceField(choices=Schedule.Overlap.choices, default=Schedule.Overlap.SKIP)
-    retention = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    retention = serializers.IntegerField(
+        min_value=1, max_value=MAX_RETENTION, required=False, allow_null=True, default=None
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,6 +39,10 @@ class ScheduleSpecSerializer(StrictSerializer):
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
+        try:
+            check_schedule_name(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
         taken = Schedule.objects.filter(name=value)
         if self.instance is not None:
             taken = taken.exclude(id=self.instance.id)

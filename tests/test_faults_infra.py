@@ -226,9 +226,9 @@ def test_hypervisord_restart_mid_job_loses_nothing(
         status, served = api.get(f"/jobs/{job_id}")
         assert (status, served["status"]) == (200, "completed")
         status, schedules = api.get("/schedules")
-        assert status == 200 and [s["id"] for s in schedules] == [schedule["id"]]
+        assert status == 200 and [s["id"] for s in schedules["results"]] == [schedule["id"]]
         status, webhooks = api.get("/webhooks")
-        assert status == 200 and [w["url"] for w in webhooks] == [receiver.url]
+        assert status == 200 and [w["url"] for w in webhooks["results"]] == [receiver.url]
         # The webhook made before the restart still fires: the job's completion reached it.
         wait_for(lambda: "job.completed" in receiver.events(), message="job.completed delivered")
         assert PeriodicTask.objects.filter(enabled=True, name__contains=schedule["id"]).count() == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,319 @@ def test_a_directory_swapped_for_a_symlink_after_submit_is_refused_by_the_worker
     job = Job.objects.get(id=job_id)
     assert job.error.startswith("output path refused: output_path must be inside one of the export roots")
     assert list(roots["outside"].iterdir()) == []
+
+
+# ---- every operation of the API's own schema: nesting, integers, path parameters ------------
+#
+# The operations, their path parameters, their integer query parameters and body fields are
+# read from /api/schema/ itself: an endpoint or a numeric field added later is covered too.
+
+HUGE_INTEGERS = [10**30, 2**63, 2**63 - 1, 2**31, -(2**63) - 1, -(10**30)]
+ASCII_DIGITS = set("0123456789")
+OTHER_DIGITS = st.text(
+    alphabet=st.characters(categories=["Nd", "No", "Nl"]).filter(lambda char: char not in ASCII_DIGITS),
+    min_size=1,
+    max_size=12,
+)
+
+
+def api_schema() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+SCHEMA = None
+
+
+def operations() -> list[tuple[str, str, dict]]:
+    global SCHEMA
+    if SCHEMA is None:
+        SCHEMA = api_schema()
+    return [
+        (method.upper(), path, operation)
+        for path, methods in SCHEMA["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def body_schema(operation: dict) -> dict | None:
+    ref = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if ref is None:
+        return None
+    return SCHEMA["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
+
+
+def integer_body_fields() -> list[tuple[str, str, str]]:
+    return [
+        (method, path, name)
+        for method, path, operation in operations()
+        if (schema := body_schema(operation))
+        for name, field in schema.get("properties", {}).items()
+        if field.get("type") == "integer" and not field.get("readOnly")
+    ]
+
+
+def integer_query_parameters() -> list[tuple[str, str, str]]:
+    return [
+        (method, path, parameter["name"])
+        for method, path, operation in operations()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and parameter.get("schema", {}).get("type") == "integer"
+    ]
+
+
+@pytest.fixture
+def existing(api, roots, settings) -> dict[str, str]:
+    """One of each thing a path parameter names, so a request reaches the code behind it."""
+    settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    job = submit(api, {"vm_path": "/dc/vm/prod/web01"}).json()["job_ids"][0]
+    schedule = create_schedule(api, name="existing").json()["id"]
+    webhook = api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, format="json").json()["id"]
+    from webhooks.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.create(webhook_id=webhook, event="job.failed", body="{}").id
+    return {"job_id": job, "schedule_id": schedule, "index": webhook, "delivery_id": delivery}
+
+
+def fill(path: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", value)
+    return path
+
+
+# A valid body for each operation that takes one; each test changes one field of it.
+BODIES = {
+    ("POST", "/jobs/submit"): {"vm_path": "/dc/vm/prod/web01"},
+    ("POST", "/schedules"): {"name": "fresh", "cron": "0 2 * * *", "vm_path": "/dc/vm/prod/web01"},
+    ("PUT", "/schedules/{schedule_id}"): {
+        "name": "existing",
+        "cron": "0 2 * * *",
+        "vm_path": "/dc/vm/prod/web01",
+    },
+    ("PATCH", "/schedules/{schedule_id}"): {},
+    ("POST", "/webhooks"): {"url": "http://127.0.0.1:9/other"},
+}
+
+
+def test_every_operation_with_a_body_is_in_bodies():
+    assert {(method, path) for method, path, op in operations() if body_schema(op)} == set(BODIES)
+
+
+def test_there_are_numeric_fields_to_check():
+    # retention, parallel, conversion_timeout in bodies; page, page_size, tail in queries.
+    assert {name for *_, name in integer_body_fields()} >= {"retention", "parallel", "conversion_timeout"}
+    assert {name for *_, name in integer_query_parameters()} == {"page", "page_size", "tail"}
+
+
+@pytest.mark.parametrize("value", HUGE_INTEGERS)
+def test_a_huge_integer_in_any_numeric_body_field_is_a_400_on_that_field(api, existing, value):
+    for method, path, name in integer_body_fields():
+        body = {**BODIES[(method, path)], name: value}
+        response = api.generic(
+            method, fill(path, existing), json.dumps(body), content_type="application/json"
+        )
+        assert response.status_code == 400, (method, path, name, value, response.content)
+        assert response.json()[name], (method, path, response.json())
+    assert Schedule.objects.count() == 1 and Job.objects.count() == 1
+
+
+def test_a_huge_retention_is_a_field_error_not_an_overflow(api, roots):
+    response = create_schedule(api, retention=10**30)
+    assert response.status_code == 400
+    assert response.json() == {"retention": ["Ensure this value is less than or equal to 100000."]}
+    assert create_schedule(api, retention=100_000).status_code == 201
+
+
+@pytest.mark.parametrize("value", [*HUGE_INTEGERS, "9" * 5000])
+def test_a_huge_integer_in_any_numeric_query_parameter_is_a_400_on_it(api, existing, value):
+    for method, path, name in integer_query_parameters():
+        response = api.generic(method, fill(path, existing) + f"?{name}={value}")
+        assert response.status_code == 400, (method, path, name, response.content)
+        assert response.json()[name], (method, path, response.json())
+
+
+def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(api, existing):
+    fields = integer_body_fields()
+
+    @FUZZ
+    @given(
+        index=st.integers(min_value=0, max_value=len(fields) - 1),
+        value=st.one_of(st.integers(), st.sampled_from(HUGE_INTEGERS)),
+    )
+    def check(index: int, value: int) -> None:
+        method, path, name = fields[index]
+        body = {**BODIES[(method, path)], name: value}
+        response = api.generic(
+            method, fill(path, existing), json.dumps(body), content_type="application/json"
+        )
+        assert response.status_code in (200, 201, 202, 400), (method, path, name, value, response.content)
+        if response.status_code == 400:
+            assert response.json()[name], response.json()
+        assert Schedule.objects.filter(id=existing["schedule_id"]).exists(), (method, path, name, value)
+        Schedule.objects.exclude(name="existing").delete()
+
+    for index in range(len(fields)):  # each field at least once with a value beyond any column
+        check = example(index=index, value=2**64)(check)
+    check()
+
+
+NESTINGS = {
+    "arrays": "[" * 100_000,
+    "objects": '{"a":' * 100_000,
+    "closed arrays": "[" * 5_000 + "]" * 5_000,
+    "in a field": '{"vm_path": ' + "[" * 100_000,
+    "just over": '{"vm_path": ' + "[" * 40 + "]" * 40 + "}",
+}
+
+
+@pytest.mark.parametrize("body", NESTINGS.values(), ids=NESTINGS.keys())
+def test_deeply_nested_json_is_a_400_on_every_operation_that_takes_a_body(api, existing, body):
+    for method, path, operation in operations():
+        if method == "GET":  # a body on a GET is never read
+            continue
+        response = api.generic(method, fill(path, existing), body, content_type="application/json")
+        assert response.status_code < 500, (method, path, response.content)
+        if body_schema(operation):
+            assert response.status_code == 400, (method, path, response.content)
+            assert "nested deeper than 32 levels" in response.json()["detail"], response.json()
+    assert not Schedule.objects.exclude(name="existing").exists()
+
+
+def test_fuzzed_nesting_is_parsed_or_refused_never_a_500(api, existing):
+    def nest(depth: int, kinds: list[bool]) -> str:
+        opening = "".join("[" if kind else '{"k":' for kind in (kinds * depth)[:depth])
+        closing = "".join("]" if kind else "}" for kind in reversed((kinds * depth)[:depth]))
+        return f'{{"vm_path": {opening}1{closing}}}'
+
+    @FUZZ
+    @given(
+        depth=st.integers(min_value=0, max_value=3000), kinds=st.lists(st.booleans(), min_size=1, max_size=5)
+    )
+    @example(depth=31, kinds=[True])
+    @example(depth=32, kinds=[True])
+    def check(depth: int, kinds: list[bool]) -> None:
+        response = api.post("/jobs/submit", nest(depth, kinds), content_type="application/json")
+        assert response.status_code == 400, response.content
+        if depth >= 32:  # the object around vm_path is the first level
+            assert "nested deeper than 32 levels" in response.json()["detail"]
+        else:
+            assert response.json()["vm_path"]  # parsed, then refused as a VM path
+
+    check()
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_numbers_that_are_not_json_are_a_400(api, roots, text):
+    response = api.post(
+        "/schedules", f'{{"name": "x", "retention": {text}}}', content_type="application/json"
+    )
+    assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
+
+
+def test_deep_json_in_an_admin_json_field_is_a_form_error(admin_client, roots):
+    response = admin_client.post(
+        "/admin/schedules/schedule/add/",
+        {
+            "name": "deep",
+            "cron": "0 2 * * *",
+            "timezone": "UTC",
+            "job_template": "[" * 100_000,
+            "overlap": "skip",
+        },
+    )
+    assert response.status_code == 200 and "Enter a valid JSON." in response.content.decode()
+    assert_nothing_created()
+
+
+def url_patterns_with_parameters() -> list[str]:
+    """Every route of the daemon (API, dashboard, admin) that takes a path parameter."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: list[str] = []
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and "<" in route and not route.startswith("^"):
+                found.append(route)
+
+    walk(get_resolver().url_patterns, "/")
+    return found
+
+
+def test_non_ascii_digits_in_any_path_parameter_are_a_4xx_never_a_500(api, admin_client, existing):
+    routes = [route for route in url_patterns_with_parameters() if not route.startswith("/admin/")]
+    assert {"/webhooks/<str:index>", "/ui/webhooks/<str:webhook_id>/<str:action>/"} <= set(routes)
+
+    @settings(FUZZ, max_examples=20)
+    @given(value=OTHER_DIGITS)
+    @example(value="٣")
+    @example(value="²")
+    @example(value="٠")
+    @example(value="\U0001d7ce")  # MATHEMATICAL BOLD DIGIT ZERO
+    def check(value: str) -> None:
+        for route in routes:
+            path = re.sub(r"<(?:\w+:)?\w+>", value, route)
+            dashboard = route.startswith("/ui/")
+            for method in ("get", "post", "put", "patch", "delete"):
+                response = getattr(admin_client if dashboard else api, method)(path)
+                assert response.status_code in (400, 404, 405), (method, path, response.status_code)
+
+    check()
+
+
+@pytest.mark.parametrize("value", ["٣", "²", "\U0001d7ce"])
+def test_non_ascii_digits_in_admin_paths_never_give_a_500(admin_client, existing, value):
+    routes = [route for route in url_patterns_with_parameters() if route.startswith("/admin/")]
+    for route in routes:
+        path = re.sub(r"<(?:\w+:)?\w+>", value, route)
+        response = admin_client.get(path)
+        assert response.status_code in (200, 302, 404), (path, response.status_code)
+
+
+@pytest.mark.parametrize("ref", ["٣", "²", "٠", "𝟎", "1²"])
+def test_a_webhook_index_in_other_digits_is_a_404_naming_it(api, existing, ref):
+    response = api.get(f"/webhooks/{ref}")
+    assert response.status_code == 404 and response.json() == {"detail": f"webhook not found: {ref}"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_deep_json_sent_on_a_job_stream_is_ignored_and_the_socket_stays(redis_url, django_user_model):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.db import connections
+    from django.test import Client
+
+    from exports import jobs
+    from hypersdk.asgi import application
+
+    @sync_to_async
+    def login() -> bytes:
+        user = django_user_model.objects.create_user("operator", password="operator-pass")
+        grant_role(user, "operator")
+        client = Client()
+        client.force_login(user)
+        return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    headers = [
+        (b"origin", b"http://localhost:8080"),
+        (b"host", b"localhost:8080"),
+        (b"cookie", await login()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/jobs/", headers=headers)
+    try:
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.send_to(text_data="[" * 100_000)
+        await socket.send_to(text_data="not json")
+        job_id = (await sync_to_async(jobs.submit_jobs)([{"vm_path": "/dc/vm/prod/web01"}])).job_ids[0]
+        await sync_to_async(jobs.cancel_job)(job_id)
+        message = await socket.receive_json_from(timeout=10)
+        assert message["type"] == "job.status" and message["job_id"] == job_id
+        await socket.disconnect()
+    finally:
+        await sync_to_async(connections.close_all)()

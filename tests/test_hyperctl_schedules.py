@@ -335,7 +335,9 @@ def test_remote_and_local_backends_answer_with_the_same_schedule(daemon, export_
     spec = {"name": "same", "cron": "0 2 * * *", "vm_path": APP01, "output_path": str(export_root)}
     made = remote.create_schedule(spec)
     assert local.get_schedule(made["id"]) == remote.get_schedule(made["id"]) == made
-    assert local.list_schedules() == remote.list_schedules() == [made]
+    listing = {"count": 1, "page": 1, "pages": 1, "results": [made]}
+    assert local.list_schedules() == remote.list_schedules() == listing
+    assert local.list_schedules(page=None) == remote.list_schedules(page=None) == listing
     assert remote.update_schedule(made["id"], {"cron": "0 4 * * *"})["cron"] == "0 4 * * *"
     assert local.update_schedule(made["id"], {"retention": 2})["retention"] == 2
     assert remote.set_schedule_enabled(made["id"], False) == local.get_schedule(made["id"])

@@ -135,7 +135,7 @@ def test_create_registers_a_beat_periodic_task(daily):
 
 
 def test_list_get_put_patch_delete(client, daily):
-    assert [s["id"] for s in client.get("/schedules").json()] == [daily["id"]]
+    assert [s["id"] for s in client.get("/schedules").json()["results"]] == [daily["id"]]
     assert client.get(f"/schedules/{daily['id']}").json()["name"] == "daily-backup"
     patched = client.patch(f"/schedules/{daily['id']}", {"cron": "@hourly"}, format="json").json()
     assert patched["cron"] == "0 * * * *" and patched["vm_path"] == "/dc/vm/prod/web01"
@@ -171,7 +171,7 @@ def test_trigger_starts_a_job_now_without_moving_the_next_run(client, daily, exp
     assert response.status_code == 202
     job = Job.objects.get(id=response.json()["job_id"])
     assert job.origin == "schedule" and job.vm_path == "/dc/vm/prod/web01"
-    assert job.output_path.startswith(f"{export_root}/web01/daily-backup-")
+    assert job.output_path.startswith(f"{export_root}/web01/daily-backup-{daily['id']}-")
     after = client.get(f"/schedules/{daily['id']}").json()
     assert after["next_run_at"] == before and after["run_count"] == 1 and after["last_job"] == job.id
 
@@ -238,7 +238,7 @@ def test_one_job_per_slot_even_if_two_beats_fire_it(daily, redis_url, recorded_e
     second = service.fire(daily["id"], moment + timedelta(seconds=20))
     assert first is not None and first.job is not None and second is None
     assert Job.objects.filter(origin="schedule").count() == 1
-    assert first.job.output_path.endswith("/daily-backup-20260601-020000")
+    assert first.job.output_path.endswith(f"/daily-backup-{daily['id']}-20260601-020000")
     assert [e for e, _ in recorded_events] == ["schedule.triggered"]
     assert recorded_events[0][1]["job_id"] == first.job.id
 

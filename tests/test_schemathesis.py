@@ -18,6 +18,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -74,6 +75,50 @@ def served_schema() -> dict:
 # Built once at collection; the cases are sent to the app itself.
 schema = schemathesis.openapi.from_dict(served_schema(), config=CONFIG)
 schema.app = application
+
+# Beyond what the schema says, each generated case may also carry what has given 500s before:
+# digits other than ASCII in every path parameter ("/webhooks/٣"), integers far outside any
+# column in every numeric body field, and bodies nested deeper than the parser takes.
+OTHER_DIGITS = st.text(
+    alphabet=st.characters(categories=["Nd", "No", "Nl"]).filter(lambda char: not ("0" <= char <= "9")),
+    min_size=1,
+    max_size=8,
+)
+HUGE_INTEGERS = st.sampled_from([10**30, 2**63, 2**31, -(2**63) - 1])
+
+
+@schema.hook
+def flatmap_path_parameters(context, path_parameters: dict) -> st.SearchStrategy:
+    if not path_parameters:
+        return st.just(path_parameters)
+    return st.one_of(
+        st.just(path_parameters), st.fixed_dictionaries({name: OTHER_DIGITS for name in path_parameters})
+    )
+
+
+@schema.hook
+def flatmap_body(context, body) -> st.SearchStrategy:
+    if not isinstance(body, dict):
+        return st.just(body)
+    numeric = sorted(
+        name for name, value in body.items() if isinstance(value, int) and not isinstance(value, bool)
+    )
+    variants = [
+        st.just(body),
+        st.integers(min_value=33, max_value=200).map(lambda depth: nested(body, depth)),
+    ]
+    if numeric:
+        variants.append(
+            st.builds(lambda name, huge: {**body, name: huge}, st.sampled_from(numeric), HUGE_INTEGERS)
+        )
+    return st.one_of(variants)
+
+
+def nested(body: dict, depth: int) -> dict:
+    value: object = "x"
+    for _ in range(depth):
+        value = [value]
+    return {**body, "vm_path": value}
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_add_shows_the_secret_once_and_stores_it_encrypted(client, receiver):
     assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
     stored = Webhook.objects.get(id=created["id"])
     assert secret not in stored.secret_encrypted and decrypt(stored.secret_encrypted) == secret
-    listing = client.get("/webhooks").json()
+    listing = client.get("/webhooks").json()["results"]
     assert [(w["index"], w["id"], w["url"]) for w in listing] == [(0, created["id"], receiver.url)]
     assert "secret" not in listing[0] and secret not in json.dumps(listing)
     assert "secret" not in client.get(f"/webhooks/{created['id']}").json()
@@ -180,9 +180,12 @@ def test_delete_by_index_or_id_and_indexes_follow_creation_order(client, receive
     second, _ = add(receiver.url_for(path="/b"))
     third, _ = add(receiver.url_for(path="/c"))
     assert client.delete("/webhooks/1").status_code == 204
-    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()] == [(0, first.id), (1, third.id)]
+    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [
+        (0, first.id),
+        (1, third.id),
+    ]
     assert client.delete(f"/webhooks/{first.id}").status_code == 204
-    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()] == [(0, third.id)]
+    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [(0, third.id)]
     assert not Webhook.objects.filter(id=second.id).exists()
 
 

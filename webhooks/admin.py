@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 
+from hypersdk.request_limits import BoundedJSONDecoder
 from webhooks import service
 from webhooks.models import Webhook, WebhookDelivery
 
@@ -78,6 +80,7 @@ class WebhookForm(forms.ModelForm):
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
+    formfield_overrides = {models.JSONField: {"decoder": BoundedJSONDecoder}}  # as the API parses
     list_display = ["id", "url", "event_list", "enabled", "failure_streak", "disabled_reason", "created_at"]
     list_filter = ["enabled"]
     search_fields = ["id", "url"]

@@ -65,19 +65,31 @@ class TestResult:
         return asdict(self)
 
 
+def ordered_webhooks() -> QuerySet[Webhook]:
+    """Every webhook in creation order: the order ``index`` counts in."""
+    return Webhook.objects.order_by("created_at", "id")
+
+
+def with_indexes(webhooks, start: int = 0) -> list[Webhook]:
+    """A slice of ordered_webhooks() that begins at position ``start``, each given its index."""
+    numbered = list(webhooks)
+    for offset, webhook in enumerate(numbered):
+        webhook.index = start + offset
+    return numbered
+
+
 def list_webhooks() -> list[Webhook]:
     """All webhooks in creation order, each with its ``index``."""
-    webhooks = list(Webhook.objects.order_by("created_at", "id"))
-    for index, webhook in enumerate(webhooks):
-        webhook.index = index
-    return webhooks
+    return with_indexes(ordered_webhooks())
 
 
 def get_webhook(ref: str | int) -> Webhook:
     """By 0-based index (``"0"``, ``2``) or by id (``"wh-..."``)."""
     text = str(ref).strip()
-    ordered = Webhook.objects.order_by("created_at", "id")
-    if text.isdigit():
+    ordered = ordered_webhooks()
+    # ASCII digits only: "٣" or "²" name no index (int() would take the first and choke on
+    # the second), and are looked up as an id, which they are not either: a 404.
+    if text.isascii() and text.isdigit():
         index = int(text)
         webhook = ordered[index : index + 1].first() if index < 10**9 else None
         if webhook is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from cli import render
 from cli.backends import JobsBackend
-from cli.flags import add_job_flags, go_flag
+from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
 
@@ -20,9 +20,12 @@ def register(subparsers, parents) -> None:
     )
     actions = group.add_subparsers(dest="schedules_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", parents=parents, help="every schedule, its next and last run")
-    go_flag(listing, "json", action="store_true", help="print the API's JSON")
+    listing = actions.add_parser(
+        "list", parents=parents, help="schedules by name, their next and last run: a page of 50, or -all"
+    )
+    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's schedules)")
     go_flag(listing, "quiet", action="store_true", help="only id<TAB>name<TAB>cron<TAB>enabled lines")
+    add_page_flags(listing, "schedules")
     listing.set_defaults(run=run_list)
 
     create = actions.add_parser(
@@ -64,7 +67,8 @@ def register(subparsers, parents) -> None:
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    schedules = backend.list_schedules()
+    listing = backend.list_schedules(page=chosen_page(opts))
+    schedules = listing["results"]
     if opts["json"]:
         lines = [json.dumps(schedules, indent=2)]
     elif opts["quiet"]:
@@ -75,6 +79,7 @@ def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
         lines = render.schedule_table(schedules)
     for line in lines:
         terminal.say(line)
+    note_more_pages(listing, "schedules", terminal)
     return 0
 
 

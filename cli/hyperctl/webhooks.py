@@ -7,7 +7,7 @@ from typing import Any
 
 from cli import render
 from cli.backends import CLIError, JobsBackend
-from cli.flags import go_flag
+from cli.flags import add_page_flags, chosen_page, go_flag, note_more_pages
 from cli.terminal import Terminal
 from webhooks.models import DEFAULT_EVENTS, EVENTS
 
@@ -21,7 +21,8 @@ def register(subparsers, parents) -> None:
     listing = actions.add_parser(
         "list", parents=parents, help="every webhook: index, URL, events, enabled, last delivery"
     )
-    go_flag(listing, "json", action="store_true", help="print the API's JSON")
+    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's webhooks)")
+    add_page_flags(listing, "webhooks")
     listing.set_defaults(run=run_list)
 
     add = actions.add_parser(
@@ -49,7 +50,8 @@ def register(subparsers, parents) -> None:
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    webhooks = backend.list_webhooks()
+    listing = backend.list_webhooks(page=chosen_page(opts))
+    webhooks = listing["results"]
     if opts["json"]:
         lines = [json.dumps(webhooks, indent=2)]
     elif not webhooks:
@@ -58,6 +60,7 @@ def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
         lines = render.webhook_table(webhooks, _last_deliveries(backend, webhooks))
     for line in lines:
         terminal.say(line)
+    note_more_pages(listing, "webhooks", terminal)
     return 0
 
 

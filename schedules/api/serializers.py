@@ -31,6 +31,9 @@ class ScheduleSerializer(serializers.Serializer):
     run_count = serializers.IntegerField()
     last_job = serializers.CharField(allow_null=True)
     last_job_status = serializers.CharField(allow_null=True)
+    failing = serializers.BooleanField(help_text="its last run could not start a job")
+    failure_reason = serializers.CharField(allow_null=True, help_text="why, while failing")
+    failing_since = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 
     def to_representation(self, schedule: Schedule) -> dict:
@@ -55,5 +58,8 @@ class ScheduleSerializer(serializers.Serializer):
             "run_count": schedule.run_count,
             "last_job": schedule.last_job_id,
             "last_job_status": schedule.last_job.status if schedule.last_job_id else None,
+            "failing": schedule.failing,
+            "failure_reason": schedule.failure_reason or None,
+            "failing_since": _iso(schedule.failing_since),
             "created_at": _iso(schedule.created_at),
         }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,13 @@ from schedules.models import Schedule
 from schedules.spec import ScheduleSpecSerializer
 
 
+class ScheduleConflict(APIException):
+    """409: the schedule exists but cannot do this now (its job template no longer validates)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "schedule_cannot_run"
+
+
 def _schedule_or_404(schedule_id: str) -> Schedule:
     try:
         return service.get_schedule(schedule_id)
@@ -22,10 +29,13 @@ def _schedule_or_404(schedule_id: str) -> Schedule:
         raise NotFound(str(exc)) from None
 
 
-class ScheduleListView(APIView):
-    @extend_schema(responses=ScheduleSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(ScheduleSerializer(service.list_schedules(), many=True).data)
+class ScheduleListView(generics.ListAPIView):
+    """Schedules by name, paged as ``/jobs/query``: ``{count, next, previous, results}``."""
+
+    serializer_class = ScheduleSerializer
+
+    def get_queryset(self):
+        return service.list_schedules()
 
     @extend_schema(request=ScheduleSpecSerializer, responses={201: ScheduleSerializer})
     def post(self, request: Request) -> Response:
@@ -85,7 +95,8 @@ class ScheduleTriggerView(APIView):
         responses={
             202: inline_serializer(
                 "Triggered", {"schedule_id": serializers.CharField(), "job_id": serializers.CharField()}
-            )
+            ),
+            409: inline_serializer("CannotRun", {"detail": serializers.CharField()}),
         },
     )
     def post(self, request: Request, schedule_id: str) -> Response:
@@ -93,4 +104,6 @@ class ScheduleTriggerView(APIView):
             job = service.trigger(schedule_id)
         except service.ScheduleNotFound as exc:
             raise NotFound(str(exc)) from None
+        except service.ScheduleCannotRun as exc:
+            raise ScheduleConflict(str(exc)) from None
         return Response({"schedule_id": schedule_id, "job_id": job.id}, status=status.HTTP_202_ACCEPTED)

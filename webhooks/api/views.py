@@ -31,10 +31,18 @@ def _webhook_or_404(index: str) -> Webhook:
         raise NotFound(str(exc)) from None
 
 
-class WebhookListView(APIView):
-    @extend_schema(responses=WebhookSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(WebhookSerializer(service.list_webhooks(), many=True).data)
+class WebhookListView(generics.ListAPIView):
+    """Webhooks in creation order, paged as ``/jobs/query``; each with its ``index``."""
+
+    serializer_class = WebhookSerializer
+
+    def get_queryset(self):
+        return service.ordered_webhooks()
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        webhooks = service.with_indexes(page, start=self.paginator.page.start_index() - 1 if page else 0)
+        return self.get_paginated_response(WebhookSerializer(webhooks, many=True).data)
 
     @extend_schema(request=WebhookSpecSerializer, responses={201: CreatedWebhookSerializer})
     def post(self, request: Request) -> Response:
