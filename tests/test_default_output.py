@@ -96,7 +96,7 @@ def test_schedule_run_without_output_goes_under_the_default_root(data_dir_outsid
         name="nightly", cron="0 2 * * *", timezone="UTC", job_template={"vm_path": "/dc/vm/prod/web01"}
     )
     run = service.fire(schedule.id, datetime(2026, 6, 1, 2, 0, tzinfo=UTC))
-    assert run.job.output_path == str(data_dir_outside_roots / "nightly-20260601-020000")
+    assert run.job.output_path == str(data_dir_outside_roots / f"nightly-{schedule.id}-20260601-020000")
     assert inside(run.job.output_path, data_dir_outside_roots)
 
 
@@ -142,6 +142,6 @@ def test_a_long_schedule_name_gets_run_directories_that_fit_and_retention_still_
         Job.objects.filter(id=run.job_id).update(status="completed")
         Path(run.job.output_path).mkdir()
         outputs.append(Path(run.job.output_path))
-    assert all(len(p.name.encode()) <= 255 and name.startswith(p.name.split("-")[0]) for p in outputs)
+    assert all(len(p.name.encode()) <= 255 and schedule.id in p.name for p in outputs)
     service.apply_retention(schedule)
     assert [p.is_dir() for p in outputs] == [False, True]
