@@ -184,12 +184,26 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+# A websocket's consumer waits for its next message with BZPOPMIN, which Redis answers empty
+# after channels-redis' `brpop_timeout` (5 s) and the layer then asks again. redis-py's default
+# read timeout is also 5 s, so an idle socket lost that race: TimeoutError, closed with 1011.
+# Reads on the layer's connections wait longer than one blocking read; a Redis that stops
+# answering is still noticed after this long.
+CHANNEL_LAYER_READ_TIMEOUT = 30.0
+
+
+def channel_layer_settings(redis_url: str) -> dict:
+    """CHANNEL_LAYERS for a Redis URL (redis://, rediss:// or unix://)."""
+    host = {"address": redis_url, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT, "socket_connect_timeout": 5}
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [host], "capacity": 1000, "expiry": 60},
+        }
     }
-}
+
+
+CHANNEL_LAYERS = channel_layer_settings(REDIS_URL)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
