@@ -150,6 +150,8 @@ CELERY_BROKER_URL = broker_url(REDIS_URL)
 # worker, and a job whose worker died is found by the reaper, not by redelivery.
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No socket_timeout here: kombu then reads without one, so its blocking BRPOP (1 s) can never
+# outlast the read the way the Channels layer's did below.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis restarted or briefly gone: running exports go on (their messages were acknowledged,
