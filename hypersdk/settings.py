@@ -161,6 +161,8 @@ CELERY_BROKER_URL = broker_url(REDIS_URL)
 # worker, and a job whose worker died is found by the reaper, not by redelivery.
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No socket_timeout here: kombu then reads without one, so its blocking BRPOP (1 s) can never
+# outlast the read the way the Channels layer's did below.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis restarted or briefly gone: running exports go on (their messages were acknowledged,
@@ -195,12 +197,26 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+# A websocket's consumer waits for its next message with BZPOPMIN, which Redis answers empty
+# after channels-redis' `brpop_timeout` (5 s) and the layer then asks again. redis-py's default
+# read timeout is also 5 s, so an idle socket lost that race: TimeoutError, closed with 1011.
+# Reads on the layer's connections wait longer than one blocking read; a Redis that stops
+# answering is still noticed after this long.
+CHANNEL_LAYER_READ_TIMEOUT = 30.0
+
+
+def channel_layer_settings(redis_url: str) -> dict:
+    """CHANNEL_LAYERS for a Redis URL (redis://, rediss:// or unix://)."""
+    host = {"address": redis_url, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT, "socket_connect_timeout": 5}
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [host], "capacity": 1000, "expiry": 60},
+        }
     }
-}
+
+
+CHANNEL_LAYERS = channel_layer_settings(REDIS_URL)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import sha256_file
@@ -142,7 +143,7 @@ def redis_url(tmp_path_factory):
 
     from hypersdk.celery import app
     from hypersdk.embedded_redis import start_embedded_redis, stop_embedded_redis
-    from hypersdk.settings import broker_url
+    from hypersdk.settings import broker_url, channel_layer_settings
 
     process = None
     url = os.environ.get("REDIS_URL", "")
@@ -150,9 +151,7 @@ def redis_url(tmp_path_factory):
         process, url = start_embedded_redis(tmp_path_factory.mktemp("redis"))
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = broker_url(url)
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
-    }
+    settings.CHANNEL_LAYERS = channel_layer_settings(url)
     channel_layers.backends.clear()
     app.conf.broker_url = broker_url(url)
     if app._pool is not None:  # a pool made before this fixture would keep the old broker
@@ -161,6 +160,31 @@ def redis_url(tmp_path_factory):
     yield url
     if process is not None:
         stop_embedded_redis(process)
+
+
+@pytest_asyncio.fixture
+async def close_open_websockets(monkeypatch):
+    """Disconnect, at the end of an async test, every WebsocketCommunicator it left open.
+
+    A consumer whose handshake was refused keeps reading the channel layer until its socket is
+    disconnected. Cancelled only by the event loop's shutdown, that read was never interrupted
+    and looped on Redis' blocking reads forever (before, a read timeout ended it by accident).
+    """
+    from channels.testing import WebsocketCommunicator
+
+    opened: list[WebsocketCommunicator] = []
+    original_init = WebsocketCommunicator.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(WebsocketCommunicator, "__init__", tracking_init)
+    yield
+    for communicator in opened:
+        if not communicator.future.done():
+            await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+            await communicator.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -337,6 +361,8 @@ BACKEND_FIXTURES = {
 def pytest_collection_modifyitems(items) -> None:
     """Mark tests that touch the database or Redis: `make test` runs them again on PostgreSQL + Redis."""
     for item in items:
+        if item.get_closest_marker("asyncio"):
+            item.fixturenames.append("close_open_websockets")
         if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.backend)
 

@@ -94,7 +94,7 @@ def broker_at(settings, redis_url):
     from kombu import pools as kombu_pools
 
     from hypersdk.celery import app
-    from hypersdk.settings import broker_url
+    from hypersdk.settings import broker_url, channel_layer_settings
 
     def reset_pools() -> None:
         # Celery caches its connection pool and its producer pool; both hold the old broker.
@@ -111,9 +111,7 @@ def broker_at(settings, redis_url):
     def point(url: str) -> None:
         settings.REDIS_URL = url
         settings.CELERY_BROKER_URL = broker_url(url)
-        settings.CHANNEL_LAYERS = {
-            "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
-        }
+        settings.CHANNEL_LAYERS = channel_layer_settings(url)
         app.conf.broker_url = broker_url(url)
         reset_pools()
 
