@@ -54,3 +54,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_abs_paths(name: str) -> list[str]:
+    """A comma-separated list of absolute paths (normalised); a relative one is a ConfigError."""
+    paths = env_list(name, [])
+    for path in paths:
+        if not os.path.isabs(path):
+            raise ConfigError(f"{name} must list absolute paths, got {path!r}")
+    return [os.path.normpath(path) for path in paths]

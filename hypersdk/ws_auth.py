@@ -1,4 +1,4 @@
-"""Websocket authentication: a DRF token (``?token=`` or ``Authorization: Token``) or the session.
+"""Websocket authentication: an API token (``?token=``, ``Authorization: Token|Bearer``) or the session.
 
 Browsers always send an Origin header, which must then name an allowed host (against
 cross-site websocket hijacking with the session cookie); CLI clients send none and use a token.
@@ -15,16 +15,17 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 @database_sync_to_async
 def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
+    from api_tokens.service import user_for_token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else None
+    return user_for_token(key)
 
 
 def _token_from(scope) -> str | None:
     for name, value in scope.get("headers", []):
-        if name == b"authorization" and value.startswith(b"Token "):
-            return value[6:].decode()
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() in {"token", "bearer"} and token.strip():
+                return token.strip()
     query = parse_qs(scope.get("query_string", b"").decode())
     return query.get("token", [None])[0]
 

@@ -15,8 +15,8 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 
+from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk.permissions import grant_role
 from hypersdk.wsgi import application
@@ -82,8 +82,7 @@ def alice_token(db, django_user_model) -> str:
     """alice, an operator: may call every operation."""
     alice, _ = django_user_model.objects.get_or_create(username="alice")
     grant_role(alice, "operator")
-    token, _ = Token.objects.get_or_create(user=alice)
-    return token.key
+    return issue_token(alice)
 
 
 @schema.parametrize()

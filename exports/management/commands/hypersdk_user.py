@@ -7,8 +7,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from api_tokens.service import issue_token
 from hypersdk.permissions import ROLE_GROUPS, grant_role
 
 
@@ -31,8 +31,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = users.objects.create_user(username, password=password)
             grant_role(user, role)
-            token = Token.objects.create(user=user)
+            token = issue_token(user)
         self.stdout.write(f"created {role} {username}")
         self.stdout.write(f"password: {password}")
-        self.stdout.write(f"API token: {token.key}")
+        self.stdout.write(f"API token: {token}")
         self.stdout.write("these are shown only once: keep them now")
