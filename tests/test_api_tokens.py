@@ -112,3 +112,20 @@ def test_each_issued_token_is_new_and_belongs_to_its_user(django_user_model):
     first, second = issue_token(user), issue_token(user)
     assert first != second
     assert user_for_token(first) == user_for_token(second) == user
+
+
+def test_hypersdk_user_token_issues_another_working_token_for_an_existing_user():
+    first = add_user()
+    out = StringIO()
+    call_command("hypersdk_user", "token", "olivia", stdout=out)
+    second = re.search(r"^API token: (\S+)$", out.getvalue(), re.M).group(1)
+    assert second != first
+    assert user_for_token(second) == user_for_token(first) is not None
+    assert second not in stored_values()
+
+
+def test_hypersdk_user_token_for_an_unknown_user_is_a_one_line_error():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="^no user named 'ghost'$"):
+        call_command("hypersdk_user", "token", "ghost", stdout=StringIO())
