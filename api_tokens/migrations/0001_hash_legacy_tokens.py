@@ -33,6 +33,9 @@ def hash_legacy_tokens(apps, schema_editor) -> None:
         ],
         ignore_conflicts=True,
     )
+    if connection.vendor == "sqlite":
+        # Else the dropped table's pages keep the plaintext keys in the file until reused.
+        schema_editor.execute("PRAGMA secure_delete = ON")
     schema_editor.execute(f"DROP TABLE {table}")
 
 
