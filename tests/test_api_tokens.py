@@ -11,7 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from api_tokens.service import issue_token, user_for_token
@@ -71,18 +71,21 @@ async def test_a_websocket_accepts_the_token_as_bearer_header_and_query(redis_ur
     from asgiref.sync import sync_to_async
 
     token = await sync_to_async(add_user)("vera", "viewer")
-    for path, headers in (
-        (f"/ws/jobs/?token={token}", []),
-        ("/ws/jobs/", [(b"authorization", f"Bearer {token}".encode())]),
-        ("/ws/jobs/", [(b"authorization", f"Token {token}".encode())]),
-    ):
-        socket = WebsocketCommunicator(application, path, headers=headers)
-        connected, _ = await socket.connect()
-        assert connected, (path, headers)
-        await socket.disconnect()
-    refused = WebsocketCommunicator(application, "/ws/jobs/?token=not-a-token")
-    connected, _ = await refused.connect()
-    assert not connected
+    try:
+        for path, headers in (
+            (f"/ws/jobs/?token={token}", []),
+            ("/ws/jobs/", [(b"authorization", f"Bearer {token}".encode())]),
+            ("/ws/jobs/", [(b"authorization", f"Token {token}".encode())]),
+        ):
+            socket = WebsocketCommunicator(application, path, headers=headers)
+            connected, _ = await socket.connect()
+            assert connected, (path, headers)
+            await socket.disconnect()
+        refused = WebsocketCommunicator(application, "/ws/jobs/?token=not-a-token")
+        connected, _ = await refused.connect()
+        assert not connected
+    finally:  # the sync thread's connection, else PostgreSQL cannot drop the test database
+        await sync_to_async(connections.close_all)()
 
 
 @pytest.mark.django_db(transaction=True)
