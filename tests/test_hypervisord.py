@@ -153,8 +153,12 @@ def alive(process: psutil.Process) -> bool:
 
 @pytest.fixture(scope="module")
 def hypervisord(tmp_path_factory):
-    """One full daemon shared by the read-only checks of this module."""
-    daemon = Hypervisord(tmp_path_factory.mktemp("hv"))
+    """One full daemon shared by the read-only checks of this module.
+
+    Its data dir starts open (0755), as `make run` of earlier releases left ./var."""
+    data_dir = tmp_path_factory.mktemp("hv")
+    data_dir.chmod(0o755)
+    daemon = Hypervisord(data_dir)
     try:
         yield daemon.wait_until_serving()
     finally:
@@ -185,6 +189,14 @@ def test_prints_one_start_up_line_with_the_url(hypervisord):
     lines = [line for line in hypervisord.lines if "HyperSDK listening on" in line]
     assert len(lines) == 1
     assert f"http://127.0.0.1:{hypervisord.port}/" in lines[0]
+
+
+def test_an_open_data_dir_is_tightened_and_its_secrets_are_private(hypervisord):
+    data_dir = hypervisord.data_dir
+    assert f"tightened {data_dir} from 0755 to 0700" in hypervisord.lines
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for secret in (data_dir / "secret_key", data_dir / "db.sqlite3"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
 def test_embedded_redis_answers_on_an_owner_only_socket(hypervisord):
