@@ -59,23 +59,17 @@ def create_private_file(path: Path) -> bool:
     return True
 
 
-def write_private_file(path: Path, data: bytes, *, replace: bool = True) -> bool:
-    """Write ``data`` to ``path`` as a 0600 file, atomically (a reader never sees half of it).
-
-    With ``replace=False`` an existing file is kept (another process won the race): returns
-    whether this call's data is the one in place.
-    """
+def write_new_private_file(path: Path, data: bytes) -> bool:
+    """Write ``data`` to a new 0600 file ``path``, whole or not at all; an existing file is
+    kept (another process got there first). True if this call's data is the one in place."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-        if replace:
-            os.replace(temporary, path)
-            return True
         try:
-            os.link(temporary, path)  # fails if it exists: first writer wins
+            os.link(temporary, path)  # unlike a rename, refuses to replace: the first writer wins
         except FileExistsError:
             return False
         return True
@@ -91,7 +85,7 @@ def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     except FileNotFoundError:
         pass
     make_private_dir(path.parent)
-    write_private_file(path, make().encode(), replace=False)
+    write_new_private_file(path, make().encode())
     return path.read_text().strip()
 
 
@@ -119,8 +113,10 @@ def data_dir_secrets(data_dir: Path, sqlite_database: str | os.PathLike | None) 
     data_dir = Path(data_dir)
     ca_dir = data_dir / CA_DIR_NAME
     paths = [data_dir, ca_dir, data_dir / SECRET_KEY_NAME, data_dir / REDIS_SOCKET_NAME]
-    if ca_dir.is_dir():
+    try:
         paths += sorted(ca_dir.iterdir())
+    except OSError:  # none yet, or another user's private dir: nothing in it to judge
+        pass
     if sqlite_database and str(sqlite_database) != ":memory:":
         paths += [Path(f"{sqlite_database}{suffix}") for suffix in SQLITE_COMPANIONS]
     return paths

@@ -174,3 +174,17 @@ def test_hypervisord_refuses_an_open_data_dir_of_another_user_before_anything_el
         f"{settings.DATA_DIR} is open to other users (mode 0755) and owned by nobody, not root: "
         f"run `chmod 700 {settings.DATA_DIR}` as nobody"
     )
+
+
+def test_processes_starting_at_once_agree_on_one_private_secret_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hypersdk.private_files import read_or_create_secret
+
+    path = tmp_path / "data" / "secret_key"
+    made = iter(range(1000))
+    with umask(0o022), ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: read_or_create_secret(path, lambda: f"key-{next(made)}"), range(32)))
+    assert len(keys) == 1 and keys != {""}
+    assert (mode(path.parent), mode(path)) == (0o700, 0o600)
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left
