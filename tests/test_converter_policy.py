@@ -173,3 +173,15 @@ def test_the_worker_refuses_a_job_row_naming_an_unconfigured_converter(
     job.refresh_from_db()
     assert job.error.startswith("hyper2kvm_path refused: not a configured converter")
     assert not mark.exists()
+
+
+def test_the_setting_takes_only_absolute_paths(monkeypatch):
+    from hypersdk.env import ConfigError, env_abs_paths
+
+    monkeypatch.setenv("HYPERSDK_HYPER2KVM_PATHS", "/opt/h2k/bin/../bin/hyper2kvm, /usr/bin/hyper2kvm")
+    assert env_abs_paths("HYPERSDK_HYPER2KVM_PATHS") == ["/opt/h2k/bin/hyper2kvm", "/usr/bin/hyper2kvm"]
+    monkeypatch.setenv("HYPERSDK_HYPER2KVM_PATHS", "bin/hyper2kvm")
+    with pytest.raises(
+        ConfigError, match="^HYPERSDK_HYPER2KVM_PATHS must list absolute paths, got 'bin/hyper2kvm'$"
+    ):
+        env_abs_paths("HYPERSDK_HYPER2KVM_PATHS")
