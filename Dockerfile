@@ -18,7 +18,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 # `celery -A hypersdk` all import the same /app, with its templates and static files.
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e . \
-    && python -m compileall -q hypersdk exports schedules webhooks dashboard metrics cli \
+    && python -m compileall -q hypersdk api_tokens exports schedules webhooks dashboard metrics cli \
     && chmod 755 deploy/docker-entrypoint.sh \
     && mkdir -p /exports && chown hypersdk:hypersdk /exports
 

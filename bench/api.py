@@ -37,8 +37,8 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
+    from api_tokens.service import issue_token
     from exports.models import Job, JobLog
     from hypersdk.permissions import grant_role
 
@@ -47,8 +47,8 @@ def main() -> None:
     Job.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench")
     grant_role(user, "operator")
-    token, _ = Token.objects.get_or_create(user=user)
-    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+    token = issue_token(user)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="localhost")
     statuses = ["completed", "failed", "running", "cancelled", "completed"]
 
     # 1. One batch of 1,000 jobs through POST /jobs/submit, against a bare bulk insert of 1,000.

@@ -104,8 +104,8 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
+    from api_tokens.service import issue_token
     from exports import live
     from exports.models import Job
     from hypersdk.permissions import grant_role
@@ -113,7 +113,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-pass-not-used")
     grant_role(user, "viewer")  # watching is what viewers do
-    token = Token.objects.create(user=user).key
+    token = issue_token(user)
     job = Job.objects.create(vm_path="/dc/vm/bench/web01", output_path=str(workdir / "out"), status="running")
 
     def publish(events: int) -> None:

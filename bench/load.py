@@ -108,8 +108,8 @@ def main() -> None:
     import httpx
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
+    from api_tokens.service import issue_token
     from exports.models import Job, JobLog, VCenter
     from hypersdk.celery import app
 
@@ -119,7 +119,7 @@ def main() -> None:
     Job.objects.all().delete()
     VCenter.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench-load", defaults={"is_superuser": True})
-    token, _ = Token.objects.get_or_create(user=user)
+    token = issue_token(user)
 
     sim = VSphereSimulator(work / "sim").start()
     processes = []
@@ -135,7 +135,7 @@ def main() -> None:
         for n in range(args.workers):
             processes.append(start_worker(env, args.concurrency, work / f"worker{n}.log", name=f"load{n}"))
         client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token.key}"}, timeout=60
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"}, timeout=60
         )
 
         def submit(specs: list[dict]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from exports import jobs
+from exports import converters, jobs
 from exports.models import Job
 
 # Where the job spec's fields show up in the converter form (validation errors go there).
@@ -23,14 +23,20 @@ FORM_FIELD_OF = {
 
 @dataclass(frozen=True)
 class DetectedConverter:
-    """What this server would convert with when the hyper2kvm path is left empty."""
+    """What this server would convert with when the hyper2kvm path is left empty, and the
+    paths a job may name instead (the administrator's HYPERSDK_HYPER2KVM_PATHS)."""
 
     hyper2kvm: str | None
     qemu_img: str | None
+    configured: tuple[str, ...] = ()
 
 
 def detect_converter() -> DetectedConverter:
-    return DetectedConverter(hyper2kvm=shutil.which("hyper2kvm"), qemu_img=shutil.which("qemu-img"))
+    return DetectedConverter(
+        hyper2kvm=converters.detected_converter(),
+        qemu_img=shutil.which("qemu-img"),
+        configured=tuple(converters.configured_converters()),
+    )
 
 
 def job_spec(data: dict) -> dict:

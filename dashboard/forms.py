@@ -44,7 +44,7 @@ class ConverterForm(forms.Form):
     hyper2kvm_path = forms.CharField(
         label="Hyper2KVM Binary Path",
         required=False,
-        help_text="Auto-detected if empty.",
+        help_text="Auto-detected if empty; else one of the converters this server is configured with.",
         widget=forms.TextInput(attrs={"placeholder": "/usr/local/bin/hyper2kvm"}),
     )
     conversion_timeout = forms.CharField(

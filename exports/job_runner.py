@@ -24,6 +24,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from exports import jobs, live
+from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import Job, JobLog, VCenter
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.connect import VCenterTarget
@@ -33,6 +34,7 @@ from exports.pipeline.progress import CancelToken, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.events import emit
 from hypersdk.log_context import job_context
+from hypersdk.private_files import make_private_dir
 
 logger = logging.getLogger(__name__)
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
@@ -146,7 +148,8 @@ def export_options(job: Job) -> ExportOptions:
         manifest_target=options.get("manifest_target", "qcow2"),
         convert=options.get("convert", False),
         verify=options.get("verify", False),
-        hyper2kvm_path=options.get("hyper2kvm_path") or None,
+        # Checked again here: the row may predate the rule or have been edited in the database.
+        hyper2kvm_path=check_converter(options.get("hyper2kvm_path")) or None,
         conversion_timeout=float(options.get("conversion_timeout", 120)) * 60,
         overwrite=options.get("overwrite", False),
         run_id=job.id,  # the reaper undoes a dead worker's run by this id
@@ -164,7 +167,7 @@ def _ca_file(vcenter: VCenter) -> Path:
     ca_dir = Path(settings.DATA_DIR) / "ca"
     ca_path = ca_dir / f"{vcenter.name}-{hashlib.sha256(data).hexdigest()[:16]}.pem"
     if not ca_path.exists():
-        ca_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(ca_dir)  # 0700; the file below is mkstemp's 0600
         with tempfile.NamedTemporaryFile(dir=ca_dir, prefix=".ca-", delete=False) as handle:
             handle.write(data)
         os.replace(handle.name, ca_path)
@@ -205,11 +208,17 @@ def _run_job(job_id: str) -> str | None:
         jobs.finish_job(job.id, Job.Status.FAILED, error=f"output path refused: {exc}")
         jobs.dispatch_pending()
         return Job.Status.FAILED
+    try:
+        options = export_options(job)
+    except ConverterNotAllowed as exc:
+        jobs.finish_job(job.id, Job.Status.FAILED, error=f"hyper2kvm_path refused: {exc}")
+        jobs.dispatch_pending()
+        return Job.Status.FAILED
     cancel = CancelToken()
     status, result, error = Job.Status.FAILED, None, ""
     with JobSession(job.id, cancel) as session:
         try:
-            outcome = export_vm(export_options(job), vcenter_target(job.vcenter), session, cancel)
+            outcome = export_vm(options, vcenter_target(job.vcenter), session, cancel)
             status, result = Job.Status.COMPLETED, outcome.as_dict()
         except ExportCancelled:
             status, error = Job.Status.CANCELLED, "cancelled by request"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from typing import Any
 
 from rest_framework import serializers
 
+from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.convert import TARGET_FORMATS
@@ -60,7 +60,13 @@ class JobSpecSerializer(StrictSerializer):
     verify = serializers.BooleanField(default=False)
     parallel = serializers.IntegerField(min_value=1, max_value=32, default=4)
     power_off = serializers.BooleanField(default=False)
-    hyper2kvm_path = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
+    hyper2kvm_path = serializers.CharField(
+        max_length=1024,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="empty: auto-detect; else one of the server's converters (HYPERSDK_HYPER2KVM_PATHS)",
+    )
     conversion_timeout = serializers.IntegerField(
         min_value=1, max_value=7 * 24 * 60, default=120, help_text="minutes"
     )
@@ -86,10 +92,11 @@ class JobSpecSerializer(StrictSerializer):
         return attrs
 
     def validate_hyper2kvm_path(self, value: str) -> str:
-        # A client picks the converter binary a worker will run: only a real hyper2kvm.
-        if value and (os.path.basename(value) != "hyper2kvm" or not os.path.isabs(value)):
-            raise serializers.ValidationError("must be an absolute path to a binary named hyper2kvm")
-        return value
+        # The worker runs this binary as the daemon's user: only one the administrator chose.
+        try:
+            return check_converter(value)
+        except ConverterNotAllowed as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 def check_default_output() -> None:

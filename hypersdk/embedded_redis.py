@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from hypersdk.env import env_str
+from hypersdk.private_files import make_private_dir
 
 # sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
 MAX_SOCKET_PATH_BYTES = 107
@@ -95,8 +96,7 @@ def start_embedded_redis(data_dir: Path, *, timeout: float = 30.0) -> tuple[subp
 
     For the test suite and scripts; hypervisord runs the same command as a supervised child.
     """
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = make_private_dir(Path(data_dir))
     socket = socket_path(data_dir)
     if answers_ping(socket):
         raise EmbeddedRedisError(f"a Redis server is already listening on {socket}")

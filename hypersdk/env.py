@@ -101,3 +101,12 @@ def env_public_url(name: str) -> str:
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in {"", "/"}:
         raise ConfigError(f"{name} must be scheme://host[:port] only (no path, user or query), got {raw!r}")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def env_abs_paths(name: str) -> list[str]:
+    """A comma-separated list of absolute paths (normalised); a relative one is a ConfigError."""
+    paths = env_list(name, [])
+    for path in paths:
+        if not os.path.isabs(path):
+            raise ConfigError(f"{name} must list absolute paths, got {path!r}")
+    return [os.path.normpath(path) for path in paths]

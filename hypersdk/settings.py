@@ -9,11 +9,15 @@ from pathlib import Path
 import environ
 
 from hypersdk import public_url
-from hypersdk.env import env_bool, env_header_name, env_int, env_list, env_networks, env_str
+from hypersdk.env import env_abs_paths, env_bool, env_header_name, env_int, env_list, env_networks, env_str
 from hypersdk.log_context import logging_config
+from hypersdk.private_files import make_private_dir, prepare_sqlite_database, read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HYPERSDK_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# Private from the start (0700) whatever the umask: it holds the database, the secret key and
+# the Redis socket. hypervisord and bootstrap_admin check an existing one (hypersdk/private_files.py).
+make_private_dir(DATA_DIR)
 
 
 def _secret_key() -> str:
@@ -21,14 +25,8 @@ def _secret_key() -> str:
     key = env_str("HYPERSDK_SECRET_KEY")
     if key:
         return key
-    key_file = DATA_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    key_file.touch(mode=0o600)
-    key_file.write_text(key)
-    return key
+    # Written 0600 and atomically: two processes starting at once agree on one key.
+    return read_or_create_secret(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
@@ -53,7 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "api_tokens",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -122,6 +121,8 @@ else:
             "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    prepare_sqlite_database(DATABASES["default"]["NAME"])  # 0600 before SQLite creates it
 # django-prometheus' wrappers of the same backends count queries and errors for /metrics.
 _engine = DATABASES["default"]["ENGINE"]
 if _engine in {"django.db.backends.sqlite3", "django.db.backends.postgresql", "django.db.backends.mysql"}:
@@ -220,7 +221,8 @@ CHANNEL_LAYERS = channel_layer_settings(REDIS_URL)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api_tokens.authentication.TokenAuthentication",
+        "api_tokens.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Viewers read, operators (and superusers) do everything, other accounts get 403.
@@ -232,6 +234,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "hypersdk.openapi.HyperSDKAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# API tokens are kept as digests (django-rest-knox) and never expire on their own: the CLIs and
+# Prometheus hold them; delete one (admin) to revoke it.
+REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
 # Request bodies (the API's JSON too: hypersdk.request_limits): a batch of a few thousand jobs
 # fits; anything larger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HYPERSDK_MAX_REQUEST_BYTES", 1 << 20, minimum=1024)
@@ -307,6 +312,9 @@ HYPERSDK_WEBHOOK_DRAINERS = env_int("HYPERSDK_WEBHOOK_DRAINERS", 2, minimum=1)
 # The export engine's defaults; each can be overridden per export.
 HYPERSDK_EXPORT_PARALLEL = env_int("HYPERSDK_EXPORT_PARALLEL", 4, minimum=1)
 HYPERSDK_CONVERSION_TIMEOUT_MINUTES = env_int("HYPERSDK_CONVERSION_TIMEOUT_MINUTES", 120, minimum=1)
+# The hyper2kvm binaries a job may name (besides the one found on the daemon's PATH): requests
+# pick among these, never a path of their own (exports/converters.py).
+HYPERSDK_HYPER2KVM_PATHS = env_abs_paths("HYPERSDK_HYPER2KVM_PATHS")
 
 # Every line carries job_id=<id> (or "-") from hypersdk/log_context.py; JSON lines with
 # HYPERSDK_LOG_FORMAT=json. Celery workers and beat log through this too (hypersdk/celery.py).

@@ -1,4 +1,4 @@
-"""Websocket authentication: a DRF token (``?token=`` or ``Authorization: Token``) or the session.
+"""Websocket authentication: an API token (``?token=``, ``Authorization: Token|Bearer``) or the session.
 
 Browsers always send an Origin header, which must then be the socket's own origin — scheme,
 host and port, as the browser reached us (Host header; ``wss`` or the proxy's TLS header means
@@ -35,10 +35,9 @@ TOKEN_SCOPE_KEY = "hypersdk_token"
 
 
 def _user_for_token_sync(key: str):
-    from rest_framework.authtoken.models import Token
+    from api_tokens.service import user_for_token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else None
+    return user_for_token(key)
 
 
 _user_for_token = database_sync_to_async(_user_for_token_sync)
@@ -46,8 +45,10 @@ _user_for_token = database_sync_to_async(_user_for_token_sync)
 
 def _token_from(scope) -> str | None:
     for name, value in scope.get("headers", []):
-        if name == b"authorization" and value.startswith(b"Token "):
-            return value[6:].decode()
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() in {"token", "bearer"} and token.strip():
+                return token.strip()
     query = parse_qs(scope.get("query_string", b"").decode())
     return query.get("token", [None])[0]
 
@@ -236,7 +237,7 @@ def connect_revocation_signals() -> None:
     """Logout, token deletion, a role group removed and deactivation reach the sockets."""
     from django.contrib.auth import get_user_model, user_logged_out
     from django.db.models.signals import m2m_changed, post_delete, post_save
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken as Token
 
     user_model = get_user_model()
 

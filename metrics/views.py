@@ -13,18 +13,13 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from api_tokens.authentication import BearerTokenAuthentication, TokenAuthentication
 from hypersdk.permissions import HyperSDKRole
-
-
-class BearerTokenAuthentication(TokenAuthentication):
-    """The same API tokens, sent as ``Authorization: Bearer <token>``."""
-
-    keyword = "Bearer"
 
 
 class PlainTextRenderer(BaseRenderer):

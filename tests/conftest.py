@@ -319,10 +319,10 @@ class Daemon:
 @pytest.fixture
 def daemon(live_server, transactional_db, redis_url, django_user_model) -> Daemon:
     """The API served over HTTP (a live server on the test database) and an admin's token."""
-    from rest_framework.authtoken.models import Token
+    from api_tokens.service import issue_token
 
     user = django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-for-tests")
-    return Daemon(url=live_server.url, token=Token.objects.create(user=user).key)
+    return Daemon(url=live_server.url, token=issue_token(user))
 
 
 def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.2, message: str = "condition"):

@@ -212,7 +212,7 @@ def test_without_javascript_the_converter_redirects_to_the_job_it_started(client
             "hyper2kvm_path",
             "/bin/sh",
             "hyper2kvm_path",
-            "must be an absolute path to a binary named hyper2kvm",
+            "not a configured converter",
         ),
     ],
 )

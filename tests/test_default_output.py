@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from dashboard import converter
 from dashboard.forms import ConverterForm
 from exports import jobs
@@ -28,7 +28,7 @@ def client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
     grant_role(user, "operator")
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return api
 
 

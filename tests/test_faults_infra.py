@@ -162,10 +162,10 @@ class DaemonAPI:
 
 @pytest.fixture
 def admin_token(transactional_db, django_user_model) -> str:
-    from rest_framework.authtoken.models import Token
+    from api_tokens.service import issue_token
 
     user = django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-for-tests")
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 def daemon_env(worker_environment: dict[str, str], **extra: str) -> dict[str, str]:

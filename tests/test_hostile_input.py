@@ -13,9 +13,9 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports.models import Job
 from exports.pipeline.names import file_stem
 from hypersdk.permissions import grant_role
@@ -40,7 +40,7 @@ def api(db, django_user_model) -> APIClient:
     alice = django_user_model.objects.create_user("alice", password="alice-pass")
     grant_role(alice, "operator")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(alice)}")
     return client
 
 

@@ -137,12 +137,14 @@ def test_watch_without_output_exports_inside_the_roots_when_the_data_dir_is_outs
     assert (export_roots_base / f"app01-{job.id}" / "app01.ovf").is_file()
 
 
-def test_export_flags_reach_the_job(cli_env, export_root):
+def test_export_flags_reach_the_job(cli_env, export_root, settings):
+    # The converter must be one the daemon is configured with: in-process (remote) or by env (local).
+    settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm"]
     done = hyperexport(
         "--use-daemon", "-vm", APP01, "-output", str(export_root / "f"), "-format", "ova", "-compress",
         "-manifest", "-manifest-target", "raw", "-convert", "-verify", "-parallel", "2", "-power-off",
         "-hyper2kvm-path", "/opt/h2k/bin/hyper2kvm", "-conversion-timeout", "90m", "-overwrite", "-quiet",
-        env=cli_env,
+        env=cli_env | {"HYPERSDK_HYPER2KVM_PATHS": "/opt/h2k/bin/hyper2kvm"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     job = Job.objects.get(id=done.stdout.strip())

@@ -21,8 +21,9 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
+from api_tokens.service import user_for_token
 from hypersdk.embedded_redis import answers_ping, start_embedded_redis, stop_embedded_redis
 from tests.processes import free_port
 
@@ -152,8 +153,12 @@ def alive(process: psutil.Process) -> bool:
 
 @pytest.fixture(scope="module")
 def hypervisord(tmp_path_factory):
-    """One full daemon shared by the read-only checks of this module."""
-    daemon = Hypervisord(tmp_path_factory.mktemp("hv"))
+    """One full daemon shared by the read-only checks of this module.
+
+    Its data dir starts open (0755), as `make run` of earlier releases left ./var."""
+    data_dir = tmp_path_factory.mktemp("hv")
+    data_dir.chmod(0o755)
+    daemon = Hypervisord(data_dir)
     try:
         yield daemon.wait_until_serving()
     finally:
@@ -184,6 +189,14 @@ def test_prints_one_start_up_line_with_the_url(hypervisord):
     lines = [line for line in hypervisord.lines if "HyperSDK listening on" in line]
     assert len(lines) == 1
     assert f"http://127.0.0.1:{hypervisord.port}/" in lines[0]
+
+
+def test_an_open_data_dir_is_tightened_and_its_secrets_are_private(hypervisord):
+    data_dir = hypervisord.data_dir
+    assert f"tightened {data_dir} from 0755 to 0700" in hypervisord.lines
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for secret in (data_dir / "secret_key", data_dir / "db.sqlite3"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
 def test_embedded_redis_answers_on_an_owner_only_socket(hypervisord):
@@ -344,7 +357,7 @@ def test_bootstrap_admin_creates_admin_and_prints_password_and_token_once(no_adm
     token = re.search(r"^API token: (\S+)$", first, re.M).group(1)
     admin = authenticate(username="admin", password=password)
     assert admin is not None and admin.is_superuser and admin.is_staff
-    assert Token.objects.get(user=admin).key == token
+    assert user_for_token(token) == admin
 
     second = bootstrap_admin()
     assert len(second.strip().splitlines()) == 1
@@ -368,7 +381,7 @@ def test_bootstrap_admin_leaves_an_existing_superuser_alone(no_admin_password):
     out = bootstrap_admin()
     assert out.strip() == "an admin user exists (root); nothing to do"
     assert not get_user_model().objects.filter(username="admin").exists()
-    assert not Token.objects.exists()
+    assert not AuthToken.objects.exists()
 
 
 @pytest.mark.django_db

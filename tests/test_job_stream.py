@@ -7,8 +7,8 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
-from rest_framework.authtoken.models import Token
 
+from api_tokens.service import issue_token
 from exports import jobs, live
 from hypersdk.asgi import application
 from hypersdk.permissions import grant_role
@@ -28,7 +28,7 @@ async def close_connections_of_the_sync_thread():
 def token(django_user_model) -> str:
     user = django_user_model.objects.create_user("watcher", password="watcher-pass")
     grant_role(user, "viewer")
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 def connect(path: str, token: str | None = None, origin: bytes | None = None) -> WebsocketCommunicator:

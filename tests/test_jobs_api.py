@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
 from hypersdk.permissions import grant_role
@@ -20,7 +20,7 @@ def client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
     grant_role(user, "operator")
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return api
 
 
@@ -110,7 +110,7 @@ def test_batch_accepts_the_valid_and_reports_the_rest(client, export_root):
         (
             {"vm_path": "/dc/vm/a", "hyper2kvm_path": "/bin/rm"},
             "hyper2kvm_path",
-            "must be an absolute path to a binary named hyper2kvm",
+            "not a configured converter",
         ),
         (
             {"vm_path": "/dc/vm/a", "parallel": 0},

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
 from hypersdk.permissions import grant_role
@@ -27,7 +27,7 @@ def api(db) -> APIClient:
     viewer = get_user_model().objects.create_user("vera", password="vera-pass")
     grant_role(viewer, "viewer")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(viewer)}")
     return client
 
 

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
+from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
 from hypersdk import events
@@ -33,7 +33,7 @@ def token_for(django_user_model, username: str, role: str | None) -> str:
     user = django_user_model.objects.create_user(username, password=f"{username}-pass-for-tests")
     if role:
         grant_role(user, role)
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 def scrape(token: str | None, *, scheme: str = "Token") -> Samples:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.db import close_old_connections, connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from cli.render import job_detail, job_table
 from exports import jobs
 from exports.api.serializers import JobSerializer
@@ -34,7 +34,7 @@ def api(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
     grant_role(user, "operator")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 

@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.db import connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
 from hypersdk import login_throttle
@@ -49,7 +49,7 @@ def people(django_user_model) -> dict:
 
 def api_as(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 
@@ -244,7 +244,7 @@ async def test_viewers_and_operators_watch_jobs_and_others_are_refused(redis_url
             user = django_user_model.objects.create_user(name, password=PASSWORD)
             if role:
                 grant_role(user, role)
-            keys[name] = Token.objects.create(user=user).key
+            keys[name] = issue_token(user)
         return keys
 
     keys = await sync_to_async(tokens)()

@@ -14,9 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend
 from exports.models import Job, VCenter
 from hypersdk import events
@@ -43,7 +43,7 @@ def api(db) -> APIClient:
     alice = get_user_model().objects.create_user("alice", password="alice-pass")
     grant_role(alice, "operator")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(alice)}")
     return client
 
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk import events
 from hypersdk.permissions import grant_role
@@ -86,7 +86,7 @@ def client(db, django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
     grant_role(user, "operator")
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return api
 
 

@@ -19,9 +19,9 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk.permissions import grant_role
 from hypersdk.wsgi import application
@@ -141,8 +141,7 @@ def alice_token(db, django_user_model) -> str:
     """alice, an operator: may call every operation."""
     alice, _ = django_user_model.objects.get_or_create(username="alice")
     grant_role(alice, "operator")
-    token, _ = Token.objects.get_or_create(user=alice)
-    return token.key
+    return issue_token(alice)
 
 
 def test_the_served_schema_is_the_one_tested(alice_token):

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
 from exports.secrets import decrypt
@@ -51,7 +51,7 @@ def client(django_user_model) -> APIClient:
     user = django_user_model.objects.create_user("operator", password="operator-pass")
     grant_role(user, "operator")
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return api
 
 

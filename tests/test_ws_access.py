@@ -10,8 +10,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
+from api_tokens.service import issue_token
 from hypersdk.asgi import application
 from hypersdk.permissions import grant_role
 
@@ -52,9 +53,9 @@ async def open_socket(**kwargs) -> WebsocketCommunicator:
     return communicator
 
 
-async def token_socket(user) -> tuple[WebsocketCommunicator, Token]:
-    token = await sync_to_async(Token.objects.create)(user=user)
-    return await open_socket(path=f"/ws/jobs/?token={token.key}"), token
+async def token_socket(user) -> tuple[WebsocketCommunicator, AuthToken]:
+    token, key = await sync_to_async(AuthToken.objects.create)(user=user, expiry=None)
+    return await open_socket(path=f"/ws/jobs/?token={key}"), token
 
 
 async def session_socket(user) -> tuple[WebsocketCommunicator, Client]:
@@ -116,9 +117,9 @@ async def test_changing_the_password_closes_the_session_socket(redis_url, victor
 
 
 async def connect_from(victor, host: bytes, origin: bytes, scheme: str = "ws") -> bool:
-    token, _ = await sync_to_async(Token.objects.get_or_create)(user=victor)
+    key = await sync_to_async(issue_token)(victor)
     communicator = WebsocketCommunicator(
-        application, f"/ws/jobs/?token={token.key}", headers=[(b"host", host), (b"origin", origin)]
+        application, f"/ws/jobs/?token={key}", headers=[(b"host", host), (b"origin", origin)]
     )
     communicator.scope["scheme"] = scheme
     connected, _ = await communicator.connect()

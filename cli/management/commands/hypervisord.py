@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from hypersdk import embedded_redis
+from hypersdk import embedded_redis, private_files
 from hypersdk.env import ConfigError, env_int
 from hypersdk.supervisor import HypervisordConfig, Supervisor, hypervisord_children, parse_listen
 from webhooks import conf as webhook_conf
@@ -30,6 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--no-beat", action="store_true", help="run no Celery beat (run one per cluster)")
 
     def handle(self, *args, **options):
+        try:
+            checked = private_files.secure_configured_data_dir()
+        except private_files.InsecurePermissions as exc:
+            raise CommandError(str(exc)) from None
+        for line in checked.tightened:
+            self.stdout.write(line)
+        for line in checked.warnings:
+            self.stderr.write(f"warning: {line}")
         try:
             host, port = parse_listen(options["listen"] or settings.HYPERSDK_LISTEN)
             concurrency = env_int(
@@ -59,7 +67,6 @@ class Command(BaseCommand):
 
         # Line-buffered: journald, or a test reading the pipe, gets each line as it is written.
         sys.stdout.reconfigure(line_buffering=True)
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         # Both are cheap when up to date; the database and the admin's CSS are then ready.
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)

@@ -7,8 +7,9 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from api_tokens.service import issue_token
+from hypersdk import private_files
 from hypersdk.env import env_str
 
 ADMIN_USERNAME = "admin"
@@ -21,6 +22,15 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        # The database about to hold the admin's credentials must not be readable by others.
+        try:
+            checked = private_files.secure_configured_data_dir()
+        except private_files.InsecurePermissions as exc:
+            raise CommandError(str(exc)) from None
+        for line in checked.tightened:
+            self.stdout.write(line)
+        for line in checked.warnings:
+            self.stderr.write(f"warning: {line}")
         users = get_user_model()
         existing = users.objects.filter(is_superuser=True).order_by("pk").first()
         if existing is not None:
@@ -36,12 +46,12 @@ class Command(BaseCommand):
         password = given or secrets.token_urlsafe(18)
         with transaction.atomic():
             user = users.objects.create_superuser(ADMIN_USERNAME, email="", password=password)
-            token = Token.objects.create(user=user)
+            token = issue_token(user)
 
         self.stdout.write(f"created superuser {ADMIN_USERNAME}")
         if given:
             self.stdout.write("password: the one in HYPERSDK_ADMIN_PASSWORD")
         else:
             self.stdout.write(f"password: {password}")
-        self.stdout.write(f"API token: {token.key}")
+        self.stdout.write(f"API token: {token}")
         self.stdout.write("these are shown only once: keep them now")

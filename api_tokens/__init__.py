@@ -1,0 +1,1 @@
+"""API tokens, stored as digests (django-rest-knox): a database leak leaks no live credential."""

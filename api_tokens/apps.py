@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ApiTokensConfig(AppConfig):
+    name = "api_tokens"
+    verbose_name = "API tokens"
+
+    def ready(self) -> None:
+        import api_tokens.openapi  # noqa: F401 - registers the schemes with drf-spectacular

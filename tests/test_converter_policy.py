@@ -1,0 +1,187 @@
+"""Only converters the administrator configured (or the daemon finds on its PATH) ever run."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from api_tokens.service import issue_token
+from exports import jobs
+from exports.models import Job
+from hypersdk.permissions import grant_role
+from schedules.models import Schedule
+
+pytestmark = pytest.mark.django_db
+
+
+def planted(directory: Path) -> tuple[Path, Path]:
+    """An executable named hyper2kvm that leaves a mark when run: what an attacker would plant."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mark = directory / "ran"
+    binary = directory / "hyper2kvm"
+    binary.write_text(f"#!/bin/sh\ntouch {mark}\n")
+    binary.chmod(0o755)
+    return binary, mark
+
+
+@pytest.fixture
+def api(db, django_user_model) -> APIClient:
+    user = django_user_model.objects.create_user("operator", password="operator-pass")
+    grant_role(user, "operator")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
+    return client
+
+
+@pytest.fixture
+def no_detected_hyper2kvm(monkeypatch, settings):
+    """A daemon with no hyper2kvm on its PATH and none configured, unless a test adds one."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    settings.HYPERSDK_HYPER2KVM_PATHS = []
+
+
+def submit(api: APIClient, **spec):
+    return api.post("/jobs/submit", {"vm_path": "/dc/vm/prod/web01", "convert": True, **spec}, format="json")
+
+
+def test_a_planted_binary_named_hyper2kvm_is_a_400_listing_the_allowed_converters(
+    api, tmp_path, settings, no_detected_hyper2kvm
+):
+    binary, _ = planted(tmp_path / "x")
+    settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm"]
+    response = submit(api, hyper2kvm_path=str(binary))
+    assert response.status_code == 400
+    assert response.json()["hyper2kvm_path"] == [
+        "not a configured converter; leave it empty for auto-detection or use one of: /opt/h2k/bin/hyper2kvm"
+    ]
+    assert not Job.objects.exists()
+
+
+def test_a_symlink_to_a_shell_named_hyper2kvm_is_refused(api, tmp_path, no_detected_hyper2kvm):
+    (tmp_path / "hyper2kvm").symlink_to("/bin/sh")
+    response = submit(api, hyper2kvm_path=str(tmp_path / "hyper2kvm"))
+    assert response.status_code == 400
+    assert "this server has none" in response.json()["hyper2kvm_path"][0]
+
+
+def test_a_configured_converter_is_accepted(api, settings, no_detected_hyper2kvm):
+    settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm", "/usr/local/bin/hyper2kvm"]
+    response = submit(api, hyper2kvm_path="/usr/local/bin/hyper2kvm")
+    assert response.status_code == 202, response.content
+    assert Job.objects.get().options["hyper2kvm_path"] == "/usr/local/bin/hyper2kvm"
+
+
+def test_the_auto_detected_converter_may_be_named_or_left_empty(api, tmp_path, monkeypatch, settings):
+    binary, _ = planted(tmp_path / "bin")
+    settings.HYPERSDK_HYPER2KVM_PATHS = []
+    monkeypatch.setenv("PATH", str(binary.parent))  # the daemon's own PATH: the administrator's
+    assert submit(api, hyper2kvm_path=str(binary)).status_code == 202
+    assert submit(api).status_code == 202
+
+
+def test_the_dashboard_converter_form_refuses_an_unconfigured_binary(
+    client, django_user_model, tmp_path, no_detected_hyper2kvm
+):
+    user = django_user_model.objects.create_user("op", password="op-pass")
+    grant_role(user, "operator")
+    client.force_login(user)
+    binary, _ = planted(tmp_path / "x")
+    form = {
+        "vm_path": "/dc/vm/prod/web01",
+        "target_format": "qcow2",
+        "auto_convert": "on",
+        "hyper2kvm_path": str(binary),
+        "conversion_timeout": "120",
+    }
+    response = client.post("/ui/converter/", form, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    error = response.content.decode().split('id="id_hyper2kvm_path-error">', 1)[1].split("</span>", 1)[0]
+    assert "not a configured converter" in error
+    assert not Job.objects.exists()
+
+
+def test_the_dashboard_lists_the_configured_converters(
+    client, django_user_model, settings, no_detected_hyper2kvm
+):
+    user = django_user_model.objects.create_user("op", password="op-pass")
+    grant_role(user, "operator")
+    client.force_login(user)
+    settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm"]
+    assert "<code>/opt/h2k/bin/hyper2kvm</code>" in client.get("/ui/converter/").content.decode()
+
+
+def test_a_schedule_cannot_name_an_unconfigured_converter(api, tmp_path, export_root, no_detected_hyper2kvm):
+    binary, _ = planted(tmp_path / "x")
+    response = api.post(
+        "/schedules",
+        {
+            "name": "nightly",
+            "cron": "0 2 * * *",
+            "vm_path": "/dc/vm/prod/web01",
+            "output_path": str(export_root / "nightly"),
+            "convert": True,
+            "hyper2kvm_path": str(binary),
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "not a configured converter" in response.json()["hyper2kvm_path"][0]
+    assert not Schedule.objects.exists()
+
+
+def test_an_imported_config_cannot_name_an_unconfigured_converter(
+    tmp_path, export_root, no_detected_hyper2kvm
+):
+    binary, _ = planted(tmp_path / "x")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "schedules:\n"
+        "  - name: nightly\n"
+        "    cron: '0 2 * * *'\n"
+        "    vm: /dc/vm/prod/web01\n"
+        f"    output: {export_root / 'nightly'}\n"
+        "    convert: true\n"
+        f"    hyper2kvm_path: {binary}\n"
+    )
+    err = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("import_config", str(config), stdout=StringIO(), stderr=err)
+    assert exited.value.code == 1
+    assert "hyper2kvm_path: not a configured converter" in err.getvalue()
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_refuses_a_job_row_naming_an_unconfigured_converter(
+    tmp_path, export_root, redis_url, no_detected_hyper2kvm
+):
+    from exports import job_runner
+
+    binary, mark = planted(tmp_path / "x")
+    job_id = jobs.submit_jobs(
+        [{"vm_path": "/dc/vm/prod/web01", "output_path": str(export_root / "web01"), "convert": True}]
+    ).job_ids[0]
+    # A row written before the rule, or edited in the database afterwards.
+    job = Job.objects.get(id=job_id)
+    job.options = {**job.options, "hyper2kvm_path": str(binary)}
+    job.save(update_fields=["options"])
+    assert job_runner.run_job(job_id) == "failed"
+    job.refresh_from_db()
+    assert job.error.startswith("hyper2kvm_path refused: not a configured converter")
+    assert not mark.exists()
+
+
+def test_the_setting_takes_only_absolute_paths(monkeypatch):
+    from hypersdk.env import ConfigError, env_abs_paths
+
+    monkeypatch.setenv("HYPERSDK_HYPER2KVM_PATHS", "/opt/h2k/bin/../bin/hyper2kvm, /usr/bin/hyper2kvm")
+    assert env_abs_paths("HYPERSDK_HYPER2KVM_PATHS") == ["/opt/h2k/bin/hyper2kvm", "/usr/bin/hyper2kvm"]
+    monkeypatch.setenv("HYPERSDK_HYPER2KVM_PATHS", "bin/hyper2kvm")
+    with pytest.raises(
+        ConfigError, match="^HYPERSDK_HYPER2KVM_PATHS must list absolute paths, got 'bin/hyper2kvm'$"
+    ):
+        env_abs_paths("HYPERSDK_HYPER2KVM_PATHS")

@@ -1,0 +1,190 @@
+"""The data dir and its secrets are private (0700/0600) whatever the umask; open ones are
+tightened when ours and refused, with the fix, when another user's."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from contextlib import contextmanager
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from hypersdk.private_files import InsecurePermissions, secure_data_dir
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@contextmanager
+def umask(value: int):
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def open_dir(path: Path, owner: int | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+def open_file(path: Path, owner: int | None = None, text: str = "secret") -> Path:
+    path.write_text(text)
+    path.chmod(0o644)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+def test_make_bootstrap_creates_a_private_data_dir_whatever_the_umask(tmp_path):
+    """`make bootstrap` (migrate, then bootstrap_admin) in a new data dir under umask 022."""
+    data_dir = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    env |= {"HYPERSDK_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "hypersdk.settings"}
+    env.pop("HYPERSDK_SECRET_KEY", None)
+    script = (
+        f"{sys.executable} manage.py migrate --noinput -v 0 && {sys.executable} manage.py bootstrap_admin"
+    )
+    with umask(0o022):
+        done = subprocess.run(["sh", "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "API token: " in done.stdout
+    assert mode(data_dir) == 0o700
+    secrets = [data_dir / "secret_key", data_dir / "hypersdk.sqlite3"]
+    secrets += [p for p in data_dir.iterdir() if p.name.startswith("hypersdk.sqlite3-")]
+    for path in secrets:
+        assert mode(path) == 0o600, path
+
+
+def test_the_embedded_redis_dir_and_socket_are_private_whatever_the_umask(tmp_path):
+    from hypersdk.embedded_redis import start_embedded_redis, stop_embedded_redis
+
+    with umask(0o022):
+        process, _ = start_embedded_redis(tmp_path / "data")
+    try:
+        assert mode(tmp_path / "data") == 0o700
+        assert mode(tmp_path / "data" / "redis.sock") & 0o077 == 0
+    finally:
+        stop_embedded_redis(process)
+
+
+def test_vcenter_ca_files_are_private_whatever_the_umask(tmp_path, settings):
+    from exports.job_runner import _ca_file
+    from exports.models import VCenter
+
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DATA_DIR.mkdir(mode=0o700)
+    with umask(0o022):
+        ca = _ca_file(VCenter(name="vc1", ca_bundle="-----BEGIN CERTIFICATE-----\n"))
+    assert mode(ca.parent) == 0o700
+    assert mode(ca) == 0o600
+
+
+def test_open_secrets_this_user_owns_are_tightened(tmp_path):
+    data_dir = open_dir(tmp_path / "var")
+    key = open_file(data_dir / "secret_key")
+    database = open_file(data_dir / "hypersdk.sqlite3")
+    wal = open_file(data_dir / "hypersdk.sqlite3-wal")
+    ca_dir = open_dir(data_dir / "ca")
+    ca = open_file(ca_dir / "vc1-0123.pem")
+    done = secure_data_dir(data_dir, sqlite_database=database)
+    assert [mode(p) for p in (data_dir, ca_dir)] == [0o700, 0o700]
+    assert [mode(p) for p in (key, database, wal, ca)] == [0o600] * 4
+    assert f"tightened {data_dir} from 0755 to 0700" in done.tightened
+    assert f"tightened {key} from 0644 to 0600" in done.tightened
+    assert secure_data_dir(data_dir, sqlite_database=database).tightened == []  # nothing left
+
+
+@needs_root
+def test_an_open_database_of_another_user_is_refused_with_the_fix(tmp_path):
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    database = open_file(data_dir / "hypersdk.sqlite3", owner=NOBODY)
+    with pytest.raises(InsecurePermissions) as refused:
+        secure_data_dir(data_dir, sqlite_database=database)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        f"{database} is open to other users (mode 0644) and owned by nobody, not root: "
+        f"run `chmod 600 {database}` as nobody"
+    )
+    assert mode(database) == 0o644  # someone else's file is theirs to change
+
+
+@needs_root
+def test_a_secret_file_outside_the_data_dir_is_tightened_if_ours_else_only_warned_about(tmp_path):
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    ours = open_file(tmp_path / "ours")
+    mounted = open_file(tmp_path / "mounted", owner=NOBODY)  # e.g. an orchestrator's secret mount
+    done = secure_data_dir(data_dir, secret_files=[ours, mounted])
+    assert mode(ours) == 0o600
+    assert mode(mounted) == 0o644
+    assert done.warnings == [
+        f"{mounted} is open to other users (mode 0644) and owned by nobody, not root: "
+        f"run `chmod 600 {mounted}` as nobody"
+    ]
+
+
+@pytest.mark.django_db
+def test_bootstrap_admin_tightens_an_open_data_dir_it_owns(tmp_path, settings, monkeypatch):
+    monkeypatch.delenv("HYPERSDK_ADMIN_PASSWORD", raising=False)
+    settings.DATA_DIR = open_dir(tmp_path / "var")
+    key = open_file(settings.DATA_DIR / "secret_key")
+    out = StringIO()
+    call_command("bootstrap_admin", stdout=out)
+    assert (mode(settings.DATA_DIR), mode(key)) == (0o700, 0o600)
+    assert f"tightened {settings.DATA_DIR} from 0755 to 0700" in out.getvalue()
+    assert "API token: " in out.getvalue()
+
+
+@needs_root
+@pytest.mark.django_db
+def test_bootstrap_admin_refuses_an_open_data_dir_of_another_user_and_creates_nobody(tmp_path, settings):
+    settings.DATA_DIR = open_dir(tmp_path / "var", owner=NOBODY)
+    with pytest.raises(CommandError, match=rf"run `chmod 700 {settings.DATA_DIR}` as nobody"):
+        call_command("bootstrap_admin", stdout=StringIO())
+    assert not get_user_model().objects.exists()
+
+
+@needs_root
+@pytest.mark.django_db
+def test_hypervisord_refuses_an_open_data_dir_of_another_user_before_anything_else(tmp_path, settings):
+    settings.DATA_DIR = open_dir(tmp_path / "var", owner=NOBODY)
+    # An unusable --listen too: the data dir must be the first thing hypervisord looks at.
+    with pytest.raises(CommandError) as refused:
+        call_command("hypervisord", "--listen", "nowhere", stdout=StringIO(), stderr=StringIO())
+    assert str(refused.value) == (
+        f"{settings.DATA_DIR} is open to other users (mode 0755) and owned by nobody, not root: "
+        f"run `chmod 700 {settings.DATA_DIR}` as nobody"
+    )
+
+
+def test_processes_starting_at_once_agree_on_one_private_secret_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hypersdk.private_files import read_or_create_secret
+
+    path = tmp_path / "data" / "secret_key"
+    made = iter(range(1000))
+    with umask(0o022), ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: read_or_create_secret(path, lambda: f"key-{next(made)}"), range(32)))
+    assert len(keys) == 1 and keys != {""}
+    assert (mode(path.parent), mode(path)) == (0o700, 0o600)
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left
