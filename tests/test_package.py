@@ -142,6 +142,14 @@ def test_gzip_references_sets_compression_and_the_compressed_size_on_each_file()
     assert marked.split("</References>")[1] == descriptor.split("</References>")[1]
 
 
+def test_gzip_references_finds_names_written_with_character_references():
+    # vCenter (Go's encoding/xml) writes " and ' in an attribute as &#34; and &#39;.
+    descriptor = vcenter_descriptor("q&#34;u&#39;o&#x60;te-disk1.vmdk")
+    marked = mark_gzip_references(descriptor, {"q\"u'o`te-disk1.vmdk": 7})
+    (file,) = ET.fromstring(marked.encode()).findall(f"{{{OVF_NS}}}References/{{{OVF_NS}}}File")
+    assert (file.get(f"{{{OVF_NS}}}size"), file.get(f"{{{OVF_NS}}}compression")) == ("7", "gzip")
+
+
 def test_gzip_references_refuses_a_file_the_descriptor_does_not_list():
     with pytest.raises(PackageError, match="no File for other.vmdk"):
         mark_gzip_references(vcenter_descriptor("vm-disk1.vmdk"), {"other.vmdk": 1})

@@ -354,3 +354,30 @@ def test_nfc_rate_throttles(tmp_path, seeded):
         assert sim.lease_report(lease)["aborted"]
     finally:
         sim.stop()
+
+
+def test_a_session_dropped_after_log_in_is_one_line_not_a_traceback(tmp_path):
+    from exports.pipeline.connect import vsphere_session
+    from exports.pipeline.errors import VCenterConnectionError
+    from exports.pipeline.inventory import find_vm
+    from tests.conftest import start_simulator
+    from tests.test_export_e2e import target_of
+
+    sim = start_simulator(tmp_path / "vsphere")
+    try:
+        with pytest.raises(
+            VCenterConnectionError, match=r"^lost the connection to vCenter 127\.0\.0\.1:\d+: "
+        ):
+            with vsphere_session(target_of(sim)) as service_instance:
+                sim.stop()  # vCenter goes away between two calls of one session
+                find_vm(service_instance, "/dc/vm/prod/app01")
+    finally:
+        sim.stop()
+
+
+def test_a_malformed_govc_url_is_one_line():
+    from exports.pipeline.connect import VCenterTarget
+    from exports.pipeline.errors import VCenterConnectionError
+
+    with pytest.raises(VCenterConnectionError, match="^GOVC_URL is not a URL: "):
+        VCenterTarget.from_env({"GOVC_URL": "https://[::1", "GOVC_USERNAME": "u"})

@@ -7,6 +7,7 @@ TLS is verified unless insecure is asked for. The password never appears in a me
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import ssl
@@ -65,7 +66,10 @@ class VCenterTarget:
 
     @classmethod
     def _parse_url(cls, raw_url: str) -> VCenterTarget:
-        url = urlsplit(raw_url if "://" in raw_url else f"https://{raw_url}")
+        try:
+            url = urlsplit(raw_url if "://" in raw_url else f"https://{raw_url}")
+        except ValueError as exc:  # an unclosed [IPv6] bracket, say
+            raise VCenterConnectionError(f"GOVC_URL is not a URL: {exc}") from None
         if url.scheme not in {"https", "http"} or not url.hostname:
             raise VCenterConnectionError("GOVC_URL must look like https://user:pass@host/sdk or host")
         try:
@@ -106,7 +110,7 @@ def connect(
     ``timeout`` closes idle pooled connections; ``call_timeout`` bounds each SOAP call.
     """
     from pyVim.connect import SmartConnect
-    from pyVmomi import vim
+    from pyVmomi import vim, vmodl
 
     if not target.username:
         raise VCenterConnectionError(
@@ -136,7 +140,7 @@ def connect(
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise _tls_help(target, exc) from None
         raise VCenterConnectionError(f"cannot reach vCenter {target.netloc}: {reason}") from None
-    except vim.fault.NotSupported:
+    except vmodl.fault.NotSupported:
         raise VCenterConnectionError(f"{target.netloc} does not speak the vSphere API") from None
 
 
@@ -154,6 +158,11 @@ def vsphere_session(
     service_instance = connect(target, timeout=timeout, call_timeout=call_timeout)
     try:
         yield service_instance
+    except (ConnectionError, TimeoutError, http.client.HTTPException, ssl.SSLError) as exc:
+        # The session dropped after log-in (vCenter restarted, a proxy closed the connection):
+        # one line, like a failure to connect, never a traceback.
+        reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+        raise VCenterConnectionError(f"lost the connection to vCenter {target.netloc}: {reason}") from None
     finally:
         try:
             Disconnect(service_instance)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import html
 import os
 import re
 import tarfile
@@ -28,7 +29,6 @@ import xml.etree.ElementTree as ET
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from xml.sax.saxutils import unescape
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError, OutputError
@@ -243,7 +243,6 @@ def gzip_disks(
 
 _FILE_TAG = re.compile(r"<(?:[\w.-]+:)?File\b[^>]*>")
 _ATTRIBUTE = re.compile(r"""\s+([\w.-]+:)?(href|size|compression)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_UNQUOTE = {"&quot;": '"', "&apos;": "'"}
 
 
 def mark_gzip_references(descriptor: str, compressed_sizes: dict[str, int]) -> str:
@@ -260,7 +259,7 @@ def mark_gzip_references(descriptor: str, compressed_sizes: dict[str, int]) -> s
         href = attributes.get("href")
         if href is None:
             return tag
-        name = unescape(href.group(3) if href.group(3) is not None else href.group(4), _UNQUOTE)
+        name = html.unescape(href.group(3) if href.group(3) is not None else href.group(4))
         if name not in compressed_sizes:
             return tag
         found.add(name)

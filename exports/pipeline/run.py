@@ -111,6 +111,8 @@ def export_vm(
         )
         for warning in facts.warnings:  # what the export leaves out (drives, snapshots): said up front
             reporter.log(logging.WARNING, warning)
+        if options.compress and options.format == "ovf" and not options.convert:
+            reporter.log(logging.WARNING, "-compress has no effect on -format ovf without -convert")
         try:
             files = _download_disks(service_instance, vm, options, target, stem, output, reporter, cancel)
             cancel.raise_if_cancelled()
