@@ -292,6 +292,15 @@ def test_an_overwrite_that_succeeds_replaces_the_previous_export(vsphere, app01_
     assert result.artifacts == ["app01.ova"]
 
 
+def test_an_overwrite_leaves_nothing_of_a_converted_previous_export(vsphere, app01_seeds, tmp_path):
+    out = tmp_path / "out"
+    export_vm(ExportOptions(vm_path=APP01, output_dir=out, format="ova", convert=True), target_of(vsphere))
+    assert (out / "manifest.json").is_file() and (out / "converted").is_dir()
+    export_vm(ExportOptions(vm_path=APP01, output_dir=out, format="ova", overwrite=True), target_of(vsphere))
+    # No manifest pointing at disks that are gone, no converted images of the old export.
+    assert files_under(out) == ["app01.ova"]
+
+
 class CorruptOnPhase(NullReporter):
     """At the start of ``phase``, overwrites the start of a downloaded disk (a bad disk, say)."""
 
