@@ -1,9 +1,16 @@
-"""Cron expressions as the guide writes them: five fields (or @hourly, @daily, @weekly...),
-evaluated in the schedule's time zone with Debian cron's DST behaviour (cronsim)."""
+"""The one cron engine: which instants are the slots of a schedule.
+
+An expression is five fields as Debian cron reads them (ranges, steps, lists, names, 7 for
+Sunday; day-of-month and day-of-week OR-ed when both are restricted), one of the aliases, or
+cronsim's extensions (``L``, ``LW``, ``5L``, ``1#2``), evaluated in the schedule's time zone with
+Debian cron's DST behaviour. Both what is shown (NEXT RUN) and what fires (the tick in
+``schedules.service``) come from :func:`slots`; nothing else reads an expression.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cron_descriptor import get_description
@@ -40,29 +47,60 @@ def zone(name: str) -> ZoneInfo:
 
 
 def validate(expression: str, tz_name: str = "UTC") -> str:
-    """Return the five-field form, or raise InvalidCron with a one-line reason."""
+    """Return the five-field form, or raise InvalidCron with a one-line reason.
+
+    Accepted means it fires: the engine must find a first slot. An expression that can never
+    match (``0 0 31 2 *``) is refused here rather than shown as "never".
+    """
     fields = expand(expression)
+    if fields.startswith("@"):
+        raise InvalidCron(
+            f"invalid cron {expression!r}: only @hourly, @daily, @weekly, @monthly, @yearly are supported"
+        )
     if len(fields.split(" ")) != 5:
         raise InvalidCron(
             f"invalid cron {expression!r}: want 5 fields (minute hour day month weekday) or @daily"
         )
     try:
         next(CronSim(fields, datetime.now(zone(tz_name))))
-    except (CronSimError, StopIteration) as exc:
-        raise InvalidCron(f"invalid cron {expression!r}: {exc}") from None
+    except StopIteration:
+        raise InvalidCron(f"invalid cron {expression!r}: it never fires") from None
+    except CronSimError as exc:
+        reason = str(exc)
+        if reason == "Bad day-of-month":  # cronsim's word for a day no month has, e.g. 31 2
+            reason = "bad day-of-month, or a day the month never has (it would never fire)"
+        raise InvalidCron(f"invalid cron {expression!r}: {reason}") from None
     return fields
 
 
+def slots(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
+    """The schedule's slots strictly after ``after``, in order, as aware datetimes in its zone."""
+    start = after.astimezone(zone(tz_name))
+    # cronsim works in whole minutes from ``start`` and yields times strictly after it.
+    return CronSim(expand(expression), start)
+
+
 def next_run(expression: str, tz_name: str, after: datetime) -> datetime:
-    """The first run strictly after ``after``, in the schedule's zone."""
-    return next(CronSim(expand(expression), after.astimezone(zone(tz_name))))
+    """The first slot strictly after ``after``, in the schedule's zone (what NEXT RUN shows)."""
+    return next(slots(expression, tz_name, after))
 
 
-def slot_at(expression: str, tz_name: str, moment: datetime) -> datetime:
-    """The scheduled time a firing at ``moment`` belongs to: the last slot at or before it."""
-    # Reverse iteration yields times strictly before its start: start just after the minute.
-    local = moment.astimezone(zone(tz_name)).replace(second=0, microsecond=0) + timedelta(seconds=1)
-    return next(CronSim(expand(expression), local, reverse=True)).replace(second=0, microsecond=0)
+def due_slots(expression: str, tz_name: str, after: datetime, until: datetime, limit: int) -> list[datetime]:
+    """The last ``limit`` slots in ``(after, until]``, oldest first, in UTC: what the tick fires.
+
+    Compared in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring ``fold``,
+    which would confuse the two passes through an autumn hour.
+    """
+    found: list[datetime] = []
+    until = until.astimezone(UTC)
+    for slot in slots(expression, tz_name, after):
+        slot = slot.astimezone(UTC)
+        if slot > until:
+            break
+        found.append(slot)
+        if len(found) > limit:
+            del found[0]
+    return found
 
 
 def describe(expression: str) -> str:

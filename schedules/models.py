@@ -1,4 +1,5 @@
-"""Cron schedules of export jobs. django-celery-beat's PeriodicTask is what fires them."""
+"""Cron schedules of export jobs. One beat tick fires them (``schedules.service.tick``) from the
+slots ``schedules.cron`` computes — the same slots NEXT RUN shows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
-from django_celery_beat.models import PeriodicTask
 
 from exports.models import Job
 
@@ -33,9 +33,9 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
     last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    periodic_task = models.OneToOneField(
-        PeriodicTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="hypersdk_schedule"
-    )
+    # The tick's cursor: slots at or before this instant are dealt with (run, skipped, missed, or
+    # before the schedule existed, was enabled, or got its current expression and zone).
+    fired_through = models.DateTimeField(default=now)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -50,11 +50,16 @@ class Schedule(models.Model):
 
     @property
     def next_run_at(self):
+        """NEXT RUN as shown everywhere: the next slot after now, None when disabled."""
+        return self.next_run_after(now())
+
+    def next_run_after(self, moment):
+        """The first slot strictly after ``moment`` (in the schedule's zone) that the tick will fire."""
         from schedules import cron
 
         if not self.enabled:
             return None
-        return cron.next_run(self.cron, self.timezone, now())
+        return cron.next_run(self.cron, self.timezone, max(moment, self.fired_through))
 
 
 class ScheduleRun(models.Model):
@@ -65,6 +70,7 @@ class ScheduleRun(models.Model):
         STARTED = "started"
         SKIPPED = "skipped"
         TRIGGERED = "triggered"
+        MISSED = "missed"  # the daemon was down at the slot and it is past the grace period
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
     slot = models.DateTimeField()
