@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cron_descriptor import get_description
@@ -37,8 +38,14 @@ def expand(expression: str) -> str:
     return ALIASES.get(text.lower(), text)
 
 
+@cache
+def _known_zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on every call (~10 ms): once per process.
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
-    if name not in available_timezones():
+    if name not in _known_zones():
         raise InvalidCron(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
