@@ -232,7 +232,9 @@ def test_hypervisord_restart_mid_job_loses_nothing(
         # The webhook made before the restart still fires: the job's completion reached it.
         wait_for(lambda: "job.completed" in receiver.events(), message="job.completed delivered")
         # The one tick beat runs is there after the restart: the schedule keeps firing.
-        assert PeriodicTask.objects.filter(enabled=True, task="schedules.tasks.fire_due_schedules").count() == 1
+        assert (
+            PeriodicTask.objects.filter(enabled=True, task="schedules.tasks.fire_due_schedules").count() == 1
+        )
     finally:
         daemon.close()
         worker.stop()

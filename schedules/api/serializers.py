@@ -29,7 +29,9 @@ class ScheduleSerializer(serializers.Serializer):
     last_run_at = serializers.DateTimeField(allow_null=True)
     next_run_at = serializers.DateTimeField(allow_null=True, help_text="in the schedule's time zone")
     run_count = serializers.IntegerField()
-    missed_count = serializers.IntegerField(help_text="slots recorded as missed (no tick within the grace period)")
+    missed_count = serializers.IntegerField(
+        help_text="slots recorded as missed (no tick within the grace period)"
+    )
     last_missed_slot = serializers.DateTimeField(allow_null=True, help_text="in the schedule's time zone")
     last_job = serializers.CharField(allow_null=True)
     last_job_status = serializers.CharField(allow_null=True)
