@@ -270,6 +270,15 @@ def test_disable_then_delete(cli_env):
             "error: cron: invalid cron '* * *': want 5 fields (minute hour day month weekday) or @daily\n",
         ),
         (["61 * * * *"], "error: cron: invalid cron '61 * * * *': Bad minute\n"),
+        (["0 0 * * * *"], "error: cron: invalid cron '0 0 * * * *': want 5 fields"),
+        (
+            ["@every 5m"],
+            "error: cron: invalid cron '@every 5m': only @hourly, @daily, @weekly, @monthly, @yearly are supported\n",
+        ),
+        (
+            ["0 0 31 2 *"],
+            "error: cron: invalid cron '0 0 31 2 *': bad day-of-month, or a day the month never has",
+        ),
         (["0 2 * * *", "-timezone", "Mars/Olympus"], "error: timezone: unknown time zone 'Mars/Olympus'\n"),
         (
             ["0 2 * * *", "-output", "/etc/cron.d"],
