@@ -319,3 +319,38 @@ def test_import_config_refuses_a_bad_cron_in_one_line_naming_the_field(tmp_path,
     assert len(report.failed) == 1 and report.failed[0].startswith("schedule nightly: cron: invalid cron")
     assert message in report.failed[0] and "\n" not in report.failed[0]
     assert not Schedule.objects.exists()
+
+
+# ---- upgrade ----
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_removes_the_per_schedule_beat_tasks_and_starts_the_tick_from_now():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before = [("schedules", "0001_initial")]
+    after = [("schedules", "0002_one_tick_fires_schedules")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    crontab = old.get_model("django_celery_beat", "CrontabSchedule").objects.create(
+        minute="0", hour="3", day_of_week="7", timezone="UTC"
+    )
+    kept = old.get_model("django_celery_beat", "PeriodicTask").objects.create(
+        name="someone else's", task="exports.tasks.purge_old_jobs", crontab=crontab
+    )
+    task = old.get_model("django_celery_beat", "PeriodicTask").objects.create(
+        name="hypersdk schedule sched-old", task="schedules.tasks.fire_schedule", crontab=crontab
+    )
+    old.get_model("schedules", "Schedule").objects.create(
+        id="sched-old", name="old", cron="0 3 * * 7", periodic_task=task
+    )
+    upgraded_at = timezone.now()
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    tasks_left = new.get_model("django_celery_beat", "PeriodicTask").objects.values_list("id", flat=True)
+    assert list(tasks_left) == [kept.id]
+    assert new.get_model("schedules", "Schedule").objects.get(id="sched-old").fired_through >= upgraded_at
