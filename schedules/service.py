@@ -112,7 +112,7 @@ def trigger(schedule_id: str) -> Job:
 
 
 # Missed slots recorded per tick and schedule: a `* * * * *` schedule down for a month would
-# otherwise write 43,200 rows. Older ones are only counted in the log.
+# otherwise write 43,200 rows. Older ones are not recorded.
 MAX_MISSED_RECORDED = 100
 
 
