@@ -187,6 +187,15 @@ def test_daemon_down_runs_the_latest_slot_in_grace_and_records_the_others_missed
     assert render.schedule_table([view])[1].split("  ")[-2].strip().endswith("(4 missed)")
 
 
+def test_a_day_down_records_only_the_last_100_missed_minutes(db, clock):
+    schedule = create("* * * * *")
+    clock.set(at("2027-01-05T12:00:05"))
+    tick()
+    runs = ScheduleRun.objects.filter(schedule=schedule).order_by("slot")
+    assert [run.outcome for run in runs] == ["missed"] * service.MAX_MISSED_RECORDED + ["started"]
+    assert runs.first().slot == at("2027-01-05T10:20") and runs.last().slot == at("2027-01-05T12:00")
+
+
 def test_an_edit_between_ticks_fires_the_new_expression_from_its_next_run(db, clock):
     schedule = create("0 2 * * *")
     clock.set(at("2027-01-05T01:59"))
