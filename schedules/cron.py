@@ -68,16 +68,27 @@ def validate(expression: str, tz_name: str = "UTC") -> str:
         raise InvalidCron(
             f"invalid cron {expression!r}: want 5 fields (minute hour day month weekday) or @daily"
         )
+    start = datetime.now(zone(tz_name))
     try:
-        next(CronSim(fields, datetime.now(zone(tz_name))))
+        next(CronSim(fields, start))
     except StopIteration:
-        raise InvalidCron(f"invalid cron {expression!r}: it never fires") from None
+        raise InvalidCron(f"invalid cron {expression!r}: it would never fire") from None
     except CronSimError as exc:
-        reason = str(exc)
-        if reason == "Bad day-of-month":  # cronsim's word for a day no month has, e.g. 31 2
-            reason = "bad day-of-month, or a day the month never has (it would never fire)"
-        raise InvalidCron(f"invalid cron {expression!r}: {reason}") from None
+        raise InvalidCron(f"invalid cron {expression!r}: {_reason(fields, start, exc)}") from None
     return fields
+
+
+def _reason(fields: str, start: datetime, error: CronSimError) -> str:
+    """cronsim says "Bad day-of-month" both for 32 and for 31 in February: tell them apart."""
+    minute, hour, day, month, weekday = fields.split(" ")
+    if str(error) == "Bad day-of-month" and month != "*":
+        try:
+            next(CronSim(f"{minute} {hour} {day} * {weekday}", start))
+        except (CronSimError, StopIteration):
+            pass
+        else:
+            return f"day {day} never falls in month {month}: it would never fire"
+    return str(error)
 
 
 def slots(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:

@@ -277,7 +277,7 @@ def test_disable_then_delete(cli_env):
         ),
         (
             ["0 0 31 2 *"],
-            "error: cron: invalid cron '0 0 31 2 *': bad day-of-month, or a day the month never has",
+            "error: cron: invalid cron '0 0 31 2 *': day 31 never falls in month 2: it would never fire\n",
         ),
         (["0 2 * * *", "-timezone", "Mars/Olympus"], "error: timezone: unknown time zone 'Mars/Olympus'\n"),
         (
