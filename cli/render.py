@@ -278,7 +278,7 @@ def schedule_table(schedules: list[dict[str, Any]]) -> list[str]:
             schedule["name"],
             cron_text(schedule),
             ("yes" if schedule["enabled"] else "no") + (", FAILING" if schedule.get("failing") else ""),
-            schedule_time(schedule["last_run_at"]),
+            _last_run(schedule),
             _next_run(schedule),
         )
         for schedule in schedules
@@ -290,6 +290,13 @@ def schedule_table(schedules: list[dict[str, Any]]) -> list[str]:
         if schedule.get("failing")
     ]
     return _table(SCHEDULE_COLUMNS, rows) + failing
+
+
+def _last_run(schedule: dict[str, Any]) -> str:
+    """The last run, and how many slots were missed (the daemon was down at them)."""
+    last = schedule_time(schedule["last_run_at"])
+    missed = schedule.get("missed_count") or 0
+    return f"{last} ({missed} missed)" if missed else last
 
 
 def _next_run(schedule: dict[str, Any]) -> str:

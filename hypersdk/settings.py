@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from hypersdk import public_url
 from hypersdk.env import env_abs_paths, env_bool, env_header_name, env_int, env_list, env_networks, env_str
@@ -195,6 +196,9 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-pending-jobs": {"task": "exports.tasks.dispatch_pending_jobs", "schedule": 15.0},
     "sweep-webhook-deliveries": {"task": "webhooks.tasks.sweep_webhook_deliveries", "schedule": 30.0},
     "purge-old-jobs": {"task": "exports.tasks.purge_old_jobs", "schedule": 24 * 3600.0},
+    # The one tick that fires schedules, at the top of every minute (UTC, every field a wildcard:
+    # no day-of-week or DST reading involved); which slots are due is decided by schedules.cron.
+    "fire-due-schedules": {"task": "schedules.tasks.fire_due_schedules", "schedule": crontab()},
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 
@@ -295,6 +299,9 @@ HYPERSDK_MAX_CONCURRENT_EXPORTS = env_int("HYPERSDK_MAX_CONCURRENT_EXPORTS", 4, 
 CELERY_WORKER_CONCURRENCY = env_int("HYPERSDK_WORKER_CONCURRENCY", HYPERSDK_MAX_CONCURRENT_EXPORTS, minimum=1)
 HYPERSDK_HEARTBEAT_SECONDS = env_int("HYPERSDK_HEARTBEAT_SECONDS", 10, minimum=1)
 # A running job whose heartbeat is older than this is "worker lost" (reaper runs every 30 s).
+# A schedule slot the daemon was down for still runs once (the latest one only) if the tick sees
+# it within this many seconds; older ones are recorded as missed (README: Schedules).
+HYPERSDK_SCHEDULE_GRACE_SECONDS = env_int("HYPERSDK_SCHEDULE_GRACE_SECONDS", 900, minimum=60)
 HYPERSDK_WORKER_LOST_SECONDS = env_int("HYPERSDK_WORKER_LOST_SECONDS", 60, minimum=5)
 
 # Webhooks. Receivers on loopback, private, link-local (cloud metadata) or other non-public

@@ -1,11 +1,11 @@
 """Schedules in the admin, with enable, disable and trigger actions. django-celery-beat's own
-pages are removed: a schedule is edited in one place, and HyperSDK keeps beat in step."""
+pages are removed: a schedule is edited in one place; beat only runs the minute tick."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django_celery_beat import models as beat_models
 
 from exports.job_spec import JobSpecSerializer
@@ -43,9 +43,13 @@ class ScheduleForm(forms.ModelForm):
         data = super().clean()
         try:
             cron.zone(data.get("timezone", ""))
+        except cron.InvalidCron as exc:
+            self.add_error("timezone", str(exc))
+            return data
+        try:
             data["cron"] = cron.validate(data.get("cron", ""), data["timezone"])
         except cron.InvalidCron as exc:
-            raise forms.ValidationError(str(exc)) from None
+            self.add_error("cron", str(exc))
         template = data.get("job_template") or {}
         spec = JobSpecSerializer(data=template)
         if not isinstance(template, dict) or not spec.is_valid():
@@ -78,7 +82,6 @@ class ScheduleAdmin(admin.ModelAdmin):
         "last_run_at",
         "run_count",
         "last_job",
-        "periodic_task",
         "created_at",
         "failure_reason",
         "failing_since",
@@ -95,11 +98,10 @@ class ScheduleAdmin(admin.ModelAdmin):
         return schedule.next_run_at
 
     def save_model(self, request, obj: Schedule, form, change: bool) -> None:
-        from schedules import beat
-
-        service.recheck(obj)
-        super().save_model(request, obj, form, change)
-        beat.sync(obj)
+        with transaction.atomic():
+            service.recheck(obj)
+            service.prepare_save(obj)
+            super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj: Schedule) -> None:
         service.delete_schedule(obj.id)

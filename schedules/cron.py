@@ -1,9 +1,16 @@
-"""Cron expressions as the guide writes them: five fields (or @hourly, @daily, @weekly...),
-evaluated in the schedule's time zone with Debian cron's DST behaviour (cronsim)."""
+"""The one cron engine: which instants are the slots of a schedule.
+
+An expression is five fields as Debian cron reads them (ranges, steps, lists, names, 7 for
+Sunday; day-of-month and day-of-week OR-ed when both are restricted), one of the aliases, or
+cronsim's extensions (``L``, ``LW``, ``5L``, ``1#2``), evaluated in the schedule's time zone with
+Debian cron's DST behaviour. Both what is shown (NEXT RUN) and what fires (the tick in
+``schedules.service``) come from :func:`slots`; nothing else reads an expression.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -33,8 +40,7 @@ def expand(expression: str) -> str:
 
 @cache
 def _known_zones() -> frozenset[str]:
-    # available_timezones() walks the tz database on every call: once per process is enough
-    # (a list of schedules asks once per row).
+    # available_timezones() walks the tz database on every call (~10 ms): once per process.
     return frozenset(available_timezones())
 
 
@@ -48,29 +54,71 @@ def zone(name: str) -> ZoneInfo:
 
 
 def validate(expression: str, tz_name: str = "UTC") -> str:
-    """Return the five-field form, or raise InvalidCron with a one-line reason."""
+    """Return the five-field form, or raise InvalidCron with a one-line reason.
+
+    Accepted means it fires: the engine must find a first slot. An expression that can never
+    match (``0 0 31 2 *``) is refused here rather than shown as "never".
+    """
     fields = expand(expression)
+    if fields.startswith("@"):
+        raise InvalidCron(
+            f"invalid cron {expression!r}: only @hourly, @daily, @weekly, @monthly, @yearly are supported"
+        )
     if len(fields.split(" ")) != 5:
         raise InvalidCron(
             f"invalid cron {expression!r}: want 5 fields (minute hour day month weekday) or @daily"
         )
+    start = datetime.now(zone(tz_name))
     try:
-        next(CronSim(fields, datetime.now(zone(tz_name))))
-    except (CronSimError, StopIteration) as exc:
-        raise InvalidCron(f"invalid cron {expression!r}: {exc}") from None
+        next(CronSim(fields, start))
+    except StopIteration:
+        raise InvalidCron(f"invalid cron {expression!r}: it would never fire") from None
+    except CronSimError as exc:
+        raise InvalidCron(f"invalid cron {expression!r}: {_reason(fields, start, exc)}") from None
     return fields
 
 
+def _reason(fields: str, start: datetime, error: CronSimError) -> str:
+    """cronsim says "Bad day-of-month" both for 32 and for 31 in February: tell them apart."""
+    minute, hour, day, month, weekday = fields.split(" ")
+    if str(error) == "Bad day-of-month" and month != "*":
+        try:
+            next(CronSim(f"{minute} {hour} {day} * {weekday}", start))
+        except (CronSimError, StopIteration):
+            pass
+        else:
+            return f"day {day} never falls in month {month}: it would never fire"
+    return str(error)
+
+
+def slots(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
+    """The schedule's slots strictly after ``after``, in order, as aware datetimes in its zone."""
+    start = after.astimezone(zone(tz_name))
+    # cronsim works in whole minutes from ``start`` and yields times strictly after it.
+    return CronSim(expand(expression), start)
+
+
 def next_run(expression: str, tz_name: str, after: datetime) -> datetime:
-    """The first run strictly after ``after``, in the schedule's zone."""
-    return next(CronSim(expand(expression), after.astimezone(zone(tz_name))))
+    """The first slot strictly after ``after``, in the schedule's zone (what NEXT RUN shows)."""
+    return next(slots(expression, tz_name, after))
 
 
-def slot_at(expression: str, tz_name: str, moment: datetime) -> datetime:
-    """The scheduled time a firing at ``moment`` belongs to: the last slot at or before it."""
-    # Reverse iteration yields times strictly before its start: start just after the minute.
-    local = moment.astimezone(zone(tz_name)).replace(second=0, microsecond=0) + timedelta(seconds=1)
-    return next(CronSim(expand(expression), local, reverse=True)).replace(second=0, microsecond=0)
+def due_slots(expression: str, tz_name: str, after: datetime, until: datetime, limit: int) -> list[datetime]:
+    """The last ``limit`` slots in ``(after, until]``, oldest first, in UTC: what the tick fires.
+
+    Compared in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring ``fold``,
+    which would confuse the two passes through an autumn hour.
+    """
+    found: list[datetime] = []
+    until = until.astimezone(UTC)
+    for slot in slots(expression, tz_name, after):
+        slot = slot.astimezone(UTC)
+        if slot > until:
+            break
+        found.append(slot)
+        if len(found) > limit:
+            del found[0]
+    return found
 
 
 @lru_cache(maxsize=4096)

@@ -1,4 +1,5 @@
-"""Cron schedules of export jobs. django-celery-beat's PeriodicTask is what fires them."""
+"""Cron schedules of export jobs. One beat tick fires them (``schedules.service.tick``) from the
+slots ``schedules.cron`` computes — the same slots NEXT RUN shows."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
-from django_celery_beat.models import PeriodicTask
 
 from exports.models import Job
 
@@ -73,9 +73,9 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
     last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    periodic_task = models.OneToOneField(
-        PeriodicTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="hypersdk_schedule"
-    )
+    # The tick's cursor: slots at or before this instant are dealt with (run, skipped, missed, or
+    # before the schedule existed, was enabled, or got its current expression and zone).
+    fired_through = models.DateTimeField(default=now)
     created_at = models.DateTimeField(default=now)
     # Set when a run could not even start its job (its template no longer validates: a vCenter
     # deleted, export roots changed); cleared by the next run that starts one, or by an edit
@@ -106,11 +106,16 @@ class Schedule(models.Model):
 
     @property
     def next_run_at(self):
+        """NEXT RUN as shown everywhere: the next slot after now, None when disabled."""
+        return self.next_run_after(now())
+
+    def next_run_after(self, moment):
+        """The first slot strictly after ``moment`` (in the schedule's zone) that the tick will fire."""
         from schedules import cron
 
         if not self.enabled:
             return None
-        return cron.next_run(self.cron, self.timezone, now())
+        return cron.next_run(self.cron, self.timezone, max(moment, self.fired_through))
 
 
 class ScheduleRun(models.Model):
@@ -122,6 +127,7 @@ class ScheduleRun(models.Model):
         SKIPPED = "skipped"
         TRIGGERED = "triggered"
         FAILED = "failed"  # no job: the template no longer validates (``error`` says why)
+        MISSED = "missed"  # the daemon was down at the slot and it is past the grace period
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
     slot = models.DateTimeField()

@@ -1,5 +1,6 @@
-"""The schedule service: create, change, enable, disable, delete, trigger — and fire, which
-beat calls at each cron slot. API views, the CLIs, the admin and the task all call these."""
+"""The schedule service: create, change, enable, disable, delete, trigger — and tick, which beat
+calls every minute to fire the slots that are due. API views, the CLIs, the admin and the task
+all call these."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import logging
 import os
 import re
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ from exports import jobs
 from exports.models import Job
 from exports.output_roots import default_output_path
 from hypersdk.events import emit
-from schedules import beat, cron
+from schedules import cron
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import split
 
@@ -42,24 +43,30 @@ class ScheduleCannotRun(Exception):
         self.schedule, self.reason = schedule, reason
 
 
+def _with_run_counts():
+    """Schedules with ``missed_count`` and ``last_missed_slot`` (slots recorded as missed)."""
+    missed = Q(runs__outcome=ScheduleRun.Outcome.MISSED)
+    return Schedule.objects.select_related("last_job").annotate(
+        missed_count=Count("runs", filter=missed), last_missed_slot=Max("runs__slot", filter=missed)
+    )
+
+
 def get_schedule(schedule_id: str) -> Schedule:
     try:
-        return Schedule.objects.select_related("last_job").get(id=schedule_id)
+        return _with_run_counts().get(id=schedule_id)
     except Schedule.DoesNotExist:
         raise ScheduleNotFound(schedule_id) from None
 
 
 def list_schedules():
-    return Schedule.objects.select_related("last_job").order_by("name")
+    return _with_run_counts().order_by("name")
 
 
 @transaction.atomic
 def create_schedule(data: dict[str, Any]) -> Schedule:
     """``data`` as ScheduleSpecSerializer validated it."""
     own, template = split(data)
-    schedule = Schedule.objects.create(job_template=template, **own)
-    beat.sync(schedule)
-    return schedule
+    return Schedule.objects.create(job_template=template, fired_through=timezone.now(), **own)
 
 
 @transaction.atomic
@@ -69,9 +76,27 @@ def update_schedule(schedule: Schedule, data: dict[str, Any]) -> Schedule:
         setattr(schedule, name, value)
     schedule.job_template = {**schedule.job_template, **template}
     recheck(schedule)
+    prepare_save(schedule)
     schedule.save()
-    beat.sync(schedule)
     return schedule
+
+
+def prepare_save(schedule: Schedule) -> None:
+    """Before saving a changed ``schedule`` (in a transaction): lock its row, which waits for a
+    tick firing it, so the tick never fires a slot of an expression it no longer has or after it
+    was disabled; and move the tick's cursor. A new expression or zone, or enabling, starts the
+    slots from now: the NEXT RUN shown is the next one that fires, and no slot from before is
+    fired or counted missed. The tick's own counters are kept as the tick left them."""
+    locked = Schedule.objects.select_for_update().filter(id=schedule.id).first()
+    if locked is None:
+        schedule.fired_through = timezone.now()
+        return
+    restart = (schedule.cron, schedule.timezone) != (locked.cron, locked.timezone) or (
+        schedule.enabled and not locked.enabled
+    )
+    schedule.fired_through = timezone.now() if restart else locked.fired_through
+    schedule.last_run_at, schedule.run_count = locked.last_run_at, locked.run_count
+    schedule.last_job_id = locked.last_job_id
 
 
 def set_enabled(schedule_id: str, enabled: bool) -> Schedule:
@@ -79,8 +104,8 @@ def set_enabled(schedule_id: str, enabled: bool) -> Schedule:
         schedule = get_schedule(schedule_id)
         schedule.enabled = enabled
         recheck(schedule)
-        schedule.save(update_fields=["enabled", "failure_reason", "failing_since"])
-        beat.sync(schedule)
+        prepare_save(schedule)
+        schedule.save()
     return schedule
 
 
@@ -99,9 +124,7 @@ def recheck(schedule: Schedule) -> None:
 
 @transaction.atomic
 def delete_schedule(schedule_id: str) -> None:
-    schedule = get_schedule(schedule_id)
-    beat.remove(schedule)
-    schedule.delete()
+    get_schedule(schedule_id).delete()
 
 
 def trigger(schedule_id: str) -> Job:
@@ -110,20 +133,75 @@ def trigger(schedule_id: str) -> Job:
     Raises ScheduleNotFound, or ScheduleCannotRun when its job template no longer validates
     (recorded as a failed run, as a firing would be)."""
     schedule = get_schedule(schedule_id)
-    run = _run(schedule, timezone.now(), ScheduleRun.Outcome.TRIGGERED)
+    with transaction.atomic():
+        run = _start(schedule, timezone.now(), ScheduleRun.Outcome.TRIGGERED)
     assert run is not None  # a triggered slot is unique to the microsecond
     if run.outcome == ScheduleRun.Outcome.FAILED:
         raise ScheduleCannotRun(schedule, run.error)
+    _announce(schedule, run)
     return run.job
 
 
-def fire(schedule_id: str, moment: datetime | None = None) -> ScheduleRun | None:
-    """Beat's call at a cron slot. None when disabled, deleted, or the slot was already taken."""
-    schedule = Schedule.objects.filter(id=schedule_id, enabled=True).first()
-    if schedule is None:
-        return None
-    slot = cron.slot_at(schedule.cron, schedule.timezone, moment or timezone.now())
-    return _run(schedule, slot, ScheduleRun.Outcome.STARTED)
+# Missed slots recorded per tick and schedule: a `* * * * *` schedule down for a month would
+# otherwise write 43,200 rows. Older ones are not recorded.
+MAX_MISSED_RECORDED = 100
+
+
+def tick(moment: datetime | None = None) -> list[ScheduleRun]:
+    """Beat's call every minute: for each enabled schedule, the slots in (its cursor, ``moment``]
+    that ``schedules.cron`` gives. The latest one runs if it is at most
+    HYPERSDK_SCHEDULE_GRACE_SECONDS old, every other one is recorded as ``missed``. Returns the
+    runs created (started, skipped and missed), oldest slot first per schedule.
+    """
+    moment = moment or timezone.now()
+    runs: list[ScheduleRun] = []
+    enabled = Schedule.objects.filter(enabled=True, fired_through__lt=moment).values_list(
+        "id", "cron", "timezone", "fired_through"
+    )
+    for schedule_id, expression, tz_name, fired_through in list(enabled):
+        try:
+            # One step of the engine, no lock or write, for the many schedules with nothing due.
+            if cron.next_run(expression, tz_name, fired_through) > moment:
+                continue
+            runs.extend(fire_due(schedule_id, moment))
+        except Exception:  # one schedule whose job cannot be built must not stop the others
+            logger.exception("schedule %s: firing its due slots failed; the next tick retries", schedule_id)
+    return runs
+
+
+def fire_due(schedule_id: str, moment: datetime) -> list[ScheduleRun]:
+    """Fire one schedule's due slots (see :func:`tick`). Safe to run twice at once: the row lock
+    serialises the two, the cursor makes the second find nothing, and (schedule, slot) is unique."""
+    grace = timedelta(seconds=settings.HYPERSDK_SCHEDULE_GRACE_SECONDS)
+    with transaction.atomic():
+        schedule = (
+            Schedule.objects.select_for_update()
+            .filter(id=schedule_id, enabled=True, fired_through__lt=moment)
+            .first()
+        )
+        if schedule is None:
+            return []
+        due = cron.due_slots(
+            schedule.cron, schedule.timezone, schedule.fired_through, moment, MAX_MISSED_RECORDED + 1
+        )
+        Schedule.objects.filter(id=schedule.id).update(fired_through=moment)
+        if not due:
+            return []
+        *older, latest = due
+        runs = [_record_missed(schedule, slot) for slot in older]
+        if moment - latest <= grace:
+            runs.append(_start(schedule, latest, ScheduleRun.Outcome.STARTED))
+        else:
+            runs.append(_record_missed(schedule, latest))
+    runs = [run for run in runs if run is not None]
+    for run in runs:
+        if run.outcome == ScheduleRun.Outcome.MISSED:
+            logger.warning(
+                "schedule %s missed its slot %s: no tick within the grace period", schedule.name, run.slot
+            )
+        elif run.job_id:
+            _announce(schedule, run)
+    return runs
 
 
 def run_directory(schedule: Schedule, slot: datetime) -> str:
@@ -149,7 +227,19 @@ def _one_line(errors: dict[str, Any]) -> str:
     )
 
 
-def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None:
+def _record_missed(schedule: Schedule, slot: datetime) -> ScheduleRun | None:
+    try:
+        with transaction.atomic():
+            return ScheduleRun.objects.create(
+                schedule=schedule, slot=slot, outcome=ScheduleRun.Outcome.MISSED
+            )
+    except IntegrityError:
+        return None
+
+
+def _start(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None:
+    """Claim the slot and submit its job, in the caller's transaction. None if already taken."""
+    slot = slot.astimezone(cron.zone(schedule.timezone))
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -187,13 +277,18 @@ def _run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun | None
         jobs.append_log(
             run.job_id, f"started by schedule {schedule.name} ({outcome}, slot {slot.isoformat()})"
         )
+    return run
+
+
+def _announce(schedule: Schedule, run: ScheduleRun) -> None:
+    """After the run's transaction committed: the event, then retention."""
+    slot = run.slot.astimezone(cron.zone(schedule.timezone))
     emit(
         "schedule.triggered",
         {"schedule_id": schedule.id, "name": schedule.name, "slot": slot.isoformat(), "job_id": run.job_id},
     )
     if schedule.retention:
         apply_retention(schedule)
-    return run
 
 
 def _record_failure(schedule: Schedule, run: ScheduleRun, spec: dict[str, Any], reason: str) -> ScheduleRun:

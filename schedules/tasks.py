@@ -1,4 +1,4 @@
-"""Celery task fired by beat at each cron slot: a thin adapter over the schedule service."""
+"""Celery task beat runs every minute: a thin adapter over the schedule service's tick."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from celery import shared_task
 from schedules import service
 
 
-@shared_task(name="schedules.tasks.fire_schedule", ignore_result=True)
-def fire_schedule(schedule_id: str) -> str | None:
-    run = service.fire(schedule_id)
-    return run.job_id if run is not None else None
+@shared_task(name="schedules.tasks.fire_due_schedules", ignore_result=True)
+def fire_due_schedules() -> list[str]:
+    """The jobs started by the schedules whose slots were due."""
+    return [run.job_id for run in service.tick() if run.job_id]

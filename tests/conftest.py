@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -411,3 +411,14 @@ def every_ovf_read_independently(request):
                 assert int(disk["capacity_bytes"]) == json.loads(info.stdout)["virtual-size"], (
                     f"{described['path']}: {disk['disk_id']} capacity differs from {image.name}'s virtual size"
                 )
+
+
+def fire_at(schedule_id: str, moment: datetime):
+    """Beat's tick at ``moment`` (the schedule's cursor put just before it, as if it had
+    been ticking all along); the run it made for the schedule."""
+    from schedules import service
+    from schedules.models import Schedule
+
+    Schedule.objects.filter(id=schedule_id).update(fired_through=moment - timedelta(minutes=1))
+    runs = [run for run in service.tick(moment) if run.schedule_id == schedule_id]
+    return runs[-1] if runs else None

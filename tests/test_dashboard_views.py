@@ -371,6 +371,17 @@ def test_schedules_are_listed_with_their_next_run(client, operator, nightly):
     assert "nightly" in page and "0 2 * * *" in page and f'id="schedule-{nightly.id}"' in page
 
 
+def test_missed_runs_show_beside_the_last_run(client, operator, nightly):
+    from datetime import UTC, datetime
+
+    # The daemon was down for three nights; the tick at noon records them missed (past the grace).
+    schedules.Schedule.objects.filter(id=nightly.id).update(
+        fired_through=datetime(2026, 6, 1, 12, tzinfo=UTC)
+    )
+    assert [run.outcome for run in schedules.tick(datetime(2026, 6, 4, 12, tzinfo=UTC))] == ["missed"] * 3
+    assert "(3 missed)" in client.get("/ui/schedules/").content.decode()
+
+
 def test_disable_and_enable_answer_with_the_row(client, operator, nightly):
     response = client.post(f"/ui/schedules/{nightly.id}/disable/", **HTMX)
     row = response.content.decode()

@@ -19,6 +19,7 @@ from exports.pipeline.names import file_stem
 from hypersdk.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule
+from tests.conftest import fire_at
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,7 @@ def test_schedule_run_without_output_goes_under_the_default_root(data_dir_outsid
     schedule = Schedule.objects.create(
         name="nightly", cron="0 2 * * *", timezone="UTC", job_template={"vm_path": "/dc/vm/prod/web01"}
     )
-    run = service.fire(schedule.id, datetime(2026, 6, 1, 2, 0, tzinfo=UTC))
+    run = fire_at(schedule.id, datetime(2026, 6, 1, 2, 0, tzinfo=UTC))
     assert run.job.output_path == str(data_dir_outside_roots / f"nightly-{schedule.id}-20260601-020000")
     assert inside(run.job.output_path, data_dir_outside_roots)
 
@@ -138,7 +139,7 @@ def test_a_long_schedule_name_gets_run_directories_that_fit_and_retention_still_
     )
     outputs = []
     for day in (1, 2):
-        run = service.fire(schedule.id, datetime(2026, 6, day, 2, 0, tzinfo=UTC))
+        run = fire_at(schedule.id, datetime(2026, 6, day, 2, 0, tzinfo=UTC))
         Job.objects.filter(id=run.job_id).update(status="completed")
         Path(run.job.output_path).mkdir()
         outputs.append(Path(run.job.output_path))

@@ -57,7 +57,6 @@ def test_the_guides_examples_create_schedules(cli_env):
     assert daily.stdout == (
         f"created schedule {first.id} (daily-backup): 0 3 * * * — next run {first.next_run_at:%Y-%m-%d} 03:00 UTC\n"
     )
-    assert first.periodic_task is not None and first.periodic_task.enabled
 
 
 def test_export_flags_reach_the_job_template(cli_env, export_root):

@@ -26,7 +26,7 @@ from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.permissions import grant_role
-from tests.conftest import APP01, govc_environment, wait_for
+from tests.conftest import APP01, fire_at, govc_environment, wait_for
 
 
 @pytest.fixture
@@ -413,11 +413,11 @@ def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(ap
         format="json",
     ).json()
     api.patch(f"/schedules/{created['id']}", {"retention": 1, "overlap": "allow"}, format="json")
-    old = service.fire(created["id"], datetime(2026, 6, 1, 2, tzinfo=UTC)).job
+    old = fire_at(created["id"], datetime(2026, 6, 1, 2, tzinfo=UTC)).job
     Job.objects.filter(id=old.id).update(status="completed")
     os.makedirs(old.output_path)
     theirs = completed_job(Path(old.output_path) / "theirs")  # another job exported inside it later
-    new = service.fire(created["id"], datetime(2026, 6, 2, 2, tzinfo=UTC)).job
+    new = fire_at(created["id"], datetime(2026, 6, 2, 2, tzinfo=UTC)).job
     Job.objects.filter(id=new.id).update(status="completed")
 
     service.apply_retention(Schedule.objects.get(id=created["id"]))

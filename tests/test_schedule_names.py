@@ -24,6 +24,7 @@ from hypersdk.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule, ScheduleRun
 from schedules.tasks import fire_schedule
+from tests.conftest import fire_at
 from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +93,7 @@ def test_a_name_is_a_label_and_every_run_stays_directly_in_the_output(api, roots
 
 def test_the_run_directory_is_the_name_slug_the_id_and_the_slot(api, roots, redis_url):
     schedule_id = create(api, "Daily Backup: web01/prod", output_path=str(roots["out"])).json()["id"]
-    run = service.fire(schedule_id, datetime(2026, 6, 1, 2, 0, 5, tzinfo=ZoneInfo("UTC")))
+    run = fire_at(schedule_id, datetime(2026, 6, 1, 2, 0, 5, tzinfo=ZoneInfo("UTC")))
     assert Path(run.job.output_path).name == f"daily-backup-web01-prod-{schedule_id}-20260601-020000"
 
 
@@ -141,7 +142,7 @@ def test_retention_removes_only_this_schedules_run_directories(api, roots, redis
     schedule_id = create(api, "../../etc/x", **body).json()["id"]
     outputs = []
     for day in (1, 2):
-        run = service.fire(schedule_id, datetime(2026, 6, day, 2, tzinfo=ZoneInfo("UTC")))
+        run = fire_at(schedule_id, datetime(2026, 6, day, 2, tzinfo=ZoneInfo("UTC")))
         Path(run.job.output_path).mkdir(parents=True)
         Job.objects.filter(id=run.job_id).update(status="completed")
         outputs.append(Path(run.job.output_path))
@@ -183,7 +184,7 @@ def test_a_firing_that_cannot_build_its_job_marks_the_schedule_failing(
     slot = datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC"))
     with django_capture_on_commit_callbacks(execute=True):
         assert fire_schedule(orphaned) is None  # the beat task: no exception, no job
-        run = service.fire(orphaned, slot)
+        run = fire_at(orphaned, slot)
     assert run.outcome == ScheduleRun.Outcome.FAILED and run.job is None and "vcenter" in run.error
     shown = api.get(f"/schedules/{orphaned}").json()
     assert shown["failing"] is True and shown["enabled"] is True and shown["run_count"] == 0
@@ -204,7 +205,7 @@ def test_job_failed_reaches_a_subscribed_webhook(orphaned, django_capture_on_com
     webhook.set_new_secret()
     webhook.save()
     with django_capture_on_commit_callbacks(execute=True):
-        service.fire(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
+        fire_at(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
     sent = WebhookDelivery.objects.get(webhook=webhook)
     assert sent.event == "job.failed"
     data = sent.payload["data"]
@@ -232,7 +233,7 @@ def test_trigger_on_a_failing_schedule_is_a_one_line_cli_error(orphaned):
 
 
 def test_the_cli_list_shows_a_failing_schedule_with_its_reason(orphaned):
-    service.fire(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
+    fire_at(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
     out = StringIO()
     call_command("hyperctl", "schedules", "list", stdout=out, stderr=StringIO())
     lines = out.getvalue().splitlines()
@@ -258,10 +259,10 @@ def test_the_dashboard_shows_failing_and_its_run_now_answers_with_the_reason(orp
 
 
 def test_an_edit_that_fixes_the_template_clears_failing_and_the_next_run_starts(api, orphaned, redis_url):
-    service.fire(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
+    fire_at(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
     # Changing only the cron leaves the vCenter missing: still failing.
     assert api.patch(f"/schedules/{orphaned}", {"cron": "0 3 * * *"}, format="json").json()["failing"]
     fixed = api.patch(f"/schedules/{orphaned}", {"vcenter": None}, format="json").json()
     assert fixed["failing"] is False and fixed["failure_reason"] is None
-    run = service.fire(orphaned, datetime(2026, 6, 2, 3, tzinfo=ZoneInfo("UTC")) + timedelta(seconds=1))
+    run = fire_at(orphaned, datetime(2026, 6, 2, 3, tzinfo=ZoneInfo("UTC")) + timedelta(seconds=1))
     assert run.outcome == ScheduleRun.Outcome.STARTED and run.job is not None

@@ -1,14 +1,13 @@
-"""Schedules: cron and DST, beat's PeriodicTask kept in step, the API, firing once per slot."""
+"""Schedules: cron validation, the API, firing once per slot (DST and the firing path against
+NEXT RUN: tests/test_schedule_firing.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
@@ -16,8 +15,9 @@ from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk import events
 from hypersdk.permissions import grant_role
-from schedules import cron, service
+from schedules import cron, service, tasks
 from schedules.models import Schedule, ScheduleRun
+from tests.conftest import fire_at as fire
 
 BERLIN = "Europe/Berlin"
 
@@ -52,26 +52,6 @@ def test_next_run_is_computed_in_the_schedules_zone():
     assert cron.next_run("0 2 * * *", "America/New_York", at("2026-01-10T12:00", "UTC")).isoformat() == (
         "2026-01-11T02:00:00-05:00"
     )
-
-
-def test_spring_forward_runs_a_skipped_time_at_the_end_of_the_gap_like_debian_cron():
-    # 2026-03-29 02:00 → 03:00 in Berlin: 02:30 does not exist that night.
-    runs = [cron.next_run("30 2 * * *", BERLIN, at("2026-03-28T12:00"))]
-    runs.append(cron.next_run("30 2 * * *", BERLIN, runs[0]))
-    assert [r.isoformat() for r in runs] == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
-
-
-def test_fall_back_runs_a_fixed_time_once_like_debian_cron():
-    # 2026-10-25 03:00 → 02:00 in Berlin: 02:30 happens twice, the job runs once.
-    first = cron.next_run("30 2 * * *", BERLIN, at("2026-10-24T12:00"))
-    second = cron.next_run("30 2 * * *", BERLIN, first)
-    assert first.isoformat() == "2026-10-25T02:30:00+02:00"
-    assert second.isoformat() == "2026-10-26T02:30:00+01:00"
-
-
-def test_a_firing_belongs_to_the_last_slot_at_or_before_it():
-    assert cron.slot_at("0 2 * * *", BERLIN, at("2026-01-11T02:00:07")) == at("2026-01-11T02:00")
-    assert cron.slot_at("*/15 * * * *", BERLIN, at("2026-01-11T02:14:59")) == at("2026-01-11T02:00")
 
 
 def test_schedules_can_be_described_for_people():
@@ -120,18 +100,10 @@ def test_create_returns_the_schedule_with_its_next_run_in_its_zone(daily, export
     assert daily["vm_path"] == "/dc/vm/prod/web01" and daily["output_path"] == str(export_root / "web01")
 
 
-def test_create_registers_a_beat_periodic_task(daily):
-    task = PeriodicTask.objects.get(hypersdk_schedule__id=daily["id"])
-    assert task.task == "schedules.tasks.fire_schedule" and json.loads(task.args) == [daily["id"]]
-    crontab = task.crontab
-    assert (
-        crontab.minute,
-        crontab.hour,
-        crontab.day_of_month,
-        crontab.month_of_year,
-        crontab.day_of_week,
-    ) == ("0", "2", "*", "*", "*")
-    assert str(crontab.timezone) == BERLIN and task.enabled
+def test_a_schedule_gets_no_beat_entry_of_its_own_only_the_minute_tick_fires_it(daily, settings):
+    assert not PeriodicTask.objects.exists()
+    tick = settings.CELERY_BEAT_SCHEDULE["fire-due-schedules"]
+    assert tick["task"] == tasks.fire_due_schedules.name == "schedules.tasks.fire_due_schedules"
 
 
 def test_list_get_put_patch_delete(client, daily):
@@ -139,7 +111,6 @@ def test_list_get_put_patch_delete(client, daily):
     assert client.get(f"/schedules/{daily['id']}").json()["name"] == "daily-backup"
     patched = client.patch(f"/schedules/{daily['id']}", {"cron": "@hourly"}, format="json").json()
     assert patched["cron"] == "0 * * * *" and patched["vm_path"] == "/dc/vm/prod/web01"
-    assert PeriodicTask.objects.get(hypersdk_schedule__id=daily["id"]).crontab.hour == "*"
     put = client.put(
         f"/schedules/{daily['id']}",
         {"name": "nightly", "cron": "0 3 * * *", "vm_path": "/dc/vm/prod/db01"},
@@ -151,18 +122,14 @@ def test_list_get_put_patch_delete(client, daily):
         and put.json()["name"] == "nightly"
     )
     assert client.delete(f"/schedules/{daily['id']}").status_code == 204
-    assert (
-        not Schedule.objects.exists()
-        and not PeriodicTask.objects.filter(task="schedules.tasks.fire_schedule").exists()
-    )
+    assert not Schedule.objects.exists()
 
 
-def test_enable_and_disable_reach_beat(client, daily):
+def test_disable_clears_the_next_run_and_enable_brings_it_back(client, daily):
     disabled = client.post(f"/schedules/{daily['id']}/disable").json()
     assert disabled["enabled"] is False and disabled["next_run_at"] is None
-    assert not PeriodicTask.objects.get(hypersdk_schedule__id=daily["id"]).enabled
-    assert client.post(f"/schedules/{daily['id']}/enable").json()["enabled"] is True
-    assert PeriodicTask.objects.get(hypersdk_schedule__id=daily["id"]).enabled
+    enabled = client.post(f"/schedules/{daily['id']}/enable").json()
+    assert enabled["enabled"] is True and enabled["next_run_at"] == daily["next_run_at"]
 
 
 def test_trigger_starts_a_job_now_without_moving_the_next_run(client, daily, export_root, redis_url):
@@ -182,6 +149,11 @@ def test_trigger_starts_a_job_now_without_moving_the_next_run(client, daily, exp
         ({"cron": "0 25 * * *"}, "cron", "invalid cron '0 25 * * *'"),
         ({"cron": "* * *"}, "cron", "want 5 fields"),
         ({"cron": "61 * * * *"}, "cron", "invalid cron '61 * * * *'"),
+        ({"cron": "0 0 * * * *"}, "cron", "want 5 fields"),
+        ({"cron": "@every 5m"}, "cron", "only @hourly, @daily, @weekly, @monthly, @yearly"),
+        ({"cron": "@reboot"}, "cron", "only @hourly"),
+        ({"cron": "0 0 31 2 *"}, "cron", "never fire"),
+        ({"cron": "0 0 * * 8"}, "cron", "invalid cron '0 0 * * 8'"),
         ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
         ({"name": "daily-backup"}, "name", "already exists"),
         ({"vm_path": None}, "vm_path", "may not be null"),
@@ -193,10 +165,12 @@ def test_bad_schedules_are_400_and_nothing_changes(client, daily, body, field, m
     response = client.post("/schedules", {**base, **body}, format="json")
     assert response.status_code == 400
     assert any(message in error for error in response.json()[field]), response.json()
-    assert (
-        Schedule.objects.count() == 1
-        and PeriodicTask.objects.filter(task="schedules.tasks.fire_schedule").count() == 1
-    )
+    assert Schedule.objects.count() == 1
+    if field != "name":  # the update door refuses the same, and the schedule stays as it was
+        response = client.patch(f"/schedules/{daily['id']}", body, format="json")
+        assert response.status_code == 400
+        assert any(message in error for error in response.json()[field]), response.json()
+        assert client.get(f"/schedules/{daily['id']}").json() == daily
 
 
 def test_missing_vm_path_is_a_400(client):
@@ -234,8 +208,8 @@ def recorded_events():
 
 def test_one_job_per_slot_even_if_two_beats_fire_it(daily, redis_url, recorded_events):
     moment = at("2026-06-01T02:00:03")
-    first = service.fire(daily["id"], moment)
-    second = service.fire(daily["id"], moment + timedelta(seconds=20))
+    first = fire(daily["id"], moment)
+    second = fire(daily["id"], moment + timedelta(seconds=20))
     assert first is not None and first.job is not None and second is None
     assert Job.objects.filter(origin="schedule").count() == 1
     assert first.job.output_path.endswith(f"/daily-backup-{daily['id']}-20260601-020000")
@@ -244,33 +218,132 @@ def test_one_job_per_slot_even_if_two_beats_fire_it(daily, redis_url, recorded_e
 
 
 def test_overlap_skip_leaves_a_run_out_while_the_last_is_going(daily, redis_url):
-    first = service.fire(daily["id"], at("2026-06-01T02:00"))
-    skipped = service.fire(daily["id"], at("2026-06-02T02:00"))
+    first = fire(daily["id"], at("2026-06-01T02:00"))
+    skipped = fire(daily["id"], at("2026-06-02T02:00"))
     assert skipped.outcome == "skipped" and skipped.job is None
     Job.objects.filter(id=first.job_id).update(status="completed")
-    assert service.fire(daily["id"], at("2026-06-03T02:00")).outcome == "started"
+    assert fire(daily["id"], at("2026-06-03T02:00")).outcome == "started"
 
 
 def test_overlap_allow_starts_every_run(client, daily, redis_url):
     client.patch(f"/schedules/{daily['id']}", {"overlap": "allow"}, format="json")
-    service.fire(daily["id"], at("2026-06-01T02:00"))
-    assert service.fire(daily["id"], at("2026-06-02T02:00")).outcome == "started"
+    fire(daily["id"], at("2026-06-01T02:00"))
+    assert fire(daily["id"], at("2026-06-02T02:00")).outcome == "started"
     assert Job.objects.filter(origin="schedule").count() == 2
 
 
 def test_a_disabled_schedule_does_not_fire(client, daily, redis_url):
     client.post(f"/schedules/{daily['id']}/disable")
-    assert service.fire(daily["id"], timezone.now()) is None
+    assert fire(daily["id"], at("2026-06-01T02:00:03")) is None
 
 
 def test_retention_keeps_the_last_n_runs_output(client, daily, redis_url, export_root):
     client.patch(f"/schedules/{daily['id']}", {"retention": 2, "overlap": "allow"}, format="json")
     outputs = []
     for day in range(1, 5):
-        run = service.fire(daily["id"], at(f"2026-06-0{day}T02:00"))
+        run = fire(daily["id"], at(f"2026-06-0{day}T02:00"))
         outputs.append(run.job.output_path)
         Job.objects.filter(id=run.job_id).update(status="completed")
         os.makedirs(run.job.output_path)
     service.apply_retention(Schedule.objects.get(id=daily["id"]))
     assert [os.path.isdir(p) for p in outputs] == [False, False, True, True]
     assert ScheduleRun.objects.filter(schedule_id=daily["id"]).count() == 4
+
+
+# ---- bad expressions at every door ----
+
+REFUSED = [
+    ("61 * * * *", "invalid cron '61 * * * *': Bad minute"),
+    ("0 0 * * * *", "want 5 fields"),
+    ("@every 5m", "only @hourly, @daily, @weekly, @monthly, @yearly are supported"),
+    ("0 0 31 2 *", "it would never fire"),
+]
+SCHEDULE_INLINES = {"runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0"}
+
+
+def admin_form(**fields) -> dict:
+    return {
+        "name": "nightly",
+        "cron": "0 2 * * *",
+        "timezone": "UTC",
+        "job_template": '{"vm_path": "/dc/vm/prod/web01"}',
+        "enabled": "on",
+        "overlap": "skip",
+        "retention": "",
+        **SCHEDULE_INLINES,
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(("expression", "message"), REFUSED)
+def test_the_admin_refuses_a_bad_cron_on_add_and_change_naming_the_field(admin_client, expression, message):
+    response = admin_client.post("/admin/schedules/schedule/add/", admin_form(cron=expression))
+    assert response.status_code == 200 and not Schedule.objects.exists()
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["cron"] and message in errors["cron"][0]
+    admin_client.post("/admin/schedules/schedule/add/", admin_form())
+    schedule = Schedule.objects.get()
+    response = admin_client.post(
+        f"/admin/schedules/schedule/{schedule.id}/change/", admin_form(cron=expression)
+    )
+    assert message in response.context["adminform"].form.errors["cron"][0]
+    assert Schedule.objects.get().cron == "0 2 * * *"
+
+
+def test_an_admin_edit_of_the_expression_moves_the_next_run_the_tick_fires(admin_client, redis_url):
+    admin_client.post("/admin/schedules/schedule/add/", admin_form(cron="0 2 * * *"))
+    schedule = Schedule.objects.get()
+    admin_client.post(f"/admin/schedules/schedule/{schedule.id}/change/", admin_form(cron="30 4 * * *"))
+    schedule.refresh_from_db()
+    slot = schedule.next_run_at
+    assert (slot.hour, slot.minute) == (4, 30)
+    assert service.tick(slot - timedelta(seconds=1)) == []
+    (run,) = service.tick(slot + timedelta(seconds=5))
+    assert run.slot == slot and run.outcome == "started"
+
+
+@pytest.mark.parametrize(("expression", "message"), REFUSED)
+def test_import_config_refuses_a_bad_cron_in_one_line_naming_the_field(tmp_path, db, expression, message):
+    from schedules.config_import import import_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f'schedules:\n  - name: nightly\n    cron: "{expression}"\n    vm: /dc/vm/prod/web01\n')
+    report = import_config(config)
+    assert len(report.failed) == 1 and report.failed[0].startswith("schedule nightly: cron: invalid cron")
+    assert message in report.failed[0] and "\n" not in report.failed[0]
+    assert not Schedule.objects.exists()
+
+
+# ---- upgrade ----
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_removes_the_per_schedule_beat_tasks_and_starts_the_tick_from_now():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    before = [("schedules", "0002_schedule_failures_and_bounds")]
+    after = [("schedules", "0003_one_tick_fires_schedules")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    crontab = old.get_model("django_celery_beat", "CrontabSchedule").objects.create(
+        minute="0", hour="3", day_of_week="7", timezone="UTC"
+    )
+    kept = old.get_model("django_celery_beat", "PeriodicTask").objects.create(
+        name="someone else's", task="exports.tasks.purge_old_jobs", crontab=crontab
+    )
+    task = old.get_model("django_celery_beat", "PeriodicTask").objects.create(
+        name="hypersdk schedule sched-old", task="schedules.tasks.fire_schedule", crontab=crontab
+    )
+    old.get_model("schedules", "Schedule").objects.create(
+        id="sched-old", name="old", cron="0 3 * * 7", periodic_task=task
+    )
+    upgraded_at = timezone.now()
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    tasks_left = new.get_model("django_celery_beat", "PeriodicTask").objects.values_list("id", flat=True)
+    assert list(tasks_left) == [kept.id]
+    assert new.get_model("schedules", "Schedule").objects.get(id="sched-old").fired_through >= upgraded_at

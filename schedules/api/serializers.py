@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from schedules import cron
-from schedules.models import Schedule
+from schedules.models import Schedule, ScheduleRun
 from schedules.spec import TEMPLATE_FIELDS
 
 
@@ -29,6 +29,10 @@ class ScheduleSerializer(serializers.Serializer):
     last_run_at = serializers.DateTimeField(allow_null=True)
     next_run_at = serializers.DateTimeField(allow_null=True, help_text="in the schedule's time zone")
     run_count = serializers.IntegerField()
+    missed_count = serializers.IntegerField(
+        help_text="slots recorded as missed (no tick within the grace period)"
+    )
+    last_missed_slot = serializers.DateTimeField(allow_null=True, help_text="in the schedule's time zone")
     last_job = serializers.CharField(allow_null=True)
     last_job_status = serializers.CharField(allow_null=True)
     failing = serializers.BooleanField(help_text="its last run could not start a job")
@@ -40,6 +44,11 @@ class ScheduleSerializer(serializers.Serializer):
         template = schedule.job_template
         local = cron.zone(schedule.timezone)
         next_run = schedule.next_run_at
+        if hasattr(schedule, "missed_count"):  # annotated by the service's queries
+            missed_count, last_missed = schedule.missed_count, schedule.last_missed_slot
+        else:
+            missed = schedule.runs.filter(outcome=ScheduleRun.Outcome.MISSED)
+            missed_count, last_missed = missed.count(), missed.values_list("slot", flat=True).first()
         return {
             "id": schedule.id,
             "name": schedule.name,
@@ -56,6 +65,8 @@ class ScheduleSerializer(serializers.Serializer):
             "last_run_at": _iso(schedule.last_run_at.astimezone(local) if schedule.last_run_at else None),
             "next_run_at": _iso(next_run),
             "run_count": schedule.run_count,
+            "missed_count": missed_count,
+            "last_missed_slot": _iso(last_missed.astimezone(local) if last_missed else None),
             "last_job": schedule.last_job_id,
             "last_job_status": schedule.last_job.status if schedule.last_job_id else None,
             "failing": schedule.failing,
