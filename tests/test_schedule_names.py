@@ -23,7 +23,6 @@ from hypersdk import events
 from hypersdk.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule, ScheduleRun
-from schedules.tasks import fire_schedule
 from tests.conftest import fire_at
 from webhooks.models import Webhook, WebhookDelivery
 
@@ -183,7 +182,8 @@ def test_a_firing_that_cannot_build_its_job_marks_the_schedule_failing(
 ):
     slot = datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC"))
     with django_capture_on_commit_callbacks(execute=True):
-        assert fire_schedule(orphaned) is None  # the beat task: no exception, no job
+        # Beat's tick, a day apart: no exception, no job, a failed run each time.
+        assert fire_at(orphaned, slot - timedelta(days=1)).outcome == ScheduleRun.Outcome.FAILED
         run = fire_at(orphaned, slot)
     assert run.outcome == ScheduleRun.Outcome.FAILED and run.job is None and "vcenter" in run.error
     shown = api.get(f"/schedules/{orphaned}").json()
