@@ -89,5 +89,5 @@ def test_a_day_of_week_7_schedule_in_a_dst_zone_fires_through_beat_at_its_next_r
     assert run.slot == promised and promised <= run.created_at < promised + timedelta(minutes=1)
     assert job.status == "completed", job.error
     assert job.origin == "schedule"
-    assert job.output_path == f"{export_root}/weekdays-to-sunday-{promised:%Y%m%d-%H%M%S}"
+    assert job.output_path == f"{export_root}/weekdays-to-sunday-{run.schedule_id}-{promised:%Y%m%d-%H%M%S}"
     assert (export_root / job.output_path.rsplit("/", 1)[-1] / "app01.ovf").exists()
