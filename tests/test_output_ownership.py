@@ -20,7 +20,13 @@ from exports import jobs
 from exports.api.serializers import JobSerializer
 from exports.models import Job, VCenter
 from exports.pipeline.connect import VCenterTarget
-from exports.pipeline.errors import ConversionError, ExportCancelled, OutputError, VerificationError
+from exports.pipeline.errors import (
+    ConversionError,
+    ExportCancelled,
+    ExportError,
+    OutputError,
+    VerificationError,
+)
 from exports.pipeline.files import OutputDir, discard_run
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
@@ -299,6 +305,38 @@ def test_an_overwrite_leaves_nothing_of_a_converted_previous_export(vsphere, app
     export_vm(ExportOptions(vm_path=APP01, output_dir=out, format="ova", overwrite=True), target_of(vsphere))
     # No manifest pointing at disks that are gone, no converted images of the old export.
     assert files_under(out) == ["app01.ova"]
+
+
+class ExportAgainOnPhase(NullReporter):
+    """At ``phase``, a second export (a direct hyperexport, say) into ``second``: its outcome kept."""
+
+    def __init__(self, phase: str, second: Path, target: VCenterTarget) -> None:
+        self.phase, self.second, self.target = phase, second, target
+        self.outcome: BaseException | None = None
+
+    def progress(self, snapshot: ProgressSnapshot) -> None:
+        if snapshot.phase == self.phase and self.outcome is None:
+            try:
+                export_vm(ExportOptions(vm_path=APP01, output_dir=self.second), self.target)
+            except ExportError as exc:
+                self.outcome = exc
+            else:
+                self.outcome = AssertionError("the second export was not refused")
+
+
+@pytest.mark.vsphere
+@pytest.mark.parametrize("second", ["out", "out/inner", "."], ids=["same", "inside", "around"])
+def test_a_live_run_refuses_another_export_into_its_directory_whoever_starts_it(
+    vsphere, app01_seeds, tmp_path, second
+):
+    out = tmp_path / "out"
+    reporter = ExportAgainOnPhase("packaging", tmp_path / second, target_of(vsphere))
+    export_vm(ExportOptions(vm_path=APP01, output_dir=out), target_of(vsphere), reporter)
+    assert isinstance(reporter.outcome, OutputError), reporter.outcome
+    assert "is in use by another export" in str(reporter.outcome)
+    assert files_under(out) == ["app01-disk1.vmdk", "app01-disk2.vmdk", "app01.mf", "app01.ovf"]
+    # Once the first run ended, its directory is free again (its lock went with it).
+    export_vm(ExportOptions(vm_path=APP01, output_dir=out / "inner"), target_of(vsphere))
 
 
 class CorruptOnPhase(NullReporter):

@@ -11,6 +11,7 @@ failure, cancel or a dead worker's reaper undo exactly that, never a re-derived 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -250,6 +251,10 @@ class OutputDir:
                 raise OutputError(f"{self.run_path} exists: run {self.run_id} already started here") from None
             self._owns_run_dir = True
             self.run_fd = os.open(self.run_dir_name, _DIR_FLAGS, dir_fd=self.fd)
+            # Held until this run ends (the kernel drops it if the process dies): how another
+            # run, of this daemon, another worker or a direct hyperexport, knows this one is live.
+            fcntl.flock(self.run_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._refuse_live_runs()
             self._save()
             if existing:
                 for name in [*existing, *companion_names]:
@@ -261,6 +266,36 @@ class OutputDir:
         except BaseException:
             self.discard()
             raise
+
+    def _refuse_live_runs(self) -> None:
+        """OutputError when a live run (its record directory locked) writes to this directory,
+        inside it, or around it: one directory, one export at a time, whoever started it."""
+        candidates: list[Path] = []
+        for walked, dirs, _files, _fd in os.fwalk(".", dir_fd=self.fd, follow_symlinks=False):
+            candidates += [self.path / walked / d for d in dirs if d.startswith(RUN_DIR_PREFIX)]
+            dirs[:] = [d for d in dirs if not d.startswith(RUN_DIR_PREFIX)]
+        for parent in self.path.parents:
+            try:
+                candidates += [parent / n for n in os.listdir(parent) if n.startswith(RUN_DIR_PREFIX)]
+            except OSError:
+                continue
+        for candidate in candidates:
+            if candidate.name == self.run_dir_name and candidate.parent == self.path:
+                continue
+            try:
+                fd = os.open(candidate, _DIR_FLAGS)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                run = candidate.name.removeprefix(RUN_DIR_PREFIX)
+                raise OutputError(
+                    f"{self.path} is in use by another export (run {run} writing to {candidate.parent}): "
+                    "wait for it to end, or choose another directory"
+                ) from None
+            finally:
+                os.close(fd)
 
     def track(self, path: Path | str) -> Path:
         """Record that this run creates ``path`` (a name in the output directory) before it does;
