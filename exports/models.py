@@ -130,6 +130,10 @@ class Job(models.Model):
             paths = [output / str(name) for name in names]
         else:  # recorded before runs listed their files: the package and manifest at least
             paths = [Path(str(p)) for p in (result.get("package"), result.get("manifest_path")) if p]
+        # The converted images (what the operator takes to KVM) live inside ``converted/``.
+        conversion = result.get("conversion") or {}
+        outputs = conversion.get("outputs") if isinstance(conversion, dict) else None
+        paths += [Path(str(o["output"])) for o in outputs or [] if isinstance(o, dict) and o.get("output")]
         return [str(path) for path in paths if not os.path.exists(path)]
 
     @property

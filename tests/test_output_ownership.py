@@ -491,3 +491,20 @@ def test_a_workers_output_swapped_for_a_symlink_mid_download_receives_nothing(
     )
     assert files_under(elsewhere) == []
     assert files_under(export_root / "moved-away") == []
+
+
+def test_a_removed_converted_image_reads_files_missing(api, export_root):
+    job = completed_job(export_root / "app01")
+    converted = export_root / "app01" / "converted" / "app01-disk1.qcow2"
+    converted.parent.mkdir()
+    converted.write_text("qcow2")
+    job.result = {
+        **job.result,
+        "artifacts": [*job.result["artifacts"], "converted"],
+        "conversion": {"outputs": [{"disk_id": "d1", "output": str(converted), "format": "qcow2"}]},
+    }
+    job.save()
+    assert api.get(f"/jobs/{job.id}").json()["status_detail"] == ""
+    converted.unlink()  # the directory stays: only the image the operator takes to KVM is gone
+    body = api.get(f"/jobs/{job.id}").json()
+    assert (body["status_detail"], body["missing_files"]) == ("files missing", [str(converted)])
