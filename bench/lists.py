@@ -42,8 +42,8 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
+    from api_tokens.service import issue_token
     from exports.models import Job
     from hypersdk.permissions import grant_role
     from schedules.models import Schedule
@@ -52,8 +52,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench")
     grant_role(user, "operator")
-    token, _ = Token.objects.get_or_create(user=user)
-    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+    client = Client(HTTP_AUTHORIZATION=f"Token {issue_token(user)}", HTTP_HOST="localhost")
 
     # 10,000 schedules, each with a last job (the list shows its status), and 10,000 webhooks.
     Schedule.objects.all().delete()

@@ -10,9 +10,9 @@ import importlib
 import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api_tokens.service import issue_token
 from cli.backends import LocalBackend
 from exports.models import VCenter
 from hypersdk import redaction
@@ -47,7 +47,7 @@ def people(django_user_model) -> dict:
 
 def api_as(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 
