@@ -78,9 +78,9 @@ def truncate(text: str, limit: int) -> str:
     if limit <= 0:
         return ""
     cut = limit - len(ELLIPSIS)
-    while 0 < cut < len(text) and _continues_grapheme(text[cut]):
-        cut -= 1
-    if cut > 0 and text[cut - 1] == ZERO_WIDTH_JOINER:
+    # Back off while the character after the cut belongs to the one before it (a mark, a
+    # modifier, a joiner) or the one before it joins on to the next (ZWJ emoji sequences).
+    while 0 < cut < len(text) and (_continues_grapheme(text[cut]) or text[cut - 1] == ZERO_WIDTH_JOINER):
         cut -= 1
     # A regional-indicator flag is two code points: never keep half of one.
     flags = 0
