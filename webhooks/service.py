@@ -296,7 +296,12 @@ def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
         if ignored
         else ""
     )
-    return True, (
-        f"webhook {shown} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), "
-        f"signing secret {secret} (shown once){note}"
+    signing = (
+        f"signing secret {secret} (shown once)"
+        if webhook.signed
+        else f"format {webhook.format} ({webhook.format} messages are not signed)"
+    )
+    return (
+        True,
+        f"webhook {shown} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), {signing}{note}",
     )
