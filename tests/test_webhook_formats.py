@@ -407,3 +407,33 @@ def test_discord_urls_are_masked_after_the_webhook_id():
     webhook, _ = service.add_webhook(f"https://discord.com{DISCORD_PATH}")
     assert webhook.format == "discord"
     assert webhook.url == "https://discord.com/api/webhooks/123456789012345678/…"
+
+
+# ---- admin and dashboard --------------------------------------------------------------------
+
+
+def test_the_admin_sets_or_infers_the_format_and_shows_chat_urls_masked(admin_client, slack):
+    from tests.test_webhooks import NO_INLINES
+
+    form = {"events": '["job.completed"]', "headers": "{}", "enabled": "on", **NO_INLINES}
+    admin_client.post(
+        "/admin/webhooks/webhook/add/", {**form, "url": slack.url, "format": "slack"}, follow=True
+    )
+    admin_client.post(
+        "/admin/webhooks/webhook/add/",
+        {**form, "url": "https://hooks.slack.com/services/T1/B1/SECRET1"},
+        follow=True,
+    )
+    explicit, inferred = Webhook.objects.order_by("created_at", "id")
+    assert (explicit.format, inferred.format) == ("slack", "slack")
+    listing = admin_client.get("/admin/webhooks/webhook/").content.decode()
+    assert "XXXXXXXX" not in listing and "SECRET1" not in listing
+    assert "https://hooks.slack.com/services/T1/…" in listing
+    assert service.test_webhook(explicit.id).ok
+
+
+def test_the_dashboard_lists_the_format_and_the_masked_chat_url(admin_client, slack):
+    service.add_webhook(slack.url, format="slack")
+    page = admin_client.get("/ui/webhooks/").content.decode()
+    assert f"http://127.0.0.1:{slack.port}/services/T000/…" in page and ">slack<" in page
+    assert "XXXXXXXX" not in page

@@ -122,6 +122,9 @@ class WebhookAdmin(admin.ModelAdmin):
         obj.set_target(form.cleaned_data["url"], form.cleaned_data["headers"])
         secret = obj.set_new_secret()
         super().save_model(request, obj, form, change)
+        if not obj.signed:  # chat services check no signature: nothing to copy
+            self.message_user(request, f"{obj.id}: {obj.format} messages are not signed.", messages.INFO)
+            return
         self.message_user(
             request,
             f"Signing secret of {obj.id}: {secret} — copy it now, it is not shown again.",

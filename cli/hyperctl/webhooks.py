@@ -48,7 +48,11 @@ def register(subparsers, parents) -> None:
 
     for action, text, run in [
         ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
-        ("test", 'send a signed {"event": "test", "data": {}} now and report the answer', run_test),
+        (
+            "test",
+            'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
+            run_test,
+        ),
     ]:
         parser = actions.add_parser(action, parents=parents, help=text)
         parser.add_argument(
