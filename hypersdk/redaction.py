@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
+ELLIPSIS = "…"  # where the secret part of a chat URL's path was
 
 
 def url_has_credentials(url: str) -> bool:
@@ -42,7 +43,7 @@ def mask_url(url: str, public_segments: int | None = None) -> str:
     if public_segments is not None:
         segments = path.strip("/").split("/")
         if len(segments) > public_segments or not path.strip("/"):
-            path = "/" + "/".join([*segments[:public_segments], "…"])
+            path = "/" + "/".join([*segments[:public_segments], ELLIPSIS])
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 

@@ -397,14 +397,20 @@ def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error
     assert webhook.url == masked and str(webhook).endswith(masked)
     # The receiver redirects to a URL with the secret in it, and echoes it in a 4xx.
     slack.rules = lambda received: None
-    slack.reply(Reply(302, {"Location": url}, b""), Reply(400, body=f"bad hook {SLACK_PATH}".encode()))
+    token = SLACK_PATH.rsplit("/", 1)[1]
+    slack.reply(
+        Reply(302, {"Location": url}, b""),
+        Reply(400, body=f"bad hook {SLACK_PATH}".encode()),
+        Reply(403, body=f"invalid_token {token}".encode()),
+    )
     with caplog.at_level(logging.INFO):  # what the daemon logs (httpcore's DEBUG trace is off)
-        first, second = service.test_webhook(0), service.test_webhook(0)
-    secret = SLACK_PATH.rsplit("/", 2)[1]
-    for result in (first, second):
-        assert not result.ok and secret not in result.error, result.error
-    for row in WebhookDelivery.objects.all():
-        assert secret not in row.error and secret not in row.response_excerpt
+        first, second, third = (service.test_webhook(0) for _ in range(3))
+    for secret in (SLACK_PATH.rsplit("/", 2)[1], token):
+        for result in (first, second, third):
+            assert not result.ok and secret not in result.error, result.error
+        for row in WebhookDelivery.objects.all():
+            assert secret not in row.error and secret not in row.response_excerpt
+    assert third.error == "HTTP 403: invalid_token …"
     assert secret not in caplog.text
 
 

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from hypersdk import outbound_http, redaction
 from hypersdk.celery import app as celery_app
-from webhooks import conf, payloads, signing
+from webhooks import conf, formats, payloads, signing
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
 from webhooks.signals import delivery_attempted
@@ -159,17 +159,17 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     }
     attempt = _post(target_url, body, headers)
     # An error text (a redirect's Location, a library's message) must not show the URL's secrets.
-    path = urlsplit(target_url).path
-    secrets = [
-        target_url,
-        webhook.target_url,
-        *([path] if webhook.format != "standard" and len(path) > 1 else []),
-    ]
-    return replace(
-        attempt,
-        error=redaction.scrub(attempt.error, secrets, webhook.url),
-        response_excerpt=redaction.scrub(attempt.response_excerpt, secrets, webhook.url),
-    )
+    urls, parts = [target_url, webhook.target_url], []
+    public = formats.PUBLIC_PATH_SEGMENTS.get(webhook.format)
+    if public is not None:  # a chat URL: its path, and each secret segment of it alone
+        path = urlsplit(target_url).path
+        urls.append(path)
+        parts = [part for part in path.strip("/").split("/")[public:] if len(part) >= 4]
+
+    def clean(text: str) -> str:
+        return redaction.scrub(redaction.scrub(text, urls, webhook.url), parts, redaction.ELLIPSIS)
+
+    return replace(attempt, error=clean(attempt.error), response_excerpt=clean(attempt.response_excerpt))
 
 
 def _post(target_url: str, body: bytes, headers: dict[str, str]) -> Attempt:
