@@ -333,7 +333,7 @@ def schedule_triggered_line(answer: dict[str, Any]) -> str:
     return f"triggered {answer['schedule_id']}: job {answer['job_id']}"
 
 
-WEBHOOK_COLUMNS = ("INDEX", "URL", "EVENTS", "ENABLED", "LAST DELIVERY")
+WEBHOOK_COLUMNS = ("INDEX", "URL", "FORMAT", "EVENTS", "ENABLED", "LAST DELIVERY")
 
 
 def delivery_result(delivery: dict[str, Any] | None) -> str:
@@ -357,11 +357,12 @@ def webhook_enabled(webhook: dict[str, Any]) -> str:
 
 
 def webhook_table(webhooks: list[dict[str, Any]], last: dict[str, dict[str, Any] | None]) -> list[str]:
-    """Columns INDEX, URL, EVENTS, ENABLED, LAST DELIVERY (``last``: each webhook id's newest)."""
+    """Columns INDEX, URL, FORMAT, EVENTS, ENABLED, LAST DELIVERY (``last``: each webhook id's newest)."""
     rows = [
         (
             str(webhook["index"]),
             webhook["url"],
+            webhook.get("format") or "standard",
             ",".join(webhook["events"]),
             webhook_enabled(webhook),
             delivery_result(last.get(webhook["id"])),
@@ -373,11 +374,14 @@ def webhook_table(webhooks: list[dict[str, Any]], last: dict[str, dict[str, Any]
 
 def webhook_added_lines(webhook: dict[str, Any]) -> list[str]:
     state = "" if webhook["enabled"] else " (disabled)"
-    return [
+    fmt = webhook.get("format") or "standard"
+    added = (
         f"added webhook {webhook['index']} ({webhook['id']}): {webhook['url']} "
-        f"events: {' '.join(webhook['events'])}{state}",
-        f"signing secret: {webhook['secret']} (shown once: store it now)",
-    ]
+        f"format: {fmt} events: {' '.join(webhook['events'])}{state}"
+    )
+    if fmt != "standard":  # chat services check no signature: nothing to store
+        return [added, f"{fmt} messages are not signed (only the standard format is)"]
+    return [added, f"signing secret: {webhook['secret']} (shown once: store it now)"]
 
 
 def webhook_deleted_line(webhook: dict[str, Any]) -> str:

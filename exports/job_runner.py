@@ -121,7 +121,7 @@ class JobSession:
             snapshot, self._latest = self._latest, None
         if snapshot is None:
             return
-        Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(
+        running = Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(
             phase=snapshot.phase,
             percent=snapshot.percent,
             current_file=snapshot.current_file[:512],
@@ -130,6 +130,10 @@ class JobSession:
             rate_bps=snapshot.rate_bps,
             eta_seconds=snapshot.eta_seconds,
         )
+        if not running:
+            # The job ended meanwhile: a progress now would contradict its end (state running
+            # after job.completed). Webhooks also drop one that is still queued when it ends.
+            return
         progress = asdict(snapshot)
         live.publish_job(self.job_id, "job.progress", progress)
         emit("job.progress", {"job_id": self.job_id, **progress})  # webhooks throttle it

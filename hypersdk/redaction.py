@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
+ELLIPSIS = "…"  # where the secret part of a chat URL's path was
 
 
 def url_has_credentials(url: str) -> bool:
@@ -22,8 +23,12 @@ def url_has_credentials(url: str) -> bool:
         return "@" in url
 
 
-def mask_url(url: str) -> str:
-    """``https://u:p@host/x?token=t`` -> ``https://***@host/x?token=***``; the rest unchanged."""
+def mask_url(url: str, public_segments: int | None = None) -> str:
+    """``https://u:p@host/x?token=t`` -> ``https://***@host/x?token=***``; the rest unchanged.
+
+    ``public_segments``: the URL's path is itself a secret (a chat service's webhook URL): keep
+    that many leading segments and show the rest as "…"
+    (``https://hooks.slack.com/services/T000/…``)."""
     try:
         parts = urlsplit(url)
     except ValueError:  # not parseable: show nothing of it that could be a secret
@@ -34,7 +39,19 @@ def mask_url(url: str) -> str:
     query = parts.query
     if query:
         query = urlencode([(name, MASK) for name, _ in parse_qsl(query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    path = parts.path
+    if public_segments is not None:
+        segments = path.strip("/").split("/")
+        if len(segments) > public_segments or not path.strip("/"):
+            path = "/" + "/".join([*segments[:public_segments], ELLIPSIS])
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def scrub(text: str, secrets: list[str], shown: str) -> str:
+    """``text`` with every secret in ``secrets`` (a URL, its path) replaced by ``shown``."""
+    for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, shown)
+    return text
 
 
 def mask_headers(headers: Mapping[str, object]) -> dict[str, str]:

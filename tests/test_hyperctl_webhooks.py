@@ -14,9 +14,9 @@ from webhooks.models import Webhook, WebhookDelivery
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
 LOOPBACK = "127.0.0.0/8"
-HEADER = ["INDEX", "URL", "EVENTS", "ENABLED", "LAST DELIVERY"]
+HEADER = ["INDEX", "URL", "FORMAT", "EVENTS", "ENABLED", "LAST DELIVERY"]
 ADDED = re.compile(
-    r"added webhook (\d+) \((wh-[A-Za-z0-9_-]+)\): (\S+) events: (.+)\n"
+    r"added webhook (\d+) \((wh-[A-Za-z0-9_-]+)\): (\S+) format: standard events: (.+)\n"
     r"signing secret: (whsec_\S+) \(shown once: store it now\)\n"
 )
 
@@ -76,8 +76,8 @@ def test_the_guides_commands_add_list_test_and_delete(cli_env, receiver):
 
     events = "job.started,job.completed,job.failed"
     assert table(hyperctl("webhooks", "list", env=cli_env)) == [
-        ["0", receiver.url, events, "yes", "-"],
-        ["1", receiver.url_for(path="/other"), events, "yes", "-"],
+        ["0", receiver.url, "standard", events, "yes", "-"],
+        ["1", receiver.url_for(path="/other"), "standard", events, "yes", "-"],
     ]
 
     # "Webhook Not Firing": test it, a signed test payload
@@ -92,7 +92,7 @@ def test_the_guides_commands_add_list_test_and_delete(cli_env, receiver):
     failed = hyperctl("webhooks", "test", "1", env=cli_env)
     assert (failed.returncode, failed.stdout) == (1, "")
     assert failed.stderr == f"error: test delivery to {other.url} failed: HTTP 500\n"
-    assert [row[4] for row in table(hyperctl("webhooks", "list", env=cli_env))] == ["200", "HTTP 500"]
+    assert [row[5] for row in table(hyperctl("webhooks", "list", env=cli_env))] == ["200", "HTTP 500"]
     assert WebhookDelivery.objects.count() == 2
 
     deleted = hyperctl("webhooks", "delete", "0", env=cli_env)

@@ -13,6 +13,7 @@ from webhooks.models import Webhook
 pytestmark = pytest.mark.django_db
 
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
+SLACK_SHOWN = "https://hooks.slack.com/services/T000/…"  # a chat URL's path is its secret
 
 CONFIG = """
 schedules:
@@ -59,9 +60,15 @@ def test_import_creates_schedules_and_says_what_it_could_not_import(tmp_path, ex
     assert Schedule.objects.get(name="weekly-archive").job_template["format"] == "ova"
     assert "error: schedule broken: cron: invalid cron '0 25 * * *'" in err
     webhook = Webhook.objects.get()
-    assert (webhook.url, webhook.events) == (SLACK, ["job.completed", "job.failed"])
-    created = [line for line in out.splitlines() if line.startswith(f"created webhook {SLACK}")]
-    assert len(created) == 1 and f"signing secret {webhook.secret} (shown once)" in created[0]
+    assert (webhook.url, webhook.target_url, webhook.format, webhook.events) == (
+        SLACK_SHOWN,
+        SLACK,
+        "slack",
+        ["job.completed", "job.failed"],
+    )
+    created = [line for line in out.splitlines() if line.startswith(f"created webhook {SLACK_SHOWN}")]
+    assert len(created) == 1 and "format slack (slack messages are not signed)" in created[0]
+    assert SLACK not in out
     assert out.strip().splitlines()[-1] == "3 created, 0 skipped, 1 not imported"
 
 
@@ -71,7 +78,7 @@ def test_import_is_idempotent(tmp_path, export_root):
     run(config)
     code, out, _ = run(config)
     assert "skipped schedule daily-backup: exists" in out
-    assert f"skipped webhook {SLACK}: exists" in out
+    assert f"skipped webhook {SLACK_SHOWN}: exists" in out
     assert out.strip().splitlines()[-1] == "0 created, 3 skipped, 1 not imported"
     assert Schedule.objects.count() == 2 and Webhook.objects.count() == 1
 

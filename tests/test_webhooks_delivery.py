@@ -3,6 +3,7 @@ events signed and POSTed to a receiver on loopback, retries by countdown, the sw
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
 LOOPBACK = "127.0.0.0/8"
 RETRY_DELAYS = "0.3,0.3,0.3,0.3,0.3"
+PUBLIC_URL = "https://hypersdk.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,7 @@ def worker_environment(worker_environment):
         **worker_environment,
         "HYPERSDK_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK,
         "HYPERSDK_WEBHOOK_RETRY_DELAYS": RETRY_DELAYS,
+        "HYPERSDK_PUBLIC_URL": PUBLIC_URL,  # chat messages link each job's dashboard page
     }
 
 
@@ -95,7 +98,11 @@ def test_a_real_export_notifies_subscribed_webhooks_with_signed_payloads(
 
     progress_sent = wait_for(lambda: settled(progress.id, 1), message="job.progress delivered")
     progress_received = [r.verify(progress_secret) for r in receiver.requests if r.path == "/progress"]
-    assert len(progress_received) == len(progress_sent) >= 1
+    # One still queued when the job ended is dropped ("skipped"): it would contradict the end.
+    delivered = [row for row in progress_sent if row.status == "delivered"]
+    assert {row.status for row in progress_sent} <= {"delivered", "skipped"}
+    assert len(progress_received) == len(delivered) >= 1
+    assert all(p["data"]["state"] == "running" for p in progress_received)
     assert {p["event"] for p in progress_received} == {"job.progress"}
     # Throttled: at most one per 10 s of the job's life, plus one per 10 % step, plus the first.
     assert len(progress_received) <= 12 + int(job.duration_seconds // 10)
@@ -160,3 +167,81 @@ def test_a_triggered_schedule_notifies_with_the_schedule_and_its_job(celery_work
     assert payload["data"]["schedule"] == {"id": schedule.id, "name": "nightly"}
     assert payload["data"]["job_id"] == job.id
     wait_for(lambda: finished(job.id), message="the scheduled job to end")
+
+
+@pytest.fixture
+def chat_receivers():
+    from tests.chat_receivers import discord_receiver, slack_receiver, teams_receiver
+
+    receivers = {"slack": slack_receiver(), "discord": discord_receiver(), "teams": teams_receiver()}
+    for receiver in receivers.values():
+        receiver.start()
+    yield receivers
+    for receiver in receivers.values():
+        receiver.stop()
+
+
+def test_the_guides_example_1_notifies_slack_discord_and_teams_of_real_backups(
+    celery_worker, worker_environment, chat_receivers, export_root, tmp_path
+):
+    """Example 1 as written, with each receiver's URL (and an explicit -format, the receivers
+    being on loopback), then its schedules running: every receiver accepts every message."""
+    from tests.test_hyperctl_schedules import hyperctl
+
+    env = {**worker_environment, "HYPERSDK_DATA_DIR": str(tmp_path / "cli")}
+    for index, (fmt, receiver) in enumerate(chat_receivers.items()):
+        # 1. Add Slack webhook
+        done = hyperctl(
+            "webhooks", "add", receiver.url, "job.started", "job.completed", "job.failed", "-format", fmt, env=env
+        )  # fmt: skip
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert f"format: {fmt} events: job.started job.completed job.failed\n" in done.stdout
+        assert f"{fmt} messages are not signed" in done.stdout
+        tested = hyperctl("webhooks", "test", str(index), env=env)
+        assert tested.returncode == 0, tested.stderr
+    listed = hyperctl("webhooks", "list", env=env)
+    assert listed.returncode == 0 and [line.split()[2] for line in listed.stdout.splitlines()[1:]] == [
+        "slack",
+        "discord",
+        "teams",
+    ]
+    assert "XXXXXXXX" not in listed.stdout and "TOKEN" not in listed.stdout  # the paths' secrets
+    # 2. and 3.: the schedules, as written
+    for args in (
+        ["prod-backup", "0 2 * * *", "-vm", "/dc/vm/prod/db01", "-output", "/backups/db01"],
+        ["weekly-archive", "0 0 * * 0", "-vm", "/dc/vm/prod/web01", "-output", "/archives/web01"],
+    ):
+        created = hyperctl("schedules", "create", *args, env=env)
+        assert created.returncode == 0, created.stderr
+    # "whenever backups run": one that succeeds, one whose VM is gone.
+    good, bad = (
+        schedules.create_schedule(_schedule_spec(name, vm, str(export_root / name)))
+        for name, vm in (("app01-backup", APP01), ("gone-backup", "/dc/vm/prod/nope"))
+    )
+    completed, failed = schedules.trigger(good.id), schedules.trigger(bad.id)
+    assert wait_for(lambda: finished(completed.id), message="the backup").status == "completed"
+    assert wait_for(lambda: finished(failed.id), message="the failing backup").status == "failed"
+    for webhook in service.list_webhooks():
+        sent = wait_for(
+            lambda webhook=webhook: settled(webhook.id, 5), message=f"{webhook.format} deliveries"
+        )
+        assert sorted((row.event, row.status) for row in sent if row.event != "test") == [
+            ("job.completed", "delivered"),
+            ("job.failed", "delivered"),
+            ("job.started", "delivered"),
+            ("job.started", "delivered"),
+        ], [(row.event, row.status_code, row.error) for row in sent]
+    for fmt, receiver in chat_receivers.items():
+        text = json.dumps(receiver.accepted, ensure_ascii=False)
+        assert len(receiver.accepted) == 5, fmt  # the test and four job events
+        for expected in ("Export completed", "Export failed", completed.id, failed.id, "/dc/vm/prod/nope"):
+            assert expected in text, (fmt, expected)
+        assert f"{PUBLIC_URL}/ui/jobs/{completed.id}/" in text
+
+
+def _schedule_spec(name: str, vm_path: str, output: str) -> dict:
+    spec = ScheduleSpecSerializer(
+        data={"name": name, "cron": "0 2 * * *", "vm_path": vm_path, "output_path": output}
+    )
+    assert spec.is_valid(), spec.errors
+    return spec.validated_data

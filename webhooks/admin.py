@@ -9,7 +9,8 @@ from django.db import models
 
 from hypersdk.request_limits import BoundedJSONDecoder
 from webhooks import service
-from webhooks.models import Webhook, WebhookDelivery
+from webhooks.formats import FORMATS
+from webhooks.models import Webhook, WebhookDelivery, mask_target
 
 INLINE_DELIVERIES = 50
 
@@ -56,9 +57,15 @@ class WebhookForm(forms.ModelForm):
     """Adding: URL and headers as given (stored encrypted, shown masked afterwards). Changing:
     only events and enabled; the URL and header values are secrets, replaced by re-adding."""
 
+    format = forms.ChoiceField(
+        choices=[("", "(from the URL)"), *[(name, name) for name in FORMATS]],
+        required=False,
+        help_text="standard (signed JSON envelope), slack, discord or teams; only standard is signed",
+    )
+
     class Meta:
         model = Webhook
-        fields = ["url", "events", "headers", "enabled"]
+        fields = ["url", "format", "events", "headers", "enabled"]
 
     def clean(self) -> dict:
         data = super().clean()
@@ -67,11 +74,13 @@ class WebhookForm(forms.ModelForm):
                 data["url"], data["events"], data["headers"] = service.clean(
                     data.get("url"), data.get("events"), data.get("headers")
                 )
+                data["format"] = service.clean_format(data.get("format"), data["url"])
             except service.InvalidWebhook as exc:
                 raise forms.ValidationError({exc.field: exc.message}) from None
         else:
             try:
                 data["events"] = service.clean_events(data.get("events"))
+                data["format"] = data.get("format") or self.instance.format
             except service.InvalidWebhook as exc:
                 raise forms.ValidationError({exc.field: exc.message}) from None
         return data
@@ -81,8 +90,17 @@ class WebhookForm(forms.ModelForm):
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
     formfield_overrides = {models.JSONField: {"decoder": BoundedJSONDecoder}}  # as the API parses
-    list_display = ["id", "url", "event_list", "enabled", "failure_streak", "disabled_reason", "created_at"]
-    list_filter = ["enabled"]
+    list_display = [
+        "id",
+        "url",
+        "format",
+        "event_list",
+        "enabled",
+        "failure_streak",
+        "disabled_reason",
+        "created_at",
+    ]
+    list_filter = ["enabled", "format"]
     search_fields = ["id", "url"]
     readonly_fields = ["id", "created_at", "failure_streak", "failing_since", "disabled_reason"]
     inlines = [WebhookDeliveryInline]
@@ -98,11 +116,15 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         if change:
+            obj.url = mask_target(obj.target_url, obj.format)  # the format decides what is masked
             super().save_model(request, obj, form, change)
             return
         obj.set_target(form.cleaned_data["url"], form.cleaned_data["headers"])
         secret = obj.set_new_secret()
         super().save_model(request, obj, form, change)
+        if not obj.signed:  # chat services check no signature: nothing to copy
+            self.message_user(request, f"{obj.id}: {obj.format} messages are not signed.", messages.INFO)
+            return
         self.message_user(
             request,
             f"Signing secret of {obj.id}: {secret} — copy it now, it is not shown again.",

@@ -12,13 +12,13 @@ sweep sends whatever is well overdue (a lost message, a worker that died).
 from __future__ import annotations
 
 import base64
-import email.utils
+import json
 import logging
 import os
 import random
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -29,9 +29,9 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from hypersdk import outbound_http
+from hypersdk import outbound_http, redaction
 from hypersdk.celery import app as celery_app
-from webhooks import conf, payloads, signing
+from webhooks import conf, formats, payloads, signing
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
 from webhooks.signals import delivery_attempted
@@ -54,6 +54,9 @@ SLOT_TTL = 300  # a drainer that died frees its slot after this many seconds
 EARLY_TOLERANCE = timedelta(seconds=1)
 MAX_RETRY_AFTER = timedelta(days=1)
 FINISHED_JOB_EVENTS = {"job.completed", "job.failed", "job.cancelled"}
+FINISHED_JOB_STATES = {"completed", "failed", "cancelled"}
+# Rate limited this many times in a row, a delivery gives up (429s do not count as failures).
+MAX_RATE_LIMITED = 50
 
 throttle = ProgressThrottle(conf.PROGRESS_INTERVAL)
 
@@ -86,10 +89,23 @@ def on_event(event: str, data: dict[str, Any]) -> list[str]:
     webhooks = [webhook for webhook in Webhook.objects.filter(enabled=True) if webhook.wants(event)]
     if not webhooks:
         return []
-    body = payloads.body(event, payloads.event_data(event, data))
+    described = payloads.event_data(event, data)
+    if event == "job.progress" and described.get("state") in FINISHED_JOB_STATES:
+        return []  # a progress flushed after the job ended would contradict its end
+    bodies = {
+        fmt: payloads.body_for(fmt, event, described) for fmt in {webhook.format for webhook in webhooks}
+    }
     now = timezone.now()
+    about = str(job_id) if job_id and event.startswith("job.") else ""
     deliveries = WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(webhook=webhook, event=event, body=body, created_at=now, next_attempt_at=now)
+        WebhookDelivery(
+            webhook=webhook,
+            event=event,
+            job_id=about,
+            body=bodies[webhook.format],
+            created_at=now,
+            next_attempt_at=now,
+        )
         for webhook in webhooks
     )
     transaction.on_commit(kick)
@@ -121,9 +137,10 @@ def _split_userinfo(url: str) -> tuple[str, dict[str, str]]:
 
 
 def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
-    """POST a signed body to the webhook once; never raises for the receiver's sake."""
+    """POST the body to the webhook once (signed when its format is ``standard``); never raises
+    for the receiver's sake, and never puts the webhook's URL in an error."""
     try:
-        secret = webhook.secret
+        secret = webhook.secret if webhook.signed else ""
         target_url, target_headers = webhook.target_url, webhook.target_headers
     except ValueError as exc:  # HYPERSDK_SECRET_KEY changed: no signature can be made
         return Attempt(
@@ -136,10 +153,26 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     headers = {
         **basic_auth,
         **target_headers,
-        "Content-Type": "application/json",
+        "Content-Type": "application/json" if webhook.signed else "application/json; charset=utf-8",
         "User-Agent": "HyperSDK-Webhooks/1",
-        **signing.signed_headers(secret, message_id, timestamp, body),
+        **(signing.signed_headers(secret, message_id, timestamp, body) if webhook.signed else {}),
     }
+    attempt = _post(target_url, body, headers)
+    # An error text (a redirect's Location, a library's message) must not show the URL's secrets.
+    urls, parts = [target_url, webhook.target_url], []
+    public = formats.PUBLIC_PATH_SEGMENTS.get(webhook.format)
+    if public is not None:  # a chat URL: its path, and each secret segment of it alone
+        path = urlsplit(target_url).path
+        urls.append(path)
+        parts = [part for part in path.strip("/").split("/")[public:] if len(part) >= 4]
+
+    def clean(text: str) -> str:
+        return redaction.scrub(redaction.scrub(text, urls, webhook.url), parts, redaction.ELLIPSIS)
+
+    return replace(attempt, error=clean(attempt.error), response_excerpt=clean(attempt.response_excerpt))
+
+
+def _post(target_url: str, body: bytes, headers: dict[str, str]) -> Attempt:
     timeout = conf.timeout()
     started = time.monotonic()
     try:
@@ -153,18 +186,23 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     except outbound_http.OutboundError as exc:
         elapsed = (time.monotonic() - started) * 1000
         return Attempt(status_code=None, duration_ms=round(elapsed, 1), error=str(exc))
-    excerpt = response.body.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    text = response.body.decode("utf-8", errors="replace")
+    excerpt = text[:EXCERPT_CHARS]
     error = ""
     if 300 <= response.status_code < 400:
-        error = f"redirect to {response.headers.get('location', '?')} not followed"
+        error = f"redirect to {redaction.mask_url(response.headers.get('location', '?'), 0)} not followed"
     elif not response.ok:
         error = f"HTTP {response.status_code}"
+        # A 4xx says what is wrong with our request (Slack's "no_text"): worth showing.
+        answer = text.strip().splitlines()[0][:200] if text.strip() else ""
+        if answer and 400 <= response.status_code < 500:
+            error += f": {answer}"
     return Attempt(
         status_code=response.status_code,
         duration_ms=round(response.elapsed * 1000, 1),
         error=error,
         response_excerpt=excerpt,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        retry_after=retry_after_of(response.status_code, response.headers, text),
     )
 
 
@@ -187,10 +225,21 @@ def attempt_claimed(delivery: WebhookDelivery) -> str:
     if not webhook.enabled and delivery.redelivery_of_id is None:
         _finish(delivery, error=f"not sent: webhook disabled ({webhook.disabled_reason or 'by an operator'})")
         return WebhookDelivery.Status.FAILED
+    if delivery.event == "job.progress" and job_has_ended(delivery.job_id):
+        # Queued while the job ran, due after it ended (a retry, a slow drainer): it would
+        # arrive after job.completed and say "running". Not sent.
+        _finish(delivery, error="not sent: the job had ended", status=WebhookDelivery.Status.SKIPPED)
+        return WebhookDelivery.Status.SKIPPED
     attempt = send(webhook, delivery.message_id, delivery.body.encode())
     status = record(delivery, attempt)
     delivery_attempted.send(sender=WebhookDelivery, status=status)
     return status
+
+
+def job_has_ended(job_id: str) -> bool:
+    from exports.models import Job
+
+    return bool(job_id) and Job.objects.filter(id=job_id, status__in=Job.FINISHED).exists()
 
 
 def claim_due(limit: int, *, overdue: timedelta = timedelta(0)) -> list[WebhookDelivery]:
@@ -271,13 +320,14 @@ def record(delivery: WebhookDelivery, attempt: Attempt) -> str:
         if webhook.failure_streak or webhook.failing_since:
             Webhook.objects.filter(id=webhook.id).update(failure_streak=0, failing_since=None)
         return delivery.status
-    if attempt.status_code == 410:
+    dead = dead_hook_reason(webhook.format, attempt)
+    if dead:
         delivery.status = WebhookDelivery.Status.FAILED
         _save(delivery)
-        disable(
-            webhook.id, f"the receiver answered 410 Gone (delivery {delivery.id}, {now:%Y-%m-%d %H:%M} UTC)"
-        )
+        disable(webhook.id, f"{dead} (delivery {delivery.id}, {now:%Y-%m-%d %H:%M} UTC)")
         return delivery.status
+    if attempt.status_code == 429:
+        return _rate_limited(delivery, attempt)
     reason = _count_failure(webhook, now)
     if reason:
         delivery.status = WebhookDelivery.Status.FAILED
@@ -286,13 +336,58 @@ def record(delivery: WebhookDelivery, attempt: Attempt) -> str:
         disable(webhook.id, reason)
         return delivery.status
     delays = conf.retry_delays()
-    if delivery.attempts > len(delays):
+    failures = delivery.attempts - delivery.rate_limited  # a 429 is no failure
+    if failures > len(delays):
         delivery.status = WebhookDelivery.Status.FAILED
         delivery.error = f"{attempt.error}; gave up after {delivery.attempts} attempts"
         _save(delivery)
         return delivery.status
-    wait = next_delay(delays[delivery.attempts - 1], attempt.retry_after)
+    wait = next_delay(delays[failures - 1], attempt.retry_after)
     delivery.next_attempt_at = now + wait
+    _save(delivery)
+    delivery_id = delivery.id
+    transaction.on_commit(lambda: enqueue([delivery_id], countdown=wait.total_seconds()))
+    return delivery.status
+
+
+def dead_hook_reason(fmt: str, attempt: Attempt) -> str:
+    """Why the receiver says this webhook will never work again, or "" (retry as usual).
+
+    410 Gone from anyone; Slack's ``404 no_service`` (the hook was removed) and ``410
+    channel_is_archived``; Discord's ``404`` with code 10015 ``Unknown Webhook``."""
+    code, answer = attempt.status_code, attempt.response_excerpt.strip()
+    if code == 410 and fmt == "slack" and answer.startswith("channel_is_archived"):
+        return "Slack answered 410 channel_is_archived: the channel was archived"
+    if code == 410:
+        return "the receiver answered 410 Gone"
+    if code == 404 and fmt == "slack" and answer.startswith("no_service"):
+        return "Slack answered 404 no_service: the webhook was removed"
+    if code == 404 and fmt == "discord":
+        try:
+            document = json.loads(answer)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and (
+            document.get("code") == 10015 or document.get("message") == "Unknown Webhook"
+        ):
+            return "Discord answered 404 Unknown Webhook: the webhook was deleted"
+    return ""
+
+
+def _rate_limited(delivery: WebhookDelivery, attempt: Attempt) -> str:
+    """429: wait as long as the receiver asks (or our schedule), without counting a failure."""
+    delivery.rate_limited += 1
+    delays = conf.retry_delays()
+    if delivery.rate_limited > MAX_RATE_LIMITED:
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.error = f"{attempt.error}; gave up after {delivery.attempts} attempts"
+        _save(delivery)
+        return delivery.status
+    failures = delivery.attempts - delivery.rate_limited
+    base = delays[min(failures, len(delays) - 1)] if delays else 0
+    wait = next_delay(base, attempt.retry_after)
+    delivery.next_attempt_at = timezone.now() + wait
+    delivery.error = f"{attempt.error} (rate limited: next attempt in {wait.total_seconds():.0f} s)"
     _save(delivery)
     delivery_id = delivery.id
     transaction.on_commit(lambda: enqueue([delivery_id], countdown=wait.total_seconds()))
@@ -307,18 +402,71 @@ def next_delay(base: float, retry_after: timedelta | None) -> timedelta:
     return wait
 
 
+def retry_after_of(status_code: int, headers: Any, text: str) -> timedelta | None:
+    """How long the receiver asked us to wait: its ``Retry-After`` header, or for a 429 without
+    one Discord's JSON ``retry_after`` (seconds, a float) or ``X-RateLimit-Reset-After``."""
+    header = headers.get("retry-after")
+    if header:
+        return parse_retry_after(header)
+    if status_code != 429:
+        return None
+    try:
+        document = json.loads(text)
+        seconds = float(document["retry_after"]) if isinstance(document, dict) else None
+    except (ValueError, KeyError, TypeError):
+        seconds = None
+    if seconds is None:
+        try:
+            seconds = float(headers.get("x-ratelimit-reset-after") or "")
+        except ValueError:
+            return None
+    if seconds != seconds or seconds < 0:  # NaN or negative: not a delay
+        return None
+    return timedelta(seconds=min(seconds, MAX_RETRY_AFTER.total_seconds()))
+
+
+# RFC 9110 §5.6.7: IMF-fixdate is preferred; recipients must also take the obsolete RFC 850
+# and ANSI C asctime() forms. All three mean UTC.
+HTTP_DATE_FORMATS = (
+    "%a, %d %b %Y %H:%M:%S GMT",  # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    "%A, %d-%b-%y %H:%M:%S GMT",  # RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    "%a %b %d %H:%M:%S %Y",  # asctime: Sun Nov  6 08:49:37 1994 (day padded with a space)
+)
+_unreadable_logged: set[str] = set()
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP-date in any of its three forms, as an aware UTC datetime; None if it is none."""
+    text = " ".join(value.split())  # asctime pads the day with a space: "Nov  6"
+    for form in HTTP_DATE_FORMATS:
+        try:
+            moment = datetime.strptime(text, form)
+        except ValueError:
+            continue
+        if form.startswith("%A"):
+            # RFC 9110: a two-digit year more than 50 years in the future is in the past century.
+            # (strptime's %y maps 69-99 to 19xx and 00-68 to 20xx.)
+            current = timezone.now().year
+            if moment.year > current + 50:
+                moment = moment.replace(year=moment.year - 100)
+        return moment.replace(tzinfo=UTC)
+    return None
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
-    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
+    """``Retry-After`` (RFC 9110 §10.2.3) as a delay: delay-seconds or an HTTP-date in any of its
+    three forms; a date in the past means now. None when absent or unreadable (the caller then
+    keeps its own schedule); an unreadable value is logged once per value."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
+    if value.isascii() and value.isdigit():
+        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
+    moment = parse_http_date(value)
+    if moment is None:
+        if value not in _unreadable_logged and len(_unreadable_logged) < 1000:
+            _unreadable_logged.add(value)
+            logger.warning("unreadable Retry-After %r: the retry schedule applies", value[:100])
         return None
     return max(timedelta(0), moment - (now or timezone.now()))
 
@@ -372,8 +520,8 @@ def _redis() -> redis.Redis:
     return _redis_clients[key]
 
 
-def _finish(delivery: WebhookDelivery, *, error: str) -> None:
-    delivery.status = WebhookDelivery.Status.FAILED
+def _finish(delivery: WebhookDelivery, *, error: str, status: str = WebhookDelivery.Status.FAILED) -> None:
+    delivery.status = status
     delivery.error = error
     delivery.next_attempt_at = None
     _save(delivery)
@@ -384,6 +532,7 @@ def _save(delivery: WebhookDelivery) -> None:
         update_fields=[
             "status",
             "attempts",
+            "rate_limited",
             "status_code",
             "response_excerpt",
             "error",

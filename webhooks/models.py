@@ -12,7 +12,7 @@ from django.utils import timezone
 from exports.secrets import decrypt, encrypt
 from hypersdk import events as hypersdk_events
 from hypersdk import redaction
-from webhooks import signing
+from webhooks import formats, signing
 
 # What a webhook may subscribe to; "*" is every one of them.
 EVENTS = hypersdk_events.EVENTS  # every event the bus emits can be subscribed to
@@ -46,6 +46,13 @@ class Webhook(models.Model):
     )
     headers = models.JSONField(default=dict, blank=True, help_text="extra request headers, values masked")
     headers_encrypted = models.TextField(blank=True, editable=False)
+    # What the body looks like: the signed Standard Webhooks envelope, or a chat message.
+    format = models.CharField(
+        max_length=16,
+        choices=[(name, name) for name in formats.FORMATS],
+        default=formats.STANDARD,
+        help_text="standard (signed JSON envelope), slack, discord or teams; inferred from the URL if not given",
+    )
     enabled = models.BooleanField(default=True)
     # Standard Webhooks signing secret (whsec_...), encrypted at rest; shown once, at creation.
     secret_encrypted = models.TextField(editable=False)
@@ -66,9 +73,10 @@ class Webhook(models.Model):
         return decrypt(self.secret_encrypted)
 
     def set_target(self, url: str, headers: dict[str, str]) -> None:
-        """Where deliveries go and the headers they carry: stored encrypted, shown masked."""
+        """Where deliveries go and the headers they carry: stored encrypted, shown masked
+        (set ``format`` first: a chat service's URL path is a secret too)."""
         self.url_encrypted = encrypt(url)
-        self.url = redaction.mask_url(url)
+        self.url = mask_target(url, self.format)
         self.headers_encrypted = encrypt(json.dumps(headers)) if headers else ""
         self.headers = redaction.mask_headers(headers)
 
@@ -88,8 +96,20 @@ class Webhook(models.Model):
         self.secret_encrypted = encrypt(secret)
         return secret
 
+    @property
+    def signed(self) -> bool:
+        """Only the Standard Webhooks envelope is signed: chat services verify no signature."""
+        return self.format == formats.STANDARD
+
     def wants(self, event: str) -> bool:
         return ALL_EVENTS in self.events or event in self.events
+
+
+def mask_target(url: str, fmt: str) -> str:
+    """A webhook URL as shown: credentials and query values masked, and for a chat format (or a
+    chat service's host) the secret part of the path as well."""
+    chat = fmt if fmt in formats.CHAT_FORMATS else formats.infer(url)
+    return redaction.mask_url(url, formats.PUBLIC_PATH_SEGMENTS.get(chat))
 
 
 class WebhookDelivery(models.Model):
@@ -99,16 +119,21 @@ class WebhookDelivery(models.Model):
         PENDING = "pending"  # waiting for its next attempt
         DELIVERED = "delivered"  # a 2xx answer
         FAILED = "failed"  # gave up: attempts exhausted, 410 Gone, or the webhook was disabled
+        SKIPPED = "skipped"  # not sent: a job.progress whose job had ended meanwhile
 
     id = models.CharField(primary_key=True, max_length=32, default=new_delivery_id, editable=False)
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=32)
+    # The job a job.* event is about: a job.progress is dropped once its job has ended.
+    job_id = models.CharField(max_length=64, blank=True, default="")
     # The exact body bytes (UTF-8 JSON); a JSON column could reorder keys and break signatures.
     body = models.TextField()
     # webhook-id: the same on every retry and redelivery, so a receiver can drop duplicates.
     message_id = models.CharField(max_length=64, default=new_message_id)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # Of the attempts, how many were answered 429: they delay, but count toward no give-up.
+    rate_limited = models.PositiveIntegerField(default=0, editable=False)
     status_code = models.PositiveIntegerField(null=True, blank=True, help_text="of the last attempt")
     response_excerpt = models.TextField(blank=True)
     error = models.TextField(blank=True)

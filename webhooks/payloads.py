@@ -17,6 +17,15 @@ def body(event: str, data: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"), default=str)
 
 
+def body_for(fmt: str, event: str, data: dict[str, Any]) -> str:
+    """The body a webhook of format ``fmt`` is sent for an event with receiver-facing ``data``."""
+    from webhooks import formats
+
+    if fmt in formats.CHAT_FORMATS:
+        return formats.body(fmt, event, data)
+    return body(event, data)
+
+
 def event_data(event: str, data: dict[str, Any]) -> dict[str, Any]:
     """The ``data`` of an internal event as receivers see it."""
     if event == "schedule.triggered":

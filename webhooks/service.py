@@ -15,9 +15,17 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hypersdk import outbound_http, redaction
-from webhooks import conf, delivery, payloads
-from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS, TEST_EVENT, Webhook, WebhookDelivery
+from hypersdk import outbound_http
+from webhooks import conf, delivery, formats, payloads
+from webhooks.models import (
+    ALL_EVENTS,
+    DEFAULT_EVENTS,
+    EVENTS,
+    TEST_EVENT,
+    Webhook,
+    WebhookDelivery,
+    mask_target,
+)
 
 # Set by HyperSDK on every request; a custom header may not replace them.
 RESERVED_HEADERS = {
@@ -172,12 +180,22 @@ def clean_headers(headers: Any) -> dict[str, str]:
     return cleaned
 
 
+def clean_format(fmt: Any, url: str) -> str:
+    """One of standard, slack, discord, teams; empty or None: inferred from the URL."""
+    if fmt is None or fmt == "":
+        return formats.infer(url)
+    if not isinstance(fmt, str) or fmt.strip().lower() not in formats.FORMATS:
+        raise InvalidWebhook("format", f"unknown format {fmt!r}: choose from {', '.join(formats.FORMATS)}")
+    return fmt.strip().lower()
+
+
 def add_webhook(
-    url: Any, events: Any = None, headers: Any = None, enabled: bool = True
+    url: Any, events: Any = None, headers: Any = None, enabled: bool = True, format: Any = None
 ) -> tuple[Webhook, str]:
-    """Create a webhook; returns it and its signing secret, which is never shown again."""
+    """Create a webhook; returns it and its signing secret, which is never shown again (and
+    only signs ``standard`` deliveries: chat services check no signature)."""
     url, events, headers = clean(url, events, headers)
-    webhook = Webhook(events=events, enabled=bool(enabled))
+    webhook = Webhook(events=events, enabled=bool(enabled), format=clean_format(format, url))
     webhook.set_target(url, headers)
     secret = webhook.set_new_secret()
     webhook.save()
@@ -211,12 +229,13 @@ def set_enabled(ref: str | int, enabled: bool) -> Webhook:
 
 
 def test_webhook(ref: str | int) -> TestResult:
-    """Send a signed ``{"event": "test", "data": {}}`` now and wait for the answer.
+    """Send a test event now (``{"event": "test", "data": {}}`` signed, or a chat message in the
+    webhook's format) and wait for the answer.
 
     Recorded as a delivery; it neither retries nor counts towards disabling the webhook.
     """
     webhook = get_webhook(ref)
-    body = payloads.body(TEST_EVENT, {})
+    body = payloads.body_for(webhook.format, TEST_EVENT, {})
     record = WebhookDelivery(webhook=webhook, event=TEST_EVENT, body=body)
     attempt = delivery.send(webhook, record.message_id, body.encode())
     record.status = WebhookDelivery.Status.DELIVERED if attempt.ok else WebhookDelivery.Status.FAILED
@@ -261,11 +280,15 @@ def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
 
     Raises InvalidWebhook for an entry that cannot be imported."""
     url = str(entry.get("url", "")).strip()
-    shown = redaction.mask_url(url)
+    shown = mask_target(url, formats.infer(url))
     if any(webhook.target_url == url for webhook in Webhook.objects.filter(url=shown)):
         return False, f"webhook {shown}: exists"
     webhook, secret = add_webhook(
-        url, entry.get("events"), entry.get("headers"), enabled=entry.get("enabled", True) is not False
+        url,
+        entry.get("events"),
+        entry.get("headers"),
+        enabled=entry.get("enabled", True) is not False,
+        format=entry.get("format"),
     )
     ignored = [key for key in ("timeout", "retry") if key in entry]
     note = (
@@ -273,7 +296,12 @@ def import_webhook(entry: dict[str, Any]) -> tuple[bool, str]:
         if ignored
         else ""
     )
-    return True, (
-        f"webhook {shown} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), "
-        f"signing secret {secret} (shown once){note}"
+    signing = (
+        f"signing secret {secret} (shown once)"
+        if webhook.signed
+        else f"format {webhook.format} ({webhook.format} messages are not signed)"
+    )
+    return (
+        True,
+        f"webhook {shown} ({webhook.id}, index {webhook.index}, {' '.join(webhook.events)}), {signing}{note}",
     )

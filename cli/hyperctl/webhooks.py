@@ -9,6 +9,7 @@ from cli import render
 from cli.backends import CLIError, JobsBackend
 from cli.flags import add_page_flags, chosen_page, go_flag, note_more_pages
 from cli.terminal import Terminal
+from webhooks.formats import FORMATS
 from webhooks.models import DEFAULT_EVENTS, EVENTS
 
 
@@ -19,7 +20,7 @@ def register(subparsers, parents) -> None:
     actions = group.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
 
     listing = actions.add_parser(
-        "list", parents=parents, help="every webhook: index, URL, events, enabled, last delivery"
+        "list", parents=parents, help="every webhook: index, URL, format, events, enabled, last delivery"
     )
     go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's webhooks)")
     add_page_flags(listing, "webhooks")
@@ -36,11 +37,22 @@ def register(subparsers, parents) -> None:
     add.add_argument("url", metavar="URL", help="http or https URL of the receiver")
     add.add_argument("events", metavar="EVENT", nargs="*", help=f"default: {' '.join(DEFAULT_EVENTS)}")
     go_flag(add, "disabled", action="store_true", help="add it disabled")
+    go_flag(
+        add,
+        "format",
+        metavar="F",
+        choices=FORMATS,
+        help="the body: standard (signed JSON), slack, discord or teams (default: from the URL)",
+    )
     add.set_defaults(run=run_add)
 
     for action, text, run in [
         ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
-        ("test", 'send a signed {"event": "test", "data": {}} now and report the answer', run_test),
+        (
+            "test",
+            'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
+            run_test,
+        ),
     ]:
         parser = actions.add_parser(action, parents=parents, help=text)
         parser.add_argument(
@@ -81,6 +93,8 @@ def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> i
         spec["events"] = opts["events"]
     if opts.get("disabled"):
         spec["enabled"] = False
+    if opts.get("format"):
+        spec["format"] = opts["format"]
     for line in render.webhook_added_lines(backend.add_webhook(spec)):
         terminal.say(line)
     return 0

@@ -18,6 +18,11 @@ class WebhookSpecSerializer(serializers.Serializer):
     )
     headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="extra headers")
     enabled = serializers.BooleanField(default=True)
+    format = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="standard (signed Standard Webhooks JSON), slack, discord or teams; default: inferred from the URL",
+    )
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -37,6 +42,7 @@ class WebhookSerializer(serializers.ModelSerializer):
             "id",
             "url",
             "events",
+            "format",
             "headers",
             "enabled",
             "disabled_reason",
