@@ -41,7 +41,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The suite runs twice: everything on SQLite + an embedded Redis, then the tests that use the
+# The suite runs on SQLite + an embedded Redis, then the tests whose behaviour can depend on the
 # database or Redis again on PostgreSQL + Redis (the services CI machines run).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15

@@ -358,11 +358,35 @@ BACKEND_FIXTURES = {
 }
 
 
+# Modules that drive the services through another door (CLI output, templates, settings,
+# SQLite-only file modes) with queries the PostgreSQL pass already runs through the services'
+# own tests (claims, locks, the tick, bounds, migrations, Redis): not run a second time.
+SAME_ON_ANY_DATABASE = {
+    "test_behind_tls_proxy",
+    "test_cli_backends",
+    "test_converter_policy",
+    "test_dashboard_browser",
+    "test_dashboard_views",
+    "test_default_output",
+    "test_hyperctl",
+    "test_hyperctl_schedules",
+    "test_hyperctl_webhooks",
+    "test_hyperexport_daemon",
+    "test_hyperexport_schedule",
+    "test_logging",
+    "test_private_files",
+    "test_troubleshooting",
+}
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Mark tests that touch the database or Redis: `make test` runs them again on PostgreSQL + Redis."""
+    """Mark tests whose behaviour can depend on the database or Redis: `make test` runs them
+    again on PostgreSQL + Redis."""
     for item in items:
         if item.get_closest_marker("asyncio"):
             item.fixturenames.append("close_open_websockets")
+        if item.module.__name__.rsplit(".", 1)[-1] in SAME_ON_ANY_DATABASE:
+            continue
         if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.backend)
 
