@@ -50,6 +50,10 @@ CSRF_TRUSTED_ORIGINS = _proxy["CSRF_TRUSTED_ORIGINS"]
 SECURE_PROXY_SSL_HEADER = _proxy["SECURE_PROXY_SSL_HEADER"]
 SESSION_COOKIE_SECURE = _proxy["SESSION_COOKIE_SECURE"]
 CSRF_COOKIE_SECURE = _proxy["CSRF_COOKIE_SECURE"]
+# Sessions are stored under a digest of the cookie value (a copied database logs nobody in), and
+# messages in the session, not a cookie: the admin's "add token" message carries the raw token.
+SESSION_ENGINE = "hypersdk.session_store"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
