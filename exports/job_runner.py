@@ -24,7 +24,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from exports import jobs, live
-from exports.converters import ConverterNotAllowed, check_converter
+from exports.converters import ConverterNotAllowed, worker_converter
 from exports.models import Job, JobLog, VCenter
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.connect import VCenterTarget
@@ -152,8 +152,9 @@ def export_options(job: Job) -> ExportOptions:
         manifest_target=options.get("manifest_target", "qcow2"),
         convert=options.get("convert", False),
         verify=options.get("verify", False),
-        # Checked again here: the row may predate the rule or have been edited in the database.
-        hyper2kvm_path=check_converter(options.get("hyper2kvm_path")) or None,
+        # Checked again here: the row may predate the rule or have been edited in the database,
+        # and the file or a directory above it may have become writable by others since start.
+        hyper2kvm_path=worker_converter(options.get("hyper2kvm_path"), convert=options.get("convert", False)),
         conversion_timeout=float(options.get("conversion_timeout", 120)) * 60,
         overwrite=options.get("overwrite", False),
         run_id=job.id,  # the reaper undoes a dead worker's run by this id
