@@ -275,3 +275,34 @@ def test_the_worker_refuses_a_converter_that_became_writable_by_others(
         binary, binary.parent, "is writable by group or others (mode 0777)", "chmod go-w"
     )
     assert not mark.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        ({"conversion_timeout": "abc"}, "conversion_timeout refused: A valid integer is required."),
+        ({"parallel": 0}, "parallel refused: Ensure this value is greater than or equal to 1."),
+        ({"format": "zip\nx"}, 'format refused: "zip x" is not a valid choice.'),
+        (
+            {"manifest_target": "exe", "verify": "maybe"},
+            'manifest_target refused: "exe" is not a valid choice.; verify refused: Must be a valid boolean.',
+        ),
+        ({"shell": "sh"}, "shell refused: unknown field"),
+    ],
+)
+def test_the_worker_fails_an_edited_job_row_with_the_apis_one_line_reason(
+    export_root, redis_url, no_detected_hyper2kvm, edit, error
+):
+    """A row edited in the database is validated again as at submit, not crashed on."""
+    from exports import job_runner
+
+    job_id = jobs.submit_jobs(
+        [{"vm_path": "/dc/vm/prod/web01", "output_path": str(export_root / "web01")}]
+    ).job_ids[0]
+    job = Job.objects.get(id=job_id)
+    job.options = {**job.options, **edit}
+    job.save(update_fields=["options"])
+    assert job_runner.run_job(job_id) == "failed"
+    job.refresh_from_db()
+    assert job.error == error
