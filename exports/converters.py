@@ -84,9 +84,11 @@ def worker_converter(path: str | None, *, convert: bool) -> str | None:
 
 
 def check_converters_at_start() -> None:
-    """Raise ConverterUnsafe for the first configured or detected converter that is unsafe:
-    ``hypervisord`` and ``bootstrap_admin`` refuse to start rather than run it later as root."""
-    for path in allowed_converters():
+    """Raise ConverterUnsafe for the first configured or detected converter, or the qemu-img on
+    the daemon's PATH, that is unsafe: ``hypervisord`` and ``bootstrap_admin`` refuse to start
+    rather than run it later as root."""
+    qemu_img = shutil.which("qemu-img")
+    for path in [*allowed_converters(), *([qemu_img] if qemu_img else [])]:
         refuse_unsafe(path)
 
 

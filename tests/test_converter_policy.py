@@ -306,3 +306,21 @@ def test_the_worker_fails_an_edited_job_row_with_the_apis_one_line_reason(
     assert job_runner.run_job(job_id) == "failed"
     job.refresh_from_db()
     assert job.error == error
+
+
+def test_hypervisord_refuses_a_qemu_img_on_its_path_in_a_dir_others_can_write(
+    tmp_path, monkeypatch, settings, no_detected_hyper2kvm
+):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    qemu_img = shared / "qemu-img"
+    qemu_img.write_text("#!/bin/sh\n")
+    qemu_img.chmod(0o755)
+    shared.chmod(0o777)
+    monkeypatch.setenv("PATH", str(shared))
+    settings.DATA_DIR = tmp_path / "var"
+    with pytest.raises(CommandError) as refused:
+        call_command("hypervisord", "--listen", "nowhere", stdout=StringIO(), stderr=StringIO())
+    assert str(refused.value) == unsafe_message(
+        qemu_img, shared, "is writable by group or others (mode 0777)", "chmod go-w"
+    )
