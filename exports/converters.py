@@ -11,13 +11,21 @@ in the database cannot make the daemon run an arbitrary file. ``hyperexport`` wi
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
+from pathlib import Path
 
 from django.conf import settings
 
 
 class ConverterNotAllowed(ValueError):
     """``str(exc)`` is a one-line message that lists what is allowed."""
+
+
+class ConverterUnsafe(ConverterNotAllowed):
+    """A converter someone other than root or the daemon's user could replace; ``str(exc)`` is
+    one line naming the path at fault and the fix."""
 
 
 def configured_converters() -> list[str]:
@@ -50,6 +58,7 @@ def check_converter(path: str | None) -> str:
     wanted = os.path.normpath(path)
     for allowed in allowed_converters():
         if os.path.normpath(allowed) == wanted:
+            refuse_unsafe(allowed)
             return allowed
     allowed = allowed_converters()
     if not allowed:
@@ -59,3 +68,79 @@ def check_converter(path: str | None) -> str:
     raise ConverterNotAllowed(
         f"not a configured converter; leave it empty for auto-detection or use one of: {', '.join(allowed)}"
     )
+
+
+def worker_converter(path: str | None, *, convert: bool) -> str | None:
+    """The converter a worker runs for a job naming ``path``: the allowed one it names, else (when
+    it converts) the auto-detected one, else None (qemu-img). Raises ConverterNotAllowed (or
+    ConverterUnsafe). The detected path is returned, not looked up again later, so the file
+    checked is the file run."""
+    chosen = check_converter(path)
+    if convert and not chosen:
+        chosen = detected_converter() or ""
+    if chosen:
+        refuse_unsafe(chosen)
+    return chosen or None
+
+
+def check_converters_at_start() -> None:
+    """Raise ConverterUnsafe for the first configured or detected converter, or the qemu-img on
+    the daemon's PATH, that is unsafe: ``hypervisord`` and ``bootstrap_admin`` refuse to start
+    rather than run it later as root."""
+    qemu_img = shutil.which("qemu-img")
+    for path in [*allowed_converters(), *([qemu_img] if qemu_img else [])]:
+        refuse_unsafe(path)
+
+
+def refuse_unsafe(path: str) -> None:
+    """Raise ConverterUnsafe if anyone but root or this user could change what ``path`` runs."""
+    fault = _unsafe_component(os.path.normpath(os.path.abspath(path)))
+    if fault is not None:
+        component, reason, fix = fault
+        raise ConverterUnsafe(
+            f"converter {path} is unsafe to run: {component} {reason}; run `{fix}`, or install the "
+            "converter where only root can write"
+        )
+
+
+def _unsafe_component(full: str) -> tuple[str, str, str] | None:
+    """(component, what is wrong, the command that fixes it) for the first unsafe part of
+    ``full`` (an absolute, normalised path), from ``/`` down; None if every part is safe.
+
+    Writable by group or others is unsafe, except a sticky directory (``/tmp``) above an existing
+    entry: there only that entry's owner may rename or remove it. A missing part will not run;
+    its parent is judged as if someone could create it. A symbolic link is judged where it points.
+    """
+    trusted = {0, os.geteuid()}
+    parts = Path(full).parts
+    chain = [str(Path(*parts[: index + 1])) for index in range(len(parts))]
+    for index, component in enumerate(chain):
+        try:
+            info = os.lstat(component)
+        except FileNotFoundError:
+            return None
+        if info.st_uid not in trusted:
+            return component, f"is owned by {_user_name(info.st_uid)}", f"chown root {component}"
+        if stat.S_ISLNK(info.st_mode):
+            resolved = os.path.realpath(full)
+            return None if resolved == full else _unsafe_component(resolved)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o022:
+            below = chain[index + 1] if index + 1 < len(chain) else None
+            sticky_above_existing = (
+                stat.S_ISDIR(info.st_mode) and mode & stat.S_ISVTX and below and os.path.lexists(below)
+            )
+            if not sticky_above_existing:
+                return (
+                    component,
+                    f"is writable by group or others (mode {mode:04o})",
+                    f"chmod go-w {component}",
+                )
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"

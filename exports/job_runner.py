@@ -24,7 +24,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from exports import jobs, live
-from exports.converters import ConverterNotAllowed, check_converter
+from exports.converters import ConverterNotAllowed, worker_converter
+from exports.job_recheck import JobOptionsInvalid, revalidate_job_options
 from exports.models import Job, JobLog, VCenter
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.connect import VCenterTarget
@@ -140,22 +141,28 @@ class JobSession:
 
 
 def export_options(job: Job) -> ExportOptions:
-    options = job.options
+    """The engine options of a claimed job, validated again as at submit.
+
+    Raises JobOptionsInvalid or ConverterNotAllowed (each one line) for a row that predates a
+    rule or was edited in the database.
+    """
+    options = revalidate_job_options(job.vm_path, job.output_path, job.options)
     return ExportOptions(
         vm_path=job.vm_path,
         output_dir=Path(job.output_path),
-        format=options.get("format", "ovf"),
-        compress=options.get("compress", False),
-        parallel=options.get("parallel", 4),
-        power_off=options.get("power_off", False),
-        manifest=options.get("manifest", False),
-        manifest_target=options.get("manifest_target", "qcow2"),
-        convert=options.get("convert", False),
-        verify=options.get("verify", False),
-        # Checked again here: the row may predate the rule or have been edited in the database.
-        hyper2kvm_path=check_converter(options.get("hyper2kvm_path")) or None,
-        conversion_timeout=float(options.get("conversion_timeout", 120)) * 60,
-        overwrite=options.get("overwrite", False),
+        format=options["format"],
+        compress=options["compress"],
+        parallel=options["parallel"],
+        power_off=options["power_off"],
+        manifest=options["manifest"],
+        manifest_target=options["manifest_target"],
+        convert=options["convert"],
+        verify=options["verify"],
+        # Checked again here: the row may predate the rule or have been edited in the database,
+        # and the file or a directory above it may have become writable by others since start.
+        hyper2kvm_path=worker_converter(options["hyper2kvm_path"], convert=options["convert"]),
+        conversion_timeout=float(options["conversion_timeout"]) * 60,
+        overwrite=options["overwrite"],
         run_id=job.id,  # the reaper undoes a dead worker's run by this id
     )
 
@@ -214,6 +221,10 @@ def _run_job(job_id: str) -> str | None:
         return Job.Status.FAILED
     try:
         options = export_options(job)
+    except JobOptionsInvalid as exc:
+        jobs.finish_job(job.id, Job.Status.FAILED, error=str(exc))
+        jobs.dispatch_pending()
+        return Job.Status.FAILED
     except ConverterNotAllowed as exc:
         jobs.finish_job(job.id, Job.Status.FAILED, error=f"hyper2kvm_path refused: {exc}")
         jobs.dispatch_pending()

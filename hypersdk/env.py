@@ -15,6 +15,20 @@ class ConfigError(ValueError):
     """An environment variable holds a value we cannot use."""
 
 
+def load_settings_or_exit() -> None:
+    """Load Django's settings now; a ConfigError there ends the process with its one line
+    (``error: ...``, exit status 2) instead of a traceback from deep inside an import."""
+    import sys
+
+    from django.conf import settings
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - touching a setting imports the settings module
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+
+
 def env_str(name: str, default: str = "") -> str:
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:

@@ -9,6 +9,7 @@ to decide.
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import secrets
@@ -16,6 +17,8 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hypersdk.env import ConfigError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -35,8 +38,9 @@ SECRET_FILE_SETTINGS = (
 )
 
 
-class InsecurePermissions(Exception):
-    """Others may read a secret and this user cannot change it; ``str(exc)`` says the fix."""
+class InsecurePermissions(ConfigError):
+    """A secret is another user's, a symbolic link, or open to others and not ours to change;
+    ``str(exc)`` is one line that says the fix."""
 
 
 def make_private_dir(path: Path) -> Path:
@@ -78,15 +82,67 @@ def write_new_private_file(path: Path, data: bytes) -> bool:
 
 
 def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
-    """The secret in ``path``; if there is none yet, ``make()`` one and keep it there (0600)."""
+    """The secret in ``path``; if there is none yet, ``make()`` one and keep it there (0600).
+
+    Raises InsecurePermissions if ``path`` (or its dir) is a symbolic link or another user's:
+    a key someone else chose, or can read, is no secret.
+    """
     path = Path(path)
+    make_private_dir(path.parent)
+    refuse_foreign(path.parent)
     try:
-        return path.read_text().strip()
+        return _read_own_file(path)
     except FileNotFoundError:
         pass
-    make_private_dir(path.parent)
     write_new_private_file(path, make().encode())
-    return path.read_text().strip()
+    return _read_own_file(path)
+
+
+def _read_own_file(path: Path) -> str:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link: explained by refuse_foreign
+            refuse_foreign(path)
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        # Judged on the opened file itself, so a swap between the check and the read is moot.
+        _judge(path, os.fstat(handle.fileno()))
+        return handle.read().decode().strip()
+
+
+def refuse_foreign(path: Path) -> None:
+    """Raise InsecurePermissions if ``path`` is a symbolic link or not this user's (any mode).
+
+    A missing path passes. Used before anything is read from or written into the data dir.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    _judge(Path(path), info)
+
+
+def refuse_foreign_data_dir(data_dir: Path, sqlite_database: str | os.PathLike | None = None) -> None:
+    """``refuse_foreign`` for the data dir and each of its secrets (see ``data_dir_secrets``)."""
+    for path in data_dir_secrets(data_dir, sqlite_database):
+        refuse_foreign(path)
+
+
+def _judge(path: Path, info: os.stat_result) -> None:
+    me = _user_name(os.geteuid())
+    if stat.S_ISLNK(info.st_mode):
+        raise InsecurePermissions(
+            f"{path} is a symbolic link; secrets in the data dir must be {me}'s own files, never "
+            f"links: remove it (`rm {path}`) and start again"
+        )
+    if info.st_uid != os.geteuid():
+        owner = _user_name(info.st_uid)
+        raise InsecurePermissions(
+            f"{path} is owned by {owner}, not {me}: the data dir and its secrets must be {me}'s "
+            f"alone; run `chown {me} {path}` if {owner} is trusted, else set HYPERSDK_DATA_DIR to "
+            f"a directory of {me}'s own"
+        )
 
 
 def prepare_sqlite_database(name: str | os.PathLike) -> None:
@@ -134,6 +190,8 @@ def secure_data_dir(
     are tightened when ours, else only warned about, since a container's or an orchestrator's
     mounted secrets are often root's and readable by all inside their sandbox.
     """
+    # Ownership first, for all of them, before anything is created or changed in the dir.
+    refuse_foreign_data_dir(data_dir, sqlite_database)
     make_private_dir(data_dir)
     done = Inspection()
     for path in data_dir_secrets(data_dir, sqlite_database):
@@ -158,8 +216,8 @@ def configured_secret_files(environ: dict[str, str] | None = None) -> list[Path]
 
 def _tighten(path: Path) -> str | None:
     try:
-        # Links are followed: the data dir is checked (and made private) before anything in it,
-        # so a link inside was put there by its owner.
+        # Links are followed here only for the *_FILE secrets kept outside the data dir (an
+        # orchestrator's mounts are links); the data dir's own were refused by refuse_foreign.
         info = os.stat(path)
     except FileNotFoundError:
         return None

@@ -12,12 +12,19 @@ from celery.schedules import crontab
 from hypersdk import public_url
 from hypersdk.env import env_abs_paths, env_bool, env_header_name, env_int, env_list, env_networks, env_str
 from hypersdk.log_context import logging_config
-from hypersdk.private_files import make_private_dir, prepare_sqlite_database, read_or_create_secret
+from hypersdk.private_files import (
+    make_private_dir,
+    prepare_sqlite_database,
+    read_or_create_secret,
+    refuse_foreign,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HYPERSDK_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # Private from the start (0700) whatever the umask: it holds the database, the secret key and
 # the Redis socket. hypervisord and bootstrap_admin check an existing one (hypersdk/private_files.py).
+# Another user's dir is refused (ConfigError) before anything is read from or written into it.
+refuse_foreign(DATA_DIR)
 make_private_dir(DATA_DIR)
 
 
@@ -43,6 +50,10 @@ CSRF_TRUSTED_ORIGINS = _proxy["CSRF_TRUSTED_ORIGINS"]
 SECURE_PROXY_SSL_HEADER = _proxy["SECURE_PROXY_SSL_HEADER"]
 SESSION_COOKIE_SECURE = _proxy["SESSION_COOKIE_SECURE"]
 CSRF_COOKIE_SECURE = _proxy["CSRF_COOKIE_SECURE"]
+# Sessions are stored under a digest of the cookie value (a copied database logs nobody in), and
+# messages in the session, not a cookie: the admin's "add token" message carries the raw token.
+SESSION_ENGINE = "hypersdk.session_store"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -123,6 +134,8 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    for _suffix in ("", "-journal", "-wal", "-shm"):  # someone else's database is never used
+        refuse_foreign(Path(f"{DATABASES['default']['NAME']}{_suffix}"))
     prepare_sqlite_database(DATABASES["default"]["NAME"])  # 0600 before SQLite creates it
 # django-prometheus' wrappers of the same backends count queries and errors for /metrics.
 _engine = DATABASES["default"]["ENGINE"]

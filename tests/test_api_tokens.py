@@ -136,3 +136,36 @@ def test_hypersdk_user_token_for_an_unknown_user_is_a_one_line_error():
 
     with pytest.raises(CommandError, match="^no user named 'ghost'$"):
         call_command("hypersdk_user", "token", "ghost", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_scrubs_plaintext_tokens_from_the_admin_history(django_user_model):
+    """The admin logged each DRF token it touched with the key as the object's id and name."""
+    from django.contrib.admin.models import ADDITION, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    user = django_user_model.objects.create_superuser("admin", "", "pw")
+    legacy_key = "fedcba9876543210fedcba9876543210fedcba98"
+    call_command("migrate", "api_tokens", "0001", verbosity=0)
+    kept = LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(django_user_model),
+        object_id=str(user.pk),
+        object_repr="admin",
+        action_flag=ADDITION,
+    )
+    for model in ("token", "tokenproxy"):
+        LogEntry.objects.create(
+            user=user,
+            content_type=ContentType.objects.get_or_create(app_label="authtoken", model=model)[0],
+            object_id=legacy_key,
+            object_repr=legacy_key,
+            action_flag=ADDITION,
+        )
+    call_command("migrate", "api_tokens", verbosity=0)
+    assert legacy_key not in stored_values()
+    assert LogEntry.objects.count() == 3  # the history stays, without the keys
+    assert LogEntry.objects.get(pk=kept.pk).object_repr == "admin"
+    if connection.vendor == "sqlite":
+        connection.close()
+        assert legacy_key.encode() not in Path(connection.settings_dict["NAME"]).read_bytes()

@@ -4,6 +4,7 @@ tightened when ours and refused, with the fix, when another user's."""
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from hypersdk.private_files import InsecurePermissions, secure_data_dir
+from hypersdk.private_files import InsecurePermissions, read_or_create_secret, secure_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -50,6 +51,14 @@ def open_file(path: Path, owner: int | None = None, text: str = "secret") -> Pat
     if owner is not None:
         os.chown(path, owner, owner)
     return path
+
+
+def foreign_message(path: Path) -> str:
+    return (
+        f"{path} is owned by nobody, not root: the data dir and its secrets must be root's alone; "
+        f"run `chown root {path}` if nobody is trusted, else set HYPERSDK_DATA_DIR to a directory "
+        "of root's own"
+    )
 
 
 def test_make_bootstrap_creates_a_private_data_dir_whatever_the_umask(tmp_path):
@@ -120,10 +129,7 @@ def test_an_open_database_of_another_user_is_refused_with_the_fix(tmp_path):
         secure_data_dir(data_dir, sqlite_database=database)
     message = str(refused.value)
     assert "\n" not in message
-    assert message == (
-        f"{database} is open to other users (mode 0644) and owned by nobody, not root: "
-        f"run `chmod 600 {database}` as nobody"
-    )
+    assert message == foreign_message(database)
     assert mode(database) == 0o644  # someone else's file is theirs to change
 
 
@@ -158,7 +164,7 @@ def test_bootstrap_admin_tightens_an_open_data_dir_it_owns(tmp_path, settings, m
 @pytest.mark.django_db
 def test_bootstrap_admin_refuses_an_open_data_dir_of_another_user_and_creates_nobody(tmp_path, settings):
     settings.DATA_DIR = open_dir(tmp_path / "var", owner=NOBODY)
-    with pytest.raises(CommandError, match=rf"run `chmod 700 {settings.DATA_DIR}` as nobody"):
+    with pytest.raises(CommandError, match=rf"run `chown root {settings.DATA_DIR}` if nobody"):
         call_command("bootstrap_admin", stdout=StringIO())
     assert not get_user_model().objects.exists()
 
@@ -170,10 +176,7 @@ def test_hypervisord_refuses_an_open_data_dir_of_another_user_before_anything_el
     # An unusable --listen too: the data dir must be the first thing hypervisord looks at.
     with pytest.raises(CommandError) as refused:
         call_command("hypervisord", "--listen", "nowhere", stdout=StringIO(), stderr=StringIO())
-    assert str(refused.value) == (
-        f"{settings.DATA_DIR} is open to other users (mode 0755) and owned by nobody, not root: "
-        f"run `chmod 700 {settings.DATA_DIR}` as nobody"
-    )
+    assert str(refused.value) == foreign_message(settings.DATA_DIR)
 
 
 def test_processes_starting_at_once_agree_on_one_private_secret_key(tmp_path):
@@ -188,3 +191,80 @@ def test_processes_starting_at_once_agree_on_one_private_secret_key(tmp_path):
     assert len(keys) == 1 and keys != {""}
     assert (mode(path.parent), mode(path)) == (0o700, 0o600)
     assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left
+
+
+@needs_root
+def test_a_private_data_dir_of_another_user_is_refused_whatever_its_mode(tmp_path):
+    # umask 077; mkdir; echo key > secret_key -- as another user: a key they chose and can read.
+    data_dir = tmp_path / "att"
+    data_dir.mkdir(mode=0o700)
+    key = data_dir / "secret_key"
+    key.write_text("chosen-by-nobody")
+    key.chmod(0o600)
+    os.chown(key, NOBODY, NOBODY)
+    os.chown(data_dir, NOBODY, NOBODY)
+    with pytest.raises(InsecurePermissions) as refused:
+        secure_data_dir(data_dir)
+    assert str(refused.value) == foreign_message(data_dir)
+    with pytest.raises(InsecurePermissions, match="is owned by nobody"):
+        read_or_create_secret(key, lambda: "ours")
+    assert sorted(p.name for p in data_dir.iterdir()) == ["secret_key"]
+
+
+@needs_root
+def test_a_private_database_of_another_user_is_refused(tmp_path):
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    database = open_file(data_dir / "hypersdk.sqlite3", owner=NOBODY)
+    database.chmod(0o600)
+    with pytest.raises(InsecurePermissions) as refused:
+        secure_data_dir(data_dir, sqlite_database=database)
+    assert str(refused.value) == foreign_message(database)
+
+
+@pytest.mark.parametrize("target", ["missing", "someone_elses"])
+def test_a_secret_key_planted_as_a_symbolic_link_is_refused(tmp_path, target):
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    (tmp_path / "someone_elses").write_text("chosen-key")
+    key = data_dir / "secret_key"
+    key.symlink_to(tmp_path / target)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    expected = (
+        f"{key} is a symbolic link; secrets in the data dir must be {me}'s own files, never links: "
+        f"remove it (`rm {key}`) and start again"
+    )
+    with pytest.raises(InsecurePermissions) as refused:
+        read_or_create_secret(key, lambda: "ours")
+    assert str(refused.value) == expected
+    with pytest.raises(InsecurePermissions):
+        secure_data_dir(data_dir)
+    assert not (tmp_path / "missing").exists()  # nothing written through the link
+
+
+@needs_root
+@pytest.mark.django_db
+def test_bootstrap_admin_writes_nothing_into_a_private_data_dir_of_another_user(tmp_path, settings):
+    settings.DATA_DIR = tmp_path / "att"
+    settings.DATA_DIR.mkdir(mode=0o700)
+    os.chown(settings.DATA_DIR, NOBODY, NOBODY)
+    with pytest.raises(CommandError, match="is owned by nobody, not root"):
+        call_command("bootstrap_admin", stdout=StringIO())
+    assert list(settings.DATA_DIR.iterdir()) == []
+    assert not get_user_model().objects.exists()
+
+
+@needs_root
+def test_manage_py_refuses_another_users_data_dir_in_one_line_before_writing_into_it(tmp_path):
+    data_dir = tmp_path / "att"
+    data_dir.mkdir(mode=0o700)
+    os.chown(data_dir, NOBODY, NOBODY)
+    env = {**os.environ, "HYPERSDK_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)
+    env.pop("HYPERSDK_SECRET_KEY", None)
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "check"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"error: {foreign_message(data_dir)}\n"
+    assert list(data_dir.iterdir()) == []

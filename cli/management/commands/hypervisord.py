@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from exports import converters
 from hypersdk import embedded_redis, private_files
 from hypersdk.env import ConfigError, env_int
 from hypersdk.supervisor import HypervisordConfig, Supervisor, hypervisord_children, parse_listen
@@ -33,6 +34,11 @@ class Command(BaseCommand):
         try:
             checked = private_files.secure_configured_data_dir()
         except private_files.InsecurePermissions as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            # A converter others could replace would run as this user: refuse before starting.
+            converters.check_converters_at_start()
+        except converters.ConverterUnsafe as exc:
             raise CommandError(str(exc)) from None
         for line in checked.tightened:
             self.stdout.write(line)

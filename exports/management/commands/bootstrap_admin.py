@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from api_tokens.service import issue_token
+from exports import converters
 from hypersdk import private_files
 from hypersdk.env import env_str
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
         try:
             checked = private_files.secure_configured_data_dir()
         except private_files.InsecurePermissions as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            # A converter others could replace would run as this user: refuse before starting.
+            converters.check_converters_at_start()
+        except converters.ConverterUnsafe as exc:
             raise CommandError(str(exc)) from None
         for line in checked.tightened:
             self.stdout.write(line)
