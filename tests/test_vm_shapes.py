@@ -352,3 +352,29 @@ def test_multi_disk_efi_vm_with_a_long_non_latin_name_converts_and_verifies(vsph
     assert any(line.endswith(".nvram: sha256 matches the manifest") for line in result.verified)
     for disk, spec in zip(manifest["disks"], specs, strict=True):
         assert identical(spec.image.with_suffix(".raw"), out / "converted" / f"{disk['id']}.vdi")
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["ova", "ova-compress"])
+def test_multi_disk_efi_vm_with_a_long_non_latin_name_exports_to_an_ova_every_reader_opens(
+    vsphere, shapes, tmp_path, compress
+):
+    from exports.pipeline.names import file_stem
+    from tests.tar_readers import gnu_tar_list, go_list, python_list
+
+    vm_path, specs = shapes["efi"]
+    out = tmp_path / "out"
+    result = export(vsphere, vm_path, out, format="ova", compress=compress, convert=True, verify=True)
+
+    ova = Path(result.package)
+    stem = file_stem(LONG_NAME)
+    names = [member.name for member in python_list(ova)]
+    assert names == [name for name, _ in gnu_tar_list(ova)] == [member["name"] for member in go_list(ova)]
+    assert names[:2] == [f"{stem}.ovf", f"{stem}.mf"] and f"{stem}.nvram" in names
+    assert len([name for name in names if name.endswith(".vmdk")]) == len(specs)
+    with tarfile.open(ova) as tar:
+        descriptor = tar.extractfile(f"{stem}.ovf").read().decode()
+    assert f"{stem}.nvram" in descriptor and LONG_NAME in descriptor
+    assert ('ovf:compression="gzip"' in descriptor) is compress
+    manifest = json.loads((out / "manifest.json").read_text())
+    for disk, spec in zip(manifest["disks"], specs, strict=True):
+        assert identical(spec.image.with_suffix(".raw"), out / "converted" / f"{disk['id']}.qcow2")
