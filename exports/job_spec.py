@@ -12,7 +12,7 @@ from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.convert import TARGET_FORMATS
-from exports.pipeline.options import PACKAGE_FORMATS
+from exports.pipeline.options import MAX_CONVERSION_TIMEOUT_MINUTES, MAX_PARALLEL, PACKAGE_FORMATS
 
 # The job options handed to the export engine, beside vm_path/output_path/vcenter.
 ENGINE_OPTIONS = (
@@ -59,7 +59,7 @@ class JobSpecSerializer(StrictSerializer):
     manifest_target = serializers.ChoiceField(choices=TARGET_FORMATS, default="qcow2")
     convert = serializers.BooleanField(default=False)
     verify = serializers.BooleanField(default=False)
-    parallel = serializers.IntegerField(min_value=1, max_value=32, default=4)
+    parallel = serializers.IntegerField(min_value=1, max_value=MAX_PARALLEL, default=4)
     power_off = serializers.BooleanField(default=False)
     hyper2kvm_path = serializers.CharField(
         max_length=1024,
@@ -69,7 +69,7 @@ class JobSpecSerializer(StrictSerializer):
         help_text="empty: auto-detect; else one of the server's converters (HYPERSDK_HYPER2KVM_PATHS)",
     )
     conversion_timeout = serializers.IntegerField(
-        min_value=1, max_value=7 * 24 * 60, default=120, help_text="minutes"
+        min_value=1, max_value=MAX_CONVERSION_TIMEOUT_MINUTES, default=120, help_text="minutes"
     )
     overwrite = serializers.BooleanField(default=False)
 

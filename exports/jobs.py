@@ -38,6 +38,8 @@ RUN_TASK = "exports.tasks.run_export_job"
 REDISPATCH_AFTER = timedelta(seconds=60)
 # The advisory lock key of the output-path check at claim time (any fixed 32-bit number).
 OUTPUT_PATHS_LOCK = zlib.crc32(b"hypersdk:output-paths")
+# The most log lines one ``tail`` asks for (the API's and the CLIs' bound).
+MAX_TAIL = 1_000_000
 
 
 class JobNotFound(LookupError):
