@@ -5,6 +5,7 @@ naming the range, before a backend, a database or a vCenter is touched."""
 from __future__ import annotations
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from cli.management.commands import hyperctl, hyperexport
 from exports.pipeline.options import ExportOptions, InvalidOptions
@@ -86,3 +87,9 @@ def test_a_direct_export_keeps_the_bounds_of_the_apis_job_spec(options, message)
     with pytest.raises(InvalidOptions, match=message):
         ExportOptions(vm_path="/dc/vm/prod/web01", **options).validate()
     ExportOptions(vm_path="/dc/vm/prod/web01", parallel=32, conversion_timeout=7 * 24 * 3600).validate()
+
+
+@pytest.mark.parametrize("days", ["99999999999", "-1", "\u0663"])
+def test_purge_jobs_refuses_days_out_of_bounds_or_not_ascii_digits(days):
+    with pytest.raises(CommandError, match=f"invalid days '{days}': a whole number from 0 to 36500"):
+        call_command("purge_jobs", "--older-than", days)
