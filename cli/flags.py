@@ -3,10 +3,44 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+
+from exports.pipeline.options import (
+    MAX_CONVERSION_TIMEOUT_MINUTES,
+    MAX_PARALLEL,
+    InvalidOptions,
+    parse_duration,
+)
+
+
+def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
+    """The ``type`` of every whole-number flag: ASCII digits only, from ``low`` to ``high``.
+
+    int() would also take " 3", "+3", "1_0" and other scripts' digits ("٣"), and any size the
+    database then chokes on: each is a one-line usage error (exit 2) naming the range instead.
+    ``high`` is the bound the API enforces for the same value.
+    """
+
+    def parse(text: str) -> int:
+        digits = text.lstrip("0") or "0"
+        if text.isascii() and text.isdigit() and len(digits) <= len(str(high)) and low <= int(digits) <= high:
+            return int(digits)
+        raise argparse.ArgumentTypeError(f"invalid {what} {text[:40]!r}: a whole number from {low} to {high}")
+
+    return parse
+
+
+def conversion_timeout(text: str) -> str:
+    """The ``type`` of ``-conversion-timeout``: a duration within the job spec's bound, kept as given."""
+    try:
+        parse_duration(text, maximum=MAX_CONVERSION_TIMEOUT_MINUTES * 60)
+    except InvalidOptions as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def go_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs: Any) -> None:
@@ -71,13 +105,47 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a vCenter's name in the daemon (default: the workers' GOVC_*)",
     )
-    go_flag(parser, "parallel", type=int, metavar="N", help="disks downloaded at once (default 4)")
+    go_flag(
+        parser,
+        "parallel",
+        type=whole_number("parallel", 1, MAX_PARALLEL),
+        metavar="N",
+        help=f"disks downloaded at once, 1 to {MAX_PARALLEL} (default 4)",
+    )
     go_flag(parser, "power-off", action="store_true", help="shut a running VM down first")
     go_flag(parser, "hyper2kvm-path", metavar="PATH", help="hyper2kvm binary (default: found on PATH)")
-    go_flag(parser, "conversion-timeout", metavar="DURATION", help="minutes, or 2h/90m (default 120)")
+    go_flag(
+        parser,
+        "conversion-timeout",
+        type=conversion_timeout,
+        metavar="DURATION",
+        help=f"minutes, or 2h/90m (default 120, at most {MAX_CONVERSION_TIMEOUT_MINUTES})",
+    )
     go_flag(
         parser, "overwrite", action="store_true", help="replace a completed export in the output directory"
     )
+
+
+class OneLineErrorParser(CommandParser):
+    """A usage error is one line, ``<prog>: error: <what>``, and exit status 2 (``-h`` shows the
+    usage); called from code, a CommandError as Django's parser raises."""
+
+    def error(self, message: str):  # type: ignore[override]
+        if self.called_from_command_line:
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
+
+
+def _one_line_errors(parser: argparse.ArgumentParser, prog: str, renamed: str) -> None:
+    """Every parser of the tree gives one-line errors, under the command's name ``renamed``
+    (subcommands took their names from ``prog``, the name Django gave first)."""
+    parser.__class__ = OneLineErrorParser
+    if parser.prog.startswith(prog):
+        parser.prog = renamed + parser.prog[len(prog) :]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _one_line_errors(subparser, prog, renamed)
 
 
 class ConsoleScriptCommand(BaseCommand):
@@ -89,21 +157,18 @@ class ConsoleScriptCommand(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        if Path(prog_name).name == subcommand:
-            parser.prog = subcommand
+        prog = parser.prog
+        _one_line_errors(parser, prog, subcommand if Path(prog_name).name == subcommand else prog)
         return parser
-
-
-def _page_number(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid page {text!r}: a number from 1")
-    return int(text)
 
 
 def add_page_flags(parser: argparse.ArgumentParser, things: str) -> None:
     """``-page N`` (default 1, 50 a page) and ``-all`` for a list command."""
+    from exports.api.pagination import JobPagination
+
     pages = parser.add_mutually_exclusive_group()
-    go_flag(pages, "page", type=_page_number, default=1, metavar="N", help=f"the Nth page of 50 {things}")
+    page = whole_number("page", 1, JobPagination.max_page)
+    go_flag(pages, "page", type=page, default=1, metavar="N", help=f"the Nth page of 50 {things}")
     go_flag(pages, "all", action="store_true", help=f"every one of the {things}, however many")
 
 

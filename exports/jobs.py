@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,7 @@ from django.utils import timezone
 from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
-from exports.output_roots import default_output_path
+from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.files import discard_run
 from exports.pipeline.names import file_stem
 from hypersdk.celery import app as celery_app
@@ -37,6 +38,8 @@ RUN_TASK = "exports.tasks.run_export_job"
 REDISPATCH_AFTER = timedelta(seconds=60)
 # The advisory lock key of the output-path check at claim time (any fixed 32-bit number).
 OUTPUT_PATHS_LOCK = zlib.crc32(b"hypersdk:output-paths")
+# The most log lines one ``tail`` asks for (the API's and the CLIs' bound).
+MAX_TAIL = 1_000_000
 
 
 class JobNotFound(LookupError):
@@ -94,18 +97,25 @@ def submit_jobs(
     result = SubmitResult(errors=errors)
     now = timezone.now()
     jobs, refused = [], []
+    if valid:
+        # One query for every active job's path, and one index for this batch: a check per spec
+        # costs its path's depth, not a query plus a scan of the batch.
+        active = ActiveOutputs(_active_jobs())
+        batch = ActiveOutputs()
+        default_root = None if all(spec.get("output_path") for spec in valid) else default_output_root()
     for spec in valid:
         job = Job(vm_path=spec["vm_path"], vcenter=spec["vcenter"], origin=origin, created_at=now)
         vm_name = spec["vm_path"].rsplit("/", 1)[-1]
         # The VM's name cut like the export's own file names: 80 characters can be 320 bytes.
         stem = file_stem(vm_name)
-        job.output_path = spec.get("output_path") or default_output_path(f"{stem}-{job.id}")
-        job.options = {name: spec[name] for name in ENGINE_OPTIONS}
-        holder = output_path_holder(job.output_path) or next(
-            (other for other in jobs if paths_overlap(other.output_path, job.output_path)), None
+        job.output_path = spec.get("output_path") or default_output_path(
+            f"{stem}-{job.id}", root=default_root
         )
+        job.options = {name: spec[name] for name in ENGINE_OPTIONS}
+        holder = active.holder(job.output_path) or batch.holder(job.output_path)
         if holder is None:
             jobs.append(job)
+            batch.add(job)
         elif fail_occupied:
             job.status, job.finished_at = Job.Status.FAILED, now
             job.error = f"output path refused: {output_in_use(holder)}"
@@ -137,22 +147,57 @@ def paths_overlap(a: str, b: str) -> bool:
     return first == second or first.is_relative_to(second) or second.is_relative_to(first)
 
 
+class ActiveOutputs:
+    """Output paths of jobs, indexed to find the first job added whose path is a given path,
+    inside it, or around it in O(depth of the path) (the test ``paths_overlap`` makes, exact
+    and case-sensitive).
+    """
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        # path -> (order added, job) of the first job added whose path it is / is around.
+        self._at: dict[str, tuple[int, Job]] = {}
+        self._around: dict[str, tuple[int, Job]] = {}
+        self._added = 0
+        for job in jobs:
+            self.add(job)
+
+    def add(self, job: Job) -> None:
+        path = PurePosixPath(job.output_path)
+        entry = (self._added, job)
+        self._added += 1
+        self._at.setdefault(str(path), entry)
+        for parent in path.parents:
+            self._around.setdefault(str(parent), entry)
+
+    def holder(self, path: str) -> Job | None:
+        """The first job added whose output path is ``path``, inside it, or contains it."""
+        cleaned = PurePosixPath(path)
+        found = [self._at.get(str(cleaned)), self._around.get(str(cleaned))]
+        found += [self._at.get(str(parent)) for parent in cleaned.parents]
+        entries = [entry for entry in found if entry is not None]
+        return min(entries, key=lambda entry: entry[0])[1] if entries else None
+
+
+def _active_jobs(*, exclude: str | None = None, statuses: tuple[str, ...] = Job.ACTIVE) -> QuerySet[Job]:
+    jobs = Job.objects.filter(status__in=statuses)
+    if exclude:
+        jobs = jobs.exclude(id=exclude)
+    return jobs.order_by("created_at", "id").only("id", "status", "vm_path", "output_path")
+
+
 def output_path_holder(
     path: str, *, exclude: str | None = None, statuses: tuple[str, ...] = Job.ACTIVE
 ) -> Job | None:
     """The oldest job in ``statuses`` whose output path is ``path``, inside it, or contains it."""
     cleaned = str(PurePosixPath(path))
     ancestors = [str(parent) for parent in PurePosixPath(cleaned).parents]
-    candidates = Job.objects.filter(
+    candidates = _active_jobs(exclude=exclude, statuses=statuses).filter(
         Q(output_path=cleaned)
         | Q(output_path__startswith=cleaned.rstrip("/") + "/")
         | Q(output_path__in=ancestors),
-        status__in=statuses,
     )
-    if exclude:
-        candidates = candidates.exclude(id=exclude)
     # startswith is case-insensitive on SQLite: the exact test is made here.
-    for job in candidates.order_by("created_at", "id").only("id", "status", "vm_path", "output_path"):
+    for job in candidates:
         if paths_overlap(job.output_path, cleaned):
             return job
     return None

@@ -41,6 +41,11 @@ class VCenter(models.Model):
             raise ValidationError(
                 {"url": "no user name or password in the URL: put them in the username and password fields"}
             )
+        # Nor in a query string or fragment (?password=...): a vCenter's URL needs neither.
+        if "?" in self.url or "#" in self.url:
+            raise ValidationError(
+                {"url": "no query string or fragment in the URL: give https://host/sdk, or a host name"}
+            )
 
     @property
     def password(self) -> str:

@@ -36,16 +36,17 @@ def default_output_root() -> Path:
     )
 
 
-def default_output_path(name: str) -> str:
+def default_output_path(name: str, *, root: Path | None = None) -> str:
     """``<default root>/<name>``: the one place an export's default output path is made.
 
     ``name`` is relative (``<vm>-<job id>``, ``<schedule>-<slot>``). The result is
     resolved and checked like a client's path, so a default the worker would refuse is
-    refused here, at submit, instead (OutputOutsideRoots).
+    refused here, at submit, instead (OutputOutsideRoots). ``root``: default_output_root()
+    already found, for a batch that needs it once rather than once per job.
     """
     if not name or os.path.isabs(name):
         raise OutputOutsideRoots(f"cannot name a default output directory {name!r}")
-    return str(resolve_output_path(str(default_output_root() / name)))
+    return str(resolve_output_path(str((root or default_output_root()) / name)))
 
 
 def resolve_output_path(path: str) -> Path:

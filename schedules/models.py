@@ -96,9 +96,12 @@ class Schedule(models.Model):
     def run_directory_name(self, local_slot) -> str:
         """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters):
         the id keeps two schedules apart, the slug is for people; the name itself never
-        reaches the file system."""
+        reaches the file system. A slot that is not a whole minute (a trigger's: now) adds
+        its microseconds, ``-<ffffff>``, as its run is unique: two triggers in one second get
+        a directory each. A cron slot's name stays as it always was."""
         stem = "-".join(part for part in (name_slug(self.name), self.id) if part)
-        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}"
+        whole_minute = local_slot.second == 0 and local_slot.microsecond == 0
+        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}" + ("" if whole_minute else f"-{local_slot:%f}")
 
     @property
     def vm_path(self) -> str:

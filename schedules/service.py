@@ -205,7 +205,8 @@ def fire_due(schedule_id: str, moment: datetime) -> list[ScheduleRun]:
 
 
 def run_directory(schedule: Schedule, slot: datetime) -> str:
-    """``<output>/<name slug>-<schedule id>-<YYYYmmdd-HHMMSS>``: runs never clobber each other,
+    """``<output>/<name slug>-<schedule id>-<YYYYmmdd-HHMMSS>[-<microseconds>]``
+    (Schedule.run_directory_name): runs never clobber each other,
     and whatever the name holds (``/``, ``..``, emoji), the run stays directly in ``<output>``."""
     base = schedule.job_template.get("output_path")
     name = schedule.run_directory_name(slot.astimezone(cron.zone(schedule.timezone)))
@@ -350,9 +351,10 @@ def _holds_another_jobs_output(job: Job) -> bool:
 
 
 def _is_run_directory(schedule: Schedule, output: Path) -> bool:
-    """Named as run_directory names a run of this schedule (or as earlier versions did,
-    ``<name>-<stamp>``, for a name that was a plain file name)."""
-    stamp = r"-\d{8}-\d{6}"
+    """Named as run_directory names a run of this schedule, a cron slot's or a trigger's (with
+    microseconds), or as earlier versions did, ``<name>-<stamp>``, for a name that was a plain
+    file name."""
+    stamp = r"-[0-9]{8}-[0-9]{6}(?:-[0-9]{6})?"
     if re.fullmatch(rf"(?:[a-z0-9-]+-)?{re.escape(schedule.id)}{stamp}", output.name):
         return True
     legacy = "/" not in schedule.name and schedule.name not in (".", "..")

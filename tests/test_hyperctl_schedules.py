@@ -284,10 +284,6 @@ def test_disable_then_delete(cli_env):
             ["0 2 * * *", "-output", "/etc/cron.d"],
             "error: output_path must be inside one of the export roots: ",
         ),
-        (
-            ["0 2 * * *", "-retention", "0"],
-            "error: retention: Ensure this value is greater than or equal to 1.\n",
-        ),
     ],
 )
 def test_a_bad_schedule_is_one_error_line_and_nothing_is_created(cli_env, args, message):

@@ -179,7 +179,10 @@ def test_dry_run_touches_nothing(govc_env, app01_seeds, tmp_path):
         (["-format", "zip"], "invalid choice: 'zip'"),
         (["-manifest-target", "vhd"], "invalid choice: 'vhd'"),
         ([], "the following arguments are required: -vm"),
-        (["-conversion-timeout", "soon"], "error: invalid duration 'soon'"),
+        (
+            ["-conversion-timeout", "soon"],
+            "argument -conversion-timeout/--conversion-timeout: invalid duration 'soon'",
+        ),
     ],
 )
 def test_usage_errors_exit_2(args, message, govc_env):

@@ -196,6 +196,14 @@ def test_logs_all_tail_and_since(client):
     assert client.get(f"/jobs/logs/{job_id}", {"tail": "x"}).status_code == 400
 
 
+@pytest.mark.parametrize("tail", ["\u0663", " 3", "+3", "1_0", "-1", "1000001", "9" * 5000])
+def test_a_tail_that_is_not_ascii_digits_within_bounds_is_a_400(client, tail):
+    job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
+    response = client.get(f"/jobs/logs/{job_id}", {"tail": tail})
+    assert response.status_code == 400
+    assert response.json()["tail"] == ["must be an integer between 0 and 1000000"]
+
+
 def test_cancel_a_pending_job_at_once_and_refuse_a_finished_one(client):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
     response = client.post(f"/jobs/{job_id}/cancel")

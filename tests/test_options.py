@@ -16,7 +16,7 @@ def test_durations_accept_minutes_and_go_style_units(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0", "abc", "5d", "-3"])
+@pytest.mark.parametrize("text", ["", "0", "abc", "5d", "-3", "\u0663", "\u0663m", "1h\u0663m", "9" * 5000])
 def test_bad_durations_are_usage_errors(text):
     with pytest.raises(InvalidOptions):
         parse_duration(text)

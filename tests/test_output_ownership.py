@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from api_tokens.service import issue_token
@@ -84,6 +85,47 @@ def test_two_jobs_of_one_batch_cannot_share_a_path(api, export_root):
     assert (result["accepted"], result["rejected"]) == (1, 1)
     assert result["errors"][0]["index"] == 1
     assert result["errors"][0]["errors"]["output_path"][0].startswith(f"in use by job {result['job_ids'][0]}")
+
+
+def test_a_batch_refuses_a_spec_inside_or_around_an_earlier_one_naming_it(api, export_root):
+    paths = ["n", "n/inner", "m/inner", "m", "N", "n2"]
+    body = {"jobs": [{"vm_path": APP01, "output_path": str(export_root / path)} for path in paths]}
+    result = api.post("/jobs/submit", body, format="json").json()
+
+    # n, m/inner, N (another name: exact, case-sensitive) and n2 (a sibling) are accepted.
+    assert result["accepted"] == 4
+    owners = dict(zip(["n", "m/inner", "N", "n2"], result["job_ids"], strict=True))
+    refused = {error["index"]: error["errors"]["output_path"][0] for error in result["errors"]}
+    assert refused[1].startswith(f"in use by job {owners['n']} (pending, {APP01} -> {export_root / 'n'})")
+    assert refused[3].startswith(f"in use by job {owners['m/inner']} (pending, ")
+    assert set(refused) == {1, 3}
+
+
+def test_a_batch_refuses_a_path_around_two_active_jobs_naming_the_oldest(api, export_root):
+    older = submit(api, export_root / "a" / "z").json()["job_ids"][0]
+    submit(api, export_root / "a" / "b")
+    body = {"jobs": [{"vm_path": APP01, "output_path": str(export_root / "a")}]}
+    (error,) = api.post("/jobs/submit", body, format="json").json()["errors"]
+    assert error["errors"]["output_path"][0].startswith(f"in use by job {older} ")
+
+
+def test_a_batch_submit_costs_the_same_lookups_for_10_or_300_specs(api, export_root):
+    def specs(count: int, prefix: str) -> dict:
+        return {
+            "jobs": [{"vm_path": f"/dc/vm/prod/{prefix}{n}"} for n in range(count)]
+            + [{"vm_path": APP01, "output_path": str(export_root / f"{prefix}-{n}")} for n in range(count)]
+        }
+
+    with CaptureQueriesContext(connection) as small:
+        assert api.post("/jobs/submit", specs(10, "a"), format="json").json()["accepted"] == 20
+    with CaptureQueriesContext(connection) as large:
+        assert api.post("/jobs/submit", specs(300, "b"), format="json").json()["accepted"] == 600
+
+    # bulk inserts come in chunks of the database's parameter limit; every other query is one per batch.
+    def lookups(queries: CaptureQueriesContext) -> list[str]:
+        return [query["sql"] for query in queries.captured_queries if not query["sql"].startswith("INSERT")]
+
+    assert len(lookups(large)) == len(lookups(small))
 
 
 def test_a_claim_fails_a_job_whose_path_a_running_job_owns(db, export_root):

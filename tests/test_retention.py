@@ -170,5 +170,5 @@ def test_purge_jobs_command_prints_a_summary(export_root):
 
 
 def test_purge_jobs_command_refuses_a_negative_age():
-    with pytest.raises(CommandError, match="must be >= 0"):
+    with pytest.raises(CommandError, match="a whole number from 0 to 36500"):
         call_command("purge_jobs", "--older-than", "-1", stdout=StringIO())

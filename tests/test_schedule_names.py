@@ -35,7 +35,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-RUN_NAME = re.compile(r"^(?:[a-z0-9-]+-)?sched-[A-Za-z0-9_-]+-\d{8}-\d{6}$")
+RUN_NAME = re.compile(r"^(?:[a-z0-9-]+-)?sched-[A-Za-z0-9_-]+-\d{8}-\d{6}(?:-\d{6})?$")
 
 
 @pytest.fixture

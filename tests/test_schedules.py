@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone as django_timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
@@ -141,6 +142,44 @@ def test_trigger_starts_a_job_now_without_moving_the_next_run(client, daily, exp
     assert job.output_path.startswith(f"{export_root}/web01/daily-backup-{daily['id']}-")
     after = client.get(f"/schedules/{daily['id']}").json()
     assert after["next_run_at"] == before and after["run_count"] == 1 and after["last_job"] == job.id
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """timezone.now() held at the time set in ``clock[0]``: two triggers in one second, always."""
+    held = [datetime(2026, 6, 1, 0, 0, 5, 100_000, tzinfo=ZoneInfo("UTC"))]
+    monkeypatch.setattr(django_timezone, "now", lambda: held[0])
+    return held
+
+
+def test_two_triggers_in_one_second_get_a_run_directory_each(client, daily, export_root, redis_url, clock):
+    first = client.post(f"/schedules/{daily['id']}/trigger")
+    clock[0] += timedelta(milliseconds=200)
+    second = client.post(f"/schedules/{daily['id']}/trigger")
+
+    assert (first.status_code, second.status_code) == (202, 202), second.json()
+    made = Job.objects.filter(id__in=[first.json()["job_id"], second.json()["job_id"]])
+    assert {job.status for job in made} == {"pending"}, [job.error for job in made]
+    stem = f"{export_root}/web01/daily-backup-{daily['id']}-20260601-020005"  # Berlin: UTC+2
+    assert sorted(job.output_path for job in made) == [f"{stem}-100000", f"{stem}-300000"]
+
+
+def test_a_cron_slots_run_directory_keeps_its_name(daily, redis_url, export_root):
+    run = fire(daily["id"], at("2026-06-01T02:00"))
+    assert run.job.output_path == f"{export_root}/web01/daily-backup-{daily['id']}-20260601-020000"
+
+
+def test_retention_removes_triggered_runs_output_too(client, daily, redis_url, clock):
+    client.patch(f"/schedules/{daily['id']}", {"retention": 1}, format="json")
+    outputs = []
+    for _ in range(3):
+        job = Job.objects.get(id=client.post(f"/schedules/{daily['id']}/trigger").json()["job_id"])
+        Job.objects.filter(id=job.id).update(status="completed")
+        os.makedirs(job.output_path)
+        outputs.append(job.output_path)
+        clock[0] += timedelta(milliseconds=300)
+    service.apply_retention(Schedule.objects.get(id=daily["id"]))
+    assert [os.path.isdir(path) for path in outputs] == [False, False, True]
 
 
 @pytest.mark.parametrize(

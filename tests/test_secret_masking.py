@@ -175,6 +175,22 @@ def test_a_vcenter_url_with_credentials_is_refused(people, client):
     assert not VCenter.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://vc.example/sdk?password=hunter2", "https://vc.example/sdk#hunter2", "vc.example?pw=hunter2"],
+)
+def test_a_vcenter_url_with_a_query_or_fragment_is_refused(people, client, url):
+    with pytest.raises(ValidationError, match="no query string or fragment in the URL"):
+        VCenter(name="vc1", url=url, username="u").full_clean()
+    client.force_login(people["root"])
+    form = {"name": "vc1", "url": url, "username": "administrator", "password": "x", "ca_bundle": ""}
+    page = client.post("/admin/exports/vcenter/add/", form)
+    assert page.status_code == 200 and "no query string or fragment in the URL" in page.content.decode()
+    assert (
+        "hunter2" not in str(VCenter.objects.values_list("url", flat=True)) and not VCenter.objects.exists()
+    )
+
+
 def test_existing_vcenter_url_credentials_move_into_the_encrypted_fields():
     VCenter.objects.create(name="vc1", url="https://administrator:hun%40ter2@vc.example:8443/sdk")
     migration = importlib.import_module("exports.migrations.0003_vcenter_url_credentials")

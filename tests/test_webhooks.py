@@ -143,6 +143,24 @@ def test_add_with_events_headers_and_disabled(client, receiver):
             "line break",
         ),
         ({"events": ["job.started"]}, LOOPBACK, "url", "required"),
+        (
+            {"url": "http://127.0.0.1:9/", "headers": {f"X-{n}": "1" for n in range(33)}},
+            LOOPBACK,
+            "headers",
+            "at most 32 headers, not 33",
+        ),
+        (
+            {"url": "http://127.0.0.1:9/", "headers": {"X" * 257: "1"}},
+            LOOPBACK,
+            "headers",
+            "a header name is longer than 256 bytes",
+        ),
+        (
+            {"url": "http://127.0.0.1:9/", "headers": {"X-A": "\u00e9" * 2049}},
+            LOOPBACK,
+            "headers",
+            "the value of X-A is longer than 4096 bytes",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_400_and_creates_nothing(client, settings, body, allowed, field, message):
@@ -152,6 +170,14 @@ def test_bad_input_is_one_clear_400_and_creates_nothing(client, settings, body, 
     errors = response.json()
     assert list(errors) == [field] and len(errors[field]) == 1 and message in errors[field][0]
     assert not Webhook.objects.exists()
+
+
+def test_headers_up_to_the_bounds_are_kept(client, settings):
+    settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+    headers = {f"X-{n}": "1" for n in range(30)} | {"X" * 256: "v", "X-Long": "\u00e9" * 2048}
+    response = client.post("/webhooks", {"url": "http://127.0.0.1:9/", "headers": headers}, format="json")
+    assert response.status_code == 201, response.json()
+    assert Webhook.objects.get().target_headers == headers
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,10 @@ RESERVED_HEADERS = {
 }
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_URL_LENGTH = 2048
+# Custom headers: every delivery carries them, stored encrypted and masked in every listing.
+MAX_HEADERS = 32
+MAX_HEADER_NAME_BYTES = 256
+MAX_HEADER_VALUE_BYTES = 4096
 
 
 class WebhookNotFound(LookupError):
@@ -164,8 +168,12 @@ def clean_headers(headers: Any) -> dict[str, str]:
         return {}
     if not isinstance(headers, dict):
         raise InvalidWebhook("headers", "an object of header names to values")
+    if len(headers) > MAX_HEADERS:
+        raise InvalidWebhook("headers", f"at most {MAX_HEADERS} headers, not {len(headers)}")
     cleaned = {}
     for name, value in headers.items():
+        if isinstance(name, str) and len(name.encode("utf-8", "replace")) > MAX_HEADER_NAME_BYTES:
+            raise InvalidWebhook("headers", f"a header name is longer than {MAX_HEADER_NAME_BYTES} bytes")
         # fullmatch: the pattern's "$" also matches before a trailing newline.
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise InvalidWebhook("headers", f"{name!r} is not a valid header name")
@@ -174,6 +182,10 @@ def clean_headers(headers: Any) -> dict[str, str]:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise InvalidWebhook("headers", f"the value of {name} must be a string")
         value = str(value)
+        if len(value.encode("utf-8", "replace")) > MAX_HEADER_VALUE_BYTES:
+            raise InvalidWebhook(
+                "headers", f"the value of {name} is longer than {MAX_HEADER_VALUE_BYTES} bytes"
+            )
         if any(char in value for char in "\r\n\0"):
             raise InvalidWebhook("headers", f"the value of {name} contains a line break")
         cleaned[name] = value

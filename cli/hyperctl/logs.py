@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.backends import JobsBackend, UsageError
-from cli.flags import go_flag
+from cli.backends import JobsBackend
+from cli.flags import go_flag, whole_number
 from cli.follow import show_logs
 from cli.terminal import Terminal
+from exports.jobs import MAX_TAIL
 
 
 def register(subparsers, parents) -> None:
     parser = subparsers.add_parser("logs", parents=parents, help="a job's log lines")
     parser.add_argument("job_id", metavar="JOB_ID")
     go_flag(parser, "follow", "-f", action="store_true", help="print new lines until the job has finished")
-    go_flag(parser, "tail", type=int, metavar="N", help="only the last N lines")
+    go_flag(parser, "tail", type=whole_number("tail", 0, MAX_TAIL), metavar="N", help="only the last N lines")
     parser.set_defaults(run=run)
 
 
 def run(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    if opts["tail"] is not None and opts["tail"] < 0:
-        raise UsageError("-tail must be 0 or more")
     return show_logs(backend, opts["job_id"], terminal, tail=opts["tail"], follow=opts["follow"])

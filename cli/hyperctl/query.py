@@ -7,8 +7,11 @@ from typing import Any
 
 from cli import render
 from cli.backends import JOB_STATUSES, JobsBackend, UsageError
-from cli.flags import go_flag
+from cli.flags import go_flag, whole_number
 from cli.terminal import Terminal
+
+# The most jobs -limit asks for: a million, as many as -tail's lines (0 asks for every one).
+MAX_LIMIT = 1_000_000
 
 
 def register(subparsers, parents) -> None:
@@ -16,7 +19,14 @@ def register(subparsers, parents) -> None:
     go_flag(parser, "status", choices=[*JOB_STATUSES, "all"], help="only jobs in this state")
     go_flag(parser, "id", dest="job_id", metavar="JOB_ID", help="show this job in detail")
     go_flag(parser, "vm", metavar="TEXT", help="only jobs whose VM path contains TEXT")
-    go_flag(parser, "limit", type=int, default=50, metavar="N", help="at most N jobs (default 50; 0: all)")
+    go_flag(
+        parser,
+        "limit",
+        type=whole_number("limit", 0, MAX_LIMIT),
+        default=50,
+        metavar="N",
+        help="at most N jobs (default 50; 0: all)",
+    )
     go_flag(parser, "json", action="store_true", help="print the API's JSON")
     go_flag(parser, "quiet", action="store_true", help="only job-id<TAB>status<TAB>vm-path lines")
     parser.set_defaults(run=run)
@@ -33,8 +43,6 @@ def run(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
             for line in render.job_tsv([job]) if opts["quiet"] else render.job_detail(job):
                 terminal.say(line)
         return 0
-    if opts["limit"] < 0:
-        raise UsageError("-limit must be 0 (all) or more")
     found = backend.query_jobs(status=opts["status"], vm=opts["vm"], limit=opts["limit"] or None)
     jobs = found["results"]
     if opts["json"]:

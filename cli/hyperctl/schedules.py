@@ -7,9 +7,10 @@ from typing import Any
 
 from cli import render
 from cli.backends import JobsBackend
-from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages
+from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages, whole_number
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
+from schedules.models import MAX_RETENTION
 
 OVERLAP_CHOICES = ("skip", "allow")
 
@@ -50,7 +51,13 @@ def register(subparsers, parents) -> None:
     go_flag(
         create, "overlap", choices=OVERLAP_CHOICES, help="skip (default): no run while the last one is going"
     )
-    go_flag(create, "retention", type=int, metavar="N", help="keep only the last N runs' output")
+    go_flag(
+        create,
+        "retention",
+        type=whole_number("retention", 1, MAX_RETENTION),
+        metavar="N",
+        help="keep only the last N runs' output",
+    )
     go_flag(create, "disabled", action="store_true", help="create it disabled")
     go_flag(create, "quiet", action="store_true", help="print only the schedule's id")
     create.set_defaults(run=run_create)

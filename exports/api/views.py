@@ -27,8 +27,7 @@ from hypersdk.request_limits import has_nul
 
 # Log ids are 64-bit: longer digit strings cannot name one (and overflow SQLite).
 MAX_LOG_ID_DIGITS = 18
-MAX_TAIL = 1_000_000
-TAIL_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_TAIL}
+TAIL_SCHEMA = {"type": "integer", "minimum": 0, "maximum": jobs.MAX_TAIL}
 SINCE_SCHEMA = {
     "oneOf": [
         {"type": "string", "pattern": f"^[0-9]{{1,{MAX_LOG_ID_DIGITS}}}$"},
@@ -121,7 +120,7 @@ class JobLogsView(APIView):
         ),
     )
     def get(self, request: Request, job_id: str) -> Response:
-        tail = _int_param(request, "tail", minimum=0, maximum=MAX_TAIL)
+        tail = _int_param(request, "tail", minimum=0, maximum=jobs.MAX_TAIL)
         since = _since_param(request)
         try:
             entries = jobs.job_logs(job_id, tail=tail, since=since)
@@ -164,12 +163,12 @@ def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> in
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: ["must be an integer"]}) from None
+    # ASCII digits only: int() also reads " 3", "+3", "1_0" and other scripts' digits.
+    if not (raw.isascii() and raw.isdigit() and len(raw.lstrip("0")) <= len(str(maximum))):
+        raise ValidationError({name: [f"must be an integer between {minimum} and {maximum}"]})
+    value = int(raw.lstrip("0") or "0")
     if not minimum <= value <= maximum:
-        raise ValidationError({name: [f"must be between {minimum} and {maximum}"]})
+        raise ValidationError({name: [f"must be an integer between {minimum} and {maximum}"]})
     return value
 
 

@@ -10,12 +10,19 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from cli.flags import ConsoleScriptCommand, add_connection_flags
+from cli.flags import ConsoleScriptCommand, add_connection_flags, conversion_timeout, whole_number
 from exports.console import human_size, reporter_for
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.convert import TARGET_FORMATS
 from exports.pipeline.errors import ExportError
-from exports.pipeline.options import PACKAGE_FORMATS, ExportOptions, InvalidOptions, parse_duration
+from exports.pipeline.options import (
+    MAX_CONVERSION_TIMEOUT_MINUTES,
+    MAX_PARALLEL,
+    PACKAGE_FORMATS,
+    ExportOptions,
+    InvalidOptions,
+    parse_duration,
+)
 from exports.pipeline.progress import CancelToken
 from exports.pipeline.run import export_vm
 
@@ -62,7 +69,13 @@ class Command(ConsoleScriptCommand):
             action="store_true",
             help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
         )
-        _flag(parser, "parallel", type=int, metavar="N", help="disks downloaded at once (default 4)")
+        _flag(
+            parser,
+            "parallel",
+            type=whole_number("parallel", 1, MAX_PARALLEL),
+            metavar="N",
+            help=f"disks downloaded at once, 1 to {MAX_PARALLEL} (default 4)",
+        )
         _flag(parser, "power-off", action="store_true", help="shut a running VM down first")
         _flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
         _flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
@@ -72,8 +85,9 @@ class Command(ConsoleScriptCommand):
         _flag(
             parser,
             "conversion-timeout",
+            type=conversion_timeout,
             metavar="DURATION",
-            help="minutes, or 2h/90m (default 120)",
+            help=f"minutes, or 2h/90m (default 120, at most {MAX_CONVERSION_TIMEOUT_MINUTES})",
         )
         _flag(
             parser,
