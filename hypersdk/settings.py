@@ -297,6 +297,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two fields are called "format": a job's package and a webhook's message format.
+    "ENUM_NAME_OVERRIDES": {
+        "PackageFormatEnum": "exports.pipeline.options.PACKAGE_FORMATS",
+        "WebhookFormatEnum": "webhooks.formats.FORMATS",
+    },
 }
 
 # hypervisord
