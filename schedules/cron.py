@@ -126,6 +126,11 @@ def slots(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
                 yield instant.astimezone(tz)
         for instant in instants:
             heapq.heappush(pending, instant)
+    while pending:  # cronsim ran out of years
+        instant = heapq.heappop(pending)
+        if instant > after_utc and instant != previous:
+            previous = instant
+            yield instant.astimezone(tz)
 
 
 def _instants(wall: datetime, tz: ZoneInfo, fixed: bool) -> tuple[datetime, list[datetime]]:

@@ -44,6 +44,15 @@ def check_schedule_name(name: str) -> None:
         )
 
 
+def _pass_marker(local_slot) -> str:
+    """``+0200`` / ``+0100`` (the UTC offset) for a wall time an autumn shift repeats, else ``""``:
+    the two passes of the hour get two run directories, every other name stays as it was."""
+    other = local_slot.replace(fold=1 - local_slot.fold)
+    if other.utcoffset() == local_slot.utcoffset():
+        return ""
+    return f"{local_slot:%z}"
+
+
 def name_slug(name: str) -> str:
     """The name's letters and digits in ASCII, dash-separated, at most 40 characters: e.g.
     ``daily-backup``; ``../../etc/x`` gives ``etc-x`` and a name of emoji gives ``""``."""
@@ -94,11 +103,12 @@ class Schedule(models.Model):
         return bool(self.failure_reason)
 
     def run_directory_name(self, local_slot) -> str:
-        """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters):
+        """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters),
+        with the UTC offset appended (``...-020000+0100``) when the wall time is repeated:
         the id keeps two schedules apart, the slug is for people; the name itself never
         reaches the file system."""
         stem = "-".join(part for part in (name_slug(self.name), self.id) if part)
-        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}"
+        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}{_pass_marker(local_slot)}"
 
     @property
     def vm_path(self) -> str:

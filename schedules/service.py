@@ -352,7 +352,8 @@ def _holds_another_jobs_output(job: Job) -> bool:
 def _is_run_directory(schedule: Schedule, output: Path) -> bool:
     """Named as run_directory names a run of this schedule (or as earlier versions did,
     ``<name>-<stamp>``, for a name that was a plain file name)."""
-    stamp = r"-\d{8}-\d{6}"
+    # The optional offset: a wall time repeated by an autumn shift (Schedule.run_directory_name).
+    stamp = r"-\d{8}-\d{6}(?:[+-]\d{4})?"
     if re.fullmatch(rf"(?:[a-z0-9-]+-)?{re.escape(schedule.id)}{stamp}", output.name):
         return True
     legacy = "/" not in schedule.name and schedule.name not in (".", "..")

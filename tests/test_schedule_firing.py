@@ -8,8 +8,10 @@ seconds, as beat's minute tick would be late) instead of stepping through every 
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -503,3 +505,22 @@ def test_at_any_tick_cadence_the_slots_recorded_are_the_next_run_sequence(
         ScheduleRun.objects.filter(schedule=schedule).order_by("slot").values_list("slot", flat=True)
     )
     assert recorded == chain
+
+
+def test_the_two_passes_of_a_repeated_hour_get_two_run_directories(db, clock):
+    clock.set(at("2027-10-30T22:00"))
+    schedule = create("0 * * * *", BERLIN, output_path="/exports/nightly")
+    follow_next_run(clock, schedule.id, at("2027-10-31T03:00"))
+    slots = fired(schedule.id)
+    names = [os.path.basename(service.run_directory(schedule, slot)) for slot in slots]
+    assert len(set(names)) == len(names)
+    stamps = [name.removeprefix(f"s-{schedule.id}-") for name in names]
+    # Ordinary wall times keep their names; only 02:00 (CEST, then CET) carries the offset.
+    assert stamps == [
+        "20271031-010000",
+        "20271031-020000+0200",
+        "20271031-020000+0100",
+        "20271031-030000",
+        "20271031-040000",
+    ]
+    assert all(service._is_run_directory(schedule, Path("/exports/nightly") / name) for name in names)
