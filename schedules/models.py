@@ -110,6 +110,28 @@ class Schedule(models.Model):
         stem = "-".join(part for part in (name_slug(self.name), self.id) if part)
         return f"{stem}-{local_slot:%Y%m%d-%H%M%S}{_pass_marker(local_slot)}"
 
+    def local_time(self, moment) -> str:
+        """``2027-10-31 02:55 +0100`` (``-`` for None): a run time as people read it, in the
+        schedule's zone with its offset, so the two passes of a repeated hour differ. (Django's
+        ``|date`` leaves the offset out exactly for those.)"""
+        from zoneinfo import ZoneInfo
+
+        if moment is None:
+            return "-"
+        return f"{moment.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d %H:%M %z}"
+
+    def in_own_zone(self, moment) -> str:
+        """``2027-10-31 02:55 +0100 Europe/Berlin``, ``-`` for None (the admin's run times)."""
+        return "-" if moment is None else f"{self.local_time(moment)} {self.timezone}"
+
+    @property
+    def next_run_local(self) -> str:
+        return self.local_time(self.next_run_at)
+
+    @property
+    def last_run_local(self) -> str:
+        return self.local_time(self.last_run_at)
+
     @property
     def vm_path(self) -> str:
         return self.job_template.get("vm_path", "")

@@ -524,3 +524,20 @@ def test_the_two_passes_of_a_repeated_hour_get_two_run_directories(db, clock):
         "20271031-040000",
     ]
     assert all(service._is_run_directory(schedule, Path("/exports/nightly") / name) for name in names)
+
+
+def test_dashboard_admin_and_cli_show_next_run_in_the_schedules_zone_with_its_offset(db, clock):
+    from django.contrib.admin.sites import site
+    from django.template.loader import render_to_string
+
+    # 00:30 UTC on 2027-10-31 is 02:30 CEST, the first pass: NEXT RUN is 02:00 CET, the second.
+    clock.set(at("2027-10-31T00:30"))
+    schedule = create("0 * * * *", BERLIN)
+    row = render_to_string(
+        "dashboard/partials/schedule_row.html", {"schedule": service.get_schedule(schedule.id)}
+    )
+    assert "2027-10-31 02:00 +0100" in row, row
+    assert site._registry[Schedule].next_run(schedule) == "2027-10-31 02:00 +0100 Europe/Berlin"
+    first_pass = render.schedule_time("2027-10-31T02:00:00+02:00")
+    second_pass = render.schedule_time(shown(schedule.id)["next_run_at"])
+    assert (first_pass, second_pass) == ("2027-10-31 02:00+0200", "2027-10-31 02:00+0100")
