@@ -45,7 +45,14 @@ def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+# In the tz database but not places: ``localtime`` is whatever the host says, ``Factory`` a
+# placeholder ("-00"). A schedule's slots must not change with the host it runs on.
+_NOT_PLACES = frozenset({"localtime", "Factory"})
+
+
 def zone(name: str) -> ZoneInfo:
+    if name in _NOT_PLACES:
+        raise InvalidCron(f"time zone {name!r} is not a place: use an IANA name like Europe/Berlin")
     if name not in _known_zones():
         raise InvalidCron(f"unknown time zone {name!r}")
     try:

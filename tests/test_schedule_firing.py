@@ -541,3 +541,24 @@ def test_dashboard_admin_and_cli_show_next_run_in_the_schedules_zone_with_its_of
     first_pass = render.schedule_time("2027-10-31T02:00:00+02:00")
     second_pass = render.schedule_time(shown(schedule.id)["next_run_at"])
     assert (first_pass, second_pass) == ("2027-10-31 02:00+0200", "2027-10-31 02:00+0100")
+
+
+@pytest.mark.parametrize("tz", ["localtime", "Factory"])
+def test_zones_that_are_not_places_are_refused(db, tz):
+    spec = ScheduleSpecSerializer(
+        data={"name": "z", "cron": "0 2 * * *", "timezone": tz, "vm_path": "/dc/vm/a"}
+    )
+    assert not spec.is_valid()
+    assert "is not a place" in str(spec.errors), spec.errors
+
+
+def test_a_grace_beyond_seven_days_is_refused_at_startup():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HYPERSDK_SCHEDULE_GRACE_SECONDS": "99999999999999999999"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "HYPERSDK_SCHEDULE_GRACE_SECONDS must be <= 604800" in result.stderr
