@@ -261,7 +261,8 @@ def schedule_time(iso: str | None) -> str:
     """A schedule's run time as the API gives it: the wall clock of the schedule's own zone."""
     if not iso:
         return "-"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    # With the offset: the two passes of a repeated autumn hour read the same wall time.
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M%z")
 
 
 def cron_text(schedule: dict[str, Any]) -> str:

@@ -319,7 +319,10 @@ HYPERSDK_HEARTBEAT_SECONDS = env_int("HYPERSDK_HEARTBEAT_SECONDS", 10, minimum=1
 # A running job whose heartbeat is older than this is "worker lost" (reaper runs every 30 s).
 # A schedule slot the daemon was down for still runs once (the latest one only) if the tick sees
 # it within this many seconds; older ones are recorded as missed (README: Schedules).
-HYPERSDK_SCHEDULE_GRACE_SECONDS = env_int("HYPERSDK_SCHEDULE_GRACE_SECONDS", 900, minimum=60)
+# At most 7 days: a grace is a late tick, not a backlog (and a huge one overflows timedelta).
+HYPERSDK_SCHEDULE_GRACE_SECONDS = env_int(
+    "HYPERSDK_SCHEDULE_GRACE_SECONDS", 900, minimum=60, maximum=7 * 24 * 3600
+)
 HYPERSDK_WORKER_LOST_SECONDS = env_int("HYPERSDK_WORKER_LOST_SECONDS", 60, minimum=5)
 
 # Webhooks. Receivers on loopback, private, link-local (cloud metadata) or other non-public

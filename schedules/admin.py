@@ -70,7 +70,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "description",
         "timezone",
         "enabled",
-        "last_run_at",
+        "last_run",
         "next_run",
         "run_count",
         "failure_reason",
@@ -79,7 +79,8 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ["name", "id"]
     readonly_fields = [
         "id",
-        "last_run_at",
+        "last_run",
+        "next_run",
         "run_count",
         "last_job",
         "created_at",
@@ -94,8 +95,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         return cron.describe(schedule.cron)
 
     @admin.display(description="next run")
-    def next_run(self, schedule: Schedule):
-        return schedule.next_run_at
+    def next_run(self, schedule: Schedule) -> str:
+        return schedule.in_own_zone(schedule.next_run_at)
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, schedule: Schedule) -> str:
+        return schedule.in_own_zone(schedule.last_run_at)
 
     def save_model(self, request, obj: Schedule, form, change: bool) -> None:
         with transaction.atomic():

@@ -69,8 +69,16 @@ def _import_schedule(index: int, entry: Any, report: ImportReport) -> None:
     if not isinstance(entry, dict):
         report.failed.append(f"schedules[{index}]: not a mapping")
         return
+    name = str(entry.get("name", f"schedules[{index}]"))
+    # Two spellings of one field (``cron:`` and ``schedule:``): which one was meant is unknowable.
+    spellings: dict[str, list[str]] = {}
+    for key in entry:
+        spellings.setdefault(RENAMES.get(key, key), []).append(str(key))
+    clash = next((keys for keys in spellings.values() if len(keys) > 1), None)
+    if clash:
+        report.failed.append(f"schedule {name}: give only one of {' and '.join(sorted(clash))}")
+        return
     data = {RENAMES.get(key, key): value for key, value in entry.items()}
-    name = str(data.get("name", f"schedules[{index}]"))
     if Schedule.objects.filter(name=name).exists():
         report.skipped.append(f"schedule {name}: exists")
         return

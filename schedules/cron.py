@@ -9,8 +9,9 @@ Debian cron's DST behaviour. Both what is shown (NEXT RUN) and what fires (the t
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -44,7 +45,14 @@ def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+# In the tz database but not places: ``localtime`` is whatever the host says, ``Factory`` a
+# placeholder ("-00"). A schedule's slots must not change with the host it runs on.
+_NOT_PLACES = frozenset({"localtime", "Factory"})
+
+
 def zone(name: str) -> ZoneInfo:
+    if name in _NOT_PLACES:
+        raise InvalidCron(f"time zone {name!r} is not a place: use an IANA name like Europe/Berlin")
     if name not in _known_zones():
         raise InvalidCron(f"unknown time zone {name!r}")
     try:
@@ -91,11 +99,78 @@ def _reason(fields: str, start: datetime, error: CronSimError) -> str:
     return str(error)
 
 
+# Longer than any backward shift in the tz database (Troll station: 2 hours).
+_MAX_SHIFT = timedelta(hours=3)
+
+
 def slots(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
-    """The schedule's slots strictly after ``after``, in order, as aware datetimes in its zone."""
-    start = after.astimezone(zone(tz_name))
-    # cronsim works in whole minutes from ``start`` and yields times strictly after it.
-    return CronSim(expand(expression), start)
+    """The schedule's slots strictly after ``after`` (compared in UTC), in order, in its zone.
+
+    One function of (expression, zone, after): the set of slots is fixed and this yields its
+    members later than ``after``, so NEXT RUN, a per-minute tick and a tick that jumps ahead all
+    walk the same sequence. cronsim matches the fields on local wall times (without a zone: its
+    own DST handling ignores ``fold`` and assumes one-hour shifts); :func:`_instants` maps each
+    wall time to instants by Debian cron's rules, for a shift of any size (Lord Howe: 30 min).
+    """
+    tz = zone(tz_name)
+    fields = expand(expression)
+    minute, hour = fields.split(" ")[:2]
+    fixed = not minute.startswith("*") and not hour.startswith("*")
+    after_utc = after.astimezone(UTC)
+    # Walk from early enough that no wall time whose instant is after ``after`` is missed: a
+    # backward shift maps a wall time up to _MAX_SHIFT before ``after``'s to a later instant.
+    walk_start = after_utc.astimezone(tz).replace(tzinfo=None) - _MAX_SHIFT
+    pending: list[datetime] = []  # min-heap of UTC instants found and not yet yielded
+    previous: datetime | None = None
+    for wall in CronSim(fields, walk_start):
+        floor, instants = _instants(wall, tz, fixed)
+        # ``floor`` never decreases along the walk and no later wall time maps before it:
+        # every pending instant before it is final, and they come out in order.
+        while pending and pending[0] < floor:
+            instant = heapq.heappop(pending)
+            if instant > after_utc and instant != previous:
+                previous = instant
+                yield instant.astimezone(tz)
+        for instant in instants:
+            heapq.heappush(pending, instant)
+    while pending:  # cronsim ran out of years
+        instant = heapq.heappop(pending)
+        if instant > after_utc and instant != previous:
+            previous = instant
+            yield instant.astimezone(tz)
+
+
+def _instants(wall: datetime, tz: ZoneInfo, fixed: bool) -> tuple[datetime, list[datetime]]:
+    """(the earliest instant ``wall`` can denote, the UTC instants it fires at).
+
+    Debian cron: a wall time skipped by a forward shift fires once at the end of the gap when
+    minute and hour are fixed (neither starts with ``*``), else not at all; a wall time repeated
+    by a backward shift fires on its first pass when fixed, on both passes otherwise.
+    """
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    first_utc = first.astimezone(UTC)
+    if first.utcoffset() == second.utcoffset():
+        return first_utc, [first_utc]
+    if first_utc.astimezone(tz).replace(tzinfo=None) == wall:  # repeated: it exists twice
+        second_utc = second.astimezone(UTC)
+        return first_utc, [first_utc] if fixed else [first_utc, second_utc]
+    # Skipped: the shift happened between ``wall - new offset`` and ``wall - old offset``.
+    gap_end = _shift_instant(second.astimezone(UTC), first_utc, tz)
+    return gap_end, [gap_end] if fixed else []
+
+
+def _shift_instant(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
+    """The first whole second in ``(low, high]`` already at ``high``'s UTC offset (bisected)."""
+    target = high.astimezone(tz).utcoffset()
+    lo, hi = int(low.timestamp()), int(high.timestamp())
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == target:
+            hi = middle
+        else:
+            lo = middle
+    return datetime.fromtimestamp(hi, UTC)
 
 
 def next_run(expression: str, tz_name: str, after: datetime) -> datetime:

@@ -44,6 +44,15 @@ def check_schedule_name(name: str) -> None:
         )
 
 
+def _pass_marker(local_slot) -> str:
+    """``+0200`` / ``+0100`` (the UTC offset) for a wall time an autumn shift repeats, else ``""``:
+    the two passes of the hour get two run directories, every other name stays as it was."""
+    other = local_slot.replace(fold=1 - local_slot.fold)
+    if other.utcoffset() == local_slot.utcoffset():
+        return ""
+    return f"{local_slot:%z}"
+
+
 def name_slug(name: str) -> str:
     """The name's letters and digits in ASCII, dash-separated, at most 40 characters: e.g.
     ``daily-backup``; ``../../etc/x`` gives ``etc-x`` and a name of emoji gives ``""``."""
@@ -94,14 +103,38 @@ class Schedule(models.Model):
         return bool(self.failure_reason)
 
     def run_directory_name(self, local_slot) -> str:
-        """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters):
+        """``<slug>-<id>-<YYYYmmdd-HHMMSS>`` (``<id>-...`` when the name has no ASCII letters),
+        with the UTC offset appended (``...-020000+0100``) when the wall time is repeated:
         the id keeps two schedules apart, the slug is for people; the name itself never
         reaches the file system. A slot that is not a whole minute (a trigger's: now) adds
         its microseconds, ``-<ffffff>``, as its run is unique: two triggers in one second get
         a directory each. A cron slot's name stays as it always was."""
         stem = "-".join(part for part in (name_slug(self.name), self.id) if part)
         whole_minute = local_slot.second == 0 and local_slot.microsecond == 0
-        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}" + ("" if whole_minute else f"-{local_slot:%f}")
+        trigger = "" if whole_minute else f"-{local_slot:%f}"
+        return f"{stem}-{local_slot:%Y%m%d-%H%M%S}{trigger}{_pass_marker(local_slot)}"
+
+    def local_time(self, moment) -> str:
+        """``2027-10-31 02:55 +0100`` (``-`` for None): a run time as people read it, in the
+        schedule's zone with its offset, so the two passes of a repeated hour differ. (Django's
+        ``|date`` leaves the offset out exactly for those.)"""
+        from zoneinfo import ZoneInfo
+
+        if moment is None:
+            return "-"
+        return f"{moment.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d %H:%M %z}"
+
+    def in_own_zone(self, moment) -> str:
+        """``2027-10-31 02:55 +0100 Europe/Berlin``, ``-`` for None (the admin's run times)."""
+        return "-" if moment is None else f"{self.local_time(moment)} {self.timezone}"
+
+    @property
+    def next_run_local(self) -> str:
+        return self.local_time(self.next_run_at)
+
+    @property
+    def last_run_local(self) -> str:
+        return self.local_time(self.last_run_at)
 
     @property
     def vm_path(self) -> str:

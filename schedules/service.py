@@ -352,9 +352,9 @@ def _holds_another_jobs_output(job: Job) -> bool:
 
 def _is_run_directory(schedule: Schedule, output: Path) -> bool:
     """Named as run_directory names a run of this schedule, a cron slot's or a trigger's (with
-    microseconds), or as earlier versions did, ``<name>-<stamp>``, for a name that was a plain
-    file name."""
-    stamp = r"-[0-9]{8}-[0-9]{6}(?:-[0-9]{6})?"
+    microseconds), with the UTC offset a wall time repeated by an autumn shift gets, or as
+    earlier versions did, ``<name>-<stamp>``, for a name that was a plain file name."""
+    stamp = r"-[0-9]{8}-[0-9]{6}(?:-[0-9]{6})?(?:[+-][0-9]{4})?"
     if re.fullmatch(rf"(?:[a-z0-9-]+-)?{re.escape(schedule.id)}{stamp}", output.name):
         return True
     legacy = "/" not in schedule.name and schedule.name not in (".", "..")

@@ -55,7 +55,7 @@ def test_the_guides_examples_create_schedules(cli_env):
     )
     assert (second.cron, second.job_template["vm_path"]) == ("0 0 * * 0", "/dc/vm/prod/db01")
     assert daily.stdout == (
-        f"created schedule {first.id} (daily-backup): 0 3 * * * — next run {first.next_run_at:%Y-%m-%d} 03:00 UTC\n"
+        f"created schedule {first.id} (daily-backup): 0 3 * * * — next run {first.next_run_at:%Y-%m-%d} 03:00+0000 UTC\n"
     )
 
 

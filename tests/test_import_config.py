@@ -116,3 +116,13 @@ def test_a_webhook_that_cannot_be_imported_is_reported_not_skipped(tmp_path):
     assert code == 1
     assert "error: webhook http://10.1.2.3/hook: url: 10.1.2.3 is a private address" in err
     assert out.strip().splitlines()[-1] == "0 created, 0 skipped, 1 not imported"
+
+
+def test_a_schedule_with_both_cron_and_schedule_is_refused_naming_both(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        'schedules:\n  - name: twice\n    cron: "0 2 * * *"\n    schedule: "0 3 * * *"\n    vm: /dc/vm/a\n'
+    )
+    code, _, err = run(config)
+    assert code == 1 and "schedule twice: give only one of cron and schedule" in err
+    assert not Schedule.objects.filter(name="twice").exists()

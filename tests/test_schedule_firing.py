@@ -8,20 +8,22 @@ seconds, as beat's minute tick would be late) instead of stepping through every 
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
 from django.utils import timezone
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import schedules.models
 from cli import render
 from exports.models import Job
-from schedules import service, tasks
+from schedules import cron, service, tasks
 from schedules.api.serializers import ScheduleSerializer
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import ScheduleSpecSerializer
@@ -145,6 +147,68 @@ def test_lord_howe_half_hour_shift_fires_the_skipped_slot_at_the_end_of_the_gap(
         "03 02:30",
         "04 02:15",
     ]
+
+
+def tick_every_minute(clock: FakeClock, until: datetime) -> None:
+    while clock.now < until:
+        clock.set(clock.now + timedelta(minutes=1))
+        tick()
+
+
+@pytest.mark.parametrize(
+    ("tz", "expression", "created", "expected_next"),
+    [
+        # The second pass of the repeated hour: the first pass's 02:55 / 01:55 / 01:45 is gone.
+        (BERLIN, "55 2 * * *", "2027-10-31T01:02:00", "2027-11-01T02:55:00+01:00"),
+        ("America/New_York", "55 1 * * *", "2027-11-07T06:02:00", "2027-11-08T01:55:00-05:00"),
+        ("Australia/Lord_Howe", "45 1 * * *", "2027-04-03T15:02:00", "2027-04-05T01:45:00+10:30"),
+    ],
+)
+def test_a_schedule_created_in_the_repeated_hour_never_shows_or_fires_a_slot_before_it(
+    db, clock, tz, expression, created, expected_next
+):
+    clock.set(at(created))
+    schedule = create(expression, tz)
+    assert next_run(schedule.id) == datetime.fromisoformat(expected_next)
+    tick_every_minute(clock, at(created) + timedelta(hours=2))
+    assert ScheduleRun.objects.filter(schedule=schedule).count() == 0
+
+
+def test_lord_howe_half_hour_fall_back_fires_every_slot_next_run_shows(db, clock):
+    # Lord Howe moves 02:00 → 01:30 on 2027-04-04; 04:00 is after it, and exists once.
+    clock.set(at("2027-04-03T10:00"))
+    schedule = create("*/10 4 * * *", "Australia/Lord_Howe")
+    assert next_run(schedule.id) == datetime.fromisoformat("2027-04-04T04:00:00+10:30")
+    tick_every_minute(clock, at("2027-04-04T05:00", "Australia/Lord_Howe"))
+    local = ZoneInfo("Australia/Lord_Howe")
+    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(schedule.id)] == [
+        "04:00",
+        "04:10",
+        "04:20",
+        "04:30",
+        "04:40",
+        "04:50",
+    ]
+
+
+def test_lord_howe_half_hour_spring_forward_fires_the_slots_after_the_gap(db, clock):
+    # Lord Howe moves 02:00 → 02:30 on 2027-10-03: 03:00 exists; */10 in the gap does not fire.
+    clock.set(at("2027-10-02T10:00"))
+    three = create("*/10 3 * * *", "Australia/Lord_Howe", name="three")
+    two = create("*/10 2 * * *", "Australia/Lord_Howe", name="two")
+    assert next_run(three.id) == datetime.fromisoformat("2027-10-03T03:00:00+11:00")
+    assert next_run(two.id) == datetime.fromisoformat("2027-10-03T02:30:00+11:00")
+    tick_every_minute(clock, at("2027-10-03T04:00", "Australia/Lord_Howe"))
+    local = ZoneInfo("Australia/Lord_Howe")
+    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(three.id)] == [
+        "03:00",
+        "03:10",
+        "03:20",
+        "03:30",
+        "03:40",
+        "03:50",
+    ]
+    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(two.id)] == ["02:30", "02:40", "02:50"]
 
 
 @pytest.mark.parametrize(
@@ -342,6 +406,13 @@ STARTS = st.datetimes(
 @example(expression="30 2 * * 0", tz="Europe/Berlin", start=datetime(2026, 1, 1, tzinfo=UTC), late=0)
 @example(expression="15 2 * * 7", tz="Australia/Lord_Howe", start=datetime(2026, 9, 1, tzinfo=UTC), late=3)
 @example(expression="30 1 * * *", tz="America/New_York", start=datetime(2026, 10, 1, tzinfo=UTC), late=55)
+@example(expression="55 2 * * *", tz="Europe/Berlin", start=datetime(2027, 10, 31, 1, 2, tzinfo=UTC), late=0)
+@example(
+    expression="55 1 * * *", tz="America/New_York", start=datetime(2027, 11, 7, 6, 2, tzinfo=UTC), late=0
+)
+@example(
+    expression="45 1 * * *", tz="Australia/Lord_Howe", start=datetime(2027, 4, 3, 15, 2, tzinfo=UTC), late=0
+)
 def test_for_400_days_the_tick_fires_exactly_the_slots_next_run_showed(
     db, monkeypatch, expression, tz, start, late
 ):
@@ -360,3 +431,134 @@ def test_for_400_days_the_tick_fires_exactly_the_slots_next_run_showed(
     promised = follow_next_run(clock, schedule.id, start + timedelta(days=400), late=late)
     assert fired(schedule.id) == promised
     assert ScheduleRun.objects.filter(schedule=schedule).exclude(outcome__in=FIRED).count() == 0
+
+
+# Around every DST change of the zones above in 2027, as UTC instants.
+TRANSITIONS = [
+    datetime(2027, 3, 28, 1, tzinfo=UTC),  # Berlin forward
+    datetime(2027, 10, 31, 1, tzinfo=UTC),  # Berlin back
+    datetime(2027, 3, 14, 7, tzinfo=UTC),  # New York forward
+    datetime(2027, 11, 7, 6, tzinfo=UTC),  # New York back
+    datetime(2027, 4, 3, 15, tzinfo=UTC),  # Lord Howe back (30 min)
+    datetime(2027, 10, 2, 15, 30, tzinfo=UTC),  # Lord Howe forward (30 min)
+]
+# Dense expressions, so the changed hours hold slots; fixed and wildcard hours both.
+NEAR_DST_EXPRESSIONS = st.one_of(
+    st.tuples(MINUTE, HOUR, st.just("*"), st.just("*"), st.just("*")).map(" ".join),
+    st.sampled_from(["*/10 * * * *", "0,30 * * * *", "*/7 1-3 * * *", "45 1 * * *", "30 2 * * *"]),
+)
+
+
+@settings(
+    max_examples=25,
+    phases=[Phase.explicit, Phase.generate],
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    expression=NEAR_DST_EXPRESSIONS,
+    tz=st.sampled_from(ZONES),
+    transition=st.sampled_from(TRANSITIONS),
+    offset=st.integers(-6 * 60, 2 * 60),
+    steps=st.lists(st.integers(1, 90), min_size=40, max_size=80),
+)
+@example(
+    expression="*/10 4 * * *",
+    tz="Australia/Lord_Howe",
+    transition=TRANSITIONS[4],
+    offset=-5 * 60,
+    steps=[1] * 40 + [90] * 10,
+)
+@example(
+    expression="*/10 3 * * *",
+    tz="Australia/Lord_Howe",
+    transition=TRANSITIONS[5],
+    offset=-5 * 60,
+    steps=[7] * 80,
+)
+@example(expression="55 2 * * *", tz=BERLIN, transition=TRANSITIONS[1], offset=2, steps=[1] * 60)
+def test_at_any_tick_cadence_the_slots_recorded_are_the_next_run_sequence(
+    db, monkeypatch, expression, tz, transition, offset, steps
+):
+    """Ticks every 1 to 90 minutes, as a busy or restarted beat would, across a DST change: every
+    slot the NEXT RUN chain shows gets exactly one run (started, skipped or missed), no other."""
+    Schedule.objects.all().delete()
+    start = transition + timedelta(minutes=offset, seconds=17)
+    clock = FakeClock(monkeypatch, start)
+    spec = ScheduleSpecSerializer(
+        data={"name": "c", "cron": expression, "timezone": tz, "vm_path": "/dc/vm/prod/web01"}
+    )
+    assert spec.is_valid(), spec.errors
+    schedule = service.create_schedule(spec.validated_data)
+    chain = []
+    for step in steps:
+        shown_next = next_run(schedule.id)
+        assert shown_next > clock.now, "NEXT RUN is never in the past"
+        clock.set(clock.now + timedelta(minutes=step))
+        tick()
+        while shown_next <= clock.now:
+            chain.append(shown_next.astimezone(UTC))
+            shown_next = cron.next_run(expression, tz, shown_next)
+    recorded = list(
+        ScheduleRun.objects.filter(schedule=schedule).order_by("slot").values_list("slot", flat=True)
+    )
+    assert recorded == chain
+
+
+def test_the_two_passes_of_a_repeated_hour_get_two_run_directories(db, clock):
+    clock.set(at("2027-10-30T22:00"))
+    schedule = create("0 * * * *", BERLIN, output_path="/exports/nightly")
+    follow_next_run(clock, schedule.id, at("2027-10-31T03:00"))
+    slots = fired(schedule.id)
+    names = [os.path.basename(service.run_directory(schedule, slot)) for slot in slots]
+    assert len(set(names)) == len(names)
+    stamps = [name.removeprefix(f"s-{schedule.id}-") for name in names]
+    # Ordinary wall times keep their names; only 02:00 (CEST, then CET) carries the offset.
+    assert stamps == [
+        "20271031-010000",
+        "20271031-020000+0200",
+        "20271031-020000+0100",
+        "20271031-030000",
+        "20271031-040000",
+    ]
+    assert all(service._is_run_directory(schedule, Path("/exports/nightly") / name) for name in names)
+
+
+def test_dashboard_admin_and_cli_show_next_run_in_the_schedules_zone_with_its_offset(db, clock):
+    from django.contrib.admin.sites import site
+    from django.template.loader import render_to_string
+
+    # 00:30 UTC on 2027-10-31 is 02:30 CEST, the first pass: NEXT RUN is 02:00 CET, the second.
+    clock.set(at("2027-10-31T00:30"))
+    schedule = create("0 * * * *", BERLIN)
+    row = render_to_string(
+        "dashboard/partials/schedule_row.html", {"schedule": service.get_schedule(schedule.id)}
+    )
+    assert "2027-10-31 02:00 +0100" in row, row
+    assert site._registry[Schedule].next_run(schedule) == "2027-10-31 02:00 +0100 Europe/Berlin"
+    first_pass = render.schedule_time("2027-10-31T02:00:00+02:00")
+    second_pass = render.schedule_time(shown(schedule.id)["next_run_at"])
+    assert (first_pass, second_pass) == ("2027-10-31 02:00+0200", "2027-10-31 02:00+0100")
+
+
+@pytest.mark.parametrize("tz", ["localtime", "Factory"])
+def test_zones_that_are_not_places_are_refused(db, tz):
+    spec = ScheduleSpecSerializer(
+        data={"name": "z", "cron": "0 2 * * *", "timezone": tz, "vm_path": "/dc/vm/a"}
+    )
+    assert not spec.is_valid()
+    assert "is not a place" in str(spec.errors), spec.errors
+
+
+def test_a_grace_beyond_seven_days_is_refused_at_startup():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HYPERSDK_SCHEDULE_GRACE_SECONDS": "99999999999999999999"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "HYPERSDK_SCHEDULE_GRACE_SECONDS must be <= 604800" in result.stderr
