@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from exports import converters
-from hypersdk import embedded_redis, private_files
+from exports.start_checks import run_start_checks
+from hypersdk import embedded_redis
 from hypersdk.env import ConfigError, env_int
 from hypersdk.supervisor import HypervisordConfig, Supervisor, hypervisord_children, parse_listen
 from webhooks import conf as webhook_conf
@@ -31,19 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-beat", action="store_true", help="run no Celery beat (run one per cluster)")
 
     def handle(self, *args, **options):
-        try:
-            checked = private_files.secure_configured_data_dir()
-        except private_files.InsecurePermissions as exc:
-            raise CommandError(str(exc)) from None
-        try:
-            # A converter others could replace would run as this user: refuse before starting.
-            converters.check_converters_at_start()
-        except converters.ConverterUnsafe as exc:
-            raise CommandError(str(exc)) from None
-        for line in checked.tightened:
-            self.stdout.write(line)
-        for line in checked.warnings:
-            self.stderr.write(f"warning: {line}")
+        run_start_checks(self)
         try:
             host, port = parse_listen(options["listen"] or settings.HYPERSDK_LISTEN)
             concurrency = env_int(

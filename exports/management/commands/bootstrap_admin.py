@@ -9,8 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from api_tokens.service import issue_token
-from exports import converters
-from hypersdk import private_files
+from exports.start_checks import run_start_checks
 from hypersdk.env import env_str
 
 ADMIN_USERNAME = "admin"
@@ -24,19 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         # The database about to hold the admin's credentials must not be readable by others.
-        try:
-            checked = private_files.secure_configured_data_dir()
-        except private_files.InsecurePermissions as exc:
-            raise CommandError(str(exc)) from None
-        try:
-            # A converter others could replace would run as this user: refuse before starting.
-            converters.check_converters_at_start()
-        except converters.ConverterUnsafe as exc:
-            raise CommandError(str(exc)) from None
-        for line in checked.tightened:
-            self.stdout.write(line)
-        for line in checked.warnings:
-            self.stderr.write(f"warning: {line}")
+        run_start_checks(self)
         users = get_user_model()
         existing = users.objects.filter(is_superuser=True).order_by("pk").first()
         if existing is not None:
