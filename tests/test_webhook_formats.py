@@ -256,6 +256,69 @@ def test_an_unparsable_retry_after_falls_back_to_the_schedule_and_is_logged_once
     assert len(warnings) == 2 and "in a little while" in warnings[0]
 
 
+def test_a_retry_after_of_thousands_of_digits_falls_back_to_the_schedule(caplog):
+    """int() of more than 4,300 digits raises ValueError: such a value is unreadable, logged once."""
+    delivery._unreadable_logged.clear()
+    with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
+        assert delivery.parse_retry_after("1" * 4400, NOW) is None
+        assert delivery.parse_retry_after("1" * 4400, NOW) is None
+    assert len([r for r in caplog.records if "Retry-After" in r.getMessage()]) == 1
+    assert delivery.parse_retry_after("9" * 12, NOW) == delivery.MAX_RETRY_AFTER
+
+
+def test_one_delivery_failing_inside_the_drainer_does_not_stop_the_others(
+    slack, monkeypatch, redis_url, webhook_settings
+):
+    """A fault of ours while sending one delivery is that delivery's failed attempt (retried on
+    the schedule); the rest of the batch is still sent and the drainer's slot is handed back."""
+    from tests.webhook_receiver import Receiver
+
+    webhook_settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = [600]  # not due again within this drain
+    webhook_settings.HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = 10
+    bad = Receiver().start()
+    try:
+        hostile, _ = service.add_webhook(bad.url, ["job.failed"])
+        service.add_webhook(slack.url, ["job.failed"], format="slack")
+        bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
+        original = delivery.retry_after_of
+
+        def broken(status_code, headers, text):  # any unexpected fault, not only the one fixed
+            if status_code == 503:
+                raise RuntimeError("boom")
+            return original(status_code, headers, text)
+
+        monkeypatch.setattr(delivery, "retry_after_of", broken)
+        for _ in range(3):
+            events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+        delivery._redis().set(delivery._slot_key(0), "1")
+        assert delivery.drain(0) == 6
+        assert not delivery._redis().exists(delivery._slot_key(0))
+        assert len(slack.accepted) == 3
+        for row in WebhookDelivery.objects.filter(webhook=hostile):
+            assert row.attempts == 1 and row.error == "internal error: RuntimeError"
+            assert row.status == "pending" and row.next_attempt_at is not None
+    finally:
+        bad.stop()
+
+
+def test_a_retry_after_of_thousands_of_digits_does_not_stop_the_drain(slack, webhook_settings):
+    from tests.webhook_receiver import Receiver
+
+    webhook_settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = [600]  # not due again within this drain
+    bad = Receiver().start()
+    try:
+        hostile, _ = service.add_webhook(bad.url, ["job.failed"])
+        service.add_webhook(slack.url, ["job.failed"], format="slack")
+        bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
+        events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+        assert delivery.drain(-1) == 2
+        row = WebhookDelivery.objects.get(webhook=hostile)
+        assert (row.status, row.attempts, row.status_code) == ("pending", 1, 503)
+        assert len(slack.accepted) == 1
+    finally:
+        bad.stop()
+
+
 @pytest.mark.parametrize(
     "form",
     ["%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"],
