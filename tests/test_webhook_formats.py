@@ -21,6 +21,7 @@ from tests.chat_receivers import (
     SLACK_ARCHIVED,
     SLACK_DEAD,
     SLACK_PATH,
+    TEAMS_PATH,
     discord_receiver,
     slack_receiver,
     teams_receiver,
@@ -475,6 +476,27 @@ def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error
             assert secret not in row.error and secret not in row.response_excerpt
     assert third.error == "HTTP 403: invalid_token …"
     assert secret not in caplog.text
+
+
+def test_a_teams_sig_echoed_by_the_receiver_is_never_stored_or_shown(client):  # noqa: F811
+    """Power Automate's secret is a query value (``sig=``): a receiver echoing it in its error
+    must not put it in the delivery's error or excerpt, which viewers see."""
+    from tests.webhook_receiver import Receiver
+
+    receiver = Receiver().start()
+    try:
+        secret = "SIGSECRETvalue123"
+        url = receiver.url_for(path=f"{TEAMS_PATH}?api-version=1&sp=%2Ftriggers&sig={secret}")
+        service.add_webhook(url, ["job.failed"], format="teams")
+        receiver.reply(Reply(401, body=f"bad sig={secret} for {url}".encode()))
+        result = service.test_webhook(0)
+        assert not result.ok and secret not in result.error and "***" in result.error
+        shown = client.get("/webhooks/0/deliveries").content.decode()
+        assert "HTTP 401" in shown and secret not in shown
+        for row in WebhookDelivery.objects.all():
+            assert secret not in row.error and secret not in row.response_excerpt
+    finally:
+        receiver.stop()
 
 
 def test_discord_urls_are_masked_after_the_webhook_id():

@@ -158,16 +158,16 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
         **(signing.signed_headers(secret, message_id, timestamp, body) if webhook.signed else {}),
     }
     attempt = _post(target_url, body, headers)
-    # An error text (a redirect's Location, a library's message) must not show the URL's secrets.
-    urls, parts = [target_url, webhook.target_url], []
+    # An error text (a redirect's Location, a library's message) or a receiver's answer echoing
+    # what it got (Teams' "bad sig=...") must not show any secret of the URL or the headers.
     public = formats.PUBLIC_PATH_SEGMENTS.get(webhook.format)
-    if public is not None:  # a chat URL: its path, and each secret segment of it alone
-        path = urlsplit(target_url).path
-        urls.append(path)
-        parts = [part for part in path.strip("/").split("/")[public:] if len(part) >= 4]
+    if public is None:  # stored as a chat URL (its host says so): its path is as secret
+        public = formats.PUBLIC_PATH_SEGMENTS.get(formats.infer(webhook.target_url))
 
     def clean(text: str) -> str:
-        return redaction.scrub(redaction.scrub(text, urls, webhook.url), parts, redaction.ELLIPSIS)
+        for url in (webhook.target_url, target_url):
+            text = redaction.scrub_url_secrets(text, url, webhook.url, public, webhook.target_headers)
+        return text
 
     return replace(attempt, error=clean(attempt.error), response_excerpt=clean(attempt.response_excerpt))
 
