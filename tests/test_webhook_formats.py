@@ -528,6 +528,19 @@ def test_the_admin_sets_or_infers_the_format_and_shows_chat_urls_masked(admin_cl
     assert service.test_webhook(explicit.id).ok
 
 
+def test_changing_the_format_in_the_admin_keeps_a_masked_url_masked(admin_client, slack):
+    from tests.test_webhooks import NO_INLINES
+
+    webhook, _ = service.add_webhook(slack.url, ["job.failed"], format="slack")
+    form = {"events": '["job.failed"]', "enabled": "on", "format": "standard", **NO_INLINES}
+    answer = admin_client.post(f"/admin/webhooks/webhook/{webhook.id}/change/", form)
+    assert answer.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.format == "standard" and "XXXXXXXX" not in webhook.url
+    assert "XXXXXXXX" not in admin_client.get("/admin/webhooks/webhook/").content.decode()
+    assert "XXXXXXXX" not in json.dumps(service.list_webhooks()[0].url)
+
+
 def test_the_dashboard_lists_the_format_and_the_masked_chat_url(admin_client, slack):
     service.add_webhook(slack.url, format="slack")
     page = admin_client.get("/ui/webhooks/").content.decode()

@@ -163,6 +163,9 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
     public = formats.PUBLIC_PATH_SEGMENTS.get(webhook.format)
     if public is None:  # stored as a chat URL (its host says so): its path is as secret
         public = formats.PUBLIC_PATH_SEGMENTS.get(formats.infer(webhook.target_url))
+    shown_path = urlsplit(webhook.url).path
+    if public is None and shown_path.endswith("/" + redaction.ELLIPSIS):  # masked once, stays masked
+        public = len(shown_path.strip("/").split("/")) - 1
 
     def clean(text: str) -> str:
         for url in (webhook.target_url, target_url):
