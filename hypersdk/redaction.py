@@ -40,11 +40,22 @@ def mask_url(url: str, public_segments: int | None = None) -> str:
     if query:
         query = urlencode([(name, MASK) for name, _ in parse_qsl(query, keep_blank_values=True)], safe="*")
     path = parts.path
-    if public_segments is not None:
-        segments = path.strip("/").split("/")
-        if len(segments) > public_segments or not path.strip("/"):
-            path = "/" + "/".join([*segments[:public_segments], ELLIPSIS])
+    segments = unquote(path).strip("/").split("/") if path.strip("/") else []
+    shown = len(segments) if public_segments is None else min(public_segments, len(segments))
+    # Whatever the format, a path segment that looks like a token hides itself and all after it.
+    shown = next((i for i, segment in enumerate(segments[:shown]) if looks_like_token(segment)), shown)
+    if shown < len(segments) or (public_segments is not None and not segments):
+        path = "/" + "/".join([*(quote(s) for s in segments[:shown]), ELLIPSIS])
     return urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def looks_like_token(segment: str) -> bool:
+    """A URL path segment that is likely a secret: 16+ characters mixing letters and digits
+    (Slack's, Discord's tokens), or 32+ characters of anything. Short words, numeric ids (a
+    Discord webhook id) and version numbers are not."""
+    if len(segment) >= 32:
+        return True
+    return len(segment) >= 16 and any(c.isalpha() for c in segment) and any(c.isdigit() for c in segment)
 
 
 def scrub(text: str, secrets: list[str], shown: str) -> str:

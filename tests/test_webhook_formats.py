@@ -505,6 +505,45 @@ def test_discord_urls_are_masked_after_the_webhook_id():
     assert webhook.url == "https://discord.com/api/webhooks/123456789012345678/…"
 
 
+@pytest.mark.parametrize(
+    ("url", "fmt", "shown"),
+    [
+        (
+            "https://hooks.slack.com./services/T0/B0/SECRET9",
+            "slack",
+            "https://hooks.slack.com./services/T0/…",
+        ),
+        ("https://HOOKS.slack.com/services/T0/B0/SECRET9", "slack", "https://HOOKS.slack.com/services/T0/…"),
+        (
+            "https://discord.com./api/webhooks/123/SECRET9",
+            "discord",
+            "https://discord.com./api/webhooks/123/…",
+        ),
+        (
+            "https://discord.com/webhooks/123/SECRETtoken12345678",
+            "discord",
+            "https://discord.com/webhooks/123/…",
+        ),
+        (
+            "https://hooks.slack.com/services%2FT0%2FB0%2FSECRET9",
+            "slack",
+            "https://hooks.slack.com/services/T0/…",
+        ),
+        (
+            "https://outlook.office365.com/webhook/SECRET9/x",
+            "teams",
+            "https://outlook.office365.com/webhook/…",
+        ),
+        ("https://example.com/hooks/SECRETtoken12345678/x", "standard", "https://example.com/hooks/…"),
+        ("https://example.com/v1/events/42", "standard", "https://example.com/v1/events/42"),
+    ],
+)
+def test_chat_hosts_are_normalised_and_token_like_path_segments_are_masked(url, fmt, shown):
+    webhook, _ = service.add_webhook(url)
+    assert (webhook.format, webhook.url) == (fmt, shown)
+    assert "SECRET" not in webhook.url
+
+
 # ---- admin and dashboard --------------------------------------------------------------------
 
 
