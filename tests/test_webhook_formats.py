@@ -182,6 +182,14 @@ def test_the_standard_envelope_is_what_slack_refuses_with_no_text(slack):
     assert (result.ok, result.status_code, result.error) == (False, 400, "HTTP 400: no_text")
 
 
+def test_slack_sections_are_verbatim_so_a_vm_name_cannot_mention_here():
+    """Without ``verbatim: true`` Slack auto-parses "@here"/"@channel" in mrkdwn text."""
+    job = finished_job(status="failed", error="@here @channel disk gone", vm_path="/dc/vm/@everyone")
+    message = formats.render("slack", "job.failed", jobs._event_data(job))
+    for block in message["blocks"]:
+        assert block["text"]["verbatim"] is True
+
+
 def test_slack_body_has_text_and_blocks_and_escapes_control_characters(slack):
     webhook, _ = service.add_webhook(slack.url, format="slack")
     events.emit(

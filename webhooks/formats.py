@@ -233,7 +233,9 @@ def slack(event: str, data: dict[str, Any]) -> dict[str, Any]:
     text = truncate("\n".join(lines), SLACK_SECTION)
     return {
         "text": truncate(_slack_escape(head), SLACK_SECTION),
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        # verbatim: Slack must not turn "@here", "@channel" or a bare URL in a VM name or an
+        # error into a mention or a link; only our own escaped <link|label> renders.
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}],
     }
 
 
