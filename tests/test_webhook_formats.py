@@ -21,6 +21,7 @@ from tests.chat_receivers import (
     SLACK_ARCHIVED,
     SLACK_DEAD,
     SLACK_PATH,
+    TEAMS_PATH,
     discord_receiver,
     slack_receiver,
     teams_receiver,
@@ -181,6 +182,14 @@ def test_the_standard_envelope_is_what_slack_refuses_with_no_text(slack):
     assert (result.ok, result.status_code, result.error) == (False, 400, "HTTP 400: no_text")
 
 
+def test_slack_sections_are_verbatim_so_a_vm_name_cannot_mention_here():
+    """Without ``verbatim: true`` Slack auto-parses "@here"/"@channel" in mrkdwn text."""
+    job = finished_job(status="failed", error="@here @channel disk gone", vm_path="/dc/vm/@everyone")
+    message = formats.render("slack", "job.failed", jobs._event_data(job))
+    for block in message["blocks"]:
+        assert block["text"]["verbatim"] is True
+
+
 def test_slack_body_has_text_and_blocks_and_escapes_control_characters(slack):
     webhook, _ = service.add_webhook(slack.url, format="slack")
     events.emit(
@@ -254,6 +263,69 @@ def test_an_unparsable_retry_after_falls_back_to_the_schedule_and_is_logged_once
         assert delivery.parse_retry_after("-5", NOW) is None
     warnings = [r.getMessage() for r in caplog.records if "Retry-After" in r.getMessage()]
     assert len(warnings) == 2 and "in a little while" in warnings[0]
+
+
+def test_a_retry_after_of_thousands_of_digits_falls_back_to_the_schedule(caplog):
+    """int() of more than 4,300 digits raises ValueError: such a value is unreadable, logged once."""
+    delivery._unreadable_logged.clear()
+    with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
+        assert delivery.parse_retry_after("1" * 4400, NOW) is None
+        assert delivery.parse_retry_after("1" * 4400, NOW) is None
+    assert len([r for r in caplog.records if "Retry-After" in r.getMessage()]) == 1
+    assert delivery.parse_retry_after("9" * 12, NOW) == delivery.MAX_RETRY_AFTER
+
+
+def test_one_delivery_failing_inside_the_drainer_does_not_stop_the_others(
+    slack, monkeypatch, redis_url, webhook_settings
+):
+    """A fault of ours while sending one delivery is that delivery's failed attempt (retried on
+    the schedule); the rest of the batch is still sent and the drainer's slot is handed back."""
+    from tests.webhook_receiver import Receiver
+
+    webhook_settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = [600]  # not due again within this drain
+    webhook_settings.HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = 10
+    bad = Receiver().start()
+    try:
+        hostile, _ = service.add_webhook(bad.url, ["job.failed"])
+        service.add_webhook(slack.url, ["job.failed"], format="slack")
+        bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
+        original = delivery.retry_after_of
+
+        def broken(status_code, headers, text):  # any unexpected fault, not only the one fixed
+            if status_code == 503:
+                raise RuntimeError("boom")
+            return original(status_code, headers, text)
+
+        monkeypatch.setattr(delivery, "retry_after_of", broken)
+        for _ in range(3):
+            events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+        delivery._redis().set(delivery._slot_key(0), "1")
+        assert delivery.drain(0) == 6
+        assert not delivery._redis().exists(delivery._slot_key(0))
+        assert len(slack.accepted) == 3
+        for row in WebhookDelivery.objects.filter(webhook=hostile):
+            assert row.attempts == 1 and row.error == "internal error: RuntimeError"
+            assert row.status == "pending" and row.next_attempt_at is not None
+    finally:
+        bad.stop()
+
+
+def test_a_retry_after_of_thousands_of_digits_does_not_stop_the_drain(slack, webhook_settings):
+    from tests.webhook_receiver import Receiver
+
+    webhook_settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = [600]  # not due again within this drain
+    bad = Receiver().start()
+    try:
+        hostile, _ = service.add_webhook(bad.url, ["job.failed"])
+        service.add_webhook(slack.url, ["job.failed"], format="slack")
+        bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
+        events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+        assert delivery.drain(-1) == 2
+        row = WebhookDelivery.objects.get(webhook=hostile)
+        assert (row.status, row.attempts, row.status_code) == ("pending", 1, 503)
+        assert len(slack.accepted) == 1
+    finally:
+        bad.stop()
 
 
 @pytest.mark.parametrize(
@@ -414,10 +486,70 @@ def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error
     assert secret not in caplog.text
 
 
+def test_a_teams_sig_echoed_by_the_receiver_is_never_stored_or_shown(client):  # noqa: F811
+    """Power Automate's secret is a query value (``sig=``): a receiver echoing it in its error
+    must not put it in the delivery's error or excerpt, which viewers see."""
+    from tests.webhook_receiver import Receiver
+
+    receiver = Receiver().start()
+    try:
+        secret = "SIGSECRETvalue123"
+        url = receiver.url_for(path=f"{TEAMS_PATH}?api-version=1&sp=%2Ftriggers&sig={secret}")
+        service.add_webhook(url, ["job.failed"], format="teams")
+        receiver.reply(Reply(401, body=f"bad sig={secret} for {url}".encode()))
+        result = service.test_webhook(0)
+        assert not result.ok and secret not in result.error and "***" in result.error
+        shown = client.get("/webhooks/0/deliveries").content.decode()
+        assert "HTTP 401" in shown and secret not in shown
+        for row in WebhookDelivery.objects.all():
+            assert secret not in row.error and secret not in row.response_excerpt
+    finally:
+        receiver.stop()
+
+
 def test_discord_urls_are_masked_after_the_webhook_id():
     webhook, _ = service.add_webhook(f"https://discord.com{DISCORD_PATH}")
     assert webhook.format == "discord"
     assert webhook.url == "https://discord.com/api/webhooks/123456789012345678/…"
+
+
+@pytest.mark.parametrize(
+    ("url", "fmt", "shown"),
+    [
+        (
+            "https://hooks.slack.com./services/T0/B0/SECRET9",
+            "slack",
+            "https://hooks.slack.com./services/T0/…",
+        ),
+        ("https://HOOKS.slack.com/services/T0/B0/SECRET9", "slack", "https://HOOKS.slack.com/services/T0/…"),
+        (
+            "https://discord.com./api/webhooks/123/SECRET9",
+            "discord",
+            "https://discord.com./api/webhooks/123/…",
+        ),
+        (
+            "https://discord.com/webhooks/123/SECRETtoken12345678",
+            "discord",
+            "https://discord.com/webhooks/123/…",
+        ),
+        (
+            "https://hooks.slack.com/services%2FT0%2FB0%2FSECRET9",
+            "slack",
+            "https://hooks.slack.com/services/T0/…",
+        ),
+        (
+            "https://outlook.office365.com/webhook/SECRET9/x",
+            "teams",
+            "https://outlook.office365.com/webhook/…",
+        ),
+        ("https://example.com/hooks/SECRETtoken12345678/x", "standard", "https://example.com/hooks/…"),
+        ("https://example.com/v1/events/42", "standard", "https://example.com/v1/events/42"),
+    ],
+)
+def test_chat_hosts_are_normalised_and_token_like_path_segments_are_masked(url, fmt, shown):
+    webhook, _ = service.add_webhook(url)
+    assert (webhook.format, webhook.url) == (fmt, shown)
+    assert "SECRET" not in webhook.url
 
 
 # ---- admin and dashboard --------------------------------------------------------------------
@@ -441,6 +573,19 @@ def test_the_admin_sets_or_infers_the_format_and_shows_chat_urls_masked(admin_cl
     assert "XXXXXXXX" not in listing and "SECRET1" not in listing
     assert "https://hooks.slack.com/services/T1/…" in listing
     assert service.test_webhook(explicit.id).ok
+
+
+def test_changing_the_format_in_the_admin_keeps_a_masked_url_masked(admin_client, slack):
+    from tests.test_webhooks import NO_INLINES
+
+    webhook, _ = service.add_webhook(slack.url, ["job.failed"], format="slack")
+    form = {"events": '["job.failed"]', "enabled": "on", "format": "standard", **NO_INLINES}
+    answer = admin_client.post(f"/admin/webhooks/webhook/{webhook.id}/change/", form)
+    assert answer.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.format == "standard" and "XXXXXXXX" not in webhook.url
+    assert "XXXXXXXX" not in admin_client.get("/admin/webhooks/webhook/").content.decode()
+    assert "XXXXXXXX" not in json.dumps(service.list_webhooks()[0].url)
 
 
 def test_the_dashboard_lists_the_format_and_the_masked_chat_url(admin_client, slack):

@@ -116,7 +116,10 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         if change:
-            obj.url = mask_target(obj.target_url, obj.format)  # the format decides what is masked
+            # The format decides what is masked, but a URL once masked stays masked: a format
+            # edit (slack -> standard) must not uncover the secret path.
+            before = Webhook.objects.filter(pk=obj.pk).values_list("format", flat=True).first() or ""
+            obj.url = mask_target(obj.target_url, obj.format, before)
             super().save_model(request, obj, form, change)
             return
         obj.set_target(form.cleaned_data["url"], form.cleaned_data["headers"])

@@ -158,16 +158,19 @@ def send(webhook: Webhook, message_id: str, body: bytes) -> Attempt:
         **(signing.signed_headers(secret, message_id, timestamp, body) if webhook.signed else {}),
     }
     attempt = _post(target_url, body, headers)
-    # An error text (a redirect's Location, a library's message) must not show the URL's secrets.
-    urls, parts = [target_url, webhook.target_url], []
+    # An error text (a redirect's Location, a library's message) or a receiver's answer echoing
+    # what it got (Teams' "bad sig=...") must not show any secret of the URL or the headers.
     public = formats.PUBLIC_PATH_SEGMENTS.get(webhook.format)
-    if public is not None:  # a chat URL: its path, and each secret segment of it alone
-        path = urlsplit(target_url).path
-        urls.append(path)
-        parts = [part for part in path.strip("/").split("/")[public:] if len(part) >= 4]
+    if public is None:  # stored as a chat URL (its host says so): its path is as secret
+        public = formats.PUBLIC_PATH_SEGMENTS.get(formats.infer(webhook.target_url))
+    shown_path = urlsplit(webhook.url).path
+    if public is None and shown_path.endswith("/" + redaction.ELLIPSIS):  # masked once, stays masked
+        public = len(shown_path.strip("/").split("/")) - 1
 
     def clean(text: str) -> str:
-        return redaction.scrub(redaction.scrub(text, urls, webhook.url), parts, redaction.ELLIPSIS)
+        for url in (webhook.target_url, target_url):
+            text = redaction.scrub_url_secrets(text, url, webhook.url, public, webhook.target_headers)
+        return text
 
     return replace(attempt, error=clean(attempt.error), response_excerpt=clean(attempt.response_excerpt))
 
@@ -217,7 +220,7 @@ def deliver(delivery_id: str) -> str | None:
     ).update(next_attempt_at=_lease(now, 1))
     if not claimed:
         return None
-    return attempt_claimed(WebhookDelivery.objects.select_related("webhook").get(id=delivery_id))
+    return attempt_guarded(WebhookDelivery.objects.select_related("webhook").get(id=delivery_id))
 
 
 def attempt_claimed(delivery: WebhookDelivery) -> str:
@@ -234,6 +237,22 @@ def attempt_claimed(delivery: WebhookDelivery) -> str:
     status = record(delivery, attempt)
     delivery_attempted.send(sender=WebhookDelivery, status=status)
     return status
+
+
+def attempt_guarded(delivery: WebhookDelivery) -> str:
+    """``attempt_claimed`` for a drainer: a fault of ours in one delivery (a receiver's hostile
+    header, a bug) is recorded as that delivery's failed attempt, so it is retried on the schedule
+    instead of staying claimed, and the rest of the batch (and the drainer's slot) goes on."""
+    try:
+        return attempt_claimed(delivery)
+    except Exception as exc:  # noqa: BLE001 - one delivery must never stop the others
+        logger.exception("webhook delivery %s: internal error while sending", delivery.id)
+        fault = Attempt(status_code=None, duration_ms=0, error=f"internal error: {type(exc).__name__}")
+        try:
+            return record(WebhookDelivery.objects.select_related("webhook").get(id=delivery.id), fault)
+        except Exception:  # noqa: BLE001 - e.g. the row was deleted meanwhile; the sweep retries
+            logger.exception("webhook delivery %s: could not record the internal error", delivery.id)
+            return WebhookDelivery.Status.PENDING
 
 
 def job_has_ended(job_id: str) -> bool:
@@ -271,13 +290,18 @@ def drain(slot: int, *, overdue: timedelta = timedelta(0), budget: float = DRAIN
     """
     started, sent = time.monotonic(), 0
     while True:
-        while time.monotonic() - started < budget:
-            batch = claim_due(DRAIN_BATCH, overdue=overdue)
-            if not batch:
-                break
-            for delivery in batch:
-                attempt_claimed(delivery)
-                sent += 1
+        try:
+            while time.monotonic() - started < budget:
+                batch = claim_due(DRAIN_BATCH, overdue=overdue)
+                if not batch:
+                    break
+                for delivery in batch:
+                    attempt_guarded(delivery)
+                    sent += 1
+        except Exception:
+            if slot >= 0:  # e.g. the database went away: free the slot so the next kick starts a drainer
+                _redis().delete(_slot_key(slot))
+            raise
         if slot < 0:  # the sweep: no slot to hand back
             return sent
         _redis().delete(_slot_key(slot))
@@ -433,6 +457,9 @@ HTTP_DATE_FORMATS = (
     "%a %b %d %H:%M:%S %Y",  # asctime: Sun Nov  6 08:49:37 1994 (day padded with a space)
 )
 _unreadable_logged: set[str] = set()
+# Longer delay-seconds (more than ~31,000 years) is no real request; int() of thousands of
+# digits raises ValueError (Python's 4,300-digit limit), so such a value is "unreadable".
+MAX_DELAY_DIGITS = 12
 
 
 def parse_http_date(value: str) -> datetime | None:
@@ -460,12 +487,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> timedel
     if not value:
         return None
     value = value.strip()
-    if value.isascii() and value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= MAX_DELAY_DIGITS:
         return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
     moment = parse_http_date(value)
     if moment is None:
-        if value not in _unreadable_logged and len(_unreadable_logged) < 1000:
-            _unreadable_logged.add(value)
+        key = value[:100]  # a hostile header can be megabytes long: remember only its start
+        if key not in _unreadable_logged and len(_unreadable_logged) < 1000:
+            _unreadable_logged.add(key)
             logger.warning("unreadable Retry-After %r: the retry schedule applies", value[:100])
         return None
     return max(timedelta(0), moment - (now or timezone.now()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -42,10 +42,10 @@ def infer(url: str) -> str:
     """The format a receiver's URL calls for: slack, discord, teams, else standard."""
     try:
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        host = (parts.hostname or "").lower().rstrip(".")  # "hooks.slack.com." is the same host
     except ValueError:
         return STANDARD
-    path = parts.path.lower()
+    path = unquote(parts.path).lower()  # "%2F" is a "/" to the receiver
     if host == "hooks.slack.com":
         return SLACK
     if host in {"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"} and (
@@ -55,7 +55,9 @@ def infer(url: str) -> str:
     # Teams incoming webhooks (*.webhook.office.com, outlook.office.com/webhook) and the Power
     # Automate workflows that replace them (*.logic.azure.com/workflows/..., and the newer
     # *.environment.api.powerplatform.com/.../workflows/...).
-    if host.endswith(".webhook.office.com") or (host == "outlook.office.com" and path.startswith("/webhook")):
+    if host.endswith(".webhook.office.com") or (
+        host in {"outlook.office.com", "outlook.office365.com"} and path.startswith("/webhook")
+    ):
         return TEAMS
     if (
         host.endswith(".logic.azure.com") or host.endswith(".api.powerplatform.com")
@@ -231,7 +233,9 @@ def slack(event: str, data: dict[str, Any]) -> dict[str, Any]:
     text = truncate("\n".join(lines), SLACK_SECTION)
     return {
         "text": truncate(_slack_escape(head), SLACK_SECTION),
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        # verbatim: Slack must not turn "@here", "@channel" or a bare URL in a VM name or an
+        # error into a mention or a link; only our own escaped <link|label> renders.
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}],
     }
 
 

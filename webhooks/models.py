@@ -105,11 +105,16 @@ class Webhook(models.Model):
         return ALL_EVENTS in self.events or event in self.events
 
 
-def mask_target(url: str, fmt: str) -> str:
+def mask_target(url: str, fmt: str, *earlier: str) -> str:
     """A webhook URL as shown: credentials and query values masked, and for a chat format (or a
-    chat service's host) the secret part of the path as well."""
-    chat = fmt if fmt in formats.CHAT_FORMATS else formats.infer(url)
-    return redaction.mask_url(url, formats.PUBLIC_PATH_SEGMENTS.get(chat))
+    chat service's host) the secret part of the path as well. ``earlier``: formats the webhook
+    had before (an edit): a URL once masked as a chat URL stays masked (the strictest rule wins)."""
+    rules = [
+        formats.PUBLIC_PATH_SEGMENTS[chat]
+        for chat in (fmt, formats.infer(url), *earlier)
+        if chat in formats.PUBLIC_PATH_SEGMENTS
+    ]
+    return redaction.mask_url(url, min(rules) if rules else None)
 
 
 class WebhookDelivery(models.Model):
