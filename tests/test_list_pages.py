@@ -195,7 +195,7 @@ def test_a_page_past_the_end_or_not_a_number_is_a_clear_cli_error():
         "error: there is no page 2: That page contains no results\n",
     )
     # call_command raises what a shell would print as a usage error (exit status 2).
-    with pytest.raises(CommandError, match="invalid page '٣': a number from 1"):
+    with pytest.raises(CommandError, match="invalid page '٣': a whole number from 1"):
         hyperctl("schedules", "list", "-page", "٣")
 
 
