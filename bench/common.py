@@ -117,3 +117,21 @@ def record(
     }
     with open(path, "a", encoding="utf-8") as results:
         results.write(json.dumps(row) + "\n")
+
+
+# The simulator's cache: the benchmarks' disk images are kept beside its binary.
+CACHE = Path(os.environ.get("HYPERSDK_SIM_CACHE", Path.home() / ".cache" / "hypersdk"))
+
+
+def disk_image(size_mib: int) -> Path:
+    """A streamOptimized VMDK of random data, made once and cached (qemu-img takes a while)."""
+    from tests.vsphere_sim.harness import make_stream_vmdk
+
+    image = CACHE / f"bench-{size_mib}MiB.vmdk"
+    if not image.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"making a {size_mib} MiB random-data VMDK (once)...", flush=True)
+        made = make_stream_vmdk(CACHE / f"bench-{size_mib}MiB.tmp.vmdk", size_mib)
+        made.with_suffix(".raw").unlink()
+        made.rename(image)
+    return image

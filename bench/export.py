@@ -20,17 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import django  # noqa: E402
-from common import ROOT, record  # noqa: E402
+from common import ROOT, disk_image, record  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
 django.setup()
 
 from exports.pipeline.convert import convert_export  # noqa: E402
 from exports.pipeline.progress import CancelToken, NullReporter  # noqa: E402
-from tests.vsphere_sim.harness import VSphereSimulator, make_stream_vmdk  # noqa: E402
+from tests.vsphere_sim.harness import VSphereSimulator  # noqa: E402
 
 VM = "/dc/vm/prod/app01"
-CACHE = Path(os.environ.get("HYPERSDK_SIM_CACHE", Path.home() / ".cache" / "hypersdk"))
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
@@ -42,18 +41,6 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}")
     return elapsed, usage.ru_maxrss
-
-
-def disk_image(size_mib: int) -> Path:
-    """A streamOptimized VMDK of random data, made once and cached (qemu-img takes a while)."""
-    image = CACHE / f"bench-{size_mib}MiB.vmdk"
-    if not image.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"making a {size_mib} MiB random-data VMDK (once)...", flush=True)
-        made = make_stream_vmdk(CACHE / f"bench-{size_mib}MiB.tmp.vmdk", size_mib)
-        made.with_suffix(".raw").unlink()
-        made.rename(image)
-    return image
 
 
 def compare(

@@ -20,24 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, record  # noqa: E402
+from common import ROOT, disk_image, record  # noqa: E402
 
-from tests.vsphere_sim.harness import DiskSpec, VSphereSimulator, make_stream_vmdk  # noqa: E402
+from tests.vsphere_sim.harness import DiskSpec, VSphereSimulator  # noqa: E402
 
-CACHE = Path(os.environ.get("HYPERSDK_SIM_CACHE", Path.home() / ".cache" / "hypersdk"))
 TARGET = 0.35
-
-
-def disk_image(size_mib: int) -> Path:
-    """A streamOptimized VMDK of random data, made once and cached (qemu-img takes a while)."""
-    image = CACHE / f"bench-{size_mib}MiB.vmdk"
-    if not image.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        print(f"making a {size_mib} MiB random-data VMDK (once)...", flush=True)
-        made = make_stream_vmdk(CACHE / f"bench-{size_mib}MiB.tmp.vmdk", size_mib)
-        made.with_suffix(".raw").unlink()
-        made.rename(image)
-    return image
 
 
 def export_seconds(hyperexport: str, env: dict[str, str], vm: str, out: Path, parallel: int) -> float:
