@@ -25,8 +25,8 @@ from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_path, default_output_root
-from exports.pipeline.files import discard_run
 from exports.pipeline.names import file_stem
+from exports.pipeline.output import discard_run
 from hypersdk.celery import app as celery_app
 from hypersdk.events import emit
 

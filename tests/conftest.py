@@ -21,7 +21,8 @@ import pytest_asyncio
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import sha256_file
-from exports.pipeline.manifest import VMFacts, build_manifest, write_manifest
+from exports.pipeline.inventory import VMFacts
+from exports.pipeline.manifest import build_manifest, write_manifest
 from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
 
 APP01 = "/dc/vm/prod/app01"

@@ -101,7 +101,7 @@ def test_verify_fails_when_an_output_differs_from_its_source(exported_disks, wri
     [{}, {0: b"a"}, {(40 << 20) - 1: b"z"}, {4096: b"x" * 9000, 17 << 20: b"y" * (9 << 20)}],
 )
 def test_sparse_hash_of_a_converted_output_equals_a_plain_read(tmp_path, islands):
-    from exports.pipeline.convert import sha256_sparse_file
+    from exports.pipeline.files import sha256_sparse_file
 
     image = tmp_path / "out.raw"
     with open(image, "wb") as f:

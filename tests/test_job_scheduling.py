@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
-from exports.pipeline.files import OutputDir
+from exports.pipeline.output import OutputDir
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from exports.pipeline.errors import (
     OutputError,
     VerificationError,
 )
-from exports.pipeline.files import OutputDir, discard_run
 from exports.pipeline.options import ExportOptions
+from exports.pipeline.output import OutputDir, discard_run
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.permissions import grant_role

@@ -10,7 +10,7 @@ import pytest
 from exports.pipeline.descriptor import write_descriptor_and_manifest
 from exports.pipeline.errors import ExportCancelled
 from exports.pipeline.names import file_stem
-from exports.pipeline.package import (
+from exports.pipeline.ova import (
     PackageError,
     check_member_names,
     gzip_disks,

@@ -6,7 +6,7 @@ import pytest
 
 from exports import jobs
 from exports.models import Job
-from exports.pipeline.files import OutputDir
+from exports.pipeline.output import OutputDir
 from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]

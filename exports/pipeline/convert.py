@@ -7,8 +7,6 @@ Outputs land in ``<output>/converted/<disk id>.<format>`` either way, and a conv
 from __future__ import annotations
 
 import copy
-import errno
-import hashlib
 import json
 import logging
 import os
@@ -19,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.errors import ConversionError
-from exports.pipeline.files import OutputDir, fd_path, open_beneath, sha256_file, write_atomically
-from exports.pipeline.manifest import MANIFEST_NAME
+from exports.pipeline.files import fd_path, sha256_sparse_file, write_atomically
+from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
+from exports.pipeline.output import OutputDir
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
+from exports.pipeline.step import ExportRun, Step
 
 TARGET_FORMATS = ("qcow2", "raw", "vdi")
-HASH_CHUNK = 8 << 20
-_ZEROS = memoryview(bytes(HASH_CHUNK))
 # The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
 CONVERTER_MANIFEST = "hyper2kvm-manifest.json"
 REPORT_NAME = "conversion-report.json"
@@ -148,47 +146,6 @@ def _confined_manifest(manifest: dict[str, Any], output: OutputDir, converted_fd
     return fd_path(output.run_fd, CONVERTER_MANIFEST)
 
 
-def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
-    """SHA-256 of a file, its holes hashed from a zero buffer instead of read.
-
-    A raw output of a thin disk is mostly holes (9 GiB of capacity, a few MiB of data): reading
-    them would copy gigabytes of zero pages for nothing. The digest is the same as of a plain
-    read. Where the filesystem cannot report holes (no SEEK_DATA), the file is simply read.
-    With ``dir_fd``, ``path`` is taken in that directory, never through a symlink.
-    """
-    digest = hashlib.sha256()
-    fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
-    with os.fdopen(fd, "rb") as handle:
-        fd = handle.fileno()
-        size = os.fstat(fd).st_size
-        position = 0
-        while position < size:
-            try:
-                data = os.lseek(fd, position, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:  # only a hole up to the end
-                    data = size
-                elif position == 0:
-                    return sha256_file(path, dir_fd=dir_fd)
-                else:
-                    raise
-            while position < data:  # the hole: zeros
-                step = min(HASH_CHUNK, data - position)
-                digest.update(_ZEROS[:step])
-                position += step
-            if position >= size:
-                break
-            hole = os.lseek(fd, position, os.SEEK_HOLE)
-            handle.seek(position)
-            while position < hole:
-                chunk = handle.read(min(HASH_CHUNK, hole - position))
-                if not chunk:
-                    raise ConversionError(f"{path.name} shrank while it was being hashed")
-                digest.update(chunk)
-                position += len(chunk)
-    return digest.hexdigest()
-
-
 def _with_hyper2kvm(
     binary: str,
     manifest_path: str,
@@ -293,3 +250,31 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
+
+
+class Convert(Step):
+    """``-convert``: the disks for KVM, in ``converted/``, and ``conversion-report.json``."""
+
+    def check(self, run: ExportRun) -> None:
+        # A missing converter must fail before connecting, not after the download.
+        if run.options.convert:
+            run.hyper2kvm = find_hyper2kvm(run.options.hyper2kvm_path)
+
+    def applies(self, run: ExportRun) -> bool:
+        return run.manifest is not None and run.options.convert
+
+    def run(self, run: ExportRun) -> None:
+        run.phase("converting", 0.0)
+        run.result.conversion = convert_export(
+            run.manifest,
+            run.output.path,
+            hyper2kvm=run.hyper2kvm,
+            timeout_seconds=run.options.conversion_timeout,
+            compress=run.options.compress,
+            reporter=run.reporter,
+            cancel=run.cancel,
+            output=run.output,
+        )
+
+    def companion_names(self, stem: str) -> list[str]:
+        return [REPORT_NAME, CONVERTED_DIR]

@@ -11,6 +11,7 @@ from pyVmomi import vim, vmodl
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError
 from exports.pipeline.files import write_atomically
+from exports.pipeline.step import ExportRun, Step
 
 
 def create_ovf_descriptor(service_instance, vm: vim.VirtualMachine, disks: list[DownloadedDisk]) -> str:
@@ -52,3 +53,13 @@ def write_descriptor_and_manifest(
     mf_path = write_atomically(output_dir / f"{name}.mf", ovf_manifest_text(entries).encode(), dir_fd=dir_fd)
     ovf_path = write_atomically(output_dir / f"{name}.ovf", ovf_bytes, dir_fd=dir_fd)
     return ovf_path, mf_path
+
+
+class Describe(Step):
+    """Ask vCenter for the OVF descriptor of the downloaded files (written by ``package``)."""
+
+    needs_vcenter = True
+
+    def run(self, run: ExportRun) -> None:
+        run.phase("packaging")
+        run.descriptor = create_ovf_descriptor(run.service_instance, run.vm, run.files)

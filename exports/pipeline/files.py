@@ -1,36 +1,28 @@
-"""Output-directory discipline: atomic writes, writes confined to the directory opened at the
-start of a run, and a record of what a run created so that exactly that can be undone.
+"""Safe file operations for an export's output: paths opened beneath a directory descriptor
+without following symlinks, atomic writes (``.part`` then rename), and the files' digests.
 
-A run opens its output directory once, component by component without following symlinks,
-and creates every file relative to that descriptor: a directory swapped for a symlink
-mid-run cannot redirect the export. What the run creates, and what of a previous export it
-moves aside (``-overwrite``), is recorded in ``<output>/.hypersdk-run-<run id>/record.json``;
-failure, cancel or a dead worker's reaper undo exactly that, never a re-derived pattern.
+Every file an export writes goes through these; what a run created is recorded by
+``exports.pipeline.output.OutputDir``.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
-import json
 import os
-import secrets
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from exports.pipeline.errors import OutputError
+from exports.pipeline.errors import ConversionError, OutputError
 
-RUN_DIR_PREFIX = ".hypersdk-run-"
-RECORD_NAME = "record.json"
-# Inside the run directory: the previous export's files this run replaces, until it succeeds.
-PREVIOUS_DIR = "previous"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+HASH_CHUNK = 8 << 20
+_ZEROS = memoryview(bytes(HASH_CHUNK))
 
 
 def sha256_file(path: Path, *, dir_fd: int | None = None) -> str:
@@ -62,7 +54,7 @@ def open_beneath(dir_fd: int | None, relative: str, flags: int, mode: int = 0o64
     opened: list[int] = []
     try:
         for part in parts[:-1]:
-            current = os.open(part, _DIR_FLAGS, dir_fd=current)
+            current = os.open(part, DIR_FLAGS, dir_fd=current)
             opened.append(current)
         return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=current)
     finally:
@@ -76,20 +68,20 @@ def open_directory(path: Path, *, create: bool = False, created: list[str] | Non
     outermost first, to ``created``). Raises OSError."""
     if not path.is_absolute():
         raise OSError(errno.EINVAL, f"not an absolute path: {path}")
-    current = os.open("/", _DIR_FLAGS)
+    current = os.open("/", DIR_FLAGS)
     try:
         walked = Path("/")
         for part in path.parts[1:]:
             walked = walked / part
             try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+                child = os.open(part, DIR_FLAGS, dir_fd=current)
             except FileNotFoundError:
                 if not create:
                     raise
                 os.mkdir(part, 0o755, dir_fd=current)
                 if created is not None:
                     created.append(str(walked))
-                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+                child = os.open(part, DIR_FLAGS, dir_fd=current)
             os.close(current)
             current = child
         return current
@@ -140,16 +132,16 @@ def atomic_file(path: Path, *, dir_fd: int) -> Iterator[IO[bytes]]:
     name = path.name
     part = name + ".part"
     try:
-        with os.fdopen(os.open(part, _NEW_FILE_FLAGS, 0o644, dir_fd=dir_fd), "wb") as handle:
+        with os.fdopen(os.open(part, NEW_FILE_FLAGS, 0o644, dir_fd=dir_fd), "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(part, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError as exc:
-        _unlink(part, dir_fd)
+        unlink_if_present(part, dir_fd)
         raise output_error(path, exc) from None
     except BaseException:
-        _unlink(part, dir_fd)
+        unlink_if_present(part, dir_fd)
         raise
 
 
@@ -165,14 +157,14 @@ def write_atomically(path: Path, data: bytes, *, dir_fd: int | None = None) -> P
     return path
 
 
-def _unlink(name: str, dir_fd: int) -> None:
+def unlink_if_present(name: str, dir_fd: int) -> None:
     try:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
 
 
-def _remove(name: str, dir_fd: int) -> None:
+def remove_entry(name: str, dir_fd: int) -> None:
     """Remove ``name`` (a file, a symlink, or a whole directory tree) in ``dir_fd``; never follows."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -181,10 +173,10 @@ def _remove(name: str, dir_fd: int) -> None:
     if stat.S_ISDIR(info.st_mode):
         shutil.rmtree(name, dir_fd=dir_fd, ignore_errors=True)
     else:
-        _unlink(name, dir_fd)
+        unlink_if_present(name, dir_fd)
 
 
-def _exists(name: str, dir_fd: int) -> bool:
+def entry_exists(name: str, dir_fd: int) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -192,259 +184,42 @@ def _exists(name: str, dir_fd: int) -> bool:
     return True
 
 
-class OutputDir:
-    """The export's output directory, opened once by descriptor, and the record of what this
-    run created in it (and which files of a previous export it moved aside to replace them).
+def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
+    """SHA-256 of a file, its holes hashed from a zero buffer instead of read.
 
-    ``commit`` makes the run's files the export; ``discard`` removes exactly what the run
-    created, puts the previous export back, and removes the directories the run made if they
-    are empty: never a file or directory the run did not make.
+    A raw output of a thin disk is mostly holes (9 GiB of capacity, a few MiB of data): reading
+    them would copy gigabytes of zero pages for nothing. The digest is the same as of a plain
+    read. Where the filesystem cannot report holes (no SEEK_DATA), the file is simply read.
+    With ``dir_fd``, ``path`` is taken in that directory, never through a symlink.
     """
-
-    def __init__(self, path: Path, run_id: str | None = None) -> None:
-        self.path = path
-        self.run_id = run_id or secrets.token_hex(6)
-        self.fd: int | None = None
-        self.run_fd: int | None = None
-        self.created_dirs: list[str] = []  # absolute paths this run made, outermost first
-        self.created: list[str] = []  # names in the output directory, in the order made
-        self.stashed: list[str] = []  # names of a previous export moved into the run directory
-        self._owns_run_dir = False
-
-    @property
-    def run_dir_name(self) -> str:
-        return f"{RUN_DIR_PREFIX}{self.run_id}"
-
-    @property
-    def run_path(self) -> Path:
-        return self.path / self.run_dir_name
-
-    def prepare(
-        self, *, completed_marker_names: list[str], overwrite: bool, companion_names: Sequence[str] = ()
-    ) -> None:
-        """Open (making it if needed) the directory; refuse a completed export unless ``overwrite``,
-        else move its markers (and its ``companion_names``, files that describe it) aside so it
-        no longer looks complete until the new one is; they come back if this run fails."""
-        try:
-            self.fd = open_directory(self.path, create=True, created=self.created_dirs)
-        except OSError as exc:
-            self.fd = None
-            self._remove_created_dirs()
-            if exc.errno == errno.ELOOP:
-                raise OutputError(
-                    f"output {self.path}: {exc.filename} is a symlink: refused (give the real path)"
-                ) from None
-            raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
-        try:
-            existing = [name for name in completed_marker_names if _exists(name, self.fd)]
-            if existing and not overwrite:
-                raise OutputError(
-                    f"{self.path} already holds a completed export ({existing[0]}): "
-                    "pass -overwrite to replace it"
-                )
-            if not os.access(".", os.W_OK | os.X_OK, dir_fd=self.fd):
-                raise OutputError(f"output directory {self.path} is not writable")
+    digest = hashlib.sha256()
+    fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
+        fd = handle.fileno()
+        size = os.fstat(fd).st_size
+        position = 0
+        while position < size:
             try:
-                os.mkdir(self.run_dir_name, 0o700, dir_fd=self.fd)
-            except FileExistsError:
-                self._close()  # not ours to undo: the run of that id keeps its record
-                raise OutputError(f"{self.run_path} exists: run {self.run_id} already started here") from None
-            self._owns_run_dir = True
-            self.run_fd = os.open(self.run_dir_name, _DIR_FLAGS, dir_fd=self.fd)
-            # Held until this run ends (the kernel drops it if the process dies): how another
-            # run, of this daemon, another worker or a direct hyperexport, knows this one is live.
-            fcntl.flock(self.run_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._refuse_live_runs()
-            self._save()
-            if existing:
-                for name in [*existing, *companion_names]:
-                    if _exists(name, self.fd):
-                        self._stash(name)
-        except OSError as exc:
-            self.discard()
-            raise output_error(self.path, exc) from None
-        except BaseException:
-            self.discard()
-            raise
-
-    def _refuse_live_runs(self) -> None:
-        """OutputError when a live run (its record directory locked) writes to this directory,
-        inside it, or around it: one directory, one export at a time, whoever started it."""
-        candidates: list[Path] = []
-        for walked, dirs, _files, _fd in os.fwalk(".", dir_fd=self.fd, follow_symlinks=False):
-            candidates += [self.path / walked / d for d in dirs if d.startswith(RUN_DIR_PREFIX)]
-            dirs[:] = [d for d in dirs if not d.startswith(RUN_DIR_PREFIX)]
-        for parent in self.path.parents:
-            try:
-                candidates += [parent / n for n in os.listdir(parent) if n.startswith(RUN_DIR_PREFIX)]
-            except OSError:
-                continue
-        for candidate in candidates:
-            if candidate.name == self.run_dir_name and candidate.parent == self.path:
-                continue
-            try:
-                fd = os.open(candidate, _DIR_FLAGS)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                run = candidate.name.removeprefix(RUN_DIR_PREFIX)
-                raise OutputError(
-                    f"{self.path} is in use by another export (run {run} writing to {candidate.parent}): "
-                    "wait for it to end, or choose another directory"
-                ) from None
-            finally:
-                os.close(fd)
-
-    def track(self, path: Path | str) -> Path:
-        """Record that this run creates ``path`` (a name in the output directory) before it does;
-        a previous export's file of that name is moved aside first. Returns the full path."""
-        name = Path(path).name
-        if name not in self.created:
-            if self.fd is not None and name not in self.stashed and _exists(name, self.fd):
-                self._stash(name)
-            self.created.append(name)
-            self._save()
-        return self.path / name
-
-    def make_dir(self, name: str) -> int:
-        """Create (tracked) and open the subdirectory ``name``; the caller closes the descriptor."""
-        self.track(name)
-        try:
-            os.mkdir(name, 0o755, dir_fd=self.fd)
-        except FileExistsError:
-            pass
-        return os.open(name, _DIR_FLAGS, dir_fd=self.fd)
-
-    def proc_path(self, name: str = "") -> str:
-        """A path to ``name`` in this directory through its descriptor (see ``fd_path``)."""
-        return fd_path(self.fd, name)
-
-    def ensure_in_place(self) -> None:
-        """Refuse to go on when the directory's path no longer leads to the directory opened."""
-        try:
-            now = os.stat(self.path)
-        except OSError:
-            now = None
-        opened = os.fstat(self.fd)
-        if now is None or (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
-            raise OutputError(f"output directory {self.path} was moved or replaced during the export")
-
-    def _stash(self, name: str) -> None:
-        if PREVIOUS_DIR not in os.listdir(self.run_fd):
-            os.mkdir(PREVIOUS_DIR, 0o700, dir_fd=self.run_fd)
-        previous = os.open(PREVIOUS_DIR, _DIR_FLAGS, dir_fd=self.run_fd)
-        try:
-            self.stashed.append(name)
-            self._save()
-            os.replace(name, name, src_dir_fd=self.fd, dst_dir_fd=previous)
-        finally:
-            os.close(previous)
-
-    def _save(self) -> None:
-        if self.run_fd is None:
-            return
-        record = {
-            "run_id": self.run_id,
-            "output": str(self.path),
-            "created_dirs": self.created_dirs,
-            "created": self.created,
-            "stashed": self.stashed,
-        }
-        # No fsync: the record outlives a dead process through the page cache, which is its use.
-        with os.fdopen(os.open(RECORD_NAME + ".part", _NEW_FILE_FLAGS, 0o600, dir_fd=self.run_fd), "w") as f:
-            json.dump(record, f)
-        os.replace(RECORD_NAME + ".part", RECORD_NAME, src_dir_fd=self.run_fd, dst_dir_fd=self.run_fd)
-
-    def commit(self) -> list[str]:
-        """The run succeeded: its files are the export; drop the record and the replaced files.
-
-        Returns the names this run created that now make up the export."""
-        artifacts = []
-        if self.fd is not None:
-            artifacts = [name for name in self.created if _exists(name, self.fd)]
-            shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
-        self._close()
-        return artifacts
-
-    def discard(self) -> None:
-        """Undo the run: remove what it created, restore what it moved aside, remove the
-        directories it made if nothing else lives in them."""
-        if self.fd is not None:
-            for name in reversed(self.created):
-                _remove(name, self.fd)
-                _unlink(name + ".part", self.fd)
-            if self.stashed and self.run_fd is not None:
-                try:
-                    previous = os.open(PREVIOUS_DIR, _DIR_FLAGS, dir_fd=self.run_fd)
-                except FileNotFoundError:
-                    previous = None
-                if previous is not None:
-                    for name in self.stashed:
-                        try:
-                            os.replace(name, name, src_dir_fd=previous, dst_dir_fd=self.fd)
-                        except FileNotFoundError:
-                            pass
-                    os.close(previous)
-            if self._owns_run_dir:
-                shutil.rmtree(self.run_dir_name, dir_fd=self.fd, ignore_errors=True)
-        self._close()
-        self._remove_created_dirs()
-
-    def _remove_created_dirs(self) -> None:
-        for made in reversed(self.created_dirs):
-            path = Path(made)
-            try:
-                parent = open_directory(path.parent)
-            except OSError:
-                return  # the way there changed: leave an empty directory rather than guess
-            try:
-                os.rmdir(path.name, dir_fd=parent)
-            except OSError:
-                return  # not empty (someone else's files live there) or gone: keep the parents
-            finally:
-                os.close(parent)
-        self.created_dirs = []
-
-    def _close(self) -> None:
-        for fd in (self.run_fd, self.fd):
-            if fd is not None:
-                os.close(fd)
-        self.run_fd = self.fd = None
-
-    def __del__(self) -> None:
-        self._close()
-
-
-def discard_run(output: Path, run_id: str) -> bool:
-    """Undo what run ``run_id`` recorded in ``output`` (its process died): False if it left no record."""
-    output_dir = OutputDir(output, run_id)
-    try:
-        output_dir.fd = open_directory(output)
-    except OSError:
-        return False
-    try:
-        output_dir.run_fd = os.open(output_dir.run_dir_name, _DIR_FLAGS, dir_fd=output_dir.fd)
-        with os.fdopen(os.open(RECORD_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=output_dir.run_fd)) as f:
-            record: dict[str, Any] = json.load(f)
-    except (OSError, ValueError):
-        output_dir._close()
-        return False
-    # Only the output directory and its parents can have been made for it.
-    output_dir._owns_run_dir = True
-    output_dir.created_dirs = [
-        str(made)
-        for made in map(Path, record.get("created_dirs", []))
-        if made.is_absolute() and (made == output or output.is_relative_to(made))
-    ]
-    output_dir.created = [_plain_name(n) for n in record.get("created", []) if _plain_name(n)]
-    output_dir.stashed = [_plain_name(n) for n in record.get("stashed", []) if _plain_name(n)]
-    output_dir.discard()
-    return True
-
-
-def _plain_name(name: object) -> str:
-    """A record names files in the output directory itself: nothing else is ever removed."""
-    text = str(name)
-    return text if text and "/" not in text and text not in (".", "..") else ""
+                data = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole up to the end
+                    data = size
+                elif position == 0:
+                    return sha256_file(path, dir_fd=dir_fd)
+                else:
+                    raise
+            while position < data:  # the hole: zeros
+                step = min(HASH_CHUNK, data - position)
+                digest.update(_ZEROS[:step])
+                position += step
+            if position >= size:
+                break
+            hole = os.lseek(fd, position, os.SEEK_HOLE)
+            handle.seek(position)
+            while position < hole:
+                chunk = handle.read(min(HASH_CHUNK, hole - position))
+                if not chunk:
+                    raise ConversionError(f"{path.name} shrank while it was being hashed")
+                digest.update(chunk)
+                position += len(chunk)
+    return digest.hexdigest()

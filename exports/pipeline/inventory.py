@@ -1,16 +1,48 @@
-"""Find the VM by inventory path and make sure it may be exported (powered off)."""
+"""Find the VM by inventory path, read what the export records of it (``VMFacts``), and make
+sure it may be exported (powered off). Steps: ``FindVM``, ``PowerOff``, ``WarnLeftOut``."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from pyVmomi import vim, vmodl
 
 from exports.pipeline.devices import firmware_facts, left_out_devices
 from exports.pipeline.errors import ExportError, VMNotFound, VMPoweredOn
-from exports.pipeline.manifest import VMFacts
+from exports.pipeline.names import file_stem
 from exports.pipeline.progress import CancelToken, ProgressReporter
+from exports.pipeline.step import ExportResult, ExportRun, Step
+
+
+@dataclass(frozen=True)
+class VMFacts:
+    """What the manifest records of the source VM, read once from vCenter."""
+
+    name: str
+    vm_id: str
+    datacenter: str
+    cpu: int
+    memory_mb: int
+    firmware: str
+    guest_id: str
+    nics: list[dict[str, str]]
+    secure_boot: bool = False
+    # What the export leaves out of a real VM (CD-ROM/floppy images, snapshot tree), one line each.
+    warnings: list[str] = field(default_factory=list)
+    # Snapshots the VM has: {"count": n, "current": name}; vSphere exports the current state.
+    snapshots: dict[str, Any] | None = None
+
+    @property
+    def os_hint(self) -> str:
+        guest = self.guest_id.lower()
+        if guest.startswith("win"):
+            return "windows"
+        if guest and not guest.startswith("other"):
+            return "linux"
+        return "unknown"
 
 
 def find_vm(service_instance, vm_path: str) -> vim.VirtualMachine:
@@ -116,3 +148,45 @@ def _snapshot_facts(vm: vim.VirtualMachine) -> dict[str, object] | None:
             current = tree.name
         stack.extend(tree.childSnapshotList or [])
     return {"count": count, "current": current}
+
+
+class FindVM(Step):
+    """The VM at ``-vm``, its facts, and the stem of the export's file names."""
+
+    needs_vcenter = True
+
+    def run(self, run: ExportRun) -> None:
+        run.vm = find_vm(run.service_instance, run.options.vm_path)
+        run.facts = read_vm_facts(run.vm)
+        run.stem = file_stem(run.facts.name)  # the files' names: the VM's, cut to fit a file name
+        run.result = ExportResult(
+            vm_name=run.facts.name, vm_path=run.options.vm_path, output_dir=str(run.output.path), package=""
+        )
+
+
+class PowerOff(Step):
+    """Refuse a running VM, or stop it under ``-power-off``."""
+
+    needs_vcenter = True
+
+    def run(self, run: ExportRun) -> None:
+        ensure_powered_off(
+            run.vm,
+            run.options.vm_path,
+            power_off=run.options.power_off,
+            reporter=run.reporter,
+            cancel=run.cancel,
+            shutdown_timeout=run.options.shutdown_timeout,
+        )
+
+
+class WarnLeftOut(Step):
+    """Say up front, once the export is sure to start, what it leaves out: drives and snapshots
+    of the VM, and compression a plain OVF does not apply."""
+
+    def run(self, run: ExportRun) -> None:
+        for warning in run.facts.warnings:
+            run.reporter.log(logging.WARNING, warning)
+        options = run.options
+        if options.compress and options.format == "ovf" and not options.convert:
+            run.reporter.log(logging.WARNING, "-compress has no effect on -format ovf without -convert")

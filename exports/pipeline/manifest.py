@@ -8,16 +8,20 @@ Every manifest is validated against the shipped JSON Schema before it is written
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import write_atomically
+from exports.pipeline.step import ExportRun, Step
+
+if TYPE_CHECKING:
+    from exports.pipeline.inventory import VMFacts
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "artifact-manifest-v1.schema.json"
 MANIFEST_NAME = "manifest.json"
@@ -38,34 +42,6 @@ def validate_manifest(document: dict[str, Any]) -> None:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"
         raise ValueError(f"invalid Artifact Manifest at {where}: {first.message}")
-
-
-@dataclass(frozen=True)
-class VMFacts:
-    """What the manifest records of the source VM, read once from vCenter."""
-
-    name: str
-    vm_id: str
-    datacenter: str
-    cpu: int
-    memory_mb: int
-    firmware: str
-    guest_id: str
-    nics: list[dict[str, str]]
-    secure_boot: bool = False
-    # What the export leaves out of a real VM (CD-ROM/floppy images, snapshot tree), one line each.
-    warnings: list[str] = field(default_factory=list)
-    # Snapshots the VM has: {"count": n, "current": name}; vSphere exports the current state.
-    snapshots: dict[str, Any] | None = None
-
-    @property
-    def os_hint(self) -> str:
-        guest = self.guest_id.lower()
-        if guest.startswith("win"):
-            return "windows"
-        if guest and not guest.startswith("other"):
-            return "linux"
-        return "unknown"
 
 
 def disk_id(path: Path) -> str:
@@ -183,3 +159,34 @@ def read_manifest(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text())
     validate_manifest(document)
     return document
+
+
+class WriteManifest(Step):
+    """``manifest.json`` (under ``-manifest``, ``-convert`` or ``-verify``): what conversion reads."""
+
+    def applies(self, run: ExportRun) -> bool:
+        return run.options.writes_manifest
+
+    def run(self, run: ExportRun) -> None:
+        options, output = run.options, run.output
+        run.phase("manifest")
+        run.manifest = build_manifest(
+            vm=run.facts,
+            vm_path=options.vm_path,
+            vcenter=run.target.netloc,
+            exported_at=datetime.now(UTC),
+            disks=run.disks,
+            nvram=run.nvram,
+            output_dir=output.path,
+            package_format=options.format,
+            package_file=Path(run.result.package).name,
+            compressed=options.compress,
+            target_format=options.manifest_target,
+            verify_checksums=options.verify,
+        )
+        output.track(MANIFEST_NAME)
+        run.result.manifest_path = str(write_manifest(output.path, run.manifest, dir_fd=output.fd))
+        run.reporter.log(logging.INFO, f"Artifact Manifest written to {run.result.manifest_path}")
+
+    def companion_names(self, stem: str) -> list[str]:
+        return [MANIFEST_NAME]

@@ -12,6 +12,7 @@ from exports.pipeline.errors import VerificationError
 from exports.pipeline.files import sha256_file
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
+from exports.pipeline.step import ExportRun, Step
 
 # Formats whose metadata `qemu-img check` can examine; raw has none.
 CHECKABLE = {"qcow2", "vdi", "vmdk"}
@@ -92,3 +93,20 @@ def _qemu_img(qemu_img: str, args: list[str], timeout: float, cancel: CancelToke
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"
+
+
+class Verify(Step):
+    """``-verify``: the disks against the manifest, the converted outputs against their sources."""
+
+    def applies(self, run: ExportRun) -> bool:
+        return run.manifest is not None and run.options.verify
+
+    def run(self, run: ExportRun) -> None:
+        run.phase("verifying", 0.0)
+        run.result.verified = verify_export(
+            run.manifest,
+            run.result.conversion,
+            timeout_seconds=run.options.conversion_timeout,
+            reporter=run.reporter,
+            cancel=run.cancel,
+        )

@@ -1,0 +1,34 @@
+"""``-dry-run``: say what the export would do, touch nothing, and end the run there."""
+
+from __future__ import annotations
+
+import logging
+
+from exports.pipeline.errors import VMPoweredOn
+from exports.pipeline.step import ExportRun, Step
+
+
+class DryRun(Step):
+    needs_vcenter = True
+
+    def applies(self, run: ExportRun) -> bool:
+        return run.options.dry_run
+
+    def run(self, run: ExportRun) -> None:
+        from pyVmomi import vim
+
+        options, vm = run.options, run.vm
+        if vm.runtime.powerState != vim.VirtualMachinePowerState.poweredOff and not options.power_off:
+            raise VMPoweredOn(
+                f"VM {options.vm_path} is powered on: shut it down first, or pass -power-off to stop it"
+            )
+        disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        capacity = sum(d.capacityInBytes or d.capacityInKB * 1024 for d in disks)
+        run.reporter.log(
+            logging.INFO,
+            f"dry run: would export {options.vm_path} ({len(disks)} disk(s), {capacity} bytes of capacity) "
+            f"as {options.format.upper()} to {run.output.path}",
+        )
+        run.result.package = str(run.output.path / f"{run.stem}.{options.format}")
+        run.result.dry_run = True
+        run.stopped = True
