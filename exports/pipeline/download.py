@@ -9,7 +9,6 @@ reused for the whole disk.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import http.client
@@ -18,7 +17,6 @@ import queue
 import socket
 import ssl
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +24,7 @@ from urllib.parse import urlsplit
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.devices import DiskDevice
 from exports.pipeline.errors import DownloadError, ExportCancelled
+from exports.pipeline.files import sync_range
 from exports.pipeline.lease import DiskSource
 from exports.pipeline.progress import CancelToken, TransferMeter
 
@@ -33,29 +32,6 @@ CHUNK_SIZE = 4 << 20
 BUFFERS = 4  # per disk: CHUNK_SIZE * BUFFERS bounds memory whatever the disk size
 READ_TIMEOUT = 120.0
 WRITEBACK_WINDOW = 64 << 20
-
-
-def _sync_file_range() -> Callable[[int, int, int, bool], None]:
-    """Linux's sync_file_range(2), or a no-op where it is missing.
-
-    The final fsync is mandatory; on a disk of many GiB it would flush everything at the
-    end. Instead, writeback of each window starts as soon as it is written, and the window
-    before it is waited for, so dirty pages stay bounded and the final fsync is short.
-    """
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return lambda fd, offset, length, wait: None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    wait_before, write, wait_after = 1, 2, 4  # SYNC_FILE_RANGE_* flags
-
-    def sync_range(fd: int, offset: int, length: int, wait: bool) -> None:
-        function(fd, offset, length, (wait_before | write | wait_after) if wait else write)
-
-    return sync_range
-
-
-sync_range = _sync_file_range()
 
 
 @dataclass(frozen=True)
