@@ -1,8 +1,11 @@
-"""The export pipeline, one module per step, in the order they run:
+"""The export pipeline: an ordered list of steps (``run.STEPS``), each in a module with one job:
 
-connect → inventory (find the VM, power state) → lease (ExportVm, keepalive) → download
-(one pass: stream, hash, fsync, rename) → descriptor (OVF + .mf) → package (OVA) →
-manifest (Artifact Manifest v1.0) → convert (hyper2kvm or qemu-img) → verify.
+inventory (find the VM, its facts; power state) → package (OVA name check) → plan (-dry-run) →
+prepare (claim the output directory) → transfer (disks and NVRAM under a lease, retried) →
+descriptor (OVF from vCenter) → package (.ovf + .mf, or .ova) → manifest (Artifact Manifest) →
+convert (hyper2kvm or qemu-img) → verify.
 
-``run.export_vm`` drives them; every surface (CLI, daemon, schedules) calls it.
+``run.export_vm`` drives them; every surface (CLI, daemon, schedules) calls it. The steps'
+shared interface is ``step.Step``; what a run created is recorded by ``output.OutputDir``.
+See docs/architecture/pipeline.md.
 """
