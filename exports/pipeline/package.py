@@ -54,6 +54,7 @@ def package_files(
     reporter: ProgressReporter,
     cancel: CancelToken,
 ) -> str:
+    """Write the package of ``disks`` (every downloaded file) as ``-format`` asks; return its path."""
     if options.format == "ovf":
         output.track(f"{name}.mf")
         output.track(f"{name}.ovf")
