@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exports.pipeline.errors import ConversionError
-from exports.pipeline.files import fd_path, sha256_sparse_file, write_atomically
+from exports.pipeline.files import fd_path, sha256_sparse_file, unlink_if_present, write_atomically
 from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
 from exports.pipeline.output import OutputDir
 from exports.pipeline.processes import ProcessTimeout, run_tool
@@ -226,15 +226,15 @@ def _with_qemu_img(
         try:
             result = run_tool(command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel)
         except ProcessTimeout:
-            _unlink_quietly(part, converted_fd)
+            unlink_if_present(part, converted_fd)
             raise ConversionError(
                 f"conversion timed out after {timeout_seconds / 60:.0f} min: raise -conversion-timeout"
             ) from None
         except BaseException:
-            _unlink_quietly(part, converted_fd)
+            unlink_if_present(part, converted_fd)
             raise
         if result.returncode != 0:
-            _unlink_quietly(part, converted_fd)
+            unlink_if_present(part, converted_fd)
             raise ConversionError(f"qemu-img convert of {disk['path']} failed: {result.output.strip()[:300]}")
         os.replace(part, output.name, src_dir_fd=converted_fd, dst_dir_fd=converted_fd)
         report.outputs.append(
@@ -243,13 +243,6 @@ def _with_qemu_img(
             )
         )
     return report
-
-
-def _unlink_quietly(name: str, dir_fd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
 
 
 class Convert(Step):

@@ -28,3 +28,8 @@ def file_stem(vm_name: str) -> str:
     digest = hashlib.sha256(encoded).hexdigest()[:8]
     cut = encoded[: MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
     return f"{cut}-{digest}"
+
+
+def disk_file_name(stem: str, number: int) -> str:
+    """The name of the export's ``number``-th file from the lease (from 1): ``<stem>-disk<N>.vmdk``."""
+    return f"{stem}-disk{number}.vmdk"

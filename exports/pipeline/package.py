@@ -14,6 +14,7 @@ from pathlib import Path
 
 from exports.pipeline.descriptor import write_descriptor_and_manifest
 from exports.pipeline.download import DownloadedDisk
+from exports.pipeline.names import disk_file_name
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.output import OutputDir
 from exports.pipeline.ova import check_member_names, gzip_disks, mark_gzip_references, write_ova
@@ -29,7 +30,7 @@ class CheckPackageNames(Step):
 
     def run(self, run: ExportRun) -> None:
         stem = run.stem
-        check_member_names([f"{stem}.ovf", f"{stem}.mf", f"{stem}-disk1.vmdk"])
+        check_member_names([f"{stem}.ovf", f"{stem}.mf", disk_file_name(stem, 1)])
 
 
 class Package(Step):

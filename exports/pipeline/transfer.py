@@ -12,6 +12,7 @@ from exports.pipeline.connect import VCenterTarget, session_cookie
 from exports.pipeline.download import DownloadedDisk, download_disk, probe_size
 from exports.pipeline.errors import DownloadError, ExportCancelled, ExportError, LeaseError
 from exports.pipeline.lease import ExportLease
+from exports.pipeline.names import disk_file_name
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.output import OutputDir
 from exports.pipeline.progress import (
@@ -107,7 +108,7 @@ def _download_under_lease(
     Returns the number of files and the retryable failures.
     """
     sources = lease.disks(target.netloc)
-    dests = [output.track(f"{name}-disk{i + 1}.vmdk") for i in range(len(sources))]
+    dests = [output.track(disk_file_name(name, i + 1)) for i in range(len(sources))]
     nvram = lease.nvram(target.netloc)
     if nvram is not None:
         sources.append(nvram)
