@@ -12,8 +12,8 @@ from django.utils import timezone
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
+from exports.pipeline.manifest import MANIFEST_NAME
 
-MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 LOG_TAIL = 500
 
