@@ -87,7 +87,6 @@ def main() -> None:
     from django.core.management import call_command
     from django.db.models import Count
 
-    from exports import jobs
     from exports.models import Job
     from hypersdk import events
     from hypersdk.celery import app
@@ -109,7 +108,7 @@ def main() -> None:
             "files": [{"name": "app01-disk1.vmdk", "size": 1 << 30, "sha256": "0" * 64}],
         },
     )
-    data = jobs._event_data(job)
+    data = job.as_event()
 
     # Reference: the same signed bodies, POSTed one after another by a plain httpx client.
     body = payloads.body("job.completed", payloads.event_data("job.completed", data)).encode()

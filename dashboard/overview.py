@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from django.db.models import Count
 from django.utils import timezone
 
 from exports import jobs
@@ -17,13 +16,6 @@ def start_of_today() -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
 
 
-def counts_since(moment: datetime) -> dict[str, int]:
-    counts = dict.fromkeys(Job.Status.values, 0)
-    for row in Job.objects.filter(created_at__gte=moment).values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
-    return counts
-
-
 def active_jobs():
     return Job.objects.filter(status__in=(Job.Status.RUNNING, Job.Status.PENDING)).order_by(
         "-status", "started_at", "created_at"
@@ -32,7 +24,7 @@ def active_jobs():
 
 def overview() -> dict:
     all_time = jobs.counts_by_status()
-    today = counts_since(start_of_today())
+    today = jobs.counts_by_status(since=start_of_today())
     return {
         "active_jobs": active_jobs(),
         "counts": [(status, today[status], all_time[status]) for status in Job.Status.values],

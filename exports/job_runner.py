@@ -48,15 +48,17 @@ def worker_name() -> str:
 class JobSession:
     """The ProgressReporter of a running job, and its heartbeat and cancel watcher."""
 
-    def __init__(self, job_id: str, cancel: CancelToken, *, progress_interval: float = 0.5) -> None:
-        self.job_id = job_id
+    def __init__(self, job: Job, cancel: CancelToken, *, progress_interval: float = 0.5) -> None:
+        # The claimed job: progress events describe it with its latest progress, no re-read.
+        self.job = job
+        self.job_id = job.id
         self.cancel = cancel
         self.progress_interval = progress_interval
         self._logs: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._latest: ProgressSnapshot | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"job-session-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"job-session-{job.id}", daemon=True)
 
     # ProgressReporter: called from the export's threads, never touches the database itself.
     def progress(self, snapshot: ProgressSnapshot) -> None:
@@ -122,22 +124,17 @@ class JobSession:
             snapshot, self._latest = self._latest, None
         if snapshot is None:
             return
-        running = Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(
-            phase=snapshot.phase,
-            percent=snapshot.percent,
-            current_file=snapshot.current_file[:512],
-            bytes_done=snapshot.bytes_done,
-            bytes_total=snapshot.bytes_total,
-            rate_bps=snapshot.rate_bps,
-            eta_seconds=snapshot.eta_seconds,
-        )
+        progress = {**asdict(snapshot), "current_file": snapshot.current_file[:512]}
+        running = Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(**progress)
         if not running:
             # The job ended meanwhile: a progress now would contradict its end (state running
             # after job.completed). Webhooks also drop one that is still queued when it ends.
             return
-        progress = asdict(snapshot)
-        live.publish_job(self.job_id, "job.progress", progress)
-        emit("job.progress", {"job_id": self.job_id, **progress})  # webhooks throttle it
+        for name, value in progress.items():
+            setattr(self.job, name, value)
+        event = self.job.as_event()
+        live.publish_job(self.job_id, "job.progress", event["progress"])
+        emit("job.progress", event)  # webhooks throttle it
 
 
 def export_options(job: Job) -> ExportOptions:
@@ -231,7 +228,7 @@ def _run_job(job_id: str) -> str | None:
         return Job.Status.FAILED
     cancel = CancelToken()
     status, result, error = Job.Status.FAILED, None, ""
-    with JobSession(job.id, cancel) as session:
+    with JobSession(job, cancel) as session:
         try:
             outcome = export_vm(options, vcenter_target(job.vcenter), session, cancel)
             status, result = Job.Status.COMPLETED, outcome.as_dict()

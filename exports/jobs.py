@@ -21,8 +21,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from exports import live
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
+from exports.lifecycle import Transition, announce, apply, change_state
+from exports.lifecycle import append_log as append_log  # the job service's, for its callers
 from exports.models import Job, JobLog
 from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.names import file_stem
@@ -74,14 +75,6 @@ class SubmitResult:
             "rejected": self.rejected,
             "errors": self.errors,
         }
-
-
-def append_log(job_id: str, message: str, level: str = "info") -> JobLog:
-    entry = JobLog.objects.create(job_id=job_id, message=message, level=level)
-    live.publish_job(
-        job_id, "job.log", {"id": entry.id, "at": entry.at.isoformat(), "level": level, "message": message}
-    )
-    return entry
 
 
 def submit_jobs(
@@ -136,7 +129,7 @@ def submit_jobs(
         )
         transaction.on_commit(dispatch_pending)
         for job in refused:
-            transaction.on_commit(lambda job=job: emit("job.failed", _event_data(job)))
+            transaction.on_commit(lambda job=job: emit("job.failed", job.as_event()))
     result.job_ids = [job.id for job in [*jobs, *refused]]
     return result
 
@@ -247,18 +240,19 @@ def job_logs(job_id: str, *, tail: int | None = None, since: int | datetime | No
 def cancel_job(job_id: str) -> Job:
     """A pending job is cancelled at once; a running one is asked to stop (its worker polls)."""
     job = get_job(job_id)
-    if Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
-        status=Job.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
-    ):
-        append_log(job_id, "cancelled before it started")
-        _announce(job_id)
-        job = get_job(job_id)
-        emit("job.cancelled", _event_data(job))
-        return job
-    if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(cancel_requested=True):
-        append_log(job_id, "cancel requested")
-        return get_job(job_id)
-    raise JobAlreadyFinished(job)
+    reason = "cancelled before it started"
+    cancel_pending = Transition(
+        source=(Job.Status.PENDING,),
+        changes={"status": Job.Status.CANCELLED, "finished_at": timezone.now(), "error": reason},
+        message=reason,
+    )
+    ask_to_stop = Transition(
+        source=(Job.Status.RUNNING,), changes={"cancel_requested": True}, message="cancel requested"
+    )
+    changed = change_state(job_id, cancel_pending) or change_state(job_id, ask_to_stop)
+    if changed is None:
+        raise JobAlreadyFinished(job)
+    return changed
 
 
 def _lock_vcenter(key: str) -> None:
@@ -289,7 +283,6 @@ def claim_job(job_id: str, worker: str) -> Job | None:
     vCenter is at the limit (the job stays pending, first in line), or a running job owns its
     output path (the job fails, naming that job).
     """
-    refused = ""
     with transaction.atomic():
         job = Job.objects.filter(id=job_id).first()
         if job is None or job.status != Job.Status.PENDING:
@@ -304,29 +297,29 @@ def claim_job(job_id: str, worker: str) -> Job | None:
         holder = output_path_holder(job.output_path, exclude=job.id, statuses=(Job.Status.RUNNING,))
         if holder is not None:
             refused = f"output path refused: {output_in_use(holder)}"
-            claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
-                status=Job.Status.FAILED, error=refused, finished_at=now
+            transition = Transition(
+                source=(Job.Status.PENDING,),
+                changes={"status": Job.Status.FAILED, "error": refused, "finished_at": now},
+                message=refused,
+                level="error",
             )
         else:
-            claimed = Job.objects.filter(id=job_id, status=Job.Status.PENDING).update(
-                status=Job.Status.RUNNING,
-                started_at=now,
-                heartbeat_at=now,
-                worker=worker,
-                output_created=not Path(job.output_path).exists(),
+            transition = Transition(
+                source=(Job.Status.PENDING,),
+                changes={
+                    "status": Job.Status.RUNNING,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "worker": worker,
+                    "output_created": not Path(job.output_path).exists(),
+                },
+                message=f"started on {worker}",
             )
-        if not claimed:
+        if not apply(job_id, transition):
             return None
-    if refused:
-        append_log(job_id, refused, "error")
-        _announce(job_id)
-        emit("job.failed", _event_data(get_job(job_id)))
-        return None
-    append_log(job_id, f"started on {worker}")
-    _announce(job_id)
-    job = get_job(job_id)
-    emit("job.started", _event_data(job))
-    return job
+    # Announced once the claim committed: the locks above are not held while subscribers run.
+    started = announce(job_id, transition)
+    return started if holder is None else None
 
 
 def dispatch_pending() -> int:
@@ -365,20 +358,19 @@ def dispatch_pending() -> int:
 
 def finish_job(job_id: str, status: str, *, result: dict | None = None, error: str = "") -> bool:
     """Record the outcome of a running job; False if it was no longer running (reaped)."""
-    done = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
-        status=status, result=result, error=error, finished_at=timezone.now(), cancel_requested=False
+    finished = Transition(
+        source=(Job.Status.RUNNING,),
+        changes={
+            "status": status,
+            "result": result,
+            "error": error,
+            "finished_at": timezone.now(),
+            "cancel_requested": False,
+        },
+        message=error or f"{status}",
+        level="error" if status == Job.Status.FAILED else "info",
     )
-    if done:
-        append_log(job_id, error or f"{status}", level="error" if status == Job.Status.FAILED else "info")
-        _announce(job_id)
-        event = {
-            Job.Status.COMPLETED: "job.completed",
-            Job.Status.FAILED: "job.failed",
-            Job.Status.CANCELLED: "job.cancelled",
-        }.get(status)
-        if event:
-            emit(event, _event_data(get_job(job_id)))
-    return bool(done)
+    return change_state(job_id, finished) is not None
 
 
 def reap_lost_jobs() -> list[str]:
@@ -386,18 +378,16 @@ def reap_lost_jobs() -> list[str]:
     cutoff = timezone.now() - timedelta(seconds=settings.HYPERSDK_WORKER_LOST_SECONDS)
     reaped = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
-        lost = Job.objects.filter(id=job.id, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-            status=Job.Status.FAILED, error="worker lost", finished_at=timezone.now()
+        lost = Transition(
+            source=(Job.Status.RUNNING,),
+            where=Q(heartbeat_at__lt=cutoff),
+            changes={"status": Job.Status.FAILED, "error": "worker lost", "finished_at": timezone.now()},
+            message=f"worker lost ({job.worker}): no heartbeat since {job.heartbeat_at.isoformat()}",
+            level="error",
         )
-        if lost:
+        if apply(job.id, lost):
             remove_partial_output(job)
-            append_log(
-                job.id,
-                f"worker lost ({job.worker}): no heartbeat since {job.heartbeat_at.isoformat()}",
-                "error",
-            )
-            _announce(job.id)
-            emit("job.failed", _event_data(get_job(job.id)))
+            announce(job.id, lost)
             reaped.append(job.id)
     if reaped:
         dispatch_pending()
@@ -409,28 +399,11 @@ def remove_partial_output(job: Job) -> None:
     discard_run(Path(job.output_path), job.id)
 
 
-def counts_by_status() -> dict[str, int]:
-    counts = {status: 0 for status in Job.Status.values}
-    for row in Job.objects.values("status").annotate(n=Count("id")):
+def counts_by_status(*, since: datetime | None = None) -> dict[str, int]:
+    """``{status: number of jobs}`` for every status (0 when none), of all jobs or of those
+    created at ``since`` or later; one query."""
+    rows = Job.objects.all() if since is None else Job.objects.filter(created_at__gte=since)
+    counts = dict.fromkeys(Job.Status.values, 0)
+    for row in rows.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
-
-
-def _event_data(job: Job) -> dict[str, Any]:
-    """What lifecycle events (and so webhooks) say about a job: never a credential."""
-    return {
-        "job_id": job.id,
-        "vm_path": job.vm_path,
-        "status": job.status,
-        "output_path": job.output_path,
-        "origin": job.origin,
-        "error": job.error,
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }
-
-
-def _announce(job_id: str) -> None:
-    job = Job.objects.filter(id=job_id).values("status", "error", "percent", "phase").first()
-    if job:
-        live.publish_job(job_id, "job.status", job)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from exports.pipeline.progress import PROGRESS_FIELDS
 from exports.secrets import decrypt, encrypt
 from hypersdk.redaction import url_has_credentials
 
@@ -153,6 +156,48 @@ class Job(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return round((end - self.started_at).total_seconds(), 1)
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """``{percent, phase, current_file, bytes_done, bytes_total, rate_bps, eta_seconds}``."""
+        return {name: getattr(self, name) for name in PROGRESS_FIELDS}
+
+    def as_event(self) -> dict[str, Any]:
+        """The job as every lifecycle event describes it, built once per change: webhooks,
+        metrics, websockets and the log read this dict and never the row again.
+
+        The API's names (``status``, ``output_path``, ``duration_seconds``); webhooks rename
+        three of them to the receivers' documented ones (webhooks.payloads). JSON-able: times
+        are ISO 8601 strings. Never a credential. Keys in the order webhook bodies show them.
+        """
+        result = self.result if isinstance(self.result, dict) else {}
+        return {
+            "job_id": self.id,
+            "name": result.get("vm_name") or self.vm_path.rstrip("/").rsplit("/", 1)[-1],
+            "vm_path": self.vm_path,
+            "output_path": self.output_path,
+            "status": self.status,
+            "progress": self.progress,
+            "error": self.error,
+            "duration_seconds": self.duration_seconds,
+            "files": result.get("files", []),
+            "origin": self.origin,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+def exported_bytes(event: dict[str, Any]) -> int:
+    """What a job event (or its webhook payload: same keys) says the export wrote: its files'
+    sizes, else the bytes downloaded so far."""
+    files = event.get("files") or []
+    total = sum(int(f.get("size") or 0) for f in files if isinstance(f, dict))
+    return total or int((event.get("progress") or {}).get("bytes_done") or 0)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 class JobLog(models.Model):

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -86,21 +87,21 @@ def on_event(event: str, data: dict[str, Any]) -> None:
     if counter is None:
         return
     increment(counter)
-    if event == "job.completed" and data.get("job_id"):
-        record_completed_export(data["job_id"])
+    if event == "job.completed":
+        record_completed_export(data)
 
 
-def record_completed_export(job_id: str) -> None:
-    from exports.models import Job
+def record_completed_export(event: dict[str, Any]) -> None:
+    """Bytes and duration of a completed export, from its ``job.completed`` event (Job.as_event)."""
+    from exports.models import exported_bytes
 
-    job = Job.objects.filter(id=job_id).values("result", "bytes_done", "started_at", "finished_at").first()
-    if job is None:
-        return
-    exported = (job["result"] or {}).get("total_bytes") or job["bytes_done"] or 0
+    exported = exported_bytes(event)
     if exported:
         increment(EXPORTED_BYTES, float(exported))
-    if job["started_at"] and job["finished_at"]:
-        observe(EXPORT_DURATION, max(0.0, (job["finished_at"] - job["started_at"]).total_seconds()))
+    started, finished = event.get("started_at"), event.get("finished_at")
+    if started and finished:
+        elapsed = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+        observe(EXPORT_DURATION, max(0.0, elapsed.total_seconds()))
 
 
 def on_webhook_attempt(sender: Any, status: str, **kwargs: Any) -> None:

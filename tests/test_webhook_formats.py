@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from exports import jobs
 from exports.job_runner import JobSession
 from exports.models import Job
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
@@ -26,7 +25,7 @@ from tests.chat_receivers import (
     slack_receiver,
     teams_receiver,
 )
-from tests.test_webhooks import attempt, client, finished_job  # noqa: F401 - fixtures
+from tests.test_webhooks import attempt, client, finished_job, progress_event  # noqa: F401 - fixtures
 from tests.webhook_receiver import Reply
 from webhooks import delivery, formats, service
 from webhooks.models import Webhook, WebhookDelivery
@@ -121,11 +120,11 @@ def test_an_explicit_format_wins_and_an_unknown_one_is_a_400(client, chat):  # n
 
 
 def emit_every_event(job_running: Job, job_done: Job, job_failed: Job, job_cancelled: Job) -> None:
-    events.emit("job.started", jobs._event_data(job_running))
-    events.emit("job.progress", {"job_id": job_running.id, "phase": "downloading", "percent": 40})
-    events.emit("job.completed", jobs._event_data(job_done))
-    events.emit("job.failed", jobs._event_data(job_failed))
-    events.emit("job.cancelled", jobs._event_data(job_cancelled))
+    events.emit("job.started", job_running.as_event())
+    events.emit("job.progress", progress_event(job_running, phase="downloading", percent=40))
+    events.emit("job.completed", job_done.as_event())
+    events.emit("job.failed", job_failed.as_event())
+    events.emit("job.cancelled", job_cancelled.as_event())
     events.emit(
         "schedule.triggered",
         {
@@ -170,7 +169,7 @@ def test_every_event_in_every_chat_format_is_accepted_by_its_receiver(chat, sett
 
 def test_without_a_public_url_there_is_no_link(slack):
     webhook, _ = service.add_webhook(slack.url, format="slack")
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     send_all(webhook)
     assert "/ui/jobs/" not in json.dumps(slack.accepted)
 
@@ -185,16 +184,14 @@ def test_the_standard_envelope_is_what_slack_refuses_with_no_text(slack):
 def test_slack_sections_are_verbatim_so_a_vm_name_cannot_mention_here():
     """Without ``verbatim: true`` Slack auto-parses "@here"/"@channel" in mrkdwn text."""
     job = finished_job(status="failed", error="@here @channel disk gone", vm_path="/dc/vm/@everyone")
-    message = formats.render("slack", "job.failed", jobs._event_data(job))
+    message = formats.render("slack", "job.failed", job.as_event())
     for block in message["blocks"]:
         assert block["text"]["verbatim"] is True
 
 
 def test_slack_body_has_text_and_blocks_and_escapes_control_characters(slack):
     webhook, _ = service.add_webhook(slack.url, format="slack")
-    events.emit(
-        "job.failed", jobs._event_data(finished_job(status=Job.Status.FAILED, error="<!channel> & x"))
-    )
+    events.emit("job.failed", finished_job(status=Job.Status.FAILED, error="<!channel> & x").as_event())
     send_all(webhook)
     (message,) = slack.accepted
     assert message["text"].startswith("❌ Export failed: app01")
@@ -204,7 +201,7 @@ def test_slack_body_has_text_and_blocks_and_escapes_control_characters(slack):
 
 def test_discord_messages_stay_within_its_limits_and_ping_nobody(discord):
     webhook, _ = service.add_webhook(discord.url, format="discord")
-    events.emit("job.failed", jobs._event_data(finished_job(status=Job.Status.FAILED, error=LONG_ERROR)))
+    events.emit("job.failed", finished_job(status=Job.Status.FAILED, error=LONG_ERROR).as_event())
     (sent,) = send_all(webhook)
     assert sent.status == "delivered", sent.error
     (message,) = discord.accepted
@@ -298,7 +295,7 @@ def test_one_delivery_failing_inside_the_drainer_does_not_stop_the_others(
 
         monkeypatch.setattr(delivery, "retry_after_of", broken)
         for _ in range(3):
-            events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+            events.emit("job.failed", finished_job(status="failed", error="x").as_event())
         delivery._redis().set(delivery._slot_key(0), "1")
         assert delivery.drain(0) == 6
         assert not delivery._redis().exists(delivery._slot_key(0))
@@ -319,7 +316,7 @@ def test_a_retry_after_of_thousands_of_digits_does_not_stop_the_drain(slack, web
         hostile, _ = service.add_webhook(bad.url, ["job.failed"])
         service.add_webhook(slack.url, ["job.failed"], format="slack")
         bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
-        events.emit("job.failed", jobs._event_data(finished_job(status="failed", error="x")))
+        events.emit("job.failed", finished_job(status="failed", error="x").as_event())
         assert delivery.drain(-1) == 2
         row = WebhookDelivery.objects.get(webhook=hostile)
         assert (row.status, row.attempts, row.status_code) == ("pending", 1, 503)
@@ -338,7 +335,7 @@ def test_a_retry_after_date_in_each_form_delays_the_retry(slack, form):
     webhook, _ = service.add_webhook(slack.url, format="slack")
     when = (timezone.now() + timedelta(minutes=10)).strftime(form)
     slack.reply(Reply(503, headers={"Retry-After": when}))
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     waiting = attempt(webhook)
     assert waiting.status == "pending"
     assert waiting.next_attempt_at - waiting.last_attempt_at >= timedelta(minutes=9, seconds=55)
@@ -365,7 +362,7 @@ def test_a_dead_hook_disables_the_webhook_with_the_reason(slack, fmt, reply, rea
     webhook, _ = service.add_webhook(slack.url_for(path=SLACK_PATH), format=fmt)
     slack.rules = lambda received: None  # answer as told, whatever the body
     slack.reply(reply)
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     dead = attempt(webhook)
     webhook.refresh_from_db()
     assert dead.status == "failed" and not webhook.enabled
@@ -375,7 +372,7 @@ def test_a_dead_hook_disables_the_webhook_with_the_reason(slack, fmt, reply, rea
 def test_an_unknown_404_is_an_ordinary_failure_not_a_dead_hook(slack):
     webhook, _ = service.add_webhook(slack.url_for(path="/services/other"), format="slack")
     slack.unknown = Reply(404, body=b"not found")
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     assert attempt(webhook).status == "pending"
     webhook.refresh_from_db()
     assert webhook.enabled
@@ -383,7 +380,7 @@ def test_an_unknown_404_is_an_ordinary_failure_not_a_dead_hook(slack):
 
 def test_slack_429_delays_by_retry_after_and_does_not_count_toward_disabling(slack):
     webhook, _ = service.add_webhook(slack.url, format="slack")
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     for _ in range(5):  # more than HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES (3) and the retries
         slack.reply(Reply(429, {"Retry-After": "30"}, b"rate_limited"))
         limited = attempt(webhook)
@@ -408,7 +405,7 @@ def test_discord_429_waits_for_its_json_retry_after(discord):
             b'{"message": "You are being rate limited.", "retry_after": 64.57, "global": false}',
         )
     )
-    events.emit("job.completed", jobs._event_data(finished_job()))
+    events.emit("job.completed", finished_job().as_event())
     limited = attempt(webhook)
     assert limited.status == "pending"
     assert limited.next_attempt_at - limited.last_attempt_at >= timedelta(seconds=64.5)
@@ -422,9 +419,9 @@ def test_discord_429_waits_for_its_json_retry_after(discord):
 def test_a_progress_queued_while_the_job_ran_is_not_sent_once_it_ended(slack):
     webhook, _ = service.add_webhook(slack.url, ["job.progress", "job.completed"], format="slack")
     job = finished_job(status=Job.Status.RUNNING, finished_at=None)
-    events.emit("job.progress", {"job_id": job.id, "phase": "completed", "percent": 100})
+    events.emit("job.progress", progress_event(job, phase="completed", percent=100))
     Job.objects.filter(id=job.id).update(status=Job.Status.COMPLETED, finished_at=timezone.now())
-    events.emit("job.completed", jobs._event_data(Job.objects.get(id=job.id)))
+    events.emit("job.completed", Job.objects.get(id=job.id).as_event())
     sent = send_all(webhook)
     assert [(row.event, row.status) for row in sent] == [
         ("job.progress", "skipped"),
@@ -436,7 +433,7 @@ def test_a_progress_queued_while_the_job_ran_is_not_sent_once_it_ended(slack):
 def test_a_progress_emitted_after_the_job_ended_makes_no_delivery(slack):
     service.add_webhook(slack.url, ["job.progress"], format="slack")
     job = finished_job()
-    events.emit("job.progress", {"job_id": job.id, "phase": "completed", "percent": 100})
+    events.emit("job.progress", progress_event(job, phase="completed", percent=100))
     assert not WebhookDelivery.objects.exists()
 
 
@@ -444,7 +441,7 @@ def test_a_progress_flushed_after_the_job_ended_is_not_emitted(monkeypatch):
     job = finished_job()
     seen = []
     monkeypatch.setattr(events, "_subscribers", [lambda event, data: seen.append(event)])
-    session = JobSession(job.id, CancelToken())
+    session = JobSession(job, CancelToken())
     session.progress(ProgressSnapshot(phase="completed", percent=100.0))
     session._flush_progress()
     assert seen == []

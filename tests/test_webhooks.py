@@ -74,8 +74,15 @@ def finished_job(status: str = Job.Status.COMPLETED, **fields) -> Job:
 
 def emit_completed(job: Job | None = None) -> Job:
     job = job or finished_job()
-    events.emit("job.completed", jobs._event_data(job))
+    events.emit("job.completed", job.as_event())
     return job
+
+
+def progress_event(job: Job, **progress) -> dict:
+    """The ``job.progress`` event a worker emits once it wrote ``progress`` to the job's row."""
+    for name, value in progress.items():
+        setattr(job, name, value)
+    return job.as_event()
 
 
 def attempt(webhook: Webhook) -> WebhookDelivery:
@@ -274,7 +281,7 @@ def test_each_event_becomes_a_delivery_for_each_enabled_subscribed_webhook(recei
     everything, _ = add(receiver.url_for(path="/all"), ["*"])
     add(receiver.url_for(path="/off"), enabled=False)
     job = finished_job(status=Job.Status.RUNNING, finished_at=None)
-    events.emit("job.started", jobs._event_data(job))
+    events.emit("job.started", job.as_event())
     assert sorted(WebhookDelivery.objects.values_list("webhook_id", "event")) == sorted(
         [(default.id, "job.started"), (everything.id, "job.started")]
     )
@@ -315,7 +322,7 @@ def test_job_progress_is_throttled_per_job_at_the_subscriber(receiver):
     webhook, _ = add(receiver.url, ["job.progress"])
     job = finished_job(status=Job.Status.RUNNING, finished_at=None)
     for percent in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 25):
-        events.emit("job.progress", {"job_id": job.id, "phase": "downloading", "percent": percent})
+        events.emit("job.progress", progress_event(job, phase="downloading", percent=percent))
     sent = [d.payload["data"]["progress"]["percent"] for d in WebhookDelivery.objects.filter(webhook=webhook)]
     assert sorted(sent) == [1, 12, 25]
 

@@ -114,7 +114,7 @@ def test_failures_are_retried_by_the_worker_until_the_receiver_recovers(celery_w
     job = Job.objects.create(
         vm_path="/dc/vm/prod/web01", output_path="/exports/web01", status=Job.Status.COMPLETED
     )
-    events.emit("job.completed", jobs._event_data(job))
+    events.emit("job.completed", job.as_event())
     (sent,) = wait_for(lambda: settled(webhook.id, 1), message="the delivery to settle")
     assert (sent.status, sent.attempts, sent.status_code, sent.error) == ("delivered", 3, 200, "")
     first, second, third = receiver.requests
@@ -126,7 +126,7 @@ def test_410_from_the_receiver_disables_the_webhook(celery_worker, receiver):
     webhook, _ = service.add_webhook(receiver.url, ["job.completed"])
     receiver.reply(Reply(410))
     job = Job.objects.create(vm_path="/dc/vm/prod/web01", output_path="/x", status=Job.Status.COMPLETED)
-    events.emit("job.completed", jobs._event_data(job))
+    events.emit("job.completed", job.as_event())
     (gone,) = wait_for(lambda: settled(webhook.id, 1), message="the delivery to settle")
     assert (gone.status, gone.status_code, gone.attempts) == ("failed", 410, 1)
     webhook.refresh_from_db()

@@ -82,7 +82,8 @@ class Attempt:
 def on_event(event: str, data: dict[str, Any]) -> list[str]:
     """The event-bus subscriber: a pending delivery for every enabled webhook that wants it."""
     job_id = data.get("job_id")
-    if event == "job.progress" and not throttle.allow(str(job_id), float(data.get("percent") or 0)):
+    percent = (data.get("progress") or {}).get("percent") or 0
+    if event == "job.progress" and not throttle.allow(str(job_id), float(percent)):
         return []
     if event in FINISHED_JOB_EVENTS and job_id:
         throttle.forget(job_id)

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
+from exports.models import exported_bytes
+
 STANDARD, SLACK, DISCORD, TEAMS = "standard", "slack", "discord", "teams"
 FORMATS = (STANDARD, SLACK, DISCORD, TEAMS)
 CHAT_FORMATS = (SLACK, DISCORD, TEAMS)
@@ -152,7 +154,7 @@ def human_size(count: float | None) -> str:
 
 
 def facts(event: str, data: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) pairs worth a glance; never a credential (payloads.job_data has none)."""
+    """(label, value) pairs worth a glance; never a credential (Job.as_event has none)."""
     if event == "test":
         return [("Sent by", "HyperSDK: this webhook works")]
     if event == "schedule.triggered":
@@ -174,7 +176,7 @@ def facts(event: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     if duration:
         rows.append(("Duration", duration))
     if event == "job.completed":
-        size = human_size(_size(data))
+        size = human_size(exported_bytes(data))
         if size:
             rows.append(("Size", size))
         if data.get("output"):
@@ -182,12 +184,6 @@ def facts(event: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     if event in {"job.failed", "job.cancelled"} and data.get("error"):
         rows.append(("Error", truncate(str(data["error"]), ERROR_CHARS)))
     return rows
-
-
-def _size(data: dict[str, Any]) -> int:
-    files = data.get("files") or []
-    total = sum(int(f.get("size") or 0) for f in files if isinstance(f, dict))
-    return total or int((data.get("progress") or {}).get("bytes_done") or 0)
 
 
 def summary(event: str, data: dict[str, Any]) -> str:

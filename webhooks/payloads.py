@@ -7,9 +7,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from exports.models import Job
-
-PROGRESS_FIELDS = ("phase", "percent", "current_file", "bytes_done", "bytes_total", "rate_bps", "eta_seconds")
+# The event says what the API says (exports.models.Job.as_event); receivers were promised these
+# three names instead (README, "Format standard"), so they keep them: renamed here, and only here.
+RECEIVER_NAMES = {"output_path": "output", "status": "state", "duration_seconds": "duration"}
 
 
 def body(event: str, data: dict[str, Any]) -> str:
@@ -27,42 +27,19 @@ def body_for(fmt: str, event: str, data: dict[str, Any]) -> str:
 
 
 def event_data(event: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The ``data`` of an internal event as receivers see it."""
+    """The ``data`` of an internal event as receivers see it, from the event alone (no query).
+
+    job.*: the job's event with the receivers' names, in the same order, and ``error`` null
+    when there is none: ``{job_id, name, vm_path, output, state, progress, error, duration,
+    files, origin, created_at, started_at, finished_at}``.
+    """
     if event == "schedule.triggered":
         return {
             "schedule": {"id": data.get("schedule_id"), "name": data.get("name")},
             "slot": data.get("slot"),
             "job_id": data.get("job_id"),
         }
-    job = Job.objects.filter(id=data.get("job_id")).first()
-    if job is None:  # deleted in between: send what the event said
-        return dict(data)
-    described = job_data(job)
-    if event == "job.progress":
-        described["progress"] = {name: data[name] for name in PROGRESS_FIELDS if name in data}
+    described = {RECEIVER_NAMES.get(name, name): value for name, value in data.items()}
+    if "error" in described:
+        described["error"] = described["error"] or None
     return described
-
-
-def job_data(job: Job) -> dict[str, Any]:
-    """A job as every job.* payload describes it; never a credential."""
-    result = job.result or {}
-    return {
-        "job_id": job.id,
-        "name": result.get("vm_name") or job.vm_path.rstrip("/").rsplit("/", 1)[-1],
-        "vm_path": job.vm_path,
-        "output": job.output_path,
-        "state": job.status,
-        "progress": {
-            "phase": job.phase,
-            "percent": job.percent,
-            "bytes_done": job.bytes_done,
-            "bytes_total": job.bytes_total,
-        },
-        "error": job.error or None,
-        "duration": job.duration_seconds,
-        "files": result.get("files", []),
-        "origin": job.origin,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exports.models import Job, JobLog
+from exports.pipeline.progress import ProgressSnapshot
 
-
-class ProgressSerializer(serializers.Serializer):
-    percent = serializers.FloatField()
-    phase = serializers.CharField()
-    current_file = serializers.CharField()
-    bytes_done = serializers.IntegerField()
-    bytes_total = serializers.IntegerField()
-    rate_bps = serializers.FloatField()
-    eta_seconds = serializers.FloatField(allow_null=True)
+# The schema's field for each type a ProgressSnapshot field has.
+_PROGRESS_TYPES = {
+    "float": serializers.FloatField,
+    "str": serializers.CharField,
+    "int": serializers.IntegerField,
+    "float | None": lambda: serializers.FloatField(allow_null=True),
+}
+# ``progress`` as the schema shows it: ProgressSnapshot's fields, in its order.
+ProgressSerializer = type(
+    "ProgressSerializer",
+    (serializers.Serializer,),
+    {item.name: _PROGRESS_TYPES[str(item.type)]() for item in fields(ProgressSnapshot)},
+)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -88,7 +95,7 @@ class JobSerializer(serializers.ModelSerializer):
             "status_detail": "files missing" if missing else "",
             "missing_files": missing,
             "origin": job.origin,
-            "progress": self.get_progress(job),
+            "progress": job.progress,
             "result": job.result,
             "error": job.error,
             "created_at": _iso(job.created_at),
@@ -103,15 +110,7 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, job: Job) -> dict:
         # A plain dict: a nested serializer per job costs more than the whole query (bench/api.py).
-        return {
-            "percent": job.percent,
-            "phase": job.phase,
-            "current_file": job.current_file,
-            "bytes_done": job.bytes_done,
-            "bytes_total": job.bytes_total,
-            "rate_bps": job.rate_bps,
-            "eta_seconds": job.eta_seconds,
-        }
+        return job.progress
 
 
 def _iso(moment) -> str | None:

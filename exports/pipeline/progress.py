@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from exports.pipeline.errors import ExportCancelled
@@ -18,13 +18,20 @@ from exports.pipeline.errors import ExportCancelled
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
-    phase: str
+    """How far a run is: the one list of progress fields. The job row's columns, the API's
+    ``progress``, websocket ``job.progress`` messages and webhook payloads all take theirs
+    from here (``PROGRESS_FIELDS``), in this order."""
+
     percent: float
+    phase: str
     current_file: str = ""
     bytes_done: int = 0
     bytes_total: int = 0
     rate_bps: float = 0.0
     eta_seconds: float | None = None
+
+
+PROGRESS_FIELDS = tuple(item.name for item in fields(ProgressSnapshot))
 
 
 class ProgressReporter(Protocol):
