@@ -20,11 +20,11 @@ from typing import Any
 
 from exports.pipeline.errors import ConversionError
 from exports.pipeline.files import OutputDir, fd_path, open_beneath, sha256_file, write_atomically
+from exports.pipeline.formats import target_format
 from exports.pipeline.manifest import MANIFEST_NAME
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
 
-TARGET_FORMATS = ("qcow2", "raw", "vdi")
 HASH_CHUNK = 8 << 20
 _ZEROS = memoryview(bytes(HASH_CHUNK))
 # The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
@@ -107,7 +107,7 @@ def convert_export(
                 manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
             )
         for disk in manifest["disks"]:
-            name = f"{disk['id']}.{target}"
+            name = f"{disk['id']}.{target_format(target).extension}"
             try:
                 os.stat(name, dir_fd=converted_fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -256,12 +256,13 @@ def _with_qemu_img(
         raise ConversionError("no converter: install hyper2kvm or qemu-img (Debian package qemu-utils)")
     report = ConversionReport(converter="qemu-img", target_format=target)
     deadline = time.monotonic() + timeout_seconds
+    form = target_format(target)
     for disk in manifest["disks"]:
-        output = converted_dir / f"{disk['id']}.{target}"
+        output = converted_dir / f"{disk['id']}.{form.extension}"
         part = output.name + ".part"
         # -m/-W: parallel coroutines, out-of-order writes; zstd is the fast qcow2 compression.
-        command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", target]
-        if compress and target == "qcow2":
+        command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", form.qemu_format]
+        if compress and form.qemu_format == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
         # The target through the converted directory's descriptor: a swapped path cannot move it.
         command += [disk["local_path"], fd_path(converted_fd, part)]
