@@ -29,7 +29,7 @@ def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def duration(what: str, maximum: float) -> Callable[[str], str]:
+def duration(maximum: float) -> Callable[[str], str]:
     """The ``type`` of a duration flag: minutes or 2h/90m/45s, at most ``maximum`` seconds (the
     job spec's bound), kept as given."""
 
@@ -40,7 +40,6 @@ def duration(what: str, maximum: float) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
 
-    parse.__name__ = what  # argparse names the type in some messages
     return parse
 
 
@@ -57,7 +56,7 @@ def _option_flag_kwargs(option: Option) -> dict[str, Any]:
     elif option.kind == "count":
         kwargs["type"] = whole_number(option.name.replace("_", " "), option.low, int(option.high))
     elif option.kind == "duration":
-        kwargs["type"] = duration(option.name, option.high)
+        kwargs["type"] = duration(option.high)
     return kwargs
 
 

@@ -170,7 +170,7 @@ def option(**declaration: Any) -> Any:
 class ExportOptions:
     vm_path: str
     output_dir: Path | None = None
-    # The export options, in the order the job summary lists them.
+    # The export options, in the job spec's field order (the API's, and its errors'); new ones last.
     format: str = option(
         kind="choice",
         default=PACKAGE_FORMATS[0],
@@ -186,6 +186,15 @@ class ExportOptions:
         ),
     )
     manifest: bool = option(kind="switch", default=False, help="write the Artifact Manifest (manifest.json)")
+    manifest_target: str = option(
+        kind="choice",
+        default=DEFAULT_TARGET,
+        choices=tuple((target.name, target.label) for target in TARGETS),
+        help="conversion target (default {default})",
+        form=FormField("target_format", "Target Format"),
+        shown_with=("manifest", "convert", "verify"),
+        summary_name="target",
+    )
     convert: bool = option(
         kind="switch",
         default=False,
@@ -198,15 +207,6 @@ class ExportOptions:
         help="verify checksums and converted disks",
         form=FormField("verify", "Verify", "Verify checksums after conversion."),
     )
-    manifest_target: str = option(
-        kind="choice",
-        default=DEFAULT_TARGET,
-        choices=tuple((target.name, target.label) for target in TARGETS),
-        help="conversion target (default {default})",
-        form=FormField("target_format", "Target Format"),
-        shown_with=("manifest", "convert", "verify"),
-        summary_name="target",
-    )
     parallel: int = option(
         kind="count",
         default=4,
@@ -216,20 +216,6 @@ class ExportOptions:
         help="disks downloaded at once, {low} to {high} (default {default})",
     )
     power_off: bool = option(kind="switch", default=False, help="shut a running VM down first")
-    overwrite: bool = option(
-        kind="switch", default=False, help="replace a completed export in the output directory"
-    )
-    conversion_timeout: float = option(
-        kind="duration",
-        default=120 * 60.0,
-        high=MAX_CONVERSION_TIMEOUT_MINUTES * 60,
-        api_unit=60,
-        metavar="DURATION",
-        help="minutes, or 2h/90m (default {default}, at most {high})",
-        api_help="minutes",
-        form=FormField("conversion_timeout", "Conversion Timeout (minutes)"),
-        shown_with=("convert",),
-    )
     hyper2kvm_path: str | None = option(
         kind="path",
         default=None,
@@ -244,6 +230,20 @@ class ExportOptions:
         ),
         shown_with=("convert",),
         summary_name="hyper2kvm",
+    )
+    conversion_timeout: float = option(
+        kind="duration",
+        default=120 * 60.0,
+        high=MAX_CONVERSION_TIMEOUT_MINUTES * 60,
+        api_unit=60,
+        metavar="DURATION",
+        help="minutes, or 2h/90m (default {default}, at most {high})",
+        api_help="minutes",
+        form=FormField("conversion_timeout", "Conversion Timeout (minutes)"),
+        shown_with=("convert",),
+    )
+    overwrite: bool = option(
+        kind="switch", default=False, help="replace a completed export in the output directory"
     )
     compression_level: int = option(
         kind="count",
