@@ -4,6 +4,7 @@ the declarations; ``compression_level`` was added that way, as one entry plus th
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 from rest_framework.test import APIClient
@@ -17,6 +18,7 @@ from exports import job_runner, jobs
 from exports.job_spec import JobSpecSerializer
 from exports.models import Job
 from exports.pipeline.formats import OVA_GZIP_LEVEL, TARGET_FORMATS, TARGETS
+from exports.pipeline.manifest import SCHEMA_PATH
 from exports.pipeline.options import OPTIONS, ExportOptions, InvalidOptions
 from exports.pipeline.package import gzip_disks
 from hypersdk.permissions import grant_role
@@ -64,6 +66,13 @@ def test_the_dashboard_radio_buttons_are_the_target_formats_with_their_labels():
     choices = ConverterForm.base_fields["target_format"].choices
     assert choices == [(target.name, target.label) for target in TARGETS]
     assert JobSpecSerializer().fields["manifest_target"].choices.keys() == set(TARGET_FORMATS)
+
+
+def test_the_artifact_manifest_schema_accepts_exactly_the_target_formats():
+    # The schema is the manifest's published contract (hyper2kvm reads it): edited by hand, checked here.
+    schema = json.loads(SCHEMA_PATH.read_text())["properties"]
+    assert schema["output"]["properties"]["format"]["enum"] == list(TARGET_FORMATS)
+    assert schema["conversion"]["properties"]["target_format"]["enum"] == list(TARGET_FORMATS)
 
 
 def test_durations_are_seconds_inside_and_minutes_on_the_wire(db):
