@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tarfile
 
 import pytest
 from rest_framework.test import APIClient
@@ -17,12 +18,15 @@ from dashboard.forms import ConverterForm
 from exports import job_runner, jobs
 from exports.job_spec import JobSpecSerializer
 from exports.models import Job
+from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.formats import OVA_GZIP_LEVEL, TARGET_FORMATS, TARGETS
 from exports.pipeline.manifest import SCHEMA_PATH
 from exports.pipeline.options import OPTIONS, ExportOptions, InvalidOptions
 from exports.pipeline.package import gzip_disks
+from exports.pipeline.run import export_vm
 from hypersdk.permissions import grant_role
 from schedules.spec import ScheduleSpecSerializer
+from tests.conftest import APP01, govc_environment
 
 VM = ["-vm", "/dc/vm/prod/web01"]
 
@@ -167,3 +171,15 @@ def test_the_level_is_the_gzip_level_of_the_disks_in_the_ova(exported_disks, tmp
     smallest = gzip_disks(exported_disks, small, level=9)
     assert [disk.path.read_bytes()[8] for disk in default] == [4, 4]
     assert [disk.path.read_bytes()[8] for disk in smallest] == [2, 2]
+
+
+@pytest.mark.vsphere
+def test_a_direct_export_gzips_the_ova_disks_at_the_level_asked(vsphere, app01_seeds, tmp_path):
+    options = ExportOptions(
+        vm_path=APP01, output_dir=tmp_path / "out", format="ova", compress=True, compression_level=9
+    )
+    result = export_vm(options, VCenterTarget.from_env(govc_environment(vsphere)))
+    with tarfile.open(result.package) as ova:
+        disks = [member for member in ova.getmembers() if member.name.endswith(".vmdk")]
+        headers = [ova.extractfile(member).read(10) for member in disks]  # type: ignore[union-attr]
+    assert len(headers) == 2 and all(header[:2] == b"\x1f\x8b" and header[8] == 2 for header in headers)
