@@ -9,12 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from exports.pipeline.options import (
-    MAX_CONVERSION_TIMEOUT_MINUTES,
-    MAX_PARALLEL,
-    InvalidOptions,
-    parse_duration,
-)
+from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
 
 
 def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
@@ -34,13 +29,64 @@ def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def conversion_timeout(text: str) -> str:
-    """The ``type`` of ``-conversion-timeout``: a duration within the job spec's bound, kept as given."""
-    try:
-        parse_duration(text, maximum=MAX_CONVERSION_TIMEOUT_MINUTES * 60)
-    except InvalidOptions as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def duration(maximum: float) -> Callable[[str], str]:
+    """The ``type`` of a duration flag: minutes or 2h/90m/45s, at most ``maximum`` seconds (the
+    job spec's bound), kept as given."""
+
+    def parse(text: str) -> str:
+        try:
+            parse_duration(text, maximum=maximum)
+        except InvalidOptions as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
+def _option_flag_kwargs(option: Option) -> dict[str, Any]:
+    """add_argument's arguments for an export option's flag (switches default to False, the
+    rest to None: a daemon job then carries only what was asked)."""
+    kwargs: dict[str, Any] = {"dest": option.name, "help": option.cli_help}
+    if option.kind == "switch":
+        return kwargs | {"action": "store_true"}
+    if option.metavar:
+        kwargs["metavar"] = option.metavar
+    if option.kind == "choice":
+        kwargs["choices"] = option.values
+    elif option.kind == "count":
+        kwargs["type"] = whole_number(option.name.replace("_", " "), option.low, int(option.high))
+    elif option.kind == "duration":
+        kwargs["type"] = duration(option.high)
+    return kwargs
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per export option that has one (exports.pipeline.options), ``-name``/``--name``."""
+    for option in OPTIONS:
+        if option.flag_name:
+            go_flag(parser, option.flag_name, **_option_flag_kwargs(option))
+
+
+def engine_options_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    """The export options given as flags, as ExportOptions keyword arguments (defaults for the
+    rest). A duration's text was checked by its type; InvalidOptions otherwise."""
+    values = {}
+    for option in OPTIONS:
+        given = opts.get(option.name)
+        values[option.name] = option.default if given is None or given is False else option.from_flag(given)
+    return values
+
+
+def job_spec_from_flags(opts: dict[str, Any]) -> dict[str, Any]:
+    """The export options given as flags, as job spec fields (API units); what was not given is
+    left out, for the daemon to default. InvalidOptions for a bad duration."""
+    spec = {}
+    for option in OPTIONS:
+        given = opts.get(option.name)
+        if given is None or given is False:
+            continue
+        spec[option.name] = option.to_api(option.from_flag(given)) if option.kind == "duration" else given
+    return spec
 
 
 def go_flag(parser: argparse.ArgumentParser, name: str, *aliases: str, **kwargs: Any) -> None:
@@ -79,51 +125,19 @@ def connection_flags_parent() -> argparse.ArgumentParser:
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
     """The export job's flags, as ``hyperexport`` spells them, for a job the daemon will run."""
-    from exports.pipeline.convert import TARGET_FORMATS
-    from exports.pipeline.options import PACKAGE_FORMATS
-
     go_flag(
         parser,
         "output",
         metavar="DIR",
         help="output directory on the daemon's machine (default: its data dir)",
     )
-    go_flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
-    go_flag(
-        parser,
-        "compress",
-        action="store_true",
-        help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
-    )
-    go_flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
-    go_flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
-    go_flag(parser, "convert", action="store_true", help="convert the disks after export")
-    go_flag(parser, "verify", action="store_true", help="verify checksums and converted disks")
     go_flag(
         parser,
         "vcenter",
         metavar="NAME",
         help="a vCenter's name in the daemon (default: the workers' GOVC_*)",
     )
-    go_flag(
-        parser,
-        "parallel",
-        type=whole_number("parallel", 1, MAX_PARALLEL),
-        metavar="N",
-        help=f"disks downloaded at once, 1 to {MAX_PARALLEL} (default 4)",
-    )
-    go_flag(parser, "power-off", action="store_true", help="shut a running VM down first")
-    go_flag(parser, "hyper2kvm-path", metavar="PATH", help="hyper2kvm binary (default: found on PATH)")
-    go_flag(
-        parser,
-        "conversion-timeout",
-        type=conversion_timeout,
-        metavar="DURATION",
-        help=f"minutes, or 2h/90m (default 120, at most {MAX_CONVERSION_TIMEOUT_MINUTES})",
-    )
-    go_flag(
-        parser, "overwrite", action="store_true", help="replace a completed export in the output directory"
-    )
+    add_option_flags(parser)
 
 
 class OneLineErrorParser(CommandParser):

@@ -5,25 +5,15 @@ daemon."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
 from cli import render
 from cli.backends import JobsBackend, UsageError, open_backend
+from cli.flags import job_spec_from_flags
 from cli.follow import watch_job
 from cli.terminal import Terminal
-from exports.pipeline.options import InvalidOptions, parse_duration
-
-# hyperexport's flags (their option names) as the job spec's fields.
-VALUE_FIELDS = {
-    "format": "format",
-    "manifest_target": "manifest_target",
-    "parallel": "parallel",
-    "hyper2kvm_path": "hyper2kvm_path",
-    "vcenter": "vcenter",
-}
-SWITCH_FIELDS = ("compress", "manifest", "convert", "verify", "power_off", "overwrite")
+from exports.pipeline.options import InvalidOptions
 
 
 def run_daemon_mode(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
@@ -58,14 +48,12 @@ def job_spec(opts: dict[str, Any], *, local: bool) -> dict[str, Any]:
                 raise UsageError(f"-output {output}: give an absolute path on the daemon's machine")
             output = os.path.abspath(output)
         spec["output_path"] = output
-    spec.update({field: opts[flag] for flag, field in VALUE_FIELDS.items() if opts[flag] is not None})
-    spec.update({name: True for name in SWITCH_FIELDS if opts[name]})
-    if opts["conversion_timeout"] is not None:
-        try:
-            seconds = parse_duration(opts["conversion_timeout"])
-        except InvalidOptions as exc:
-            raise UsageError(str(exc)) from None
-        spec["conversion_timeout"] = math.ceil(seconds / 60)  # the API counts whole minutes
+    if opts["vcenter"] is not None:
+        spec["vcenter"] = opts["vcenter"]
+    try:
+        spec.update(job_spec_from_flags(opts))
+    except InvalidOptions as exc:
+        raise UsageError(str(exc)) from None
     return spec
 
 

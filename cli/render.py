@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from exports.console import human_size
+from exports.pipeline.options import OPTIONS
 
 JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
 SCHEDULE_COLUMNS = ("ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN")
@@ -81,20 +82,22 @@ def job_tsv(jobs: list[dict[str, Any]]) -> list[str]:
 
 
 def options_text(job: dict[str, Any]) -> str:
+    """``format=ova compress manifest target=qcow2 parallel=4 ...``: each export option a job
+    asked for, in declaration order (exports.pipeline.options); a value only where it matters."""
     options = job.get("options") or {}
-    parts = [f"format={job['format']}"]
-    parts += [
-        name.replace("_", "-") for name in ("compress", "manifest", "convert", "verify") if job.get(name)
-    ]
-    if job.get("manifest") or job.get("convert") or job.get("verify"):
-        parts.append(f"target={job['manifest_target']}")
-    if "parallel" in options:
-        parts.append(f"parallel={options['parallel']}")
-    parts += [name.replace("_", "-") for name in ("power_off", "overwrite") if options.get(name)]
-    if job.get("convert"):
-        parts.append(f"conversion-timeout={options.get('conversion_timeout', 120)}m")
-        if options.get("hyper2kvm_path"):
-            parts.append(f"hyper2kvm={options['hyper2kvm_path']}")
+    parts = []
+    for option in OPTIONS:
+        value = options.get(option.name, job.get(option.name))
+        name = option.summary_name or option.flag_name or option.name
+        if option.kind == "switch":
+            parts += [name] if value else []
+            continue
+        if option.shown_with and not any(job.get(on, options.get(on)) for on in option.shown_with):
+            continue
+        if value is None and option.shown_with and not option.stored_when_given:
+            value = option.api_default  # a row from before the option was stored
+        if value not in (None, ""):
+            parts.append(f"{name}={value}{option.api_unit_suffix}")
     return " ".join(parts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+from dashboard.forms import FORM_OPTIONS
 from exports import converters, jobs
 from exports.models import Job
 
@@ -12,12 +13,7 @@ from exports.models import Job
 FORM_FIELD_OF = {
     "vm_path": "vm_path",
     "output_path": "output_dir",
-    "manifest_target": "target_format",
-    "convert": "auto_convert",
-    "compress": "compress",
-    "verify": "verify",
-    "hyper2kvm_path": "hyper2kvm_path",
-    "conversion_timeout": "conversion_timeout",
+    **{option.name: option.form.name for option in FORM_OPTIONS if option.form is not None},
 }
 
 
@@ -41,22 +37,17 @@ def detect_converter() -> DetectedConverter:
 
 def job_spec(data: dict) -> dict:
     """The converter form's cleaned data as a job spec (JobSpecSerializer validates it)."""
-    spec = {
-        "vm_path": data["vm_path"],
-        "manifest": True,
-        "manifest_target": data["target_format"],
-        "convert": data["auto_convert"],
-        "compress": data["compress"],
-        "verify": data["verify"],
-    }
+    spec = {"vm_path": data["vm_path"], "manifest": True}
     if data["compress"]:
         spec["format"] = "ova"  # the guide: "Compress exported OVA"
-    optional = {
-        "output_path": data["output_dir"],
-        "hyper2kvm_path": data["hyper2kvm_path"],
-        "conversion_timeout": data["conversion_timeout"],
-    }
-    spec.update({name: value.strip() for name, value in optional.items() if value and value.strip()})
+    if data["output_dir"] and data["output_dir"].strip():
+        spec["output_path"] = data["output_dir"].strip()
+    for option in FORM_OPTIONS:
+        value = data[option.form.name]  # type: ignore[union-attr]
+        if option.kind in ("switch", "choice"):
+            spec[option.name] = value
+        elif value and value.strip():  # typed text: empty leaves the default to the job spec
+            spec[option.name] = value.strip()
     return spec
 
 

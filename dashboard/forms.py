@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from exports.models import Job
+from exports.pipeline.options import OPTIONS, Option
 
-TARGET_CHOICES = [
-    ("qcow2", "QCOW2 (Recommended) — KVM/QEMU native format"),
-    ("raw", "RAW — Universal raw disk image"),
-    ("vdi", "VDI — VirtualBox format"),
-]
+# The export options the converter form shows, each as its declaration says (the guide's labels).
+FORM_OPTIONS = tuple(option for option in OPTIONS if option.form is not None)
 
 
-class ConverterForm(forms.Form):
-    # Step 1: export configuration
+def option_form_field(option: Option) -> forms.Field:
+    """The converter form's field for an export option. Values are parsed here only as far as
+    their type; the job spec's serializer judges them (its errors land on these fields)."""
+    assert option.form is not None
+    label, help_text = option.form.label, option.form.help
+    if option.kind == "switch":
+        return forms.BooleanField(label=label, required=False, help_text=help_text)
+    if option.kind == "choice":
+        return forms.ChoiceField(
+            label=label, choices=option.choices, initial=option.api_default, widget=forms.RadioSelect
+        )
+    attrs: dict[str, Any] = {"placeholder": option.form.placeholder} if option.form.placeholder else {}
+    initial = None
+    if option.kind in ("count", "duration"):
+        attrs["inputmode"] = "numeric"
+        initial = str(option.api_default)
+    return forms.CharField(
+        label=label, required=False, initial=initial, help_text=help_text, widget=forms.TextInput(attrs=attrs)
+    )
+
+
+# A base class holding the option fields: Django's form metaclass collects them from here.
+OptionFields = type(
+    "OptionFields", (forms.Form,), {option.form.name: option_form_field(option) for option in FORM_OPTIONS}
+)
+
+
+class ConverterForm(OptionFields):  # type: ignore[valid-type, misc]
+    # Step 1: export configuration (the options' own fields come from their declarations)
     vm_path = forms.CharField(
         label="VM Path",
         required=False,  # the job spec says what a VM path must be
@@ -25,33 +52,6 @@ class ConverterForm(forms.Form):
         required=False,
         help_text="Inside an export root; empty: <vm>-<job id> in the default export root.",
         widget=forms.TextInput(attrs={"placeholder": "/exports/web01"}),
-    )
-    target_format = forms.ChoiceField(
-        label="Target Format", choices=TARGET_CHOICES, initial="qcow2", widget=forms.RadioSelect
-    )
-    auto_convert = forms.BooleanField(
-        label="Auto-convert", required=False, help_text="Convert the disks after the export."
-    )
-    compress = forms.BooleanField(
-        label="Compress",
-        required=False,
-        help_text="Compress the exported OVA: each disk gzipped inside it, as ovftool does.",
-    )
-    verify = forms.BooleanField(
-        label="Verify", required=False, help_text="Verify checksums after conversion."
-    )
-    # Step 2: conversion options
-    hyper2kvm_path = forms.CharField(
-        label="Hyper2KVM Binary Path",
-        required=False,
-        help_text="Auto-detected if empty; else one of the converters this server is configured with.",
-        widget=forms.TextInput(attrs={"placeholder": "/usr/local/bin/hyper2kvm"}),
-    )
-    conversion_timeout = forms.CharField(
-        label="Conversion Timeout (minutes)",
-        required=False,
-        initial="120",
-        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
     )
     stream_output = forms.BooleanField(
         label="Stream Output",

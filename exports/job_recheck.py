@@ -22,7 +22,7 @@ def revalidate_job_options(vm_path: str, output_path: str, options: Any) -> dict
     """The engine options of a stored job, validated again exactly as at submit.
 
     The row may predate a rule or have been edited in the database; the worker runs nothing on
-    the strength of it unchecked. Returns the validated ENGINE_OPTIONS (defaults filled in);
+    the strength of it unchecked. Returns the validated ENGINE_OPTIONS (defaults filled in, but for those stored only when given);
     raises JobOptionsInvalid. The vCenter is the row's foreign key, checked by the database.
     """
     if not isinstance(options, dict):
@@ -31,7 +31,7 @@ def revalidate_job_options(vm_path: str, output_path: str, options: Any) -> dict
         data = JobSpecSerializer().run_validation({**options, "vm_path": vm_path, "output_path": output_path})
     except serializers.ValidationError as exc:
         raise JobOptionsInvalid(_one_line(exc.detail)) from None
-    return {name: data[name] for name in ENGINE_OPTIONS}
+    return {name: data[name] for name in ENGINE_OPTIONS if name in data}
 
 
 def _one_line(detail: Any) -> str:

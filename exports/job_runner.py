@@ -30,7 +30,7 @@ from exports.models import Job, JobLog, VCenter
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ExportCancelled, ExportError
-from exports.pipeline.options import ExportOptions
+from exports.pipeline.options import ExportOptions, engine_values
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.events import emit
@@ -147,19 +147,12 @@ def export_options(job: Job) -> ExportOptions:
     return ExportOptions(
         vm_path=job.vm_path,
         output_dir=Path(job.output_path),
-        format=options["format"],
-        compress=options["compress"],
-        parallel=options["parallel"],
-        power_off=options["power_off"],
-        manifest=options["manifest"],
-        manifest_target=options["manifest_target"],
-        convert=options["convert"],
-        verify=options["verify"],
-        # Checked again here: the row may predate the rule or have been edited in the database,
-        # and the file or a directory above it may have become writable by others since start.
-        hyper2kvm_path=worker_converter(options["hyper2kvm_path"], convert=options["convert"]),
-        conversion_timeout=float(options["conversion_timeout"]) * 60,
-        overwrite=options["overwrite"],
+        **{
+            **engine_values(options),
+            # Checked again here: the row may predate the rule or have been edited in the database,
+            # and the file or a directory above it may have become writable by others since start.
+            "hyper2kvm_path": worker_converter(options["hyper2kvm_path"], convert=options["convert"]),
+        },
         run_id=job.id,  # the reaper undoes a dead worker's run by this id
     )
 

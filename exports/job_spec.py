@@ -11,23 +11,28 @@ from rest_framework import serializers
 from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
-from exports.pipeline.convert import TARGET_FORMATS
-from exports.pipeline.options import MAX_CONVERSION_TIMEOUT_MINUTES, MAX_PARALLEL, PACKAGE_FORMATS
+from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, Option
 
-# The job options handed to the export engine, beside vm_path/output_path/vcenter.
-ENGINE_OPTIONS = (
-    "format",
-    "compress",
-    "manifest",
-    "manifest_target",
-    "convert",
-    "verify",
-    "parallel",
-    "power_off",
-    "hyper2kvm_path",
-    "conversion_timeout",
-    "overwrite",
-)
+__all__ = ["ENGINE_OPTIONS", "JobSpecSerializer", "StrictSerializer", "validate_specs"]
+
+
+def option_field(option: Option) -> serializers.Field:
+    """The job spec's field for an export option, in the API's units (exports.pipeline.options)."""
+    # An option stored only when given has no default here: absent, the row leaves it out.
+    kwargs: dict[str, Any] = (
+        {"required": False} if option.stored_when_given else {"default": option.api_default}
+    )
+    if option.api_help:
+        kwargs["help_text"] = option.api_help
+    if option.kind == "switch":
+        return serializers.BooleanField(**kwargs)
+    if option.kind == "choice":
+        return serializers.ChoiceField(choices=option.values, **kwargs)
+    if option.kind == "count":
+        return serializers.IntegerField(min_value=option.low, max_value=option.high, **kwargs)
+    if option.kind == "duration":
+        return serializers.IntegerField(min_value=1, max_value=option.api_high, **kwargs)
+    return serializers.CharField(max_length=option.max_length, allow_blank=True, **kwargs)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -53,25 +58,10 @@ class JobSpecSerializer(StrictSerializer):
     vcenter = serializers.SlugRelatedField(
         slug_field="name", queryset=VCenter.objects.all(), required=False, allow_null=True, default=None
     )
-    format = serializers.ChoiceField(choices=PACKAGE_FORMATS, default="ovf")
-    compress = serializers.BooleanField(default=False)
-    manifest = serializers.BooleanField(default=False)
-    manifest_target = serializers.ChoiceField(choices=TARGET_FORMATS, default="qcow2")
-    convert = serializers.BooleanField(default=False)
-    verify = serializers.BooleanField(default=False)
-    parallel = serializers.IntegerField(min_value=1, max_value=MAX_PARALLEL, default=4)
-    power_off = serializers.BooleanField(default=False)
-    hyper2kvm_path = serializers.CharField(
-        max_length=1024,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="empty: auto-detect; else one of the server's converters (HYPERSDK_HYPER2KVM_PATHS)",
-    )
-    conversion_timeout = serializers.IntegerField(
-        min_value=1, max_value=MAX_CONVERSION_TIMEOUT_MINUTES, default=120, help_text="minutes"
-    )
-    overwrite = serializers.BooleanField(default=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # The export options' fields come from their declarations, after the job's own.
+        return {**super().get_fields(), **{option.name: option_field(option) for option in OPTIONS}}
 
     def validate_vm_path(self, value: str) -> str:
         if any(unicodedata.category(char) == "Cc" for char in value):

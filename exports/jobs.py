@@ -104,7 +104,7 @@ def submit_jobs(
         job.output_path = spec.get("output_path") or default_output_path(
             f"{stem}-{job.id}", root=default_root
         )
-        job.options = {name: spec[name] for name in ENGINE_OPTIONS}
+        job.options = {name: spec[name] for name in ENGINE_OPTIONS if name in spec}
         holder = active.holder(job.output_path) or batch.holder(job.output_path)
         if holder is None:
             jobs.append(job)

@@ -299,7 +299,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Two fields are called "format": a job's package and a webhook's message format.
     "ENUM_NAME_OVERRIDES": {
-        "PackageFormatEnum": "exports.pipeline.options.PACKAGE_FORMATS",
+        "PackageFormatEnum": "exports.pipeline.formats.PACKAGE_FORMATS",
         "WebhookFormatEnum": "webhooks.formats.FORMATS",
     },
 }
@@ -337,9 +337,6 @@ HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = env_int("HYPERSDK_WEBHOOK_DISABLE_AFTE
 HYPERSDK_WEBHOOK_DISABLE_AFTER_HOURS = env_int("HYPERSDK_WEBHOOK_DISABLE_AFTER_HOURS", 24, minimum=1)
 HYPERSDK_WEBHOOK_DRAINERS = env_int("HYPERSDK_WEBHOOK_DRAINERS", 2, minimum=1)
 
-# The export engine's defaults; each can be overridden per export.
-HYPERSDK_EXPORT_PARALLEL = env_int("HYPERSDK_EXPORT_PARALLEL", 4, minimum=1)
-HYPERSDK_CONVERSION_TIMEOUT_MINUTES = env_int("HYPERSDK_CONVERSION_TIMEOUT_MINUTES", 120, minimum=1)
 # The hyper2kvm binaries a job may name (besides the one found on the daemon's PATH): requests
 # pick among these, never a path of their own (exports/converters.py).
 HYPERSDK_HYPER2KVM_PATHS = env_abs_paths("HYPERSDK_HYPER2KVM_PATHS")

@@ -1,8 +1,9 @@
 """Import `schedules:` and `webhooks:` from a HyperSDK v0.1.x YAML config.
 
 Accepted schedule keys: `name`, `cron` (or `schedule`), `vm` (or `vm_path`), `output` (or
-`output_path`, `output_dir`), `timezone`, `enabled`, `format`, `compress`, `manifest`,
-`manifest_target`, `convert`, `verify`, `power_off`, `parallel`, `overlap`, `retention`, `vcenter`.
+`output_path`, `output_dir`), `timezone`, `enabled`, `overlap`, `retention`, `vcenter`, and every
+export option by its job spec name (`format`, `compress`, `manifest`, `manifest_target`,
+`convert`, `verify`, `power_off`, `parallel`, ...: exports/pipeline/options.py).
 Webhook keys: `url`, `events`, `headers`, `timeout`, `retry`, `enabled`.
 Importing twice changes nothing: a schedule whose name exists is skipped.
 """
@@ -17,11 +18,20 @@ import yaml
 from django.apps import apps
 from django.db import transaction
 
+from exports.pipeline.options import OPTIONS
 from schedules import service
 from schedules.models import Schedule
 from schedules.spec import ScheduleSpecSerializer
 
-RENAMES = {"schedule": "cron", "vm": "vm_path", "output": "output_path", "output_dir": "output_path"}
+# Old spellings of the fields; an export option's own (exports.pipeline.options) come from its
+# declaration. Every other key is the schedule spec's field of that name.
+RENAMES = {
+    "schedule": "cron",
+    "vm": "vm_path",
+    "output": "output_path",
+    "output_dir": "output_path",
+    **{key: option.name for option in OPTIONS for key in option.config_keys},
+}
 WEBHOOK_KEYS = {"url", "events", "headers", "timeout", "retry", "enabled"}
 
 

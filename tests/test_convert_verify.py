@@ -10,6 +10,7 @@ import pytest
 from exports.pipeline.convert import REPORT_NAME, convert_export
 from exports.pipeline.errors import ConversionError, VerificationError
 from exports.pipeline.files import sha256_file
+from exports.pipeline.formats import TARGET_FORMATS
 from exports.pipeline.progress import CancelToken, NullReporter
 from exports.pipeline.verify import verify_export
 from tests.conftest import seed_of
@@ -31,7 +32,7 @@ def _identical(a, b) -> bool:
     return subprocess.run(["qemu-img", "compare", str(a), str(b)], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("target", ["qcow2", "raw", "vdi"])
+@pytest.mark.parametrize("target", TARGET_FORMATS)  # a new target format is tested here too
 def test_qemu_img_conversion_is_identical_to_the_seed(exported_disks, write_test_manifest, target):
     document = write_test_manifest(exported_disks, target)
     report = _convert(document, exported_disks)

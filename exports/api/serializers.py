@@ -8,7 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exports.models import Job, JobLog
+from exports.pipeline.options import OPTIONS
 from exports.pipeline.progress import ProgressSnapshot
+
+# A job's options as the API shows them when its row lacks one (exports.pipeline.options).
+_DEFAULT = {option.name: option.api_default for option in OPTIONS}
 
 # The schema's field for each type a ProgressSnapshot field has.
 _PROGRESS_TYPES = {
@@ -27,10 +31,12 @@ ProgressSerializer = type(
 
 class JobSerializer(serializers.ModelSerializer):
     vcenter = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    format = serializers.CharField(source="options.format", default="ovf", read_only=True)
+    format = serializers.CharField(source="options.format", default=_DEFAULT["format"], read_only=True)
     compress = serializers.BooleanField(source="options.compress", default=False, read_only=True)
     manifest = serializers.BooleanField(source="options.manifest", default=False, read_only=True)
-    manifest_target = serializers.CharField(source="options.manifest_target", default="qcow2", read_only=True)
+    manifest_target = serializers.CharField(
+        source="options.manifest_target", default=_DEFAULT["manifest_target"], read_only=True
+    )
     convert = serializers.BooleanField(source="options.convert", default=False, read_only=True)
     verify = serializers.BooleanField(source="options.verify", default=False, read_only=True)
     progress = serializers.SerializerMethodField()
@@ -84,10 +90,10 @@ class JobSerializer(serializers.ModelSerializer):
             "vm_path": job.vm_path,
             "vcenter": job.vcenter.name if job.vcenter_id else None,
             "output_path": job.output_path,
-            "format": options.get("format", "ovf"),
+            "format": options.get("format", _DEFAULT["format"]),
             "compress": bool(options.get("compress")),
             "manifest": bool(options.get("manifest")),
-            "manifest_target": options.get("manifest_target", "qcow2"),
+            "manifest_target": options.get("manifest_target", _DEFAULT["manifest_target"]),
             "convert": bool(options.get("convert")),
             "verify": bool(options.get("verify")),
             "options": options,

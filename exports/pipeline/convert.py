@@ -18,13 +18,13 @@ from typing import Any
 
 from exports.pipeline.errors import ConversionError
 from exports.pipeline.files import fd_path, sha256_sparse_file, unlink_if_present, write_atomically
+from exports.pipeline.formats import target_format
 from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
 from exports.pipeline.output import OutputDir
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
 from exports.pipeline.step import ExportRun, Step
 
-TARGET_FORMATS = ("qcow2", "raw", "vdi")
 # The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
 CONVERTER_MANIFEST = "hyper2kvm-manifest.json"
 REPORT_NAME = "conversion-report.json"
@@ -105,7 +105,7 @@ def convert_export(
                 manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
             )
         for disk in manifest["disks"]:
-            name = f"{disk['id']}.{target}"
+            name = f"{disk['id']}.{target_format(target).extension}"
             try:
                 os.stat(name, dir_fd=converted_fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -212,13 +212,14 @@ def _with_qemu_img(
     if qemu_img is None:
         raise ConversionError("no converter: install hyper2kvm or qemu-img (Debian package qemu-utils)")
     report = ConversionReport(converter="qemu-img", target_format=target)
+    form = target_format(target)
     deadline = time.monotonic() + timeout_seconds
     for disk in manifest["disks"]:
-        output = converted_dir / f"{disk['id']}.{target}"
+        output = converted_dir / f"{disk['id']}.{form.extension}"
         part = output.name + ".part"
         # -m/-W: parallel coroutines, out-of-order writes; zstd is the fast qcow2 compression.
-        command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", target]
-        if compress and target == "qcow2":
+        command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", form.qemu_format]
+        if compress and form.qemu_format == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
         # The target through the converted directory's descriptor: a swapped path cannot move it.
         command += [disk["local_path"], fd_path(converted_fd, part)]

@@ -1,15 +1,26 @@
-"""What an export is asked to do, validated once, whoever asks (CLI, API, schedule)."""
+"""What an export is asked to do, validated once, whoever asks (CLI, API, schedule).
+
+Each export option is declared once, as a field of ``ExportOptions`` carrying an ``Option``:
+its kind, default, bounds, choices, help and where it shows. The job spec's serializer fields
+(``exports/job_spec.py``), the CLIs' flags (``cli/flags.py``), the dashboard's form fields
+(``dashboard/forms.py``), the config importer and the job summary (``cli/render.py``) are built
+from ``OPTIONS``. Inside, durations are seconds; only the wire may count otherwise
+(``api_unit``), and the conversion is made here. Recipe: docs/architecture/options.md.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-from exports.pipeline.convert import TARGET_FORMATS
+from exports.pipeline.formats import DEFAULT_TARGET, OVA_GZIP_LEVEL, PACKAGE_FORMATS, TARGETS
 from exports.pipeline.names import file_stem
 
-PACKAGE_FORMATS = ("ovf", "ova")
+__all__ = ["OPTIONS", "PACKAGE_FORMATS", "ExportOptions", "InvalidOptions", "Option", "parse_duration"]
+
 # A job's bounds, whoever asks: the API's job spec, the CLIs' flags and a direct export.
 MAX_PARALLEL = 32
 MAX_CONVERSION_TIMEOUT_MINUTES = 7 * 24 * 60
@@ -17,6 +28,7 @@ MAX_CONVERSION_TIMEOUT_MINUTES = 7 * 24 * 60
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 # Longer than any duration within bounds; int() of thousands of digits is an error of its own.
 _DURATION_MAX_CHARS = 24
+KINDS = ("switch", "choice", "count", "duration", "path")
 
 
 class InvalidOptions(ValueError):
@@ -47,20 +59,203 @@ def parse_duration(text: str, *, maximum: float | None = None) -> float:
 
 
 @dataclass(frozen=True)
+class FormField:
+    """How the dashboard's converter form shows an option (the guide's wording)."""
+
+    name: str
+    label: str
+    help: str = ""
+    placeholder: str = ""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One export option, as every surface shows it.
+
+    ``kind``: switch (bool, off by default), choice (one of ``choices``: (value, label) pairs),
+    count (a whole number from ``low`` to ``high``), duration (seconds, more than zero and at
+    most ``high``; typed as minutes or 2h/90m/45s; the API counts ``api_unit`` seconds), path
+    (text; None/"" for none). ``help`` is the CLI's, formatted with default/low/high (API units
+    for a duration). ``flag``: the CLI flag without dashes ("" → the name with dashes; None → no
+    flag). ``stored_when_given``: the job row keeps it only when asked for, so jobs from before
+    the option existed read the same as jobs that did not ask. ``shown_with``: the job summary
+    shows the value only when one of these switches is on. ``config_keys``: other spellings the
+    v0.1.x config import accepts. ``name`` is the ExportOptions field's: the API field too.
+    """
+
+    kind: str
+    default: Any
+    help: str
+    low: int | None = None
+    high: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    flag: str | None = ""
+    metavar: str | None = None
+    api_help: str = ""
+    api_unit: int = 1
+    max_length: int = 1024
+    stored_when_given: bool = False
+    form: FormField | None = None
+    shown_with: tuple[str, ...] = ()
+    summary_name: str = ""
+    config_keys: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def flag_name(self) -> str | None:
+        return self.name.replace("_", "-") if self.flag == "" else self.flag
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(value for value, _ in self.choices)
+
+    @property
+    def api_default(self) -> Any:
+        return self.to_api(self.default)
+
+    @property
+    def api_high(self) -> int | None:
+        return None if self.high is None else int(self.high // self.api_unit)
+
+    @property
+    def api_unit_suffix(self) -> str:
+        """How a summary marks the API's unit of a duration (``120m``); "" for the rest."""
+        return {1: "s", 60: "m", 3600: "h"}[self.api_unit] if self.kind == "duration" else ""
+
+    @property
+    def cli_help(self) -> str:
+        return self.help.format(default=self.api_default, low=self.low, high=self.api_high)
+
+    def to_api(self, value: Any) -> Any:
+        """An engine value (seconds, None) as the job spec carries it (whole API units, "")."""
+        if self.kind == "duration":
+            return math.ceil(value / self.api_unit)
+        if self.kind == "path":
+            return value or ""
+        return value
+
+    def to_engine(self, value: Any) -> Any:
+        """A job spec value as ExportOptions takes it."""
+        if self.kind == "duration":
+            return float(value) * self.api_unit
+        if self.kind == "path":
+            return value or None
+        return value
+
+    def from_flag(self, text: str) -> Any:
+        """A flag's value (already checked by its argparse type) as the engine takes it."""
+        return parse_duration(text) if self.kind == "duration" else text
+
+    def check(self, value: Any) -> None:
+        """Raise InvalidOptions (one line, in the CLI's words) for a value out of bounds."""
+        if self.kind == "choice" and value not in self.values:
+            *most, last = self.values
+            raise InvalidOptions(
+                f"unknown {self.name.replace('_', ' ')} {value!r}: use {', '.join(most)} or {last}"
+            )
+        if self.kind == "count" and not self.low <= value <= self.high:  # type: ignore[operator]
+            raise InvalidOptions(f"-{self.flag_name} must be from {self.low} to {self.high}")
+        if self.kind == "duration" and not 0 < value <= self.high:  # type: ignore[operator]
+            raise InvalidOptions(
+                f"-{self.flag_name} must be more than zero and at most {self.high / 60:g} minutes"  # type: ignore[operator]
+            )
+
+
+def option(**declaration: Any) -> Any:
+    """An ExportOptions field declared as an export option (see Option)."""
+    return field(default=declaration["default"], metadata={"option": Option(**declaration)})
+
+
+@dataclass(frozen=True)
 class ExportOptions:
     vm_path: str
     output_dir: Path | None = None
-    format: str = "ovf"
-    compress: bool = False
-    parallel: int = 4
-    power_off: bool = False
-    manifest: bool = False
-    manifest_target: str = "qcow2"
-    convert: bool = False
-    verify: bool = False
-    hyper2kvm_path: str | None = None
-    conversion_timeout: float = 120 * 60.0
-    overwrite: bool = False
+    # The export options, in the job spec's field order (the API's, and its errors'); new ones last.
+    format: str = option(
+        kind="choice",
+        default=PACKAGE_FORMATS[0],
+        choices=tuple((name, name) for name in PACKAGE_FORMATS),
+        help="ovf (a directory, the default) or ova",
+    )
+    compress: bool = option(
+        kind="switch",
+        default=False,
+        help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
+        form=FormField(
+            "compress", "Compress", "Compress the exported OVA: each disk gzipped inside it, as ovftool does."
+        ),
+    )
+    manifest: bool = option(kind="switch", default=False, help="write the Artifact Manifest (manifest.json)")
+    manifest_target: str = option(
+        kind="choice",
+        default=DEFAULT_TARGET,
+        choices=tuple((target.name, target.label) for target in TARGETS),
+        help="conversion target (default {default})",
+        form=FormField("target_format", "Target Format"),
+        shown_with=("manifest", "convert", "verify"),
+        summary_name="target",
+    )
+    convert: bool = option(
+        kind="switch",
+        default=False,
+        help="convert the disks after export",
+        form=FormField("auto_convert", "Auto-convert", "Convert the disks after the export."),
+    )
+    verify: bool = option(
+        kind="switch",
+        default=False,
+        help="verify checksums and converted disks",
+        form=FormField("verify", "Verify", "Verify checksums after conversion."),
+    )
+    parallel: int = option(
+        kind="count",
+        default=4,
+        low=1,
+        high=MAX_PARALLEL,
+        metavar="N",
+        help="disks downloaded at once, {low} to {high} (default {default})",
+    )
+    power_off: bool = option(kind="switch", default=False, help="shut a running VM down first")
+    hyper2kvm_path: str | None = option(
+        kind="path",
+        default=None,
+        metavar="PATH",
+        help="hyper2kvm binary (default: found on PATH)",
+        api_help="empty: auto-detect; else one of the server's converters (HYPERSDK_HYPER2KVM_PATHS)",
+        form=FormField(
+            "hyper2kvm_path",
+            "Hyper2KVM Binary Path",
+            "Auto-detected if empty; else one of the converters this server is configured with.",
+            placeholder="/usr/local/bin/hyper2kvm",
+        ),
+        shown_with=("convert",),
+        summary_name="hyper2kvm",
+    )
+    conversion_timeout: float = option(
+        kind="duration",
+        default=120 * 60.0,
+        high=MAX_CONVERSION_TIMEOUT_MINUTES * 60,
+        api_unit=60,
+        metavar="DURATION",
+        help="minutes, or 2h/90m (default {default}, at most {high})",
+        api_help="minutes",
+        form=FormField("conversion_timeout", "Conversion Timeout (minutes)"),
+        shown_with=("convert",),
+    )
+    overwrite: bool = option(
+        kind="switch", default=False, help="replace a completed export in the output directory"
+    )
+    compression_level: int = option(
+        kind="count",
+        default=OVA_GZIP_LEVEL,
+        low=1,
+        high=9,
+        metavar="N",
+        help="with -compress: the OVA's gzip level, {low} (fastest, the default) to {high} (smallest)",
+        stored_when_given=True,
+        shown_with=("compress",),
+    )
+    # Direct exports only, or internal to the engine: not export options of a job.
     dry_run: bool = False
     max_attempts: int = 3
     retry_backoff: float = 2.0
@@ -85,14 +280,29 @@ class ExportOptions:
     def validate(self) -> ExportOptions:
         if not self.vm_path.strip().strip("/"):
             raise InvalidOptions("give the VM's inventory path with -vm, e.g. -vm /dc/vm/prod/web01")
-        if self.format not in PACKAGE_FORMATS:
-            raise InvalidOptions(f"unknown format {self.format!r}: use ovf or ova")
-        if self.manifest_target not in TARGET_FORMATS:
-            raise InvalidOptions(f"unknown manifest target {self.manifest_target!r}: use qcow2, raw or vdi")
-        if not 1 <= self.parallel <= MAX_PARALLEL:
-            raise InvalidOptions(f"-parallel must be from 1 to {MAX_PARALLEL}")
-        if not 0 < self.conversion_timeout <= MAX_CONVERSION_TIMEOUT_MINUTES * 60:
-            raise InvalidOptions(
-                f"-conversion-timeout must be more than zero and at most {MAX_CONVERSION_TIMEOUT_MINUTES} minutes"
-            )
+        for declared in OPTIONS:
+            declared.check(getattr(self, declared.name))
         return self
+
+
+# Every export option, in declaration order.
+OPTIONS: tuple[Option, ...] = tuple(
+    replace(each.metadata["option"], name=each.name)
+    for each in fields(ExportOptions)
+    if "option" in each.metadata
+)
+OPTION = {declared.name: declared for declared in OPTIONS}
+# The job options handed to the export engine, beside vm_path/output_path/vcenter.
+ENGINE_OPTIONS = tuple(OPTION)
+assert all(declared.kind in KINDS for declared in OPTIONS), "an option of an unknown kind"
+
+
+def engine_values(job_options: dict[str, Any]) -> dict[str, Any]:
+    """A job's validated options (API units, maybe without the options stored only when given)
+    as ExportOptions keyword arguments: seconds, None for no path, defaults filled in."""
+    return {
+        declared.name: declared.to_engine(job_options[declared.name])
+        if declared.name in job_options
+        else declared.default
+        for declared in OPTIONS
+    }

@@ -33,6 +33,7 @@ from pathlib import Path
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError, OutputError
 from exports.pipeline.files import atomic_file, open_beneath
+from exports.pipeline.formats import OVA_GZIP_LEVEL
 from exports.pipeline.progress import CancelToken
 
 TAR_FORMAT = tarfile.GNU_FORMAT
@@ -40,7 +41,7 @@ BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 # The size probed before a download: any size a disk can have (base-256 holds up to 2**95).
 ANY_SIZE = 1 << 62
-GZIP_LEVEL = 1  # the fastest: disks are large, and stream-optimized VMDKs are compressed already
+GZIP_LEVEL = OVA_GZIP_LEVEL
 CHUNK = 4 << 20
 COPY_PIECE = 256 << 20  # copy_file_range's unit: a cancel waits for one piece at most
 _ZEROS = bytes(RECORD)
@@ -224,8 +225,10 @@ def gzip_disks(
     *,
     dir_fd: int | None = None,
     staging_fd: int | None = None,
+    level: int = GZIP_LEVEL,
 ) -> list[DownloadedDisk]:
-    """Each disk gzipped into ``staging`` under the same name; size and SHA-256 of the gzip.
+    """Each disk gzipped (zlib ``level``, 1-9) into ``staging`` under the same name; size and
+    SHA-256 of the gzip.
 
     With ``dir_fd`` (the disks' directory) and ``staging_fd`` (``staging`` opened), the files
     are opened beneath those descriptors."""
@@ -233,7 +236,9 @@ def gzip_disks(
     def pack(disk: DownloadedDisk) -> DownloadedDisk:
         dest = staging / disk.path.name
         source = Path(disk.path.name) if dir_fd is not None else disk.path
-        size, sha256 = gzip_file(source, dest, cancel=cancel, source_dir_fd=dir_fd, dest_dir_fd=staging_fd)
+        size, sha256 = gzip_file(
+            source, dest, level, cancel=cancel, source_dir_fd=dir_fd, dest_dir_fd=staging_fd
+        )
         return dataclasses.replace(disk, path=dest, size=size, sha256=sha256)
 
     # zlib releases the GIL: a few disks compress at once.

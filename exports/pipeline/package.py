@@ -70,7 +70,14 @@ def package_files(
         # Per-file compression (ovf:compression="gzip"): the OVA stays a plain tar; the disks
         # beside it stay as downloaded, for the Artifact Manifest and conversion.
         reporter.log(logging.INFO, f"gzipping {len(disks)} file(s) for {name}.ova")
-        gzipped = gzip_disks(disks, output.run_path, cancel, dir_fd=output.fd, staging_fd=output.run_fd)
+        gzipped = gzip_disks(
+            disks,
+            output.run_path,
+            cancel,
+            dir_fd=output.fd,
+            staging_fd=output.run_fd,
+            level=options.compression_level,
+        )
         descriptor = mark_gzip_references(descriptor, {g.path.name: g.size for g in gzipped})
         members = [f"{output.run_dir_name}/{g.path.name}" for g in gzipped]
     write_descriptor_and_manifest(output.run_path, name, descriptor, gzipped or disks, dir_fd=output.run_fd)

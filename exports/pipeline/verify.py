@@ -10,12 +10,10 @@ from typing import Any
 from exports.pipeline.convert import ConversionReport
 from exports.pipeline.errors import VerificationError
 from exports.pipeline.files import sha256_file
+from exports.pipeline.formats import target_format
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken, ProgressReporter
 from exports.pipeline.step import ExportRun, Step
-
-# Formats whose metadata `qemu-img check` can examine; raw has none.
-CHECKABLE = {"qcow2", "vdi", "vmdk"}
 
 
 def verify_export(
@@ -58,9 +56,10 @@ def verify_export(
     sources = {disk["id"]: disk["local_path"] for disk in manifest["disks"]}
     for output in conversion.outputs:
         name = Path(output.output).name
-        if output.format in CHECKABLE:
+        form = target_format(output.format)
+        if form.checkable:  # raw has no metadata to check
             result = _qemu_img(
-                qemu_img, ["check", "-f", output.format, output.output], timeout_seconds, cancel
+                qemu_img, ["check", "-f", form.qemu_format, output.output], timeout_seconds, cancel
             )
             if result.returncode != 0:
                 raise VerificationError(
@@ -70,7 +69,7 @@ def verify_export(
             reporter.log(logging.INFO, checked[-1])
         result = _qemu_img(
             qemu_img,
-            ["compare", "-f", "vmdk", "-F", output.format, sources[output.disk_id], output.output],
+            ["compare", "-f", "vmdk", "-F", form.qemu_format, sources[output.disk_id], output.output],
             timeout_seconds,
             cancel,
         )

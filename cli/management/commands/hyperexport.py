@@ -10,19 +10,11 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from cli.flags import ConsoleScriptCommand, add_connection_flags, conversion_timeout, whole_number
+from cli.flags import ConsoleScriptCommand, add_connection_flags, add_option_flags, engine_options_from_flags
 from exports.console import human_size, reporter_for
 from exports.pipeline.connect import VCenterTarget
-from exports.pipeline.convert import TARGET_FORMATS
 from exports.pipeline.errors import ExportError
-from exports.pipeline.options import (
-    MAX_CONVERSION_TIMEOUT_MINUTES,
-    MAX_PARALLEL,
-    PACKAGE_FORMATS,
-    ExportOptions,
-    InvalidOptions,
-    parse_duration,
-)
+from exports.pipeline.options import ExportOptions, InvalidOptions
 from exports.pipeline.progress import CancelToken
 from exports.pipeline.run import export_vm
 
@@ -62,39 +54,7 @@ class Command(ConsoleScriptCommand):
             metavar="DIR",
             help="output directory (default ./export-<vm name>; with --use-daemon: chosen by the daemon)",
         )
-        _flag(parser, "format", choices=PACKAGE_FORMATS, help="ovf (a directory, the default) or ova")
-        _flag(
-            parser,
-            "compress",
-            action="store_true",
-            help="gzip each disk inside the OVA (ovf:compression); zstd-compress qcow2 output",
-        )
-        _flag(
-            parser,
-            "parallel",
-            type=whole_number("parallel", 1, MAX_PARALLEL),
-            metavar="N",
-            help=f"disks downloaded at once, 1 to {MAX_PARALLEL} (default 4)",
-        )
-        _flag(parser, "power-off", action="store_true", help="shut a running VM down first")
-        _flag(parser, "manifest", action="store_true", help="write the Artifact Manifest (manifest.json)")
-        _flag(parser, "manifest-target", choices=TARGET_FORMATS, help="conversion target (default qcow2)")
-        _flag(parser, "convert", action="store_true", help="convert the disks after export")
-        _flag(parser, "verify", action="store_true", help="verify checksums and converted disks")
-        _flag(parser, "hyper2kvm-path", metavar="PATH", help="hyper2kvm binary (default: found on PATH)")
-        _flag(
-            parser,
-            "conversion-timeout",
-            type=conversion_timeout,
-            metavar="DURATION",
-            help=f"minutes, or 2h/90m (default 120, at most {MAX_CONVERSION_TIMEOUT_MINUTES})",
-        )
-        _flag(
-            parser,
-            "overwrite",
-            action="store_true",
-            help="replace a completed export in the output directory",
-        )
+        add_option_flags(parser)
         _flag(parser, "dry-run", action="store_true", help="check the VM and say what would happen")
         _flag(parser, "quiet", action="store_true", help="print only the result line")
         _flag(
@@ -159,17 +119,7 @@ class Command(ConsoleScriptCommand):
                 vm_path=opts["vm"],
                 # Resolved now: the export then opens each component without following symlinks.
                 output_dir=Path(opts["output"]).expanduser().resolve() if opts["output"] else None,
-                format=opts["format"] or "ovf",
-                compress=opts["compress"],
-                parallel=4 if opts["parallel"] is None else opts["parallel"],
-                power_off=opts["power_off"],
-                manifest=opts["manifest"],
-                manifest_target=opts["manifest_target"] or "qcow2",
-                convert=opts["convert"],
-                verify=opts["verify"],
-                hyper2kvm_path=opts["hyper2kvm_path"],
-                conversion_timeout=parse_duration(opts["conversion_timeout"] or "120"),
-                overwrite=opts["overwrite"],
+                **engine_options_from_flags(opts),
                 dry_run=opts["dry_run"],
             ).validate()
         except InvalidOptions as exc:
