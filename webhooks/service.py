@@ -16,7 +16,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hypersdk import outbound_http
-from webhooks import conf, delivery, formats, payloads
+from webhooks import conf, dispatch, formats, payloads, sending
 from webhooks.models import (
     ALL_EVENTS,
     DEFAULT_EVENTS,
@@ -249,7 +249,7 @@ def test_webhook(ref: str | int) -> TestResult:
     webhook = get_webhook(ref)
     body = payloads.body_for(webhook.format, TEST_EVENT, {})
     record = WebhookDelivery(webhook=webhook, event=TEST_EVENT, body=body)
-    attempt = delivery.send(webhook, record.message_id, body.encode())
+    attempt = sending.send(webhook, record.message_id, body.encode())
     record.status = WebhookDelivery.Status.DELIVERED if attempt.ok else WebhookDelivery.Status.FAILED
     record.attempts = 1
     record.status_code = attempt.status_code
@@ -283,7 +283,7 @@ def redeliver(ref: str | int, delivery_id: str) -> WebhookDelivery:
             created_at=now,
             next_attempt_at=now,
         )
-        transaction.on_commit(lambda: delivery.enqueue([again.id]))
+        transaction.on_commit(lambda: dispatch.enqueue([again.id]))
     return again
 
 
