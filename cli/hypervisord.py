@@ -89,24 +89,14 @@ def hypervisord_children(config: HypervisordConfig, *, python: str = sys.executa
     )
     celery = [python, "-m", "celery", "-A", "hypersdk", "--no-color"]
     if config.worker:
-        worker_argv = ["worker", "-l", "info", "--concurrency", str(config.worker_concurrency)]
-        children.append(
-            Child(
-                "worker",
-                [*celery, *worker_argv, "--queues", config.export_queue, "--hostname", "worker@%h"],
-                env=env,
-                cwd=base_dir,
-            )
+        workers = (
+            ("worker", config.worker_concurrency, config.export_queue),
+            ("webhooks", config.webhook_concurrency, config.webhook_queue),
         )
-        webhook_argv = ["worker", "-l", "info", "--concurrency", str(config.webhook_concurrency)]
-        children.append(
-            Child(
-                "webhooks",
-                [*celery, *webhook_argv, "--queues", config.webhook_queue, "--hostname", "webhooks@%h"],
-                env=env,
-                cwd=base_dir,
-            )
-        )
+        for name, concurrency, queue in workers:
+            argv = ["worker", "-l", "info", "--concurrency", str(concurrency)]
+            argv += ["--queues", queue, "--hostname", f"{name}@%h"]
+            children.append(Child(name, [*celery, *argv], env=env, cwd=base_dir))
     if config.beat:
         beat_argv = [
             "beat",
