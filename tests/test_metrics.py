@@ -16,7 +16,7 @@ from hypersdk.permissions import grant_role
 from metrics import recording
 from tests.conftest import APP01, wait_for
 from tests.webhook_receiver import Receiver, Reply
-from webhooks import delivery, payloads
+from webhooks import drain, payloads
 from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.vsphere
@@ -155,9 +155,9 @@ def test_webhook_delivery_attempts_are_counted_by_outcome(settings, django_user_
         )
         before = scrape(token)
         assert value(before, "hypersdk_webhook_queue_length") == 1
-        assert delivery.deliver(row.id) == "pending"
+        assert drain.deliver(row.id) == "pending"
         WebhookDelivery.objects.filter(id=row.id).update(next_attempt_at=timezone.now())
-        assert delivery.deliver(row.id) == "delivered"
+        assert drain.deliver(row.id) == "delivered"
         after = scrape(token)
     finally:
         receiver.stop()

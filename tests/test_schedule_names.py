@@ -198,9 +198,9 @@ def test_a_firing_that_cannot_build_its_job_marks_the_schedule_failing(
 
 
 def test_job_failed_reaches_a_subscribed_webhook(orphaned, django_capture_on_commit_callbacks):
-    from webhooks import delivery
+    from webhooks import fanout
 
-    events.subscribe(delivery.on_event)  # another module's test may have cleared the subscribers
+    events.subscribe(fanout.on_event)  # another module's test may have cleared the subscribers
     webhook = Webhook(url="http://127.0.0.1:9/hook", events=["job.failed"])
     webhook.set_new_secret()
     webhook.save()

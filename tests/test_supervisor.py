@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hypersdk.supervisor import backoff_delay, describe_exit, parse_listen
+from cli.hypervisord import parse_listen
+from hypersdk.supervisor import backoff_delay, describe_exit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0

@@ -27,7 +27,7 @@ from tests.chat_receivers import (
 )
 from tests.test_webhooks import attempt, client, finished_job, progress_event  # noqa: F401 - fixtures
 from tests.webhook_receiver import Reply
-from webhooks import delivery, formats, service
+from webhooks import dispatch, drain, fanout, formats, retry_after, service
 from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,8 @@ def webhook_settings(settings):
     settings.HYPERSDK_WEBHOOK_TIMEOUT = 10
     settings.HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = 3
     settings.HYPERSDK_PUBLIC_URL = ""
-    events.subscribe(delivery.on_event)
-    delivery.throttle._last.clear()
+    events.subscribe(fanout.on_event)
+    fanout.throttle._last.clear()
     return settings
 
 
@@ -78,7 +78,7 @@ def send_all(webhook: Webhook) -> list[WebhookDelivery]:
     )
     for row in rows:
         WebhookDelivery.objects.filter(id=row.id).update(next_attempt_at=timezone.now())
-        delivery.deliver(row.id)
+        drain.deliver(row.id)
     return list(WebhookDelivery.objects.filter(id__in=[row.id for row in rows]).order_by("created_at", "id"))
 
 
@@ -233,43 +233,43 @@ NOW = datetime(1994, 11, 6, 8, 39, 37, tzinfo=UTC)  # 10 minutes before the RFC'
 
 
 def test_retry_after_delay_seconds():
-    assert delivery.parse_retry_after("600", NOW) == timedelta(minutes=10)
+    assert retry_after.parse_retry_after("600", NOW) == timedelta(minutes=10)
 
 
 def test_retry_after_imf_fixdate():
-    assert delivery.parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOW) == timedelta(minutes=10)
+    assert retry_after.parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOW) == timedelta(minutes=10)
 
 
 def test_retry_after_rfc_850_date():
-    assert delivery.parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", NOW) == timedelta(minutes=10)
+    assert retry_after.parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", NOW) == timedelta(minutes=10)
 
 
 def test_retry_after_asctime_date():
-    assert delivery.parse_retry_after("Sun Nov  6 08:49:37 1994", NOW) == timedelta(minutes=10)
+    assert retry_after.parse_retry_after("Sun Nov  6 08:49:37 1994", NOW) == timedelta(minutes=10)
 
 
 def test_retry_after_a_date_in_the_past_means_now():
-    assert delivery.parse_retry_after("Sun, 06 Nov 1994 08:29:37 GMT", NOW) == timedelta(0)
+    assert retry_after.parse_retry_after("Sun, 06 Nov 1994 08:29:37 GMT", NOW) == timedelta(0)
 
 
 def test_an_unparsable_retry_after_falls_back_to_the_schedule_and_is_logged_once(caplog):
-    delivery._unreadable_logged.clear()
-    with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
-        assert delivery.parse_retry_after("in a little while", NOW) is None
-        assert delivery.parse_retry_after("in a little while", NOW) is None
-        assert delivery.parse_retry_after("-5", NOW) is None
+    retry_after._unreadable_logged.clear()
+    with caplog.at_level(logging.WARNING, logger="webhooks.retry_after"):
+        assert retry_after.parse_retry_after("in a little while", NOW) is None
+        assert retry_after.parse_retry_after("in a little while", NOW) is None
+        assert retry_after.parse_retry_after("-5", NOW) is None
     warnings = [r.getMessage() for r in caplog.records if "Retry-After" in r.getMessage()]
     assert len(warnings) == 2 and "in a little while" in warnings[0]
 
 
 def test_a_retry_after_of_thousands_of_digits_falls_back_to_the_schedule(caplog):
     """int() of more than 4,300 digits raises ValueError: such a value is unreadable, logged once."""
-    delivery._unreadable_logged.clear()
-    with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
-        assert delivery.parse_retry_after("1" * 4400, NOW) is None
-        assert delivery.parse_retry_after("1" * 4400, NOW) is None
+    retry_after._unreadable_logged.clear()
+    with caplog.at_level(logging.WARNING, logger="webhooks.retry_after"):
+        assert retry_after.parse_retry_after("1" * 4400, NOW) is None
+        assert retry_after.parse_retry_after("1" * 4400, NOW) is None
     assert len([r for r in caplog.records if "Retry-After" in r.getMessage()]) == 1
-    assert delivery.parse_retry_after("9" * 12, NOW) == delivery.MAX_RETRY_AFTER
+    assert retry_after.parse_retry_after("9" * 12, NOW) == retry_after.MAX_RETRY_AFTER
 
 
 def test_one_delivery_failing_inside_the_drainer_does_not_stop_the_others(
@@ -286,19 +286,19 @@ def test_one_delivery_failing_inside_the_drainer_does_not_stop_the_others(
         hostile, _ = service.add_webhook(bad.url, ["job.failed"])
         service.add_webhook(slack.url, ["job.failed"], format="slack")
         bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
-        original = delivery.retry_after_of
+        original = retry_after.retry_after_of
 
         def broken(status_code, headers, text):  # any unexpected fault, not only the one fixed
             if status_code == 503:
                 raise RuntimeError("boom")
             return original(status_code, headers, text)
 
-        monkeypatch.setattr(delivery, "retry_after_of", broken)
+        monkeypatch.setattr(retry_after, "retry_after_of", broken)
         for _ in range(3):
             events.emit("job.failed", finished_job(status="failed", error="x").as_event())
-        delivery._redis().set(delivery._slot_key(0), "1")
-        assert delivery.drain(0) == 6
-        assert not delivery._redis().exists(delivery._slot_key(0))
+        dispatch.redis_client().set(dispatch.slot_key(0), "1")
+        assert drain.drain(0) == 6
+        assert not dispatch.redis_client().exists(dispatch.slot_key(0))
         assert len(slack.accepted) == 3
         for row in WebhookDelivery.objects.filter(webhook=hostile):
             assert row.attempts == 1 and row.error == "internal error: RuntimeError"
@@ -317,7 +317,7 @@ def test_a_retry_after_of_thousands_of_digits_does_not_stop_the_drain(slack, web
         service.add_webhook(slack.url, ["job.failed"], format="slack")
         bad.default = Reply(503, {"Retry-After": "1" * 4400}, b"busy")
         events.emit("job.failed", finished_job(status="failed", error="x").as_event())
-        assert delivery.drain(-1) == 2
+        assert drain.drain(-1) == 2
         row = WebhookDelivery.objects.get(webhook=hostile)
         assert (row.status, row.attempts, row.status_code) == ("pending", 1, 503)
         assert len(slack.accepted) == 1

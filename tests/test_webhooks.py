@@ -18,7 +18,7 @@ from exports.secrets import decrypt
 from hypersdk import events
 from hypersdk.permissions import grant_role
 from tests.webhook_receiver import Receiver, Reply
-from webhooks import delivery, service
+from webhooks import drain, fanout, retry_after, retry_policy, service
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
 
@@ -34,8 +34,8 @@ def webhook_settings(settings):
     settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = [0, 0, 0]
     settings.HYPERSDK_WEBHOOK_TIMEOUT = 10
     settings.HYPERSDK_WEBHOOK_DISABLE_AFTER_FAILURES = 20
-    events.subscribe(delivery.on_event)  # another module's test may have cleared the subscribers
-    delivery.throttle._last.clear()
+    events.subscribe(fanout.on_event)  # another module's test may have cleared the subscribers
+    fanout.throttle._last.clear()
     return settings
 
 
@@ -89,7 +89,7 @@ def attempt(webhook: Webhook) -> WebhookDelivery:
     """Make the next attempt of the webhook's latest delivery now, as its task would."""
     latest = WebhookDelivery.objects.filter(webhook=webhook).latest("created_at")
     WebhookDelivery.objects.filter(id=latest.id).update(next_attempt_at=timezone.now())
-    delivery.deliver(latest.id)
+    drain.deliver(latest.id)
     return WebhookDelivery.objects.get(id=latest.id)
 
 
@@ -265,7 +265,7 @@ def test_redeliver_sends_the_same_body_with_the_same_webhook_id(client, receiver
     again = response.json()
     assert again["id"] != first.id and again["redelivery_of"] == first.id and again["status"] == "pending"
     assert again["message_id"] == first.message_id
-    delivery.deliver(again["id"])
+    drain.deliver(again["id"])
     assert WebhookDelivery.objects.get(id=again["id"]).status == "delivered"
     one, two = receiver.requests
     assert one.body == two.body and one.headers["webhook-id"] == two.headers["webhook-id"] == first.message_id
@@ -394,19 +394,19 @@ def test_retry_after_is_honoured(receiver):
     waiting = attempt(webhook)
     assert waiting.status == "pending"
     assert waiting.next_attempt_at - waiting.last_attempt_at >= timedelta(seconds=120)
-    assert delivery.deliver(waiting.id) is None  # not due: nothing sent
+    assert drain.deliver(waiting.id) is None  # not due: nothing sent
     assert len(receiver.requests) == 1
 
 
 def test_retry_after_as_an_http_date():
     now = timezone.now()
     later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert timedelta(seconds=88) <= delivery.parse_retry_after(later, now) <= timedelta(seconds=91)
-    assert delivery.parse_retry_after("soon", now) is None
+    assert timedelta(seconds=88) <= retry_after.parse_retry_after(later, now) <= timedelta(seconds=91)
+    assert retry_after.parse_retry_after("soon", now) is None
 
 
 def test_backoff_is_jittered_around_the_schedule():
-    waits = {delivery.next_delay(300, None).total_seconds() for _ in range(50)}
+    waits = {retry_policy.next_delay(300, None).total_seconds() for _ in range(50)}
     assert min(waits) >= 240 and max(waits) <= 360 and len(waits) > 1
 
 
@@ -453,7 +453,7 @@ def test_a_run_of_consecutive_failures_disables_the_webhook(receiver, settings):
     older = WebhookDelivery.objects.filter(webhook=webhook).exclude(id=third.id).get()
     assert older.status == "pending"
     WebhookDelivery.objects.filter(id=older.id).update(next_attempt_at=timezone.now())
-    delivery.deliver(older.id)
+    drain.deliver(older.id)
     older.refresh_from_db()
     assert older.status == "failed" and older.error.startswith("not sent: webhook disabled (3 consecutive")
     assert len(receiver.requests) == 3
@@ -495,7 +495,7 @@ def test_a_delivery_is_sent_once_however_many_messages_arrive(receiver):
     webhook, _ = add(receiver.url)
     emit_completed()
     sent = attempt(webhook)
-    assert delivery.deliver(sent.id) is None and delivery.deliver(sent.id) is None
+    assert drain.deliver(sent.id) is None and drain.deliver(sent.id) is None
     assert len(receiver.requests) == 1
 
 

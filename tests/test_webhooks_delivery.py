@@ -16,7 +16,7 @@ from schedules import service as schedules
 from schedules.spec import ScheduleSpecSerializer
 from tests.conftest import APP01, wait_for
 from tests.webhook_receiver import Receiver, Reply
-from webhooks import delivery, service
+from webhooks import fanout, service
 from webhooks.models import WebhookDelivery
 from webhooks.tasks import sweep_webhook_deliveries
 
@@ -42,8 +42,8 @@ def worker_environment(worker_environment):
 def webhook_settings(settings):
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = [LOOPBACK]
     settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = RETRY_DELAYS.split(",")
-    events.subscribe(delivery.on_event)  # another module's test may have cleared the subscribers
-    delivery.throttle._last.clear()
+    events.subscribe(fanout.on_event)  # another module's test may have cleared the subscribers
+    fanout.throttle._last.clear()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db import models
 
 from hypersdk.request_limits import BoundedJSONDecoder
-from webhooks import service
+from webhooks import service, validation
 from webhooks.formats import FORMATS
 from webhooks.models import Webhook, WebhookDelivery, mask_target
 
@@ -71,17 +71,17 @@ class WebhookForm(forms.ModelForm):
         data = super().clean()
         if self.instance._state.adding:
             try:
-                data["url"], data["events"], data["headers"] = service.clean(
+                data["url"], data["events"], data["headers"] = validation.clean(
                     data.get("url"), data.get("events"), data.get("headers")
                 )
-                data["format"] = service.clean_format(data.get("format"), data["url"])
-            except service.InvalidWebhook as exc:
+                data["format"] = validation.clean_format(data.get("format"), data["url"])
+            except validation.InvalidWebhook as exc:
                 raise forms.ValidationError({exc.field: exc.message}) from None
         else:
             try:
-                data["events"] = service.clean_events(data.get("events"))
+                data["events"] = validation.clean_events(data.get("events"))
                 data["format"] = data.get("format") or self.instance.format
-            except service.InvalidWebhook as exc:
+            except validation.InvalidWebhook as exc:
                 raise forms.ValidationError({exc.field: exc.message}) from None
         return data
 

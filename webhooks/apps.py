@@ -8,9 +8,9 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from hypersdk import events
-        from webhooks import conf, delivery
+        from webhooks import conf, fanout
 
-        events.subscribe(delivery.on_event)
+        events.subscribe(fanout.on_event)
 
         @checks.register(checks.Tags.compatibility)
         def webhook_settings(app_configs, **kwargs):

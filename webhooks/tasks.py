@@ -1,4 +1,4 @@
-"""Celery tasks: thin adapters over webhooks.delivery; they take plain ids.
+"""Celery tasks: thin adapters over webhooks.drain; they take plain ids.
 
 They run on the ``webhooks`` queue (``CELERY_TASK_ROUTES``), consumed by a worker of its own,
 so a receiver that hangs holds a webhook process for its timeout and never an export slot.
@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webhooks import delivery
+from webhooks import drain
 
 
 @shared_task(name="webhooks.tasks.deliver_webhook", ignore_result=True, acks_late=False, max_retries=0)
 def deliver_webhook(delivery_id: str) -> str | None:
-    return delivery.deliver(delivery_id)
+    return drain.deliver(delivery_id)
 
 
 @shared_task(name="webhooks.tasks.drain_webhook_deliveries", ignore_result=True)
 def drain_webhook_deliveries(slot: int) -> int:
-    return delivery.drain(slot)
+    return drain.drain(slot)
 
 
 @shared_task(name="webhooks.tasks.sweep_webhook_deliveries", ignore_result=True)
 def sweep_webhook_deliveries() -> int:
-    return delivery.sweep_due()
+    return drain.sweep_due()

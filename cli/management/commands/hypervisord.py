@@ -8,10 +8,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from cli.hypervisord import HypervisordConfig, hypervisord_children, parse_listen
 from exports.start_checks import run_start_checks
 from hypersdk import embedded_redis
 from hypersdk.env import ConfigError, env_int
-from hypersdk.supervisor import HypervisordConfig, Supervisor, hypervisord_children, parse_listen
+from hypersdk.supervisor import Supervisor
 from webhooks import conf as webhook_conf
 
 
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         # Both are cheap when up to date; the database and the admin's CSS are then ready.
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        supervisor = Supervisor(children, out=sys.stdout)
+        supervisor = Supervisor(children, out=sys.stdout, name="hypervisord")
         status = supervisor.run(on_started=lambda: supervisor.say(config.summary()))
         if status:
             raise CommandError("start-up failed", returncode=status)
