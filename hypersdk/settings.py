@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "hypersdk.request_limits.RejectNulMiddleware",
+    "hypersdk.errors.DomainErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -245,7 +246,7 @@ REST_FRAMEWORK = {
     # Viewers read, operators (and superusers) do everything, other accounts get 403.
     "DEFAULT_PERMISSION_CLASSES": ["hypersdk.permissions.HyperSDKRole"],
     "DEFAULT_PARSER_CLASSES": ["hypersdk.request_limits.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "hypersdk.request_limits.api_exception_handler",
+    "EXCEPTION_HANDLER": "hypersdk.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "exports.api.pagination.JobPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "hypersdk.openapi.HyperSDKAutoSchema",

@@ -21,6 +21,7 @@ from django.utils import timezone
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import default_output_path
+from hypersdk.errors import ConflictError, NotFoundError
 from hypersdk.events import emit
 from schedules import cron
 from schedules.models import Schedule, ScheduleRun
@@ -29,12 +30,12 @@ from schedules.spec import split
 logger = logging.getLogger(__name__)
 
 
-class ScheduleNotFound(LookupError):
+class ScheduleNotFound(NotFoundError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule not found: {schedule_id}")
 
 
-class ScheduleCannotRun(Exception):
+class ScheduleCannotRun(ConflictError):
     """The schedule's job template no longer validates, so no job can be started. Every door
     (API 409, admin and dashboard messages, the CLIs' one-line error) shows ``str(exc)``."""
 

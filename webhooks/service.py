@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hypersdk import outbound_http
+from hypersdk.errors import InvalidInput, NotFoundError
 from webhooks import conf, delivery, formats, payloads
 from webhooks.models import (
     ALL_EVENTS,
@@ -46,21 +47,16 @@ MAX_HEADER_NAME_BYTES = 256
 MAX_HEADER_VALUE_BYTES = 4096
 
 
-class WebhookNotFound(LookupError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-
-class DeliveryNotFound(LookupError):
+class WebhookNotFound(NotFoundError):
     pass
 
 
-class InvalidWebhook(ValueError):
-    """Bad input, on one field: ``field`` names it for the API's 400 body."""
+class DeliveryNotFound(NotFoundError):
+    pass
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+
+class InvalidWebhook(InvalidInput):
+    """Bad input, on one field: ``field`` names it for the API's 400 body."""
 
 
 @dataclass(frozen=True)
