@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from exports.secrets import decrypt, encrypt
+from hypersdk.encryption import decrypt, encrypt
 from hypersdk.redaction import url_has_credentials
 
 
