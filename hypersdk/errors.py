@@ -2,7 +2,7 @@
 
 Services raise these; no view, admin action or command translates them by hand:
 
-- the API (DRF's EXCEPTION_HANDLER, ``hypersdk.api_errors.api_exception_handler``): NotFoundError → 404,
+- the API (``hypersdk.api_errors``, DRF's EXCEPTION_HANDLER): NotFoundError → 404,
   ConflictError → 409, InvalidInput → 400 ``{field: [message]}``, each with ``str(exc)``;
 - Django's pages (the dashboard, the admin): ``DomainErrorMiddleware`` → the 404 page for a
   NotFoundError; the dashboard and the admin show the other errors' ``str(exc)`` as a message;
