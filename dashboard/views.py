@@ -1,4 +1,5 @@
-"""The dashboard's pages: thin adapters over the job, schedule and webhook services."""
+"""The dashboard's pages: thin adapters over the job, schedule and webhook services. A job,
+schedule or webhook that does not exist is the 404 page (hypersdk.errors.DomainErrorMiddleware)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,6 @@ from webhooks import service as webhooks
 
 JOBS_PER_PAGE = 25
 SCHEDULES_PER_PAGE = 50  # and webhooks: the API's default page
-
-
-def _job_or_404(job_id: str):
-    try:
-        return jobs.get_job(job_id)
-    except jobs.JobNotFound:
-        raise Http404(f"job not found: {job_id}") from None
 
 
 @require_GET
@@ -71,7 +65,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    context = {"tab": "jobs", **job_view.job_page(_job_or_404(job_id))}
+    context = {"tab": "jobs", **job_view.job_page(jobs.get_job(job_id))}
     return render_page(request, "dashboard/job.html", context, partial="dashboard/partials/job_result.html")
 
 
@@ -79,7 +73,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 @role_required
 def job_live(request: HttpRequest, job_id: str) -> HttpResponse:
     """The live panel (status, progress, logs): htmx polls it when no websocket is open."""
-    job = _job_or_404(job_id)
+    job = jobs.get_job(job_id)
     show_logs = request.GET.get("logs") == "1"
     context = {"tab": "jobs", "job": job, "show_logs": show_logs}
     if show_logs:
@@ -93,7 +87,7 @@ def job_live(request: HttpRequest, job_id: str) -> HttpResponse:
 @role_required
 def job_actions(request: HttpRequest, job_id: str) -> HttpResponse:
     """GET: the actions bar; POST: cancel the job, then show it again."""
-    job = _job_or_404(job_id)
+    job = jobs.get_job(job_id)
     notice = ""
     if request.method == "POST":
         try:
@@ -132,7 +126,7 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
         form = ConverterForm()
         stream = request.GET.get("stream", "1") == "1"
         if request.GET.get("job"):
-            job = _job_or_404(request.GET["job"])
+            job = jobs.get_job(request.GET["job"])
     context = {
         "tab": "converter",
         "form": form,
@@ -177,8 +171,6 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
         else:
             schedules.set_enabled(schedule_id, action == "enable")
         schedule = schedules.get_schedule(schedule_id)
-    except schedules.ScheduleNotFound:
-        raise Http404(schedule_id) from None
     except schedules.ScheduleCannotRun as exc:  # a template that became invalid (a vCenter deleted since)
         schedule, notice = schedules.get_schedule(schedule_id), str(exc)
     if not wants_partial(request):
@@ -213,14 +205,11 @@ def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpRe
     if action not in WEBHOOK_ACTIONS:
         raise Http404(action)
     tested = None
-    try:
-        if action == "test":
-            tested = webhooks.test_webhook(webhook_id)
-        else:
-            webhooks.set_enabled(webhook_id, action == "enable")
-        webhook = webhooks.get_webhook(webhook_id)
-    except webhooks.WebhookNotFound:
-        raise Http404(webhook_id) from None
+    if action == "test":
+        tested = webhooks.test_webhook(webhook_id)
+    else:
+        webhooks.set_enabled(webhook_id, action == "enable")
+    webhook = webhooks.get_webhook(webhook_id)
     if not wants_partial(request):
         if tested:
             messages.info(request, "Test delivered." if tested.ok else f"Test failed: {tested.error}")

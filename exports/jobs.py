@@ -29,6 +29,7 @@ from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.names import file_stem
 from exports.pipeline.output import discard_run
 from hypersdk.celery import app as celery_app
+from hypersdk.errors import ConflictError, NotFoundError
 from hypersdk.events import emit
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,13 @@ OUTPUT_PATHS_LOCK = zlib.crc32(b"hypersdk:output-paths")
 MAX_TAIL = 1_000_000
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFoundError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job not found: {job_id}")
         self.job_id = job_id
 
 
-class JobAlreadyFinished(Exception):
+class JobAlreadyFinished(ConflictError):
     def __init__(self, job: Job) -> None:
         super().__init__(f"job {job.id} already {job.status}")
         self.job = job

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from exports.pipeline.progress import PROGRESS_FIELDS
-from exports.secrets import decrypt, encrypt
+from hypersdk.encryption import decrypt, encrypt
 from hypersdk.redaction import url_has_credentials
 
 

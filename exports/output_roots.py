@@ -72,10 +72,24 @@ def resolve_output_path(path: str) -> Path:
         candidate = Path(os.path.realpath(expanded))
     except OSError as exc:
         raise OutputOutsideRoots(f"output_path cannot be created: {exc.strerror}") from None
-    for root in settings.HYPERSDK_EXPORT_ROOTS:
-        real_root = os.path.realpath(root)
-        if os.path.commonpath([candidate, real_root]) == real_root:
-            return candidate
+    if inside_export_roots(candidate):
+        return candidate
     raise OutputOutsideRoots(
         f"output_path must be inside one of the export roots: {', '.join(settings.HYPERSDK_EXPORT_ROOTS)}"
+    )
+
+
+def inside_export_roots(path: str | os.PathLike[str], *, strictly: bool = False) -> bool:
+    """Whether ``path``, once resolved (``..`` and symlinks, as the kernel would follow them),
+    is an export root or lies inside one: the one containment check of the project.
+
+    ``strictly``: what may be deleted — inside a root but not a root itself, and holding no
+    root (a root configured inside another is never removed with its parent's directory).
+    """
+    real = Path(os.path.realpath(path))
+    roots = [Path(os.path.realpath(root)) for root in settings.HYPERSDK_EXPORT_ROOTS]
+    if not strictly:
+        return any(real.is_relative_to(root) for root in roots)
+    return any(real != root and real.is_relative_to(root) for root in roots) and not any(
+        root.is_relative_to(real) for root in roots
     )

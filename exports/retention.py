@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exports.models import Job
+from exports.output_roots import inside_export_roots
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +103,7 @@ def _remove_output(job: Job, purged: set[str], result: PurgeResult) -> None:
 def _removable(job: Job, output: Path, purged: set[str]) -> bool:
     """Only a directory the job made itself, strictly inside an export root, holding neither
     a root nor the output of a job that stays."""
-    if not job.output_created:
-        return False
-    roots = [Path(os.path.realpath(root)) for root in settings.HYPERSDK_EXPORT_ROOTS]
-    if not any(output != root and output.is_relative_to(root) for root in roots):
-        return False
-    if any(root.is_relative_to(output) for root in roots):
+    if not job.output_created or not inside_export_roots(output, strictly=True):
         return False
     staying = Job.objects.exclude(id__in=purged).filter(output_path__startswith=str(output))
     for other in staying.values_list("output_path", flat=True).iterator():

@@ -7,18 +7,13 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser, get_encoding
-
-if TYPE_CHECKING:
-    from rest_framework.response import Response
-
 
 # No request body the API takes nests deeper than a few levels ({"jobs": [{"headers": {...}}]});
 # deeper documents are refused before anything recursive (DRF's fields, json.dumps, the database
@@ -81,20 +76,11 @@ class RequestBodyTooLarge(APIException):
     default_code = "request_too_large"
 
 
-def _too_large(limit: int) -> RequestBodyTooLarge:
+def body_too_large(limit: int) -> RequestBodyTooLarge:
+    """413, naming the limit in bytes."""
     return RequestBodyTooLarge(
         f"request body too large: the limit is {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
     )
-
-
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus Django's body limit (DRF reads ``request.body`` for JSON, which
-    raises RequestDataTooBig) as the API's 413 instead of Django's bare 400 page."""
-    from rest_framework.views import exception_handler  # it imports the parsers named in settings
-
-    if isinstance(exc, RequestDataTooBig):
-        exc = _too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    return exception_handler(exc, context)
 
 
 class BoundedJSONParser(JSONParser):
@@ -112,10 +98,10 @@ class BoundedJSONParser(JSONParser):
             except ValueError:
                 declared = 0
             if declared > limit:
-                raise _too_large(limit)
+                raise body_too_large(limit)
         raw = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(raw) > limit:
-            raise _too_large(limit)
+            raise body_too_large(limit)
         encoding = get_encoding(parser_context)
         try:
             text = codecs.decode(raw, encoding)

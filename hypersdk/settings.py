@@ -65,7 +65,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "api_tokens",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -93,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "hypersdk.request_limits.RejectNulMiddleware",
+    "hypersdk.errors.DomainErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -245,10 +245,12 @@ REST_FRAMEWORK = {
     # Viewers read, operators (and superusers) do everything, other accounts get 403.
     "DEFAULT_PERMISSION_CLASSES": ["hypersdk.permissions.HyperSDKRole"],
     "DEFAULT_PARSER_CLASSES": ["hypersdk.request_limits.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "hypersdk.request_limits.api_exception_handler",
+    "EXCEPTION_HANDLER": "hypersdk.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "exports.api.pagination.JobPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "hypersdk.openapi.HyperSDKAutoSchema",
+    # No filter backend: the few query parameters (/jobs/query's status, id, vm) are checked by
+    # their view and filtered by the service the CLIs and the dashboard share.
+    "DEFAULT_FILTER_BACKENDS": [],
     "UNAUTHENTICATED_USER": None,
 }
 # API tokens are kept as digests (django-rest-knox) and never expire on their own: the CLIs and

@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django_celery_beat import models as beat_models
 
 from exports.job_spec import JobSpecSerializer
+from hypersdk.errors import DomainError
 from hypersdk.request_limits import BoundedJSONDecoder
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
@@ -131,7 +132,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         for schedule in queryset:
             try:
                 started.append(service.trigger(schedule.id).id)
-            except service.ScheduleCannotRun as exc:
+            except DomainError as exc:  # cannot run now, or deleted meanwhile: a message, not a 500
                 self.message_user(request, str(exc), messages.ERROR)
         if started:
             self.message_user(request, f"started {', '.join(started)}", messages.SUCCESS)

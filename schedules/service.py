@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
-from exports.output_roots import default_output_path
+from exports.output_roots import default_output_path, inside_export_roots
+from hypersdk.errors import ConflictError, NotFoundError
 from hypersdk.events import emit
 from schedules import cron
 from schedules.models import Schedule, ScheduleRun
@@ -29,12 +30,12 @@ from schedules.spec import split
 logger = logging.getLogger(__name__)
 
 
-class ScheduleNotFound(LookupError):
+class ScheduleNotFound(NotFoundError):
     def __init__(self, schedule_id: str) -> None:
         super().__init__(f"schedule not found: {schedule_id}")
 
 
-class ScheduleCannotRun(Exception):
+class ScheduleCannotRun(ConflictError):
     """The schedule's job template no longer validates, so no job can be started. Every door
     (API 409, admin and dashboard messages, the CLIs' one-line error) shows ``str(exc)``."""
 
@@ -332,7 +333,7 @@ def apply_retention(schedule: Schedule) -> list[str]:
             job.is_finished
             and output.is_dir()
             and _is_run_directory(schedule, output)
-            and _inside_roots(output)
+            and inside_export_roots(output, strictly=True)
             and not _holds_another_jobs_output(job)
         ):
             shutil.rmtree(output, ignore_errors=True)
@@ -359,11 +360,3 @@ def _is_run_directory(schedule: Schedule, output: Path) -> bool:
         return True
     legacy = "/" not in schedule.name and schedule.name not in (".", "..")
     return legacy and re.fullmatch(rf"{re.escape(schedule.name)}{stamp}", output.name) is not None
-
-
-def _inside_roots(path: Path) -> bool:
-    real = os.path.realpath(path)
-    return any(
-        os.path.commonpath([real, os.path.realpath(root)]) == os.path.realpath(root)
-        for root in settings.HYPERSDK_EXPORT_ROOTS
-    )

@@ -9,9 +9,9 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from exports.secrets import decrypt, encrypt
 from hypersdk import events as hypersdk_events
 from hypersdk import redaction
+from hypersdk.encryption import decrypt, encrypt
 from webhooks import formats, signing
 
 # What a webhook may subscribe to; "*" is every one of them.

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from hypersdk.errors import NotFoundError
 from webhooks import dispatch, formats, payloads, sending
 from webhooks.models import (
     TEST_EVENT,
@@ -25,12 +26,11 @@ from webhooks.validation import InvalidWebhook as InvalidWebhook  # the error ev
 from webhooks.validation import clean, clean_format
 
 
-class WebhookNotFound(LookupError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+class WebhookNotFound(NotFoundError):
+    pass
 
 
-class DeliveryNotFound(LookupError):
+class DeliveryNotFound(NotFoundError):
     pass
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from hypersdk import outbound_http
+from hypersdk.errors import InvalidInput
 from webhooks import conf, formats
 from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
 
@@ -29,12 +30,8 @@ MAX_HEADER_NAME_BYTES = 256
 MAX_HEADER_VALUE_BYTES = 4096
 
 
-class InvalidWebhook(ValueError):
+class InvalidWebhook(InvalidInput):
     """Bad input, on one field: ``field`` names it for the API's 400 body."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 def clean(url: Any, events: Any = None, headers: Any = None) -> tuple[str, list[str], dict[str, str]]:

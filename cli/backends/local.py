@@ -14,6 +14,7 @@ from cli.backends.protocol import LIST_PAGE_SIZE, page_count
 from exports import daemon_status, jobs
 from exports.api.serializers import JobLogSerializer, JobSerializer
 from exports.models import Job
+from hypersdk.errors import DomainError
 from schedules import service as schedules
 from schedules.api.serializers import ScheduleSerializer
 from schedules.spec import ScheduleSpecSerializer
@@ -46,14 +47,7 @@ class LocalBackend:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (
-            jobs.JobNotFound,
-            jobs.JobAlreadyFinished,
-            schedules.ScheduleNotFound,
-            schedules.ScheduleCannotRun,
-            webhooks.WebhookNotFound,
-            webhooks.InvalidWebhook,
-        ) as exc:
+        except DomainError as exc:  # not found, conflict, invalid input: the service's one line
             raise CLIError(str(exc)) from None
         except DatabaseError as exc:
             raise CLIError(

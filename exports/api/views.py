@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,13 +34,6 @@ SINCE_SCHEMA = {
         {"type": "string", "format": "date-time"},
     ]
 }
-
-
-def _job_or_404(job_id: str) -> Job:
-    try:
-        return jobs.get_job(job_id)
-    except jobs.JobNotFound as exc:
-        raise NotFound(str(exc)) from None
 
 
 class JobSubmitView(APIView):
@@ -104,7 +97,7 @@ class JobQueryView(generics.ListAPIView):
 class JobDetailView(APIView):
     @extend_schema(responses=JobSerializer)
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(JobSerializer(_job_or_404(job_id)).data)
+        return Response(JobSerializer(jobs.get_job(job_id)).data)
 
 
 class JobLogsView(APIView):
@@ -122,10 +115,7 @@ class JobLogsView(APIView):
     def get(self, request: Request, job_id: str) -> Response:
         tail = _int_param(request, "tail", minimum=0, maximum=jobs.MAX_TAIL)
         since = _since_param(request)
-        try:
-            entries = jobs.job_logs(job_id, tail=tail, since=since)
-        except jobs.JobNotFound as exc:
-            raise NotFound(str(exc)) from None
+        entries = jobs.job_logs(job_id, tail=tail, since=since)
         return Response({"job_id": job_id, "logs": JobLogSerializer(entries, many=True).data})
 
 
@@ -134,9 +124,7 @@ class JobCancelView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         try:
             job = jobs.cancel_job(job_id)
-        except jobs.JobNotFound as exc:
-            raise NotFound(str(exc)) from None
-        except jobs.JobAlreadyFinished as exc:
+        except jobs.JobAlreadyFinished as exc:  # a 409 that also says where the job ended
             body = {"job_id": job_id, "status": exc.job.status, "cancel_requested": False, "detail": str(exc)}
             return Response(body, status=status.HTTP_409_CONFLICT)
         return Response({"job_id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})

@@ -1,32 +1,17 @@
-"""The schedule API at the guide's paths; views translate HTTP and call the schedule service."""
+"""The schedule API at the guide's paths; views translate HTTP and call the schedule service.
+ScheduleNotFound (404) and ScheduleCannotRun (409) are answered by the API's exception handler."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from schedules import service
 from schedules.api.serializers import ScheduleSerializer
-from schedules.models import Schedule
 from schedules.spec import ScheduleSpecSerializer
-
-
-class ScheduleConflict(APIException):
-    """409: the schedule exists but cannot do this now (its job template no longer validates)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "schedule_cannot_run"
-
-
-def _schedule_or_404(schedule_id: str) -> Schedule:
-    try:
-        return service.get_schedule(schedule_id)
-    except service.ScheduleNotFound as exc:
-        raise NotFound(str(exc)) from None
 
 
 class ScheduleListView(generics.ListAPIView):
@@ -48,7 +33,7 @@ class ScheduleListView(generics.ListAPIView):
 class ScheduleDetailView(APIView):
     @extend_schema(responses=ScheduleSerializer)
     def get(self, request: Request, schedule_id: str) -> Response:
-        return Response(ScheduleSerializer(_schedule_or_404(schedule_id)).data)
+        return Response(ScheduleSerializer(service.get_schedule(schedule_id)).data)
 
     @extend_schema(request=ScheduleSpecSerializer, responses=ScheduleSerializer)
     def put(self, request: Request, schedule_id: str) -> Response:
@@ -60,14 +45,11 @@ class ScheduleDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, schedule_id: str) -> Response:
-        try:
-            service.delete_schedule(schedule_id)
-        except service.ScheduleNotFound as exc:
-            raise NotFound(str(exc)) from None
+        service.delete_schedule(schedule_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request: Request, schedule_id: str, *, partial: bool) -> Response:
-        schedule = _schedule_or_404(schedule_id)
+        schedule = service.get_schedule(schedule_id)
         spec = ScheduleSpecSerializer(schedule, data=request.data, partial=partial)
         spec.is_valid(raise_exception=True)
         return Response(ScheduleSerializer(service.update_schedule(schedule, spec.validated_data)).data)
@@ -78,10 +60,7 @@ class ScheduleEnableView(APIView):
 
     @extend_schema(request=None, responses=ScheduleSerializer)
     def post(self, request: Request, schedule_id: str) -> Response:
-        try:
-            schedule = service.set_enabled(schedule_id, self.enabled)
-        except service.ScheduleNotFound as exc:
-            raise NotFound(str(exc)) from None
+        schedule = service.set_enabled(schedule_id, self.enabled)
         return Response(ScheduleSerializer(schedule).data)
 
 
@@ -100,10 +79,5 @@ class ScheduleTriggerView(APIView):
         },
     )
     def post(self, request: Request, schedule_id: str) -> Response:
-        try:
-            job = service.trigger(schedule_id)
-        except service.ScheduleNotFound as exc:
-            raise NotFound(str(exc)) from None
-        except service.ScheduleCannotRun as exc:
-            raise ScheduleConflict(str(exc)) from None
+        job = service.trigger(schedule_id)
         return Response({"schedule_id": schedule_id, "job_id": job.id}, status=status.HTTP_202_ACCEPTED)

@@ -1,10 +1,11 @@
-"""The webhook API at the guide's paths; ``{index}`` is the 0-based index or the webhook id."""
+"""The webhook API at the guide's paths; ``{index}`` is the 0-based index or the webhook id.
+WebhookNotFound, DeliveryNotFound (404) and InvalidWebhook (400) are answered by the API's
+exception handler."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,18 +18,11 @@ from webhooks.api.serializers import (
     WebhookSerializer,
     WebhookSpecSerializer,
 )
-from webhooks.models import Webhook, WebhookDelivery
+from webhooks.models import WebhookDelivery
 
 INDEX = OpenApiParameter(
     "index", str, OpenApiParameter.PATH, description="0-based position in GET /webhooks, or the id (wh-...)"
 )
-
-
-def _webhook_or_404(index: str) -> Webhook:
-    try:
-        return service.get_webhook(index)
-    except service.WebhookNotFound as exc:
-        raise NotFound(str(exc)) from None
 
 
 class WebhookListView(generics.ListAPIView):
@@ -48,10 +42,7 @@ class WebhookListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         spec = WebhookSpecSerializer(data=request.data)
         spec.is_valid(raise_exception=True)
-        try:
-            webhook, secret = service.add_webhook(**spec.validated_data)
-        except service.InvalidWebhook as exc:
-            raise ValidationError({exc.field: [exc.message]}) from None
+        webhook, secret = service.add_webhook(**spec.validated_data)
         # The creator sees what they gave once, here; every later read shows it masked.
         data = {**WebhookSerializer(webhook).data, **service.as_given(webhook), "secret": secret}
         return Response(data, status=status.HTTP_201_CREATED)
@@ -60,14 +51,11 @@ class WebhookListView(generics.ListAPIView):
 class WebhookDetailView(APIView):
     @extend_schema(parameters=[INDEX], responses=WebhookSerializer)
     def get(self, request: Request, index: str) -> Response:
-        return Response(WebhookSerializer(_webhook_or_404(index)).data)
+        return Response(WebhookSerializer(service.get_webhook(index)).data)
 
     @extend_schema(parameters=[INDEX], responses={204: None})
     def delete(self, request: Request, index: str) -> Response:
-        try:
-            service.delete_webhook(index)
-        except service.WebhookNotFound as exc:
-            raise NotFound(str(exc)) from None
+        service.delete_webhook(index)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -75,10 +63,7 @@ class WebhookTestView(APIView):
     @extend_schema(parameters=[INDEX], request=None, responses=TestResultSerializer)
     def post(self, request: Request, index: str) -> Response:
         """Send a signed ``{"event": "test", "data": {}}`` now; the receiver's answer or the error."""
-        try:
-            result = service.test_webhook(index)
-        except service.WebhookNotFound as exc:
-            raise NotFound(str(exc)) from None
+        result = service.test_webhook(index)
         return Response(result.as_dict())
 
 
@@ -94,10 +79,7 @@ class WebhookDeliveryListView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular's schema pass
             return WebhookDelivery.objects.none()
-        try:
-            return service.deliveries(self.kwargs["index"])
-        except service.WebhookNotFound as exc:
-            raise NotFound(str(exc)) from None
+        return service.deliveries(self.kwargs["index"])
 
 
 class WebhookRedeliverView(APIView):
@@ -108,8 +90,5 @@ class WebhookRedeliverView(APIView):
     )
     def post(self, request: Request, index: str, delivery_id: str) -> Response:
         """Send a delivery's body again (same webhook-id) as a new delivery."""
-        try:
-            again = service.redeliver(index, delivery_id)
-        except (service.WebhookNotFound, service.DeliveryNotFound) as exc:
-            raise NotFound(str(exc)) from None
+        again = service.redeliver(index, delivery_id)
         return Response(WebhookDeliverySerializer(again).data, status=status.HTTP_202_ACCEPTED)

@@ -1,4 +1,4 @@
-"""Encryption at rest for stored credentials (vCenter passwords).
+"""Encryption at rest for stored credentials: vCenter passwords, webhook URLs, headers and secrets.
 
 The key is derived from the Django SECRET_KEY (HYPERSDK_SECRET_KEY): rotating it makes the
 stored passwords unreadable, and they must be entered again.
