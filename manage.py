@@ -9,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
     from django.core.management import execute_from_command_line
 
-    from hypersdk.env import load_settings_or_exit
+    from hypersdk.lib.env import load_settings_or_exit
 
     load_settings_or_exit()
     execute_from_command_line(sys.argv)

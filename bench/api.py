@@ -40,7 +40,7 @@ def main() -> None:
 
     from api_tokens.service import issue_token
     from exports.models import Job, JobLog
-    from hypersdk.permissions import grant_role
+    from hypersdk.lib.permissions import grant_role
 
     call_command("migrate", verbosity=0)
     JobLog.objects.all().delete()

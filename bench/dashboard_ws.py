@@ -86,7 +86,7 @@ def main() -> None:
     if args.redis:
         redis_url = args.redis
     else:
-        from hypersdk.embedded_redis import start_embedded_redis
+        from hypersdk.lib.embedded_redis import start_embedded_redis
 
         redis_process, redis_url = start_embedded_redis(workdir / "redis")
     env = {
@@ -108,7 +108,7 @@ def main() -> None:
     from api_tokens.service import issue_token
     from exports import live
     from exports.models import Job
-    from hypersdk.permissions import grant_role
+    from hypersdk.lib.permissions import grant_role
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-pass-not-used")
@@ -130,7 +130,7 @@ def main() -> None:
     finally:
         stop(daphne)
         if redis_process is not None:
-            from hypersdk.embedded_redis import stop_embedded_redis
+            from hypersdk.lib.embedded_redis import stop_embedded_redis
 
             stop_embedded_redis(redis_process)
 

@@ -45,7 +45,7 @@ def main() -> None:
 
     from api_tokens.service import issue_token
     from exports.models import Job
-    from hypersdk.permissions import grant_role
+    from hypersdk.lib.permissions import grant_role
     from schedules.models import Schedule
     from webhooks.models import Webhook
 

@@ -88,8 +88,8 @@ def main() -> None:
     from django.db.models import Count
 
     from exports.models import Job
-    from hypersdk import events
     from hypersdk.celery import app
+    from hypersdk.lib import events
     from webhooks import conf, payloads, service, signing
     from webhooks.models import Webhook, WebhookDelivery
 

@@ -1,5 +1,5 @@
 """What hypervisord runs: its listen address, its configuration and its list of children
-(embedded Redis, daphne, the export and webhook workers, beat) for ``hypersdk.supervisor``."""
+(embedded Redis, daphne, the export and webhook workers, beat) for ``hypersdk.lib.supervisor``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypersdk.supervisor import Child
+from hypersdk.lib.supervisor import Child
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -58,7 +58,7 @@ def hypervisord_children(config: HypervisordConfig, *, python: str = sys.executa
     Exports and webhook deliveries run in two workers on two queues, so a webhook receiver that
     hangs ties up a webhook process for its timeout and never delays an export.
     """
-    from hypersdk import embedded_redis
+    from hypersdk.lib import embedded_redis
 
     base_dir = str(Path(__file__).resolve().parent.parent)
     env = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from hypersdk import permissions
+from hypersdk.lib import permissions
 
 
 def role(request: HttpRequest) -> dict:

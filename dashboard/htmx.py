@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from rest_framework.permissions import SAFE_METHODS
 
-from hypersdk import permissions
+from hypersdk.lib import permissions
 
 
 def wants_partial(request: HttpRequest) -> bool:

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from dashboard import views
-from hypersdk.login_throttle import limit_login_attempts
+from hypersdk.lib.login_throttle import limit_login_attempts
 
 app_name = "dashboard"
 

@@ -1,5 +1,5 @@
 """The dashboard's pages: thin adapters over the job, schedule and webhook services. A job,
-schedule or webhook that does not exist is the 404 page (hypersdk.errors.DomainErrorMiddleware)."""
+schedule or webhook that does not exist is the 404 page (hypersdk.lib.errors.DomainErrorMiddleware)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exports.live import JOBS_GROUP, job_group
-from hypersdk.ws_auth import (
+from hypersdk.lib.ws_auth import (
     FORBIDDEN,
     UNAUTHORIZED,
     recheck_access,
@@ -24,7 +24,7 @@ NOT_FOUND = 4404
 
 @database_sync_to_async
 def _may_watch(user) -> bool:
-    from hypersdk.permissions import can_view
+    from hypersdk.lib.permissions import can_view
 
     return can_view(user)
 

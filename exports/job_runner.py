@@ -33,9 +33,9 @@ from exports.pipeline.errors import ExportCancelled, ExportError
 from exports.pipeline.options import ExportOptions, engine_values
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
 from exports.pipeline.run import export_vm
-from hypersdk.events import emit
-from hypersdk.log_context import job_context
-from hypersdk.private_files import make_private_dir
+from hypersdk.lib.events import emit
+from hypersdk.lib.log_context import job_context
+from hypersdk.lib.private_files import make_private_dir
 
 logger = logging.getLogger(__name__)
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}

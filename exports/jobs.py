@@ -29,8 +29,8 @@ from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.names import file_stem
 from exports.pipeline.output import discard_run
 from hypersdk.celery import app as celery_app
-from hypersdk.errors import ConflictError, NotFoundError
-from hypersdk.events import emit
+from hypersdk.lib.errors import ConflictError, NotFoundError
+from hypersdk.lib.events import emit
 
 logger = logging.getLogger(__name__)
 

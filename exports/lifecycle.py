@@ -15,7 +15,7 @@ from django.db.models import Q
 
 from exports import live
 from exports.models import Job, JobLog
-from hypersdk.events import emit
+from hypersdk.lib.events import emit
 
 # The lifecycle event a change to each status emits (a job never returns to pending).
 STATUS_EVENTS = {

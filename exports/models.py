@@ -13,8 +13,8 @@ from django.db import models
 from django.utils import timezone
 
 from exports.pipeline.progress import PROGRESS_FIELDS
-from hypersdk.encryption import decrypt, encrypt
-from hypersdk.redaction import url_has_credentials
+from hypersdk.lib.encryption import decrypt, encrypt
+from hypersdk.lib.redaction import url_has_credentials
 
 
 def new_job_id() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from exports import converters
-from hypersdk import private_files
+from hypersdk.lib import private_files
 
 
 def run_start_checks(command: BaseCommand) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task, signals
 
 from exports import job_runner, jobs, retention
-from hypersdk import log_context
+from hypersdk.lib import log_context
 
 
 @shared_task(name="exports.tasks.run_export_job", ignore_result=True)

@@ -10,8 +10,8 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
-from hypersdk.errors import ConflictError, InvalidInput, NotFoundError
-from hypersdk.request_limits import body_too_large
+from hypersdk.lib.errors import ConflictError, InvalidInput, NotFoundError
+from hypersdk.lib.request_limits import body_too_large
 
 if TYPE_CHECKING:
     from rest_framework.response import Response

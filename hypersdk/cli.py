@@ -23,7 +23,7 @@ def _run(command: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
     from django.core.management import execute_from_command_line
 
-    from hypersdk.env import load_settings_or_exit
+    from hypersdk.lib.env import load_settings_or_exit
 
     load_settings_or_exit()
     execute_from_command_line([command, command, *sys.argv[1:]])
@@ -45,7 +45,7 @@ def hyperexport() -> None:
         _run("hyperexport")
         return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
-    from hypersdk.env import load_settings_or_exit
+    from hypersdk.lib.env import load_settings_or_exit
 
     load_settings_or_exit()
     from cli.management.commands.hyperexport import Command

@@ -9,10 +9,18 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
-from hypersdk import public_url
-from hypersdk.env import env_abs_paths, env_bool, env_header_name, env_int, env_list, env_networks, env_str
-from hypersdk.log_context import logging_config
-from hypersdk.private_files import (
+from hypersdk.lib import public_url
+from hypersdk.lib.env import (
+    env_abs_paths,
+    env_bool,
+    env_header_name,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+)
+from hypersdk.lib.log_context import logging_config
+from hypersdk.lib.private_files import (
     make_private_dir,
     prepare_sqlite_database,
     read_or_create_secret,
@@ -22,7 +30,7 @@ from hypersdk.private_files import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HYPERSDK_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # Private from the start (0700) whatever the umask: it holds the database, the secret key and
-# the Redis socket. hypervisord and bootstrap_admin check an existing one (hypersdk/private_files.py).
+# the Redis socket. hypervisord and bootstrap_admin check an existing one (hypersdk/lib/private_files.py).
 # Another user's dir is refused (ConfigError) before anything is read from or written into it.
 refuse_foreign(DATA_DIR)
 make_private_dir(DATA_DIR)
@@ -41,7 +49,7 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("HYPERSDK_DEBUG", False)
 ALLOWED_HOSTS = env_list("HYPERSDK_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
-# Behind a TLS reverse proxy: HYPERSDK_PUBLIC_URL and friends (hypersdk/public_url.py) set
+# Behind a TLS reverse proxy: HYPERSDK_PUBLIC_URL and friends (hypersdk/lib/public_url.py) set
 # ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, SECURE_PROXY_SSL_HEADER and Secure cookies.
 _proxy = public_url.from_environment(ALLOWED_HOSTS)
 HYPERSDK_PUBLIC_URL = _proxy["HYPERSDK_PUBLIC_URL"]
@@ -52,7 +60,7 @@ SESSION_COOKIE_SECURE = _proxy["SESSION_COOKIE_SECURE"]
 CSRF_COOKIE_SECURE = _proxy["CSRF_COOKIE_SECURE"]
 # Sessions are stored under a digest of the cookie value (a copied database logs nobody in), and
 # messages in the session, not a cookie: the admin's "add token" message carries the raw token.
-SESSION_ENGINE = "hypersdk.session_store"
+SESSION_ENGINE = "hypersdk.lib.session_store"
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 INSTALLED_APPS = [
@@ -91,8 +99,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "hypersdk.request_limits.RejectNulMiddleware",
-    "hypersdk.errors.DomainErrorMiddleware",
+    "hypersdk.lib.request_limits.RejectNulMiddleware",
+    "hypersdk.lib.errors.DomainErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -243,8 +251,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Viewers read, operators (and superusers) do everything, other accounts get 403.
-    "DEFAULT_PERMISSION_CLASSES": ["hypersdk.permissions.HyperSDKRole"],
-    "DEFAULT_PARSER_CLASSES": ["hypersdk.request_limits.BoundedJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["hypersdk.lib.permissions.HyperSDKRole"],
+    "DEFAULT_PARSER_CLASSES": ["hypersdk.lib.request_limits.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "hypersdk.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "exports.api.pagination.JobPagination",
     "DEFAULT_SCHEMA_CLASS": "hypersdk.openapi.HyperSDKAutoSchema",
@@ -256,15 +264,15 @@ REST_FRAMEWORK = {
 # API tokens are kept as digests (django-rest-knox) and never expire on their own: the CLIs and
 # Prometheus hold them; delete one (admin) to revoke it.
 REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
-# Request bodies (the API's JSON too: hypersdk.request_limits): a batch of a few thousand jobs
+# Request bodies (the API's JSON too: hypersdk.lib.request_limits): a batch of a few thousand jobs
 # fits; anything larger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HYPERSDK_MAX_REQUEST_BYTES", 1 << 20, minimum=1024)
 # Every log-in door (dashboard, admin, /api-auth/login/): this many failures for a user name
 # from one address within the window lock that name there (4x: the name everywhere; an address
-# with 4x failures loses the names that failed from it): hypersdk/login_throttle.py.
+# with 4x failures loses the names that failed from it): hypersdk/lib/login_throttle.py.
 HYPERSDK_LOGIN_MAX_FAILURES = env_int("HYPERSDK_LOGIN_MAX_FAILURES", 5, minimum=1)
 HYPERSDK_LOGIN_LOCKOUT_SECONDS = env_int("HYPERSDK_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
-AUTHENTICATION_BACKENDS = ["hypersdk.login_throttle.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["hypersdk.lib.login_throttle.ThrottledModelBackend"]
 # Log-in counters: shared in Redis when REDIS_URL names one (several API nodes), else in the
 # memory of hypervisord's single daphne process (the embedded Redis means one node).
 CACHES = {
@@ -294,7 +302,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.2.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and Swagger UI need a log-in like the API (viewers may read them).
-    "SERVE_PERMISSIONS": ["hypersdk.permissions.HyperSDKRole"],
+    "SERVE_PERMISSIONS": ["hypersdk.lib.permissions.HyperSDKRole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -343,7 +351,7 @@ HYPERSDK_WEBHOOK_DRAINERS = env_int("HYPERSDK_WEBHOOK_DRAINERS", 2, minimum=1)
 # pick among these, never a path of their own (exports/converters.py).
 HYPERSDK_HYPER2KVM_PATHS = env_abs_paths("HYPERSDK_HYPER2KVM_PATHS")
 
-# Every line carries job_id=<id> (or "-") from hypersdk/log_context.py; JSON lines with
+# Every line carries job_id=<id> (or "-") from hypersdk/lib/log_context.py; JSON lines with
 # HYPERSDK_LOG_FORMAT=json. Celery workers and beat log through this too (hypersdk/celery.py).
 LOGGING = logging_config(
     format_name=env_str("HYPERSDK_LOG_FORMAT", "plain").strip().lower(),

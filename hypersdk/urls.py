@@ -5,7 +5,7 @@ from django.urls import include, path, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.exceptions import NotAuthenticated
 
-from hypersdk.login_throttle import limit_login_attempts
+from hypersdk.lib.login_throttle import limit_login_attempts
 
 
 class SwaggerView(SpectacularSwaggerView):

@@ -8,7 +8,7 @@ class MetricsConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
-        from hypersdk import events
+        from hypersdk.lib import events
         from metrics import collector, recording
         from webhooks.signals import delivery_attempted
 

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from api_tokens.authentication import BearerTokenAuthentication, TokenAuthentication
-from hypersdk.permissions import HyperSDKRole
+from hypersdk.lib.permissions import HyperSDKRole
 
 
 class PlainTextRenderer(BaseRenderer):

@@ -9,8 +9,8 @@ from django.db import models, transaction
 from django_celery_beat import models as beat_models
 
 from exports.job_spec import JobSpecSerializer
-from hypersdk.errors import DomainError
-from hypersdk.request_limits import BoundedJSONDecoder
+from hypersdk.lib.errors import DomainError
+from hypersdk.lib.request_limits import BoundedJSONDecoder
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import default_output_path, inside_export_roots
-from hypersdk.errors import ConflictError, NotFoundError
-from hypersdk.events import emit
+from hypersdk.lib.errors import ConflictError, NotFoundError
+from hypersdk.lib.events import emit
 from schedules import cron
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import split

@@ -143,7 +143,7 @@ def redis_url(tmp_path_factory):
     from django.conf import settings
 
     from hypersdk.celery import app
-    from hypersdk.embedded_redis import start_embedded_redis, stop_embedded_redis
+    from hypersdk.lib.embedded_redis import start_embedded_redis, stop_embedded_redis
     from hypersdk.settings import broker_url, channel_layer_settings
 
     process = None

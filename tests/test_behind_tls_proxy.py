@@ -8,9 +8,9 @@ import re
 import pytest
 from django.test import Client
 
-from hypersdk import login_throttle, public_url
-from hypersdk.env import ConfigError
-from hypersdk.permissions import grant_role
+from hypersdk.lib import login_throttle, public_url
+from hypersdk.lib.env import ConfigError
+from hypersdk.lib.permissions import grant_role
 
 pytestmark = pytest.mark.django_db
 

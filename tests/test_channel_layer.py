@@ -15,7 +15,7 @@ from django.test import Client
 
 from exports import jobs
 from hypersdk.asgi import application
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_the_worker_refuses_a_job_row_naming_an_unconfigured_converter(
 
 
 def test_the_setting_takes_only_absolute_paths(monkeypatch):
-    from hypersdk.env import ConfigError, env_abs_paths
+    from hypersdk.lib.env import ConfigError, env_abs_paths
 
     monkeypatch.setenv("HYPERSDK_HYPER2KVM_PATHS", "/opt/h2k/bin/../bin/hyper2kvm, /usr/bin/hyper2kvm")
     assert env_abs_paths("HYPERSDK_HYPER2KVM_PATHS") == ["/opt/h2k/bin/hyper2kvm", "/usr/bin/hyper2kvm"]

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from exports import jobs
 from exports.models import Job
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from tests.browser.harness import DaphneServer, launch_chromium
 from tests.conftest import APP01, register_vcenter
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job, JobLog
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules import service as schedules
 
 pytestmark = pytest.mark.django_db

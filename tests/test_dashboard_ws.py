@@ -11,7 +11,7 @@ from django.test import Client
 
 from exports import jobs, live
 from hypersdk.asgi import application
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

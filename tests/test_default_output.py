@@ -16,7 +16,7 @@ from exports import jobs
 from exports.models import Job
 from exports.output_roots import resolve_output_path
 from exports.pipeline.names import file_stem
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule
 from tests.conftest import fire_at

@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports import jobs
 from hypersdk.api_errors import Conflict, as_api_exception
-from hypersdk.errors import ConflictError, DomainErrorMiddleware, InvalidInput, NotFoundError
-from hypersdk.permissions import grant_role
+from hypersdk.lib.errors import ConflictError, DomainErrorMiddleware, InvalidInput, NotFoundError
+from hypersdk.lib.permissions import grant_role
 from schedules import service as schedules
 from webhooks import service as webhooks
 

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports.models import Job
 from exports.pipeline.names import file_stem
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule, ScheduleRun
 

@@ -24,7 +24,7 @@ from django.core.management.base import CommandError
 from knox.models import AuthToken
 
 from api_tokens.service import user_for_token
-from hypersdk.embedded_redis import answers_ping, start_embedded_redis, stop_embedded_redis
+from hypersdk.lib.embedded_redis import answers_ping, start_embedded_redis, stop_embedded_redis
 from tests.processes import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent

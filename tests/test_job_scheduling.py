@@ -90,7 +90,7 @@ def test_reaper_keeps_a_directory_it_did_not_create_but_removes_partials(five_jo
 
 
 def test_lifecycle_events_are_emitted_without_secrets(five_jobs):
-    from hypersdk import events
+    from hypersdk.lib import events
 
     seen = []
 

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 
 
 @pytest.fixture

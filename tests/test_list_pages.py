@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules.models import Schedule
 from webhooks.models import Webhook, WebhookDelivery
 

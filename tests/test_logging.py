@@ -12,7 +12,7 @@ import pytest
 
 from exports import jobs
 from exports.models import Job, JobLog
-from hypersdk.log_context import NO_JOB, JobIdFilter, JsonFormatter, job_context
+from hypersdk.lib.log_context import NO_JOB, JobIdFilter, JsonFormatter, job_context
 from tests.conftest import APP01, WorkerProcess, wait_for
 
 PLAIN_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+) job_id=(\S+): (.*)$")
@@ -63,8 +63,8 @@ def test_every_worker_line_about_a_job_carries_its_id(worker_environment, app01_
     for _, name, jid, message in records:
         if job_id in message:
             assert jid == job_id, (name, message)
-    assert ("hypersdk.events", f"event job.started {job_id}") in stamped
-    assert ("hypersdk.events", f"event job.completed {job_id}") in stamped
+    assert ("hypersdk.lib.events", f"event job.started {job_id}") in stamped
+    assert ("hypersdk.lib.events", f"event job.completed {job_id}") in stamped
     # Celery's own line about the task's end; only its "received" line (the main process, before
     # the task starts) has no job id: it names the Celery task id that this line ties to the job.
     assert any(name == "celery.app.trace" and "succeeded" in message for name, message in stamped)

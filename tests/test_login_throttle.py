@@ -10,9 +10,9 @@ import redis
 from django.contrib.auth import authenticate
 from django.test import RequestFactory
 
-from hypersdk import login_throttle
-from hypersdk.client_address import client_address
-from hypersdk.permissions import grant_role
+from hypersdk.lib import login_throttle
+from hypersdk.lib.client_address import client_address
+from hypersdk.lib.permissions import grant_role
 
 pytestmark = pytest.mark.django_db
 

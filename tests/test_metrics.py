@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
-from hypersdk import events
-from hypersdk.permissions import grant_role
+from hypersdk.lib import events
+from hypersdk.lib.permissions import grant_role
 from metrics import recording
 from tests.conftest import APP01, wait_for
 from tests.webhook_receiver import Receiver, Reply

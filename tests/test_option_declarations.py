@@ -24,7 +24,7 @@ from exports.pipeline.manifest import SCHEMA_PATH
 from exports.pipeline.options import OPTIONS, ExportOptions, InvalidOptions
 from exports.pipeline.package import gzip_disks
 from exports.pipeline.run import export_vm
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from schedules.spec import ScheduleSpecSerializer
 from tests.conftest import APP01, govc_environment
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hypersdk import outbound_http
+from hypersdk.lib import outbound_http
 from tests.webhook_receiver import Receiver, Reply
 
 LOOPBACK = ["127.0.0.0/8"]

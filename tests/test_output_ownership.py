@@ -32,7 +32,7 @@ from exports.pipeline.options import ExportOptions
 from exports.pipeline.output import OutputDir, discard_run
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
 from exports.pipeline.run import export_vm
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from tests.conftest import APP01, fire_at, govc_environment, wait_for
 
 
@@ -178,7 +178,7 @@ def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
 def test_a_schedule_firing_into_an_occupied_path_fails_that_run_naming_the_owner(
     api, export_root, redis_url, django_capture_on_commit_callbacks
 ):
-    from hypersdk import events
+    from hypersdk.lib import events
 
     owner = submit(api, export_root / "web01").json()["job_ids"][0]
     schedule = api.post(

@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
-from hypersdk import login_throttle
 from hypersdk.asgi import application
-from hypersdk.permissions import NO_ROLE, OPERATORS, READ_ONLY, VIEWERS, grant_role
+from hypersdk.lib import login_throttle
+from hypersdk.lib.permissions import NO_ROLE, OPERATORS, READ_ONLY, VIEWERS, grant_role
 from schedules.models import Schedule
 from webhooks import service as webhooks
 from webhooks.models import Webhook

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from hypersdk.private_files import InsecurePermissions, read_or_create_secret, secure_data_dir
+from hypersdk.lib.private_files import InsecurePermissions, read_or_create_secret, secure_data_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -82,7 +82,7 @@ def test_make_bootstrap_creates_a_private_data_dir_whatever_the_umask(tmp_path):
 
 
 def test_the_embedded_redis_dir_and_socket_are_private_whatever_the_umask(tmp_path):
-    from hypersdk.embedded_redis import start_embedded_redis, stop_embedded_redis
+    from hypersdk.lib.embedded_redis import start_embedded_redis, stop_embedded_redis
 
     with umask(0o022):
         process, _ = start_embedded_redis(tmp_path / "data")
@@ -182,7 +182,7 @@ def test_hypervisord_refuses_an_open_data_dir_of_another_user_before_anything_el
 def test_processes_starting_at_once_agree_on_one_private_secret_key(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from hypersdk.private_files import read_or_create_secret
+    from hypersdk.lib.private_files import read_or_create_secret
 
     path = tmp_path / "data" / "secret_key"
     made = iter(range(1000))

@@ -16,7 +16,7 @@ from django.utils import timezone
 from exports import jobs, retention
 from exports.models import Job, JobLog
 from exports.tasks import purge_old_jobs
-from hypersdk import events
+from hypersdk.lib import events
 from metrics import recording
 from schedules.models import Schedule, ScheduleRun
 

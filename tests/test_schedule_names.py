@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend
 from exports.models import Job, VCenter
-from hypersdk import events
-from hypersdk.permissions import grant_role
+from hypersdk.lib import events
+from hypersdk.lib.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from api_tokens.service import issue_token
 from exports.models import Job
-from hypersdk import events
-from hypersdk.permissions import grant_role
+from hypersdk.lib import events
+from hypersdk.lib.permissions import grant_role
 from schedules import cron, service, tasks
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at as fire

@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 
 from api_tokens.service import issue_token
 from exports.models import Job
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 from hypersdk.wsgi import application
 from schedules.models import Schedule
 

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from cli.backends import LocalBackend
 from exports.models import VCenter
-from hypersdk import redaction
-from hypersdk.permissions import grant_role
+from hypersdk.lib import redaction
+from hypersdk.lib.permissions import grant_role
 from tests.webhook_receiver import Receiver
 from webhooks import service
 from webhooks.models import Webhook

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersdk import outbound_http
+from hypersdk.lib import outbound_http
 
 REGISTRIES = Path(__file__).parent / "data" / "iana"
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from hypersdk.session_store import stored_key
+from hypersdk.lib.session_store import stored_key
 
 pytestmark = pytest.mark.django_db
 

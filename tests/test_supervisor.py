@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from cli.hypervisord import parse_listen
-from hypersdk.supervisor import backoff_delay, describe_exit
+from hypersdk.lib.supervisor import backoff_delay, describe_exit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
@@ -23,7 +23,7 @@ DEADLINE = 60.0
 # Runs a Supervisor in its own process (it needs the main thread for its signal handlers).
 SUPERVISOR_SCRIPT = """
 import json, sys
-from hypersdk.supervisor import Child, Supervisor
+from hypersdk.lib.supervisor import Child, Supervisor
 spec = json.loads(sys.argv[1])
 children = [Child(**child) for child in spec.pop("children")]
 supervisor = Supervisor(children, **spec)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from exports.job_runner import JobSession
 from exports.models import Job
 from exports.pipeline.progress import CancelToken, ProgressSnapshot
-from hypersdk import events
+from hypersdk.lib import events
 from tests.chat_receivers import (
     DISCORD_PATH,
     SLACK_ARCHIVED,

@@ -14,9 +14,9 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
-from hypersdk import events
-from hypersdk.encryption import decrypt
-from hypersdk.permissions import grant_role
+from hypersdk.lib import events
+from hypersdk.lib.encryption import decrypt
+from hypersdk.lib.permissions import grant_role
 from tests.webhook_receiver import Receiver, Reply
 from webhooks import drain, fanout, retry_after, retry_policy, service
 from webhooks.models import Webhook, WebhookDelivery

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
-from hypersdk import events
+from hypersdk.lib import events
 from schedules import service as schedules
 from schedules.spec import ScheduleSpecSerializer
 from tests.conftest import APP01, wait_for

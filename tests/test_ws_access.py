@@ -14,7 +14,7 @@ from knox.models import AuthToken
 
 from api_tokens.service import issue_token
 from hypersdk.asgi import application
-from hypersdk.permissions import grant_role
+from hypersdk.lib.permissions import grant_role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
-from hypersdk.request_limits import BoundedJSONDecoder
+from hypersdk.lib.request_limits import BoundedJSONDecoder
 from webhooks import service, validation
 from webhooks.formats import FORMATS
 from webhooks.models import Webhook, WebhookDelivery, mask_target

@@ -7,7 +7,7 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from hypersdk import events
+        from hypersdk.lib import events
         from webhooks import conf, fanout
 
         events.subscribe(fanout.on_event)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from hypersdk.public_addresses import Network, parse_networks_cached
+from hypersdk.lib.public_addresses import Network, parse_networks_cached
 
 DEFAULT_RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)  # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h
 PROGRESS_INTERVAL = 10.0  # job.progress: at most one per job in this many seconds, plus each 10 % step

@@ -9,9 +9,9 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from hypersdk import events as hypersdk_events
-from hypersdk import redaction
-from hypersdk.encryption import decrypt, encrypt
+from hypersdk.lib import events as hypersdk_events
+from hypersdk.lib import redaction
+from hypersdk.lib.encryption import decrypt, encrypt
 from webhooks import formats, signing
 
 # What a webhook may subscribe to; "*" is every one of them.
@@ -37,7 +37,7 @@ class Webhook(models.Model):
     """Addressed by its id or by its 0-based index in creation order (``hyperctl webhooks list``)."""
 
     id = models.CharField(primary_key=True, max_length=32, default=new_webhook_id, editable=False)
-    # Shown everywhere: credentials and query values masked (hypersdk.redaction). What is sent
+    # Shown everywhere: credentials and query values masked (hypersdk.lib.redaction). What is sent
     # to lives in url_encrypted; custom header values only in headers_encrypted.
     url = models.CharField(max_length=2048, help_text="as shown: user:password@ and query values masked")
     url_encrypted = models.TextField(blank=True, editable=False)

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.utils import timezone
 
-from hypersdk import outbound_http, redaction
+from hypersdk.lib import outbound_http, redaction
 from webhooks import conf, formats, retry_after, signing
 from webhooks.models import Webhook
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hypersdk.errors import NotFoundError
+from hypersdk.lib.errors import NotFoundError
 from webhooks import dispatch, formats, payloads, sending
 from webhooks.models import (
     TEST_EVENT,

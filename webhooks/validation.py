@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hypersdk import outbound_http
-from hypersdk.errors import InvalidInput
+from hypersdk.lib import outbound_http
+from hypersdk.lib.errors import InvalidInput
 from webhooks import conf, formats
 from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
 

@@ -29,7 +29,7 @@ from cli.backends.remote import (
     RemoteBackend,
     daemon_base_url,
 )
-from hypersdk.env import ConfigError, env_str
+from hypersdk.lib.env import ConfigError, env_str
 
 __all__ = [
     "ALL_PAGE_SIZE",

@@ -14,7 +14,7 @@ from cli.backends.protocol import LIST_PAGE_SIZE, page_count
 from exports import daemon_status, jobs
 from exports.api.serializers import JobLogSerializer, JobSerializer
 from exports.models import Job
-from hypersdk.errors import DomainError
+from hypersdk.lib.errors import DomainError
 from schedules import service as schedules
 from schedules.api.serializers import ScheduleSerializer
 from schedules.spec import ScheduleSpecSerializer

@@ -23,7 +23,7 @@ from exports.api.serializers import (
 )
 from exports.job_spec import JobSpecSerializer
 from exports.models import Job
-from hypersdk.request_limits import has_nul
+from hypersdk.lib.request_limits import has_nul
 
 # Log ids are 64-bit: longer digit strings cannot name one (and overflow SQLite).
 MAX_LOG_ID_DIGITS = 18

@@ -8,7 +8,7 @@ from django.db import migrations
 
 
 def move_url_credentials(apps, schema_editor):
-    from hypersdk.encryption import encrypt
+    from hypersdk.lib.encryption import encrypt
 
     VCenter = apps.get_model("exports", "VCenter")
     for vcenter in VCenter.objects.filter(url__contains="@"):

@@ -7,8 +7,8 @@ from django.db import migrations, models
 
 def encrypt_targets(apps, schema_editor):
     """Existing webhooks: the URL and header values as given go encrypted, the shown ones masked."""
-    from hypersdk import redaction
-    from hypersdk.encryption import encrypt
+    from hypersdk.lib import redaction
+    from hypersdk.lib.encryption import encrypt
 
     Webhook = apps.get_model("webhooks", "Webhook")
     for webhook in Webhook.objects.filter(url_encrypted=""):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 def infer_formats(apps, schema_editor):
     """Existing webhooks to a chat service get its format (they were answered 400 before) and
     their URL shown with the path masked."""
-    from hypersdk.encryption import decrypt
+    from hypersdk.lib.encryption import decrypt
     from webhooks import formats
     from webhooks.models import mask_target
 

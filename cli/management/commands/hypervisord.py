@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cli.hypervisord import HypervisordConfig, hypervisord_children, parse_listen
 from exports.start_checks import run_start_checks
-from hypersdk import embedded_redis
-from hypersdk.env import ConfigError, env_int
-from hypersdk.supervisor import Supervisor
+from hypersdk.lib import embedded_redis
+from hypersdk.lib.env import ConfigError, env_int
+from hypersdk.lib.supervisor import Supervisor
 from webhooks import conf as webhook_conf
 
 

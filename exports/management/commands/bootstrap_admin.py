@@ -10,7 +10,7 @@ from django.db import transaction
 
 from api_tokens.service import issue_token
 from exports.start_checks import run_start_checks
-from hypersdk.env import env_str
+from hypersdk.lib.env import env_str
 
 ADMIN_USERNAME = "admin"
 

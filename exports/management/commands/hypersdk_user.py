@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from api_tokens.service import issue_token
-from hypersdk.permissions import ROLE_GROUPS, grant_role
+from hypersdk.lib.permissions import ROLE_GROUPS, grant_role
 
 
 class Command(BaseCommand):

@@ -19,7 +19,7 @@ for another reason (a non-staff account on the admin's log-in) is not a failure.
   since names are counted whether or not an account exists, the lock says nothing about which
   names exist.
 
-The client address is ``hypersdk.client_address`` (a trusted proxy's header, else REMOTE_ADDR).
+The client address is ``hypersdk.lib.client_address`` (a trusted proxy's header, else REMOTE_ADDR).
 Counters live in the ``login`` cache: Redis when ``REDIS_URL`` is set (several API nodes share
 them), else local memory in the one daphne process of a single-node hypervisord. If Redis
 cannot be reached they fall back to local memory (logged), so log-ins keep working and limited.
@@ -42,7 +42,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from hypersdk.client_address import client_address
+from hypersdk.lib.client_address import client_address
 
 logger = logging.getLogger(__name__)
 

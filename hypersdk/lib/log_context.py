@@ -89,16 +89,16 @@ PLAIN_FORMAT = "%(levelname)s %(name)s job_id=%(job_id)s: %(message)s"
 def logging_config(*, format_name: str, level: str) -> dict:
     """settings.LOGGING: every handler line goes through the job-id filter."""
     if format_name not in {"plain", "json"}:
-        from hypersdk.env import ConfigError
+        from hypersdk.lib.env import ConfigError
 
         raise ConfigError(f"HYPERSDK_LOG_FORMAT must be plain or json, got {format_name!r}")
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"job_id": {"()": "hypersdk.log_context.JobIdFilter"}},
+        "filters": {"job_id": {"()": "hypersdk.lib.log_context.JobIdFilter"}},
         "formatters": {
             "plain": {"format": PLAIN_FORMAT},
-            "json": {"()": "hypersdk.log_context.JsonFormatter"},
+            "json": {"()": "hypersdk.lib.log_context.JsonFormatter"},
         },
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "formatter": format_name, "filters": ["job_id"]}

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypersdk.env import ConfigError
+from hypersdk.lib.env import ConfigError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600

@@ -27,7 +27,7 @@ def stored_key(session_key: str) -> str:
 
 
 class SessionStore(db.SessionStore):
-    """``SESSION_ENGINE = "hypersdk.session_store"``: Django's db sessions, keyed by digest."""
+    """``SESSION_ENGINE = "hypersdk.lib.session_store"``: Django's db sessions, keyed by digest."""
 
     def _get_session_from_db(self):
         try:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import redis
 
-from hypersdk.env import env_str
-from hypersdk.private_files import make_private_dir
+from hypersdk.lib.env import env_str
+from hypersdk.lib.private_files import make_private_dir
 
 # sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
 MAX_SOCKET_PATH_BYTES = 107

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from hypersdk.env import env_bool, env_header_name, env_list, env_public_url
+from hypersdk.lib.env import env_bool, env_header_name, env_list, env_public_url
 
 
 def from_environment(allowed_hosts: list[str]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Every request has a total deadline, never follows a redirect, speaks only http/https, and
 refuses loopback, private, link-local (cloud metadata) and every other address IANA's
 special-purpose registries do not list as globally reachable unless an allowlist of networks
-admits them (``hypersdk.public_addresses`` decides). The address is checked where the socket is opened:
+admits them (``hypersdk.lib.public_addresses`` decides). The address is checked where the socket is opened:
 ``GuardedBackend.connect_tcp`` resolves the name once, checks every address, then connects to
 that exact address, while TLS still verifies the certificate against the name (SNI) and the
 Host header keeps the name. No second lookup happens, so DNS rebinding has no gap to use.
@@ -28,7 +28,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from hypersdk.public_addresses import (
+from hypersdk.lib.public_addresses import (
     Address,
     Network,
     describe,
