@@ -66,6 +66,23 @@ type extension struct {
 	// cut after dropAfter bytes, as a flaky network or host would.
 	dropAfter int64
 	dropCount int
+
+	// Fault injection for lease tests: the next leaseFaultCount ExportVm calls
+	// are refused ("refuse"), or their lease goes to the error state instead of
+	// ready ("error"), or stays initializing for good ("never-ready").
+	leaseFault      string
+	leaseFaultCount int
+}
+
+// takeLeaseFault returns the lease fault to inject into this ExportVm call, if any.
+func (x *extension) takeLeaseFault() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.leaseFaultCount <= 0 {
+		return ""
+	}
+	x.leaseFaultCount--
+	return x.leaseFault
 }
 
 func newExtension(cfg extensionConfig) *extension {
@@ -170,6 +187,8 @@ func faultMessage(f types.BaseMethodFault) string {
 		return "A specified parameter was not correct: " + v.InvalidProperty
 	case *types.InvalidState:
 		return "The operation is not allowed in the current state."
+	case *types.TaskInProgress:
+		return "The operation is not allowed in the current state: another task is in progress."
 	}
 	return ""
 }
@@ -327,6 +346,8 @@ type leaseReport struct {
 //	GET /hypersdk-sim/config  the extension's settings.
 //	POST /hypersdk-sim/drop-downloads?after=BYTES&count=N  cut the next N
 //	     GET downloads after BYTES bytes.
+//	POST /hypersdk-sim/lease-fault?mode=refuse|error|never-ready&count=N
+//	     the next N ExportVm calls are refused, or their lease fails or never gets ready.
 func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/hypersdk-sim/drop-downloads":
@@ -344,6 +365,21 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		x.dropAfter, x.dropCount = after, count
 		x.mu.Unlock()
 		writeJSON(w, map[string]interface{}{"after": after, "count": count})
+	case "/hypersdk-sim/lease-fault":
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		mode := r.URL.Query().Get("mode")
+		count, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil || count < 0 || (mode != "refuse" && mode != "error" && mode != "never-ready") {
+			http.Error(w, "mode is refuse, error or never-ready; count a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		x.mu.Lock()
+		x.leaseFault, x.leaseFaultCount = mode, count
+		x.mu.Unlock()
+		writeJSON(w, map[string]interface{}{"mode": mode, "count": count})
 	case "/hypersdk-sim/leases":
 		x.mu.Lock()
 		leases := make([]*nfcLease, 0, len(x.leases))

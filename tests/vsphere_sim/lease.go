@@ -47,6 +47,7 @@ type nfcLease struct {
 	requests    int64
 
 	completed, aborted, timedOut bool
+	injected                     string // "error" or "never-ready": see extension.takeLeaseFault
 	progressCalls                int
 	progressHistory              []int32
 	manifestRequests             int
@@ -87,7 +88,11 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 	if vm == nil {
 		return types.ManagedObjectReference{}, &types.ManagedObjectNotFound{Obj: ref}
 	}
-	l := &nfcLease{ext: x, vm: ref, timeout: x.leaseTimeout}
+	injected := x.takeLeaseFault()
+	if injected == "refuse" {
+		return types.ManagedObjectReference{}, &types.TaskInProgress{Task: types.ManagedObjectReference{Type: "Task", Value: "task-busy"}}
+	}
+	l := &nfcLease{ext: x, vm: ref, timeout: x.leaseTimeout, injected: injected}
 	var fault types.BaseMethodFault
 	simulator.Map.WithLock(vm, func() {
 		if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
@@ -178,6 +183,15 @@ func (l *nfcLease) run() {
 	simulator.Map.WithLock(l, func() {
 		if l.State != types.HttpNfcLeaseStateInitializing {
 			ended = true // aborted while initializing
+			return
+		}
+		switch l.injected {
+		case "never-ready": // initializing until the client gives up and aborts
+			ended = true
+			return
+		case "error":
+			ended = true
+			l.fail(&types.SystemError{Reason: "injected fault"}, "A general system error occurred: the host could not open the disks")
 			return
 		}
 		info := &types.HttpNfcLeaseInfo{
