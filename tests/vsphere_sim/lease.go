@@ -146,7 +146,7 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 	l.Self = types.ManagedObjectReference{Type: "HttpNfcLease", Value: fmt.Sprintf("lease-%d", l.seq)}
 	l.State = types.HttpNfcLeaseStateInitializing
 	l.InitializeProgress = 0
-	l.deadline = time.Now().Add(l.timeout)
+	l.deadline = l.ext.now().Add(l.timeout)
 	simulator.Map.Put(l)
 	x.mu.Lock()
 	x.leases[l.Self.Value] = l
@@ -213,7 +213,7 @@ func (l *nfcLease) run() {
 				TargetId:      d.name,
 			})
 		}
-		l.deadline = time.Now().Add(l.timeout)
+		l.deadline = l.ext.now().Add(l.timeout)
 		atomic.StoreInt32(&l.live, 1)
 		simulator.Map.Update(l, []types.PropertyChange{
 			{Name: "info", Val: info},
@@ -233,23 +233,28 @@ func (l *nfcLease) run() {
 		tick = 10 * time.Millisecond
 	}
 	for range time.Tick(tick) {
-		done := false
-		simulator.Map.WithLock(l, func() {
-			if l.State != types.HttpNfcLeaseStateReady {
-				done = true
-				return
-			}
-			if time.Now().After(l.deadline) {
-				l.timedOut = true
-				log.Printf("%s: timed out after %s without progress", l.Self.Value, l.timeout)
-				l.fail(&types.Timedout{}, "The operation timed out: no lease progress was reported")
-				done = true
-			}
-		})
-		if done {
+		if l.expireIfDue() {
 			return
 		}
 	}
+}
+
+// expireIfDue fails a ready lease past its deadline; true once the lease is no longer ready.
+func (l *nfcLease) expireIfDue() bool {
+	done := false
+	simulator.Map.WithLock(l, func() {
+		if l.State != types.HttpNfcLeaseStateReady {
+			done = true
+			return
+		}
+		if l.ext.now().After(l.deadline) {
+			l.timedOut = true
+			log.Printf("%s: timed out after %s without progress", l.Self.Value, l.timeout)
+			l.fail(&types.Timedout{}, "The operation timed out: no lease progress was reported")
+			done = true
+		}
+	})
+	return done
 }
 
 // fail moves the lease to the error state. Caller holds the lease lock.
@@ -274,7 +279,7 @@ func (l *nfcLease) HttpNfcLeaseProgress(req *types.HttpNfcLeaseProgress) soap.Ha
 	default:
 		l.progressCalls++
 		l.progressHistory = append(l.progressHistory, req.Percent)
-		l.deadline = time.Now().Add(l.timeout)
+		l.deadline = l.ext.now().Add(l.timeout)
 		simulator.Map.Update(l, []types.PropertyChange{{Name: "transferProgress", Val: req.Percent}})
 		body.Res = new(types.HttpNfcLeaseProgressResponse)
 	}
