@@ -4,6 +4,8 @@ worker → the vSphere simulator. Live updates must arrive over the websocket, w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -12,7 +14,8 @@ from exports import jobs
 from exports.models import Job
 from hypersdk.lib.permissions import grant_role
 from tests.browser.harness import DaphneServer, launch_chromium
-from tests.conftest import APP01, register_vcenter
+from tests.conftest import APP01, register_vcenter, wait_for
+from tests.test_hyperctl import frozen
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vsphere]
 
@@ -119,6 +122,19 @@ def test_the_manifest_converter_exports_and_streams_progress_and_logs_live(
     expect(page.get_by_role("cell", name="app01-disk1.qcow2")).to_be_visible()
 
 
+@contextmanager
+def held_mid_transfer(worker, job_id: str) -> Iterator[None]:
+    """The worker stopped (SIGSTOP) once the job has reported moving bytes twice: the first
+    report was then published too (a report is written, then published), and the job stays
+    running however long the browser takes."""
+    wait_for(lambda: Job.objects.filter(id=job_id, bytes_done__gt=0).exists(), message="bytes to move")
+    first = Job.objects.get(id=job_id).bytes_done
+    wait_for(lambda: Job.objects.filter(id=job_id, bytes_done__gt=first).exists(), message="more bytes")
+    with frozen(worker):
+        assert Job.objects.get(id=job_id).status == "running"
+        yield
+
+
 def test_a_running_job_is_cancelled_from_its_page(logged_in: Page, celery_worker, slow_vsphere, export_root):
     page = logged_in
     sim, _ = slow_vsphere
@@ -128,14 +144,16 @@ def test_a_running_job_is_cancelled_from_its_page(logged_in: Page, celery_worker
         [{"vm_path": "/dc/vm/prod/db01", "output_path": str(output), "vcenter": "slow"}], origin="dashboard"
     ).job_ids[0]
 
-    page.goto(f"/ui/jobs/{job_id}/")
-    panel = page.locator(f'[data-job-stream="{job_id}"]')
-    expect(panel.locator('[data-field="status"]')).to_have_text("running", timeout=EXPORT_WAIT_MS)
-    expect(panel.locator('[data-field="transfer"]')).to_contain_text(" of ", timeout=EXPORT_WAIT_MS)
-    page.evaluate("window.sameDocument = true")
+    with held_mid_transfer(celery_worker, job_id):  # still running when Cancel is clicked
+        page.goto(f"/ui/jobs/{job_id}/")
+        panel = page.locator(f'[data-job-stream="{job_id}"]')
+        expect(panel.locator('[data-field="status"]')).to_have_text("running", timeout=EXPORT_WAIT_MS)
+        expect(panel.locator('[data-field="transfer"]')).to_contain_text(" of ", timeout=EXPORT_WAIT_MS)
+        page.evaluate("window.sameDocument = true")
 
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Cancel job").click()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Cancel job").click()
+        wait_for(lambda: Job.objects.filter(id=job_id, cancel_requested=True).exists(), message="the request")
 
     expect(panel.locator('[data-field="status"]')).to_have_text("cancelled", timeout=EXPORT_WAIT_MS)
     expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
@@ -155,9 +173,10 @@ def test_the_dashboard_tab_shows_a_running_job_live(
         [{"vm_path": "/dc/vm/prod/db01", "output_path": str(export_root / "db01"), "vcenter": "slow"}]
     ).job_ids[0]
     # The dashboard learns of the new job from /ws/jobs/ and then follows its progress.
-    panel = page.locator(f'[data-job-stream="{job_id}"]')
-    expect(panel.locator('[data-field="status"]')).to_have_text("running", timeout=EXPORT_WAIT_MS)
-    expect(panel.locator('[data-field="transfer"]')).to_contain_text(" of ", timeout=EXPORT_WAIT_MS)
-    jobs.cancel_job(job_id)
+    with held_mid_transfer(celery_worker, job_id):  # still running when it is cancelled
+        panel = page.locator(f'[data-job-stream="{job_id}"]')
+        expect(panel.locator('[data-field="status"]')).to_have_text("running", timeout=EXPORT_WAIT_MS)
+        expect(panel.locator('[data-field="transfer"]')).to_contain_text(" of ", timeout=EXPORT_WAIT_MS)
+        jobs.cancel_job(job_id)
     expect(page.locator(f'[data-job-stream="{job_id}"]')).to_have_count(0, timeout=EXPORT_WAIT_MS)
     expect(page.get_by_role("row", name=re.compile(r"cancelled"))).to_contain_text("1")

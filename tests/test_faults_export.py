@@ -199,23 +199,24 @@ def test_aborting_a_lease_on_a_hung_vcenter_gives_up_instead_of_blocking(tmp_pat
 @dataclass
 class SmallFilesystem:
     path: Path
-    # Set when tmpfs cannot be mounted here: the worker then runs under RLIMIT_FSIZE instead.
-    file_size_limit: int | None = None
+    # The worker runs under RLIMIT_FSIZE this size (EFBIG), or None on the tmpfs (ENOSPC).
+    file_size_limit: int | None
+    error: str  # how the job's error begins, with the errno it names
 
 
-@pytest.fixture
-def small_filesystem(export_root):
-    """An 8 MiB tmpfs inside the export root; where mounting is refused, a 16 MiB file size limit."""
+@pytest.fixture(params=["ENOSPC", "EFBIG"])
+def small_filesystem(request, export_root):
+    """ENOSPC: an 8 MiB tmpfs inside the export root (we run as root, so it mounts; app01's
+    disks hold 36 MiB). EFBIG: a plain directory, and the worker limited to 16 MiB files."""
     path = export_root / "small"
     path.mkdir()
-    mounted = False
-    if not os.environ.get("HYPERSDK_TEST_NO_TMPFS"):  # set it to exercise the fallback here
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True, text=True
-        )
-        mounted = result.returncode == 0
-    yield SmallFilesystem(path) if mounted else SmallFilesystem(path, file_size_limit=16 << 20)
-    if mounted:
+    if request.param == "EFBIG":
+        yield SmallFilesystem(path, 16 << 20, r"file size limit reached writing {} \(EFBIG\)")
+        return
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], check=True)
+    try:
+        yield SmallFilesystem(path, None, r"disk full writing {} \(ENOSPC\)")
+    finally:
         subprocess.run(["umount", str(path)], check=True)
 
 
@@ -235,11 +236,10 @@ def test_disk_full_fails_cleanly_without_retrying_and_the_daemon_keeps_serving(
         job = wait_for(lambda: finished(job_id), message="the job to fail")
 
         assert job.status == "failed"
-        assert re.fullmatch(
-            rf"(disk full|file size limit reached) writing {re.escape(str(output))}/app01-disk[12]\.vmdk "
-            r"\((ENOSPC|EFBIG)\): partial files removed",
-            job.error,
-        ), job.error
+        disk = re.escape(str(output)) + r"/app01-disk[12]\.vmdk"
+        assert re.fullmatch(small_filesystem.error.format(disk) + ": partial files removed", job.error), (
+            job.error
+        )
         assert list(small_filesystem.path.iterdir()) == []
         leases = vsphere.leases()[leases_before:]
         assert len(leases) == 1 and leases[0]["aborted"]  # no new lease can make room: not retried

@@ -13,9 +13,11 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from django_celery_beat.models import PeriodicTask
 
@@ -124,6 +126,21 @@ def broker_at(settings, redis_url):
 # ---- helpers ------------------------------------------------------------------------------
 
 
+@contextmanager
+def frozen_pool(worker: WorkerProcess) -> Iterator[None]:
+    """The worker's pool processes stopped (SIGSTOP), its main process not: a running export is
+    held where it is, however long the test takes, while the worker still talks to its broker."""
+    pool = psutil.Process(worker.process.pid).children()
+    assert pool, "the worker has no pool processes"
+    for child in pool:
+        child.suspend()
+    try:
+        yield
+    finally:
+        for child in pool:
+            child.resume()
+
+
 def claims(job_id: str) -> int:
     """How many times a worker started the job (claim_job logs one line per claim)."""
     return JobLog.objects.filter(job_id=job_id, message__startswith="started on ").count()
@@ -209,10 +226,13 @@ def test_hypervisord_restart_mid_job_loses_nothing(
         (job_id,) = submitted["job_ids"]
         wait_for(lambda: Job.objects.filter(id=job_id, bytes_done__gt=0).exists(), message="bytes to move")
 
-        assert daemon.terminate() == 0
-        assert "hypervisord: all children stopped" in daemon.output
-        # The API node is gone; the export on the worker machine goes on.
-        assert Job.objects.get(id=job_id).status == Job.Status.RUNNING
+        # The export is held mid-download while the API node stops, however long that takes:
+        # only the stop could change the job's status now.
+        with frozen_pool(worker):
+            assert daemon.terminate() == 0
+            assert "hypervisord: all children stopped" in daemon.output
+            # The API node is gone; the export on the worker machine goes on.
+            assert Job.objects.get(id=job_id).status == Job.Status.RUNNING
 
         daemon = Hypervisord(data_dir, "--no-worker", env=env).wait_until_serving()
         api = DaemonAPI(daemon.url, admin_token)
@@ -261,9 +281,14 @@ def test_redis_restart_mid_job_runs_the_job_once_and_the_worker_reconnects(
         ]
         wait_for(lambda: Job.objects.filter(id=job_id, bytes_done__gt=0).exists(), message="bytes to move")
 
-        private_redis.kill()
-        wait_for(lambda: "onnection to broker lost" in log.read_text(errors="replace"), message="the loss")
-        assert Job.objects.get(id=job_id).status == Job.Status.RUNNING
+        # The export is held mid-download (its pool process stopped; the worker's main process
+        # still notices the loss) until the job's status is read: it cannot finish meanwhile.
+        with frozen_pool(worker):
+            private_redis.kill()
+            wait_for(
+                lambda: "onnection to broker lost" in log.read_text(errors="replace"), message="the loss"
+            )
+            assert Job.objects.get(id=job_id).status == Job.Status.RUNNING
         private_redis.start()
 
         job = wait_for(lambda: finished(job_id), message="the export to finish")

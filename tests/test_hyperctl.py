@@ -85,8 +85,8 @@ def test_watch_follows_a_job_until_it_completes(cli_env, celery_worker, app01_se
     done = hyperctl("watch", job_id, env=cli_env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[-2:] == [lines[-2], "✅ Job completed successfully!"]
-    assert lines[-2].endswith("] completed - export finished")
+    assert lines[-1] == "✅ Job completed successfully!"
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] completed - export finished", lines[-2]), lines
     assert all(WATCH_LINE.match(line) for line in lines[:-1]), lines
     said = [line.split("] ", 1)[1] for line in lines[:-1]]
     assert all(a != b for a, b in zip(said, said[1:], strict=False)), "a line only when something changes"
@@ -148,7 +148,9 @@ def test_cancel_stops_a_running_export(cli_env, celery_worker, slow_vsphere, exp
 
     watched = hyperctl("watch", job_id, env=cli_env)
     assert watched.returncode == 1
-    assert watched.stdout.splitlines()[-2:] == [watched.stdout.splitlines()[-2], "⚠️ Job cancelled"]
+    *_, last_state, outcome = watched.stdout.splitlines()
+    assert outcome == "⚠️ Job cancelled"
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] cancelled - export cancelled", last_state), last_state
     assert Job.objects.get(id=job_id).status == "cancelled"
     assert not (export_root / "db01").exists()
 

@@ -182,7 +182,12 @@ def start_hypervisord(tmp_path_factory):
 
 
 def test_serves_the_admin_login_page(hypervisord):
-    assert http_status(f"{hypervisord.url}/admin/login/") == 200
+    # The fixture waited for a 200 here; what it did not check is that the page is Django's
+    # admin log-in form, served with its static files by daphne.
+    with urllib.request.urlopen(f"{hypervisord.url}/admin/login/", timeout=5) as response:
+        page = response.read().decode()
+    assert 'name="username"' in page and 'name="password"' in page and "csrfmiddlewaretoken" in page
+    assert http_status(f"{hypervisord.url}/static/admin/css/base.css") == 200
 
 
 def test_prints_one_start_up_line_with_the_url(hypervisord):

@@ -3,6 +3,7 @@ role, root the superuser. The API, the dashboard, the websockets and the log-in 
 
 from __future__ import annotations
 
+import time
 from io import StringIO
 
 import pytest
@@ -20,6 +21,7 @@ from hypersdk.asgi import application
 from hypersdk.lib import login_throttle
 from hypersdk.lib.permissions import NO_ROLE, OPERATORS, READ_ONLY, VIEWERS, grant_role
 from schedules.models import Schedule
+from tests.conftest import wait_for
 from webhooks import service as webhooks
 from webhooks.models import Webhook
 
@@ -278,11 +280,22 @@ def test_the_sixth_wrong_password_is_locked_out_with_a_clear_429(client, people,
     assert "_auth_user_id" not in client.session  # even the right password is not checked now
 
 
-def test_a_lockout_is_per_user_name_and_ends_with_its_window(client, people):
+def test_a_lockout_is_per_user_name_and_ends_with_its_window(client, people, settings):
+    # A short window, so the counters really expire in the cache (locmem or Redis); a fast
+    # hasher, so the five failures take a small part of it.
+    settings.HYPERSDK_LOGIN_LOCKOUT_SECONDS = WINDOW = 2
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    for person in (people["alice"], people["victor"]):
+        person.set_password(PASSWORD)
+        person.save()
+    first_failure = time.monotonic()
     fail_logins(client, "alice", 5)
     response = client.post("/ui/login/", {"username": "victor", "password": PASSWORD})
     assert response.status_code == 302  # victor, from the same address, is not locked out
-    login_throttle.forget_all()  # the window ended
+    client.logout()
+    assert client.post("/ui/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
+    wait_for(lambda: not login_throttle.is_locked_out("alice", "127.0.0.1"), message="the window to end")
+    assert time.monotonic() - first_failure >= WINDOW  # not before the window ended
     response = client.post("/ui/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302
 

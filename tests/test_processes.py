@@ -5,9 +5,11 @@ import time
 
 import pytest
 
+from exports.pipeline import processes
 from exports.pipeline.errors import ExportCancelled
 from exports.pipeline.processes import ProcessTimeout, run_tool
 from exports.pipeline.progress import CancelToken
+from tests.conftest import wait_for
 
 
 def _alive(pid: int) -> bool:
@@ -27,16 +29,30 @@ def test_output_lines_are_streamed_and_returned():
     assert seen == ["one", "two"]
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path):
+class ClockPastTheDeadlineOnce:
+    """``time`` for run_tool: the real clock until ``ready()``, then a day later, so the tool
+    times out exactly when the test has seen it start its child, however busy the machine."""
+
+    def __init__(self, ready) -> None:
+        self.ready = ready
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + (86400 if self.ready() else 0)
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path, monkeypatch):
     pidfile = tmp_path / "child.pid"
-    with pytest.raises(ProcessTimeout, match="timed out"):
-        run_tool(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=1)
+    monkeypatch.setattr(processes, "time", ClockPastTheDeadlineOnce(lambda: pidfile.exists()))
+    with pytest.raises(ProcessTimeout, match=r"^sh timed out after 60s$"):
+        run_tool(
+            ["sh", "-c", f"sleep 300 & echo $! > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; wait"],
+            timeout=60,
+        )
     child = int(pidfile.read_text())
-    for _ in range(50):
-        if not _alive(child):
-            break
-        time.sleep(0.1)
-    assert not _alive(child)
+    wait_for(lambda: not _alive(child), message="the grandchild to be killed")
 
 
 def test_cancel_kills_the_tool():

@@ -237,20 +237,24 @@ def test_abort(sim, si, seeded):
 
 
 def test_lease_timeout(tmp_path, seeded):
-    sim = start_simulator(tmp_path, lease_timeout=1)
+    # The simulator's lease clock is moved on instead of slept through: no margin to miss.
+    sim = start_simulator(tmp_path, lease_timeout=60)
     try:
         si = sim.service_instance()
         lease = export(sim, si, "/dc/vm/prod/app01")
-        assert lease.info.leaseTimeout == 1
+        assert lease.info.leaseTimeout == 60
         url = sim.absolute_url(lease.info.deviceUrl[0].url)
-        # Progress keeps it alive past the timeout...
+        # Progress keeps it alive past the timeout: 4 reports 40 s apart span 160 s...
         for _ in range(4):
-            time.sleep(0.4)
+            sim.advance_clock(40)
             lease.HttpNfcLeaseProgress(10)
         assert lease.state == "ready"
         assert get(sim, url).status_code == 200
-        # ...silence does not.
-        time.sleep(1.5)
+        # ...59 s of silence is within it...
+        sim.advance_clock(59)
+        assert lease.state == "ready"
+        # ...and a second more is not.
+        sim.advance_clock(1.5)
         assert lease.state == "error"
         assert isinstance(lease.error, vim.fault.Timedout)
         assert get(sim, url).status_code == 404

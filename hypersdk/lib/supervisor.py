@@ -90,8 +90,10 @@ class Supervisor:
         max_backoff: float = 60.0,
         stable_after: float = 60.0,
         poll_interval: float = 0.2,
+        repeat_signal_seconds: float = REPEAT_SIGNAL_SECONDS,
     ) -> None:
         self.name = name
+        self.repeat_signal_seconds = repeat_signal_seconds
         self.out = out if out is not None else sys.stdout
         self.stop_timeout = stop_timeout
         self.initial_backoff = initial_backoff
@@ -128,7 +130,7 @@ class Supervisor:
         now = time.monotonic()
         if self._stop_signal is None:
             self._stop_signal, self._stop_requested_at = signum, now
-        elif now - self._stop_requested_at >= REPEAT_SIGNAL_SECONDS:
+        elif now - self._stop_requested_at >= self.repeat_signal_seconds:
             # Ctrl+C again: stop waiting for graceful shutdowns. A copy of the first signal
             # arriving at once (make and timeout both forward SIGTERM) does not count.
             self._kill_now = True

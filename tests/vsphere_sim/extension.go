@@ -66,6 +66,34 @@ type extension struct {
 	// cut after dropAfter bytes, as a flaky network or host would.
 	dropAfter int64
 	dropCount int
+
+	// Fault injection for lease tests: the next leaseFaultCount ExportVm calls
+	// are refused ("refuse"), or their lease goes to the error state instead of
+	// ready ("error"), or stays initializing for good ("never-ready").
+	leaseFault      string
+	leaseFaultCount int
+
+	// clockOffset is added to the wall clock for lease deadlines: tests move time on
+	// (POST /hypersdk-sim/advance-clock) instead of sleeping through a lease timeout.
+	clockOffset time.Duration
+}
+
+// now is the time lease deadlines are measured against.
+func (x *extension) now() time.Time {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return time.Now().Add(x.clockOffset)
+}
+
+// takeLeaseFault returns the lease fault to inject into this ExportVm call, if any.
+func (x *extension) takeLeaseFault() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.leaseFaultCount <= 0 {
+		return ""
+	}
+	x.leaseFaultCount--
+	return x.leaseFault
 }
 
 func newExtension(cfg extensionConfig) *extension {
@@ -170,6 +198,8 @@ func faultMessage(f types.BaseMethodFault) string {
 		return "A specified parameter was not correct: " + v.InvalidProperty
 	case *types.InvalidState:
 		return "The operation is not allowed in the current state."
+	case *types.TaskInProgress:
+		return "The operation is not allowed in the current state: another task is in progress."
 	}
 	return ""
 }
@@ -327,6 +357,11 @@ type leaseReport struct {
 //	GET /hypersdk-sim/config  the extension's settings.
 //	POST /hypersdk-sim/drop-downloads?after=BYTES&count=N  cut the next N
 //	     GET downloads after BYTES bytes.
+//	POST /hypersdk-sim/lease-fault?mode=refuse|error|never-ready&count=N
+//	     the next N ExportVm calls are refused, or their lease fails or never gets ready.
+//	POST /hypersdk-sim/advance-clock?seconds=S  move the leases' clock S seconds on
+//	     (leases past their deadline then are timed out before it answers).
+//	     the next N ExportVm calls are refused, or their lease fails or never gets ready.
 func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/hypersdk-sim/drop-downloads":
@@ -344,6 +379,44 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		x.dropAfter, x.dropCount = after, count
 		x.mu.Unlock()
 		writeJSON(w, map[string]interface{}{"after": after, "count": count})
+	case "/hypersdk-sim/lease-fault":
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		mode := r.URL.Query().Get("mode")
+		count, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil || count < 0 || (mode != "refuse" && mode != "error" && mode != "never-ready") {
+			http.Error(w, "mode is refuse, error or never-ready; count a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		x.mu.Lock()
+		x.leaseFault, x.leaseFaultCount = mode, count
+		x.mu.Unlock()
+		writeJSON(w, map[string]interface{}{"mode": mode, "count": count})
+	case "/hypersdk-sim/advance-clock":
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		seconds, err := strconv.ParseFloat(r.URL.Query().Get("seconds"), 64)
+		if err != nil || seconds < 0 {
+			http.Error(w, "seconds must be a non-negative number", http.StatusBadRequest)
+			return
+		}
+		x.mu.Lock()
+		x.clockOffset += time.Duration(seconds * float64(time.Second))
+		offset := x.clockOffset
+		leases := make([]*nfcLease, 0, len(x.leases))
+		for _, l := range x.leases {
+			leases = append(leases, l)
+		}
+		x.mu.Unlock()
+		// Expire what is now due before answering: the caller sees the new time's leases.
+		for _, l := range leases {
+			l.expireIfDue()
+		}
+		writeJSON(w, map[string]interface{}{"offset_seconds": offset.Seconds()})
 	case "/hypersdk-sim/leases":
 		x.mu.Lock()
 		leases := make([]*nfcLease, 0, len(x.leases))

@@ -640,6 +640,32 @@ class VSphereSimulator:
         )
         r.raise_for_status()
 
+    def lease_fault(self, mode: str, *, count: int = 1) -> None:
+        """The next ``count`` ExportVm calls are refused (``refuse``), or their lease goes to the
+        error state (``error``) or stays initializing (``never-ready``) instead of getting ready."""
+        import requests
+
+        r = requests.post(
+            f"https://{self.host}/hypersdk-sim/lease-fault",
+            params={"mode": mode, "count": count},
+            verify=str(self.ca_file),
+            timeout=30,
+        )
+        r.raise_for_status()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the clock the leases' timeouts are measured by ``seconds`` on; a lease past its
+        deadline then has timed out when this returns."""
+        import requests
+
+        r = requests.post(
+            f"https://{self.host}/hypersdk-sim/advance-clock",
+            params={"seconds": seconds},
+            verify=str(self.ca_file),
+            timeout=30,
+        )
+        r.raise_for_status()
+
     def lease_report(self, lease) -> dict:
         """The debug-endpoint entry for a pyvmomi HttpNfcLease."""
         for entry in self.leases():

@@ -47,6 +47,7 @@ type nfcLease struct {
 	requests    int64
 
 	completed, aborted, timedOut bool
+	injected                     string // "error" or "never-ready": see extension.takeLeaseFault
 	progressCalls                int
 	progressHistory              []int32
 	manifestRequests             int
@@ -87,7 +88,11 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 	if vm == nil {
 		return types.ManagedObjectReference{}, &types.ManagedObjectNotFound{Obj: ref}
 	}
-	l := &nfcLease{ext: x, vm: ref, timeout: x.leaseTimeout}
+	injected := x.takeLeaseFault()
+	if injected == "refuse" {
+		return types.ManagedObjectReference{}, &types.TaskInProgress{Task: types.ManagedObjectReference{Type: "Task", Value: "task-busy"}}
+	}
+	l := &nfcLease{ext: x, vm: ref, timeout: x.leaseTimeout, injected: injected}
 	var fault types.BaseMethodFault
 	simulator.Map.WithLock(vm, func() {
 		if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOff {
@@ -141,7 +146,7 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 	l.Self = types.ManagedObjectReference{Type: "HttpNfcLease", Value: fmt.Sprintf("lease-%d", l.seq)}
 	l.State = types.HttpNfcLeaseStateInitializing
 	l.InitializeProgress = 0
-	l.deadline = time.Now().Add(l.timeout)
+	l.deadline = l.ext.now().Add(l.timeout)
 	simulator.Map.Put(l)
 	x.mu.Lock()
 	x.leases[l.Self.Value] = l
@@ -180,6 +185,15 @@ func (l *nfcLease) run() {
 			ended = true // aborted while initializing
 			return
 		}
+		switch l.injected {
+		case "never-ready": // initializing until the client gives up and aborts
+			ended = true
+			return
+		case "error":
+			ended = true
+			l.fail(&types.SystemError{Reason: "injected fault"}, "A general system error occurred: the host could not open the disks")
+			return
+		}
 		info := &types.HttpNfcLeaseInfo{
 			Lease:        l.Self,
 			Entity:       l.vm,
@@ -199,7 +213,7 @@ func (l *nfcLease) run() {
 				TargetId:      d.name,
 			})
 		}
-		l.deadline = time.Now().Add(l.timeout)
+		l.deadline = l.ext.now().Add(l.timeout)
 		atomic.StoreInt32(&l.live, 1)
 		simulator.Map.Update(l, []types.PropertyChange{
 			{Name: "info", Val: info},
@@ -219,23 +233,28 @@ func (l *nfcLease) run() {
 		tick = 10 * time.Millisecond
 	}
 	for range time.Tick(tick) {
-		done := false
-		simulator.Map.WithLock(l, func() {
-			if l.State != types.HttpNfcLeaseStateReady {
-				done = true
-				return
-			}
-			if time.Now().After(l.deadline) {
-				l.timedOut = true
-				log.Printf("%s: timed out after %s without progress", l.Self.Value, l.timeout)
-				l.fail(&types.Timedout{}, "The operation timed out: no lease progress was reported")
-				done = true
-			}
-		})
-		if done {
+		if l.expireIfDue() {
 			return
 		}
 	}
+}
+
+// expireIfDue fails a ready lease past its deadline; true once the lease is no longer ready.
+func (l *nfcLease) expireIfDue() bool {
+	done := false
+	simulator.Map.WithLock(l, func() {
+		if l.State != types.HttpNfcLeaseStateReady {
+			done = true
+			return
+		}
+		if l.ext.now().After(l.deadline) {
+			l.timedOut = true
+			log.Printf("%s: timed out after %s without progress", l.Self.Value, l.timeout)
+			l.fail(&types.Timedout{}, "The operation timed out: no lease progress was reported")
+			done = true
+		}
+	})
+	return done
 }
 
 // fail moves the lease to the error state. Caller holds the lease lock.
@@ -260,7 +279,7 @@ func (l *nfcLease) HttpNfcLeaseProgress(req *types.HttpNfcLeaseProgress) soap.Ha
 	default:
 		l.progressCalls++
 		l.progressHistory = append(l.progressHistory, req.Percent)
-		l.deadline = time.Now().Add(l.timeout)
+		l.deadline = l.ext.now().Add(l.timeout)
 		simulator.Map.Update(l, []types.PropertyChange{{Name: "transferProgress", Val: req.Percent}})
 		body.Res = new(types.HttpNfcLeaseProgressResponse)
 	}
