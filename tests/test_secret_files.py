@@ -16,7 +16,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from cli.backends import CLIError, read_token
-from hypersdk.env import ConfigError, env_str
+from hypersdk.lib.env import ConfigError, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SETTINGS_OF_A_FRESH_PROCESS = """
