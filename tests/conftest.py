@@ -27,6 +27,19 @@ from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, ma
 APP01 = "/dc/vm/prod/app01"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Hash the tests' passwords with MD5: PBKDF2 costs ~0.33 s per hash (every log-in, every
+    wrong password the throttle tests try). PBKDF2 stays listed, so hashes made by the daemon's
+    own processes (bootstrap_admin) still verify here; no test depends on the hasher."""
+    from django.conf import global_settings
+    from django.test.utils import override_settings
+
+    hashers = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
+    with override_settings(PASSWORD_HASHERS=hashers):
+        yield
+
+
 def start_simulator(workdir: Path, **options) -> VSphereSimulator:
     """Start a vSphere test server; the suite fails loudly, never skips, if it cannot."""
     try:
@@ -358,34 +371,57 @@ BACKEND_FIXTURES = {
 }
 
 
-# Modules that drive the services through another door (CLI output, templates, settings,
-# SQLite-only file modes) with queries the PostgreSQL pass already runs through the services'
-# own tests (claims, locks, the tick, bounds, migrations, Redis): not run a second time.
-SAME_ON_ANY_DATABASE = {
-    "test_behind_tls_proxy",
-    "test_cli_backends",
-    "test_converter_policy",
-    "test_dashboard_browser",
-    "test_dashboard_views",
-    "test_default_output",
-    "test_hyperctl",
-    "test_hyperctl_schedules",
-    "test_hyperctl_webhooks",
-    "test_hyperexport_daemon",
-    "test_hyperexport_schedule",
-    "test_logging",
-    "test_private_files",
-    "test_troubleshooting",
+# What `make test` runs a second time on PostgreSQL + Redis: the modules, and single tests of
+# other modules, whose behaviour can differ there (each with why). Of these, the tests that use
+# the database or Redis are marked `backend`. Everything else reaches the same queries through
+# another door (CLI output, templates, payload rendering, permissions, settings, file modes) and
+# runs once, on SQLite.
+ON_POSTGRESQL = {
+    "test_job_scheduling": "claims, the per-vCenter limit and the reaper: conditional updates, locks",
+    "test_output_ownership": "concurrent claims of one path: the advisory lock",
+    "test_schedule_firing": "two ticks at once under row locks; zoned slots stored and compared",
+    "test_schedules": "one job per slot under two beats, overlap, the upgrade migration",
+    "test_schedule_names": "fuzzed unicode names against column limits and NUL",
+    "test_hostile_input": "NUL, surrogates, huge integers, long strings: PostgreSQL refuses what SQLite keeps",
+    "test_schemathesis": "every operation fuzzed down to the database",
+    "test_jobs_api": "filters, ordering, pagination and JSON fields in SQL",
+    "test_list_pages": "paged ordering and query counts",
+    "test_webhooks": "delivery claims, failure streaks, index order",
+    "test_webhooks_delivery": "deliveries through the Redis broker and a real worker",
+    "test_retention": "cascading deletes and date arithmetic in SQL",
+    "test_metrics": "counters kept by conditional upserts",
+    "test_import_config": "idempotent get-or-create",
+    "test_jobs_worker": "claim and finish through the Redis broker on a real worker",
+    "test_worker_lost": "the reaper after a SIGKILLed worker's connection",
+    "test_faults_infra": "Redis and hypervisord restarts mid-job with a real worker",
+    "test_schedule_beat": "celery beat's DatabaseScheduler tables and the tick",
+    "test_channel_layer": "the Channels layer on a Redis server",
+    "test_job_stream": "a job stream relayed through the Redis channel layer",
+}
+ON_POSTGRESQL_TESTS = {
+    "test_a_sigkilled_worker_leaves_a_failed_job_and_nothing_that_looks_complete": "a killed connection",
+    "test_plaintext_tokens_from_before_the_upgrade_are_hashed_and_keep_working": "a data migration",
+    "test_the_upgrade_scrubs_plaintext_tokens_from_the_admin_history": "a data migration",
+    "test_the_database_holds_no_usable_token": "what the token table stores",
+    "test_existing_plain_webhooks_are_encrypted_by_the_migration": "a data migration",
+    "test_existing_vcenter_url_credentials_move_into_the_encrypted_fields": "a data migration",
+    "test_they_are_stored_encrypted": "what the encrypted columns store",
+    "test_the_migration_creates_both_groups": "a data migration",
+    "test_the_counters_live_in_redis_when_redis_url_is_set": "the login counters on a Redis server",
 }
 
 
+def runs_on_postgresql(item) -> bool:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    return module in ON_POSTGRESQL or item.originalname in ON_POSTGRESQL_TESTS
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Mark tests whose behaviour can depend on the database or Redis: `make test` runs them
-    again on PostgreSQL + Redis."""
+    """Mark `backend` the tests that `make test` runs again on PostgreSQL + Redis."""
     for item in items:
         if item.get_closest_marker("asyncio"):
             item.fixturenames.append("close_open_websockets")
-        if item.module.__name__.rsplit(".", 1)[-1] in SAME_ON_ANY_DATABASE:
+        if not runs_on_postgresql(item):
             continue
         if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.backend)
