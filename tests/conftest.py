@@ -338,6 +338,82 @@ def daemon(live_server, transactional_db, redis_url, django_user_model) -> Daemo
     return Daemon(url=live_server.url, token=issue_token(user))
 
 
+# ---- people: one per role, their API clients and logged-in dashboard clients --------------
+
+
+@pytest.fixture
+def operator(db):
+    """ "operator" (password "operator-pass"), in the operators group: may do everything but admin."""
+    from tests.factories import make_user
+
+    return make_user("operator", "operator")
+
+
+@pytest.fixture
+def viewer(db):
+    """ "viewer" (password "viewer-pass"), in the viewers group: reads, never changes."""
+    from tests.factories import make_user
+
+    return make_user("viewer", "viewer")
+
+
+@pytest.fixture
+def no_role_user(db):
+    """ "nobody" (password "nobody-pass"): an account in no group."""
+    from tests.factories import make_user
+
+    return make_user("nobody")
+
+
+@pytest.fixture
+def operator_api(operator):
+    """The operator's REST client (token auth)."""
+    from tests.factories import api_client
+
+    return api_client(operator)
+
+
+@pytest.fixture
+def viewer_api(viewer):
+    from tests.factories import api_client
+
+    return api_client(viewer)
+
+
+@pytest.fixture
+def no_role_api(no_role_user):
+    from tests.factories import api_client
+
+    return api_client(no_role_user)
+
+
+@pytest.fixture
+def operator_browser(operator):
+    """A dashboard client with the operator logged in."""
+    from tests.factories import browser
+
+    return browser(operator)
+
+
+# ---- the CLIs' environments ------------------------------------------------------------------
+
+_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
+
+
+def bare_env(tmp_path: Path) -> dict[str, str]:
+    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
+    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
+
+
+@pytest.fixture(params=["remote", "local"])
+def cli_env(request, tmp_path, export_root) -> dict[str, str]:
+    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
+    if request.param == "remote":
+        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
+    return dict(request.getfixturevalue("worker_environment"))
+
+
 def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.2, message: str = "condition"):
     """Poll until ``predicate()`` is truthy; a generous deadline, never a performance assertion."""
     deadline = time.monotonic() + timeout

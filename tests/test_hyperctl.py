@@ -17,7 +17,7 @@ import pytest
 
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
-from tests.conftest import APP01, register_vcenter, wait_for
+from tests.conftest import APP01, bare_env, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,6 @@ DB01 = "/dc/vm/prod/db01"
 WATCH_LINE = re.compile(
     r"^\[\d\d:\d\d:\d\d\] (pending - waiting for a worker|running \d+\.\d% - .+|completed - export finished)$"
 )
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 
 
 def run(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -35,20 +34,6 @@ def run(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
 
 def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return run("hyperctl", *args, env=env)
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
 
 
 def submit(vm: str, output: Path, **options) -> str:

@@ -4,7 +4,6 @@ own database (local); a triggered schedule's job exported by a real worker from 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,12 +14,11 @@ import pytest
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
 from schedules.models import Schedule, ScheduleRun
-from tests.conftest import APP01, wait_for
+from tests.conftest import APP01, bare_env, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
 BIN = Path(sys.executable).parent
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 CREATED = re.compile(
     r"^created schedule (sched-[A-Za-z0-9_-]+) \((.+)\): (.+) — (next run .+|disabled, no next run)$"
 )
@@ -31,20 +29,6 @@ def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "hyperctl"), *args], env=env, capture_output=True, text=True, timeout=600
     )
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
 
 
 def created(done: subprocess.CompletedProcess) -> Schedule:

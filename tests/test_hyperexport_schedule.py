@@ -3,7 +3,6 @@ local (the daemon's database)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,31 +10,17 @@ from pathlib import Path
 import pytest
 
 from schedules.models import Schedule
+from tests.conftest import bare_env
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 BIN = Path(sys.executable).parent
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 
 
 def hyperexport(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "hyperexport"), *args], env=env, capture_output=True, text=True, timeout=600
     )
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
 
 
 def test_the_guides_examples_create_schedules(cli_env):
