@@ -17,6 +17,7 @@ import pytest
 
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
+from tests.cli_runner import run_in_process
 from tests.conftest import APP01, bare_env, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
@@ -33,7 +34,8 @@ def run(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
 
 
 def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return run("hyperctl", *args, env=env)
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperctl", *args, env=env)
 
 
 def submit(vm: str, output: Path, **options) -> str:
@@ -191,9 +193,8 @@ def test_an_unreachable_daemon_is_one_error_line(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once we leave: nothing listens there
-    done = hyperctl(
-        "--daemon-url", f"http://127.0.0.1:{port}", "query", "-status", "failed", env=bare_env(tmp_path)
-    )
+    url = f"http://127.0.0.1:{port}"
+    done = run("hyperctl", "--daemon-url", url, "query", "-status", "failed", env=bare_env(tmp_path))
     assert done.returncode == 1
     assert done.stderr == f"error: cannot reach daemon at http://127.0.0.1:{port}: connection refused\n"
 
@@ -215,6 +216,6 @@ def test_the_token_can_come_from_a_file(daemon, tmp_path):
 
 
 def test_a_subcommand_is_required(tmp_path):
-    done = hyperctl(env=bare_env(tmp_path))
+    done = run("hyperctl", env=bare_env(tmp_path))  # the console script itself
     assert done.returncode == 2
     assert "the following arguments are required: COMMAND" in done.stderr

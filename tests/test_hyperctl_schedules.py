@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,11 @@ import pytest
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
 from schedules.models import Schedule, ScheduleRun
+from tests.cli_runner import run_in_process, run_process
 from tests.conftest import APP01, bare_env, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
 CREATED = re.compile(
     r"^created schedule (sched-[A-Za-z0-9_-]+) \((.+)\): (.+) — (next run .+|disabled, no next run)$"
 )
@@ -26,9 +25,8 @@ HEADER = ["ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN"]
 
 
 def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperctl"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperctl", *args, env=env)
 
 
 def created(done: subprocess.CompletedProcess) -> Schedule:
@@ -313,7 +311,7 @@ def test_an_unknown_schedule_is_one_error_line(cli_env, action):
     ],
 )
 def test_missing_or_malformed_arguments_are_usage_errors(tmp_path, args, message):
-    done = hyperctl(*args, env=bare_env(tmp_path))
+    done = run_process("hyperctl", *args, env=bare_env(tmp_path))  # the console script itself
     assert done.returncode == 2
     assert message in done.stderr
 

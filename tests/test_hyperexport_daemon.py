@@ -9,26 +9,23 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from exports import jobs
 from exports.models import Job, VCenter
+from tests.cli_runner import run_in_process, run_process
 from tests.conftest import APP01, bare_env, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
 DB01 = "/dc/vm/prod/db01"
 SUBMITTED = re.compile(r"^submitted (job-[A-Za-z0-9_-]+)$")
 
 
 def hyperexport(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperexport"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperexport", *args, env=env)
 
 
 def finished(job_id: str) -> Job | None:
@@ -200,7 +197,9 @@ def test_daemon_status_of_an_unreachable_daemon(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once we leave: nothing listens there
-    done = hyperexport("--daemon-status", "--daemon-url", f"http://127.0.0.1:{port}", env=bare_env(tmp_path))
+    done = run_process(
+        "hyperexport", "--daemon-status", "--daemon-url", f"http://127.0.0.1:{port}", env=bare_env(tmp_path)
+    )
     assert done.returncode == 1
     assert done.stderr == f"error: cannot reach daemon at http://127.0.0.1:{port}: connection refused\n"
 

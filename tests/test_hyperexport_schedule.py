@@ -4,23 +4,19 @@ local (the daemon's database)."""
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from schedules.models import Schedule
+from tests.cli_runner import run_in_process, run_process
 from tests.conftest import bare_env
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
-
 
 def hyperexport(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperexport"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperexport", *args, env=env)
 
 
 def test_the_guides_examples_create_schedules(cli_env):
@@ -112,6 +108,8 @@ def test_a_duplicate_name_is_refused(cli_env):
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):
-    done = hyperexport(*args, env=bare_env(tmp_path) | {"HYPERSDK_DAEMON_URL": "http://127.0.0.1:1"})
+    done = run_process(
+        "hyperexport", *args, env=bare_env(tmp_path) | {"HYPERSDK_DAEMON_URL": "http://127.0.0.1:1"}
+    )
     assert done.returncode == 2
     assert message in done.stderr
