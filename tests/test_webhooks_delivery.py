@@ -185,7 +185,11 @@ def test_the_guides_example_1_notifies_slack_discord_and_teams_of_real_backups(
 ):
     """Example 1 as written, with each receiver's URL (and an explicit -format, the receivers
     being on loopback), then its schedules running: every receiver accepts every message."""
-    from tests.test_hyperctl_schedules import hyperctl
+    from functools import partial
+
+    from tests.cli_runner import run_process
+
+    hyperctl = partial(run_process, "hyperctl")  # the console script, as the guide runs it
 
     env = {**worker_environment, "HYPERSDK_DATA_DIR": str(tmp_path / "cli")}
     for index, (fmt, receiver) in enumerate(chat_receivers.items()):
