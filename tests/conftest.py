@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import sha256_file
@@ -27,16 +28,23 @@ from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, ma
 APP01 = "/dc/vm/prod/app01"
 
 
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2 with 1,000 rounds: the same algorithm name, and the rounds are stored in each
+    hash, so the daemon's own processes (daphne, hypervisord, workers) verify these hashes too."""
+
+    iterations = 1_000
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fast_password_hashing():
-    """Hash the tests' passwords with MD5: PBKDF2 costs ~0.33 s per hash (every log-in, every
-    wrong password the throttle tests try). PBKDF2 stays listed, so hashes made by the daemon's
-    own processes (bootstrap_admin) still verify here; no test depends on the hasher."""
+    """Hash the tests' passwords with 1,000 PBKDF2 rounds: the default ~1,000,000 cost ~0.33 s
+    per hash (every log-in, every wrong password the throttle tests try). No test depends on
+    the rounds; hashes made at full strength (bootstrap_admin's) still verify here."""
     from django.conf import global_settings
     from django.test.utils import override_settings
 
-    hashers = ["django.contrib.auth.hashers.MD5PasswordHasher", *global_settings.PASSWORD_HASHERS]
-    with override_settings(PASSWORD_HASHERS=hashers):
+    others = [name for name in global_settings.PASSWORD_HASHERS if not name.endswith(".PBKDF2PasswordHasher")]
+    with override_settings(PASSWORD_HASHERS=["tests.conftest.FastPBKDF2PasswordHasher", *others]):
         yield
 
 
