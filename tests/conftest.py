@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import sha256_file
@@ -26,6 +27,26 @@ from exports.pipeline.manifest import build_manifest, write_manifest
 from tests.vsphere_sim.harness import SimulatorUnavailable, VSphereSimulator, make_stream_vmdk
 
 APP01 = "/dc/vm/prod/app01"
+
+
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2 with 1,000 rounds: the same algorithm name, and the rounds are stored in each
+    hash, so the daemon's own processes (daphne, hypervisord, workers) verify these hashes too."""
+
+    iterations = 1_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Hash the tests' passwords with 1,000 PBKDF2 rounds: the default ~1,000,000 cost ~0.33 s
+    per hash (every log-in, every wrong password the throttle tests try). No test depends on
+    the rounds; hashes made at full strength (bootstrap_admin's) still verify here."""
+    from django.conf import global_settings
+    from django.test.utils import override_settings
+
+    others = [name for name in global_settings.PASSWORD_HASHERS if not name.endswith(".PBKDF2PasswordHasher")]
+    with override_settings(PASSWORD_HASHERS=["tests.conftest.FastPBKDF2PasswordHasher", *others]):
+        yield
 
 
 def start_simulator(workdir: Path, **options) -> VSphereSimulator:
@@ -326,6 +347,82 @@ def daemon(live_server, transactional_db, redis_url, django_user_model) -> Daemo
     return Daemon(url=live_server.url, token=issue_token(user))
 
 
+# ---- people: one per role, their API clients and logged-in dashboard clients --------------
+
+
+@pytest.fixture
+def operator(db):
+    """ "operator" (password "operator-pass"), in the operators group: may do everything but admin."""
+    from tests.factories import make_user
+
+    return make_user("operator", "operator")
+
+
+@pytest.fixture
+def viewer(db):
+    """ "viewer" (password "viewer-pass"), in the viewers group: reads, never changes."""
+    from tests.factories import make_user
+
+    return make_user("viewer", "viewer")
+
+
+@pytest.fixture
+def no_role_user(db):
+    """ "nobody" (password "nobody-pass"): an account in no group."""
+    from tests.factories import make_user
+
+    return make_user("nobody")
+
+
+@pytest.fixture
+def operator_api(operator):
+    """The operator's REST client (token auth)."""
+    from tests.factories import api_client
+
+    return api_client(operator)
+
+
+@pytest.fixture
+def viewer_api(viewer):
+    from tests.factories import api_client
+
+    return api_client(viewer)
+
+
+@pytest.fixture
+def no_role_api(no_role_user):
+    from tests.factories import api_client
+
+    return api_client(no_role_user)
+
+
+@pytest.fixture
+def operator_browser(operator):
+    """A dashboard client with the operator logged in."""
+    from tests.factories import browser
+
+    return browser(operator)
+
+
+# ---- the CLIs' environments ------------------------------------------------------------------
+
+_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
+
+
+def bare_env(tmp_path: Path) -> dict[str, str]:
+    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
+    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
+
+
+@pytest.fixture(params=["remote", "local"])
+def cli_env(request, tmp_path, export_root) -> dict[str, str]:
+    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
+    if request.param == "remote":
+        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
+    return dict(request.getfixturevalue("worker_environment"))
+
+
 def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.2, message: str = "condition"):
     """Poll until ``predicate()`` is truthy; a generous deadline, never a performance assertion."""
     deadline = time.monotonic() + timeout
@@ -359,34 +456,57 @@ BACKEND_FIXTURES = {
 }
 
 
-# Modules that drive the services through another door (CLI output, templates, settings,
-# SQLite-only file modes) with queries the PostgreSQL pass already runs through the services'
-# own tests (claims, locks, the tick, bounds, migrations, Redis): not run a second time.
-SAME_ON_ANY_DATABASE = {
-    "test_behind_tls_proxy",
-    "test_cli_backends",
-    "test_converter_policy",
-    "test_dashboard_browser",
-    "test_dashboard_views",
-    "test_default_output",
-    "test_hyperctl",
-    "test_hyperctl_schedules",
-    "test_hyperctl_webhooks",
-    "test_hyperexport_daemon",
-    "test_hyperexport_schedule",
-    "test_logging",
-    "test_private_files",
-    "test_troubleshooting",
+# What `make test` runs a second time on PostgreSQL + Redis: the modules, and single tests of
+# other modules, whose behaviour can differ there (each with why). Of these, the tests that use
+# the database or Redis are marked `backend`. Everything else reaches the same queries through
+# another door (CLI output, templates, payload rendering, permissions, settings, file modes) and
+# runs once, on SQLite.
+ON_POSTGRESQL = {
+    "test_job_scheduling": "claims, the per-vCenter limit and the reaper: conditional updates, locks",
+    "test_output_ownership": "concurrent claims of one path: the advisory lock",
+    "test_schedule_firing": "two ticks at once under row locks; zoned slots stored and compared",
+    "test_schedules": "one job per slot under two beats, overlap, the upgrade migration",
+    "test_schedule_names": "fuzzed unicode names against column limits and NUL",
+    "test_hostile_input": "NUL, surrogates, huge integers, long strings: PostgreSQL refuses what SQLite keeps",
+    "test_schemathesis": "every operation fuzzed down to the database",
+    "test_jobs_api": "filters, ordering, pagination and JSON fields in SQL",
+    "test_list_pages": "paged ordering and query counts",
+    "test_webhooks": "delivery claims, failure streaks, index order",
+    "test_webhooks_delivery": "deliveries through the Redis broker and a real worker",
+    "test_retention": "cascading deletes and date arithmetic in SQL",
+    "test_metrics": "counters kept by conditional upserts",
+    "test_import_config": "idempotent get-or-create",
+    "test_jobs_worker": "claim and finish through the Redis broker on a real worker",
+    "test_worker_lost": "the reaper after a SIGKILLed worker's connection",
+    "test_faults_infra": "Redis and hypervisord restarts mid-job with a real worker",
+    "test_schedule_beat": "celery beat's DatabaseScheduler tables and the tick",
+    "test_channel_layer": "the Channels layer on a Redis server",
+    "test_job_stream": "a job stream relayed through the Redis channel layer",
+}
+ON_POSTGRESQL_TESTS = {
+    "test_a_sigkilled_worker_leaves_a_failed_job_and_nothing_that_looks_complete": "a killed connection",
+    "test_plaintext_tokens_from_before_the_upgrade_are_hashed_and_keep_working": "a data migration",
+    "test_the_upgrade_scrubs_plaintext_tokens_from_the_admin_history": "a data migration",
+    "test_the_database_holds_no_usable_token": "what the token table stores",
+    "test_existing_plain_webhooks_are_encrypted_by_the_migration": "a data migration",
+    "test_existing_vcenter_url_credentials_move_into_the_encrypted_fields": "a data migration",
+    "test_they_are_stored_encrypted": "what the encrypted columns store",
+    "test_the_migration_creates_both_groups": "a data migration",
+    "test_the_counters_live_in_redis_when_redis_url_is_set": "the login counters on a Redis server",
 }
 
 
+def runs_on_postgresql(item) -> bool:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    return module in ON_POSTGRESQL or item.originalname in ON_POSTGRESQL_TESTS
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Mark tests whose behaviour can depend on the database or Redis: `make test` runs them
-    again on PostgreSQL + Redis."""
+    """Mark `backend` the tests that `make test` runs again on PostgreSQL + Redis."""
     for item in items:
         if item.get_closest_marker("asyncio"):
             item.fixturenames.append("close_open_websockets")
-        if item.module.__name__.rsplit(".", 1)[-1] in SAME_ON_ANY_DATABASE:
+        if not runs_on_postgresql(item):
             continue
         if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.backend)

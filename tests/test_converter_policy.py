@@ -11,7 +11,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
 from hypersdk.lib.permissions import grant_role
@@ -31,31 +30,24 @@ def planted(directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def api(db, django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return client
-
-
-@pytest.fixture
 def no_detected_hyper2kvm(monkeypatch, settings):
     """A daemon with no hyper2kvm on its PATH and none configured, unless a test adds one."""
     monkeypatch.setenv("PATH", "/nonexistent")
     settings.HYPERSDK_HYPER2KVM_PATHS = []
 
 
-def submit(api: APIClient, **spec):
-    return api.post("/jobs/submit", {"vm_path": "/dc/vm/prod/web01", "convert": True, **spec}, format="json")
+def submit(operator_api: APIClient, **spec):
+    return operator_api.post(
+        "/jobs/submit", {"vm_path": "/dc/vm/prod/web01", "convert": True, **spec}, format="json"
+    )
 
 
 def test_a_planted_binary_named_hyper2kvm_is_a_400_listing_the_allowed_converters(
-    api, tmp_path, settings, no_detected_hyper2kvm
+    operator_api, tmp_path, settings, no_detected_hyper2kvm
 ):
     binary, _ = planted(tmp_path / "x")
     settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm"]
-    response = submit(api, hyper2kvm_path=str(binary))
+    response = submit(operator_api, hyper2kvm_path=str(binary))
     assert response.status_code == 400
     assert response.json()["hyper2kvm_path"] == [
         "not a configured converter; leave it empty for auto-detection or use one of: /opt/h2k/bin/hyper2kvm"
@@ -63,26 +55,28 @@ def test_a_planted_binary_named_hyper2kvm_is_a_400_listing_the_allowed_converter
     assert not Job.objects.exists()
 
 
-def test_a_symlink_to_a_shell_named_hyper2kvm_is_refused(api, tmp_path, no_detected_hyper2kvm):
+def test_a_symlink_to_a_shell_named_hyper2kvm_is_refused(operator_api, tmp_path, no_detected_hyper2kvm):
     (tmp_path / "hyper2kvm").symlink_to("/bin/sh")
-    response = submit(api, hyper2kvm_path=str(tmp_path / "hyper2kvm"))
+    response = submit(operator_api, hyper2kvm_path=str(tmp_path / "hyper2kvm"))
     assert response.status_code == 400
     assert "this server has none" in response.json()["hyper2kvm_path"][0]
 
 
-def test_a_configured_converter_is_accepted(api, settings, no_detected_hyper2kvm):
+def test_a_configured_converter_is_accepted(operator_api, settings, no_detected_hyper2kvm):
     settings.HYPERSDK_HYPER2KVM_PATHS = ["/opt/h2k/bin/hyper2kvm", "/usr/local/bin/hyper2kvm"]
-    response = submit(api, hyper2kvm_path="/usr/local/bin/hyper2kvm")
+    response = submit(operator_api, hyper2kvm_path="/usr/local/bin/hyper2kvm")
     assert response.status_code == 202, response.content
     assert Job.objects.get().options["hyper2kvm_path"] == "/usr/local/bin/hyper2kvm"
 
 
-def test_the_auto_detected_converter_may_be_named_or_left_empty(api, tmp_path, monkeypatch, settings):
+def test_the_auto_detected_converter_may_be_named_or_left_empty(
+    operator_api, tmp_path, monkeypatch, settings
+):
     binary, _ = planted(tmp_path / "bin")
     settings.HYPERSDK_HYPER2KVM_PATHS = []
     monkeypatch.setenv("PATH", str(binary.parent))  # the daemon's own PATH: the administrator's
-    assert submit(api, hyper2kvm_path=str(binary)).status_code == 202
-    assert submit(api).status_code == 202
+    assert submit(operator_api, hyper2kvm_path=str(binary)).status_code == 202
+    assert submit(operator_api).status_code == 202
 
 
 def test_the_dashboard_converter_form_refuses_an_unconfigured_binary(
@@ -116,9 +110,11 @@ def test_the_dashboard_lists_the_configured_converters(
     assert "<code>/opt/h2k/bin/hyper2kvm</code>" in client.get("/ui/converter/").content.decode()
 
 
-def test_a_schedule_cannot_name_an_unconfigured_converter(api, tmp_path, export_root, no_detected_hyper2kvm):
+def test_a_schedule_cannot_name_an_unconfigured_converter(
+    operator_api, tmp_path, export_root, no_detected_hyper2kvm
+):
     binary, _ = planted(tmp_path / "x")
-    response = api.post(
+    response = operator_api.post(
         "/schedules",
         {
             "name": "nightly",
@@ -213,11 +209,13 @@ def test_hypervisord_and_bootstrap_refuse_a_configured_converter_in_a_dir_others
     assert not Job.objects.exists() and not mark.exists()
 
 
-def test_a_group_writable_converter_file_is_refused_at_submit(api, tmp_path, settings, no_detected_hyper2kvm):
+def test_a_group_writable_converter_file_is_refused_at_submit(
+    operator_api, tmp_path, settings, no_detected_hyper2kvm
+):
     binary, _ = planted(tmp_path / "bin")
     binary.chmod(0o775)
     settings.HYPERSDK_HYPER2KVM_PATHS = [str(binary)]
-    response = submit(api, hyper2kvm_path=str(binary))
+    response = submit(operator_api, hyper2kvm_path=str(binary))
     assert response.status_code == 400
     assert response.json()["hyper2kvm_path"] == [
         unsafe_message(binary, binary, "is writable by group or others (mode 0775)", "chmod go-w")

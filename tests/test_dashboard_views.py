@@ -12,24 +12,21 @@ from exports import jobs
 from exports.models import Job, JobLog
 from hypersdk.lib.permissions import grant_role
 from schedules import service as schedules
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
+WEB01 = "/dc/vm/prod/web01"
+
+
 @pytest.fixture
-def operator(client, django_user_model):
-    """A logged-in dashboard user."""
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    client.force_login(user)
-    return user
-
-
-def make_job(vm: str = "/dc/vm/prod/web01", **fields) -> Job:
-    job = Job.objects.create(vm_path=vm, output_path=f"/exports/{vm.rsplit('/', 1)[-1]}", **fields)
-    return job
+def operator(operator, client):
+    """The shared operator, logged in on this test's dashboard client."""
+    client.force_login(operator)
+    return operator
 
 
 def converter_form(**overrides) -> dict:
@@ -66,7 +63,7 @@ def test_an_htmx_request_without_a_session_reloads_into_the_login_page(client):
 
 
 def test_a_posted_action_needs_a_login_too(client):
-    job = make_job()
+    job = make_job(WEB01)
     response = client.post(f"/ui/jobs/{job.id}/actions/")
     assert response.status_code == 302
     assert Job.objects.get(id=job.id).status == Job.Status.PENDING
@@ -310,7 +307,9 @@ def test_the_job_page_shows_manifest_report_files_and_logs(client, operator, exp
 
 def test_a_manifest_outside_the_export_roots_is_not_read(client, operator, tmp_path):
     (tmp_path / "manifest.json").write_text('{"secret": true}')
-    job = make_job(status=Job.Status.COMPLETED, result={"manifest_path": str(tmp_path / "manifest.json")})
+    job = make_job(
+        WEB01, status=Job.Status.COMPLETED, result={"manifest_path": str(tmp_path / "manifest.json")}
+    )
     page = client.get(f"/ui/jobs/{job.id}/").content.decode()
     assert "secret" not in page and "outside the export roots" in page
 
@@ -320,7 +319,7 @@ def test_an_unknown_job_is_a_404(client, operator):
 
 
 def test_the_cancel_button_cancels_a_pending_job(client, operator):
-    job = make_job()
+    job = make_job(WEB01)
     page = client.get(f"/ui/jobs/{job.id}/").content.decode()
     assert "Cancel job" in page and f'hx-post="/ui/jobs/{job.id}/actions/"' in page
     response = client.post(f"/ui/jobs/{job.id}/actions/", **HTMX)
@@ -330,21 +329,21 @@ def test_the_cancel_button_cancels_a_pending_job(client, operator):
 
 
 def test_cancelling_a_running_job_asks_its_worker(client, operator):
-    job = make_job(status=Job.Status.RUNNING)
+    job = make_job(WEB01, status=Job.Status.RUNNING)
     response = client.post(f"/ui/jobs/{job.id}/actions/", **HTMX)
     assert "Cancel requested" in response.content.decode()
     assert Job.objects.get(id=job.id).cancel_requested
 
 
 def test_cancelling_a_finished_job_says_so(client, operator):
-    job = make_job(status=Job.Status.COMPLETED)
+    job = make_job(WEB01, status=Job.Status.COMPLETED)
     response = client.post(f"/ui/jobs/{job.id}/actions/")
     assert response.status_code == 302
     assert "already completed" in client.get(response["Location"]).content.decode()
 
 
 def test_the_live_panel_polls_only_while_the_job_is_unfinished(client, operator):
-    job = make_job(status=Job.Status.RUNNING, percent=12.0)
+    job = make_job(WEB01, status=Job.Status.RUNNING, percent=12.0)
     jobs.append_log(job.id, "downloading disk 1")
     live = client.get(f"/ui/jobs/{job.id}/live/?logs=1", **HTMX).content.decode()
     assert (

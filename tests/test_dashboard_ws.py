@@ -7,11 +7,9 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
-from django.test import Client
 
 from exports import jobs, live
 from hypersdk.asgi import application
-from hypersdk.lib.permissions import grant_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,13 +23,9 @@ async def close_connections_of_the_sync_thread():
 
 
 @pytest.fixture
-def session_cookie(django_user_model) -> bytes:
+def session_cookie(operator_browser) -> bytes:
     """The cookie a logged-in browser sends with its websocket handshake."""
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
+    return f"sessionid={operator_browser.cookies['sessionid'].value}".encode()
 
 
 def browser_socket(path: str, cookie: bytes | None) -> WebsocketCommunicator:

@@ -7,30 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from dashboard import converter
 from dashboard.forms import ConverterForm
 from exports import jobs
 from exports.models import Job
 from exports.output_roots import resolve_output_path
 from exports.pipeline.names import file_stem
-from hypersdk.lib.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule
 from tests.conftest import fire_at
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def client(db, django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return api
 
 
 @pytest.fixture
@@ -48,26 +36,28 @@ def inside(path: str, root: Path) -> bool:
 
 
 def test_api_default_lies_in_an_existing_export_root_when_the_data_dir_is_outside(
-    client, data_dir_outside_roots
+    operator_api, data_dir_outside_roots
 ):
-    body = client.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json").json()
+    body = operator_api.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json").json()
     job = Job.objects.get(id=body["job_ids"][0])
     assert job.output_path == str(data_dir_outside_roots / f"db01-{job.id}")
     assert inside(job.output_path, data_dir_outside_roots)  # what the worker checks again
 
 
-def test_default_stays_under_the_data_dir_when_that_is_inside_a_root(client, settings, tmp_path):
+def test_default_stays_under_the_data_dir_when_that_is_inside_a_root(operator_api, settings, tmp_path):
     settings.DATA_DIR = tmp_path / "data"
     settings.HYPERSDK_EXPORT_ROOTS = [str(tmp_path / "other"), str(tmp_path / "data" / "exports")]
-    body = client.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json").json()
+    body = operator_api.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json").json()
     job = Job.objects.get(id=body["job_ids"][0])
     assert job.output_path == str(tmp_path / "data" / "exports" / f"db01-{job.id}")
 
 
-def test_without_a_usable_root_a_submit_without_output_is_refused_with_the_reason(client, settings, tmp_path):
+def test_without_a_usable_root_a_submit_without_output_is_refused_with_the_reason(
+    operator_api, settings, tmp_path
+):
     settings.DATA_DIR = tmp_path / "data"
     settings.HYPERSDK_EXPORT_ROOTS = []
-    response = client.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json")
+    response = operator_api.post("/jobs/submit", {"vm_path": "/dc/vm/prod/db01"}, format="json")
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert error["errors"] == {
@@ -101,10 +91,10 @@ def test_schedule_run_without_output_goes_under_the_default_root(data_dir_outsid
     assert inside(run.job.output_path, data_dir_outside_roots)
 
 
-def test_schedule_without_output_is_refused_when_no_default_exists(client, settings, tmp_path):
+def test_schedule_without_output_is_refused_when_no_default_exists(operator_api, settings, tmp_path):
     settings.DATA_DIR = tmp_path / "data"
     settings.HYPERSDK_EXPORT_ROOTS = []
-    response = client.post(
+    response = operator_api.post(
         "/schedules", {"name": "nightly", "cron": "0 2 * * *", "vm_path": "/dc/vm/prod/web01"}, format="json"
     )
     assert response.status_code == 400
@@ -113,10 +103,10 @@ def test_schedule_without_output_is_refused_when_no_default_exists(client, setti
 
 
 def test_an_80_character_vm_name_in_4_byte_script_gets_a_default_that_fits_a_file_name(
-    client, data_dir_outside_roots
+    operator_api, data_dir_outside_roots
 ):
     name = "𠮷𩸽𠀋" * 26 + "𠮷."  # 80 characters, 318 bytes: vSphere allows it
-    response = client.post("/jobs/submit", {"vm_path": f"/dc/vm/prod/{name}"}, format="json")
+    response = operator_api.post("/jobs/submit", {"vm_path": f"/dc/vm/prod/{name}"}, format="json")
     assert response.status_code == 202, response.json()
     job = Job.objects.get(id=response.json()["job_ids"][0])
     directory = Path(job.output_path)

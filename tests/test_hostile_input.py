@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from exports.models import Job
 from exports.pipeline.names import file_stem
 from hypersdk.lib.permissions import grant_role
@@ -35,16 +34,6 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def api(db, django_user_model) -> APIClient:
-    """alice, an operator."""
-    alice = django_user_model.objects.create_user("alice", password="alice-pass")
-    grant_role(alice, "operator")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(alice)}")
-    return client
-
-
-@pytest.fixture
 def roots(tmp_path, settings) -> dict[str, Path]:
     """One export root, a directory beside it (outside), and a symlink from inside to outside."""
     root, outside = tmp_path / "root", tmp_path / "outside"
@@ -61,13 +50,13 @@ def tree(*dirs: Path) -> set[Path]:
     return {path for directory in dirs for path in directory.rglob("*")}
 
 
-def submit(api: APIClient, spec: dict):
-    return api.post("/jobs/submit", spec, format="json")
+def submit(operator_api: APIClient, spec: dict):
+    return operator_api.post("/jobs/submit", spec, format="json")
 
 
-def create_schedule(api: APIClient, **fields):
+def create_schedule(operator_api: APIClient, **fields):
     body = {"name": "nightly", "cron": "0 2 * * *", "vm_path": "/dc/vm/prod/web01", **fields}
-    return api.post("/schedules", body, format="json")
+    return operator_api.post("/schedules", body, format="json")
 
 
 def assert_nothing_created() -> None:
@@ -96,13 +85,13 @@ def hostile_output_paths(root: Path, outside: Path) -> st.SearchStrategy[str]:
     return st.one_of(traversal, absolute, through_symlink, with_nul, with_control, too_long, relative)
 
 
-def test_output_paths_outside_the_roots_are_refused_on_submit(api, roots):
+def test_output_paths_outside_the_roots_are_refused_on_submit(operator_api, roots):
     before = tree(roots["root"], roots["outside"])
 
     @FUZZ
     @given(path=hostile_output_paths(roots["root"], roots["outside"]))
     def check(path: str) -> None:
-        response = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": path})
+        response = submit(operator_api, {"vm_path": "/dc/vm/prod/web01", "output_path": path})
         assert response.status_code == 400, (path, response.content)
         body = response.json()
         assert body["accepted"] == 0 and body["output_path"], body
@@ -112,13 +101,13 @@ def test_output_paths_outside_the_roots_are_refused_on_submit(api, roots):
     assert tree(roots["root"], roots["outside"]) == before
 
 
-def test_output_paths_outside_the_roots_are_refused_on_schedule_create(api, roots):
+def test_output_paths_outside_the_roots_are_refused_on_schedule_create(operator_api, roots):
     before = tree(roots["root"], roots["outside"])
 
     @FUZZ
     @given(path=hostile_output_paths(roots["root"], roots["outside"]))
     def check(path: str) -> None:
-        response = create_schedule(api, output_path=path)
+        response = create_schedule(operator_api, output_path=path)
         assert response.status_code == 400, (path, response.content)
         assert response.json()["output_path"]
         assert_nothing_created()
@@ -127,16 +116,18 @@ def test_output_paths_outside_the_roots_are_refused_on_schedule_create(api, root
     assert tree(roots["root"], roots["outside"]) == before
 
 
-def test_a_symlink_that_stays_inside_the_root_is_followed_to_its_target(api, roots):
+def test_a_symlink_that_stays_inside_the_root_is_followed_to_its_target(operator_api, roots):
     (roots["root"] / "archive").mkdir()
     (roots["root"] / "latest").symlink_to(roots["root"] / "archive")
-    response = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/latest/web01"})
+    response = submit(
+        operator_api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/latest/web01"}
+    )
     assert response.status_code == 202, response.content
     # Stored resolved: re-pointing the link later cannot move the export outside the root.
     assert Job.objects.get().output_path == str(roots["root"] / "archive" / "web01")
 
 
-def test_the_messages_say_what_is_wrong(api, roots):
+def test_the_messages_say_what_is_wrong(operator_api, roots):
     cases = {
         f"{roots['root']}/../outside": "must be inside one of the export roots",
         f"{roots['root']}/escape/web01": "must be inside one of the export roots",
@@ -146,10 +137,12 @@ def test_the_messages_say_what_is_wrong(api, roots):
         f"{roots['root']}/loop/web01": "output_path cannot be created: Too many levels of symbolic links",
     }
     for path, message in cases.items():
-        body = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": path}).json()
+        body = submit(operator_api, {"vm_path": "/dc/vm/prod/web01", "output_path": path}).json()
         assert message in body["output_path"][0], (path, body)
     # DRF's own check on every string field, before ours.
-    body = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/a\x00b"}).json()
+    body = submit(
+        operator_api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/a\x00b"}
+    ).json()
     assert "Null characters are not allowed." in body["output_path"]
     assert_nothing_created()
 
@@ -157,27 +150,29 @@ def test_the_messages_say_what_is_wrong(api, roots):
 # ---- bodies --------------------------------------------------------------------------------
 
 
-def test_an_oversized_body_is_413_with_the_limit_and_creates_nothing(api, roots, settings):
+def test_an_oversized_body_is_413_with_the_limit_and_creates_nothing(operator_api, roots, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
     specs = [{"vm_path": f"/dc/vm/prod/web{n:05}"} for n in range(3000)]  # about 100 KiB
     body = json.dumps({"jobs": specs})
     assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    response = api.post("/jobs/submit", body, content_type="application/json")
+    response = operator_api.post("/jobs/submit", body, content_type="application/json")
     assert response.status_code == 413
     assert response.json() == {
         "detail": "request body too large: the limit is 65536 bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
     }
-    response = api.post("/schedules", json.dumps({"name": "x" * 70_000}), content_type="application/json")
+    response = operator_api.post(
+        "/schedules", json.dumps({"name": "x" * 70_000}), content_type="application/json"
+    )
     assert response.status_code == 413
     assert_nothing_created()
 
 
-def test_a_body_just_under_the_limit_is_accepted(api, roots, settings):
+def test_a_body_just_under_the_limit_is_accepted(operator_api, roots, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
     specs = [{"vm_path": f"/dc/vm/prod/web{n:05}"} for n in range(1500)]
     body = json.dumps({"jobs": specs})
     assert len(body) < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    response = api.post("/jobs/submit", body, content_type="application/json")
+    response = operator_api.post("/jobs/submit", body, content_type="application/json")
     assert response.status_code == 202 and response.json()["accepted"] == 1500
 
 
@@ -198,12 +193,12 @@ def invalid_utf8() -> st.SearchStrategy[bytes]:
 
 
 @pytest.mark.parametrize("path", ["/jobs/submit", "/schedules", "/webhooks"])
-def test_invalid_utf8_bodies_are_a_400_naming_the_encoding(api, roots, path):
+def test_invalid_utf8_bodies_are_a_400_naming_the_encoding(operator_api, roots, path):
     @FUZZ
     @given(body=invalid_utf8())
     @example(body=b'{"vm_path": "/dc/vm/prod/\xff\xfe"}')
     def check(body: bytes) -> None:
-        response = api.post(path, body, content_type="application/json")
+        response = operator_api.post(path, body, content_type="application/json")
         assert response.status_code == 400, response.content
         assert "not valid utf-8" in response.content.decode(), response.content
         assert_nothing_created()
@@ -212,35 +207,35 @@ def test_invalid_utf8_bodies_are_a_400_naming_the_encoding(api, roots, path):
 
 
 @pytest.mark.parametrize("surrogate", ["\\ud800", "\\udfff", "web\\udc80"])
-def test_lone_surrogates_are_a_400_not_a_database_error(api, roots, surrogate):
+def test_lone_surrogates_are_a_400_not_a_database_error(operator_api, roots, surrogate):
     body = '{"vm_path": "/dc/vm/prod/' + surrogate + '"}'
-    response = api.post("/jobs/submit", body.encode(), content_type="application/json")
+    response = operator_api.post("/jobs/submit", body.encode(), content_type="application/json")
     assert response.status_code == 400
     assert "lone UTF-16 surrogate" in response.json()["detail"]
     assert_nothing_created()
 
 
-def test_a_body_that_is_not_json_is_a_400_in_the_submit_shape(api):
-    response = api.post("/jobs/submit", b"\x00", content_type="application/json")
+def test_a_body_that_is_not_json_is_a_400_in_the_submit_shape(operator_api):
+    response = operator_api.post("/jobs/submit", b"\x00", content_type="application/json")
     assert response.status_code == 400
     body = response.json()
     assert body["accepted"] == 0 and "JSON parse error" in body["detail"]
 
 
-def test_a_nul_in_a_path_is_a_404_and_in_a_filter_a_400(api):
+def test_a_nul_in_a_path_is_a_404_and_in_a_filter_a_400(operator_api):
     # PostgreSQL refuses a NUL in a lookup with an error: none may reach the database.
-    assert api.get("/jobs/job-%00abc").status_code == 404
-    assert api.get("/schedules/%00").status_code == 404
-    assert api.get("/webhooks/%00/deliveries").status_code == 404
-    response = api.get("/jobs/query", {"vm": "web\x0001"})
+    assert operator_api.get("/jobs/job-%00abc").status_code == 404
+    assert operator_api.get("/schedules/%00").status_code == 404
+    assert operator_api.get("/webhooks/%00/deliveries").status_code == 404
+    response = operator_api.get("/jobs/query", {"vm": "web\x0001"})
     assert response.status_code == 400 and response.json()["vm"]
 
 
-def test_nul_and_control_characters_in_webhook_headers_are_a_400(api, settings):
+def test_nul_and_control_characters_in_webhook_headers_are_a_400(operator_api, settings):
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     for headers in ({"X-A\x00": "v"}, {"X-A": "v\x00"}, {"X-A\n": "v"}, {"X-A": "v\r\nX-Evil: 1"}):
         body = {"url": "http://127.0.0.1:9/hook", "headers": headers}
-        response = api.post("/webhooks", body, format="json")
+        response = operator_api.post("/webhooks", body, format="json")
         assert response.status_code == 400 and response.json()["headers"], (headers, response.content)
 
 
@@ -252,7 +247,7 @@ STRUCTURED_CRON = st.lists(st.one_of(CRON_FIELD, CRON_WORD), min_size=1, max_siz
 ANY_TEXT_CRON = st.text(max_size=40).filter(lambda text: "\x00" not in text)
 
 
-def test_fuzzed_cron_strings_are_refused_naming_the_field_or_fire_at_their_next_run(api, roots):
+def test_fuzzed_cron_strings_are_refused_naming_the_field_or_fire_at_their_next_run(operator_api, roots):
     """Not the validator as its own oracle: an accepted expression must fire, through beat's
     tick, exactly at the NEXT RUN the API showed, and at no earlier instant."""
 
@@ -268,7 +263,7 @@ def test_fuzzed_cron_strings_are_refused_naming_the_field_or_fire_at_their_next_
     @example(expression="@every 5m")
     @example(expression="9" * 200)
     def check(expression: str) -> None:
-        response = create_schedule(api, cron=expression, output_path=str(roots["root"]))
+        response = create_schedule(operator_api, cron=expression, output_path=str(roots["root"]))
         if response.status_code == 400:
             errors = response.json()
             assert list(errors) == ["cron"] and len(errors["cron"]) == 1, (expression, errors)
@@ -298,11 +293,11 @@ VM_PATHS = st.one_of(
 )
 
 
-def test_fuzzed_vm_paths_are_accepted_whole_or_refused_with_a_vm_path_error(api, roots):
+def test_fuzzed_vm_paths_are_accepted_whole_or_refused_with_a_vm_path_error(operator_api, roots):
     @FUZZ
     @given(vm_path=VM_PATHS)
     def check(vm_path: str) -> None:
-        response = submit(api, {"vm_path": vm_path})
+        response = submit(operator_api, {"vm_path": vm_path})
         assert response.status_code in (202, 400), (vm_path, response.content)
         if response.status_code == 400:
             assert response.json()["vm_path"], response.json()
@@ -322,11 +317,15 @@ def test_fuzzed_vm_paths_are_accepted_whole_or_refused_with_a_vm_path_error(api,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_directory_swapped_for_a_symlink_after_submit_is_refused_by_the_worker(api, roots, redis_url):
+def test_a_directory_swapped_for_a_symlink_after_submit_is_refused_by_the_worker(
+    operator_api, roots, redis_url
+):
     from exports import job_runner
 
     (roots["root"] / "archive").mkdir()
-    response = submit(api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/archive/web01"})
+    response = submit(
+        operator_api, {"vm_path": "/dc/vm/prod/web01", "output_path": f"{roots['root']}/archive/web01"}
+    )
     assert response.status_code == 202, response.content
     job_id = response.json()["job_ids"][0]
     # Between submit and run, someone replaces the checked directory with a link out of the root.
@@ -399,12 +398,12 @@ def integer_query_parameters() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def existing(api, roots, settings) -> dict[str, str]:
+def existing(operator_api, roots, settings) -> dict[str, str]:
     """One of each thing a path parameter names, so a request reaches the code behind it."""
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    job = submit(api, {"vm_path": "/dc/vm/prod/web01"}).json()["job_ids"][0]
-    schedule = create_schedule(api, name="existing").json()["id"]
-    webhook = api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, format="json").json()["id"]
+    job = submit(operator_api, {"vm_path": "/dc/vm/prod/web01"}).json()["job_ids"][0]
+    schedule = create_schedule(operator_api, name="existing").json()["id"]
+    webhook = operator_api.post("/webhooks", {"url": "http://127.0.0.1:9/hook"}, format="json").json()["id"]
     from webhooks.models import WebhookDelivery
 
     delivery = WebhookDelivery.objects.create(webhook_id=webhook, event="job.failed", body="{}").id
@@ -442,10 +441,10 @@ def test_there_are_numeric_fields_to_check():
 
 
 @pytest.mark.parametrize("value", HUGE_INTEGERS)
-def test_a_huge_integer_in_any_numeric_body_field_is_a_400_on_that_field(api, existing, value):
+def test_a_huge_integer_in_any_numeric_body_field_is_a_400_on_that_field(operator_api, existing, value):
     for method, path, name in integer_body_fields():
         body = {**BODIES[(method, path)], name: value}
-        response = api.generic(
+        response = operator_api.generic(
             method, fill(path, existing), json.dumps(body), content_type="application/json"
         )
         assert response.status_code == 400, (method, path, name, value, response.content)
@@ -453,22 +452,22 @@ def test_a_huge_integer_in_any_numeric_body_field_is_a_400_on_that_field(api, ex
     assert Schedule.objects.count() == 1 and Job.objects.count() == 1
 
 
-def test_a_huge_retention_is_a_field_error_not_an_overflow(api, roots):
-    response = create_schedule(api, retention=10**30)
+def test_a_huge_retention_is_a_field_error_not_an_overflow(operator_api, roots):
+    response = create_schedule(operator_api, retention=10**30)
     assert response.status_code == 400
     assert response.json() == {"retention": ["Ensure this value is less than or equal to 100000."]}
-    assert create_schedule(api, retention=100_000).status_code == 201
+    assert create_schedule(operator_api, retention=100_000).status_code == 201
 
 
 @pytest.mark.parametrize("value", [*HUGE_INTEGERS, "9" * 5000])
-def test_a_huge_integer_in_any_numeric_query_parameter_is_a_400_on_it(api, existing, value):
+def test_a_huge_integer_in_any_numeric_query_parameter_is_a_400_on_it(operator_api, existing, value):
     for method, path, name in integer_query_parameters():
-        response = api.generic(method, fill(path, existing) + f"?{name}={value}")
+        response = operator_api.generic(method, fill(path, existing) + f"?{name}={value}")
         assert response.status_code == 400, (method, path, name, response.content)
         assert response.json()[name], (method, path, response.json())
 
 
-def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(api, existing):
+def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(operator_api, existing):
     fields = integer_body_fields()
 
     @FUZZ
@@ -479,7 +478,7 @@ def test_fuzzed_integers_in_numeric_fields_are_stored_or_refused_on_the_field(ap
     def check(index: int, value: int) -> None:
         method, path, name = fields[index]
         body = {**BODIES[(method, path)], name: value}
-        response = api.generic(
+        response = operator_api.generic(
             method, fill(path, existing), json.dumps(body), content_type="application/json"
         )
         assert response.status_code in (200, 201, 202, 400), (method, path, name, value, response.content)
@@ -503,11 +502,11 @@ NESTINGS = {
 
 
 @pytest.mark.parametrize("body", NESTINGS.values(), ids=NESTINGS.keys())
-def test_deeply_nested_json_is_a_400_on_every_operation_that_takes_a_body(api, existing, body):
+def test_deeply_nested_json_is_a_400_on_every_operation_that_takes_a_body(operator_api, existing, body):
     for method, path, operation in operations():
         if method == "GET":  # a body on a GET is never read
             continue
-        response = api.generic(method, fill(path, existing), body, content_type="application/json")
+        response = operator_api.generic(method, fill(path, existing), body, content_type="application/json")
         assert response.status_code < 500, (method, path, response.content)
         if body_schema(operation):
             assert response.status_code == 400, (method, path, response.content)
@@ -515,7 +514,7 @@ def test_deeply_nested_json_is_a_400_on_every_operation_that_takes_a_body(api, e
     assert not Schedule.objects.exclude(name="existing").exists()
 
 
-def test_fuzzed_nesting_is_parsed_or_refused_never_a_500(api, existing):
+def test_fuzzed_nesting_is_parsed_or_refused_never_a_500(operator_api, existing):
     def nest(depth: int, kinds: list[bool]) -> str:
         opening = "".join("[" if kind else '{"k":' for kind in (kinds * depth)[:depth])
         closing = "".join("]" if kind else "}" for kind in reversed((kinds * depth)[:depth]))
@@ -528,7 +527,7 @@ def test_fuzzed_nesting_is_parsed_or_refused_never_a_500(api, existing):
     @example(depth=31, kinds=[True])
     @example(depth=32, kinds=[True])
     def check(depth: int, kinds: list[bool]) -> None:
-        response = api.post("/jobs/submit", nest(depth, kinds), content_type="application/json")
+        response = operator_api.post("/jobs/submit", nest(depth, kinds), content_type="application/json")
         assert response.status_code == 400, response.content
         if depth >= 32:  # the object around vm_path is the first level
             assert "nested deeper than 32 levels" in response.json()["detail"]
@@ -539,8 +538,8 @@ def test_fuzzed_nesting_is_parsed_or_refused_never_a_500(api, existing):
 
 
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e999"])
-def test_numbers_that_are_not_json_are_a_400(api, roots, text):
-    response = api.post(
+def test_numbers_that_are_not_json_are_a_400(operator_api, roots, text):
+    response = operator_api.post(
         "/schedules", f'{{"name": "x", "retention": {text}}}', content_type="application/json"
     )
     assert response.status_code == 400 and "JSON parse error" in response.json()["detail"]
@@ -579,7 +578,7 @@ def url_patterns_with_parameters() -> list[str]:
     return found
 
 
-def test_non_ascii_digits_in_any_path_parameter_are_a_4xx_never_a_500(api, admin_client, existing):
+def test_non_ascii_digits_in_any_path_parameter_are_a_4xx_never_a_500(operator_api, admin_client, existing):
     routes = [route for route in url_patterns_with_parameters() if not route.startswith("/admin/")]
     assert {"/webhooks/<str:index>", "/ui/webhooks/<str:webhook_id>/<str:action>/"} <= set(routes)
 
@@ -594,7 +593,7 @@ def test_non_ascii_digits_in_any_path_parameter_are_a_4xx_never_a_500(api, admin
             path = re.sub(r"<(?:\w+:)?\w+>", value, route)
             dashboard = route.startswith("/ui/")
             for method in ("get", "post", "put", "patch", "delete"):
-                response = getattr(admin_client if dashboard else api, method)(path)
+                response = getattr(admin_client if dashboard else operator_api, method)(path)
                 assert response.status_code in (400, 404, 405), (method, path, response.status_code)
 
     check()
@@ -610,8 +609,8 @@ def test_non_ascii_digits_in_admin_paths_never_give_a_500(admin_client, existing
 
 
 @pytest.mark.parametrize("ref", ["٣", "²", "٠", "𝟎", "1²"])
-def test_a_webhook_index_in_other_digits_is_a_404_naming_it(api, existing, ref):
-    response = api.get(f"/webhooks/{ref}")
+def test_a_webhook_index_in_other_digits_is_a_404_naming_it(operator_api, existing, ref):
+    response = operator_api.get(f"/webhooks/{ref}")
     assert response.status_code == 404 and response.json() == {"detail": f"webhook not found: {ref}"}
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
-from tests.conftest import APP01, register_vcenter, wait_for
+from tests.cli_runner import run_in_process
+from tests.conftest import APP01, bare_env, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +27,6 @@ DB01 = "/dc/vm/prod/db01"
 WATCH_LINE = re.compile(
     r"^\[\d\d:\d\d:\d\d\] (pending - waiting for a worker|running \d+\.\d% - .+|completed - export finished)$"
 )
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 
 
 def run(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -34,21 +34,8 @@ def run(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
 
 
 def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return run("hyperctl", *args, env=env)
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperctl", *args, env=env)
 
 
 def submit(vm: str, output: Path, **options) -> str:
@@ -208,9 +195,8 @@ def test_an_unreachable_daemon_is_one_error_line(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once we leave: nothing listens there
-    done = hyperctl(
-        "--daemon-url", f"http://127.0.0.1:{port}", "query", "-status", "failed", env=bare_env(tmp_path)
-    )
+    url = f"http://127.0.0.1:{port}"
+    done = run("hyperctl", "--daemon-url", url, "query", "-status", "failed", env=bare_env(tmp_path))
     assert done.returncode == 1
     assert done.stderr == f"error: cannot reach daemon at http://127.0.0.1:{port}: connection refused\n"
 
@@ -232,6 +218,6 @@ def test_the_token_can_come_from_a_file(daemon, tmp_path):
 
 
 def test_a_subcommand_is_required(tmp_path):
-    done = hyperctl(env=bare_env(tmp_path))
+    done = run("hyperctl", env=bare_env(tmp_path))  # the console script itself
     assert done.returncode == 2
     assert "the following arguments are required: COMMAND" in done.stderr

@@ -4,10 +4,8 @@ own database (local); a triggered schedule's job exported by a real worker from 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,11 @@ import pytest
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
 from schedules.models import Schedule, ScheduleRun
-from tests.conftest import APP01, wait_for
+from tests.cli_runner import run_in_process, run_process
+from tests.conftest import APP01, bare_env, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 CREATED = re.compile(
     r"^created schedule (sched-[A-Za-z0-9_-]+) \((.+)\): (.+) — (next run .+|disabled, no next run)$"
 )
@@ -28,23 +25,8 @@ HEADER = ["ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN"]
 
 
 def hyperctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperctl"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperctl", *args, env=env)
 
 
 def created(done: subprocess.CompletedProcess) -> Schedule:
@@ -329,7 +311,7 @@ def test_an_unknown_schedule_is_one_error_line(cli_env, action):
     ],
 )
 def test_missing_or_malformed_arguments_are_usage_errors(tmp_path, args, message):
-    done = hyperctl(*args, env=bare_env(tmp_path))
+    done = run_process("hyperctl", *args, env=bare_env(tmp_path))  # the console script itself
     assert done.returncode == 2
     assert message in done.stderr
 

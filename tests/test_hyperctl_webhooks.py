@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.test_hyperctl_schedules import bare_env, hyperctl
+from tests.test_hyperctl_schedules import hyperctl
 from tests.webhook_receiver import Receiver, Reply
 from webhooks.models import Webhook, WebhookDelivery
 
@@ -28,16 +28,14 @@ def receiver():
     receiver.stop()
 
 
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, settings) -> dict[str, str]:
-    """remote: the daemon's URL and token (the live server allows loopback receivers).
-    local: the daemon's machine, its database and settings (loopback allowed)."""
+@pytest.fixture
+def cli_env(cli_env, settings) -> dict[str, str]:
+    """The shared remote/local CLI environments, loopback receivers allowed: by the live
+    server's settings (remote), by the CLI's own environment (local)."""
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = [LOOPBACK]
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment")) | {
-        "HYPERSDK_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK
-    }
+    if "HYPERSDK_DAEMON_URL" in cli_env:
+        return cli_env
+    return cli_env | {"HYPERSDK_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK}
 
 
 def added(done) -> tuple[Webhook, str]:

@@ -9,41 +9,23 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from exports import jobs
 from exports.models import Job, VCenter
-from tests.conftest import APP01, register_vcenter, wait_for
+from tests.cli_runner import run_in_process, run_process
+from tests.conftest import APP01, bare_env, register_vcenter, wait_for
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
 DB01 = "/dc/vm/prod/db01"
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
 SUBMITTED = re.compile(r"^submitted (job-[A-Za-z0-9_-]+)$")
 
 
 def hyperexport(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperexport"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperexport", *args, env=env)
 
 
 def finished(job_id: str) -> Job | None:
@@ -215,7 +197,9 @@ def test_daemon_status_of_an_unreachable_daemon(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once we leave: nothing listens there
-    done = hyperexport("--daemon-status", "--daemon-url", f"http://127.0.0.1:{port}", env=bare_env(tmp_path))
+    done = run_process(
+        "hyperexport", "--daemon-status", "--daemon-url", f"http://127.0.0.1:{port}", env=bare_env(tmp_path)
+    )
     assert done.returncode == 1
     assert done.stderr == f"error: cannot reach daemon at http://127.0.0.1:{port}: connection refused\n"
 

@@ -3,39 +3,20 @@ local (the daemon's database)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from schedules.models import Schedule
+from tests.cli_runner import run_in_process, run_process
+from tests.conftest import bare_env
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-BIN = Path(sys.executable).parent
-_OWN_ENV = ("GOVC_", "HYPERSDK_", "DATABASE_URL", "REDIS_URL")
-
 
 def hyperexport(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "hyperexport"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """A machine with no daemon settings at all: no database, no Redis, no vCenter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_ENV)}
-    return env | {"HYPERSDK_DATA_DIR": str(tmp_path / "cli-data")}
-
-
-@pytest.fixture(params=["remote", "local"])
-def cli_env(request, tmp_path, export_root) -> dict[str, str]:
-    """remote: only the daemon's URL and token. local: the daemon's machine (its database, Redis)."""
-    if request.param == "remote":
-        return bare_env(tmp_path) | request.getfixturevalue("daemon").env
-    return dict(request.getfixturevalue("worker_environment"))
+    """In this process: the output formats are the command's (tests/cli_runner.py says why)."""
+    return run_in_process("hyperexport", *args, env=env)
 
 
 def test_the_guides_examples_create_schedules(cli_env):
@@ -127,6 +108,8 @@ def test_a_duplicate_name_is_refused(cli_env):
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):
-    done = hyperexport(*args, env=bare_env(tmp_path) | {"HYPERSDK_DAEMON_URL": "http://127.0.0.1:1"})
+    done = run_process(
+        "hyperexport", *args, env=bare_env(tmp_path) | {"HYPERSDK_DAEMON_URL": "http://127.0.0.1:1"}
+    )
     assert done.returncode == 2
     assert message in done.stderr

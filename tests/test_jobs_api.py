@@ -9,23 +9,12 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job, JobLog, VCenter
-from hypersdk.lib.permissions import grant_role
 
 
-@pytest.fixture
-def client(db, django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return api
-
-
-def submit(client, body, **kwargs):
-    return client.post("/jobs/submit", body, format="json", **kwargs)
+def submit(operator_api, body, **kwargs):
+    return operator_api.post("/jobs/submit", body, format="json", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -48,9 +37,10 @@ def test_health_needs_nothing(db):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_submit_one_job(client, export_root):
+def test_submit_one_job(operator_api, export_root):
     response = submit(
-        client, {"vm_path": "/dc/vm/prod/web01", "output_path": str(export_root / "web01"), "format": "ova"}
+        operator_api,
+        {"vm_path": "/dc/vm/prod/web01", "output_path": str(export_root / "web01"), "format": "ova"},
     )
     assert response.status_code == 202
     body = response.json()
@@ -66,15 +56,15 @@ def test_submit_one_job(client, export_root):
     assert JobLog.objects.filter(job=job).exists()
 
 
-def test_submit_without_output_gets_a_default_under_the_data_dir(client, settings):
-    body = submit(client, {"vm_path": "/dc/vm/prod/db01"}).json()
+def test_submit_without_output_gets_a_default_under_the_data_dir(operator_api, settings):
+    body = submit(operator_api, {"vm_path": "/dc/vm/prod/db01"}).json()
     job = Job.objects.get(id=body["job_ids"][0])
     assert job.output_path == f"{settings.DATA_DIR}/exports/db01-{job.id}"
 
 
-def test_batch_accepts_the_valid_and_reports_the_rest(client, export_root):
+def test_batch_accepts_the_valid_and_reports_the_rest(operator_api, export_root):
     response = submit(
-        client,
+        operator_api,
         {
             "jobs": [
                 {"vm_path": "/dc/vm/prod/web01", "output_path": str(export_root / "a")},
@@ -119,47 +109,50 @@ def test_batch_accepts_the_valid_and_reports_the_rest(client, export_root):
         ),
     ],
 )
-def test_bad_input_is_a_400_with_field_errors_and_nothing_created(client, body, field, message):
-    response = submit(client, body)
+def test_bad_input_is_a_400_with_field_errors_and_nothing_created(operator_api, body, field, message):
+    response = submit(operator_api, body)
     assert response.status_code == 400
     assert any(message in error for error in response.json()[field])
     assert Job.objects.count() == 0
 
 
-def test_dot_dot_cannot_escape_an_export_root(client, export_root):
-    response = submit(client, {"vm_path": "/dc/vm/a", "output_path": f"{export_root}/../../etc"})
+def test_dot_dot_cannot_escape_an_export_root(operator_api, export_root):
+    response = submit(operator_api, {"vm_path": "/dc/vm/a", "output_path": f"{export_root}/../../etc"})
     assert response.status_code == 400
     assert str(export_root.parent) in response.json()["output_path"][0]  # the roots are named
 
 
-def test_malformed_json_is_a_400(client):
-    response = client.post("/jobs/submit", data="{not json", content_type="application/json")
+def test_malformed_json_is_a_400(operator_api):
+    response = operator_api.post("/jobs/submit", data="{not json", content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
     assert Job.objects.count() == 0
 
 
-def test_query_filters_by_status_id_and_vm_and_paginates(client):
+def test_query_filters_by_status_id_and_vm_and_paginates(operator_api):
     made = jobs.submit_jobs([{"vm_path": f"/dc/vm/prod/web{i:02}"} for i in range(5)], origin="cli").job_ids
     Job.objects.filter(id=made[0]).update(status="failed", error="boom")
-    failed = client.get("/jobs/query", {"status": "failed"}).json()
+    failed = operator_api.get("/jobs/query", {"status": "failed"}).json()
     assert (
         failed["count"] == 1
         and failed["results"][0]["id"] == made[0]
         and failed["results"][0]["error"] == "boom"
     )
-    assert client.get("/jobs/query", {"id": made[3]}).json()["results"][0]["vm_path"] == "/dc/vm/prod/web03"
-    assert client.get("/jobs/query", {"vm": "web04"}).json()["count"] == 1
-    page = client.get("/jobs/query", {"page_size": 2}).json()
+    assert (
+        operator_api.get("/jobs/query", {"id": made[3]}).json()["results"][0]["vm_path"]
+        == "/dc/vm/prod/web03"
+    )
+    assert operator_api.get("/jobs/query", {"vm": "web04"}).json()["count"] == 1
+    page = operator_api.get("/jobs/query", {"page_size": 2}).json()
     assert page["count"] == 5 and len(page["results"]) == 2 and page["next"]
-    assert client.get("/jobs/query", {"status": "sleeping"}).status_code == 400
+    assert operator_api.get("/jobs/query", {"status": "sleeping"}).status_code == 400
 
 
-def test_job_details_follow_the_guides_field_names(client):
+def test_job_details_follow_the_guides_field_names(operator_api):
     job_id = jobs.submit_jobs(
         [{"vm_path": "/dc/vm/prod/web01", "convert": True, "manifest_target": "raw"}]
     ).job_ids[0]
-    body = client.get(f"/jobs/{job_id}").json()
+    body = operator_api.get(f"/jobs/{job_id}").json()
     assert {
         "id",
         "vm_path",
@@ -177,64 +170,64 @@ def test_job_details_follow_the_guides_field_names(client):
     assert (body["convert"], body["manifest_target"], body["status"]) == (True, "raw", "pending")
 
 
-def test_unknown_job_is_a_404(client):
-    assert client.get("/jobs/job-nosuchjob").status_code == 404
-    assert client.get("/jobs/logs/job-nosuchjob").status_code == 404
-    assert client.post("/jobs/job-nosuchjob/cancel").status_code == 404
+def test_unknown_job_is_a_404(operator_api):
+    assert operator_api.get("/jobs/job-nosuchjob").status_code == 404
+    assert operator_api.get("/jobs/logs/job-nosuchjob").status_code == 404
+    assert operator_api.post("/jobs/job-nosuchjob/cancel").status_code == 404
 
 
-def test_logs_all_tail_and_since(client):
+def test_logs_all_tail_and_since(operator_api):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
     for n in range(5):
         jobs.append_log(job_id, f"line {n}")
-    logs = client.get(f"/jobs/logs/{job_id}").json()["logs"]
+    logs = operator_api.get(f"/jobs/logs/{job_id}").json()["logs"]
     assert [entry["message"] for entry in logs][-5:] == [f"line {n}" for n in range(5)]
-    tail = client.get(f"/jobs/logs/{job_id}", {"tail": 2}).json()["logs"]
+    tail = operator_api.get(f"/jobs/logs/{job_id}", {"tail": 2}).json()["logs"]
     assert [entry["message"] for entry in tail] == ["line 3", "line 4"]
-    since = client.get(f"/jobs/logs/{job_id}", {"since": logs[-3]["id"]}).json()["logs"]
+    since = operator_api.get(f"/jobs/logs/{job_id}", {"since": logs[-3]["id"]}).json()["logs"]
     assert [entry["message"] for entry in since] == ["line 3", "line 4"]
-    assert client.get(f"/jobs/logs/{job_id}", {"tail": "x"}).status_code == 400
+    assert operator_api.get(f"/jobs/logs/{job_id}", {"tail": "x"}).status_code == 400
 
 
 @pytest.mark.parametrize("tail", ["\u0663", " 3", "+3", "1_0", "-1", "1000001", "9" * 5000])
-def test_a_tail_that_is_not_ascii_digits_within_bounds_is_a_400(client, tail):
+def test_a_tail_that_is_not_ascii_digits_within_bounds_is_a_400(operator_api, tail):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
-    response = client.get(f"/jobs/logs/{job_id}", {"tail": tail})
+    response = operator_api.get(f"/jobs/logs/{job_id}", {"tail": tail})
     assert response.status_code == 400
     assert response.json()["tail"] == ["must be an integer between 0 and 1000000"]
 
 
-def test_cancel_a_pending_job_at_once_and_refuse_a_finished_one(client):
+def test_cancel_a_pending_job_at_once_and_refuse_a_finished_one(operator_api):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
-    response = client.post(f"/jobs/{job_id}/cancel")
+    response = operator_api.post(f"/jobs/{job_id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    again = client.post(f"/jobs/{job_id}/cancel")
+    again = operator_api.post(f"/jobs/{job_id}/cancel")
     assert again.status_code == 409 and again.json()["status"] == "cancelled"
 
 
-def test_cancel_a_running_job_asks_its_worker(client):
+def test_cancel_a_running_job_asks_its_worker(operator_api):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
     Job.objects.filter(id=job_id).update(status="running")
-    body = client.post(f"/jobs/{job_id}/cancel").json()
+    body = operator_api.post(f"/jobs/{job_id}/cancel").json()
     assert body == {"job_id": job_id, "status": "running", "cancel_requested": True}
 
 
-def test_status_reports_health_counts_and_the_machine(client):
+def test_status_reports_health_counts_and_the_machine(operator_api):
     jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}])
-    body = client.get("/status").json()
+    body = operator_api.get("/status").json()
     assert body["health"] == "ok" and body["jobs"]["pending"] == 1
     assert {"version", "uptime_seconds", "active_jobs", "workers", "system", "export_roots"} <= set(body)
     assert {"load_average", "memory_total_bytes", "memory_available_bytes"} <= set(body["system"])
 
 
-def test_vcenter_password_is_encrypted_and_never_served(client, admin_client):
+def test_vcenter_password_is_encrypted_and_never_served(operator_api, admin_client):
     vcenter = VCenter(name="vc1", url="https://vc1.example/sdk", username="admin@vsphere.local")
     vcenter.password = "Sup3r-S3cret"
     vcenter.save()
     raw = VCenter.objects.values_list("password_encrypted", flat=True).get()
     assert "Sup3r-S3cret" not in raw and VCenter.objects.get().password == "Sup3r-S3cret"
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01", "vcenter": "vc1"}]).job_ids[0]
-    assert "Sup3r" not in json.dumps(client.get(f"/jobs/{job_id}").json())
+    assert "Sup3r" not in json.dumps(operator_api.get(f"/jobs/{job_id}").json())
     for page in ("/admin/exports/vcenter/", f"/admin/exports/vcenter/{vcenter.pk}/change/"):
         response = admin_client.get(page)
         assert response.status_code == 200 and b"vc1" in response.content

@@ -7,28 +7,16 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend, RemoteBackend
 from exports.models import Job
-from hypersdk.lib.permissions import grant_role
 from schedules.models import Schedule
 from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api(db) -> APIClient:
-    viewer = get_user_model().objects.create_user("vera", password="vera-pass")
-    grant_role(viewer, "viewer")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(viewer)}")
-    return client
 
 
 def make_schedules(count: int, *, with_jobs: bool = True) -> list[Schedule]:
@@ -61,34 +49,34 @@ def make_webhooks(count: int) -> list[Webhook]:
     return Webhook.objects.bulk_create(webhooks)
 
 
-def test_schedules_are_paged_like_jobs_query(api):
+def test_schedules_are_paged_like_jobs_query(viewer_api):
     made = make_schedules(5)
-    first = api.get("/schedules", {"page_size": 2}).json()
+    first = viewer_api.get("/schedules", {"page_size": 2}).json()
     assert set(first) == {"count", "next", "previous", "results"}
-    assert set(first) == set(api.get("/jobs/query", {"page_size": 2}).json())
+    assert set(first) == set(viewer_api.get("/jobs/query", {"page_size": 2}).json())
     assert first["count"] == 5 and first["previous"] is None and "page=2" in first["next"]
     assert [s["name"] for s in first["results"]] == ["s0000", "s0001"]
-    last = api.get("/schedules", {"page_size": 2, "page": 3}).json()
+    last = viewer_api.get("/schedules", {"page_size": 2, "page": 3}).json()
     assert [s["id"] for s in last["results"]] == [made[4].id] and last["next"] is None
     # The default page is the API's: 50.
-    assert len(api.get("/schedules").json()["results"]) == 5
+    assert len(viewer_api.get("/schedules").json()["results"]) == 5
 
 
-def test_webhooks_are_paged_and_keep_their_index_across_pages(api):
+def test_webhooks_are_paged_and_keep_their_index_across_pages(viewer_api):
     made = make_webhooks(5)
-    page = api.get("/webhooks", {"page_size": 2, "page": 2}).json()
+    page = viewer_api.get("/webhooks", {"page_size": 2, "page": 2}).json()
     assert page["count"] == 5
     assert [(w["index"], w["id"]) for w in page["results"]] == [(2, made[2].id), (3, made[3].id)]
     # An index from a page addresses the same webhook.
-    assert api.get("/webhooks/3").json()["id"] == made[3].id
+    assert viewer_api.get("/webhooks/3").json()["id"] == made[3].id
 
 
-def test_deliveries_are_paged(api):
+def test_deliveries_are_paged(viewer_api):
     webhook = make_webhooks(1)[0]
     WebhookDelivery.objects.bulk_create(
         WebhookDelivery(webhook=webhook, event="job.failed", body="{}") for _ in range(3)
     )
-    page = api.get("/webhooks/0/deliveries", {"page_size": 2}).json()
+    page = viewer_api.get("/webhooks/0/deliveries", {"page_size": 2}).json()
     assert page["count"] == 3 and len(page["results"]) == 2 and "page=2" in page["next"]
 
 
@@ -104,44 +92,48 @@ def test_deliveries_are_paged(api):
         {"page_size": "1001"},
     ],
 )
-def test_bad_page_parameters_are_a_400_on_every_list(api, path, params):
+def test_bad_page_parameters_are_a_400_on_every_list(viewer_api, path, params):
     make_webhooks(1)
-    response = api.get(path, params)
+    response = viewer_api.get(path, params)
     assert response.status_code == 400, (path, params, response.content)
     assert set(response.json()) == set(params)
 
 
 @pytest.mark.parametrize("path", ["/schedules", "/webhooks", "/webhooks/0/deliveries", "/jobs/query"])
-def test_a_page_past_the_end_is_a_404_that_names_it(api, path):
+def test_a_page_past_the_end_is_a_404_that_names_it(viewer_api, path):
     make_webhooks(1)
-    response = api.get(path, {"page": 9})
+    response = viewer_api.get(path, {"page": 9})
     assert response.status_code == 404 and response.json()["detail"].startswith("there is no page 9")
 
 
 # ---- queries: none per row ---------------------------------------------------------------------
 
 
-def queries_for(path: str, api: APIClient, django_assert_max_num_queries, limit: int) -> None:
+def queries_for(path: str, viewer_api: APIClient, django_assert_max_num_queries, limit: int) -> None:
     with django_assert_max_num_queries(limit):
-        response = api.get(path, {"page_size": 1000})
+        response = viewer_api.get(path, {"page_size": 1000})
     assert response.status_code == 200
 
 
-def test_a_page_of_schedules_costs_the_same_queries_for_10_or_1000_rows(api, django_assert_max_num_queries):
+def test_a_page_of_schedules_costs_the_same_queries_for_10_or_1000_rows(
+    viewer_api, django_assert_max_num_queries
+):
     # The token's digest candidates (knox), its user, the user's role, the count, and the page
     # (schedules joined with their last job and missed-run counts): 5 whatever the number of rows.
     make_schedules(10)
-    queries_for("/schedules", api, django_assert_max_num_queries, 5)
+    queries_for("/schedules", viewer_api, django_assert_max_num_queries, 5)
     Schedule.objects.all().delete()
     make_schedules(1000)
-    queries_for("/schedules", api, django_assert_max_num_queries, 5)
+    queries_for("/schedules", viewer_api, django_assert_max_num_queries, 5)
 
 
-def test_a_page_of_webhooks_costs_the_same_queries_for_10_or_1000_rows(api, django_assert_max_num_queries):
+def test_a_page_of_webhooks_costs_the_same_queries_for_10_or_1000_rows(
+    viewer_api, django_assert_max_num_queries
+):
     make_webhooks(10)
-    queries_for("/webhooks", api, django_assert_max_num_queries, 5)
+    queries_for("/webhooks", viewer_api, django_assert_max_num_queries, 5)
     make_webhooks(990)
-    queries_for("/webhooks", api, django_assert_max_num_queries, 5)
+    queries_for("/webhooks", viewer_api, django_assert_max_num_queries, 5)
 
 
 def test_the_dashboard_schedules_page_and_the_local_cli_query_a_fixed_number_of_times(

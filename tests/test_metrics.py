@@ -15,6 +15,7 @@ from hypersdk.lib import events
 from hypersdk.lib.permissions import grant_role
 from metrics import recording
 from tests.conftest import APP01, wait_for
+from tests.factories import make_job
 from tests.webhook_receiver import Receiver, Reply
 from webhooks import drain, payloads
 from webhooks.models import Webhook, WebhookDelivery
@@ -126,8 +127,8 @@ def test_a_failed_export_is_counted_as_failed(celery_worker, export_root, django
 def test_a_cancelled_pending_job_is_counted_and_the_queue_gauges_follow_the_jobs(django_user_model):
     token = token_for(django_user_model, "prometheus", "viewer")
     for _ in range(2):
-        Job.objects.create(vm_path=APP01, output_path="/exports/q")
-    Job.objects.create(vm_path=APP01, output_path="/exports/r", status="running", started_at=timezone.now())
+        make_job(APP01, "/exports/q")
+    make_job(APP01, "/exports/r", status="running", started_at=timezone.now())
     before = scrape(token)
     assert value(before, "hypersdk_queue_length") == 2
     assert value(before, "hypersdk_jobs_running") == 1

@@ -22,7 +22,7 @@ from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.formats import OVA_GZIP_LEVEL, TARGET_FORMATS, TARGETS
 from exports.pipeline.manifest import SCHEMA_PATH
 from exports.pipeline.options import OPTIONS, ExportOptions, InvalidOptions
-from exports.pipeline.package import gzip_disks
+from exports.pipeline.ova import gzip_disks
 from exports.pipeline.run import export_vm
 from hypersdk.lib.permissions import grant_role
 from schedules.spec import ScheduleSpecSerializer

@@ -15,7 +15,6 @@ from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from cli.render import job_detail, job_table
 from exports import jobs
 from exports.api.serializers import JobSerializer
@@ -34,19 +33,11 @@ from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapsho
 from exports.pipeline.run import export_vm
 from hypersdk.lib.permissions import grant_role
 from tests.conftest import APP01, fire_at, govc_environment, wait_for
+from tests.factories import make_job
 
 
-@pytest.fixture
-def api(db, django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return client
-
-
-def submit(api: APIClient, output: Path, vm: str = APP01):
-    return api.post("/jobs/submit", {"vm_path": vm, "output_path": str(output)}, format="json")
+def submit(operator_api: APIClient, output: Path, vm: str = APP01):
+    return operator_api.post("/jobs/submit", {"vm_path": vm, "output_path": str(output)}, format="json")
 
 
 def files_under(directory: Path) -> list[str]:
@@ -57,12 +48,12 @@ def files_under(directory: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("second", ["n", "n/inner", "."], ids=["same", "inside", "around"])
-def test_submit_refuses_a_path_an_active_job_owns_and_names_that_job(api, export_root, second):
-    first = submit(api, export_root / "n")
+def test_submit_refuses_a_path_an_active_job_owns_and_names_that_job(operator_api, export_root, second):
+    first = submit(operator_api, export_root / "n")
     assert first.status_code == 202, first.json()
     owner = first.json()["job_ids"][0]
 
-    response = submit(api, (export_root / second).resolve(), vm="/dc/vm/prod/web01")
+    response = submit(operator_api, (export_root / second).resolve(), vm="/dc/vm/prod/web01")
 
     assert response.status_code == 400
     (message,) = response.json()["output_path"]
@@ -70,16 +61,16 @@ def test_submit_refuses_a_path_an_active_job_owns_and_names_that_job(api, export
     assert Job.objects.count() == 1
 
 
-def test_submit_accepts_a_path_beside_or_once_the_owner_finished(api, export_root):
-    owner = submit(api, export_root / "n").json()["job_ids"][0]
-    assert submit(api, export_root / "n2").status_code == 202  # a sibling, not inside
+def test_submit_accepts_a_path_beside_or_once_the_owner_finished(operator_api, export_root):
+    owner = submit(operator_api, export_root / "n").json()["job_ids"][0]
+    assert submit(operator_api, export_root / "n2").status_code == 202  # a sibling, not inside
     Job.objects.filter(id=owner).update(status=Job.Status.COMPLETED)
-    assert submit(api, export_root / "n" / "inner").status_code == 202
+    assert submit(operator_api, export_root / "n" / "inner").status_code == 202
 
 
-def test_two_jobs_of_one_batch_cannot_share_a_path(api, export_root):
+def test_two_jobs_of_one_batch_cannot_share_a_path(operator_api, export_root):
     body = {"jobs": [{"vm_path": APP01, "output_path": str(export_root / "same")}] * 2}
-    response = api.post("/jobs/submit", body, format="json")
+    response = operator_api.post("/jobs/submit", body, format="json")
     assert response.status_code == 202
     result = response.json()
     assert (result["accepted"], result["rejected"]) == (1, 1)
@@ -87,10 +78,10 @@ def test_two_jobs_of_one_batch_cannot_share_a_path(api, export_root):
     assert result["errors"][0]["errors"]["output_path"][0].startswith(f"in use by job {result['job_ids'][0]}")
 
 
-def test_a_batch_refuses_a_spec_inside_or_around_an_earlier_one_naming_it(api, export_root):
+def test_a_batch_refuses_a_spec_inside_or_around_an_earlier_one_naming_it(operator_api, export_root):
     paths = ["n", "n/inner", "m/inner", "m", "N", "n2"]
     body = {"jobs": [{"vm_path": APP01, "output_path": str(export_root / path)} for path in paths]}
-    result = api.post("/jobs/submit", body, format="json").json()
+    result = operator_api.post("/jobs/submit", body, format="json").json()
 
     # n, m/inner, N (another name: exact, case-sensitive) and n2 (a sibling) are accepted.
     assert result["accepted"] == 4
@@ -101,15 +92,15 @@ def test_a_batch_refuses_a_spec_inside_or_around_an_earlier_one_naming_it(api, e
     assert set(refused) == {1, 3}
 
 
-def test_a_batch_refuses_a_path_around_two_active_jobs_naming_the_oldest(api, export_root):
-    older = submit(api, export_root / "a" / "z").json()["job_ids"][0]
-    submit(api, export_root / "a" / "b")
+def test_a_batch_refuses_a_path_around_two_active_jobs_naming_the_oldest(operator_api, export_root):
+    older = submit(operator_api, export_root / "a" / "z").json()["job_ids"][0]
+    submit(operator_api, export_root / "a" / "b")
     body = {"jobs": [{"vm_path": APP01, "output_path": str(export_root / "a")}]}
-    (error,) = api.post("/jobs/submit", body, format="json").json()["errors"]
+    (error,) = operator_api.post("/jobs/submit", body, format="json").json()["errors"]
     assert error["errors"]["output_path"][0].startswith(f"in use by job {older} ")
 
 
-def test_a_batch_submit_costs_the_same_lookups_for_10_or_300_specs(api, export_root):
+def test_a_batch_submit_costs_the_same_lookups_for_10_or_300_specs(operator_api, export_root):
     def specs(count: int, prefix: str) -> dict:
         return {
             "jobs": [{"vm_path": f"/dc/vm/prod/{prefix}{n}"} for n in range(count)]
@@ -117,9 +108,9 @@ def test_a_batch_submit_costs_the_same_lookups_for_10_or_300_specs(api, export_r
         }
 
     with CaptureQueriesContext(connection) as small:
-        assert api.post("/jobs/submit", specs(10, "a"), format="json").json()["accepted"] == 20
+        assert operator_api.post("/jobs/submit", specs(10, "a"), format="json").json()["accepted"] == 20
     with CaptureQueriesContext(connection) as large:
-        assert api.post("/jobs/submit", specs(300, "b"), format="json").json()["accepted"] == 600
+        assert operator_api.post("/jobs/submit", specs(300, "b"), format="json").json()["accepted"] == 600
 
     # bulk inserts come in chunks of the database's parameter limit; every other query is one per batch.
     def lookups(queries: CaptureQueriesContext) -> list[str]:
@@ -130,8 +121,8 @@ def test_a_batch_submit_costs_the_same_lookups_for_10_or_300_specs(api, export_r
 
 def test_a_claim_fails_a_job_whose_path_a_running_job_owns(db, export_root):
     # Both pending (as two submits racing each other would leave them): the claim decides.
-    outer = Job.objects.create(vm_path=APP01, output_path=str(export_root / "n"))
-    inner = Job.objects.create(vm_path=APP01, output_path=str(export_root / "n" / "inner"))
+    outer = make_job(APP01, str(export_root / "n"))
+    inner = make_job(APP01, str(export_root / "n" / "inner"))
     assert jobs.claim_job(outer.id, "w1") is not None
 
     assert jobs.claim_job(inner.id, "w2") is None
@@ -145,9 +136,9 @@ def test_a_claim_fails_a_job_whose_path_a_running_job_owns(db, export_root):
 def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
     # Each on a vCenter of its own: the per-vCenter claim lock does not serialise them.
     contenders = [
-        Job.objects.create(
-            vm_path=APP01,
-            output_path=str(export_root / "same"),
+        make_job(
+            APP01,
+            str(export_root / "same"),
             vcenter=VCenter.objects.create(name=f"vc{index}", url=f"vc{index}.example", username="u"),
         )
         for index in range(4)
@@ -176,12 +167,12 @@ def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
 
 
 def test_a_schedule_firing_into_an_occupied_path_fails_that_run_naming_the_owner(
-    api, export_root, redis_url, django_capture_on_commit_callbacks
+    operator_api, export_root, redis_url, django_capture_on_commit_callbacks
 ):
     from hypersdk.lib import events
 
-    owner = submit(api, export_root / "web01").json()["job_ids"][0]
-    schedule = api.post(
+    owner = submit(operator_api, export_root / "web01").json()["job_ids"][0]
+    schedule = operator_api.post(
         "/schedules",
         {
             "name": "nightly",
@@ -195,7 +186,7 @@ def test_a_schedule_firing_into_an_occupied_path_fails_that_run_naming_the_owner
     events.subscribe(lambda event, data: seen.append((event, data)))
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            response = api.post(f"/schedules/{schedule['id']}/trigger")
+            response = operator_api.post(f"/schedules/{schedule['id']}/trigger")
     finally:
         events._subscribers.pop()
 
@@ -236,7 +227,7 @@ def test_the_reaper_undoes_a_dead_runs_record_and_nothing_else(db, tmp_path):
     run.track("app01-disk2.vmdk")
     (output / "app01-disk2.vmdk.part").write_bytes(b"half")
     run._close()  # the worker dies: nothing of the run's memory survives but its record
-    job = Job.objects.create(vm_path=APP01, output_path=str(output), status="running", id="job-dead")
+    job = make_job(APP01, str(output), status="running", id="job-dead")
 
     jobs.remove_partial_output(job)
 
@@ -455,21 +446,21 @@ def completed_job(output: Path) -> Job:
         "files": [{"name": "app01-disk1.vmdk", "size": 15, "sha256": "a" * 64}],
         "artifacts": ["app01-disk1.vmdk", "app01.ovf"],
     }
-    return Job.objects.create(vm_path=APP01, output_path=str(output), status="completed", result=result)
+    return make_job(APP01, str(output), status="completed", result=result)
 
 
 def test_a_completed_job_whose_files_were_removed_reads_files_missing(
-    api, export_root, client, django_user_model
+    operator_api, export_root, client, django_user_model
 ):
     job = completed_job(export_root / "app01")
-    assert api.get(f"/jobs/{job.id}").json()["status_detail"] == ""
+    assert operator_api.get(f"/jobs/{job.id}").json()["status_detail"] == ""
 
     (export_root / "app01" / "app01-disk1.vmdk").unlink()
 
-    body = api.get(f"/jobs/{job.id}").json()
+    body = operator_api.get(f"/jobs/{job.id}").json()
     assert (body["status"], body["status_detail"]) == ("completed", "files missing")
     assert body["missing_files"] == [str(export_root / "app01" / "app01-disk1.vmdk")]
-    listed = api.get("/jobs/query", {"status": "completed"}).json()
+    listed = operator_api.get("/jobs/query", {"status": "completed"}).json()
     assert listed["results"][0]["status_detail"] == "files missing"
 
     rendered = JobSerializer(job).data
@@ -483,16 +474,18 @@ def test_a_completed_job_whose_files_were_removed_reads_files_missing(
     assert "files missing" in page and "Files missing" in page
 
 
-def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(api, export_root, redis_url):
+def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(
+    operator_api, export_root, redis_url
+):
     from schedules import service
     from schedules.models import Schedule
 
-    created = api.post(
+    created = operator_api.post(
         "/schedules",
         {"name": "nightly", "cron": "0 2 * * *", "vm_path": APP01, "output_path": str(export_root)},
         format="json",
     ).json()
-    api.patch(f"/schedules/{created['id']}", {"retention": 1, "overlap": "allow"}, format="json")
+    operator_api.patch(f"/schedules/{created['id']}", {"retention": 1, "overlap": "allow"}, format="json")
     old = fire_at(created["id"], datetime(2026, 6, 1, 2, tzinfo=UTC)).job
     Job.objects.filter(id=old.id).update(status="completed")
     os.makedirs(old.output_path)
@@ -535,7 +528,7 @@ def test_a_workers_output_swapped_for_a_symlink_mid_download_receives_nothing(
     assert files_under(export_root / "moved-away") == []
 
 
-def test_a_removed_converted_image_reads_files_missing(api, export_root):
+def test_a_removed_converted_image_reads_files_missing(operator_api, export_root):
     job = completed_job(export_root / "app01")
     converted = export_root / "app01" / "converted" / "app01-disk1.qcow2"
     converted.parent.mkdir()
@@ -546,7 +539,7 @@ def test_a_removed_converted_image_reads_files_missing(api, export_root):
         "conversion": {"outputs": [{"disk_id": "d1", "output": str(converted), "format": "qcow2"}]},
     }
     job.save()
-    assert api.get(f"/jobs/{job.id}").json()["status_detail"] == ""
+    assert operator_api.get(f"/jobs/{job.id}").json()["status_detail"] == ""
     converted.unlink()  # the directory stays: only the image the operator takes to KVM is gone
-    body = api.get(f"/jobs/{job.id}").json()
+    body = operator_api.get(f"/jobs/{job.id}").json()
     assert (body["status_detail"], body["missing_files"]) == ("files missing", [str(converted)])

@@ -19,16 +19,18 @@ from exports.tasks import purge_old_jobs
 from hypersdk.lib import events
 from metrics import recording
 from schedules.models import Schedule, ScheduleRun
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
 
-def make_job(status: str, age_days: float, output: Path | str = "/exports/nowhere", **fields) -> Job:
+def aged_job(status: str, age_days: float, output: Path | str = "/exports/nowhere", **fields) -> Job:
+    """A job finished (or created) `age_days` ago, with one log line."""
     at = timezone.now() - timedelta(days=age_days)
     finished = at if status in Job.FINISHED else None
-    job = Job.objects.create(
-        vm_path="/dc/vm/prod/app01",
-        output_path=str(output),
+    job = make_job(
+        "/dc/vm/prod/app01",
+        str(output),
         status=status,
         created_at=at - timedelta(minutes=5),
         started_at=at - timedelta(minutes=4) if status != "pending" else None,
@@ -51,8 +53,8 @@ def output_dir(root: Path, name: str) -> Path:
 
 
 def test_old_finished_jobs_go_with_their_logs_and_recent_ones_stay():
-    old = [make_job(status, 40) for status in ("completed", "failed", "cancelled")]
-    recent = make_job("completed", 10)
+    old = [aged_job(status, 40) for status in ("completed", "failed", "cancelled")]
+    recent = aged_job("completed", 10)
     result = retention.purge_jobs(30)
     assert result.jobs == 3
     assert not any(exists(job) for job in old)
@@ -62,13 +64,13 @@ def test_old_finished_jobs_go_with_their_logs_and_recent_ones_stay():
 
 
 def test_pending_and_running_jobs_are_never_deleted_however_old():
-    pending, running = make_job("pending", 400), make_job("running", 400)
+    pending, running = aged_job("pending", 400), aged_job("running", 400)
     assert retention.purge_jobs(0).jobs == 0
     assert exists(pending) and exists(running)
 
 
 def test_schedule_runs_stay_without_their_deleted_job():
-    job = make_job("completed", 40)
+    job = aged_job("completed", 40)
     schedule = Schedule.objects.create(name="nightly", cron="0 2 * * *", job_template={}, last_job=job)
     run = ScheduleRun.objects.create(schedule=schedule, slot=job.created_at, outcome="started", job=job)
     retention.purge_jobs(30)
@@ -79,7 +81,7 @@ def test_schedule_runs_stay_without_their_deleted_job():
 
 def test_export_files_are_kept_unless_asked(export_root):
     output = output_dir(export_root, "app01")
-    make_job("completed", 40, output, output_created=True)
+    aged_job("completed", 40, output, output_created=True)
     result = retention.purge_jobs(30)
     assert result.jobs == 1 and result.removed_outputs == []
     assert (output / "app01-disk1.vmdk").read_bytes() == b"disk"
@@ -92,13 +94,13 @@ def test_delete_files_removes_only_what_old_jobs_made_inside_an_export_root(
     preexisting = output_dir(export_root, "preexisting")  # the job wrote into a directory it found
     shared = output_dir(export_root, "shared")  # a job that stays writes there too
     outside = output_dir(tmp_path, "outside")  # not under any export root (a root was removed since)
-    make_job("completed", 40, made, output_created=True)
-    make_job("failed", 40, preexisting, output_created=False)
-    make_job("completed", 40, shared, output_created=True)
-    make_job("completed", 2, shared, output_created=False)
-    make_job("completed", 40, outside, output_created=True)
-    make_job("completed", 40, export_roots_base, output_created=True)  # a root itself: never
-    make_job("completed", 40, export_root, output_created=True)  # holds the output of a job that stays
+    aged_job("completed", 40, made, output_created=True)
+    aged_job("failed", 40, preexisting, output_created=False)
+    aged_job("completed", 40, shared, output_created=True)
+    aged_job("completed", 2, shared, output_created=False)
+    aged_job("completed", 40, outside, output_created=True)
+    aged_job("completed", 40, export_roots_base, output_created=True)  # a root itself: never
+    aged_job("completed", 40, export_root, output_created=True)  # holds the output of a job that stays
 
     result = retention.purge_jobs(30, delete_files=True)
     assert result.jobs == 6
@@ -111,7 +113,7 @@ def test_delete_files_removes_only_what_old_jobs_made_inside_an_export_root(
 
 def test_a_dry_run_deletes_nothing(export_root):
     output = output_dir(export_root, "app01")
-    job = make_job("completed", 40, output, output_created=True)
+    job = aged_job("completed", 40, output, output_created=True)
     result = retention.purge_jobs(30, delete_files=True, dry_run=True)
     assert (result.jobs, result.removed_outputs) == (1, [str(output)])
     assert exists(job) and output.is_dir()
@@ -121,7 +123,7 @@ def test_metrics_counters_survive_the_purge(settings):
     events.subscribe(recording.on_event)  # another module's test may have cleared the subscribers
     settings.HYPERSDK_METRICS_PUBLIC = True
     for _ in range(3):
-        job = Job.objects.create(vm_path="/dc/vm/prod/app01", output_path="/exports/x")
+        job = make_job("/dc/vm/prod/app01", "/exports/x")
         jobs.cancel_job(job.id)  # the real event path: job.cancelled counted by the subscriber
     Job.objects.update(finished_at=timezone.now() - timedelta(days=100))
     before = Client().get("/metrics").content.decode()
@@ -140,14 +142,14 @@ def test_the_daily_clean_up_follows_the_settings(settings, export_root):
         "schedule": 24 * 3600.0,
     }
     output = output_dir(export_root, "app01")
-    job = make_job("completed", 100, output, output_created=True)
+    job = aged_job("completed", 100, output, output_created=True)
     settings.HYPERSDK_JOB_RETENTION_DAYS = 0  # keep forever
     assert purge_old_jobs() == 0 and exists(job)
     settings.HYPERSDK_JOB_RETENTION_DAYS = 90
     assert purge_old_jobs() == 1 and not exists(job)
     assert output.is_dir()  # files kept: HYPERSDK_JOB_RETENTION_DELETE_FILES is off
 
-    job = make_job("completed", 100, output, output_created=True)
+    job = aged_job("completed", 100, output, output_created=True)
     with override_settings(HYPERSDK_JOB_RETENTION_DELETE_FILES=True):
         assert purge_old_jobs() == 1
     assert not output.exists()
@@ -155,8 +157,8 @@ def test_the_daily_clean_up_follows_the_settings(settings, export_root):
 
 def test_purge_jobs_command_prints_a_summary(export_root):
     output = output_dir(export_root, "app01")
-    make_job("completed", 40, output, output_created=True)
-    make_job("completed", 5)
+    aged_job("completed", 40, output, output_created=True)
+    aged_job("completed", 5)
     out = StringIO()
     call_command("purge_jobs", "--older-than", "30", "--dry-run", "--delete-files", stdout=out)
     assert out.getvalue().splitlines() == [

@@ -10,17 +10,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from cli.backends import CLIError, LocalBackend
 from exports.models import Job, VCenter
 from hypersdk.lib import events
-from hypersdk.lib.permissions import grant_role
 from schedules import service
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at
@@ -39,15 +36,6 @@ RUN_NAME = re.compile(r"^(?:[a-z0-9-]+-)?sched-[A-Za-z0-9_-]+-\d{8}-\d{6}(?:-\d{
 
 
 @pytest.fixture
-def api(db) -> APIClient:
-    alice = get_user_model().objects.create_user("alice", password="alice-pass")
-    grant_role(alice, "operator")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(alice)}")
-    return client
-
-
-@pytest.fixture
 def roots(tmp_path, settings) -> dict[str, Path]:
     """Two export roots side by side: a run of a schedule writing to root/out must stay there."""
     root, other = tmp_path / "root", tmp_path / "other-root"
@@ -58,9 +46,9 @@ def roots(tmp_path, settings) -> dict[str, Path]:
     return {"root": root, "other": other, "out": root / "out"}
 
 
-def create(api: APIClient, name: str, **fields):
+def create(operator_api: APIClient, name: str, **fields):
     body = {"name": name, "cron": "0 2 * * *", "vm_path": "/dc/vm/prod/web01", **fields}
-    return api.post("/schedules", body, format="json")
+    return operator_api.post("/schedules", body, format="json")
 
 
 # ---- names -------------------------------------------------------------------------------
@@ -77,11 +65,11 @@ HOSTILE_LABELS = [
 
 
 @pytest.mark.parametrize("name", HOSTILE_LABELS)
-def test_a_name_is_a_label_and_every_run_stays_directly_in_the_output(api, roots, redis_url, name):
-    created = create(api, name, output_path=str(roots["out"]))
+def test_a_name_is_a_label_and_every_run_stays_directly_in_the_output(operator_api, roots, redis_url, name):
+    created = create(operator_api, name, output_path=str(roots["out"]))
     assert created.status_code == 201, created.content
     assert created.json()["name"] == name
-    triggered = api.post(f"/schedules/{created.json()['id']}/trigger")
+    triggered = operator_api.post(f"/schedules/{created.json()['id']}/trigger")
     assert triggered.status_code == 202, triggered.content
     job = Job.objects.get(id=triggered.json()["job_id"])
     run_dir = Path(job.output_path)
@@ -90,8 +78,8 @@ def test_a_name_is_a_label_and_every_run_stays_directly_in_the_output(api, roots
     assert list(roots["other"].iterdir()) == []
 
 
-def test_the_run_directory_is_the_name_slug_the_id_and_the_slot(api, roots, redis_url):
-    schedule_id = create(api, "Daily Backup: web01/prod", output_path=str(roots["out"])).json()["id"]
+def test_the_run_directory_is_the_name_slug_the_id_and_the_slot(operator_api, roots, redis_url):
+    schedule_id = create(operator_api, "Daily Backup: web01/prod", output_path=str(roots["out"])).json()["id"]
     run = fire_at(schedule_id, datetime(2026, 6, 1, 2, 0, 5, tzinfo=ZoneInfo("UTC")))
     assert Path(run.job.output_path).name == f"daily-backup-web01-prod-{schedule_id}-20260601-020000"
 
@@ -100,33 +88,33 @@ def test_the_run_directory_is_the_name_slug_the_id_and_the_slot(api, roots, redi
     "name",
     ["a\tb", "a\nb", "night\rly", "x\u200by", "\u202egnp.exe", "a\u2028b", "\x1b[2J", "", "   ", "a" * 129],
 )
-def test_names_with_control_or_invisible_characters_are_a_400_on_name(api, roots, name):
-    response = create(api, name)
+def test_names_with_control_or_invisible_characters_are_a_400_on_name(operator_api, roots, name):
+    response = create(operator_api, name)
     assert response.status_code == 400, response.content
     assert response.json()["name"], response.json()
     assert not Schedule.objects.exists()
 
 
-def test_names_are_checked_on_update_too(api, roots):
-    schedule_id = create(api, "nightly").json()["id"]
-    response = api.patch(f"/schedules/{schedule_id}", {"name": "night\nly"}, format="json")
+def test_names_are_checked_on_update_too(operator_api, roots):
+    schedule_id = create(operator_api, "nightly").json()["id"]
+    response = operator_api.patch(f"/schedules/{schedule_id}", {"name": "night\nly"}, format="json")
     assert response.status_code == 400 and response.json()["name"]
     assert Schedule.objects.get().name == "nightly"
 
 
-def test_fuzzed_names_are_refused_on_name_or_run_inside_the_output(api, roots, redis_url):
+def test_fuzzed_names_are_refused_on_name_or_run_inside_the_output(operator_api, roots, redis_url):
     @FUZZ
     @given(name=st.text(max_size=140))
     @example(name="../" * 40 + "etc/passwd")
     @example(name="\x00")
     def check(name: str) -> None:
-        created = create(api, name, output_path=str(roots["out"]))
+        created = create(operator_api, name, output_path=str(roots["out"]))
         if created.status_code == 400:
             assert created.json()["name"], created.json()
             assert not Schedule.objects.exists()
             return
         assert created.status_code == 201, (name, created.content)
-        triggered = api.post(f"/schedules/{created.json()['id']}/trigger")
+        triggered = operator_api.post(f"/schedules/{created.json()['id']}/trigger")
         assert triggered.status_code == 202, (name, triggered.content)
         output = Path(Job.objects.get(id=triggered.json()["job_id"]).output_path)
         assert output.parent == roots["out"] and RUN_NAME.match(output.name), (name, output)
@@ -136,9 +124,9 @@ def test_fuzzed_names_are_refused_on_name_or_run_inside_the_output(api, roots, r
     check()
 
 
-def test_retention_removes_only_this_schedules_run_directories(api, roots, redis_url):
+def test_retention_removes_only_this_schedules_run_directories(operator_api, roots, redis_url):
     body = {"output_path": str(roots["out"]), "retention": 1, "overlap": "allow"}
-    schedule_id = create(api, "../../etc/x", **body).json()["id"]
+    schedule_id = create(operator_api, "../../etc/x", **body).json()["id"]
     outputs = []
     for day in (1, 2):
         run = fire_at(schedule_id, datetime(2026, 6, day, 2, tzinfo=ZoneInfo("UTC")))
@@ -168,17 +156,17 @@ def recorded_events():
 
 
 @pytest.fixture
-def orphaned(api, roots) -> str:
+def orphaned(operator_api, roots) -> str:
     """A schedule on a vCenter that has since been deleted."""
     vcenter = VCenter.objects.create(name="vc-gone", url="https://vc.example/sdk", username="u")
-    response = create(api, "nightly", vcenter="vc-gone", output_path=str(roots["out"]))
+    response = create(operator_api, "nightly", vcenter="vc-gone", output_path=str(roots["out"]))
     assert response.status_code == 201, response.content
     vcenter.delete()
     return response.json()["id"]
 
 
 def test_a_firing_that_cannot_build_its_job_marks_the_schedule_failing(
-    api, orphaned, recorded_events, django_capture_on_commit_callbacks
+    operator_api, orphaned, recorded_events, django_capture_on_commit_callbacks
 ):
     slot = datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -186,10 +174,10 @@ def test_a_firing_that_cannot_build_its_job_marks_the_schedule_failing(
         assert fire_at(orphaned, slot - timedelta(days=1)).outcome == ScheduleRun.Outcome.FAILED
         run = fire_at(orphaned, slot)
     assert run.outcome == ScheduleRun.Outcome.FAILED and run.job is None and "vcenter" in run.error
-    shown = api.get(f"/schedules/{orphaned}").json()
+    shown = operator_api.get(f"/schedules/{orphaned}").json()
     assert shown["failing"] is True and shown["enabled"] is True and shown["run_count"] == 0
     assert shown["failure_reason"].startswith("vcenter: ") and shown["failing_since"]
-    listed = api.get("/schedules").json()["results"][0]
+    listed = operator_api.get("/schedules").json()["results"][0]
     assert (listed["failing"], listed["failure_reason"]) == (True, shown["failure_reason"])
     assert not Job.objects.exists()
     failures = [data for event, data in recorded_events if event == "job.failed"]
@@ -213,13 +201,13 @@ def test_job_failed_reaches_a_subscribed_webhook(orphaned, django_capture_on_com
     assert data["job_id"] is None and "vcenter" in data["error"]
 
 
-def test_trigger_on_a_failing_schedule_is_a_409_with_the_reason(api, orphaned):
-    response = api.post(f"/schedules/{orphaned}/trigger")
+def test_trigger_on_a_failing_schedule_is_a_409_with_the_reason(operator_api, orphaned):
+    response = operator_api.post(f"/schedules/{orphaned}/trigger")
     assert response.status_code == 409, response.content
     assert response.json()["detail"].startswith(
         f"schedule nightly ({orphaned}) cannot start its job: vcenter: "
     )
-    assert api.get(f"/schedules/{orphaned}").json()["failing"] is True
+    assert operator_api.get(f"/schedules/{orphaned}").json()["failing"] is True
 
 
 def test_trigger_on_a_failing_schedule_is_a_one_line_cli_error(orphaned):
@@ -258,11 +246,15 @@ def test_the_dashboard_shows_failing_and_its_run_now_answers_with_the_reason(orp
     assert "failing" in page and "vcenter: " in page
 
 
-def test_an_edit_that_fixes_the_template_clears_failing_and_the_next_run_starts(api, orphaned, redis_url):
+def test_an_edit_that_fixes_the_template_clears_failing_and_the_next_run_starts(
+    operator_api, orphaned, redis_url
+):
     fire_at(orphaned, datetime(2026, 6, 1, 2, tzinfo=ZoneInfo("UTC")))
     # Changing only the cron leaves the vCenter missing: still failing.
-    assert api.patch(f"/schedules/{orphaned}", {"cron": "0 3 * * *"}, format="json").json()["failing"]
-    fixed = api.patch(f"/schedules/{orphaned}", {"vcenter": None}, format="json").json()
+    assert operator_api.patch(f"/schedules/{orphaned}", {"cron": "0 3 * * *"}, format="json").json()[
+        "failing"
+    ]
+    fixed = operator_api.patch(f"/schedules/{orphaned}", {"vcenter": None}, format="json").json()
     assert fixed["failing"] is False and fixed["failure_reason"] is None
     run = fire_at(orphaned, datetime(2026, 6, 2, 3, tzinfo=ZoneInfo("UTC")) + timedelta(seconds=1))
     assert run.outcome == ScheduleRun.Outcome.STARTED and run.job is not None

@@ -10,12 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone as django_timezone
 from django_celery_beat.models import PeriodicTask
-from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk.lib import events
-from hypersdk.lib.permissions import grant_role
 from schedules import cron, service, tasks
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at as fire
@@ -63,17 +60,8 @@ def test_schedules_can_be_described_for_people():
 
 
 @pytest.fixture
-def client(db, django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return api
-
-
-@pytest.fixture
-def daily(client, export_root) -> dict:
-    response = client.post(
+def daily(operator_api, export_root) -> dict:
+    response = operator_api.post(
         "/schedules",
         {
             "name": "daily-backup",
@@ -107,12 +95,12 @@ def test_a_schedule_gets_no_beat_entry_of_its_own_only_the_minute_tick_fires_it(
     assert tick["task"] == tasks.fire_due_schedules.name == "schedules.tasks.fire_due_schedules"
 
 
-def test_list_get_put_patch_delete(client, daily):
-    assert [s["id"] for s in client.get("/schedules").json()["results"]] == [daily["id"]]
-    assert client.get(f"/schedules/{daily['id']}").json()["name"] == "daily-backup"
-    patched = client.patch(f"/schedules/{daily['id']}", {"cron": "@hourly"}, format="json").json()
+def test_list_get_put_patch_delete(operator_api, daily):
+    assert [s["id"] for s in operator_api.get("/schedules").json()["results"]] == [daily["id"]]
+    assert operator_api.get(f"/schedules/{daily['id']}").json()["name"] == "daily-backup"
+    patched = operator_api.patch(f"/schedules/{daily['id']}", {"cron": "@hourly"}, format="json").json()
     assert patched["cron"] == "0 * * * *" and patched["vm_path"] == "/dc/vm/prod/web01"
-    put = client.put(
+    put = operator_api.put(
         f"/schedules/{daily['id']}",
         {"name": "nightly", "cron": "0 3 * * *", "vm_path": "/dc/vm/prod/db01"},
         format="json",
@@ -122,25 +110,25 @@ def test_list_get_put_patch_delete(client, daily):
         and put.json()["vm_path"] == "/dc/vm/prod/db01"
         and put.json()["name"] == "nightly"
     )
-    assert client.delete(f"/schedules/{daily['id']}").status_code == 204
+    assert operator_api.delete(f"/schedules/{daily['id']}").status_code == 204
     assert not Schedule.objects.exists()
 
 
-def test_disable_clears_the_next_run_and_enable_brings_it_back(client, daily):
-    disabled = client.post(f"/schedules/{daily['id']}/disable").json()
+def test_disable_clears_the_next_run_and_enable_brings_it_back(operator_api, daily):
+    disabled = operator_api.post(f"/schedules/{daily['id']}/disable").json()
     assert disabled["enabled"] is False and disabled["next_run_at"] is None
-    enabled = client.post(f"/schedules/{daily['id']}/enable").json()
+    enabled = operator_api.post(f"/schedules/{daily['id']}/enable").json()
     assert enabled["enabled"] is True and enabled["next_run_at"] == daily["next_run_at"]
 
 
-def test_trigger_starts_a_job_now_without_moving_the_next_run(client, daily, export_root, redis_url):
-    before = client.get(f"/schedules/{daily['id']}").json()["next_run_at"]
-    response = client.post(f"/schedules/{daily['id']}/trigger")
+def test_trigger_starts_a_job_now_without_moving_the_next_run(operator_api, daily, export_root, redis_url):
+    before = operator_api.get(f"/schedules/{daily['id']}").json()["next_run_at"]
+    response = operator_api.post(f"/schedules/{daily['id']}/trigger")
     assert response.status_code == 202
     job = Job.objects.get(id=response.json()["job_id"])
     assert job.origin == "schedule" and job.vm_path == "/dc/vm/prod/web01"
     assert job.output_path.startswith(f"{export_root}/web01/daily-backup-{daily['id']}-")
-    after = client.get(f"/schedules/{daily['id']}").json()
+    after = operator_api.get(f"/schedules/{daily['id']}").json()
     assert after["next_run_at"] == before and after["run_count"] == 1 and after["last_job"] == job.id
 
 
@@ -152,10 +140,12 @@ def clock(monkeypatch):
     return held
 
 
-def test_two_triggers_in_one_second_get_a_run_directory_each(client, daily, export_root, redis_url, clock):
-    first = client.post(f"/schedules/{daily['id']}/trigger")
+def test_two_triggers_in_one_second_get_a_run_directory_each(
+    operator_api, daily, export_root, redis_url, clock
+):
+    first = operator_api.post(f"/schedules/{daily['id']}/trigger")
     clock[0] += timedelta(milliseconds=200)
-    second = client.post(f"/schedules/{daily['id']}/trigger")
+    second = operator_api.post(f"/schedules/{daily['id']}/trigger")
 
     assert (first.status_code, second.status_code) == (202, 202), second.json()
     made = Job.objects.filter(id__in=[first.json()["job_id"], second.json()["job_id"]])
@@ -169,11 +159,11 @@ def test_a_cron_slots_run_directory_keeps_its_name(daily, redis_url, export_root
     assert run.job.output_path == f"{export_root}/web01/daily-backup-{daily['id']}-20260601-020000"
 
 
-def test_retention_removes_triggered_runs_output_too(client, daily, redis_url, clock):
-    client.patch(f"/schedules/{daily['id']}", {"retention": 1}, format="json")
+def test_retention_removes_triggered_runs_output_too(operator_api, daily, redis_url, clock):
+    operator_api.patch(f"/schedules/{daily['id']}", {"retention": 1}, format="json")
     outputs = []
     for _ in range(3):
-        job = Job.objects.get(id=client.post(f"/schedules/{daily['id']}/trigger").json()["job_id"])
+        job = Job.objects.get(id=operator_api.post(f"/schedules/{daily['id']}/trigger").json()["job_id"])
         Job.objects.filter(id=job.id).update(status="completed")
         os.makedirs(job.output_path)
         outputs.append(job.output_path)
@@ -199,25 +189,25 @@ def test_retention_removes_triggered_runs_output_too(client, daily, redis_url, c
         ({"output_path": "/etc"}, "output_path", "export roots"),
     ],
 )
-def test_bad_schedules_are_400_and_nothing_changes(client, daily, body, field, message):
+def test_bad_schedules_are_400_and_nothing_changes(operator_api, daily, body, field, message):
     base = {"name": "other", "cron": "0 3 * * *", "vm_path": "/dc/vm/prod/db01"}
-    response = client.post("/schedules", {**base, **body}, format="json")
+    response = operator_api.post("/schedules", {**base, **body}, format="json")
     assert response.status_code == 400
     assert any(message in error for error in response.json()[field]), response.json()
     assert Schedule.objects.count() == 1
     if field != "name":  # the update door refuses the same, and the schedule stays as it was
-        response = client.patch(f"/schedules/{daily['id']}", body, format="json")
+        response = operator_api.patch(f"/schedules/{daily['id']}", body, format="json")
         assert response.status_code == 400
         assert any(message in error for error in response.json()[field]), response.json()
-        assert client.get(f"/schedules/{daily['id']}").json() == daily
+        assert operator_api.get(f"/schedules/{daily['id']}").json() == daily
 
 
-def test_missing_vm_path_is_a_400(client):
-    response = client.post("/schedules", {"name": "x", "cron": "@daily"}, format="json")
+def test_missing_vm_path_is_a_400(operator_api):
+    response = operator_api.post("/schedules", {"name": "x", "cron": "@daily"}, format="json")
     assert response.status_code == 400 and "vm_path" in response.json()
 
 
-def test_unknown_schedule_is_a_404(client):
+def test_unknown_schedule_is_a_404(operator_api):
     for method, path in [
         ("get", ""),
         ("put", ""),
@@ -227,7 +217,10 @@ def test_unknown_schedule_is_a_404(client):
         ("post", "/disable"),
         ("post", "/trigger"),
     ]:
-        assert getattr(client, method)(f"/schedules/sched-nope{path}", {}, format="json").status_code == 404
+        assert (
+            getattr(operator_api, method)(f"/schedules/sched-nope{path}", {}, format="json").status_code
+            == 404
+        )
 
 
 # ---- firing ----
@@ -264,20 +257,20 @@ def test_overlap_skip_leaves_a_run_out_while_the_last_is_going(daily, redis_url)
     assert fire(daily["id"], at("2026-06-03T02:00")).outcome == "started"
 
 
-def test_overlap_allow_starts_every_run(client, daily, redis_url):
-    client.patch(f"/schedules/{daily['id']}", {"overlap": "allow"}, format="json")
+def test_overlap_allow_starts_every_run(operator_api, daily, redis_url):
+    operator_api.patch(f"/schedules/{daily['id']}", {"overlap": "allow"}, format="json")
     fire(daily["id"], at("2026-06-01T02:00"))
     assert fire(daily["id"], at("2026-06-02T02:00")).outcome == "started"
     assert Job.objects.filter(origin="schedule").count() == 2
 
 
-def test_a_disabled_schedule_does_not_fire(client, daily, redis_url):
-    client.post(f"/schedules/{daily['id']}/disable")
+def test_a_disabled_schedule_does_not_fire(operator_api, daily, redis_url):
+    operator_api.post(f"/schedules/{daily['id']}/disable")
     assert fire(daily["id"], at("2026-06-01T02:00:03")) is None
 
 
-def test_retention_keeps_the_last_n_runs_output(client, daily, redis_url, export_root):
-    client.patch(f"/schedules/{daily['id']}", {"retention": 2, "overlap": "allow"}, format="json")
+def test_retention_keeps_the_last_n_runs_output(operator_api, daily, redis_url, export_root):
+    operator_api.patch(f"/schedules/{daily['id']}", {"retention": 2, "overlap": "allow"}, format="json")
     outputs = []
     for day in range(1, 5):
         run = fire(daily["id"], at(f"2026-06-0{day}T02:00"))

@@ -13,6 +13,7 @@ from django.utils import timezone
 from exports.models import Job, JobLog
 from schedules.models import Schedule
 from tests.conftest import APP01
+from tests.factories import make_job
 from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.vsphere, pytest.mark.django_db(transaction=True)]
@@ -34,8 +35,8 @@ def machine(worker_environment) -> dict[str, str]:
 @pytest.fixture
 def failed_job() -> Job:
     now = timezone.now()
-    job = Job.objects.create(
-        vm_path=APP01, output_path="/exports/app01", status="failed", error="VM not found: /dc/vm/prod/app01",
+    job = make_job(
+        APP01, "/exports/app01", status="failed", error="VM not found: /dc/vm/prod/app01",
         created_at=now, started_at=now, finished_at=now,
     )  # fmt: skip
     JobLog.objects.create(job=job, level="error", message="VM not found: /dc/vm/prod/app01")

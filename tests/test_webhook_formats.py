@@ -25,7 +25,7 @@ from tests.chat_receivers import (
     slack_receiver,
     teams_receiver,
 )
-from tests.test_webhooks import attempt, client, finished_job, progress_event  # noqa: F401 - fixtures
+from tests.test_webhooks import attempt, finished_job, progress_event
 from tests.webhook_receiver import Reply
 from webhooks import dispatch, drain, fanout, formats, retry_after, service
 from webhooks.models import Webhook, WebhookDelivery
@@ -109,13 +109,13 @@ def test_the_format_is_inferred_from_the_url(url, expected):
     assert formats.infer(url) == expected
 
 
-def test_an_explicit_format_wins_and_an_unknown_one_is_a_400(client, chat):  # noqa: F811
-    created = client.post("/webhooks", {"url": chat.url, "format": chat.format}, format="json")
+def test_an_explicit_format_wins_and_an_unknown_one_is_a_400(operator_api, chat):
+    created = operator_api.post("/webhooks", {"url": chat.url, "format": chat.format}, format="json")
     assert created.status_code == 201 and created.json()["format"] == chat.format
-    bad = client.post("/webhooks", {"url": chat.url, "format": "irc"}, format="json")
+    bad = operator_api.post("/webhooks", {"url": chat.url, "format": "irc"}, format="json")
     assert bad.status_code == 400 and "format" in bad.json()
     assert Webhook.objects.count() == 1
-    listed = client.get("/webhooks").json()["results"]
+    listed = operator_api.get("/webhooks").json()["results"]
     assert [row["format"] for row in listed] == [chat.format]
 
 
@@ -455,13 +455,13 @@ def test_a_progress_flushed_after_the_job_ended_is_not_emitted(monkeypatch):
 # ---- secrets in chat URLs ----------------------------------------------------------------------
 
 
-def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error(client, slack, caplog):  # noqa: F811
+def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error(operator_api, slack, caplog):
     url = slack.url
-    created = client.post("/webhooks", {"url": url, "format": "slack"}, format="json").json()
+    created = operator_api.post("/webhooks", {"url": url, "format": "slack"}, format="json").json()
     assert created["url"] == url  # once, to the creator
     masked = f"http://127.0.0.1:{slack.port}/services/T000/…"
-    assert client.get("/webhooks").json()["results"][0]["url"] == masked
-    assert client.get("/webhooks/0").json()["url"] == masked
+    assert operator_api.get("/webhooks").json()["results"][0]["url"] == masked
+    assert operator_api.get("/webhooks/0").json()["url"] == masked
     webhook = Webhook.objects.get()
     assert webhook.url == masked and str(webhook).endswith(masked)
     # The receiver redirects to a URL with the secret in it, and echoes it in a 4xx.
@@ -483,7 +483,7 @@ def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error
     assert secret not in caplog.text
 
 
-def test_a_teams_sig_echoed_by_the_receiver_is_never_stored_or_shown(client):  # noqa: F811
+def test_a_teams_sig_echoed_by_the_receiver_is_never_stored_or_shown(operator_api):
     """Power Automate's secret is a query value (``sig=``): a receiver echoing it in its error
     must not put it in the delivery's error or excerpt, which viewers see."""
     from tests.webhook_receiver import Receiver
@@ -496,7 +496,7 @@ def test_a_teams_sig_echoed_by_the_receiver_is_never_stored_or_shown(client):  #
         receiver.reply(Reply(401, body=f"bad sig={secret} for {url}".encode()))
         result = service.test_webhook(0)
         assert not result.ok and secret not in result.error and "***" in result.error
-        shown = client.get("/webhooks/0/deliveries").content.decode()
+        shown = operator_api.get("/webhooks/0/deliveries").content.decode()
         assert "HTTP 401" in shown and secret not in shown
         for row in WebhookDelivery.objects.all():
             assert secret not in row.error and secret not in row.response_excerpt

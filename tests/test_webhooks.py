@@ -9,14 +9,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from api_tokens.service import issue_token
 from exports import jobs
 from exports.models import Job
 from hypersdk.lib import events
 from hypersdk.lib.encryption import decrypt
-from hypersdk.lib.permissions import grant_role
+from tests.factories import make_job
 from tests.webhook_receiver import Receiver, Reply
 from webhooks import drain, fanout, retry_after, retry_policy, service
 from webhooks.models import Webhook, WebhookDelivery
@@ -44,15 +42,6 @@ def receiver():
     receiver = Receiver().start()
     yield receiver
     receiver.stop()
-
-
-@pytest.fixture
-def client(django_user_model) -> APIClient:
-    user = django_user_model.objects.create_user("operator", password="operator-pass")
-    grant_role(user, "operator")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
-    return api
 
 
 def add(url: str, events_=None, **kwargs) -> tuple[Webhook, str]:
@@ -96,8 +85,8 @@ def attempt(webhook: Webhook) -> WebhookDelivery:
 # ---- the API ----
 
 
-def test_add_shows_the_secret_once_and_stores_it_encrypted(client, receiver):
-    response = client.post("/webhooks", {"url": receiver.url}, format="json")
+def test_add_shows_the_secret_once_and_stores_it_encrypted(operator_api, receiver):
+    response = operator_api.post("/webhooks", {"url": receiver.url}, format="json")
     assert response.status_code == 201, response.json()
     created = response.json()
     assert created["id"].startswith("wh-") and created["index"] == 0
@@ -107,23 +96,23 @@ def test_add_shows_the_secret_once_and_stores_it_encrypted(client, receiver):
     assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
     stored = Webhook.objects.get(id=created["id"])
     assert secret not in stored.secret_encrypted and decrypt(stored.secret_encrypted) == secret
-    listing = client.get("/webhooks").json()["results"]
+    listing = operator_api.get("/webhooks").json()["results"]
     assert [(w["index"], w["id"], w["url"]) for w in listing] == [(0, created["id"], receiver.url)]
     assert "secret" not in listing[0] and secret not in json.dumps(listing)
-    assert "secret" not in client.get(f"/webhooks/{created['id']}").json()
+    assert "secret" not in operator_api.get(f"/webhooks/{created['id']}").json()
 
 
-def test_add_with_events_headers_and_disabled(client, receiver):
+def test_add_with_events_headers_and_disabled(operator_api, receiver):
     body = {
         "url": receiver.url,
         "events": ["job.completed", "schedule.triggered", "job.completed"],
         "headers": {"Authorization": "Bearer t0ken"},
         "enabled": False,
     }
-    created = client.post("/webhooks", body, format="json").json()
+    created = operator_api.post("/webhooks", body, format="json").json()
     assert created["events"] == ["job.completed", "schedule.triggered"]
     assert created["headers"] == {"Authorization": "Bearer t0ken"} and created["enabled"] is False
-    everything = client.post("/webhooks", {"url": receiver.url, "events": ["*"]}, format="json").json()
+    everything = operator_api.post("/webhooks", {"url": receiver.url, "events": ["*"]}, format="json").json()
     assert everything["events"] == ["*"] and everything["index"] == 1
 
 
@@ -170,19 +159,23 @@ def test_add_with_events_headers_and_disabled(client, receiver):
         ),
     ],
 )
-def test_bad_input_is_one_clear_400_and_creates_nothing(client, settings, body, allowed, field, message):
+def test_bad_input_is_one_clear_400_and_creates_nothing(
+    operator_api, settings, body, allowed, field, message
+):
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = allowed
-    response = client.post("/webhooks", body, format="json")
+    response = operator_api.post("/webhooks", body, format="json")
     assert response.status_code == 400
     errors = response.json()
     assert list(errors) == [field] and len(errors[field]) == 1 and message in errors[field][0]
     assert not Webhook.objects.exists()
 
 
-def test_headers_up_to_the_bounds_are_kept(client, settings):
+def test_headers_up_to_the_bounds_are_kept(operator_api, settings):
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
     headers = {f"X-{n}": "1" for n in range(30)} | {"X" * 256: "v", "X-Long": "\u00e9" * 2048}
-    response = client.post("/webhooks", {"url": "http://127.0.0.1:9/", "headers": headers}, format="json")
+    response = operator_api.post(
+        "/webhooks", {"url": "http://127.0.0.1:9/", "headers": headers}, format="json"
+    )
     assert response.status_code == 201, response.json()
     assert Webhook.objects.get().target_headers == headers
 
@@ -197,9 +190,9 @@ def test_headers_up_to_the_bounds_are_kept(client, settings):
         ("delete", "/webhooks/wh-nope"),
     ],
 )
-def test_an_unknown_index_or_id_is_404(client, receiver, method, path):
+def test_an_unknown_index_or_id_is_404(operator_api, receiver, method, path):
     add(receiver.url)
-    response = getattr(client, method)(path)
+    response = getattr(operator_api, method)(path)
     assert response.status_code == 404
     assert response.json()["detail"] in (
         "no webhook at index 3: indexes are 0-0",
@@ -208,23 +201,23 @@ def test_an_unknown_index_or_id_is_404(client, receiver, method, path):
     assert Webhook.objects.count() == 1
 
 
-def test_delete_by_index_or_id_and_indexes_follow_creation_order(client, receiver):
+def test_delete_by_index_or_id_and_indexes_follow_creation_order(operator_api, receiver):
     first, _ = add(receiver.url_for(path="/a"))
     second, _ = add(receiver.url_for(path="/b"))
     third, _ = add(receiver.url_for(path="/c"))
-    assert client.delete("/webhooks/1").status_code == 204
-    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [
+    assert operator_api.delete("/webhooks/1").status_code == 204
+    assert [(w["index"], w["id"]) for w in operator_api.get("/webhooks").json()["results"]] == [
         (0, first.id),
         (1, third.id),
     ]
-    assert client.delete(f"/webhooks/{first.id}").status_code == 204
-    assert [(w["index"], w["id"]) for w in client.get("/webhooks").json()["results"]] == [(0, third.id)]
+    assert operator_api.delete(f"/webhooks/{first.id}").status_code == 204
+    assert [(w["index"], w["id"]) for w in operator_api.get("/webhooks").json()["results"]] == [(0, third.id)]
     assert not Webhook.objects.filter(id=second.id).exists()
 
 
-def test_test_sends_the_guides_signed_test_payload_and_reports_status_and_latency(client, receiver):
+def test_test_sends_the_guides_signed_test_payload_and_reports_status_and_latency(operator_api, receiver):
     webhook, secret = add(receiver.url, headers={"X-Team": "ops"})
-    response = client.post("/webhooks/0/test")
+    response = operator_api.post("/webhooks/0/test")
     assert response.status_code == 200
     result = response.json()
     assert (result["ok"], result["status_code"], result["error"]) == (True, 200, "")
@@ -233,34 +226,36 @@ def test_test_sends_the_guides_signed_test_payload_and_reports_status_and_latenc
     payload = request.verify(secret)
     assert (payload["event"], payload["data"]) == ("test", {}) and "timestamp" in payload
     assert request.headers["content-type"] == "application/json" and request.headers["x-team"] == "ops"
-    recorded = client.get("/webhooks/0/deliveries").json()["results"]
+    recorded = operator_api.get("/webhooks/0/deliveries").json()["results"]
     assert [(d["id"], d["event"], d["status"], d["attempts"]) for d in recorded] == [
         (result["delivery_id"], "test", "delivered", 1)
     ]
 
 
-def test_test_reports_the_receivers_error(client, receiver):
+def test_test_reports_the_receivers_error(operator_api, receiver):
     add(receiver.url)
     receiver.reply(Reply(500, body=b"boom"))
-    result = client.post("/webhooks/0/test").json()
+    result = operator_api.post("/webhooks/0/test").json()
     assert (result["ok"], result["status_code"], result["error"]) == (False, 500, "HTTP 500")
     assert WebhookDelivery.objects.get(id=result["delivery_id"]).response_excerpt == "boom"
 
 
-def test_test_is_refused_at_connect_time_when_the_address_is_no_longer_allowed(client, receiver, settings):
+def test_test_is_refused_at_connect_time_when_the_address_is_no_longer_allowed(
+    operator_api, receiver, settings
+):
     add(receiver.url)
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = []
-    result = client.post("/webhooks/0/test").json()
+    result = operator_api.post("/webhooks/0/test").json()
     assert result["ok"] is False and result["status_code"] is None
     assert "127.0.0.1 is a loopback address: refused" in result["error"]
     assert receiver.requests == []
 
 
-def test_redeliver_sends_the_same_body_with_the_same_webhook_id(client, receiver):
+def test_redeliver_sends_the_same_body_with_the_same_webhook_id(operator_api, receiver):
     webhook, secret = add(receiver.url)
     emit_completed()
     first = attempt(webhook)
-    response = client.post(f"/webhooks/{webhook.id}/deliveries/{first.id}/redeliver")
+    response = operator_api.post(f"/webhooks/{webhook.id}/deliveries/{first.id}/redeliver")
     assert response.status_code == 202
     again = response.json()
     assert again["id"] != first.id and again["redelivery_of"] == first.id and again["status"] == "pending"
@@ -310,7 +305,7 @@ def test_the_payload_describes_the_job(receiver):
 
 def test_cancelling_a_pending_job_emits_job_cancelled(receiver):
     webhook, _ = add(receiver.url, ["job.cancelled"])
-    job = Job.objects.create(vm_path="/dc/vm/prod/web01", output_path="/exports/web01")
+    job = make_job("/dc/vm/prod/web01", "/exports/web01")
     jobs.cancel_job(job.id)
     (cancelled,) = WebhookDelivery.objects.filter(webhook=webhook)
     assert cancelled.event == "job.cancelled"

@@ -15,6 +15,7 @@ from hypersdk.lib import events
 from schedules import service as schedules
 from schedules.spec import ScheduleSpecSerializer
 from tests.conftest import APP01, wait_for
+from tests.factories import make_job
 from tests.webhook_receiver import Receiver, Reply
 from webhooks import fanout, service
 from webhooks.models import WebhookDelivery
@@ -111,9 +112,7 @@ def test_a_real_export_notifies_subscribed_webhooks_with_signed_payloads(
 def test_failures_are_retried_by_the_worker_until_the_receiver_recovers(celery_worker, receiver):
     webhook, secret = service.add_webhook(receiver.url, ["job.completed"])
     receiver.reply(Reply(500), Reply(503, headers={"Retry-After": "1"}))
-    job = Job.objects.create(
-        vm_path="/dc/vm/prod/web01", output_path="/exports/web01", status=Job.Status.COMPLETED
-    )
+    job = make_job("/dc/vm/prod/web01", "/exports/web01", status=Job.Status.COMPLETED)
     events.emit("job.completed", job.as_event())
     (sent,) = wait_for(lambda: settled(webhook.id, 1), message="the delivery to settle")
     assert (sent.status, sent.attempts, sent.status_code, sent.error) == ("delivered", 3, 200, "")
@@ -125,7 +124,7 @@ def test_failures_are_retried_by_the_worker_until_the_receiver_recovers(celery_w
 def test_410_from_the_receiver_disables_the_webhook(celery_worker, receiver):
     webhook, _ = service.add_webhook(receiver.url, ["job.completed"])
     receiver.reply(Reply(410))
-    job = Job.objects.create(vm_path="/dc/vm/prod/web01", output_path="/x", status=Job.Status.COMPLETED)
+    job = make_job("/dc/vm/prod/web01", "/x", status=Job.Status.COMPLETED)
     events.emit("job.completed", job.as_event())
     (gone,) = wait_for(lambda: settled(webhook.id, 1), message="the delivery to settle")
     assert (gone.status, gone.status_code, gone.attempts) == ("failed", 410, 1)
@@ -186,7 +185,11 @@ def test_the_guides_example_1_notifies_slack_discord_and_teams_of_real_backups(
 ):
     """Example 1 as written, with each receiver's URL (and an explicit -format, the receivers
     being on loopback), then its schedules running: every receiver accepts every message."""
-    from tests.test_hyperctl_schedules import hyperctl
+    from functools import partial
+
+    from tests.cli_runner import run_process
+
+    hyperctl = partial(run_process, "hyperctl")  # the console script, as the guide runs it
 
     env = {**worker_environment, "HYPERSDK_DATA_DIR": str(tmp_path / "cli")}
     for index, (fmt, receiver) in enumerate(chat_receivers.items()):

@@ -1,0 +1,68 @@
+"""Rows the tests need, made one way: people with a role and their clients, jobs, schedules,
+webhooks. The shared persona fixtures (``operator``, ``viewer``, ``no_role_user`` and their
+``*_api`` / ``*_browser`` clients) are in ``tests/conftest.py`` and built from these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+from rest_framework.test import APIClient
+
+from api_tokens.service import issue_token
+from exports.models import Job
+from hypersdk.lib.permissions import grant_role
+from schedules.models import Schedule
+from webhooks import service as webhooks
+from webhooks.models import Webhook
+
+APP01 = "/dc/vm/prod/app01"
+
+
+def make_user(
+    username: str, role: str | None = None, *, password: str | None = None, superuser: bool = False
+):
+    """A user with ``role`` ("operator", "viewer" or None for no role); the password defaults
+    to ``<username>-pass``."""
+    password = password if password is not None else f"{username}-pass"
+    users = get_user_model().objects
+    if superuser:
+        return users.create_superuser(username, f"{username}@example.com", password)
+    user = users.create_user(username, password=password)
+    if role is not None:
+        grant_role(user, role)
+    return user
+
+
+def api_client(user) -> APIClient:
+    """A REST client sending a fresh API token of ``user``."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
+    return client
+
+
+def browser(user) -> Client:
+    """A dashboard client with ``user`` logged in (a session, as after the log-in form)."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def make_job(vm_path: str = APP01, output_path: str | None = None, **fields: Any) -> Job:
+    """A Job row as submit would leave it (pending unless ``status`` says otherwise); the
+    output defaults to ``/exports/<vm name>``."""
+    if output_path is None:
+        output_path = f"/exports/{vm_path.rsplit('/', 1)[-1]}"
+    return Job.objects.create(vm_path=vm_path, output_path=str(output_path), **fields)
+
+
+def make_schedule(name: str = "nightly", cron: str = "0 2 * * *", **fields: Any) -> Schedule:
+    """A Schedule row, written directly (no validation): ``job_template`` defaults to empty."""
+    fields.setdefault("job_template", {})
+    return Schedule.objects.create(name=name, cron=cron, **fields)
+
+
+def make_webhook(url: str, events: list[str] | None = None, **options: Any) -> tuple[Webhook, str]:
+    """A webhook added through the service, as every door adds one; its secret, shown once."""
+    return webhooks.add_webhook(url, events, **options)
