@@ -183,3 +183,15 @@ def test_a_direct_export_gzips_the_ova_disks_at_the_level_asked(vsphere, app01_s
         disks = [member for member in ova.getmembers() if member.name.endswith(".vmdk")]
         headers = [ova.extractfile(member).read(10) for member in disks]  # type: ignore[union-attr]
     assert len(headers) == 2 and all(header[:2] == b"\x1f\x8b" and header[8] == 2 for header in headers)
+
+
+def test_the_converter_page_shows_every_option_the_form_declares(operator_browser):
+    # The page lays its fields out by hand: an option given a form field but no template line
+    # would vanish from the dashboard while every other surface had it.
+    page = operator_browser.get("/ui/converter/").content.decode()
+    missing = [
+        option.form.name
+        for option in OPTIONS
+        if option.form is not None and f'name="{option.form.name}"' not in page
+    ]
+    assert missing == []
