@@ -10,7 +10,7 @@ from django.db import models
 from hypersdk.lib.request_limits import BoundedJSONDecoder
 from webhooks import service, validation
 from webhooks.formats import FORMATS
-from webhooks.models import Webhook, WebhookDelivery, mask_target
+from webhooks.models import Webhook, WebhookDelivery
 
 INLINE_DELIVERIES = 50
 
@@ -116,15 +116,9 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Webhook, form, change: bool) -> None:
         if change:
-            # The format decides what is masked, but a URL once masked stays masked: a format
-            # edit (slack -> standard) must not uncover the secret path.
-            before = Webhook.objects.filter(pk=obj.pk).values_list("format", flat=True).first() or ""
-            obj.url = mask_target(obj.target_url, obj.format, before)
-            super().save_model(request, obj, form, change)
+            service.save_edit(obj)
             return
-        obj.set_target(form.cleaned_data["url"], form.cleaned_data["headers"])
-        secret = obj.set_new_secret()
-        super().save_model(request, obj, form, change)
+        secret = service.save_new(obj, form.cleaned_data["url"], form.cleaned_data["headers"])
         if not obj.signed:  # chat services check no signature: nothing to copy
             self.message_user(request, f"{obj.id}: {obj.format} messages are not signed.", messages.INFO)
             return

@@ -97,11 +97,26 @@ def add_webhook(
     only signs ``standard`` deliveries: chat services check no signature)."""
     url, events, headers = clean(url, events, headers)
     webhook = Webhook(events=events, enabled=bool(enabled), format=clean_format(format, url))
+    secret = save_new(webhook, url, headers)
+    webhook.index = get_webhook(webhook.id).index
+    return webhook, secret
+
+
+def save_new(webhook: Webhook, url: str, headers: dict[str, str]) -> str:
+    """Store a new, already validated webhook with its target (encrypted; shown masked) and a
+    fresh signing secret; returns the secret, which is never shown again."""
     webhook.set_target(url, headers)
     secret = webhook.set_new_secret()
     webhook.save()
-    webhook.index = get_webhook(webhook.id).index
-    return webhook, secret
+    return secret
+
+
+def save_edit(webhook: Webhook) -> None:
+    """Store an edited webhook. The format decides what is masked, but a URL once masked stays
+    masked: a format edit (slack -> standard) must not uncover the secret path."""
+    before = Webhook.objects.filter(pk=webhook.pk).values_list("format", flat=True).first() or ""
+    webhook.url = mask_target(webhook.target_url, webhook.format, before)
+    webhook.save()
 
 
 def as_given(webhook: Webhook) -> dict[str, Any]:
