@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from exports import jobs
 from exports.models import Job
+from exports.output_ownership import paths_overlap
 from exports.output_roots import default_output_path, inside_export_roots
 from hypersdk.errors import ConflictError, NotFoundError
 from hypersdk.events import emit
@@ -348,7 +349,7 @@ def _holds_another_jobs_output(job: Job) -> bool:
         Q(output_path=path) | Q(output_path__startswith=f"{path}/")
     )
     # startswith is case-insensitive on SQLite: the exact test is made here.
-    return any(jobs.paths_overlap(other, path) for other in others.values_list("output_path", flat=True))
+    return any(paths_overlap(other, path) for other in others.values_list("output_path", flat=True))
 
 
 def _is_run_directory(schedule: Schedule, output: Path) -> bool:
