@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import schedules.models
-from cli import render
+from cli import render_schedules as render  # the schedule renderers these tests read
 from exports.models import Job
 from schedules import cron, service, tasks
 from schedules.api.serializers import ScheduleSerializer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cli import render
+from cli import render_schedules
 from cli.backends import JobsBackend
 from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages, whole_number
 from cli.hyperexport_daemon import job_spec
@@ -79,11 +79,11 @@ def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
     if opts["json"]:
         lines = [json.dumps(schedules, indent=2)]
     elif opts["quiet"]:
-        lines = render.schedule_tsv(schedules)
+        lines = render_schedules.schedule_tsv(schedules)
     elif not schedules:
         lines = ["no schedules"]
     else:
-        lines = render.schedule_table(schedules)
+        lines = render_schedules.schedule_table(schedules)
     for line in lines:
         terminal.say(line)
     note_more_pages(listing, "schedules", terminal)
@@ -92,7 +92,7 @@ def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
 
 def run_create(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     schedule = backend.create_schedule(schedule_spec(opts, local=backend.is_local))
-    terminal.say(schedule["id"] if opts["quiet"] else render.schedule_created_line(schedule))
+    terminal.say(schedule["id"] if opts["quiet"] else render_schedules.schedule_created_line(schedule))
     return 0
 
 
@@ -108,17 +108,21 @@ def schedule_spec(opts: dict[str, Any], *, local: bool) -> dict[str, Any]:
 
 
 def run_enable(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], True)))
+    terminal.say(
+        render_schedules.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], True))
+    )
     return 0
 
 
 def run_disable(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], False)))
+    terminal.say(
+        render_schedules.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], False))
+    )
     return 0
 
 
 def run_trigger(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_triggered_line(backend.trigger_schedule(opts["schedule_id"])))
+    terminal.say(render_schedules.schedule_triggered_line(backend.trigger_schedule(opts["schedule_id"])))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cli import render
+from cli import render_webhooks
 from cli.backends import CLIError, JobsBackend
 from cli.flags import add_page_flags, chosen_page, go_flag, note_more_pages
 from cli.terminal import Terminal
@@ -69,7 +69,7 @@ def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
     elif not webhooks:
         lines = ["no webhooks"]
     else:
-        lines = render.webhook_table(webhooks, _last_deliveries(backend, webhooks))
+        lines = render_webhooks.webhook_table(webhooks, _last_deliveries(backend, webhooks))
     for line in lines:
         terminal.say(line)
     note_more_pages(listing, "webhooks", terminal)
@@ -95,7 +95,7 @@ def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> i
         spec["enabled"] = False
     if opts.get("format"):
         spec["format"] = opts["format"]
-    for line in render.webhook_added_lines(backend.add_webhook(spec)):
+    for line in render_webhooks.webhook_added_lines(backend.add_webhook(spec)):
         terminal.say(line)
     return 0
 
@@ -103,7 +103,7 @@ def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> i
 def run_delete(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     webhook = backend.get_webhook(opts["index"])
     backend.delete_webhook(webhook["id"])  # by id: another delete meanwhile cannot shift it
-    terminal.say(render.webhook_deleted_line(webhook))
+    terminal.say(render_webhooks.webhook_deleted_line(webhook))
     return 0
 
 
@@ -111,6 +111,6 @@ def run_test(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
     webhook = backend.get_webhook(opts["index"])
     result = backend.test_webhook(webhook["id"])
     if not result["ok"]:
-        raise CLIError(render.webhook_test_failure(webhook, result))
-    terminal.say(render.webhook_test_line(webhook, result))
+        raise CLIError(render_webhooks.webhook_test_failure(webhook, result))
+    terminal.say(render_webhooks.webhook_test_line(webhook, result))
     return 0
