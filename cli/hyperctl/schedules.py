@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cli import render_schedules
 from cli.backends import JobsBackend
-from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages, whole_number
+from cli.flags import add_job_flags, go_flag, whole_number
+from cli.hyperctl.paged_resources import add_id_actions, add_list_action, page_of, say_page
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
 from schedules.models import MAX_RETENTION
@@ -21,13 +21,14 @@ def register(subparsers, parents) -> None:
     )
     actions = group.add_subparsers(dest="schedules_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser(
-        "list", parents=parents, help="schedules by name, their next and last run: a page of 50, or -all"
+    add_list_action(
+        actions,
+        parents,
+        "schedules",
+        help="schedules by name, their next and last run: a page of 50, or -all",
+        run=run_list,
+        quiet="only id<TAB>name<TAB>cron<TAB>enabled lines",
     )
-    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's schedules)")
-    go_flag(listing, "quiet", action="store_true", help="only id<TAB>name<TAB>cron<TAB>enabled lines")
-    add_page_flags(listing, "schedules")
-    listing.set_defaults(run=run_list)
 
     create = actions.add_parser(
         "create",
@@ -62,32 +63,29 @@ def register(subparsers, parents) -> None:
     go_flag(create, "quiet", action="store_true", help="print only the schedule's id")
     create.set_defaults(run=run_create)
 
-    for action, text, run in [
-        ("enable", "resume a schedule's runs", run_enable),
-        ("disable", "pause a schedule's runs", run_disable),
-        ("trigger", "run a schedule's export now, without moving its next run", run_trigger),
-        ("delete", "remove a schedule (its past jobs stay)", run_delete),
-    ]:
-        parser = actions.add_parser(action, parents=parents, help=text)
-        parser.add_argument("schedule_id", metavar="SCHEDULE_ID")
-        parser.set_defaults(run=run)
+    add_id_actions(
+        actions,
+        parents,
+        [
+            ("enable", "resume a schedule's runs", run_enable),
+            ("disable", "pause a schedule's runs", run_disable),
+            ("trigger", "run a schedule's export now, without moving its next run", run_trigger),
+            ("delete", "remove a schedule (its past jobs stay)", run_delete),
+        ],
+        dest="schedule_id",
+        metavar="SCHEDULE_ID",
+    )
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    listing = backend.list_schedules(page=chosen_page(opts))
-    schedules = listing["results"]
-    if opts["json"]:
-        lines = [json.dumps(schedules, indent=2)]
-    elif opts["quiet"]:
-        lines = render_schedules.schedule_tsv(schedules)
-    elif not schedules:
-        lines = ["no schedules"]
-    else:
-        lines = render_schedules.schedule_table(schedules)
-    for line in lines:
-        terminal.say(line)
-    note_more_pages(listing, "schedules", terminal)
-    return 0
+    return say_page(
+        page_of(backend.list_schedules, opts),
+        "schedules",
+        opts,
+        terminal,
+        table=render_schedules.schedule_table,
+        tsv=render_schedules.schedule_tsv,
+    )
 
 
 def run_create(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:

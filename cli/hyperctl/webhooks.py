@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cli import render_webhooks
 from cli.backends import CLIError, JobsBackend
-from cli.flags import add_page_flags, chosen_page, go_flag, note_more_pages
+from cli.flags import go_flag
+from cli.hyperctl.paged_resources import add_id_actions, add_list_action, page_of, say_page
 from cli.terminal import Terminal
 from webhooks.formats import FORMATS
 from webhooks.models import DEFAULT_EVENTS, EVENTS
@@ -19,12 +19,13 @@ def register(subparsers, parents) -> None:
     )
     actions = group.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser(
-        "list", parents=parents, help="every webhook: index, URL, format, events, enabled, last delivery"
+    add_list_action(
+        actions,
+        parents,
+        "webhooks",
+        help="every webhook: index, URL, format, events, enabled, last delivery",
+        run=run_list,
     )
-    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's webhooks)")
-    add_page_flags(listing, "webhooks")
-    listing.set_defaults(run=run_list)
 
     add = actions.add_parser(
         "add",
@@ -46,34 +47,31 @@ def register(subparsers, parents) -> None:
     )
     add.set_defaults(run=run_add)
 
-    for action, text, run in [
-        ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
-        (
-            "test",
-            'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
-            run_test,
-        ),
-    ]:
-        parser = actions.add_parser(action, parents=parents, help=text)
-        parser.add_argument(
-            "index", metavar="INDEX", help="0-based, as in `webhooks list` (or the id wh-...)"
-        )
-        parser.set_defaults(run=run)
+    add_id_actions(
+        actions,
+        parents,
+        [
+            ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
+            (
+                "test",
+                'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
+                run_test,
+            ),
+        ],
+        dest="index",
+        metavar="INDEX",
+        help="0-based, as in `webhooks list` (or the id wh-...)",
+    )
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    listing = backend.list_webhooks(page=chosen_page(opts))
-    webhooks = listing["results"]
-    if opts["json"]:
-        lines = [json.dumps(webhooks, indent=2)]
-    elif not webhooks:
-        lines = ["no webhooks"]
-    else:
-        lines = render_webhooks.webhook_table(webhooks, _last_deliveries(backend, webhooks))
-    for line in lines:
-        terminal.say(line)
-    note_more_pages(listing, "webhooks", terminal)
-    return 0
+    return say_page(
+        page_of(backend.list_webhooks, opts),
+        "webhooks",
+        opts,
+        terminal,
+        table=lambda webhooks: render_webhooks.webhook_table(webhooks, _last_deliveries(backend, webhooks)),
+    )
 
 
 def _last_deliveries(backend: JobsBackend, webhooks: list[dict[str, Any]]) -> dict[str, Any]:
