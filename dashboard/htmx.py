@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from rest_framework.permissions import SAFE_METHODS
 
@@ -25,6 +26,18 @@ def render_page(
     """``partial`` for an htmx request (when given), else the full page ``template``."""
     name = partial if partial and wants_partial(request) else template
     return render(request, name, context, status=status)
+
+
+def row_after_action(
+    request: HttpRequest, *, notice: str, back_to: str, template: str, row: str, context: dict
+) -> HttpResponse:
+    """After an action on one row: the ``row`` fragment for htmx; otherwise back to the list
+    ``back_to`` (a URL name), with ``notice`` as a message when there is one."""
+    if not wants_partial(request):
+        if notice:
+            messages.info(request, notice)
+        return redirect(back_to)
+    return render_page(request, template, context, partial=row)
 
 
 def role_required(view):

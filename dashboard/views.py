@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
-from dashboard.htmx import render_page, role_required, wants_partial
+from dashboard.htmx import render_page, role_required, row_after_action, wants_partial
 from exports import jobs
 from exports.daemon_status import daemon_status
 from schedules import service as schedules
@@ -173,15 +173,13 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
         schedule = schedules.get_schedule(schedule_id)
     except schedules.ScheduleCannotRun as exc:  # a template that became invalid (a vCenter deleted since)
         schedule, notice = schedules.get_schedule(schedule_id), str(exc)
-    if not wants_partial(request):
-        if notice:
-            messages.info(request, notice)
-        return redirect("dashboard:schedules")
-    return render_page(
+    return row_after_action(
         request,
-        "dashboard/schedules.html",
-        {"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
-        partial="dashboard/partials/schedule_row.html",
+        notice=notice,
+        back_to="dashboard:schedules",
+        template="dashboard/schedules.html",
+        row="dashboard/partials/schedule_row.html",
+        context={"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
     )
 
 
@@ -210,13 +208,14 @@ def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpRe
     else:
         webhooks.set_enabled(webhook_id, action == "enable")
     webhook = webhooks.get_webhook(webhook_id)
-    if not wants_partial(request):
-        if tested:
-            messages.info(request, "Test delivered." if tested.ok else f"Test failed: {tested.error}")
-        return redirect("dashboard:webhooks")
-    return render_page(
+    notice = ""
+    if tested:
+        notice = "Test delivered." if tested.ok else f"Test failed: {tested.error}"
+    return row_after_action(
         request,
-        "dashboard/webhooks.html",
-        {"tab": "webhooks", "webhook": webhook, "tested": tested},
-        partial="dashboard/partials/webhook_row.html",
+        notice=notice,
+        back_to="dashboard:webhooks",
+        template="dashboard/webhooks.html",
+        row="dashboard/partials/webhook_row.html",
+        context={"tab": "webhooks", "webhook": webhook, "tested": tested},
     )
