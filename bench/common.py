@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -135,3 +137,47 @@ def disk_image(size_mib: int) -> Path:
         made.with_suffix(".raw").unlink()
         made.rename(image)
     return image
+
+
+def work_directory() -> Path:
+    """A fresh directory for one benchmark run, under ``var/`` when the checkout has one."""
+    return Path(
+        tempfile.mkdtemp(prefix="hypersdk-bench-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None)
+    )
+
+
+def govc_env(sim) -> dict[str, str]:
+    """This process's environment, pointing the CLIs at the vSphere test server ``sim``."""
+    return dict(
+        os.environ,
+        GOVC_URL=sim.url,
+        GOVC_USERNAME=sim.username,
+        GOVC_PASSWORD=sim.password,
+        GOVC_TLS_CA_CERTS=str(sim.ca_file),
+    )
+
+
+def hyperexport_program() -> str:
+    """The ``hyperexport`` on PATH, else this checkout's."""
+    return shutil.which("hyperexport") or str(ROOT / ".venv" / "bin" / "hyperexport")
+
+
+def api_against_orm(
+    bench: str, what: str, figure: str, api_times: list[float], orm_times: list[float], target_ms: int
+) -> None:
+    """Print the API's p50/p95 for ``what`` beside the bare ORM's p95 (the same page), and record
+    the API's p95 as ``figure`` against the target."""
+    p95, orm_p95 = percentile(api_times, 0.95) * 1000, percentile(orm_times, 0.95) * 1000
+    print(
+        f"{what}: p50 {percentile(api_times, 0.5) * 1000:.1f} ms, p95 {p95:.1f} ms (target <= {target_ms} ms); "
+        f"the same page by the bare ORM p95 {orm_p95:.1f} ms; ratio {p95 / orm_p95:.1f}"
+    )
+    record(
+        bench,
+        figure,
+        f"{p95:.1f} ms",
+        reference=f"bare ORM {orm_p95:.1f} ms",
+        ratio=p95 / orm_p95,
+        target=f"<= {target_ms} ms",
+        met=p95 <= target_ms,
+    )

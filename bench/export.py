@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import django  # noqa: E402
-from common import ROOT, disk_image, record  # noqa: E402
+from common import disk_image, govc_env, hyperexport_program, record, work_directory  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
 django.setup()
@@ -73,20 +73,12 @@ def main() -> None:
     args = parser.parse_args()
 
     image = disk_image(args.size_mib)
-    work = Path(
-        tempfile.mkdtemp(prefix="hypersdk-bench-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None)
-    )
+    work = work_directory()
     sim = VSphereSimulator(work / "sim").start()
     try:
         sim.seed_disks(VM, [image])
-        env = dict(
-            os.environ,
-            GOVC_URL=sim.url,
-            GOVC_USERNAME=sim.username,
-            GOVC_PASSWORD=sim.password,
-            GOVC_TLS_CA_CERTS=str(sim.ca_file),
-        )
-        hyperexport = shutil.which("hyperexport") or str(ROOT / ".venv" / "bin" / "hyperexport")
+        env = govc_env(sim)
+        hyperexport = hyperexport_program()
         size = image.stat().st_size
         print(f"disk: {size / 2**20:.0f} MiB streamOptimized; {args.runs} runs of each, alternating; medians")
         places = [("project disk", work)]
