@@ -6,9 +6,10 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from rest_framework.permissions import SAFE_METHODS
 
 from hypersdk import permissions
@@ -62,6 +63,22 @@ def role_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def row_action(actions: set[str]):
+    """A view acting on one row, called with the URL's ``action`` keyword: POST only, operators
+    only (role_required), and an ``action`` not in ``actions`` is a 404."""
+
+    def decorate(view):
+        @wraps(view)
+        def known_action(request: HttpRequest, *args, action: str, **kwargs) -> HttpResponse:
+            if action not in actions:
+                raise Http404(action)
+            return view(request, *args, action=action, **kwargs)
+
+        return require_POST(role_required(known_action))
+
+    return decorate
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
-from dashboard.htmx import render_page, role_required, row_after_action, wants_partial
+from dashboard.htmx import render_page, role_required, row_action, row_after_action, wants_partial
 from exports import jobs
 from exports.daemon_status import daemon_status
 from schedules import service as schedules
@@ -158,11 +158,8 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
 
 
-@require_POST
-@role_required
+@row_action(SCHEDULE_ACTIONS)
 def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
-    if action not in SCHEDULE_ACTIONS:
-        raise Http404(action)
     notice, started = "", None
     try:
         if action == "trigger":
@@ -197,11 +194,8 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 WEBHOOK_ACTIONS = {"test", "enable", "disable"}
 
 
-@require_POST
-@role_required
+@row_action(WEBHOOK_ACTIONS)
 def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
-    if action not in WEBHOOK_ACTIONS:
-        raise Http404(action)
     tested = None
     if action == "test":
         tested = webhooks.test_webhook(webhook_id)
