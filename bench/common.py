@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tests.processes import free_port  # noqa: E402,F401 - the benchmarks' one copy
+from tests.processes import daphne_command, free_port  # noqa: E402,F401 - free_port: the benchmarks' one copy
 from tests.processes import stop_process as stop  # noqa: E402,F401
 
 BENCH_DB = "hypersdk_bench"
@@ -53,18 +53,10 @@ def _wait_started(process: subprocess.Popen, log_path: Path, ready, what: str, t
 
 
 def start_daphne(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "hypersdk.asgi:application",
-    ]
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            daphne_command(port), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def answers() -> bool:
         try:

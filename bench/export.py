@@ -96,22 +96,21 @@ def main() -> None:
                     f"[{label}] ratio hyperexport / curl -o:        {ours / figures['curl -o']:.2f}  (target <= 1.6)"
                 )
                 print(f"[{label}] ratio hyperexport / curl -o + sync: {ours / figures['curl -o + sync']:.2f}")
-                record(
-                    "export",
-                    f"{size >> 20} MiB disk, {label}",
-                    f"{ours:.2f} s",
-                    reference=f"curl -o {figures['curl -o']:.2f} s",
-                    ratio=ours / figures["curl -o"],
-                    target="<= 1.6",
-                    met=ours / figures["curl -o"] <= 1.6,
-                )
-                record(
-                    "export",
-                    f"{size >> 20} MiB disk, {label}, durable",
-                    f"{ours:.2f} s",
-                    reference=f"curl -o + sync {figures['curl -o + sync']:.2f} s",
-                    ratio=ours / figures["curl -o + sync"],
-                )
+                # The target is against plain curl; the durable figure (curl + sync) is shown beside it.
+                for reference, suffix, target in (
+                    ("curl -o", "", 1.6),
+                    ("curl -o + sync", ", durable", None),
+                ):
+                    ratio = ours / figures[reference]
+                    record(
+                        "export",
+                        f"{size >> 20} MiB disk, {label}{suffix}",
+                        f"{ours:.2f} s",
+                        reference=f"{reference} {figures[reference]:.2f} s",
+                        ratio=ratio,
+                        target=f"<= {target}" if target else "",
+                        met=ratio <= target if target else None,
+                    )
         finally:
             for _, where in places[1:]:
                 shutil.rmtree(where, ignore_errors=True)

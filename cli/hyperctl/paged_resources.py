@@ -13,6 +13,12 @@ from cli.terminal import Terminal
 Run = Callable[..., int]
 
 
+def add_resource_group(subparsers, parents, name: str, *, help: str):
+    """``hyperctl <name> ACTION ...``; returns where to add its actions."""
+    group = subparsers.add_parser(name, parents=parents, help=help)
+    return group.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
 def add_list_action(actions, parents, things: str, *, help: str, run: Run, quiet: str = "") -> None:
     """``list [-json] [-quiet] [-page N | -all]``; ``quiet``: what -quiet prints ("" for no flag)."""
     listing = actions.add_parser("list", parents=parents, help=help)

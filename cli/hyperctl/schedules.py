@@ -7,7 +7,13 @@ from typing import Any
 from cli import render_schedules
 from cli.backends import JobsBackend
 from cli.flags import add_job_flags, go_flag, whole_number
-from cli.hyperctl.paged_resources import add_id_actions, add_list_action, page_of, say_page
+from cli.hyperctl.paged_resources import (
+    add_id_actions,
+    add_list_action,
+    add_resource_group,
+    page_of,
+    say_page,
+)
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
 from schedules.models import MAX_RETENTION
@@ -16,10 +22,9 @@ OVERLAP_CHOICES = ("skip", "allow")
 
 
 def register(subparsers, parents) -> None:
-    group = subparsers.add_parser(
-        "schedules", parents=parents, help="cron schedules of export jobs: list, create, enable, ..."
+    actions = add_resource_group(
+        subparsers, parents, "schedules", help="cron schedules of export jobs: list, create, enable, ..."
     )
-    actions = group.add_subparsers(dest="schedules_command", metavar="ACTION", required=True)
 
     add_list_action(
         actions,

@@ -7,17 +7,22 @@ from typing import Any
 from cli import render_webhooks
 from cli.backends import CLIError, JobsBackend
 from cli.flags import go_flag
-from cli.hyperctl.paged_resources import add_id_actions, add_list_action, page_of, say_page
+from cli.hyperctl.paged_resources import (
+    add_id_actions,
+    add_list_action,
+    add_resource_group,
+    page_of,
+    say_page,
+)
 from cli.terminal import Terminal
 from webhooks.formats import FORMATS
 from webhooks.models import DEFAULT_EVENTS, EVENTS
 
 
 def register(subparsers, parents) -> None:
-    group = subparsers.add_parser(
-        "webhooks", parents=parents, help="webhook notifications of job events: list, add, delete, test"
+    actions = add_resource_group(
+        subparsers, parents, "webhooks", help="webhook notifications of job events: list, add, delete, test"
     )
-    actions = group.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
 
     add_list_action(
         actions,
