@@ -40,7 +40,7 @@ def add_id_actions(
 
 
 def say_page(
-    listing: dict[str, Any],
+    list_page: Callable[..., dict[str, Any]],
     things: str,
     opts: dict[str, Any],
     terminal: Terminal,
@@ -48,8 +48,10 @@ def say_page(
     table: Callable[[list[dict[str, Any]]], list[str]],
     tsv: Callable[[list[dict[str, Any]]], list[str]] | None = None,
 ) -> int:
-    """A page of ``things``: the API's JSON, -quiet's ``tsv`` lines, "no <things>", or the
-    ``table``; then, on stderr, which page it was when there are more."""
+    """The page of ``things`` -page/-all chose, from a backend's ``list_page``: the API's JSON,
+    -quiet's ``tsv`` lines, "no <things>", or the ``table``; then, on stderr, which page it was
+    when there are more."""
+    listing = list_page(page=chosen_page(opts))
     items = listing["results"]
     if opts["json"]:
         lines = [json.dumps(items, indent=2)]
@@ -63,8 +65,3 @@ def say_page(
         terminal.say(line)
     note_more_pages(listing, things, terminal)
     return 0
-
-
-def page_of(list_page: Callable[..., dict[str, Any]], opts: dict[str, Any]) -> dict[str, Any]:
-    """The page -page/-all chose, from a backend's ``list_*``."""
-    return list_page(page=chosen_page(opts))

@@ -11,7 +11,6 @@ from cli.hyperctl.paged_resources import (
     add_id_actions,
     add_list_action,
     add_resource_group,
-    page_of,
     say_page,
 )
 from cli.hyperexport_daemon import job_spec
@@ -84,7 +83,7 @@ def register(subparsers, parents) -> None:
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     return say_page(
-        page_of(backend.list_schedules, opts),
+        backend.list_schedules,
         "schedules",
         opts,
         terminal,

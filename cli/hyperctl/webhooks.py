@@ -11,7 +11,6 @@ from cli.hyperctl.paged_resources import (
     add_id_actions,
     add_list_action,
     add_resource_group,
-    page_of,
     say_page,
 )
 from cli.terminal import Terminal
@@ -71,7 +70,7 @@ def register(subparsers, parents) -> None:
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     return say_page(
-        page_of(backend.list_webhooks, opts),
+        backend.list_webhooks,
         "webhooks",
         opts,
         terminal,
