@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_POSTGRES, ensure_database, percentile, record  # noqa: E402
+from common import DEFAULT_POSTGRES, api_against_orm, ensure_database, record  # noqa: E402
 
 
 def main() -> None:
@@ -109,20 +109,13 @@ def main() -> None:
         rows.count()
         list(rows[(page - 1) * 100 : page * 100])
         orm_times.append(time.perf_counter() - started)
-    p95, orm_p95 = percentile(api_times, 0.95) * 1000, percentile(orm_times, 0.95) * 1000
-    print(
-        f"GET /jobs/query over {total:,} jobs (page of 100, by status), {args.queries} requests: "
-        f"p50 {percentile(api_times, 0.5) * 1000:.1f} ms, p95 {p95:.1f} ms (target <= 50 ms); "
-        f"the same page by the bare ORM p95 {orm_p95:.1f} ms; ratio {p95 / orm_p95:.1f}"
-    )
-    record(
+    api_against_orm(
         "api",
+        f"GET /jobs/query over {total:,} jobs (page of 100, by status), {args.queries} requests",
         f"GET /jobs/query p95 ({total:,} jobs)",
-        f"{p95:.1f} ms",
-        reference=f"bare ORM {orm_p95:.1f} ms",
-        ratio=p95 / orm_p95,
-        target="<= 50 ms",
-        met=p95 <= 50,
+        api_times,
+        orm_times,
+        50,
     )
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tests.processes import free_port  # noqa: E402,F401 - the benchmarks' one copy
+from tests.processes import daphne_command, free_port  # noqa: E402,F401 - free_port: the benchmarks' one copy
 from tests.processes import stop_process as stop  # noqa: E402,F401
 
 BENCH_DB = "hypersdk_bench"
@@ -51,18 +53,10 @@ def _wait_started(process: subprocess.Popen, log_path: Path, ready, what: str, t
 
 
 def start_daphne(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "hypersdk.asgi:application",
-    ]
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            daphne_command(port), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def answers() -> bool:
         try:
@@ -135,3 +129,47 @@ def disk_image(size_mib: int) -> Path:
         made.with_suffix(".raw").unlink()
         made.rename(image)
     return image
+
+
+def work_directory() -> Path:
+    """A fresh directory for one benchmark run, under ``var/`` when the checkout has one."""
+    return Path(
+        tempfile.mkdtemp(prefix="hypersdk-bench-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None)
+    )
+
+
+def govc_env(sim) -> dict[str, str]:
+    """This process's environment, pointing the CLIs at the vSphere test server ``sim``."""
+    return dict(
+        os.environ,
+        GOVC_URL=sim.url,
+        GOVC_USERNAME=sim.username,
+        GOVC_PASSWORD=sim.password,
+        GOVC_TLS_CA_CERTS=str(sim.ca_file),
+    )
+
+
+def hyperexport_program() -> str:
+    """The ``hyperexport`` on PATH, else this checkout's."""
+    return shutil.which("hyperexport") or str(ROOT / ".venv" / "bin" / "hyperexport")
+
+
+def api_against_orm(
+    bench: str, what: str, figure: str, api_times: list[float], orm_times: list[float], target_ms: int
+) -> None:
+    """Print the API's p50/p95 for ``what`` beside the bare ORM's p95 (the same page), and record
+    the API's p95 as ``figure`` against the target."""
+    p95, orm_p95 = percentile(api_times, 0.95) * 1000, percentile(orm_times, 0.95) * 1000
+    print(
+        f"{what}: p50 {percentile(api_times, 0.5) * 1000:.1f} ms, p95 {p95:.1f} ms (target <= {target_ms} ms); "
+        f"the same page by the bare ORM p95 {orm_p95:.1f} ms; ratio {p95 / orm_p95:.1f}"
+    )
+    record(
+        bench,
+        figure,
+        f"{p95:.1f} ms",
+        reference=f"bare ORM {orm_p95:.1f} ms",
+        ratio=p95 / orm_p95,
+        target=f"<= {target_ms} ms",
+        met=p95 <= target_ms,
+    )

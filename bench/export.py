@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import django  # noqa: E402
-from common import ROOT, disk_image, record  # noqa: E402
+from common import disk_image, govc_env, hyperexport_program, record, work_directory  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
 django.setup()
@@ -73,20 +73,12 @@ def main() -> None:
     args = parser.parse_args()
 
     image = disk_image(args.size_mib)
-    work = Path(
-        tempfile.mkdtemp(prefix="hypersdk-bench-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None)
-    )
+    work = work_directory()
     sim = VSphereSimulator(work / "sim").start()
     try:
         sim.seed_disks(VM, [image])
-        env = dict(
-            os.environ,
-            GOVC_URL=sim.url,
-            GOVC_USERNAME=sim.username,
-            GOVC_PASSWORD=sim.password,
-            GOVC_TLS_CA_CERTS=str(sim.ca_file),
-        )
-        hyperexport = shutil.which("hyperexport") or str(ROOT / ".venv" / "bin" / "hyperexport")
+        env = govc_env(sim)
+        hyperexport = hyperexport_program()
         size = image.stat().st_size
         print(f"disk: {size / 2**20:.0f} MiB streamOptimized; {args.runs} runs of each, alternating; medians")
         places = [("project disk", work)]
@@ -104,22 +96,21 @@ def main() -> None:
                     f"[{label}] ratio hyperexport / curl -o:        {ours / figures['curl -o']:.2f}  (target <= 1.6)"
                 )
                 print(f"[{label}] ratio hyperexport / curl -o + sync: {ours / figures['curl -o + sync']:.2f}")
-                record(
-                    "export",
-                    f"{size >> 20} MiB disk, {label}",
-                    f"{ours:.2f} s",
-                    reference=f"curl -o {figures['curl -o']:.2f} s",
-                    ratio=ours / figures["curl -o"],
-                    target="<= 1.6",
-                    met=ours / figures["curl -o"] <= 1.6,
-                )
-                record(
-                    "export",
-                    f"{size >> 20} MiB disk, {label}, durable",
-                    f"{ours:.2f} s",
-                    reference=f"curl -o + sync {figures['curl -o + sync']:.2f} s",
-                    ratio=ours / figures["curl -o + sync"],
-                )
+                # The target is against plain curl; the durable figure (curl + sync) is shown beside it.
+                for reference, suffix, target in (
+                    ("curl -o", "", 1.6),
+                    ("curl -o + sync", ", durable", None),
+                ):
+                    ratio = ours / figures[reference]
+                    record(
+                        "export",
+                        f"{size >> 20} MiB disk, {label}{suffix}",
+                        f"{ours:.2f} s",
+                        reference=f"{reference} {figures[reference]:.2f} s",
+                        ratio=ratio,
+                        target=f"<= {target}" if target else "",
+                        met=ratio <= target if target else None,
+                    )
         finally:
             for _, where in places[1:]:
                 shutil.rmtree(where, ignore_errors=True)

@@ -18,7 +18,7 @@ from io import StringIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DB, DEFAULT_POSTGRES, ensure_database, percentile, record  # noqa: E402
+from common import BENCH_DB, DEFAULT_POSTGRES, api_against_orm, ensure_database, record  # noqa: E402
 
 TARGET_MS = 200
 
@@ -102,20 +102,13 @@ def main() -> None:
             started = time.perf_counter()
             orm_page()
             orm_times.append(time.perf_counter() - started)
-        p95, orm_p95 = percentile(api_times, 0.95) * 1000, percentile(orm_times, 0.95) * 1000
-        print(
-            f"GET {path} first page of 50 over {args.rows:,} rows, {args.requests} requests: "
-            f"p50 {percentile(api_times, 0.5) * 1000:.1f} ms, p95 {p95:.1f} ms (target <= {TARGET_MS} ms); "
-            f"the same page by the bare ORM p95 {orm_p95:.1f} ms; ratio {p95 / orm_p95:.1f}"
-        )
-        record(
+        api_against_orm(
             "lists",
+            f"GET {path} first page of 50 over {args.rows:,} rows, {args.requests} requests",
             f"GET {path} first page ({args.rows:,} rows) p95",
-            f"{p95:.1f} ms",
-            reference=f"bare ORM {orm_p95:.1f} ms",
-            ratio=p95 / orm_p95,
-            target=f"<= {TARGET_MS} ms",
-            met=p95 <= TARGET_MS,
+            api_times,
+            orm_times,
+            TARGET_MS,
         )
 
     def schedules_page() -> None:

@@ -10,17 +10,15 @@ disks download at once. The vSphere test server is given a per-download rate lim
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, disk_image, record  # noqa: E402
+from common import disk_image, govc_env, hyperexport_program, record, work_directory  # noqa: E402
 
 from tests.vsphere_sim.harness import DiskSpec, VSphereSimulator  # noqa: E402
 
@@ -48,20 +46,12 @@ def main() -> None:
     args = parser.parse_args()
 
     image = disk_image(args.size_mib)
-    work = Path(
-        tempfile.mkdtemp(prefix="hypersdk-bench-", dir=ROOT / "var" if (ROOT / "var").is_dir() else None)
-    )
+    work = work_directory()
     sim = VSphereSimulator(work / "sim", nfc_rate=args.rate_mib << 20).start()
     try:
         vm = sim.create_vm("/dc/vm/bench", "four-disks", [DiskSpec(image) for _ in range(4)])
-        env = dict(
-            os.environ,
-            GOVC_URL=sim.url,
-            GOVC_USERNAME=sim.username,
-            GOVC_PASSWORD=sim.password,
-            GOVC_TLS_CA_CERTS=str(sim.ca_file),
-        )
-        hyperexport = shutil.which("hyperexport") or str(ROOT / ".venv" / "bin" / "hyperexport")
+        env = govc_env(sim)
+        hyperexport = hyperexport_program()
         times: dict[int, list[float]] = {4: [], 1: []}
         for run in range(args.runs):
             for parallel in (4, 1):

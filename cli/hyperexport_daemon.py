@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from cli import render
+from cli import render, render_schedules
 from cli.backends import JobsBackend, UsageError, open_backend
 from cli.flags import job_spec_from_flags
 from cli.follow import watch_job
@@ -78,7 +78,7 @@ def create_schedule(backend: JobsBackend, opts: dict[str, Any], terminal: Termin
     schedule = backend.create_schedule(
         {"name": name, "cron": expression, **job_spec(opts, local=backend.is_local)}
     )
-    terminal.say(schedule["id"] if quiet else render.schedule_created_line(schedule))
+    terminal.say(schedule["id"] if quiet else render_schedules.schedule_created_line(schedule))
     return 0
 
 

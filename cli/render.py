@@ -1,5 +1,5 @@
-"""How jobs, logs, schedules and the daemon's status read in a terminal: pure functions of the
-API's dicts."""
+"""How jobs, logs and the daemon's status read in a terminal: pure functions of the API's dicts.
+Schedules are ``cli.render_schedules``, webhooks ``cli.render_webhooks``; both use ``table``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from cli.console import human_size
 from exports.pipeline.options import OPTIONS
 
 JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
-SCHEDULE_COLUMNS = ("ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN")
 OUTCOMES = {
     "completed": "✅ Job completed successfully!",
     "failed": "❌ Job failed: {error}",
@@ -45,7 +44,7 @@ def percent_text(job: dict[str, Any]) -> str:
     return "-" if job["status"] == "pending" else f"{job['progress']['percent']:.1f}%"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """Aligned columns; nothing cut, for copy and paste."""
     rows = [header, *rows]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
@@ -67,7 +66,7 @@ def job_table(jobs: list[dict[str, Any]]) -> list[str]:
         )
         for job in jobs
     ]
-    return _table(JOB_COLUMNS, rows)
+    return table(JOB_COLUMNS, rows)
 
 
 def status_text(job: dict[str, Any]) -> str:
@@ -258,147 +257,3 @@ def status_lines(status: dict[str, Any], where: str) -> list[str]:
         fields.append(("Export roots" if index == 0 else "", f"{root['path']} ({space})"))
     width = max(len(label) for label, _ in fields) + 2
     return [f"{label + ':' if label else '':<{width}}{value}" for label, value in fields]
-
-
-def schedule_time(iso: str | None) -> str:
-    """A schedule's run time as the API gives it: the wall clock of the schedule's own zone."""
-    if not iso:
-        return "-"
-    # With the offset: the two passes of a repeated autumn hour read the same wall time.
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M%z")
-
-
-def cron_text(schedule: dict[str, Any]) -> str:
-    """``0 2 * * *  (At 02:00 AM)``: the expression and its reading."""
-    description = schedule.get("cron_description")
-    return f"{schedule['cron']}  ({description})" if description else schedule["cron"]
-
-
-def schedule_table(schedules: list[dict[str, Any]]) -> list[str]:
-    """Columns ID, NAME, SCHEDULE, ENABLED, LAST RUN, NEXT RUN (times in each schedule's zone)."""
-    rows = [
-        (
-            schedule["id"],
-            schedule["name"],
-            cron_text(schedule),
-            ("yes" if schedule["enabled"] else "no") + (", FAILING" if schedule.get("failing") else ""),
-            _last_run(schedule),
-            _next_run(schedule),
-        )
-        for schedule in schedules
-    ]
-    # Below the table, one line each: a reason is too long for a column.
-    failing = [
-        f"{schedule['id']} ({schedule['name']}) is failing: {schedule['failure_reason']}"
-        for schedule in schedules
-        if schedule.get("failing")
-    ]
-    return _table(SCHEDULE_COLUMNS, rows) + failing
-
-
-def _last_run(schedule: dict[str, Any]) -> str:
-    """The last run, and how many slots were missed (the daemon was down at them)."""
-    last = schedule_time(schedule["last_run_at"])
-    missed = schedule.get("missed_count") or 0
-    return f"{last} ({missed} missed)" if missed else last
-
-
-def _next_run(schedule: dict[str, Any]) -> str:
-    if not schedule["next_run_at"]:
-        return "-"
-    return f"{schedule_time(schedule['next_run_at'])} {schedule['timezone']}"
-
-
-def schedule_tsv(schedules: list[dict[str, Any]]) -> list[str]:
-    """For scripts: ``id<TAB>name<TAB>cron<TAB>enabled`` (enabled: true or false)."""
-    return [
-        f"{schedule['id']}\t{schedule['name']}\t{schedule['cron']}\t{str(schedule['enabled']).lower()}"
-        for schedule in schedules
-    ]
-
-
-def _when(schedule: dict[str, Any]) -> str:
-    if not schedule["enabled"]:
-        return "disabled, no next run"
-    return f"next run {_next_run(schedule)}"
-
-
-def schedule_created_line(schedule: dict[str, Any]) -> str:
-    return f"created schedule {schedule['id']} ({schedule['name']}): {schedule['cron']} — {_when(schedule)}"
-
-
-def schedule_enabled_line(schedule: dict[str, Any]) -> str:
-    if not schedule["enabled"]:
-        return f"disabled schedule {schedule['id']} ({schedule['name']}): no runs until it is enabled"
-    return f"enabled schedule {schedule['id']} ({schedule['name']}): {schedule['cron']} — {_when(schedule)}"
-
-
-def schedule_triggered_line(answer: dict[str, Any]) -> str:
-    return f"triggered {answer['schedule_id']}: job {answer['job_id']}"
-
-
-WEBHOOK_COLUMNS = ("INDEX", "URL", "FORMAT", "EVENTS", "ENABLED", "LAST DELIVERY")
-
-
-def delivery_result(delivery: dict[str, Any] | None) -> str:
-    """A delivery's outcome in a cell: ``200``, ``HTTP 500``, the connection error, or ``pending``."""
-    if not delivery:
-        return "-"
-    if delivery.get("status") == "delivered" and delivery.get("status_code"):
-        return str(delivery["status_code"])
-    if delivery.get("error"):
-        return delivery["error"]
-    if delivery.get("status_code"):
-        return f"HTTP {delivery['status_code']}"
-    return delivery.get("status") or "-"
-
-
-def webhook_enabled(webhook: dict[str, Any]) -> str:
-    if webhook["enabled"]:
-        return "yes"
-    reason = webhook.get("disabled_reason")
-    return f"no ({reason})" if reason else "no"
-
-
-def webhook_table(webhooks: list[dict[str, Any]], last: dict[str, dict[str, Any] | None]) -> list[str]:
-    """Columns INDEX, URL, FORMAT, EVENTS, ENABLED, LAST DELIVERY (``last``: each webhook id's newest)."""
-    rows = [
-        (
-            str(webhook["index"]),
-            webhook["url"],
-            webhook.get("format") or "standard",
-            ",".join(webhook["events"]),
-            webhook_enabled(webhook),
-            delivery_result(last.get(webhook["id"])),
-        )
-        for webhook in webhooks
-    ]
-    return _table(WEBHOOK_COLUMNS, rows)
-
-
-def webhook_added_lines(webhook: dict[str, Any]) -> list[str]:
-    state = "" if webhook["enabled"] else " (disabled)"
-    fmt = webhook.get("format") or "standard"
-    added = (
-        f"added webhook {webhook['index']} ({webhook['id']}): {webhook['url']} "
-        f"format: {fmt} events: {' '.join(webhook['events'])}{state}"
-    )
-    if fmt != "standard":  # chat services check no signature: nothing to store
-        return [added, f"{fmt} messages are not signed (only the standard format is)"]
-    return [added, f"signing secret: {webhook['secret']} (shown once: store it now)"]
-
-
-def webhook_deleted_line(webhook: dict[str, Any]) -> str:
-    return f"deleted webhook {webhook['index']} ({webhook['id']}): {webhook['url']}"
-
-
-def webhook_test_line(webhook: dict[str, Any], result: dict[str, Any]) -> str:
-    return f"test delivery to {webhook['url']}: HTTP {result['status_code']} in {result['latency_ms']:.0f} ms"
-
-
-def webhook_test_failure(webhook: dict[str, Any], result: dict[str, Any]) -> str:
-    """Without ``error: ``: the terminal adds it."""
-    reason = result.get("error") or f"HTTP {result.get('status_code')}"
-    if result.get("status_code") and str(result["status_code"]) not in reason:
-        reason = f"HTTP {result['status_code']}: {reason}"
-    return f"test delivery to {webhook['url']} failed: {reason}"

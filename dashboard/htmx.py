@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from rest_framework.permissions import SAFE_METHODS
 
 from hypersdk.lib import permissions
@@ -25,6 +27,18 @@ def render_page(
     """``partial`` for an htmx request (when given), else the full page ``template``."""
     name = partial if partial and wants_partial(request) else template
     return render(request, name, context, status=status)
+
+
+def row_after_action(
+    request: HttpRequest, *, notice: str, back_to: str, template: str, row: str, context: dict
+) -> HttpResponse:
+    """After an action on one row: the ``row`` fragment for htmx; otherwise back to the list
+    ``back_to`` (a URL name), with ``notice`` as a message when there is one."""
+    if not wants_partial(request):
+        if notice:
+            messages.info(request, notice)
+        return redirect(back_to)
+    return render_page(request, template, context, partial=row)
 
 
 def role_required(view):
@@ -49,6 +63,22 @@ def role_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def row_action(actions: set[str]):
+    """A view acting on one row, called with the URL's ``action`` keyword: POST only, operators
+    only (role_required), and an ``action`` not in ``actions`` is a 404."""
+
+    def decorate(view):
+        @wraps(view)
+        def known_action(request: HttpRequest, *args, action: str, **kwargs) -> HttpResponse:
+            if action not in actions:
+                raise Http404(action)
+            return view(request, *args, action=action, **kwargs)
+
+        return require_POST(role_required(known_action))
+
+    return decorate
 
 
 def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:

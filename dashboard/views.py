@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
-from dashboard.htmx import render_page, role_required, wants_partial
+from dashboard.htmx import render_page, role_required, row_action, row_after_action, wants_partial
 from exports import jobs
 from exports.daemon_status import daemon_status
 from schedules import service as schedules
@@ -158,11 +158,8 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
 
 
-@require_POST
-@role_required
+@row_action(SCHEDULE_ACTIONS)
 def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
-    if action not in SCHEDULE_ACTIONS:
-        raise Http404(action)
     notice, started = "", None
     try:
         if action == "trigger":
@@ -173,15 +170,13 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
         schedule = schedules.get_schedule(schedule_id)
     except schedules.ScheduleCannotRun as exc:  # a template that became invalid (a vCenter deleted since)
         schedule, notice = schedules.get_schedule(schedule_id), str(exc)
-    if not wants_partial(request):
-        if notice:
-            messages.info(request, notice)
-        return redirect("dashboard:schedules")
-    return render_page(
+    return row_after_action(
         request,
-        "dashboard/schedules.html",
-        {"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
-        partial="dashboard/partials/schedule_row.html",
+        notice=notice,
+        back_to="dashboard:schedules",
+        template="dashboard/schedules.html",
+        row="dashboard/partials/schedule_row.html",
+        context={"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
     )
 
 
@@ -199,24 +194,22 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 WEBHOOK_ACTIONS = {"test", "enable", "disable"}
 
 
-@require_POST
-@role_required
+@row_action(WEBHOOK_ACTIONS)
 def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
-    if action not in WEBHOOK_ACTIONS:
-        raise Http404(action)
     tested = None
     if action == "test":
         tested = webhooks.test_webhook(webhook_id)
     else:
         webhooks.set_enabled(webhook_id, action == "enable")
     webhook = webhooks.get_webhook(webhook_id)
-    if not wants_partial(request):
-        if tested:
-            messages.info(request, "Test delivered." if tested.ok else f"Test failed: {tested.error}")
-        return redirect("dashboard:webhooks")
-    return render_page(
+    notice = ""
+    if tested:
+        notice = "Test delivered." if tested.ok else f"Test failed: {tested.error}"
+    return row_after_action(
         request,
-        "dashboard/webhooks.html",
-        {"tab": "webhooks", "webhook": webhook, "tested": tested},
-        partial="dashboard/partials/webhook_row.html",
+        notice=notice,
+        back_to="dashboard:webhooks",
+        template="dashboard/webhooks.html",
+        row="dashboard/partials/webhook_row.html",
+        context={"tab": "webhooks", "webhook": webhook, "tested": tested},
     )

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from exports import jobs, live
+from exports import job_queue, live
 from exports.converters import ConverterNotAllowed, worker_converter
 from exports.job_recheck import JobOptionsInvalid, revalidate_job_options
 from exports.models import Job, JobLog, VCenter
@@ -198,7 +198,7 @@ def run_job(job_id: str) -> str | None:
 
 def _run_job(job_id: str) -> str | None:
     close_old_connections()
-    job = jobs.claim_job(job_id, worker_name())
+    job = job_queue.claim_job(job_id, worker_name())
     if job is None:
         return None
     try:
@@ -206,18 +206,18 @@ def _run_job(job_id: str) -> str | None:
         # must not carry the export out of the roots.
         resolve_output_path(job.output_path)
     except OutputOutsideRoots as exc:
-        jobs.finish_job(job.id, Job.Status.FAILED, error=f"output path refused: {exc}")
-        jobs.dispatch_pending()
+        job_queue.finish_job(job.id, Job.Status.FAILED, error=f"output path refused: {exc}")
+        job_queue.dispatch_pending()
         return Job.Status.FAILED
     try:
         options = export_options(job)
     except JobOptionsInvalid as exc:
-        jobs.finish_job(job.id, Job.Status.FAILED, error=str(exc))
-        jobs.dispatch_pending()
+        job_queue.finish_job(job.id, Job.Status.FAILED, error=str(exc))
+        job_queue.dispatch_pending()
         return Job.Status.FAILED
     except ConverterNotAllowed as exc:
-        jobs.finish_job(job.id, Job.Status.FAILED, error=f"hyper2kvm_path refused: {exc}")
-        jobs.dispatch_pending()
+        job_queue.finish_job(job.id, Job.Status.FAILED, error=f"hyper2kvm_path refused: {exc}")
+        job_queue.dispatch_pending()
         return Job.Status.FAILED
     cancel = CancelToken()
     status, result, error = Job.Status.FAILED, None, ""
@@ -232,6 +232,6 @@ def _run_job(job_id: str) -> str | None:
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not leave it running
             logger.error("job %s crashed:\n%s", job.id, traceback.format_exc())
             error = f"internal error: {exc.__class__.__name__}: {exc}"
-    jobs.finish_job(job.id, status, result=result, error=error)
-    jobs.dispatch_pending()
+    job_queue.finish_job(job.id, status, result=result, error=error)
+    job_queue.dispatch_pending()
     return status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task, signals
 
-from exports import job_runner, jobs, retention
+from exports import job_queue, job_runner, retention
 from hypersdk.lib import log_context
 
 
@@ -15,12 +15,12 @@ def run_export_job(job_id: str) -> str | None:
 
 @shared_task(name="exports.tasks.reap_lost_jobs", ignore_result=True)
 def reap_lost_jobs() -> list[str]:
-    return jobs.reap_lost_jobs()
+    return job_queue.reap_lost_jobs()
 
 
 @shared_task(name="exports.tasks.dispatch_pending_jobs", ignore_result=True)
 def dispatch_pending_jobs() -> int:
-    return jobs.dispatch_pending()
+    return job_queue.dispatch_pending()
 
 
 @shared_task(name="exports.tasks.purge_old_jobs", ignore_result=True)
@@ -31,11 +31,11 @@ def purge_old_jobs() -> int:
 # Celery's own lines about the run (its "succeeded in 12.3s" too) carry the job id as well.
 @signals.task_prerun.connect
 def _enter_job_log_context(sender=None, args=(), kwargs=None, **extra) -> None:
-    if getattr(sender, "name", "") == jobs.RUN_TASK:
+    if getattr(sender, "name", "") == job_queue.RUN_TASK:
         log_context.enter_job(str(args[0] if args else (kwargs or {}).get("job_id", log_context.NO_JOB)))
 
 
 @signals.task_postrun.connect
 def _leave_job_log_context(sender=None, **extra) -> None:
-    if getattr(sender, "name", "") == jobs.RUN_TASK:
+    if getattr(sender, "name", "") == job_queue.RUN_TASK:
         log_context.leave_job()

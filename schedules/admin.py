@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import transaction
 from django_celery_beat import models as beat_models
 
 from exports.job_spec import JobSpecSerializer
+from hypersdk.lib.admin_actions import JSON_AS_THE_API_PARSES, enable_disable_actions
 from hypersdk.lib.errors import DomainError
-from hypersdk.lib.request_limits import BoundedJSONDecoder
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
 
@@ -63,7 +63,7 @@ class ScheduleForm(forms.ModelForm):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
-    formfield_overrides = {models.JSONField: {"decoder": BoundedJSONDecoder}}  # as the API parses
+    formfield_overrides = JSON_AS_THE_API_PARSES
     list_display = [
         "name",
         "id",
@@ -89,7 +89,14 @@ class ScheduleAdmin(admin.ModelAdmin):
         "failing_since",
     ]
     inlines = [ScheduleRunInline]
-    actions = ["enable", "disable", "trigger"]
+    actions = [
+        *enable_disable_actions(
+            service.set_enabled,
+            enable_label="Enable selected schedules",
+            disable_label="Disable selected schedules",
+        ),
+        "trigger",
+    ]
 
     @admin.display(description="schedule")
     def description(self, schedule: Schedule) -> str:
@@ -115,16 +122,6 @@ class ScheduleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         for schedule in queryset:
             service.delete_schedule(schedule.id)
-
-    @admin.action(description="Enable selected schedules")
-    def enable(self, request, queryset) -> None:
-        for schedule in queryset:
-            service.set_enabled(schedule.id, True)
-
-    @admin.action(description="Disable selected schedules")
-    def disable(self, request, queryset) -> None:
-        for schedule in queryset:
-            service.set_enabled(schedule.id, False)
 
     @admin.action(description="Trigger selected schedules now")
     def trigger(self, request, queryset) -> None:

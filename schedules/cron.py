@@ -4,7 +4,7 @@ An expression is five fields as Debian cron reads them (ranges, steps, lists, na
 Sunday; day-of-month and day-of-week OR-ed when both are restricted), one of the aliases, or
 cronsim's extensions (``L``, ``LW``, ``5L``, ``1#2``), evaluated in the schedule's time zone with
 Debian cron's DST behaviour. Both what is shown (NEXT RUN) and what fires (the tick in
-``schedules.service``) come from :func:`slots`; nothing else reads an expression.
+``schedules.firing``) come from :func:`slots`; nothing else reads an expression.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cron schedules of export jobs. One beat tick fires them (``schedules.service.tick``) from the
+"""Cron schedules of export jobs. One beat tick fires them (``schedules.firing.tick``) from the
 slots ``schedules.cron`` computes — the same slots NEXT RUN shows."""
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
+
+
+def daphne_command(port: int) -> list[str]:
+    """The daemon's ASGI server (HTTP + websockets) on 127.0.0.1:``port``, as an operator runs it."""
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hypersdk.asgi:application"]
 
 
 def free_port() -> int:

@@ -4,38 +4,20 @@ offline once and cached like the vSphere simulator."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
+from tests.vsphere_sim.harness import build_go
+
 SOURCE = Path(__file__).resolve().parent / "tar_reader" / "main.go"
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("HYPERSDK_SIM_CACHE")
-    return Path(base) if base else Path.home() / ".cache" / "hypersdk"
 
 
 def go_tar_reader() -> Path:
     """The Go reader's binary, built (GOPATH mode, no network) when its source changed."""
-    cache = _cache_dir()
-    binary = cache / f"go-tar-reader-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]}"
-    if binary.is_file() and os.access(binary, os.X_OK):
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError("the Go toolchain ('go') is not installed: apt-get install golang-go")
-    cache.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GO111MODULE="off", GOPROXY="off", GOFLAGS="", CGO_ENABLED="0")
-    env.update(GOPATH=str(cache / "gopath-empty"), GOCACHE=str(cache / "gocache"))
-    tmp = cache / f".{binary.name}.{os.getpid()}.tmp"
-    subprocess.run([go, "build", "-o", str(tmp), str(SOURCE)], env=env, check=True, capture_output=True)
-    os.replace(tmp, binary)
-    return binary
+    return build_go(SOURCE.parent, "go-tar-reader", needs_govmomi=False)
 
 
 def go_list(archive: Path, *, hash_contents: bool = False) -> list[dict]:

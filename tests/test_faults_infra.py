@@ -23,6 +23,7 @@ from django_celery_beat.models import PeriodicTask
 
 from exports import jobs
 from exports.models import Job, JobLog
+from hypersdk.lib.embedded_redis import redis_answers
 from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
 from tests.processes import free_port, kill_process, stop_process
 from tests.test_hypervisord import Hypervisord
@@ -63,15 +64,7 @@ class RedisServer:
         return self
 
     def answers(self) -> bool:
-        import redis
-
-        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        return redis_answers(port=self.port)
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes with every connection and every queued message."""

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import schedules.models
-from cli import render
+from cli import render_schedules as render  # the schedule renderers these tests read
 from exports.models import Job
-from schedules import cron, service, tasks
+from schedules import cron, run_retention, service, tasks
 from schedules.api.serializers import ScheduleSerializer
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import ScheduleSpecSerializer
@@ -328,14 +328,14 @@ def test_disabling_while_the_tick_holds_the_schedule_waits_for_it_and_stops_late
     schedule = create("*/5 * * * *", overlap="allow")
     clock.set(at("2027-01-04T12:05:02"))
     inside, go = threading.Event(), threading.Event()
-    real = service.cron.due_slots
+    real = cron.due_slots
 
     def slow_due_slots(*args, **kwargs):
         inside.set()
         go.wait(timeout=30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service.cron, "due_slots", slow_due_slots)
+    monkeypatch.setattr(cron, "due_slots", slow_due_slots)
     ticking = threading.Thread(target=lambda: (tick(), connection.close()))
     ticking.start()
     assert inside.wait(timeout=30)
@@ -344,7 +344,7 @@ def test_disabling_while_the_tick_holds_the_schedule_waits_for_it_and_stops_late
     go.set()
     ticking.join()
     disabling.join()
-    monkeypatch.setattr(service.cron, "due_slots", real)
+    monkeypatch.setattr(cron, "due_slots", real)
     # The slot the tick held was due before the disable: it ran once; nothing after it.
     assert fired(schedule.id) == [at("2027-01-04T12:05")]
     clock.set(at("2027-01-04T12:10:02"))
@@ -523,7 +523,7 @@ def test_the_two_passes_of_a_repeated_hour_get_two_run_directories(db, clock):
         "20271031-030000",
         "20271031-040000",
     ]
-    assert all(service._is_run_directory(schedule, Path("/exports/nightly") / name) for name in names)
+    assert all(run_retention._is_run_directory(schedule, Path("/exports/nightly") / name) for name in names)
 
 
 def test_dashboard_admin_and_cli_show_next_run_in_the_schedules_zone_with_its_offset(db, clock):

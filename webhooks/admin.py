@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
 
-from hypersdk.lib.request_limits import BoundedJSONDecoder
+from hypersdk.lib.admin_actions import JSON_AS_THE_API_PARSES, enable_disable_actions
 from webhooks import service, validation
 from webhooks.formats import FORMATS
 from webhooks.models import Webhook, WebhookDelivery
@@ -89,7 +88,7 @@ class WebhookForm(forms.ModelForm):
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    formfield_overrides = {models.JSONField: {"decoder": BoundedJSONDecoder}}  # as the API parses
+    formfield_overrides = JSON_AS_THE_API_PARSES
     list_display = [
         "id",
         "url",
@@ -104,7 +103,14 @@ class WebhookAdmin(admin.ModelAdmin):
     search_fields = ["id", "url"]
     readonly_fields = ["id", "created_at", "failure_streak", "failing_since", "disabled_reason"]
     inlines = [WebhookDeliveryInline]
-    actions = ["send_test", "enable", "disable"]
+    actions = [
+        "send_test",
+        *enable_disable_actions(
+            service.set_enabled,
+            enable_label="Enable selected webhooks (forget past failures)",
+            disable_label="Disable selected webhooks",
+        ),
+    ]
 
     @admin.display(description="events")
     def event_list(self, webhook: Webhook) -> str:
@@ -140,16 +146,6 @@ class WebhookAdmin(admin.ModelAdmin):
                 )
             else:
                 self.message_user(request, f"{webhook.id}: {result.error}", messages.ERROR)
-
-    @admin.action(description="Enable selected webhooks (forget past failures)")
-    def enable(self, request, queryset) -> None:
-        for webhook in queryset:
-            service.set_enabled(webhook.id, True)
-
-    @admin.action(description="Disable selected webhooks")
-    def disable(self, request, queryset) -> None:
-        for webhook in queryset:
-            service.set_enabled(webhook.id, False)
 
 
 @admin.register(WebhookDelivery)

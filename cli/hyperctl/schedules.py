@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from cli import render
+from cli import render_schedules
 from cli.backends import JobsBackend
-from cli.flags import add_job_flags, add_page_flags, chosen_page, go_flag, note_more_pages, whole_number
+from cli.flags import add_job_flags, go_flag, whole_number
+from cli.hyperctl.paged_resources import (
+    add_id_actions,
+    add_list_action,
+    add_resource_group,
+    say_page,
+)
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
 from schedules.models import MAX_RETENTION
@@ -16,18 +21,18 @@ OVERLAP_CHOICES = ("skip", "allow")
 
 
 def register(subparsers, parents) -> None:
-    group = subparsers.add_parser(
-        "schedules", parents=parents, help="cron schedules of export jobs: list, create, enable, ..."
+    actions = add_resource_group(
+        subparsers, parents, "schedules", help="cron schedules of export jobs: list, create, enable, ..."
     )
-    actions = group.add_subparsers(dest="schedules_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser(
-        "list", parents=parents, help="schedules by name, their next and last run: a page of 50, or -all"
+    add_list_action(
+        actions,
+        parents,
+        "schedules",
+        help="schedules by name, their next and last run: a page of 50, or -all",
+        run=run_list,
+        quiet="only id<TAB>name<TAB>cron<TAB>enabled lines",
     )
-    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's schedules)")
-    go_flag(listing, "quiet", action="store_true", help="only id<TAB>name<TAB>cron<TAB>enabled lines")
-    add_page_flags(listing, "schedules")
-    listing.set_defaults(run=run_list)
 
     create = actions.add_parser(
         "create",
@@ -62,37 +67,34 @@ def register(subparsers, parents) -> None:
     go_flag(create, "quiet", action="store_true", help="print only the schedule's id")
     create.set_defaults(run=run_create)
 
-    for action, text, run in [
-        ("enable", "resume a schedule's runs", run_enable),
-        ("disable", "pause a schedule's runs", run_disable),
-        ("trigger", "run a schedule's export now, without moving its next run", run_trigger),
-        ("delete", "remove a schedule (its past jobs stay)", run_delete),
-    ]:
-        parser = actions.add_parser(action, parents=parents, help=text)
-        parser.add_argument("schedule_id", metavar="SCHEDULE_ID")
-        parser.set_defaults(run=run)
+    add_id_actions(
+        actions,
+        parents,
+        [
+            ("enable", "resume a schedule's runs", run_enable),
+            ("disable", "pause a schedule's runs", run_disable),
+            ("trigger", "run a schedule's export now, without moving its next run", run_trigger),
+            ("delete", "remove a schedule (its past jobs stay)", run_delete),
+        ],
+        dest="schedule_id",
+        metavar="SCHEDULE_ID",
+    )
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    listing = backend.list_schedules(page=chosen_page(opts))
-    schedules = listing["results"]
-    if opts["json"]:
-        lines = [json.dumps(schedules, indent=2)]
-    elif opts["quiet"]:
-        lines = render.schedule_tsv(schedules)
-    elif not schedules:
-        lines = ["no schedules"]
-    else:
-        lines = render.schedule_table(schedules)
-    for line in lines:
-        terminal.say(line)
-    note_more_pages(listing, "schedules", terminal)
-    return 0
+    return say_page(
+        backend.list_schedules,
+        "schedules",
+        opts,
+        terminal,
+        table=render_schedules.schedule_table,
+        tsv=render_schedules.schedule_tsv,
+    )
 
 
 def run_create(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     schedule = backend.create_schedule(schedule_spec(opts, local=backend.is_local))
-    terminal.say(schedule["id"] if opts["quiet"] else render.schedule_created_line(schedule))
+    terminal.say(schedule["id"] if opts["quiet"] else render_schedules.schedule_created_line(schedule))
     return 0
 
 
@@ -108,17 +110,21 @@ def schedule_spec(opts: dict[str, Any], *, local: bool) -> dict[str, Any]:
 
 
 def run_enable(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], True)))
+    terminal.say(
+        render_schedules.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], True))
+    )
     return 0
 
 
 def run_disable(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], False)))
+    terminal.say(
+        render_schedules.schedule_enabled_line(backend.set_schedule_enabled(opts["schedule_id"], False))
+    )
     return 0
 
 
 def run_trigger(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    terminal.say(render.schedule_triggered_line(backend.trigger_schedule(opts["schedule_id"])))
+    terminal.say(render_schedules.schedule_triggered_line(backend.trigger_schedule(opts["schedule_id"])))
     return 0
 
 

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from cli import render
+from cli import render_webhooks
 from cli.backends import CLIError, JobsBackend
-from cli.flags import add_page_flags, chosen_page, go_flag, note_more_pages
+from cli.flags import go_flag
+from cli.hyperctl.paged_resources import (
+    add_id_actions,
+    add_list_action,
+    add_resource_group,
+    say_page,
+)
 from cli.terminal import Terminal
 from webhooks.formats import FORMATS
 from webhooks.models import DEFAULT_EVENTS, EVENTS
 
 
 def register(subparsers, parents) -> None:
-    group = subparsers.add_parser(
-        "webhooks", parents=parents, help="webhook notifications of job events: list, add, delete, test"
+    actions = add_resource_group(
+        subparsers, parents, "webhooks", help="webhook notifications of job events: list, add, delete, test"
     )
-    actions = group.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser(
-        "list", parents=parents, help="every webhook: index, URL, format, events, enabled, last delivery"
+    add_list_action(
+        actions,
+        parents,
+        "webhooks",
+        help="every webhook: index, URL, format, events, enabled, last delivery",
+        run=run_list,
     )
-    go_flag(listing, "json", action="store_true", help="print the API's JSON (the page's webhooks)")
-    add_page_flags(listing, "webhooks")
-    listing.set_defaults(run=run_list)
 
     add = actions.add_parser(
         "add",
@@ -46,34 +51,31 @@ def register(subparsers, parents) -> None:
     )
     add.set_defaults(run=run_add)
 
-    for action, text, run in [
-        ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
-        (
-            "test",
-            'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
-            run_test,
-        ),
-    ]:
-        parser = actions.add_parser(action, parents=parents, help=text)
-        parser.add_argument(
-            "index", metavar="INDEX", help="0-based, as in `webhooks list` (or the id wh-...)"
-        )
-        parser.set_defaults(run=run)
+    add_id_actions(
+        actions,
+        parents,
+        [
+            ("delete", "remove a webhook (the indexes after it move down by one)", run_delete),
+            (
+                "test",
+                'send a test event now (a signed {"event": "test", "data": {}}, or a chat message) and report the answer',
+                run_test,
+            ),
+        ],
+        dest="index",
+        metavar="INDEX",
+        help="0-based, as in `webhooks list` (or the id wh-...)",
+    )
 
 
 def run_list(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
-    listing = backend.list_webhooks(page=chosen_page(opts))
-    webhooks = listing["results"]
-    if opts["json"]:
-        lines = [json.dumps(webhooks, indent=2)]
-    elif not webhooks:
-        lines = ["no webhooks"]
-    else:
-        lines = render.webhook_table(webhooks, _last_deliveries(backend, webhooks))
-    for line in lines:
-        terminal.say(line)
-    note_more_pages(listing, "webhooks", terminal)
-    return 0
+    return say_page(
+        backend.list_webhooks,
+        "webhooks",
+        opts,
+        terminal,
+        table=lambda webhooks: render_webhooks.webhook_table(webhooks, _last_deliveries(backend, webhooks)),
+    )
 
 
 def _last_deliveries(backend: JobsBackend, webhooks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,7 +97,7 @@ def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> i
         spec["enabled"] = False
     if opts.get("format"):
         spec["format"] = opts["format"]
-    for line in render.webhook_added_lines(backend.add_webhook(spec)):
+    for line in render_webhooks.webhook_added_lines(backend.add_webhook(spec)):
         terminal.say(line)
     return 0
 
@@ -103,7 +105,7 @@ def run_add(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> i
 def run_delete(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     webhook = backend.get_webhook(opts["index"])
     backend.delete_webhook(webhook["id"])  # by id: another delete meanwhile cannot shift it
-    terminal.say(render.webhook_deleted_line(webhook))
+    terminal.say(render_webhooks.webhook_deleted_line(webhook))
     return 0
 
 
@@ -111,6 +113,6 @@ def run_test(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> 
     webhook = backend.get_webhook(opts["index"])
     result = backend.test_webhook(webhook["id"])
     if not result["ok"]:
-        raise CLIError(render.webhook_test_failure(webhook, result))
-    terminal.say(render.webhook_test_line(webhook, result))
+        raise CLIError(render_webhooks.webhook_test_failure(webhook, result))
+    terminal.say(render_webhooks.webhook_test_line(webhook, result))
     return 0

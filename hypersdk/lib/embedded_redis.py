@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -67,9 +68,13 @@ def server_command(data_dir: Path, socket: Path) -> list[str]:
 
 def answers_ping(socket: Path) -> bool:
     """True when a Redis server answers PING on ``socket`` right now."""
-    if not Path(socket).exists():
-        return False
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=2, socket_connect_timeout=2)
+    return Path(socket).exists() and redis_answers(unix_socket_path=str(socket))
+
+
+def redis_answers(**where: Any) -> bool:
+    """True when the Redis server at ``where`` (``redis.Redis`` keywords: ``port=``,
+    ``unix_socket_path=``, ...) answers PING within 2 s right now."""
+    client = redis.Redis(**where, socket_timeout=2, socket_connect_timeout=2)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -78,15 +78,18 @@ def build_simulator() -> Path:
     ``${HYPERSDK_SIM_CACHE:-~/.cache/hypersdk}`` and reused when present.
     Raises SimulatorUnavailable with the compiler output if it cannot build.
     """
-    return _build_go(SOURCE_DIR, "vsphere-sim")
+    return build_go(SOURCE_DIR, "vsphere-sim")
 
 
 def build_ovf_checker() -> Path:
     """Build ``ovfcheck/`` (govmomi's ``ovf`` reader, see its main.go) like the simulator."""
-    return _build_go(SOURCE_DIR / "ovfcheck", "ovfcheck")
+    return build_go(SOURCE_DIR / "ovfcheck", "ovfcheck")
 
 
-def _build_go(source_dir: Path, prefix: str) -> Path:
+def build_go(source_dir: Path, prefix: str, *, needs_govmomi: bool = True) -> Path:
+    """Build the Go program in ``source_dir`` (GOPATH mode, offline), cached as
+    ``<prefix>-<sha256 of its .go sources>``; ``needs_govmomi=False`` for a standard-library
+    program (then an empty GOPATH). Raises SimulatorUnavailable with the compiler output."""
     cache = _cache_dir()
     binary = cache / f"{prefix}-{_sources_digest(source_dir)}"
     if binary.is_file() and os.access(binary, os.X_OK):
@@ -95,12 +98,14 @@ def _build_go(source_dir: Path, prefix: str) -> Path:
     go = shutil.which("go")
     if go is None:
         raise SimulatorUnavailable("the Go toolchain ('go') is not installed")
-    gopath = os.environ.get("HYPERSDK_SIM_GOPATH", DEFAULT_GOPATH)
-    if not (Path(gopath) / GOVMOMI_SIMULATOR).is_dir():
-        raise SimulatorUnavailable(
-            f"govmomi's simulator package is missing from {gopath}/{GOVMOMI_SIMULATOR} "
-            "(install golang-github-vmware-govmomi-dev)"
-        )
+    gopath = str(cache / "gopath-empty")
+    if needs_govmomi:
+        gopath = os.environ.get("HYPERSDK_SIM_GOPATH", DEFAULT_GOPATH)
+        if not (Path(gopath) / GOVMOMI_SIMULATOR).is_dir():
+            raise SimulatorUnavailable(
+                f"govmomi's simulator package is missing from {gopath}/{GOVMOMI_SIMULATOR} "
+                "(install golang-github-vmware-govmomi-dev)"
+            )
     cache.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
@@ -201,6 +206,30 @@ class DiskSpec:
     image: Path
     controller: str = "pvscsi"
     thin: bool = True
+
+
+def _new_disk(
+    n: int, controller_key: int, unit: int, image: Path, file_name: str, *, thin: bool | None = None
+):
+    """The spec adding the ``n``-th new disk (key ``-(n + 1)``), sized as ``image``'s virtual size.
+    ``thin`` True/False also sets eagerlyScrub to match; None: thin, eagerlyScrub left unset."""
+    from pyVmomi import vim
+
+    kb = math.ceil(_virtual_size(image) / 1024)
+    backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+        fileName=file_name, diskMode="persistent", thinProvisioned=True if thin is None else thin
+    )
+    if thin is not None:
+        backing.eagerlyScrub = not thin
+    disk = vim.vm.device.VirtualDisk(
+        key=-(n + 1),
+        controllerKey=controller_key,
+        unitNumber=unit,
+        capacityInKB=kb,
+        capacityInBytes=kb * 1024,
+        backing=backing,
+    )
+    return vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
 
 
 def _virtual_size(image: Path) -> int:
@@ -416,21 +445,7 @@ class VSphereSimulator:
                     index += 1
                     if name not in used_names:
                         break
-                size = _virtual_size(image)
-                kb = math.ceil(size / 1024)
-                disk = vim.vm.device.VirtualDisk(
-                    key=-(n + 1),
-                    controllerKey=template.controllerKey,
-                    unitNumber=unit,
-                    capacityInKB=kb,
-                    capacityInBytes=kb * 1024,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=name, diskMode="persistent", thinProvisioned=True
-                    ),
-                )
-                changes.append(
-                    vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
-                )
+                changes.append(_new_disk(n, template.controllerKey, unit, image, name))
         if changes:
             WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), si=si)
 
@@ -558,23 +573,8 @@ class VSphereSimulator:
             controller = controllers[spec.controller]
             unit = units.get(controller.key, 0)
             units[controller.key] = unit + 1
-            kb = math.ceil(_virtual_size(spec.image) / 1024)
-            disk = vim.vm.device.VirtualDisk(
-                key=-(n + 1),
-                controllerKey=controller.key,
-                unitNumber=unit,
-                capacityInKB=kb,
-                capacityInBytes=kb * 1024,
-                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                    fileName=f"[{self.datastore}] {name}/{name}_{n}.vmdk",
-                    diskMode="persistent",
-                    thinProvisioned=spec.thin,
-                    eagerlyScrub=False if spec.thin else True,
-                ),
-            )
-            changes.append(
-                vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
-            )
+            file_name = f"[{self.datastore}] {name}/{name}_{n}.vmdk"
+            changes.append(_new_disk(n, controller.key, unit, spec.image, file_name, thin=spec.thin))
         if cdrom_iso:
             cdrom = vim.vm.device.VirtualCdrom(
                 key=-100,

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/vmware/govmomi/simulator"
@@ -135,28 +136,33 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 	}
 	w("        <vssd:VirtualSystemType>%s</vssd:VirtualSystemType>\n      </System>\n", esc(version))
 
-	instance := 1
-	item := func(fields ...string) {
-		w("      <Item>\n")
+	// Each item gets the next InstanceID; its rasd elements are an xs:sequence, alphabetical.
+	instance := 0
+	item := func(fields ...string) int {
+		instance++
+		type rasd struct{ name, value string }
+		elements := []rasd{{"InstanceID", fmt.Sprint(instance)}}
 		for i := 0; i+1 < len(fields); i += 2 {
-			w("        <rasd:%s>%s</rasd:%s>\n", fields[i], esc(fields[i+1]), fields[i])
+			elements = append(elements, rasd{fields[i], fields[i+1]})
+		}
+		sort.SliceStable(elements, func(a, b int) bool { return elements[a].name < elements[b].name })
+		w("      <Item>\n")
+		for _, e := range elements {
+			w("        <rasd:%s>%s</rasd:%s>\n", e.name, esc(e.value), e.name)
 		}
 		w("      </Item>\n")
+		return instance
 	}
 	item("AllocationUnits", "hertz * 10^6",
 		"Description", "Number of Virtual CPUs",
 		"ElementName", fmt.Sprintf("%d virtual CPU(s)", hw.NumCPU),
-		"InstanceID", fmt.Sprint(instance),
 		"ResourceType", "3",
 		"VirtualQuantity", fmt.Sprint(hw.NumCPU))
-	instance++
 	item("AllocationUnits", "byte * 2^20",
 		"Description", "Memory Size",
 		"ElementName", fmt.Sprintf("%dMB of memory", hw.MemoryMB),
-		"InstanceID", fmt.Sprint(instance),
 		"ResourceType", "4",
 		"VirtualQuantity", fmt.Sprint(hw.MemoryMB))
-	instance++
 
 	// Controllers first, remembering their InstanceIDs for the disks.
 	controllerID := map[int32]int{}
@@ -182,18 +188,15 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 			continue
 		}
 		bus := d.(types.BaseVirtualController).GetVirtualController().BusNumber
-		controllerID[dev.Key] = instance
 		fields := []string{
 			"Address", fmt.Sprint(bus),
 			"Description", fmt.Sprintf("%s %d", label, bus),
 			"ElementName", fmt.Sprintf("%s %d", label, bus),
-			"InstanceID", fmt.Sprint(instance),
 		}
 		if subtype != "" {
 			fields = append(fields, "ResourceSubType", subtype)
 		}
-		item(append(fields, "ResourceType", rtype)...)
-		instance++
+		controllerID[dev.Key] = item(append(fields, "ResourceType", rtype)...)
 	}
 	for i, disk := range disks {
 		unit := int32(0)
@@ -202,13 +205,11 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 		}
 		fields := []string{"AddressOnParent", fmt.Sprint(unit),
 			"ElementName", diskLabel(disk, i),
-			"HostResource", fmt.Sprintf("ovf:/disk/vmdisk%d", i+1),
-			"InstanceID", fmt.Sprint(instance)}
+			"HostResource", fmt.Sprintf("ovf:/disk/vmdisk%d", i+1)}
 		if p, ok := controllerID[disk.ControllerKey]; ok {
 			fields = append(fields, "Parent", fmt.Sprint(p))
 		}
 		item(append(fields, "ResourceType", "17")...)
-		instance++
 	}
 	n := 0
 	for _, d := range devices {
@@ -222,10 +223,8 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 			"AutomaticAllocation", "true",
 			"Connection", nicNetwork(nic),
 			"ElementName", fmt.Sprintf("Network adapter %d", n),
-			"InstanceID", fmt.Sprint(instance),
 			"ResourceSubType", subtype,
 			"ResourceType", "10")
-		instance++
 	}
 	// Drives with images stay on the datastore; their items say what to attach.
 	for _, d := range devices {
@@ -254,13 +253,11 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 		}
 		fields := []string{"AddressOnParent", fmt.Sprint(unit),
 			"AutomaticAllocation", "false",
-			"ElementName", label,
-			"InstanceID", fmt.Sprint(instance)}
+			"ElementName", label}
 		if p, ok := controllerID[dev.ControllerKey]; ok {
 			fields = append(fields, "Parent", fmt.Sprint(p))
 		}
 		item(append(fields, "ResourceSubType", subtype, "ResourceType", rtype)...)
-		instance++
 	}
 	// What vCenter 6.7+ writes for firmware and the NVRAM file.
 	if vm.Config.Firmware != "" {
