@@ -9,6 +9,3 @@ class ExportsConfig(AppConfig):
         # Bind shared tasks to our Celery app (broker from settings) in every process that
         # loads the apps: daphne's API sends jobs to the workers through it.
         import hypersdk.celery  # noqa: F401
-        from hypersdk.lib.ws_auth import connect_revocation_signals
-
-        connect_revocation_signals()

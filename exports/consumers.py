@@ -9,8 +9,7 @@ import asyncio
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from exports.live import JOBS_GROUP, job_group
-from hypersdk.lib.ws_auth import (
+from api_tokens.ws_auth import (
     FORBIDDEN,
     UNAUTHORIZED,
     recheck_access,
@@ -18,6 +17,7 @@ from hypersdk.lib.ws_auth import (
     user_group,
     watch_access,
 )
+from exports.live import JOBS_GROUP, job_group
 
 NOT_FOUND = 4404
 

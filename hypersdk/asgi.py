@@ -9,8 +9,8 @@ django_asgi_app = get_asgi_application()  # sets Django up before the consumers 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from api_tokens.ws_auth import websocket_auth  # noqa: E402
 from exports.routing import websocket_urlpatterns  # noqa: E402
-from hypersdk.lib.ws_auth import websocket_auth  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
