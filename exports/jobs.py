@@ -15,14 +15,9 @@ from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from exports.job_queue import claim_job as claim_job  # the worker side, re-exported: many callers
 from exports.job_queue import dispatch_pending
-from exports.job_queue import finish_job as finish_job
-from exports.job_queue import reap_lost_jobs as reap_lost_jobs
-from exports.job_queue import remove_partial_output as remove_partial_output
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.lifecycle import Transition, change_state
-from exports.lifecycle import append_log as append_log  # the job service's, for its callers
 from exports.models import Job, JobLog
 from exports.output_ownership import ActiveOutputs, active_jobs, output_in_use
 from exports.output_roots import default_output_path, default_output_root

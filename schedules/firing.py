@@ -15,7 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from exports import jobs
+from exports import jobs, lifecycle
 from exports.models import Job
 from exports.output_roots import default_output_path
 from hypersdk.lib.events import emit
@@ -159,7 +159,7 @@ def start_run(schedule: Schedule, slot: datetime, outcome: str) -> ScheduleRun |
             failure_reason="",
             failing_since=None,
         )
-        jobs.append_log(
+        lifecycle.append_log(
             run.job_id, f"started by schedule {schedule.name} ({outcome}, slot {slot.isoformat()})"
         )
     return run

@@ -14,10 +14,7 @@ from django.utils import timezone
 from exports import jobs
 from exports.models import Job
 from hypersdk.lib.errors import ConflictError, NotFoundError
-from schedules.firing import MAX_MISSED_RECORDED as MAX_MISSED_RECORDED  # re-exported: many callers
 from schedules.firing import announce_run, job_spec, one_line, start_run
-from schedules.firing import run_directory as run_directory
-from schedules.firing import tick as tick
 from schedules.models import Schedule, ScheduleRun
 from schedules.run_retention import apply_retention as apply_retention
 from schedules.spec import split

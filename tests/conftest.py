@@ -561,9 +561,9 @@ def every_ovf_read_independently(request):
 def fire_at(schedule_id: str, moment: datetime):
     """Beat's tick at ``moment`` (the schedule's cursor put just before it, as if it had
     been ticking all along); the run it made for the schedule."""
-    from schedules import service
+    from schedules import firing
     from schedules.models import Schedule
 
     Schedule.objects.filter(id=schedule_id).update(fired_through=moment - timedelta(minutes=1))
-    runs = [run for run in service.tick(moment) if run.schedule_id == schedule_id]
+    runs = [run for run in firing.tick(moment) if run.schedule_id == schedule_id]
     return runs[-1] if runs else None

@@ -23,7 +23,7 @@ from cli.backends import (
 from cli.follow import show_logs, watch_job
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
-from exports import jobs
+from exports import job_queue, jobs, lifecycle
 from exports.models import Job, JobLog
 from hypersdk.cli import uses_daemon
 
@@ -378,12 +378,12 @@ def test_watch_prints_a_line_per_change_then_success(db, export_root):
         job_id,
         term,
         sleep=play(
-            lambda: jobs.claim_job(job_id, "test-worker"),
+            lambda: job_queue.claim_job(job_id, "test-worker"),
             lambda: Job.objects.filter(id=job_id).update(
                 phase="downloading", current_file="web01-disk1.vmdk", percent=45.25
             ),
             lambda: None,  # nothing changed: no line
-            lambda: jobs.finish_job(job_id, "completed", result={}),
+            lambda: job_queue.finish_job(job_id, "completed", result={}),
         ),
         now=lambda: datetime(2026, 1, 22, 10, 30, 15),
     )
@@ -400,9 +400,12 @@ def test_watch_prints_a_line_per_change_then_success(db, export_root):
 @pytest.mark.parametrize(
     ("finish", "outcome"),
     [
-        (lambda job_id: jobs.finish_job(job_id, "failed", error="disk full"), "❌ Job failed: disk full"),
         (
-            lambda job_id: jobs.finish_job(job_id, "cancelled", error="cancelled by request"),
+            lambda job_id: job_queue.finish_job(job_id, "failed", error="disk full"),
+            "❌ Job failed: disk full",
+        ),
+        (
+            lambda job_id: job_queue.finish_job(job_id, "cancelled", error="cancelled by request"),
             "⚠️ Job cancelled",
         ),
     ],
@@ -410,7 +413,7 @@ def test_watch_prints_a_line_per_change_then_success(db, export_root):
 )
 def test_watch_of_a_job_that_does_not_complete_exits_1(db, export_root, finish, outcome):
     job_id = submit(export_root)
-    jobs.claim_job(job_id, "test-worker")
+    job_queue.claim_job(job_id, "test-worker")
     term, out, _ = terminal()
     code = watch_job(LocalBackend(), job_id, term, sleep=play(lambda: finish(job_id)))
     assert code == 1
@@ -419,7 +422,7 @@ def test_watch_of_a_job_that_does_not_complete_exits_1(db, export_root, finish, 
 
 def test_ctrl_c_stops_watching_and_leaves_the_job_running(db, export_root):
     job_id = submit(export_root)
-    jobs.claim_job(job_id, "test-worker")
+    job_queue.claim_job(job_id, "test-worker")
 
     def ctrl_c(_seconds):
         raise KeyboardInterrupt
@@ -433,7 +436,7 @@ def test_ctrl_c_stops_watching_and_leaves_the_job_running(db, export_root):
 def test_logs_tail_gives_the_last_lines(db, export_root):
     job_id = submit(export_root)
     for n in range(5):
-        jobs.append_log(job_id, f"line {n}")
+        lifecycle.append_log(job_id, f"line {n}")
     term, out, _ = terminal()
     assert show_logs(LocalBackend(), job_id, term, tail=2) == 0
     assert [line.split(maxsplit=3)[-1] for line in out.getvalue().splitlines()] == ["line 3", "line 4"]
@@ -448,10 +451,10 @@ def test_logs_follow_prints_new_lines_until_the_job_has_finished(db, export_root
         term,
         follow=True,
         sleep=play(
-            lambda: jobs.claim_job(job_id, "test-worker"),
+            lambda: job_queue.claim_job(job_id, "test-worker"),
             lambda: None,
-            lambda: jobs.append_log(job_id, "downloading web01-disk1.vmdk"),
-            lambda: jobs.finish_job(job_id, "completed", result={}),
+            lambda: lifecycle.append_log(job_id, "downloading web01-disk1.vmdk"),
+            lambda: job_queue.finish_job(job_id, "completed", result={}),
             lambda: None,  # finished, its last line just read: one more look finds nothing new
         ),
     )
@@ -483,7 +486,7 @@ def test_logs_follow_of_a_finished_job_returns_at_once(db, export_root):
 
 def test_remote_and_local_backends_answer_the_same(daemon, export_root):
     job_id = submit(export_root)
-    jobs.append_log(job_id, "a line")
+    lifecycle.append_log(job_id, "a line")
     local, remote = LocalBackend(), RemoteBackend(daemon.url, daemon.token)
     assert remote.get_job(job_id) == local.get_job(job_id)
     assert remote.query_jobs(status="pending") == local.query_jobs(status="pending")

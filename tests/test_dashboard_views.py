@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from exports import jobs
+from exports import lifecycle
 from exports.models import Job, JobLog
 from hypersdk.lib.permissions import grant_role
 from schedules import service as schedules
@@ -344,7 +344,7 @@ def test_cancelling_a_finished_job_says_so(client, operator):
 
 def test_the_live_panel_polls_only_while_the_job_is_unfinished(client, operator):
     job = make_job(WEB01, status=Job.Status.RUNNING, percent=12.0)
-    jobs.append_log(job.id, "downloading disk 1")
+    lifecycle.append_log(job.id, "downloading disk 1")
     live = client.get(f"/ui/jobs/{job.id}/live/?logs=1", **HTMX).content.decode()
     assert (
         "every 2s [this.dataset.live!=&#x27;on&#x27;]" in live or "every 2s [this.dataset.live!='on']" in live

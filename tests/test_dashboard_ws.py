@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from exports import jobs, live
+from exports import jobs, lifecycle, live
 from hypersdk.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,7 +60,7 @@ async def test_a_logged_in_browser_follows_a_job_as_the_live_panel_expects(redis
     assert snapshot["type"] == "job.snapshot"
     assert snapshot["data"]["status"] == "pending" and "percent" in snapshot["data"]["progress"]
     await sync_to_async(live.publish_job)(job_id, "job.progress", {"percent": 64.0, "phase": "downloading"})
-    await sync_to_async(jobs.append_log)(job_id, "disk 1 of 2 downloaded")
+    await sync_to_async(lifecycle.append_log)(job_id, "disk 1 of 2 downloaded")
     await sync_to_async(jobs.cancel_job)(job_id)
     received = [await socket.receive_json_from(timeout=10) for _ in range(4)]
     assert [m["type"] for m in received] == ["job.progress", "job.log", "job.log", "job.status"]

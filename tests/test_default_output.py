@@ -14,7 +14,7 @@ from exports import jobs
 from exports.models import Job
 from exports.output_roots import resolve_output_path
 from exports.pipeline.names import file_stem
-from schedules import service
+from schedules import run_retention
 from schedules.models import Schedule
 from tests.conftest import fire_at
 
@@ -134,5 +134,5 @@ def test_a_long_schedule_name_gets_run_directories_that_fit_and_retention_still_
         Path(run.job.output_path).mkdir()
         outputs.append(Path(run.job.output_path))
     assert all(len(p.name.encode()) <= 255 and schedule.id in p.name for p in outputs)
-    service.apply_retention(schedule)
+    run_retention.apply_retention(schedule)
     assert [p.is_dir() for p in outputs] == [False, True]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exports import jobs
+from exports import job_queue, jobs
 from exports.models import Job, JobLog
 from exports.pipeline.connect import VCenterTarget, connect
 from exports.pipeline.inventory import find_vm
@@ -115,7 +115,7 @@ def test_a_sigkilled_worker_leaves_a_failed_job_and_nothing_that_looks_complete(
     reaper = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "exports.tasks.reap_lost_jobs" in reaper
     settings.HYPERSDK_WORKER_LOST_SECONDS = 3
-    wait_for(lambda: job_id in jobs.reap_lost_jobs(), message="the reaper to notice")
+    wait_for(lambda: job_id in job_queue.reap_lost_jobs(), message="the reaper to notice")
 
     body = api_job(daemon, job_id)
     assert (body["status"], body["error"]) == ("failed", "worker lost")

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from exports.models import Job
 from exports.pipeline.names import file_stem
 from hypersdk.lib.permissions import grant_role
-from schedules import service
+from schedules import firing
 from schedules.models import Schedule, ScheduleRun
 
 pytestmark = pytest.mark.django_db
@@ -274,8 +274,8 @@ def test_fuzzed_cron_strings_are_refused_naming_the_field_or_fire_at_their_next_
         schedule = response.json()
         slot = datetime.fromisoformat(schedule["next_run_at"])
         try:
-            assert service.tick(slot - timedelta(seconds=1)) == [], expression
-            runs = service.tick(slot + timedelta(seconds=5))
+            assert firing.tick(slot - timedelta(seconds=1)) == [], expression
+            runs = firing.tick(slot + timedelta(seconds=5))
             assert [(run.slot, run.outcome) for run in runs] == [(slot, "started")], expression
         finally:
             Schedule.objects.all().delete()

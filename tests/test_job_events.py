@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exports import jobs
+from exports import job_queue, jobs
 from exports.api.serializers import ProgressSerializer
 from exports.models import Job, JobLog
 from exports.pipeline.progress import PROGRESS_FIELDS
@@ -37,7 +37,7 @@ def test_a_state_change_logs_and_emits_the_job_as_it_now_is(seen):
 
 def test_a_change_that_lost_the_race_says_nothing(seen):
     job = Job.objects.create(vm_path="/dc/vm/prod/web01", output_path="/exports/web01")
-    assert jobs.finish_job(job.id, Job.Status.COMPLETED) is False  # never claimed: not running
+    assert job_queue.finish_job(job.id, Job.Status.COMPLETED) is False  # never claimed: not running
     assert seen == [] and not JobLog.objects.filter(job_id=job.id).exists()
     assert Job.objects.get(id=job.id).status == Job.Status.PENDING
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from exports import jobs
+from exports import job_queue, jobs
 from exports.models import Job
 from exports.pipeline.output import OutputDir
 
@@ -30,22 +30,22 @@ def test_dispatch_sends_only_as_many_as_the_vcenter_allows_oldest_first(five_job
 
 
 def test_claim_is_refused_at_the_limit_and_the_job_stays_pending(five_jobs):
-    assert jobs.claim_job(five_jobs[0], "w1") and jobs.claim_job(five_jobs[1], "w1")
-    assert jobs.claim_job(five_jobs[2], "w1") is None
+    assert job_queue.claim_job(five_jobs[0], "w1") and job_queue.claim_job(five_jobs[1], "w1")
+    assert job_queue.claim_job(five_jobs[2], "w1") is None
     assert Job.objects.get(id=five_jobs[2]).status == "pending"
-    jobs.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
-    assert jobs.claim_job(five_jobs[2], "w2").status == "running"
+    job_queue.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
+    assert job_queue.claim_job(five_jobs[2], "w2").status == "running"
 
 
 def test_a_job_is_claimed_once_whatever_the_deliveries(five_jobs):
-    assert jobs.claim_job(five_jobs[0], "w1") is not None
-    assert jobs.claim_job(five_jobs[0], "w2") is None  # a redelivered message
+    assert job_queue.claim_job(five_jobs[0], "w1") is not None
+    assert job_queue.claim_job(five_jobs[0], "w2") is None  # a redelivered message
     assert Job.objects.get(id=five_jobs[0]).worker == "w1"
 
 
 def test_a_cancelled_pending_job_is_never_claimed(five_jobs):
     jobs.cancel_job(five_jobs[0])
-    assert jobs.claim_job(five_jobs[0], "w1") is None
+    assert job_queue.claim_job(five_jobs[0], "w1") is None
 
 
 def test_lost_dispatches_are_sent_again(five_jobs):
@@ -59,15 +59,15 @@ def test_reaper_fails_a_silent_job_and_removes_the_output_it_created(five_jobs, 
     settings.HYPERSDK_WORKER_LOST_SECONDS = 60
     output = tmp_path / "web0"
     Job.objects.filter(id=five_jobs[0]).update(output_path=str(output))
-    jobs.claim_job(five_jobs[0], "w1")
+    job_queue.claim_job(five_jobs[0], "w1")
     run = OutputDir(output, five_jobs[0])  # what the worker's pipeline did before it died
     run.prepare(completed_marker_names=["web0.ovf"], overwrite=False)
     run.track("web0-disk1.vmdk")
     (output / "web0-disk1.vmdk.part").write_bytes(b"half")
     run._close()
-    assert jobs.reap_lost_jobs() == []  # its heartbeat is fresh
+    assert job_queue.reap_lost_jobs() == []  # its heartbeat is fresh
     Job.objects.filter(id=five_jobs[0]).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
-    assert jobs.reap_lost_jobs() == [five_jobs[0]]
+    assert job_queue.reap_lost_jobs() == [five_jobs[0]]
     job = Job.objects.get(id=five_jobs[0])
     assert (job.status, job.error) == ("failed", "worker lost")
     assert not output.exists()
@@ -78,14 +78,14 @@ def test_reaper_keeps_a_directory_it_did_not_create_but_removes_partials(five_jo
     output.mkdir()
     (output / "older-export.ova").write_bytes(b"keep me")
     Job.objects.filter(id=five_jobs[0]).update(output_path=str(output))
-    jobs.claim_job(five_jobs[0], "w1")
+    job_queue.claim_job(five_jobs[0], "w1")
     run = OutputDir(output, five_jobs[0])
     run.prepare(completed_marker_names=["web0.ovf"], overwrite=False)
     run.track("web0-disk1.vmdk")
     (output / "web0-disk1.vmdk.part").write_bytes(b"half")
     run._close()
     Job.objects.filter(id=five_jobs[0]).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    jobs.reap_lost_jobs()
+    job_queue.reap_lost_jobs()
     assert sorted(p.name for p in output.iterdir()) == ["older-export.ova"]
 
 
@@ -99,10 +99,10 @@ def test_lifecycle_events_are_emitted_without_secrets(five_jobs):
 
     events.subscribe(record)
     try:
-        jobs.claim_job(five_jobs[0], "w1")
-        jobs.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
-        jobs.claim_job(five_jobs[1], "w1")
-        jobs.finish_job(five_jobs[1], Job.Status.FAILED, error="VM not found: x")
+        job_queue.claim_job(five_jobs[0], "w1")
+        job_queue.finish_job(five_jobs[0], Job.Status.COMPLETED, result={})
+        job_queue.claim_job(five_jobs[1], "w1")
+        job_queue.finish_job(five_jobs[1], Job.Status.FAILED, error="VM not found: x")
     finally:
         events._subscribers.remove(record)
     assert [(e, d["job_id"]) for e, d in seen] == [

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from api_tokens.service import issue_token
-from exports import jobs, live
+from exports import jobs, lifecycle, live
 from hypersdk.asgi import application
 from hypersdk.lib.permissions import grant_role
 
@@ -53,7 +53,7 @@ async def test_a_job_stream_starts_with_a_snapshot_then_relays_progress_and_logs
     snapshot = await communicator.receive_json_from(timeout=10)
     assert snapshot["type"] == "job.snapshot" and snapshot["data"]["status"] == "pending"
     await sync_to_async(live.publish_job)(job_id, "job.progress", {"percent": 42.0, "phase": "downloading"})
-    await sync_to_async(jobs.append_log)(job_id, "hello")
+    await sync_to_async(lifecycle.append_log)(job_id, "hello")
     progress = await communicator.receive_json_from(timeout=10)
     assert progress == {
         "type": "job.progress",

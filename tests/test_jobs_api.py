@@ -9,7 +9,7 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from exports import jobs
+from exports import jobs, lifecycle
 from exports.models import Job, JobLog, VCenter
 
 
@@ -179,7 +179,7 @@ def test_unknown_job_is_a_404(operator_api):
 def test_logs_all_tail_and_since(operator_api):
     job_id = jobs.submit_jobs([{"vm_path": "/dc/vm/prod/web01"}]).job_ids[0]
     for n in range(5):
-        jobs.append_log(job_id, f"line {n}")
+        lifecycle.append_log(job_id, f"line {n}")
     logs = operator_api.get(f"/jobs/logs/{job_id}").json()["logs"]
     assert [entry["message"] for entry in logs][-5:] == [f"line {n}" for n in range(5)]
     tail = operator_api.get(f"/jobs/logs/{job_id}", {"tail": 2}).json()["logs"]

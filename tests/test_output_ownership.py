@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from cli.render import job_detail, job_table
-from exports import jobs
+from exports import job_queue, jobs
 from exports.api.serializers import JobSerializer
 from exports.models import Job, VCenter
 from exports.pipeline.connect import VCenterTarget
@@ -32,6 +32,7 @@ from exports.pipeline.output import OutputDir, discard_run
 from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapshot
 from exports.pipeline.run import export_vm
 from hypersdk.lib.permissions import grant_role
+from schedules import run_retention
 from tests.conftest import APP01, fire_at, govc_environment, wait_for
 from tests.factories import make_job
 
@@ -123,9 +124,9 @@ def test_a_claim_fails_a_job_whose_path_a_running_job_owns(db, export_root):
     # Both pending (as two submits racing each other would leave them): the claim decides.
     outer = make_job(APP01, str(export_root / "n"))
     inner = make_job(APP01, str(export_root / "n" / "inner"))
-    assert jobs.claim_job(outer.id, "w1") is not None
+    assert job_queue.claim_job(outer.id, "w1") is not None
 
-    assert jobs.claim_job(inner.id, "w2") is None
+    assert job_queue.claim_job(inner.id, "w2") is None
 
     inner.refresh_from_db()
     assert inner.status == Job.Status.FAILED
@@ -150,7 +151,7 @@ def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
         close_old_connections()
         try:
             start.wait()
-            if jobs.claim_job(job_id, f"w-{job_id}") is not None:
+            if job_queue.claim_job(job_id, f"w-{job_id}") is not None:
                 claimed.append(job_id)
         finally:
             connection.close()
@@ -229,7 +230,7 @@ def test_the_reaper_undoes_a_dead_runs_record_and_nothing_else(db, tmp_path):
     run._close()  # the worker dies: nothing of the run's memory survives but its record
     job = make_job(APP01, str(output), status="running", id="job-dead")
 
-    jobs.remove_partial_output(job)
+    job_queue.remove_partial_output(job)
 
     assert files_under(output) == ["notes.txt", "web01-disk1.vmdk"]
     assert not discard_run(output, "job-dead")  # nothing recorded any more
@@ -477,7 +478,6 @@ def test_a_completed_job_whose_files_were_removed_reads_files_missing(
 def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(
     operator_api, export_root, redis_url
 ):
-    from schedules import service
     from schedules.models import Schedule
 
     created = operator_api.post(
@@ -493,7 +493,7 @@ def test_schedule_retention_keeps_a_run_directory_holding_another_jobs_export(
     new = fire_at(created["id"], datetime(2026, 6, 2, 2, tzinfo=UTC)).job
     Job.objects.filter(id=new.id).update(status="completed")
 
-    service.apply_retention(Schedule.objects.get(id=created["id"]))
+    run_retention.apply_retention(Schedule.objects.get(id=created["id"]))
 
     assert files_under(Path(theirs.output_path)) == ["app01-disk1.vmdk", "app01.ovf"]
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import schedules.models
 from cli import render_schedules as render  # the schedule renderers these tests read
 from exports.models import Job
-from schedules import cron, run_retention, service, tasks
+from schedules import cron, firing, run_retention, service, tasks
 from schedules.api.serializers import ScheduleSerializer
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import ScheduleSpecSerializer
@@ -256,7 +256,7 @@ def test_a_day_down_records_only_the_last_100_missed_minutes(db, clock):
     clock.set(at("2027-01-05T12:00:05"))
     tick()
     runs = ScheduleRun.objects.filter(schedule=schedule).order_by("slot")
-    assert [run.outcome for run in runs] == ["missed"] * service.MAX_MISSED_RECORDED + ["started"]
+    assert [run.outcome for run in runs] == ["missed"] * firing.MAX_MISSED_RECORDED + ["started"]
     assert runs.first().slot == at("2027-01-05T10:20") and runs.last().slot == at("2027-01-05T12:00")
 
 
@@ -512,7 +512,7 @@ def test_the_two_passes_of_a_repeated_hour_get_two_run_directories(db, clock):
     schedule = create("0 * * * *", BERLIN, output_path="/exports/nightly")
     follow_next_run(clock, schedule.id, at("2027-10-31T03:00"))
     slots = fired(schedule.id)
-    names = [os.path.basename(service.run_directory(schedule, slot)) for slot in slots]
+    names = [os.path.basename(firing.run_directory(schedule, slot)) for slot in slots]
     assert len(set(names)) == len(names)
     stamps = [name.removeprefix(f"s-{schedule.id}-") for name in names]
     # Ordinary wall times keep their names; only 02:00 (CEST, then CET) carries the offset.

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from cli.backends import CLIError, LocalBackend
 from exports.models import Job, VCenter
 from hypersdk.lib import events
-from schedules import service
+from schedules import run_retention
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at
 from webhooks.models import Webhook, WebhookDelivery
@@ -136,7 +136,7 @@ def test_retention_removes_only_this_schedules_run_directories(operator_api, roo
     # A directory of another schedule's in the same place: not this schedule's to remove.
     foreign = roots["out"] / "x-sched-other-20260601-020000"
     foreign.mkdir()
-    service.apply_retention(Schedule.objects.get(id=schedule_id))
+    run_retention.apply_retention(Schedule.objects.get(id=schedule_id))
     assert [path.is_dir() for path in outputs] == [False, True] and foreign.is_dir()
 
 

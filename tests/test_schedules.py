@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from exports.models import Job
 from hypersdk.lib import events
-from schedules import cron, service, tasks
+from schedules import cron, firing, run_retention, tasks
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at as fire
 
@@ -168,7 +168,7 @@ def test_retention_removes_triggered_runs_output_too(operator_api, daily, redis_
         os.makedirs(job.output_path)
         outputs.append(job.output_path)
         clock[0] += timedelta(milliseconds=300)
-    service.apply_retention(Schedule.objects.get(id=daily["id"]))
+    run_retention.apply_retention(Schedule.objects.get(id=daily["id"]))
     assert [os.path.isdir(path) for path in outputs] == [False, False, True]
 
 
@@ -277,7 +277,7 @@ def test_retention_keeps_the_last_n_runs_output(operator_api, daily, redis_url, 
         outputs.append(run.job.output_path)
         Job.objects.filter(id=run.job_id).update(status="completed")
         os.makedirs(run.job.output_path)
-    service.apply_retention(Schedule.objects.get(id=daily["id"]))
+    run_retention.apply_retention(Schedule.objects.get(id=daily["id"]))
     assert [os.path.isdir(p) for p in outputs] == [False, False, True, True]
     assert ScheduleRun.objects.filter(schedule_id=daily["id"]).count() == 4
 
@@ -329,8 +329,8 @@ def test_an_admin_edit_of_the_expression_moves_the_next_run_the_tick_fires(admin
     schedule.refresh_from_db()
     slot = schedule.next_run_at
     assert (slot.hour, slot.minute) == (4, 30)
-    assert service.tick(slot - timedelta(seconds=1)) == []
-    (run,) = service.tick(slot + timedelta(seconds=5))
+    assert firing.tick(slot - timedelta(seconds=1)) == []
+    (run,) = firing.tick(slot + timedelta(seconds=5))
     assert run.slot == slot and run.outcome == "started"
 
 

@@ -13,7 +13,7 @@ import threading
 import pytest
 from django.db import close_old_connections, connection
 
-from exports import jobs
+from exports import job_queue, jobs
 from exports.models import Job, VCenter
 from tests.conftest import APP01
 
@@ -70,7 +70,7 @@ def test_concurrent_claims_start_no_more_than_the_vcenters_limit(pending_on_one_
         close_old_connections()
         try:
             start.wait()
-            if jobs.claim_job(job_id, f"w-{job_id}") is not None:
+            if job_queue.claim_job(job_id, f"w-{job_id}") is not None:
                 claimed.append(job_id)
         except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
             errors.append(exc)
@@ -92,6 +92,6 @@ def test_concurrent_claims_start_no_more_than_the_vcenters_limit(pending_on_one_
     assert {(job.status, job.dispatched_at) for job in waiting} == {(Job.Status.PENDING, None)}
 
     # A slot freed, the next claim fits again, and only one.
-    jobs.finish_job(claimed[0], Job.Status.COMPLETED, result={})
-    started = [job.id for job in waiting if jobs.claim_job(job.id, "w-next") is not None]
+    job_queue.finish_job(claimed[0], Job.Status.COMPLETED, result={})
+    started = [job.id for job in waiting if job_queue.claim_job(job.id, "w-next") is not None]
     assert len(started) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exports import jobs
+from exports import job_queue, jobs
 from exports.models import Job
 from exports.pipeline.output import OutputDir
 from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
@@ -31,7 +31,7 @@ def test_sigkilled_worker_is_found_by_the_reaper(
     finally:
         worker.stop()
     settings.HYPERSDK_WORKER_LOST_SECONDS = 3
-    wait_for(lambda: job_id in jobs.reap_lost_jobs(), message="the reaper to notice")
+    wait_for(lambda: job_id in job_queue.reap_lost_jobs(), message="the reaper to notice")
     job = Job.objects.get(id=job_id)
     assert (job.status, job.error) == ("failed", "worker lost")
     assert not output.exists()
@@ -54,7 +54,7 @@ def test_a_lost_job_leaves_no_finished_disk_in_an_operators_directory(tmp_path):
     output.mkdir()
     (output / "notes.txt").write_text("mine")
     (output / "manifest.json").write_text('{"source": {"vm_path": "/dc/vm/prod/app01"}}')
-    jobs.remove_partial_output(_died_mid_run(output, "job-lost-1"))
+    job_queue.remove_partial_output(_died_mid_run(output, "job-lost-1"))
     assert sorted(path.name for path in output.iterdir()) == ["manifest.json", "notes.txt"]
 
 
@@ -65,5 +65,5 @@ def test_a_lost_overwrite_puts_the_previous_export_back_and_keeps_other_vms_file
     before = {"app01.ovf": "old ovf", "app01-disk1.vmdk": "old disk", "web01-disk1.vmdk": "web01's"}
     for name, text in before.items():
         (output / name).write_text(text)
-    jobs.remove_partial_output(_died_mid_run(output, "job-lost-2", overwrite=True))
+    job_queue.remove_partial_output(_died_mid_run(output, "job-lost-2", overwrite=True))
     assert {path.name: path.read_text() for path in output.iterdir()} == before
