@@ -13,7 +13,7 @@ import threading
 import pytest
 from django.db import close_old_connections, connection
 
-from exports import job_queue, jobs
+from exports import job_queue
 from exports.models import Job, VCenter
 from tests.conftest import APP01
 
@@ -60,8 +60,8 @@ def pending_on_one_vcenter(export_root, settings) -> list[str]:
 
 
 def test_concurrent_claims_start_no_more_than_the_vcenters_limit(pending_on_one_vcenter, monkeypatch):
-    probe = ClaimProbe(jobs._lock_output_paths)
-    monkeypatch.setattr(jobs, "_lock_output_paths", probe)
+    probe = ClaimProbe(job_queue._lock_output_paths)
+    monkeypatch.setattr(job_queue, "_lock_output_paths", probe)
     start = threading.Barrier(CLAIMANTS)
     claimed: list[str] = []
     errors: list[BaseException] = []
