@@ -83,6 +83,7 @@ class OutputDir:
                 ) from None
             raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
         try:
+            self._recover_dead_runs()
             existing = [name for name in completed_marker_names if entry_exists(name, self.fd)]
             if existing and not overwrite:
                 raise OutputError(
@@ -113,6 +114,29 @@ class OutputDir:
         except BaseException:
             self.discard()
             raise
+
+    def _recover_dead_runs(self) -> None:
+        """Undo the runs in this directory whose process died (a direct hyperexport killed
+        outright has no reaper): their partial files go and a previous export they set aside
+        comes back, before this run decides what the directory holds. A run is dead when its
+        record exists (written under its lock) and nobody holds the lock."""
+        for name in os.listdir(self.fd):
+            if not name.startswith(RUN_DIR_PREFIX) or name == self.run_dir_name:
+                continue
+            try:
+                fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
+            except OSError:
+                continue
+            try:
+                if not entry_exists(RECORD_NAME, fd):
+                    continue  # still starting: its record is written once it holds the lock
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # live: _refuse_live_runs says so
+                discard_run(self.path, name.removeprefix(RUN_DIR_PREFIX))
+            finally:
+                os.close(fd)
 
     def _refuse_live_runs(self) -> None:
         """OutputError when a live run (its record directory locked) writes to this directory,
