@@ -19,6 +19,7 @@ from django.apps import apps
 from django.db import transaction
 
 from exports.pipeline.options import OPTIONS
+from hypersdk.lib.redaction import mask_url
 from schedules import service
 from schedules.models import Schedule
 from schedules.spec import ScheduleSpecSerializer
@@ -110,13 +111,13 @@ def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
         return
     unknown = sorted(set(entry) - WEBHOOK_KEYS)
     if unknown:
-        report.failed.append(f"webhook {entry['url']}: unknown keys {', '.join(unknown)}")
+        report.failed.append(f"webhook {mask_url(str(entry['url']))}: unknown keys {', '.join(unknown)}")
         return
     try:
         apps.get_model("webhooks", "Webhook")
     except LookupError:
         report.failed.append(
-            f"webhook {entry['url']}: not imported — this HyperSDK has no webhooks yet; "
+            f"webhook {mask_url(str(entry['url']))}: not imported — this HyperSDK has no webhooks yet; "
             "import the file again once it does (schedules already imported are skipped)"
         )
         return
@@ -125,6 +126,6 @@ def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
     try:
         created, label = webhook_service.import_webhook(entry)
     except webhook_service.InvalidWebhook as exc:
-        report.failed.append(f"webhook {entry['url']}: {exc}")
+        report.failed.append(f"webhook {mask_url(str(entry['url']))}: {exc}")
         return
     (report.created if created else report.skipped).append(label)

@@ -118,6 +118,16 @@ def test_a_webhook_that_cannot_be_imported_is_reported_not_skipped(tmp_path):
     assert out.strip().splitlines()[-1] == "0 created, 0 skipped, 1 not imported"
 
 
+@pytest.mark.parametrize("extra", ["    bogus: 1\n", "    events: [job.nope]\n"])
+def test_a_refused_webhook_is_named_without_its_credentials(tmp_path, extra):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"webhooks:\n  - url: http://user:hunter2@hooks.example/y?token=t0ken\n{extra}")
+    code, out, err = run(config)
+    assert code == 1
+    assert "error: webhook http://***@hooks.example/y?token=***: " in err
+    assert "hunter2" not in out + err and "t0ken" not in out + err
+
+
 def test_a_schedule_with_both_cron_and_schedule_is_refused_naming_both(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(
