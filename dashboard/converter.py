@@ -46,6 +46,9 @@ def job_spec(data: dict) -> dict:
         value = data[option.form.name]  # type: ignore[union-attr]
         if option.kind in ("switch", "choice"):
             spec[option.name] = value
+        elif option.kind == "duration":
+            if value != "":  # parsed by the form into the API's unit; empty leaves the default
+                spec[option.name] = value
         elif value and value.strip():  # typed text: empty leaves the default to the job spec
             spec[option.name] = value.strip()
     return spec

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from exports.models import Job
-from exports.pipeline.options import OPTIONS, Option
+from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
 
 # The export options the converter form shows, each as its declaration says (the guide's labels).
 FORM_OPTIONS = tuple(option for option in OPTIONS if option.form is not None)
@@ -29,9 +29,34 @@ def option_form_field(option: Option) -> forms.Field:
     if option.kind in ("count", "duration"):
         attrs["inputmode"] = "numeric"
         initial = str(option.api_default)
-    return forms.CharField(
-        label=label, required=False, initial=initial, help_text=help_text, widget=forms.TextInput(attrs=attrs)
+    kwargs: dict[str, Any] = {"option": option} if option.kind == "duration" else {}
+    field = DurationField if option.kind == "duration" else forms.CharField
+    return field(
+        label=label,
+        required=False,
+        initial=initial,
+        help_text=help_text,
+        widget=forms.TextInput(attrs=attrs),
+        **kwargs,
     )
+
+
+class DurationField(forms.CharField):
+    """A duration as the CLI's flag reads it (minutes, or 2h/90m/45s; ASCII digits), given to the
+    job spec in its API unit; empty leaves the default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.option: Option = kwargs.pop("option")
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return ""
+        try:
+            return self.option.to_api(parse_duration(text, maximum=self.option.high))
+        except InvalidOptions as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 # A base class holding the option fields: Django's form metaclass collects them from here.

@@ -12,6 +12,7 @@ from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, Option
+from hypersdk.lib.serializers import StrictSerializer
 
 __all__ = ["ENGINE_OPTIONS", "JobSpecSerializer", "StrictSerializer", "validate_specs"]
 
@@ -33,18 +34,6 @@ def option_field(option: Option) -> serializers.Field:
     if option.kind == "duration":
         return serializers.IntegerField(min_value=1, max_value=option.api_high, **kwargs)
     return serializers.CharField(max_length=option.max_length, allow_blank=True, **kwargs)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, instead of dropping them silently: a typo in a
-    client's request must not become a default."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class JobSpecSerializer(StrictSerializer):

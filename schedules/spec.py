@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, StrictSerializer, check_default_output
+from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, check_default_output
+from hypersdk.lib.serializers import StrictSerializer
 from schedules import cron
 from schedules.models import MAX_NAME_LENGTH, MAX_RETENTION, Schedule, check_schedule_name
 

@@ -189,6 +189,12 @@ def test_auto_convert_off_submits_a_manifest_only_job(client, operator):
     assert job.options["conversion_timeout"] == 45
 
 
+@pytest.mark.parametrize("typed, minutes", [("2h", 120), ("90m", 90), ("1h30m", 90), ("45s", 1)])
+def test_the_conversion_timeout_reads_like_the_clis_flag(client, operator, typed, minutes):
+    client.post("/ui/converter/", converter_form(conversion_timeout=typed))
+    assert Job.objects.get().options["conversion_timeout"] == minutes
+
+
 def test_without_javascript_the_converter_redirects_to_the_job_it_started(client, operator):
     response = client.post("/ui/converter/", converter_form(stream_output=None))
     job = Job.objects.get()
@@ -203,8 +209,11 @@ def test_without_javascript_the_converter_redirects_to_the_job_it_started(client
         ("vm_path", "web01", "vm_path", "give the VM&#x27;s inventory path"),
         ("vm_path", "", "vm_path", "This field may not be blank."),
         ("output_dir", "/etc/web01", "output_dir", "output_path must be inside one of the export roots"),
-        ("conversion_timeout", "two hours", "conversion_timeout", "A valid integer is required."),
-        ("conversion_timeout", "0", "conversion_timeout", "greater than or equal to 1"),
+        # Read as the CLI's -conversion-timeout reads it (one parser), so its messages are the CLI's.
+        ("conversion_timeout", "two hours", "conversion_timeout", "use minutes (120) or 2h, 90m, 45s"),
+        ("conversion_timeout", "0", "conversion_timeout", "must be more than zero"),
+        ("conversion_timeout", "\u0663", "conversion_timeout", "use minutes (120) or 2h, 90m, 45s"),
+        ("conversion_timeout", "169h", "conversion_timeout", "at most 10080 minutes"),
         (
             "hyper2kvm_path",
             "/bin/sh",

@@ -157,6 +157,9 @@ def test_add_with_events_headers_and_disabled(operator_api, receiver):
             "headers",
             "the value of X-A is longer than 4096 bytes",
         ),
+        # A field the API does not take (a typo, or the v0.1.x config's timeout) is refused, as
+        # jobs and schedules refuse theirs, instead of being dropped.
+        ({"url": "http://127.0.0.1:9/", "timeout": 5}, LOOPBACK, "timeout", "unknown field"),
     ],
 )
 def test_bad_input_is_one_clear_400_and_creates_nothing(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from hypersdk.lib.serializers import StrictSerializer
 from webhooks.models import ALL_EVENTS, EVENTS, Webhook, WebhookDelivery
 
 
-class WebhookSpecSerializer(serializers.Serializer):
+class WebhookSpecSerializer(StrictSerializer):
     """What POST /webhooks takes; the webhook service checks the values."""
 
     url = serializers.CharField(help_text="http or https URL of the receiver")
