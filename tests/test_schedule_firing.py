@@ -179,39 +179,36 @@ def test_a_schedule_created_in_the_repeated_hour_never_shows_or_fires_a_slot_bef
     assert ScheduleRun.objects.filter(schedule=schedule).count() == 0
 
 
-def test_lord_howe_half_hour_fall_back_fires_every_slot_next_run_shows(db, clock):
-    # Lord Howe moves 02:00 → 01:30 on 2027-04-04; 04:00 is after it, and exists once.
-    clock.set(at("2027-04-03T10:00"))
-    schedule = create("*/10 4 * * *", "Australia/Lord_Howe")
-    assert next_run(schedule.id) == datetime.fromisoformat("2027-04-04T04:00:00+10:30")
-    tick_every_minute(clock, at("2027-04-04T05:00", "Australia/Lord_Howe"))
-    assert fired_at_local(schedule.id, "Australia/Lord_Howe") == [
-        "04:00",
-        "04:10",
-        "04:20",
-        "04:30",
-        "04:40",
-        "04:50",
-    ]
-
-
-def test_lord_howe_half_hour_spring_forward_fires_the_slots_after_the_gap(db, clock):
-    # Lord Howe moves 02:00 → 02:30 on 2027-10-03: 03:00 exists; */10 in the gap does not fire.
-    clock.set(at("2027-10-02T10:00"))
-    three = create("*/10 3 * * *", "Australia/Lord_Howe", name="three")
-    two = create("*/10 2 * * *", "Australia/Lord_Howe", name="two")
-    assert next_run(three.id) == datetime.fromisoformat("2027-10-03T03:00:00+11:00")
-    assert next_run(two.id) == datetime.fromisoformat("2027-10-03T02:30:00+11:00")
-    tick_every_minute(clock, at("2027-10-03T04:00", "Australia/Lord_Howe"))
-    assert fired_at_local(three.id, "Australia/Lord_Howe") == [
-        "03:00",
-        "03:10",
-        "03:20",
-        "03:30",
-        "03:40",
-        "03:50",
-    ]
-    assert fired_at_local(two.id, "Australia/Lord_Howe") == ["02:30", "02:40", "02:50"]
+@pytest.mark.parametrize(
+    ("since", "expression", "expected_next", "until", "slots"),
+    [
+        # Lord Howe moves 02:00 → 01:30 on 2027-04-04; 04:00 is after it, and exists once.
+        pytest.param(
+            "2027-04-03T10:00", "*/10 4 * * *", "2027-04-04T04:00:00+10:30", "2027-04-04T05:00",
+            ["04:00", "04:10", "04:20", "04:30", "04:40", "04:50"],
+            id="fall-back-fires-every-slot",
+        ),
+        # Lord Howe moves 02:00 → 02:30 on 2027-10-03: 03:00 exists; */10 in the gap does not fire.
+        pytest.param(
+            "2027-10-02T10:00", "*/10 3 * * *", "2027-10-03T03:00:00+11:00", "2027-10-03T04:00",
+            ["03:00", "03:10", "03:20", "03:30", "03:40", "03:50"],
+            id="spring-forward-fires-the-slots-after-the-gap",
+        ),
+        pytest.param(
+            "2027-10-02T10:00", "*/10 2 * * *", "2027-10-03T02:30:00+11:00", "2027-10-03T04:00",
+            ["02:30", "02:40", "02:50"],
+            id="spring-forward-skips-the-slots-in-the-gap",
+        ),
+    ],
+)  # fmt: skip
+def test_lord_howe_half_hour_shift_fires_the_slots_next_run_shows(
+    db, clock, since, expression, expected_next, until, slots
+):
+    clock.set(at(since))
+    schedule = create(expression, "Australia/Lord_Howe")
+    assert next_run(schedule.id) == datetime.fromisoformat(expected_next)
+    tick_every_minute(clock, at(until, "Australia/Lord_Howe"))
+    assert fired_at_local(schedule.id, "Australia/Lord_Howe") == slots
 
 
 @pytest.mark.parametrize(
