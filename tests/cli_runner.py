@@ -20,8 +20,28 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
+
+
+def every_export_option(hyper2kvm_path: str, conversion_timeout: int) -> dict[str, Any]:
+    """A job's options once every export flag is given (-format ova -compress -manifest
+    -manifest-target raw -convert -verify -parallel 2 -power-off -overwrite, the converter at
+    ``hyper2kvm_path``, ``conversion_timeout`` in minutes)."""
+    return {
+        "format": "ova",
+        "compress": True,
+        "manifest": True,
+        "manifest_target": "raw",
+        "convert": True,
+        "verify": True,
+        "parallel": 2,
+        "power_off": True,
+        "hyper2kvm_path": hyper2kvm_path,
+        "conversion_timeout": conversion_timeout,
+        "overwrite": True,
+    }
 
 
 def run_process(program: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -374,34 +374,55 @@ def no_role_user(db):
     return make_user("nobody")
 
 
-@pytest.fixture
-def operator_api(operator):
-    """The operator's REST client (token auth)."""
-    from tests.factories import api_client
+def persona_client(name: str, persona: str, kind: str):
+    """A fixture ``name``: the ``persona`` fixture's REST client (``kind`` "api", token auth) or
+    its logged-in dashboard client ("browser")."""
 
-    return api_client(operator)
+    @pytest.fixture(name=name)
+    def client(request):
+        from tests import factories
+
+        user = request.getfixturevalue(persona)
+        return factories.api_client(user) if kind == "api" else factories.browser(user)
+
+    return client
 
 
-@pytest.fixture
-def viewer_api(viewer):
-    from tests.factories import api_client
-
-    return api_client(viewer)
-
-
-@pytest.fixture
-def no_role_api(no_role_user):
-    from tests.factories import api_client
-
-    return api_client(no_role_user)
+operator_api = persona_client("operator_api", "operator", "api")
+viewer_api = persona_client("viewer_api", "viewer", "api")
+no_role_api = persona_client("no_role_api", "no_role_user", "api")
+operator_browser = persona_client("operator_browser", "operator", "browser")
 
 
 @pytest.fixture
-def operator_browser(operator):
-    """A dashboard client with the operator logged in."""
-    from tests.factories import browser
+def fresh_login_counters():
+    """The log-in throttle's counters forgotten before and after the test."""
+    from hypersdk.lib import login_throttle
 
-    return browser(operator)
+    login_throttle.forget_all()
+    yield
+    login_throttle.forget_all()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback (tests/webhook_receiver.py), stopped after the test."""
+    from tests.webhook_receiver import Receiver
+
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest_asyncio.fixture
+async def close_connections_of_the_sync_thread():
+    """Consumers reach the database from asgiref's thread; close that connection after each
+    test so the test database can be dropped at the end (PostgreSQL refuses while in use)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 # ---- the CLIs' environments ------------------------------------------------------------------

@@ -66,3 +66,20 @@ def make_schedule(name: str = "nightly", cron: str = "0 2 * * *", **fields: Any)
 def make_webhook(url: str, events: list[str] | None = None, **options: Any) -> tuple[Webhook, str]:
     """A webhook added through the service, as every door adds one; its secret, shown once."""
     return webhooks.add_webhook(url, events, **options)
+
+
+def schedule_admin_form(**fields: str) -> dict[str, str]:
+    """The POST body of the admin's schedule add/change form: a valid nightly schedule of
+    web01, no run inlines; ``fields`` override it."""
+    return {
+        "name": "nightly",
+        "cron": "0 2 * * *",
+        "timezone": "UTC",
+        "job_template": '{"vm_path": "/dc/vm/prod/web01"}',
+        "enabled": "on",
+        "overlap": "skip",
+        "retention": "",
+        "runs-TOTAL_FORMS": "0",
+        "runs-INITIAL_FORMS": "0",
+        **fields,
+    }

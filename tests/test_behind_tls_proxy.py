@@ -10,7 +10,7 @@ from django.test import Client
 
 from hypersdk.lib import login_throttle, public_url
 from hypersdk.lib.env import ConfigError
-from hypersdk.lib.permissions import grant_role
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +31,8 @@ def behind_proxy(monkeypatch, settings):
 
 
 @pytest.fixture
-def alice(django_user_model):
-    user = django_user_model.objects.create_user("alice", password=PASSWORD)
-    grant_role(user, "operator")
-    return user
+def alice(db):
+    return make_user("alice", "operator", password=PASSWORD)
 
 
 def test_https_public_url_makes_cookies_secure_and_trusts_the_proxy_header(behind_proxy):

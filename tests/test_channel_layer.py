@@ -6,33 +6,23 @@ from __future__ import annotations
 import logging
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.db import connections
-from django.test import Client
 
 from exports import jobs
 from hypersdk.asgi import application
-from hypersdk.lib.permissions import grant_role
+from tests.factories import browser
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_connections_of_the_sync_thread():
-    yield
-    await sync_to_async(connections.close_all)()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_connections_of_the_sync_thread"),
+]
 
 
 @pytest.fixture
-def session_cookie(django_user_model) -> bytes:
-    user = django_user_model.objects.create_user("watcher", password="watcher-pass")
-    grant_role(user, "viewer")
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
+def session_cookie(viewer) -> bytes:
+    return f"sessionid={browser(viewer).cookies['sessionid'].value}".encode()
 
 
 @pytest.mark.asyncio

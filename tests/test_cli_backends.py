@@ -26,6 +26,7 @@ from cli.terminal import Terminal
 from exports import job_queue, jobs, lifecycle
 from exports.models import Job, JobLog
 from hypersdk.cli import uses_daemon
+from tests.cli_runner import every_export_option
 
 WEB01 = "/dc/vm/prod/web01"
 
@@ -265,17 +266,7 @@ def test_job_spec_passes_every_export_flag_through():
     assert spec == {
         "vm_path": WEB01,
         "output_path": "/exports/web01",
-        "format": "ova",
-        "compress": True,
-        "manifest": True,
-        "manifest_target": "raw",
-        "convert": True,
-        "verify": True,
-        "parallel": 2,
-        "power_off": True,
-        "hyper2kvm_path": "/usr/bin/hyper2kvm",
-        "conversion_timeout": 120,
-        "overwrite": True,
+        **every_export_option("/usr/bin/hyper2kvm", conversion_timeout=120),
     }
 
 

@@ -415,13 +415,10 @@ def test_an_unknown_schedule_action_is_a_404(client, operator, nightly):
 
 
 @pytest.fixture
-def receiver(settings):
-    from tests.webhook_receiver import Receiver
-
+def receiver(receiver, settings):
+    """The shared receiver, with loopback webhook targets allowed."""
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    return receiver
 
 
 def test_webhooks_are_listed_and_a_test_is_sent_from_the_page(client, operator, receiver):

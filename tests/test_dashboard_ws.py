@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from exports import jobs, lifecycle, live
 from hypersdk.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_connections_of_the_sync_thread"),
+]
 
 ORIGIN = b"http://localhost:8080"
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_connections_of_the_sync_thread():
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

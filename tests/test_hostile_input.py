@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
@@ -20,17 +20,9 @@ from exports.pipeline.names import file_stem
 from hypersdk.lib.permissions import grant_role
 from schedules import firing
 from schedules.models import Schedule, ScheduleRun
+from tests.fuzzing import FUZZ
 
 pytestmark = pytest.mark.django_db
-
-# Derandomized: the same inputs every run; enough to cover each strategy's branches.
-FUZZ = settings(
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 
 
 @pytest.fixture

@@ -22,13 +22,6 @@ ADDED = re.compile(
 
 
 @pytest.fixture
-def receiver():
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
 def cli_env(cli_env, settings) -> dict[str, str]:
     """The shared remote/local CLI environments, loopback receivers allowed: by the live
     server's settings (remote), by the CLI's own environment (local)."""

@@ -9,8 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from io import StringIO
@@ -25,10 +23,10 @@ from knox.models import AuthToken
 
 from api_tokens.service import user_for_token
 from hypersdk.lib.embedded_redis import answers_ping, start_embedded_redis, stop_embedded_redis
-from tests.processes import free_port
+from tests.processes import LineCollectingProcess, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DEADLINE = 60.0
+DEADLINE = LineCollectingProcess.deadline
 
 
 def http_status(url: str) -> int | None:
@@ -59,48 +57,26 @@ def daemon_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-class Hypervisord:
+class Hypervisord(LineCollectingProcess):
     """A real `manage.py hypervisord` subprocess; its output lines are collected as they arrive."""
+
+    exit_fails_wait = True
+    name = "hypervisord"
 
     def __init__(self, data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**daemon_environment(data_dir), **(env or {})}
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "manage.py", "hypervisord", "--listen", f"127.0.0.1:{self.port}", *flags],
             cwd=BASE_DIR,
             env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
     @property
     def redis_socket(self) -> Path:
         return self.data_dir / "redis.sock"
-
-    def wait_for(self, predicate, message: str):
-        deadline = time.monotonic() + DEADLINE
-        while not (value := predicate()):
-            if self.process.poll() is not None:
-                time.sleep(0.5)  # let the reader catch the last lines
-                pytest.fail(f"hypervisord exited while waiting for {message}:\n{self.output}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {message}; output:\n{self.output}", pytrace=False)
-            time.sleep(0.1)
-        return value
 
     def wait_until_serving(self) -> Hypervisord:
         self.wait_for(lambda: "HyperSDK listening on" in self.output, "the start-up line")
@@ -127,12 +103,6 @@ class Hypervisord:
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.process.pid).children(recursive=True)
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(timeout=DEADLINE)
-        self._reader.join(timeout=DEADLINE)
-        return status
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -281,7 +251,7 @@ def test_sigterm_stops_every_child_and_exits_zero(start_hypervisord):
     processes = daemon.descendants()
     assert {"redis", "daphne", "worker", "beat"} <= set(daemon.children())
 
-    assert daemon.terminate() == 0
+    assert daemon.stop() == 0
 
     assert not [p for p in processes if alive(p)]
     assert not port_is_open(daemon.port)
@@ -295,7 +265,7 @@ def test_no_worker_no_beat_runs_only_redis_and_daphne(start_hypervisord):
     daemon = start_hypervisord("--no-worker", "--no-beat")
     assert set(daemon.children()) == {"redis", "daphne"}
     assert "no worker" in daemon.output
-    assert daemon.terminate() == 0
+    assert daemon.stop() == 0
 
 
 def test_with_redis_url_no_redis_is_embedded(start_hypervisord, tmp_path):
@@ -306,7 +276,7 @@ def test_with_redis_url_no_redis_is_embedded(start_hypervisord, tmp_path):
         assert set(daemon.children()) == {"daphne", "worker"}
         assert "external Redis" in daemon.output
         assert not daemon.redis_socket.exists()
-        assert daemon.terminate() == 0
+        assert daemon.stop() == 0
         assert answers_ping(tmp_path / "redis.sock")  # not ours to stop
     finally:
         stop_embedded_redis(redis_process)

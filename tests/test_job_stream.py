@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from api_tokens.service import issue_token
 from exports import jobs, lifecycle, live
 from hypersdk.asgi import application
-from hypersdk.lib.permissions import grant_role
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_connections_of_the_sync_thread():
-    """Consumers reach the database from asgiref's thread; close that connection after each
-    test so the test database can be dropped at the end (PostgreSQL refuses while in use)."""
-    yield
-    await sync_to_async(connections.close_all)()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_connections_of_the_sync_thread"),
+]
 
 
 @pytest.fixture
-def token(django_user_model) -> str:
-    user = django_user_model.objects.create_user("watcher", password="watcher-pass")
-    grant_role(user, "viewer")
-    return issue_token(user)
+def token(viewer) -> str:
+    return issue_token(viewer)
 
 
 def connect(path: str, token: str | None = None, origin: bytes | None = None) -> WebsocketCommunicator:

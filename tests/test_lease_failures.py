@@ -36,31 +36,33 @@ def export_app01(vsphere, output):
     )
 
 
-def test_a_refused_export_vm_fails_with_vcenters_reason_and_is_not_retried(vsphere, lease_fault, tmp_path):
+@pytest.mark.parametrize(
+    ("mode", "message", "new_leases"),
+    [
+        # refused: no lease was ever made, none retried
+        (
+            "refuse",
+            f"vCenter refused the export of {APP01}: "
+            "The operation is not allowed in the current state: another task is in progress.",
+            [],
+        ),
+        (
+            "error",
+            "export lease failed: A general system error occurred: the host could not open the disks",
+            [("error", "SystemError", 0)],
+        ),
+    ],
+)
+def test_a_refused_or_failed_lease_fails_with_vcenters_reason_and_is_not_retried(
+    vsphere, lease_fault, tmp_path, mode, message, new_leases
+):
     leases_before = len(vsphere.leases())
-    lease_fault("refuse")
+    lease_fault(mode)
     with pytest.raises(LeaseError) as failure:
         export_app01(vsphere, tmp_path / "out")
-    assert str(failure.value) == (
-        f"vCenter refused the export of {APP01}: "
-        "The operation is not allowed in the current state: another task is in progress."
-    )
-    assert len(vsphere.leases()) == leases_before  # refused: no lease was ever made, none retried
-    assert not (tmp_path / "out").exists()
-
-
-def test_a_lease_in_error_fails_with_its_message_and_is_not_retried(vsphere, lease_fault, tmp_path):
-    leases_before = len(vsphere.leases())
-    lease_fault("error")
-    with pytest.raises(LeaseError) as failure:
-        export_app01(vsphere, tmp_path / "out")
-    assert str(failure.value) == (
-        "export lease failed: A general system error occurred: the host could not open the disks"
-    )
+    assert str(failure.value) == message
     leases = vsphere.leases()[leases_before:]
-    assert [(lease["state"], lease["error"], lease["bytes_served"]) for lease in leases] == [
-        ("error", "SystemError", 0)
-    ]
+    assert [(lease["state"], lease["error"], lease["bytes_served"]) for lease in leases] == new_leases
     assert not (tmp_path / "out").exists()
 
 

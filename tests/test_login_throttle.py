@@ -12,33 +12,22 @@ from django.test import RequestFactory
 
 from hypersdk.lib import login_throttle
 from hypersdk.lib.client_address import client_address
-from hypersdk.lib.permissions import grant_role
+from tests.factories import make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_login_counters")]
 
 PASSWORD = "correct horse battery"
 DOORS = ["/ui/login/", "/admin/login/", "/api-auth/login/"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_login_counters():
-    login_throttle.forget_all()
-    yield
-    login_throttle.forget_all()
+@pytest.fixture
+def alice(db):
+    return make_user("alice", "operator", password=PASSWORD)
 
 
 @pytest.fixture
-def alice(django_user_model):
-    user = django_user_model.objects.create_user("alice", password=PASSWORD)
-    grant_role(user, "operator")
-    return user
-
-
-@pytest.fixture
-def victor(django_user_model):
-    user = django_user_model.objects.create_user("victor", password=PASSWORD)
-    grant_role(user, "viewer")
-    return user
+def victor(db):
+    return make_user("victor", "viewer", password=PASSWORD)
 
 
 def post(client, url: str, username: str, password: str = "wrong", **extra) -> int:

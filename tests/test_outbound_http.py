@@ -20,13 +20,6 @@ from tests.webhook_receiver import Receiver, Reply
 LOOPBACK = ["127.0.0.0/8"]
 
 
-@pytest.fixture
-def receiver():
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
 def post(url: str, allowed=(), timeout: float = 10, **kwargs) -> outbound_http.OutboundResponse:
     return outbound_http.post(
         url,

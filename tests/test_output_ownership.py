@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -33,6 +33,7 @@ from exports.pipeline.progress import CancelToken, NullReporter, ProgressSnapsho
 from exports.pipeline.run import export_vm
 from hypersdk.lib.permissions import grant_role
 from schedules import run_retention
+from tests.concurrent_claims import claim_at_once
 from tests.conftest import APP01, fire_at, govc_environment, wait_for
 from tests.factories import make_job
 
@@ -148,24 +149,9 @@ def test_concurrent_claims_of_one_path_start_exactly_one_job(export_root):
         )
         for index in range(4)
     ]
-    start = threading.Barrier(len(contenders))
-    claimed: list[str] = []
+    claimed, errors = claim_at_once([job.id for job in contenders])
 
-    def claim(job_id: str) -> None:
-        close_old_connections()
-        try:
-            start.wait()
-            if job_queue.claim_job(job_id, f"w-{job_id}") is not None:
-                claimed.append(job_id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(job.id,)) for job in contenders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert errors == []
     assert len(claimed) == 1
     statuses = sorted(Job.objects.values_list("status", flat=True))
     assert statuses == ["failed", "failed", "failed", "running"]

@@ -22,31 +22,24 @@ from hypersdk.lib import login_throttle
 from hypersdk.lib.permissions import NO_ROLE, OPERATORS, READ_ONLY, VIEWERS, grant_role
 from schedules.models import Schedule
 from tests.conftest import wait_for
+from tests.factories import make_user
 from webhooks import service as webhooks
 from webhooks.models import Webhook
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_login_counters")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(autouse=True)
-def fresh_login_counters():
-    login_throttle.forget_all()
-    yield
-    login_throttle.forget_all()
-
-
 @pytest.fixture
-def people(django_user_model) -> dict:
-    alice = django_user_model.objects.create_user("alice", password=PASSWORD)
-    grant_role(alice, "operator")
-    victor = django_user_model.objects.create_user("victor", password=PASSWORD)
-    grant_role(victor, "viewer")
-    nobody = django_user_model.objects.create_user("nobody", password=PASSWORD)
-    root = django_user_model.objects.create_superuser("root", "", PASSWORD)
-    return {"alice": alice, "victor": victor, "nobody": nobody, "root": root}
+def people(db) -> dict:
+    return {
+        "alice": make_user("alice", "operator", password=PASSWORD),
+        "victor": make_user("victor", "viewer", password=PASSWORD),
+        "nobody": make_user("nobody", password=PASSWORD),
+        "root": make_user("root", password=PASSWORD, superuser=True),
+    }
 
 
 def api_as(user) -> APIClient:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 import schedules.models
@@ -27,6 +27,7 @@ from schedules import cron, firing, run_retention, service, tasks
 from schedules.api.serializers import ScheduleSerializer
 from schedules.models import Schedule, ScheduleRun
 from schedules.spec import ScheduleSpecSerializer
+from tests.fuzzing import FUZZ
 
 BERLIN = "Europe/Berlin"
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]
@@ -89,6 +90,12 @@ def fired(schedule_id: str) -> list[datetime]:
     return [run.slot for run in runs]
 
 
+def fired_at_local(schedule_id: str, tz: str, fmt: str = "%H:%M") -> list[str]:
+    """The fired slots as wall-clock times in ``tz``, formatted by ``fmt``."""
+    local = ZoneInfo(tz)
+    return [slot.astimezone(local).strftime(fmt) for slot in fired(schedule_id)]
+
+
 def follow_next_run(clock: FakeClock, schedule_id: str, until: datetime, late: int = 5) -> list[datetime]:
     """Tick at every displayed NEXT RUN (``late`` seconds after it) up to ``until``; the NEXT RUNs."""
     promised = []
@@ -141,9 +148,7 @@ def test_lord_howe_half_hour_shift_fires_the_skipped_slot_at_the_end_of_the_gap(
     clock.set(at("2027-10-02T12:00", "Australia/Lord_Howe"))
     schedule = create("15 2 * * *", "Australia/Lord_Howe")
     follow_next_run(clock, schedule.id, at("2027-10-04T12:00", "Australia/Lord_Howe"))
-    assert [
-        s.astimezone(ZoneInfo("Australia/Lord_Howe")).strftime("%d %H:%M") for s in fired(schedule.id)
-    ] == [
+    assert fired_at_local(schedule.id, "Australia/Lord_Howe", "%d %H:%M") == [
         "03 02:30",
         "04 02:15",
     ]
@@ -174,41 +179,36 @@ def test_a_schedule_created_in_the_repeated_hour_never_shows_or_fires_a_slot_bef
     assert ScheduleRun.objects.filter(schedule=schedule).count() == 0
 
 
-def test_lord_howe_half_hour_fall_back_fires_every_slot_next_run_shows(db, clock):
-    # Lord Howe moves 02:00 → 01:30 on 2027-04-04; 04:00 is after it, and exists once.
-    clock.set(at("2027-04-03T10:00"))
-    schedule = create("*/10 4 * * *", "Australia/Lord_Howe")
-    assert next_run(schedule.id) == datetime.fromisoformat("2027-04-04T04:00:00+10:30")
-    tick_every_minute(clock, at("2027-04-04T05:00", "Australia/Lord_Howe"))
-    local = ZoneInfo("Australia/Lord_Howe")
-    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(schedule.id)] == [
-        "04:00",
-        "04:10",
-        "04:20",
-        "04:30",
-        "04:40",
-        "04:50",
-    ]
-
-
-def test_lord_howe_half_hour_spring_forward_fires_the_slots_after_the_gap(db, clock):
-    # Lord Howe moves 02:00 → 02:30 on 2027-10-03: 03:00 exists; */10 in the gap does not fire.
-    clock.set(at("2027-10-02T10:00"))
-    three = create("*/10 3 * * *", "Australia/Lord_Howe", name="three")
-    two = create("*/10 2 * * *", "Australia/Lord_Howe", name="two")
-    assert next_run(three.id) == datetime.fromisoformat("2027-10-03T03:00:00+11:00")
-    assert next_run(two.id) == datetime.fromisoformat("2027-10-03T02:30:00+11:00")
-    tick_every_minute(clock, at("2027-10-03T04:00", "Australia/Lord_Howe"))
-    local = ZoneInfo("Australia/Lord_Howe")
-    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(three.id)] == [
-        "03:00",
-        "03:10",
-        "03:20",
-        "03:30",
-        "03:40",
-        "03:50",
-    ]
-    assert [slot.astimezone(local).strftime("%H:%M") for slot in fired(two.id)] == ["02:30", "02:40", "02:50"]
+@pytest.mark.parametrize(
+    ("since", "expression", "expected_next", "until", "slots"),
+    [
+        # Lord Howe moves 02:00 → 01:30 on 2027-04-04; 04:00 is after it, and exists once.
+        pytest.param(
+            "2027-04-03T10:00", "*/10 4 * * *", "2027-04-04T04:00:00+10:30", "2027-04-04T05:00",
+            ["04:00", "04:10", "04:20", "04:30", "04:40", "04:50"],
+            id="fall-back-fires-every-slot",
+        ),
+        # Lord Howe moves 02:00 → 02:30 on 2027-10-03: 03:00 exists; */10 in the gap does not fire.
+        pytest.param(
+            "2027-10-02T10:00", "*/10 3 * * *", "2027-10-03T03:00:00+11:00", "2027-10-03T04:00",
+            ["03:00", "03:10", "03:20", "03:30", "03:40", "03:50"],
+            id="spring-forward-fires-the-slots-after-the-gap",
+        ),
+        pytest.param(
+            "2027-10-02T10:00", "*/10 2 * * *", "2027-10-03T02:30:00+11:00", "2027-10-03T04:00",
+            ["02:30", "02:40", "02:50"],
+            id="spring-forward-skips-the-slots-in-the-gap",
+        ),
+    ],
+)  # fmt: skip
+def test_lord_howe_half_hour_shift_fires_the_slots_next_run_shows(
+    db, clock, since, expression, expected_next, until, slots
+):
+    clock.set(at(since))
+    schedule = create(expression, "Australia/Lord_Howe")
+    assert next_run(schedule.id) == datetime.fromisoformat(expected_next)
+    tick_every_minute(clock, at(until, "Australia/Lord_Howe"))
+    assert fired_at_local(schedule.id, "Australia/Lord_Howe") == slots
 
 
 @pytest.mark.parametrize(
@@ -390,13 +390,7 @@ STARTS = st.datetimes(
 ).map(lambda moment: moment.replace(microsecond=0))
 
 
-@settings(
-    max_examples=20,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(FUZZ, max_examples=20)
 @given(expression=EXPRESSIONS, tz=st.sampled_from(ZONES), start=STARTS, late=st.integers(0, 55))
 @example(expression="30 * 31 10 *", tz="Europe/Berlin", start=datetime(2026, 12, 1, tzinfo=UTC), late=7)
 @example(expression="*/20 1 * * 0", tz="America/New_York", start=datetime(2027, 1, 1, tzinfo=UTC), late=10)
@@ -449,14 +443,7 @@ NEAR_DST_EXPRESSIONS = st.one_of(
 )
 
 
-@settings(
-    max_examples=25,
-    phases=[Phase.explicit, Phase.generate],
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(FUZZ, max_examples=25, phases=[Phase.explicit, Phase.generate])
 @given(
     expression=NEAR_DST_EXPRESSIONS,
     tz=st.sampled_from(ZONES),

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
@@ -21,17 +21,11 @@ from hypersdk.lib import events
 from schedules import run_retention
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at
+from tests.fuzzing import FUZZ
 from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 RUN_NAME = re.compile(r"^(?:[a-z0-9-]+-)?sched-[A-Za-z0-9_-]+-\d{8}-\d{6}(?:-\d{6})?$")
 
 

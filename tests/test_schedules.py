@@ -16,6 +16,7 @@ from hypersdk.lib import events
 from schedules import cron, firing, run_retention, tasks
 from schedules.models import Schedule, ScheduleRun
 from tests.conftest import fire_at as fire
+from tests.factories import schedule_admin_form
 
 BERLIN = "Europe/Berlin"
 
@@ -290,42 +291,29 @@ REFUSED = [
     ("@every 5m", "only @hourly, @daily, @weekly, @monthly, @yearly are supported"),
     ("0 0 31 2 *", "it would never fire"),
 ]
-SCHEDULE_INLINES = {"runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0"}
-
-
-def admin_form(**fields) -> dict:
-    return {
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "timezone": "UTC",
-        "job_template": '{"vm_path": "/dc/vm/prod/web01"}',
-        "enabled": "on",
-        "overlap": "skip",
-        "retention": "",
-        **SCHEDULE_INLINES,
-        **fields,
-    }
 
 
 @pytest.mark.parametrize(("expression", "message"), REFUSED)
 def test_the_admin_refuses_a_bad_cron_on_add_and_change_naming_the_field(admin_client, expression, message):
-    response = admin_client.post("/admin/schedules/schedule/add/", admin_form(cron=expression))
+    response = admin_client.post("/admin/schedules/schedule/add/", schedule_admin_form(cron=expression))
     assert response.status_code == 200 and not Schedule.objects.exists()
     errors = response.context["adminform"].form.errors
     assert list(errors) == ["cron"] and message in errors["cron"][0]
-    admin_client.post("/admin/schedules/schedule/add/", admin_form())
+    admin_client.post("/admin/schedules/schedule/add/", schedule_admin_form())
     schedule = Schedule.objects.get()
     response = admin_client.post(
-        f"/admin/schedules/schedule/{schedule.id}/change/", admin_form(cron=expression)
+        f"/admin/schedules/schedule/{schedule.id}/change/", schedule_admin_form(cron=expression)
     )
     assert message in response.context["adminform"].form.errors["cron"][0]
     assert Schedule.objects.get().cron == "0 2 * * *"
 
 
 def test_an_admin_edit_of_the_expression_moves_the_next_run_the_tick_fires(admin_client, redis_url):
-    admin_client.post("/admin/schedules/schedule/add/", admin_form(cron="0 2 * * *"))
+    admin_client.post("/admin/schedules/schedule/add/", schedule_admin_form(cron="0 2 * * *"))
     schedule = Schedule.objects.get()
-    admin_client.post(f"/admin/schedules/schedule/{schedule.id}/change/", admin_form(cron="30 4 * * *"))
+    admin_client.post(
+        f"/admin/schedules/schedule/{schedule.id}/change/", schedule_admin_form(cron="30 4 * * *")
+    )
     schedule.refresh_from_db()
     slot = schedule.next_run_at
     assert (slot.hour, slot.minute) == (4, 30)

@@ -12,25 +12,11 @@ from django.utils import timezone
 
 from exports.models import Job
 from schedules.models import Schedule, ScheduleRun
+from tests.factories import schedule_admin_form
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/admin/schedules/schedule/"
-INLINES = {"runs-TOTAL_FORMS": "0", "runs-INITIAL_FORMS": "0"}
-
-
-def form(**fields) -> dict:
-    return {
-        "name": "nightly",
-        "cron": "0 2 * * *",
-        "timezone": "UTC",
-        "job_template": '{"vm_path": "/dc/vm/prod/web01"}',
-        "enabled": "on",
-        "overlap": "skip",
-        "retention": "",
-        **INLINES,
-        **fields,
-    }
 
 
 def schedule(name: str, *, enabled: bool = True, **fields) -> Schedule:
@@ -55,7 +41,7 @@ def act(admin_client, action: str, *schedules: Schedule):
 def test_adding_a_schedule_in_the_admin_saves_it_in_its_zone_from_now_on(admin_client):
     before = timezone.now()
     response = admin_client.post(
-        f"{LIST}add/", form(name="tokyo", cron="@daily", timezone="Asia/Tokyo"), follow=True
+        f"{LIST}add/", schedule_admin_form(name="tokyo", cron="@daily", timezone="Asia/Tokyo"), follow=True
     )
     assert response.status_code == 200
     saved = Schedule.objects.get(name="tokyo")
@@ -81,7 +67,7 @@ def test_the_changelist_shows_the_next_run_in_the_schedules_own_zone(admin_clien
     ],
 )
 def test_the_form_names_the_field_it_refuses(admin_client, fields, field, message):
-    response = admin_client.post(f"{LIST}add/", form(**fields))
+    response = admin_client.post(f"{LIST}add/", schedule_admin_form(**fields))
     assert response.status_code == 200 and not Schedule.objects.exists()
     errors = response.context["adminform"].form.errors
     assert list(errors) == [field] and message in errors[field][0]
@@ -96,7 +82,7 @@ def test_the_form_names_the_field_it_refuses(admin_client, fields, field, messag
     ],
 )
 def test_the_form_validates_the_job_template_as_the_api_does(admin_client, template, message):
-    response = admin_client.post(f"{LIST}add/", form(job_template=template))
+    response = admin_client.post(f"{LIST}add/", schedule_admin_form(job_template=template))
     assert response.status_code == 200 and not Schedule.objects.exists()
     errors = response.context["adminform"].form.non_field_errors()
     assert len(errors) == 1 and errors[0].startswith("job template: ") and message in errors[0]

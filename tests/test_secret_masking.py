@@ -16,7 +16,7 @@ from api_tokens.service import issue_token
 from cli.backends import LocalBackend
 from exports.models import VCenter
 from hypersdk.lib import redaction
-from hypersdk.lib.permissions import grant_role
+from tests.factories import make_user
 from tests.webhook_receiver import Receiver
 from webhooks import service
 from webhooks.models import Webhook
@@ -28,21 +28,19 @@ SECRETS = ["hunter2", "s3cret-bearer", "tok-abc123"]
 
 
 @pytest.fixture
-def receiver(settings):
+def receiver(receiver, settings):
+    """The shared receiver, with loopback webhook targets allowed."""
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
+    return receiver
 
 
 @pytest.fixture
-def people(django_user_model) -> dict:
-    alice = django_user_model.objects.create_user("alice", password=PASSWORD)
-    grant_role(alice, "operator")
-    victor = django_user_model.objects.create_user("victor", password=PASSWORD)
-    grant_role(victor, "viewer")
-    root = django_user_model.objects.create_superuser("root", "", PASSWORD)
-    return {"alice": alice, "victor": victor, "root": root}
+def people(db) -> dict:
+    return {
+        "alice": make_user("alice", "operator", password=PASSWORD),
+        "victor": make_user("victor", "viewer", password=PASSWORD),
+        "root": make_user("root", password=PASSWORD, superuser=True),
+    }
 
 
 def api_as(user) -> APIClient:

@@ -7,8 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -16,9 +14,10 @@ import pytest
 
 from cli.hypervisord import parse_listen
 from hypersdk.lib.supervisor import backoff_delay, describe_exit
+from tests.processes import LineCollectingProcess
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DEADLINE = 60.0
+DEADLINE = LineCollectingProcess.deadline
 
 # Runs a Supervisor in its own process (it needs the main thread for its signal handlers).
 SUPERVISOR_SCRIPT = """
@@ -31,37 +30,14 @@ sys.exit(supervisor.run(on_started=lambda: supervisor.say("all started")))
 """
 
 
-class SupervisorProcess:
+class SupervisorProcess(LineCollectingProcess):
     """A supervisor subprocess whose output lines are collected as they arrive."""
+
+    poll_interval = 0.05
 
     def __init__(self, children: list[dict], **options) -> None:
         spec = json.dumps({"children": children, **options})
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SUPERVISOR_SCRIPT, spec],
-            cwd=BASE_DIR,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, predicate, message: str):
-        deadline = time.monotonic() + DEADLINE
-        while not (value := predicate()):
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {message}; output:\n{self.output}", pytrace=False)
-            time.sleep(0.05)
-        return value
+        super().__init__([sys.executable, "-c", SUPERVISOR_SCRIPT, spec], cwd=BASE_DIR)
 
     def wait_for_line(self, pattern: str) -> re.Match:
         regex = re.compile(pattern)
@@ -71,12 +47,6 @@ class SupervisorProcess:
 
     def child_pid(self, name: str) -> int:
         return int(self.wait_for_line(rf"^supervisor: started {name} \(pid (\d+)\)").group(1))
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(timeout=DEADLINE)
-        self._reader.join(timeout=DEADLINE)
-        return status
 
     def close(self) -> None:
         if self.process.poll() is None:

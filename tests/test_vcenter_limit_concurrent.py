@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import close_old_connections, connection
 
 from exports import job_queue
 from exports.models import Job, VCenter
+from tests.concurrent_claims import claim_at_once
 from tests.conftest import APP01
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,26 +62,7 @@ def pending_on_one_vcenter(export_root, settings) -> list[str]:
 def test_concurrent_claims_start_no_more_than_the_vcenters_limit(pending_on_one_vcenter, monkeypatch):
     probe = ClaimProbe(job_queue._lock_output_paths)
     monkeypatch.setattr(job_queue, "_lock_output_paths", probe)
-    start = threading.Barrier(CLAIMANTS)
-    claimed: list[str] = []
-    errors: list[BaseException] = []
-
-    def claim(job_id: str) -> None:
-        close_old_connections()
-        try:
-            start.wait()
-            if job_queue.claim_job(job_id, f"w-{job_id}") is not None:
-                claimed.append(job_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(job_id,)) for job_id in pending_on_one_vcenter]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed, errors = claim_at_once(pending_on_one_vcenter)
 
     assert errors == []
     assert len(claimed) == LIMIT

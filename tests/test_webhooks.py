@@ -15,7 +15,7 @@ from exports.models import Job
 from hypersdk.lib import events
 from hypersdk.lib.encryption import decrypt
 from tests.factories import make_job
-from tests.webhook_receiver import Receiver, Reply
+from tests.webhook_receiver import Reply
 from webhooks import drain, fanout, retry_after, retry_policy, service
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.progress import ProgressThrottle
@@ -35,13 +35,6 @@ def webhook_settings(settings):
     events.subscribe(fanout.on_event)  # another module's test may have cleared the subscribers
     fanout.throttle._last.clear()
     return settings
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 def add(url: str, events_=None, **kwargs) -> tuple[Webhook, str]:

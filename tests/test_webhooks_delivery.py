@@ -16,7 +16,7 @@ from schedules import service as schedules
 from schedules.spec import ScheduleSpecSerializer
 from tests.conftest import APP01, wait_for
 from tests.factories import make_job
-from tests.webhook_receiver import Receiver, Reply
+from tests.webhook_receiver import Reply
 from webhooks import fanout, service
 from webhooks.models import WebhookDelivery
 from webhooks.tasks import sweep_webhook_deliveries
@@ -45,13 +45,6 @@ def webhook_settings(settings):
     settings.HYPERSDK_WEBHOOK_RETRY_DELAYS = RETRY_DELAYS.split(",")
     events.subscribe(fanout.on_event)  # another module's test may have cleared the subscribers
     fanout.throttle._last.clear()
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 def finished(job_id: str) -> Job | None:

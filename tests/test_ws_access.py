@@ -4,29 +4,24 @@ Channels' WebsocketCommunicator over the real Redis layer."""
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
 from knox.models import AuthToken
 
 from api_tokens.service import issue_token
 from hypersdk.asgi import application
-from hypersdk.lib.permissions import grant_role
+from tests.factories import make_user
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.asyncio,
+    pytest.mark.usefixtures("close_connections_of_the_sync_thread"),
+]
 
 PASSWORD = "correct horse battery"
 CLOSED_UNAUTHORIZED = {"type": "websocket.close", "code": 4401}
 CLOSED_FORBIDDEN = {"type": "websocket.close", "code": 4403}
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def close_connections_of_the_sync_thread():
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(autouse=True, params=["periodic re-check", "revocation signal"])
@@ -39,9 +34,7 @@ def closing_path(request, settings):
 
 @pytest.fixture
 def victor(db):
-    user = get_user_model().objects.create_user("victor", password=PASSWORD)
-    grant_role(user, "viewer")
-    return user
+    return make_user("victor", "viewer", password=PASSWORD)
 
 
 async def open_socket(**kwargs) -> WebsocketCommunicator:
@@ -65,9 +58,16 @@ async def session_socket(user) -> tuple[WebsocketCommunicator, Client]:
     return await open_socket(path="/ws/jobs/", headers=[(b"cookie", cookie)]), browser
 
 
-async def test_logout_closes_the_open_socket(redis_url, victor):
-    socket, browser = await session_socket(victor)
-    await sync_to_async(browser.logout)()
+# A socket opened with each credential, and how that credential is revoked: the browser logs
+# out (session), the token is deleted (token).
+SOCKETS = {"session": session_socket, "token": token_socket}
+REVOKE = {"session": lambda browser: browser.logout(), "token": lambda token: token.delete()}
+
+
+@pytest.mark.parametrize("credential", ["session", "token"])
+async def test_revoking_the_credential_closes_the_open_socket(redis_url, victor, credential):
+    socket, held = await SOCKETS[credential](victor)
+    await sync_to_async(REVOKE[credential])(held)
     assert await socket.receive_output(timeout=5) == CLOSED_UNAUTHORIZED
 
 
@@ -80,20 +80,9 @@ async def test_logging_out_one_browser_leaves_the_other_browsers_socket_open(red
     await second.disconnect()
 
 
-async def test_deleting_the_token_closes_the_open_socket(redis_url, victor):
-    socket, token = await token_socket(victor)
-    await sync_to_async(token.delete)()
-    assert await socket.receive_output(timeout=5) == CLOSED_UNAUTHORIZED
-
-
-async def test_removing_the_role_closes_the_open_socket(redis_url, victor):
-    socket, _ = await token_socket(victor)
-    await sync_to_async(victor.groups.clear)()
-    assert await socket.receive_output(timeout=5) == CLOSED_FORBIDDEN
-
-
-async def test_removing_the_role_closes_a_session_socket_too(redis_url, victor):
-    socket, _ = await session_socket(victor)
+@pytest.mark.parametrize("credential", ["session", "token"])
+async def test_removing_the_role_closes_the_open_socket(redis_url, victor, credential):
+    socket, _ = await SOCKETS[credential](victor)
     await sync_to_async(victor.groups.clear)()
     assert await socket.receive_output(timeout=5) == CLOSED_FORBIDDEN
 

@@ -365,8 +365,7 @@ type leaseReport struct {
 func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/hypersdk-sim/drop-downloads":
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		if !postOnly(w, r) {
 			return
 		}
 		after, err1 := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
@@ -380,8 +379,7 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		x.mu.Unlock()
 		writeJSON(w, map[string]interface{}{"after": after, "count": count})
 	case "/hypersdk-sim/lease-fault":
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		if !postOnly(w, r) {
 			return
 		}
 		mode := r.URL.Query().Get("mode")
@@ -395,8 +393,7 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		x.mu.Unlock()
 		writeJSON(w, map[string]interface{}{"mode": mode, "count": count})
 	case "/hypersdk-sim/advance-clock":
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		if !postOnly(w, r) {
 			return
 		}
 		seconds, err := strconv.ParseFloat(r.URL.Query().Get("seconds"), 64)
@@ -407,23 +404,15 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		x.mu.Lock()
 		x.clockOffset += time.Duration(seconds * float64(time.Second))
 		offset := x.clockOffset
-		leases := make([]*nfcLease, 0, len(x.leases))
-		for _, l := range x.leases {
-			leases = append(leases, l)
-		}
 		x.mu.Unlock()
+		leases := x.leaseList()
 		// Expire what is now due before answering: the caller sees the new time's leases.
 		for _, l := range leases {
 			l.expireIfDue()
 		}
 		writeJSON(w, map[string]interface{}{"offset_seconds": offset.Seconds()})
 	case "/hypersdk-sim/leases":
-		x.mu.Lock()
-		leases := make([]*nfcLease, 0, len(x.leases))
-		for _, l := range x.leases {
-			leases = append(leases, l)
-		}
-		x.mu.Unlock()
+		leases := x.leaseList()
 		sort.Slice(leases, func(i, j int) bool { return leases[i].seq < leases[j].seq })
 		out := make([]leaseReport, 0, len(leases))
 		for _, l := range leases {
@@ -439,6 +428,26 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// postOnly answers 405 to anything but a POST; false when it did.
+func postOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
+}
+
+// leaseList is every lease the server created, in no order (a copy, taken under the lock).
+func (x *extension) leaseList() []*nfcLease {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	leases := make([]*nfcLease, 0, len(x.leases))
+	for _, l := range x.leases {
+		leases = append(leases, l)
+	}
+	return leases
 }
 
 func writeJSON(w http.ResponseWriter, v interface{}) {

@@ -620,51 +620,38 @@ class VSphereSimulator:
 
     # ---- leases ----
 
-    def leases(self) -> list[dict]:
-        """Every lease the server created, oldest first (debug endpoint)."""
+    def _control(self, method: str, action: str, **params: Any) -> Any:
+        """One call of the simulator's test-control endpoint ``/hypersdk-sim/<action>``: its JSON
+        answer; raises ``requests.HTTPError`` on a 4xx/5xx."""
         import requests
 
-        r = requests.get(f"https://{self.host}/hypersdk-sim/leases", verify=str(self.ca_file), timeout=30)
-        r.raise_for_status()
-        return r.json()
-
-    def drop_downloads(self, *, after: int, count: int) -> None:
-        """Cut the next ``count`` NFC downloads after ``after`` bytes (fault injection)."""
-        import requests
-
-        r = requests.post(
-            f"https://{self.host}/hypersdk-sim/drop-downloads",
-            params={"after": after, "count": count},
+        r = requests.request(
+            method,
+            f"https://{self.host}/hypersdk-sim/{action}",
+            params=params or None,
             verify=str(self.ca_file),
             timeout=30,
         )
         r.raise_for_status()
+        return r.json() if method == "GET" else None
+
+    def leases(self) -> list[dict]:
+        """Every lease the server created, oldest first (debug endpoint)."""
+        return self._control("GET", "leases")
+
+    def drop_downloads(self, *, after: int, count: int) -> None:
+        """Cut the next ``count`` NFC downloads after ``after`` bytes (fault injection)."""
+        self._control("POST", "drop-downloads", after=after, count=count)
 
     def lease_fault(self, mode: str, *, count: int = 1) -> None:
         """The next ``count`` ExportVm calls are refused (``refuse``), or their lease goes to the
         error state (``error``) or stays initializing (``never-ready``) instead of getting ready."""
-        import requests
-
-        r = requests.post(
-            f"https://{self.host}/hypersdk-sim/lease-fault",
-            params={"mode": mode, "count": count},
-            verify=str(self.ca_file),
-            timeout=30,
-        )
-        r.raise_for_status()
+        self._control("POST", "lease-fault", mode=mode, count=count)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the clock the leases' timeouts are measured by ``seconds`` on; a lease past its
         deadline then has timed out when this returns."""
-        import requests
-
-        r = requests.post(
-            f"https://{self.host}/hypersdk-sim/advance-clock",
-            params={"seconds": seconds},
-            verify=str(self.ca_file),
-            timeout=30,
-        )
-        r.raise_for_status()
+        self._control("POST", "advance-clock", seconds=seconds)
 
     def lease_report(self, lease) -> dict:
         """The debug-endpoint entry for a pyvmomi HttpNfcLease."""
