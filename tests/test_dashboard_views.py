@@ -11,6 +11,7 @@ from django.utils import timezone
 from exports import lifecycle
 from exports.models import Job, JobLog
 from hypersdk.lib.permissions import grant_role
+from schedules import firing
 from schedules import service as schedules
 from tests.factories import make_job
 
@@ -386,7 +387,7 @@ def test_missed_runs_show_beside_the_last_run(client, operator, nightly):
     schedules.Schedule.objects.filter(id=nightly.id).update(
         fired_through=datetime(2026, 6, 1, 12, tzinfo=UTC)
     )
-    assert [run.outcome for run in schedules.tick(datetime(2026, 6, 4, 12, tzinfo=UTC))] == ["missed"] * 3
+    assert [run.outcome for run in firing.tick(datetime(2026, 6, 4, 12, tzinfo=UTC))] == ["missed"] * 3
     assert "(3 missed)" in client.get("/ui/schedules/").content.decode()
 
 
