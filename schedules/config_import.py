@@ -19,7 +19,6 @@ from django.apps import apps
 from django.db import transaction
 
 from exports.pipeline.options import OPTIONS
-from hypersdk.lib.redaction import mask_url
 from schedules import service
 from schedules.models import Schedule
 from schedules.spec import ScheduleSpecSerializer
@@ -33,7 +32,7 @@ RENAMES = {
     "output_dir": "output_path",
     **{key: option.name for option in OPTIONS for key in option.config_keys},
 }
-WEBHOOK_KEYS = {"url", "events", "headers", "timeout", "retry", "enabled"}
+WEBHOOK_KEYS = {"url", "events", "headers", "timeout", "retry", "enabled", "format"}
 
 
 class ConfigError(ValueError):
@@ -105,19 +104,30 @@ def _import_schedule(index: int, entry: Any, report: ImportReport) -> None:
     report.created.append(f"schedule {schedule.name} ({schedule.id}, {schedule.cron})")
 
 
+def _shown(entry: dict) -> str:
+    """The entry's webhook URL as every door shows it: credentials, query and a chat service's
+    secret path masked (webhooks.models.mask_target), under the format it names or implies."""
+    from webhooks.formats import FORMATS, infer
+    from webhooks.models import mask_target
+
+    url = str(entry["url"])
+    named = entry.get("format")
+    return mask_target(url, named if named in FORMATS else infer(url))
+
+
 def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
     if not isinstance(entry, dict) or not entry.get("url"):
         report.failed.append(f"webhooks[{index}]: a mapping with a url is required")
         return
     unknown = sorted(set(entry) - WEBHOOK_KEYS)
     if unknown:
-        report.failed.append(f"webhook {mask_url(str(entry['url']))}: unknown keys {', '.join(unknown)}")
+        report.failed.append(f"webhook {_shown(entry)}: unknown keys {', '.join(unknown)}")
         return
     try:
         apps.get_model("webhooks", "Webhook")
     except LookupError:
         report.failed.append(
-            f"webhook {mask_url(str(entry['url']))}: not imported — this HyperSDK has no webhooks yet; "
+            f"webhook {_shown(entry)}: not imported — this HyperSDK has no webhooks yet; "
             "import the file again once it does (schedules already imported are skipped)"
         )
         return
@@ -126,6 +136,6 @@ def _import_webhook(index: int, entry: Any, report: ImportReport) -> None:
     try:
         created, label = webhook_service.import_webhook(entry)
     except webhook_service.InvalidWebhook as exc:
-        report.failed.append(f"webhook {mask_url(str(entry['url']))}: {exc}")
+        report.failed.append(f"webhook {_shown(entry)}: {exc}")
         return
     (report.created if created else report.skipped).append(label)

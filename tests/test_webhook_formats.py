@@ -459,7 +459,9 @@ def test_a_chat_urls_path_is_masked_everywhere_but_the_201_and_never_in_an_error
     url = slack.url
     created = operator_api.post("/webhooks", {"url": url, "format": "slack"}, format="json").json()
     assert created["url"] == url  # once, to the creator
-    masked = f"http://127.0.0.1:{slack.port}/services/T000/…"
+    # A Slack-format receiver on a host other than Slack's: where its secret starts in the path
+    # is unknown, so none of the path is shown.
+    masked = f"http://127.0.0.1:{slack.port}/…"
     assert operator_api.get("/webhooks").json()["results"][0]["url"] == masked
     assert operator_api.get("/webhooks/0").json()["url"] == masked
     webhook = Webhook.objects.get()
@@ -588,5 +590,5 @@ def test_changing_the_format_in_the_admin_keeps_a_masked_url_masked(admin_client
 def test_the_dashboard_lists_the_format_and_the_masked_chat_url(admin_client, slack):
     service.add_webhook(slack.url, format="slack")
     page = admin_client.get("/ui/webhooks/").content.decode()
-    assert f"http://127.0.0.1:{slack.port}/services/T000/…" in page and ">slack<" in page
+    assert f"http://127.0.0.1:{slack.port}/…" in page and ">slack<" in page
     assert "XXXXXXXX" not in page

@@ -109,11 +109,11 @@ def mask_target(url: str, fmt: str, *earlier: str) -> str:
     """A webhook URL as shown: credentials and query values masked, and for a chat format (or a
     chat service's host) the secret part of the path as well. ``earlier``: formats the webhook
     had before (an edit): a URL once masked as a chat URL stays masked (the strictest rule wins)."""
-    rules = [
-        formats.PUBLIC_PATH_SEGMENTS[chat]
-        for chat in (fmt, formats.infer(url), *earlier)
-        if chat in formats.PUBLIC_PATH_SEGMENTS
-    ]
+    inferred = formats.infer(url)
+    rules = [formats.PUBLIC_PATH_SEGMENTS[inferred]] if inferred in formats.PUBLIC_PATH_SEGMENTS else []
+    # A chat format on a host that is not the service's own (a self-hosted Slack-compatible
+    # receiver): where the secret starts in its path is unknown, so the whole path is secret.
+    rules += [0 for chat in (fmt, *earlier) if chat in formats.PUBLIC_PATH_SEGMENTS and chat != inferred]
     return redaction.mask_url(url, min(rules) if rules else None)
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from exports.pipeline.files import (
 
 RUN_DIR_PREFIX = ".hypersdk-run-"
 RECORD_NAME = "record.json"
+# A record names the files of one export: thousands of names fit many times over.
+RECORD_MAX_BYTES = 16 << 20
 # Inside the run directory: the previous export's files this run replaces, until it succeeds.
 PREVIOUS_DIR = "previous"
 
@@ -83,13 +86,7 @@ class OutputDir:
                 ) from None
             raise OutputError(f"cannot create output directory {self.path}: {exc.strerror}") from None
         try:
-            self._recover_dead_runs()
-            existing = [name for name in completed_marker_names if entry_exists(name, self.fd)]
-            if existing and not overwrite:
-                raise OutputError(
-                    f"{self.path} already holds a completed export ({existing[0]}): "
-                    "pass -overwrite to replace it"
-                )
+            existing = self._completed(completed_marker_names, overwrite)
             if not os.access(".", os.W_OK | os.X_OK, dir_fd=self.fd):
                 raise OutputError(f"output directory {self.path} is not writable")
             try:
@@ -103,6 +100,8 @@ class OutputDir:
             # run, of this daemon, another worker or a direct hyperexport, knows this one is live.
             fcntl.flock(self.run_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._refuse_live_runs()
+            # Again, now that this run is live: another run may have undone a dead one meanwhile.
+            existing = self._completed(completed_marker_names, overwrite)
             self._save()
             if existing:
                 for name in [*existing, *companion_names]:
@@ -115,28 +114,25 @@ class OutputDir:
             self.discard()
             raise
 
+    def _completed(self, marker_names: list[str], overwrite: bool) -> list[str]:
+        """The completed export's markers here, once dead runs are undone; OutputError if there
+        are some and this run may not replace them."""
+        self._recover_dead_runs()
+        existing = [name for name in marker_names if entry_exists(name, self.fd)]
+        if existing and not overwrite:
+            raise OutputError(
+                f"{self.path} already holds a completed export ({existing[0]}): pass -overwrite to replace it"
+            )
+        return existing
+
     def _recover_dead_runs(self) -> None:
         """Undo the runs in this directory whose process died (a direct hyperexport killed
         outright has no reaper): their partial files go and a previous export they set aside
-        comes back, before this run decides what the directory holds. A run is dead when its
-        record exists (written under its lock) and nobody holds the lock."""
+        comes back. discard_run leaves a run alone while its process holds the lock."""
         for name in os.listdir(self.fd):
-            if not name.startswith(RUN_DIR_PREFIX) or name == self.run_dir_name:
-                continue
-            try:
-                fd = os.open(name, DIR_FLAGS, dir_fd=self.fd)
-            except OSError:
-                continue
-            try:
-                if not entry_exists(RECORD_NAME, fd):
-                    continue  # still starting: its record is written once it holds the lock
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # live: _refuse_live_runs says so
-                discard_run(self.path, name.removeprefix(RUN_DIR_PREFIX))
-            finally:
-                os.close(fd)
+            if name.startswith(RUN_DIR_PREFIX) and name != self.run_dir_name:
+                # The directory is this run's now: the dead run's made-directories stay.
+                discard_run(self.path, name.removeprefix(RUN_DIR_PREFIX), keep_dirs=True)
 
     def _refuse_live_runs(self) -> None:
         """OutputError when a live run (its record directory locked) writes to this directory,
@@ -288,8 +284,12 @@ class OutputDir:
         self._close()
 
 
-def discard_run(output: Path, run_id: str) -> bool:
-    """Undo what run ``run_id`` recorded in ``output`` (its process died): False if it left no record."""
+def discard_run(output: Path, run_id: str, *, keep_dirs: bool = False) -> bool:
+    """Undo what run ``run_id`` recorded in ``output`` (its process died); with ``keep_dirs``,
+    the directories it made stay (another run holds them now). False, touching nothing, if it
+    left no readable record of its own (a run still starting writes its record once it holds
+    the lock; a record another user planted is not ours) or if a process holds its lock (it is
+    alive)."""
     output_dir = OutputDir(output, run_id)
     try:
         output_dir.fd = open_directory(output)
@@ -297,8 +297,12 @@ def discard_run(output: Path, run_id: str) -> bool:
         return False
     try:
         output_dir.run_fd = os.open(output_dir.run_dir_name, DIR_FLAGS, dir_fd=output_dir.fd)
-        with os.fdopen(os.open(RECORD_NAME, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=output_dir.run_fd)) as f:
-            record: dict[str, Any] = json.load(f)
+        if os.fstat(output_dir.run_fd).st_uid != os.geteuid():
+            raise ValueError("another user's directory")  # runs make theirs 0700, as this user
+        fcntl.flock(output_dir.run_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: alive
+        record = _read_record(output_dir.run_fd)
+        if record.get("run_id") != run_id:
+            raise ValueError("another run's record")
     except (OSError, ValueError):
         output_dir._close()
         return False
@@ -306,13 +310,33 @@ def discard_run(output: Path, run_id: str) -> bool:
     output_dir._owns_run_dir = True
     output_dir.created_dirs = [
         str(made)
-        for made in map(Path, record.get("created_dirs", []))
-        if made.is_absolute() and (made == output or output.is_relative_to(made))
+        for made in map(Path, _list(record, "created_dirs"))
+        if not keep_dirs and made.is_absolute() and (made == output or output.is_relative_to(made))
     ]
-    output_dir.created = [_plain_name(n) for n in record.get("created", []) if _plain_name(n)]
-    output_dir.stashed = [_plain_name(n) for n in record.get("stashed", []) if _plain_name(n)]
+    output_dir.created = [_plain_name(n) for n in _list(record, "created") if _plain_name(n)]
+    output_dir.stashed = [_plain_name(n) for n in _list(record, "stashed") if _plain_name(n)]
     output_dir.discard()
     return True
+
+
+def _read_record(run_fd: int) -> dict[str, Any]:
+    """The run's record: a regular file (never a FIFO or device planted to hang the reader),
+    at most RECORD_MAX_BYTES of a JSON object; ValueError otherwise."""
+    fd = os.open(RECORD_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=run_fd)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > RECORD_MAX_BYTES:
+            raise ValueError("not a run record")
+        record = json.loads(f.read(RECORD_MAX_BYTES + 1))
+    if not isinstance(record, dict):
+        raise ValueError("not a run record")
+    return record
+
+
+def _list(record: dict[str, Any], key: str) -> list[str]:
+    """A list of names from the record; anything else (a string would be its letters) is none."""
+    value = record.get(key, [])
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 def _plain_name(name: object) -> str:
