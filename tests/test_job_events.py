@@ -10,7 +10,7 @@ from exports.api.serializers import ProgressSerializer
 from exports.models import Job, JobLog
 from exports.pipeline.progress import PROGRESS_FIELDS
 from hypersdk.lib import events
-from tests.test_webhooks import add, finished_job, receiver, webhook_settings  # noqa: F401 - fixtures
+from tests.test_webhooks import add, finished_job, webhook_settings  # noqa: F401 - fixtures
 from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
