@@ -222,7 +222,7 @@ def test_hypervisord_restart_mid_job_loses_nothing(
         # The export is held mid-download while the API node stops, however long that takes:
         # only the stop could change the job's status now.
         with frozen_pool(worker):
-            assert daemon.terminate() == 0
+            assert daemon.stop() == 0
             assert "hypervisord: all children stopped" in daemon.output
             # The API node is gone; the export on the worker machine goes on.
             assert Job.objects.get(id=job_id).status == Job.Status.RUNNING
