@@ -378,8 +378,10 @@ def persona_client(name: str, persona: str, kind: str):
     """A fixture ``name``: the ``persona`` fixture's REST client (``kind`` "api", token auth) or
     its logged-in dashboard client ("browser")."""
 
+    # ``db`` named here, not only through the persona: the PostgreSQL pass selects the tests
+    # whose fixtures reach the database, and getfixturevalue below is invisible to it.
     @pytest.fixture(name=name)
-    def client(request):
+    def client(request, db):
         from tests import factories
 
         user = request.getfixturevalue(persona)
