@@ -6,12 +6,34 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from exports.pipeline.errors import OutputError
 from exports.pipeline.output import OutputDir, discard_run
 
 NOBODY = 65534
 
 
-def test_a_planted_record_makes_the_next_run_delete_files_no_run_made(tmp_path):
+def killed_overwrite_run(tmp_path: Path) -> Path:
+    """``tmp_path/app01`` after an -overwrite run over a completed export was killed mid-download:
+    the previous disk set aside in its record directory, a .part beside, no process holding it."""
+    output = tmp_path / "app01"
+    output.mkdir()
+    (output / "app01.ovf").write_text("the previous export")
+    (output / "app01-disk1.vmdk").write_text("its disk")
+    killed = OutputDir(output, "killed")
+    killed.prepare(completed_marker_names=["app01.ovf"], overwrite=True)
+    killed.track("app01-disk1.vmdk")  # the previous disk moves aside
+    (output / "app01-disk1.vmdk.part").write_bytes(b"half")
+    killed._close()  # kill -9: the lock goes with the process, the record stays
+    return output
+
+
+def visible_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def test_a_record_another_user_planted_is_never_undone(tmp_path):
     # Anyone who can create a directory in the output directory (a shared, sticky /srv/exports,
     # a group-writable share) plants a "dead run" whose record names someone else's files:
     # the next hyperexport (or daemon job) into that directory deletes them for him.
@@ -45,7 +67,7 @@ def test_a_planted_record_makes_the_next_run_delete_files_no_run_made(tmp_path):
     assert (output / "keep-dir" / "data").exists(), "a planted record made the run rmtree a directory"
 
 
-def test_the_daemon_reaper_undoes_a_run_whose_lock_is_still_held(tmp_path):
+def test_the_reaper_leaves_a_run_whose_lock_is_held(tmp_path):
     # reap_lost_jobs -> remove_partial_output -> discard_run: heartbeat-based only, it never
     # asks the lock the new recovery relies on. A worker whose heartbeat stalled but whose run
     # is alive (lock held) loses its files and gets the previous export moved back under it.
@@ -57,15 +79,12 @@ def test_the_daemon_reaper_undoes_a_run_whose_lock_is_still_held(tmp_path):
     live.track("app01-disk1.vmdk")
     (output / "app01-disk1.vmdk").write_bytes(b"being written by a live run")
 
-    assert discard_run(output, "job-live") is False or (output / "app01-disk1.vmdk").exists(), (
-        "discard_run undid a run whose lock is held (it is alive)"
-    )
+    assert discard_run(output, "job-live") is False  # alive: its lock is held
+    assert (output / "app01-disk1.vmdk").read_bytes() == b"being written by a live run"
     live.discard()
 
 
-def test_a_run_racing_the_recovery_of_a_dead_run_replaces_a_completed_export_without_overwrite(
-    tmp_path, monkeypatch
-):
+def test_a_run_racing_a_dead_runs_recovery_still_refuses_to_replace_a_completed_export(tmp_path, monkeypatch):
     # Interleaving of two runs started together without -overwrite after a killed -overwrite run:
     #   C: _recover_dead_runs locks the dead run's directory and starts undoing it.
     #   D: _recover_dead_runs sees that directory locked ("live") and skips it; its `existing`
@@ -78,14 +97,7 @@ def test_a_run_racing_the_recovery_of_a_dead_run_replaces_a_completed_export_wit
 
     from exports.pipeline import output as output_module
 
-    output = tmp_path / "app01"
-    output.mkdir()
-    (output / "app01.ovf").write_text("the previous export")
-    (output / "app01-disk1.vmdk").write_text("its disk")
-    killed = OutputDir(output, "killed")
-    killed.prepare(completed_marker_names=["app01.ovf"], overwrite=True)
-    killed.track("app01-disk1.vmdk")
-    killed._close()  # kill -9
+    output = killed_overwrite_run(tmp_path)
 
     c_fd = os.open(output / ".hypersdk-run-killed", os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(c_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # C is undoing it right now
@@ -163,3 +175,34 @@ def test_after_a_killed_run_that_made_the_directory_the_next_run_still_works(tmp
         (output / "app01.ovf").write_text("new")  # ENOENT when the directory is gone
     finally:
         after.discard()
+
+
+def test_the_next_run_undoes_a_killed_direct_runs_record_and_brings_the_previous_export_back(tmp_path):
+    # A direct hyperexport killed outright has no reaper: the next run in its directory is it.
+    output = killed_overwrite_run(tmp_path)
+    assert visible_files(output) == ["app01-disk1.vmdk.part"]
+    starting = output / ".hypersdk-run-starting"
+    starting.mkdir()  # a run that has not written its record yet is not dead: left alone
+
+    after = OutputDir(output, "after")
+    with pytest.raises(OutputError, match="already holds a completed export"):
+        after.prepare(completed_marker_names=["app01.ovf"], overwrite=False)
+
+    assert visible_files(output) == ["app01-disk1.vmdk", "app01.ovf"]
+    assert (output / "app01.ovf").read_text() == "the previous export"
+    assert (output / "app01-disk1.vmdk").read_text() == "its disk"
+    assert sorted(p.name for p in output.iterdir() if p.name.startswith(".")) == [starting.name]
+
+
+def test_a_live_runs_record_is_never_undone_by_another_run(tmp_path):
+    output = tmp_path / "app01"
+    live = OutputDir(output, "live")
+    live.prepare(completed_marker_names=[], overwrite=False)
+    live.track("app01-disk1.vmdk")
+    (output / "app01-disk1.vmdk.part").write_bytes(b"being written")
+
+    with pytest.raises(OutputError, match="in use by another export"):
+        OutputDir(output, "other").prepare(completed_marker_names=[], overwrite=False)
+
+    assert (output / "app01-disk1.vmdk.part").read_bytes() == b"being written"
+    live.discard()

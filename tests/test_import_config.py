@@ -136,3 +136,36 @@ def test_a_schedule_with_both_cron_and_schedule_is_refused_naming_both(tmp_path)
     code, _, err = run(config)
     assert code == 1 and "schedule twice: give only one of cron and schedule" in err
     assert not Schedule.objects.filter(name="twice").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "secret"),
+    [
+        # A Slack URL whose secret has no digit (letters only): the refusal prints it whole.
+        (
+            "https://hooks.slack.com/services/T0001/B0001/SecretSlackPathToken",
+            "    bogus: 1\n",
+            "SecretSlackPathToken",
+        ),
+        # A self-hosted Slack-format (Mattermost-style) URL: format says its path is the secret.
+        (
+            "https://chat.example/hooks/onlylettersecretpath",
+            "    format: slack\n    bogus: 1\n",
+            "onlylettersecretpath",
+        ),
+        # Discord: a short token-ish last segment.
+        (
+            "https://discord.com/api/webhooks/123456/abcdefghABCDEFGH",
+            "    events: [job.nope]\n",
+            "abcdefghABCDEFGH",
+        ),
+        # An unparseable URL with a password: the parser's message echoes it.
+        ("http://user:hunter2@[bad", "", "hunter2"),
+        ("http://user:hunter2@host:99999999/x", "", "hunter2"),
+    ],
+)
+def test_import_config_never_prints_a_webhook_urls_secret(tmp_path, url, extra, secret):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"webhooks:\n  - url: '{url}'\n{extra}")
+    code, out, err = run(config)
+    assert secret not in out + err, out + err

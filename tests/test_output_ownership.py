@@ -226,45 +226,6 @@ def test_the_reaper_undoes_a_dead_runs_record_and_nothing_else(db, tmp_path):
     assert not discard_run(output, "job-dead")  # nothing recorded any more
 
 
-def test_the_next_run_undoes_a_killed_direct_runs_record_and_brings_the_previous_export_back(tmp_path):
-    # A direct hyperexport killed outright has no reaper: the next run in its directory is it.
-    output = tmp_path / "app01"
-    output.mkdir()
-    (output / "app01.ovf").write_text("the previous export")
-    (output / "app01-disk1.vmdk").write_text("its disk")
-    killed = OutputDir(output, "killed")
-    killed.prepare(completed_marker_names=["app01.ovf"], overwrite=True)
-    killed.track("app01-disk1.vmdk")  # the previous disk moves aside
-    (output / "app01-disk1.vmdk.part").write_bytes(b"half")
-    killed._close()  # kill -9: the lock goes with the process, the record stays
-    assert visible_files(output) == ["app01-disk1.vmdk.part"]
-    starting = output / ".hypersdk-run-starting"
-    starting.mkdir()  # a run that has not written its record yet is not dead: left alone
-
-    after = OutputDir(output, "after")
-    with pytest.raises(OutputError, match="already holds a completed export"):
-        after.prepare(completed_marker_names=["app01.ovf"], overwrite=False)
-
-    assert visible_files(output) == ["app01-disk1.vmdk", "app01.ovf"]
-    assert (output / "app01.ovf").read_text() == "the previous export"
-    assert (output / "app01-disk1.vmdk").read_text() == "its disk"
-    assert sorted(p.name for p in output.iterdir() if p.name.startswith(".")) == [starting.name]
-
-
-def test_a_live_runs_record_is_never_undone_by_another_run(tmp_path):
-    output = tmp_path / "app01"
-    live = OutputDir(output, "live")
-    live.prepare(completed_marker_names=[], overwrite=False)
-    live.track("app01-disk1.vmdk")
-    (output / "app01-disk1.vmdk.part").write_bytes(b"being written")
-
-    with pytest.raises(OutputError, match="in use by another export"):
-        OutputDir(output, "other").prepare(completed_marker_names=[], overwrite=False)
-
-    assert (output / "app01-disk1.vmdk.part").read_bytes() == b"being written"
-    live.discard()
-
-
 def test_a_directory_the_run_made_goes_only_when_empty(tmp_path):
     run = OutputDir(tmp_path / "a" / "b", "r1")
     run.prepare(completed_marker_names=[], overwrite=False)
