@@ -102,7 +102,6 @@ class Supervisor:
         self.poll_interval = poll_interval
         self._states = [_ChildState(child) for child in children]
         self._write_lock = threading.Lock()
-        self._wake = threading.Event()
         self._stop_signal: int | None = None
         self._stop_requested_at = 0.0
         self._kill_now = False
@@ -134,7 +133,9 @@ class Supervisor:
             # Ctrl+C again: stop waiting for graceful shutdowns. A copy of the first signal
             # arriving at once (make and timeout both forward SIGTERM) does not count.
             self._kill_now = True
-        self._wake.set()
+        # No Event.set() here: the handler runs in the main thread, which may hold that
+        # Event's lock (inside wait or clear) at this moment; setting it would deadlock.
+        # The loops poll the flags every few tenths of a second instead.
 
     @property
     def stopping(self) -> bool:
@@ -180,7 +181,7 @@ class Supervisor:
                 )
             if time.monotonic() > deadline:
                 raise StartupFailed(f"{spec.name} was not ready within {spec.ready_timeout:.0f} s")
-            self._wake.wait(0.05)
+            time.sleep(0.05)
 
     def _start_all(self) -> None:
         for state in self._states:
@@ -235,8 +236,7 @@ class Supervisor:
                 elif state.restart_at is not None and now >= state.restart_at and not self.stopping:
                     self.say(f"restarting {state.spec.name} (restart {state.failures})")
                     self._restart(state, now)
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+            time.sleep(self.poll_interval)
 
     def _stop_group(self, states: list[_ChildState]) -> None:
         # Every child not yet reaped, including one that exited while we were being stopped.
@@ -248,8 +248,7 @@ class Supervisor:
             _signal(state.process, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
         while any(state.running for state in running) and time.monotonic() < deadline and not self._kill_now:
-            self._wake.wait(0.05)
-            self._wake.clear()
+            time.sleep(0.05)
         for state in running:
             if state.running:
                 self.say(f"{state.spec.name} did not stop in time; killing it")
