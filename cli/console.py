@@ -7,14 +7,7 @@ import time
 from typing import TextIO
 
 from exports.pipeline.progress import ProgressSnapshot
-
-
-def human_size(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(nbytes) < 1024 or unit == "TiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes:.1f} TiB"
+from hypersdk.lib.units import human_size
 
 
 def _clock() -> str:

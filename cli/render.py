@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cli.console import human_size
 from exports.pipeline.options import OPTIONS
+from hypersdk.lib.units import human_duration, human_size
 
 JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
 OUTCOMES = {
@@ -23,21 +23,6 @@ def local_time(iso: str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if not iso:
         return "-"
     return datetime.fromisoformat(iso).astimezone().strftime(fmt)
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s"
 
 
 def percent_text(job: dict[str, Any]) -> str:

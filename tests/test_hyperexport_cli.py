@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.console import human_size
+from hypersdk.lib.units import human_size
 from tests.conftest import APP01, govc_environment
 
 pytestmark = pytest.mark.vsphere

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from exports.models import exported_bytes
+from hypersdk.lib.units import human_size
 
 STANDARD, SLACK, DISCORD, TEAMS = "standard", "slack", "discord", "teams"
 FORMATS = (STANDARD, SLACK, DISCORD, TEAMS)
@@ -142,15 +143,9 @@ def human_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def human_size(count: float | None) -> str:
-    if not count:
-        return ""
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""  # unreachable
+def size_text(count: float | None) -> str:
+    """A size for a chat line; nothing when the job moved no bytes."""
+    return human_size(count) if count else ""
 
 
 def facts(event: str, data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -176,7 +171,7 @@ def facts(event: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     if duration:
         rows.append(("Duration", duration))
     if event == "job.completed":
-        size = human_size(exported_bytes(data))
+        size = size_text(exported_bytes(data))
         if size:
             rows.append(("Size", size))
         if data.get("output"):

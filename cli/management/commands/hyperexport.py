@@ -10,13 +10,14 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from cli.console import human_size, reporter_for
+from cli.console import reporter_for
 from cli.flags import ConsoleScriptCommand, add_connection_flags, add_option_flags, engine_options_from_flags
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ExportError
 from exports.pipeline.options import ExportOptions, InvalidOptions
 from exports.pipeline.progress import CancelToken
 from exports.pipeline.run import export_vm
+from hypersdk.lib.units import human_size
 
 # The daemon's job states (exports.models.Job.Status), spelled out: the direct mode loads no models.
 DAEMON_LIST_CHOICES = ("all", "pending", "running", "completed", "failed", "cancelled")
