@@ -10,7 +10,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from cli.backends.errors import CLIError, error_message, no_such_page
-from cli.backends.protocol import LIST_PAGE_SIZE, page_count
+from cli.backends.protocol import DAEMON_URL_ENV, LIST_PAGE_SIZE, page_count
 from exports import daemon_status, jobs
 from exports.api.serializers import JobLogSerializer, JobSerializer
 from exports.models import Job
@@ -24,8 +24,6 @@ from webhooks.api.serializers import (
     WebhookSerializer,
     WebhookSpecSerializer,
 )
-
-DAEMON_URL_ENV = "HYPERSDK_DAEMON_URL"
 
 
 def _plain(data: Any) -> Any:

@@ -29,6 +29,19 @@ def load_settings_or_exit() -> None:
         raise SystemExit(2) from None
 
 
+def setup_django_or_exit() -> None:
+    """Settings and every app loaded, for a console script about to use the ORM (once; a
+    ConfigError ends the process as in ``load_settings_or_exit``)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
+    load_settings_or_exit()
+    from django.apps import apps
+
+    if not apps.ready:
+        import django
+
+        django.setup()
+
+
 def env_str(name: str, default: str = "") -> str:
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
