@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from cli.console_script import ConsoleScriptCommand
 from cli.hyperctl.main import DESCRIPTION, add_commands, run
 
 
-class Command(BaseCommand):
+class Command(ConsoleScriptCommand):
     help = DESCRIPTION
     requires_system_checks: list[str] = []
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             sys.exit(code)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        add_commands(parser)  # for call_command(), which parses with Django's parser
+        add_commands(parser)  # call_command() parses with Django's parser: the same flags
 
     def handle(self, *args, **opts) -> None:
         code = run(opts, self.stdout._out, self.stderr._out)
