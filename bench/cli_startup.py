@@ -50,7 +50,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="cli-startup-") as data_dir:
         env = {
-            key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "HYPERSDK_DAEMON_URL")
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "HYPERSDK_DAEMON_URL")
         }
         env |= {"HYPERSDK_DATA_DIR": data_dir, "DJANGO_SETTINGS_MODULE": "hypersdk.settings"}
         # The schema once, so the timed runs read an existing database.

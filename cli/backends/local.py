@@ -95,10 +95,8 @@ class LocalBackend:
         from exports import daemon_status
 
         with self._errors():
-            status = _plain(daemon_status.daemon_status())
-        # This process is a CLI, not the daemon: its own uptime would mislead.
-        status["uptime_seconds"] = None
-        return status
+            # The daemon's uptime from its record, as GET /status reads it; None if none runs here.
+            return _plain(daemon_status.daemon_status(serving=False))
 
     def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
         """``{count, page, pages, results}``: one page of schedules by name, or all (page None)."""
