@@ -2,23 +2,15 @@ from django.apps import AppConfig
 from django.core import checks
 
 
-def _fan_out(event: str, data: dict) -> None:
-    """The webhooks' event subscriber; the delivery machinery (HTTP client, Celery) is imported
-    at the first event, not by every process that loads the apps (a CLI listing schedules)."""
-    from webhooks import fanout
-
-    fanout.on_event(event, data)
-
-
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
         from hypersdk.lib import events
-        from webhooks import conf
+        from webhooks import conf, fanout
 
-        events.subscribe(_fan_out)
+        events.subscribe(fanout.on_event)
 
         @checks.register(checks.Tags.compatibility)
         def webhook_settings(app_configs, **kwargs):
