@@ -36,7 +36,19 @@ class ConsoleScriptCommand(BaseCommand):
 
     Django names the parser "<argv0> <command>", which reads "hyperctl hyperctl" when the
     console script is argv0; under ``manage.py`` it stays "manage.py hyperctl".
+    Django's own options are left out of the help: they are not the command's.
     """
+
+    suppressed_base_arguments = {
+        "--version",
+        "--verbosity",
+        "--settings",
+        "--pythonpath",
+        "--traceback",
+        "--no-color",
+        "--force-color",
+        "--skip-checks",
+    }
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)

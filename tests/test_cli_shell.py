@@ -86,6 +86,13 @@ def test_help_shows_our_commands_and_flags_and_the_guides_examples_only(tmp_path
         assert django_option not in result.stdout
 
 
+def test_hyperexport_help_shows_its_own_flags_only(tmp_path):
+    result = run_process("hyperexport", "--help", env=bare_env(tmp_path))
+    assert result.returncode == 0 and "-daemon-status" in result.stdout and "-vm PATH" in result.stdout
+    for django_option in ("--settings", "--pythonpath", "--traceback", "--no-color", "--skip-checks"):
+        assert django_option not in result.stdout
+
+
 @pytest.mark.parametrize(
     "argv, prog",
     [
