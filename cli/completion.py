@@ -26,6 +26,8 @@ class Level:
     # Flags followed by a value (completion then offers none of the flags or commands).
     takes_value: list[str] = field(default_factory=list)
     job_id_argument: bool = False
+    # The first positional argument's choices (``completion bash``).
+    argument_choices: list[str] = field(default_factory=list)
 
 
 def command_tree(parser: argparse.ArgumentParser, path: str = "") -> dict[str, Level]:
@@ -51,6 +53,8 @@ def command_tree(parser: argparse.ArgumentParser, path: str = "") -> dict[str, L
                     level.values[flag] = values
         elif action.metavar == JOB_ID_METAVAR:
             level.job_id_argument = True
+        elif action.choices and not level.argument_choices:
+            level.argument_choices = [str(choice) for choice in action.choices]
     return tree
 
 
@@ -67,7 +71,8 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     for path, level in tree.items():
         levels.append(
             f"        {shlex.quote(path)}) commands={_words(level.commands)}; flags={_words(level.flags)}; "
-            f"takes_value={_words(level.takes_value)}; job_id_argument={int(level.job_id_argument)};;"
+            f"takes_value={_words(level.takes_value)}; job_id_argument={int(level.job_id_argument)}; "
+            f"argument_choices={_words(level.argument_choices)};;"
         )
         for flag, choices in level.values.items():
             text = "@job-ids" if choices == JOB_ID_METAVAR else " ".join(choices)
@@ -76,7 +81,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
 {name}_level() {{
     case "$1" in
 {chr(10).join(levels)}
-        *) commands=""; flags=""; takes_value=""; job_id_argument=0;;
+        *) commands=""; flags=""; takes_value=""; job_id_argument=0; argument_choices="";;
     esac
 }}
 
@@ -92,7 +97,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
 }}
 
 {name}() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word i commands flags takes_value job_id_argument
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word i commands flags takes_value job_id_argument argument_choices
     local -a positionals=()
     local skip=0
     {name}_level ""
@@ -121,8 +126,12 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
     elif [[ -n "$commands" ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
-    elif ((job_id_argument)) && ((${{#positionals[@]}} == 0)); then
+    elif ((${{#positionals[@]}} > 0)); then
+        :  # the command's one argument is given
+    elif ((job_id_argument)); then
         COMPREPLY=($(compgen -W "$({name}_job_ids)" -- "$cur"))
+    elif [[ -n "$argument_choices" ]]; then
+        COMPREPLY=($(compgen -W "$argument_choices" -- "$cur"))
     fi
     return 0
 }}

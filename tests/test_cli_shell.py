@@ -169,6 +169,7 @@ def test_bash_completes_subcommands_actions_and_flags(bash_completion, tmp_path)
     assert complete(bash_completion, ["hyperctl", "schedules", "t"], env) == ["trigger"]
     assert sorted(complete(bash_completion, ["hyperctl", "logs", "-t"], env)) == ["-tail", "-token-file"]
     assert complete(bash_completion, ["hyperctl", "query", "-status", "c"], env) == ["completed", "cancelled"]
+    assert complete(bash_completion, ["hyperctl", "completion", ""], env) == ["bash", "zsh"]
     # A flag's value is not taken for a subcommand: -daemon-url's URL is skipped.
     assert complete(bash_completion, ["hyperctl", "--daemon-url", "http://h:8080", "sta"], env) == ["status"]
 
