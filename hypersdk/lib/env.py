@@ -37,9 +37,10 @@ _ADMIN_WITHOUT_AUTODISCOVERY = "django.contrib.admin.apps.SimpleAdminConfig"
 # all of Celery.
 _NOT_IN_CONSOLE_SCRIPTS = ("django_celery_beat",)
 # DRF imports these if present, for what no console script uses: PostgreSQL's array and range
-# serializer fields (our models have none) and requests (for its test client). Absent, a CLI
-# starts about 0.2 s sooner; a process that imported them already keeps them.
-_OPTIONAL_FOR_DRF = ("requests", "django.contrib.postgres.fields")
+# serializer fields (our models have none), requests (its test client), YAML and Pygments (the
+# browsable API). Absent, a CLI starts about 0.2 s sooner; a process that imported them
+# already keeps them.
+_OPTIONAL_FOR_DRF = ("requests", "django.contrib.postgres.fields", "yaml", "pygments")
 
 
 def setup_django_or_exit() -> None:
