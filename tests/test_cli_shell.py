@@ -133,6 +133,21 @@ def test_help_and_usage_errors_load_no_django(tmp_path):
     assert "LOADED []" in result.stderr
 
 
+def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_delivery(tmp_path):
+    """Start-up: a read on the local services loads the ORM and what the command uses only."""
+    probe = (
+        "import sys; sys.argv = ['hyperctl', 'schedules', 'list']\n"
+        "from hypersdk.cli import hyperctl\n"
+        "try:\n    hyperctl()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('celery', 'exports.admin', 'webhooks.service', 'webhooks.sending', 'httpx', 'drf_spectacular.openapi')\n"
+        "print('ORM', 'django.db.models' in sys.modules, 'LOADED', [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=bare_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
+    assert "ORM True LOADED []" in result.stderr
+
+
 # ---- completion ----------------------------------------------------------------------------
 
 
