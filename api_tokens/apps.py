@@ -6,7 +6,6 @@ class ApiTokensConfig(AppConfig):
     verbose_name = "API tokens"
 
     def ready(self) -> None:
-        import api_tokens.openapi  # noqa: F401 - registers the schemes with drf-spectacular
         from api_tokens.ws_auth import connect_revocation_signals
 
         connect_revocation_signals()  # logout, token deletion, role removal close open sockets

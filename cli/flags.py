@@ -1,14 +1,14 @@
-"""Flags as the guide writes them (Go style, ``-status``) and as operators type them (``--status``)."""
+"""Flags as the guide writes them (Go style, ``-status``) and as operators type them (``--status``).
+
+No Django here: ``hyperctl`` builds its parser before (or without) loading the ORM."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-
+from exports.limits import MAX_PAGE
 from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
 
 
@@ -140,48 +140,18 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
     add_option_flags(parser)
 
 
-class OneLineErrorParser(CommandParser):
+class OneLineErrorParser(argparse.ArgumentParser):
     """A usage error is one line, ``<prog>: error: <what>``, and exit status 2 (``-h`` shows the
-    usage); called from code, a CommandError as Django's parser raises."""
+    usage). Subparsers are of this class too."""
 
     def error(self, message: str):  # type: ignore[override]
-        if self.called_from_command_line:
-            self.exit(2, f"{self.prog}: error: {message}\n")
-        super().error(message)
-
-
-def _one_line_errors(parser: argparse.ArgumentParser, prog: str, renamed: str) -> None:
-    """Every parser of the tree gives one-line errors, under the command's name ``renamed``
-    (subcommands took their names from ``prog``, the name Django gave first)."""
-    parser.__class__ = OneLineErrorParser
-    if parser.prog.startswith(prog):
-        parser.prog = renamed + parser.prog[len(prog) :]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for subparser in action.choices.values():
-                _one_line_errors(subparser, prog, renamed)
-
-
-class ConsoleScriptCommand(BaseCommand):
-    """A management command that is also a console script (``hyperctl``, ``hyperexport``).
-
-    Django names the parser "<argv0> <command>", which reads "hyperctl hyperctl" when the
-    console script is argv0; under ``manage.py`` it stays "manage.py hyperctl".
-    """
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        prog = parser.prog
-        _one_line_errors(parser, prog, subcommand if Path(prog_name).name == subcommand else prog)
-        return parser
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def add_page_flags(parser: argparse.ArgumentParser, things: str) -> None:
     """``-page N`` (default 1, 50 a page) and ``-all`` for a list command."""
-    from exports.api.pagination import JobPagination
-
     pages = parser.add_mutually_exclusive_group()
-    page = whole_number("page", 1, JobPagination.max_page)
+    page = whole_number("page", 1, MAX_PAGE)
     go_flag(pages, "page", type=page, default=1, metavar="N", help=f"the Nth page of 50 {things}")
     go_flag(pages, "all", action="store_true", help=f"every one of the {things}, however many")
 

@@ -191,7 +191,11 @@ def cancel_line(answer: dict[str, Any]) -> str:
 def status_lines(status: dict[str, Any], where: str) -> list[str]:
     uptime = status.get("uptime_seconds")
     daemon = f"{status['health']}, version {status['version']}"
-    daemon += f", up {human_duration(uptime)}" if uptime is not None else ""
+    daemon += (
+        f", up {human_duration(uptime)}"
+        if uptime is not None
+        else ", uptime unknown (no hypervisord runs here)"
+    )
     workers = status.get("workers") or []
     counts = status.get("jobs") or {}
     system = status.get("system") or {}

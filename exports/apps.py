@@ -5,7 +5,6 @@ class ExportsConfig(AppConfig):
     name = "exports"
     verbose_name = "Exports"
 
-    def ready(self) -> None:
-        # Bind shared tasks to our Celery app (broker from settings) in every process that
-        # loads the apps: daphne's API sends jobs to the workers through it.
-        import hypersdk.celery  # noqa: F401
+    # No Celery import here: the modules that send tasks (exports.job_queue, webhooks.dispatch)
+    # import our app themselves, workers and beat load it with -A, and a CLI process that
+    # never sends one does not pay for Celery.

@@ -14,6 +14,7 @@ from django.db import connection
 import hypersdk
 from exports import jobs
 from exports.models import Job
+from hypersdk.lib.daemon_record import daemon_uptime_seconds
 
 
 def _workers_alive(timeout: float) -> list[str]:
@@ -37,8 +38,19 @@ def _export_roots() -> list[dict[str, Any]]:
     return roots
 
 
-def daemon_status(*, ping_timeout: float = 0.5) -> dict[str, Any]:
-    process = psutil.Process()
+def uptime_seconds(*, serving: bool) -> float | None:
+    """The daemon's uptime: hypervisord's, from its record in the data dir (every process on the
+    machine reads the same); without one, the serving process's own (daphne run on its own).
+    None for a CLI (``serving=False``) when no daemon runs here."""
+    recorded = daemon_uptime_seconds(settings.DATA_DIR)
+    if recorded is not None or not serving:
+        return recorded
+    return round(time.time() - psutil.Process().create_time(), 1)
+
+
+def daemon_status(*, ping_timeout: float = 0.5, serving: bool = True) -> dict[str, Any]:
+    """What ``GET /status`` answers; ``serving`` False when a CLI asks (its own uptime is no
+    daemon's)."""
     memory = psutil.virtual_memory()
     counts = jobs.counts_by_status()
     active = list(
@@ -51,7 +63,7 @@ def daemon_status(*, ping_timeout: float = 0.5) -> dict[str, Any]:
     return {
         "health": "ok",
         "version": hypersdk.__version__,
-        "uptime_seconds": round(time.time() - process.create_time(), 1),
+        "uptime_seconds": uptime_seconds(serving=serving),
         "jobs": counts,
         "active_jobs": active,
         "workers": _workers_alive(ping_timeout),

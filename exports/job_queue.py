@@ -22,7 +22,6 @@ from exports.lifecycle import Transition, announce, apply, change_state
 from exports.models import Job
 from exports.output_ownership import output_in_use, output_path_holder
 from exports.pipeline.output import discard_run
-from hypersdk.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +118,9 @@ def dispatch_pending() -> int:
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - REDISPATCH_AFTER),
         status=Job.Status.PENDING,
     ).order_by("created_at", "id")
+    # Imported here: Celery costs a CLI process that only reads jobs a few hundred ms.
+    from hypersdk.celery import app as celery_app
+
     sent = 0
     for job_id, vcenter_id in waiting.values_list("id", "vcenter_id").iterator():
         if busy[vcenter_id] >= limit:

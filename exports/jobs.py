@@ -18,15 +18,13 @@ from django.utils import timezone
 from exports.job_queue import dispatch_pending
 from exports.job_spec import ENGINE_OPTIONS, validate_specs
 from exports.lifecycle import Transition, change_state
+from exports.limits import MAX_TAIL as MAX_TAIL  # the service's bound, re-exported
 from exports.models import Job, JobLog
 from exports.output_ownership import ActiveOutputs, active_jobs, output_in_use
 from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.names import file_stem
 from hypersdk.lib.errors import ConflictError, NotFoundError
 from hypersdk.lib.events import emit
-
-# The most log lines one ``tail`` asks for (the API's and the CLIs' bound).
-MAX_TAIL = 1_000_000
 
 
 class JobNotFound(NotFoundError):

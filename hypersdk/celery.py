@@ -3,10 +3,23 @@
 import os
 
 from celery import Celery, signals
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
+
+
+def every_minute_as_crontab(schedule: dict) -> dict:
+    """The beat schedule with each ``"crontab()"`` (settings spell it so, to import no Celery)
+    made Celery's every-minute crontab."""
+    return {
+        name: {**entry, "schedule": crontab()} if entry.get("schedule") == "crontab()" else entry
+        for name, entry in schedule.items()
+    }
+
+
 app = Celery("hypersdk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.beat_schedule = every_minute_as_crontab(app.conf.beat_schedule)
 app.autodiscover_tasks()
 
 

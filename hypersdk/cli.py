@@ -1,4 +1,9 @@
-"""Console scripts: ``hyperexport`` and ``hyperctl`` run the management commands of the same name."""
+"""Console scripts: ``hyperexport`` and ``hyperctl``.
+
+Both start as little as they need: ``hyperctl`` builds its parser without Django and loads the
+ORM only for the local services; a direct ``hyperexport`` needs settings but no app. A reader
+closing the pipe ends either quietly (``cli.pipes``).
+"""
 
 from __future__ import annotations
 
@@ -19,16 +24,6 @@ DAEMON_FLAGS = frozenset(
 )
 
 
-def _run(command: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
-    from django.core.management import execute_from_command_line
-
-    from hypersdk.lib.env import load_settings_or_exit
-
-    load_settings_or_exit()
-    execute_from_command_line([command, command, *sys.argv[1:]])
-
-
 def uses_daemon(argv: list[str]) -> bool:
     """Whether a daemon flag (``-flag``, ``--flag`` or ``--flag=value``) is among the arguments."""
     return any(arg.startswith("-") and arg.lstrip("-").split("=", 1)[0] in DAEMON_FLAGS for arg in argv)
@@ -41,17 +36,25 @@ def hyperexport() -> None:
     moves; the command only needs settings, which load lazily. The daemon modes do need the
     apps (the local services are the ORM), so they get the full start-up.
     """
-    if uses_daemon(sys.argv[1:]):
-        _run("hyperexport")
-        return
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
-    from hypersdk.lib.env import load_settings_or_exit
+    from cli.pipes import quiet_on_broken_pipe
 
-    load_settings_or_exit()
-    from cli.management.commands.hyperexport import Command
+    with quiet_on_broken_pipe():
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
+        from hypersdk.lib.env import load_settings_or_exit, setup_django_or_exit
 
-    Command().run_from_argv(["hyperexport", "hyperexport", *sys.argv[1:]])
+        if uses_daemon(sys.argv[1:]):
+            setup_django_or_exit()
+        else:
+            load_settings_or_exit()
+        from cli.management.commands.hyperexport import Command
+
+        Command().run_from_argv(["hyperexport", "hyperexport", *sys.argv[1:]])
 
 
 def hyperctl() -> None:
-    _run("hyperctl")
+    from cli.hyperctl.main import main
+    from cli.pipes import quiet_on_broken_pipe
+
+    with quiet_on_broken_pipe():
+        code = main()
+    sys.exit(code)

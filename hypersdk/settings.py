@@ -7,7 +7,6 @@ import secrets
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 
 from hypersdk.lib import public_url
 from hypersdk.lib.env import (
@@ -219,7 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-jobs": {"task": "exports.tasks.purge_old_jobs", "schedule": 24 * 3600.0},
     # The one tick that fires schedules, at the top of every minute (UTC, every field a wildcard:
     # no day-of-week or DST reading involved); which slots are due is decided by schedules.cron.
-    "fire-due-schedules": {"task": "schedules.tasks.fire_due_schedules", "schedule": crontab()},
+    # "crontab()" becomes Celery's crontab in hypersdk/celery.py: the settings import no Celery.
+    "fire-due-schedules": {"task": "schedules.tasks.fire_due_schedules", "schedule": "crontab()"},
 }
 CELERY_TIMEZONE = env_str("HYPERSDK_TIME_ZONE", "UTC")
 

@@ -5,6 +5,7 @@ from django.urls import include, path, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.exceptions import NotAuthenticated
 
+import api_tokens.openapi  # noqa: F401 - our auth schemes, registered before the schema is drawn
 from hypersdk.lib.login_throttle import limit_login_attempts
 
 

@@ -14,14 +14,13 @@ from django.db import models
 from django.utils.timezone import now
 
 from exports.models import Job
+from schedules.limits import MAX_RETENTION
 
 
 def new_schedule_id() -> str:
     return f"sched-{secrets.token_urlsafe(6)}"
 
 
-# Far more runs than anyone keeps, and well inside a 32-bit integer column.
-MAX_RETENTION = 100_000
 MAX_NAME_LENGTH = 128
 # A name is a label people read in tables, logs and webhooks: any visible text, but no control,
 # format (zero-width, bidi override), surrogate, private-use or unassigned characters, nor line

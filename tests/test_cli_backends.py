@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
+import time
 from datetime import datetime
 
+import psutil
 import pytest
 
 from cli import render
@@ -26,6 +31,7 @@ from cli.terminal import Terminal
 from exports import job_queue, jobs, lifecycle
 from exports.models import Job, JobLog
 from hypersdk.cli import uses_daemon
+from hypersdk.lib.daemon_record import daemon_uptime_seconds, record_path, write_daemon_record
 from tests.cli_runner import every_export_option
 
 WEB01 = "/dc/vm/prod/web01"
@@ -346,10 +352,31 @@ def test_local_unknown_job(db):
         LocalBackend().job_logs("job-nope")
 
 
-def test_local_status_has_no_uptime_of_its_own(db, redis_url):
+def test_local_status_has_no_uptime_of_its_own_when_no_daemon_runs(db, redis_url, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
     status = LocalBackend().daemon_status()
     assert status["health"] == "ok" and status["uptime_seconds"] is None
     assert set(status["jobs"]) == set(Job.Status.values)
+    assert "uptime unknown (no hypervisord runs here)" in render.status_lines(status, "local")[0]
+
+
+def test_local_status_reads_the_daemons_uptime_from_its_record(db, redis_url, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_daemon_record(tmp_path, pid=daemon.pid)
+        started = psutil.Process(daemon.pid).create_time()
+        uptime = LocalBackend().daemon_status()["uptime_seconds"]
+        assert uptime is not None and abs(uptime - (time.time() - started)) < 5
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert LocalBackend().daemon_status()["uptime_seconds"] is None  # a dead daemon's record
+
+
+def test_a_daemon_record_naming_a_reused_pid_is_no_daemon(tmp_path):
+    record_path(tmp_path).write_text(json.dumps({"pid": os.getpid(), "started": 12.0}))
+    assert daemon_uptime_seconds(tmp_path) is None
 
 
 # ---- watch and logs -f, on the local backend with the worker's steps played in between -------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from tests.processes import LineCollectingProcess, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEADLINE = LineCollectingProcess.deadline
+BIN = Path(sys.executable).parent
 
 
 def http_status(url: str) -> int | None:
@@ -365,3 +367,18 @@ def test_bootstrap_admin_refuses_to_take_over_a_plain_user_named_admin(no_admin_
     with pytest.raises(CommandError, match="not a superuser"):
         bootstrap_admin()
     assert authenticate(username="admin", password="their-own-password") is not None
+
+
+def test_the_cli_shows_the_daemons_uptime_locally_as_remotely(hypervisord):
+    env = hypervisord.env
+    local = subprocess.run(
+        [str(BIN / "hyperexport"), "--daemon-status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert local.returncode == 0, local.stderr
+    assert re.search(r"^Daemon: +ok, version \S+, up \d", local.stdout, re.M), local.stdout
+    record = json.loads((hypervisord.data_dir / "hypervisord.json").read_text())
+    assert record["pid"] == hypervisord.process.pid

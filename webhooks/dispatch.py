@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-import redis
 from django.conf import settings
 
-from hypersdk.celery import app as celery_app
 from webhooks import conf
+
+if TYPE_CHECKING:
+    import redis
 
 logger = logging.getLogger(__name__)
 # Sent by name (webhooks/tasks.py defines them; CELERY_TASK_ROUTES queues them).
@@ -22,8 +24,17 @@ DRAIN_TASK = "webhooks.tasks.drain_webhook_deliveries"
 SLOT_TTL = 300  # a drainer that died frees its slot after this many seconds
 
 
+def _celery_app():
+    """Our Celery app, imported at the first task sent: every process that loads the apps
+    subscribes to events (so imports this module), few of them send a delivery."""
+    from hypersdk.celery import app
+
+    return app
+
+
 def enqueue(delivery_ids: list[str], countdown: float = 0) -> None:
     """Hand deliveries to the workers; if the broker is down, the sweep sends them later."""
+    celery_app = _celery_app()
     for delivery_id in delivery_ids:
         try:
             celery_app.send_task(DELIVER_TASK, (delivery_id,), countdown=countdown or None)
@@ -38,7 +49,7 @@ def kick() -> None:
         client = redis_client()
         for slot in range(conf.drainers()):
             if client.set(slot_key(slot), "1", nx=True, ex=SLOT_TTL):
-                celery_app.send_task(DRAIN_TASK, (slot,))
+                _celery_app().send_task(DRAIN_TASK, (slot,))
                 return
     except Exception as exc:  # noqa: BLE001 - the rows stay pending: the sweep sends them
         logger.warning("cannot start a webhook drainer (Redis down?): %s", exc)
@@ -54,6 +65,8 @@ _redis_clients: dict[tuple[int, str], redis.Redis] = {}
 
 def redis_client() -> redis.Redis:
     """One client per process and Redis URL (a forked worker must not share its parent's)."""
+    import redis  # here: a CLI process that loads the apps but sends no delivery skips it
+
     key = (os.getpid(), settings.REDIS_URL)
     if key not in _redis_clients:
         _redis_clients[key] = redis.Redis.from_url(

@@ -18,10 +18,9 @@ from django.conf import settings
 
 from exports.models import exported_bytes
 from hypersdk.lib.units import human_size
-
-STANDARD, SLACK, DISCORD, TEAMS = "standard", "slack", "discord", "teams"
-FORMATS = (STANDARD, SLACK, DISCORD, TEAMS)
-CHAT_FORMATS = (SLACK, DISCORD, TEAMS)
+from webhooks.choices import CHAT_FORMATS as CHAT_FORMATS
+from webhooks.choices import DISCORD, SLACK, STANDARD, TEAMS
+from webhooks.choices import FORMATS as FORMATS
 
 # Discord's documented limits (characters).
 DISCORD_CONTENT = 2000

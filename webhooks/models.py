@@ -9,15 +9,13 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from hypersdk.lib import events as hypersdk_events
 from hypersdk.lib import redaction
 from hypersdk.lib.encryption import decrypt, encrypt
 from webhooks import formats, signing
+from webhooks.choices import ALL_EVENTS
+from webhooks.choices import DEFAULT_EVENTS as DEFAULT_EVENTS
+from webhooks.choices import EVENTS as EVENTS
 
-# What a webhook may subscribe to; "*" is every one of them.
-EVENTS = hypersdk_events.EVENTS  # every event the bus emits can be subscribed to
-ALL_EVENTS = "*"
-DEFAULT_EVENTS = ["job.started", "job.completed", "job.failed"]
 TEST_EVENT = "test"
 
 

@@ -12,24 +12,48 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cli.backends.errors import CLIError, UsageError, error_message, no_such_page
-from cli.backends.local import DAEMON_URL_ENV, LocalBackend
 from cli.backends.protocol import (
     ALL_PAGE_SIZE,
+    DAEMON_URL_ENV,
     FINISHED_STATUSES,
     JOB_STATUSES,
     LIST_PAGE_SIZE,
     JobsBackend,
 )
-from cli.backends.remote import (
-    API_TOKEN_ENV,
-    TIMEOUT_SECONDS,
-    TOKEN_REFUSED,
-    RemoteBackend,
-    daemon_base_url,
-)
 from hypersdk.lib.env import ConfigError, env_str
+
+if TYPE_CHECKING:
+    from cli.backends.local import LocalBackend
+    from cli.backends.remote import (
+        API_TOKEN_ENV,
+        TIMEOUT_SECONDS,
+        TOKEN_REFUSED,
+        RemoteBackend,
+        daemon_base_url,
+    )
+
+# Loaded on first use: the local backend loads the ORM and every app, the remote one httpx;
+# ``hyperctl --help`` or a remote command needs neither of the other's.
+_LAZY = {
+    "LocalBackend": "cli.backends.local",
+    "API_TOKEN_ENV": "cli.backends.remote",
+    "TIMEOUT_SECONDS": "cli.backends.remote",
+    "TOKEN_REFUSED": "cli.backends.remote",
+    "RemoteBackend": "cli.backends.remote",
+    "daemon_base_url": "cli.backends.remote",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "ALL_PAGE_SIZE",
@@ -57,7 +81,14 @@ def open_backend(daemon_url: str | None = None, token_file: str | None = None) -
     """The daemon at ``--daemon-url`` or $HYPERSDK_DAEMON_URL if given, else the local services."""
     url = (daemon_url or os.environ.get(DAEMON_URL_ENV, "")).strip()
     if not url:
+        from hypersdk.lib.env import setup_django_or_exit
+
+        setup_django_or_exit()
+        from cli.backends.local import LocalBackend
+
         return LocalBackend()
+    from cli.backends.remote import RemoteBackend
+
     return RemoteBackend(url, read_token(token_file))
 
 
@@ -71,6 +102,8 @@ def read_token(token_file: str | None) -> str:
         if not token:
             raise CLIError(f"token file {token_file} is empty")
         return token
+    from cli.backends.remote import API_TOKEN_ENV
+
     try:
         return env_str(API_TOKEN_ENV).strip()
     except ConfigError as exc:

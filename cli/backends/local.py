@@ -1,31 +1,23 @@
-"""The services in this process, on the daemon's database; its workers run the jobs."""
+"""The services in this process, on the daemon's database; its workers run the jobs.
+
+Each method imports the service and serializer it uses: a CLI process runs one command, and
+``schedules list`` need not import the job pipeline's or the webhooks' (a few hundred ms)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connection
 
 from cli.backends.errors import CLIError, error_message, no_such_page
-from cli.backends.protocol import LIST_PAGE_SIZE, page_count
-from exports import daemon_status, jobs
-from exports.api.serializers import JobLogSerializer, JobSerializer
-from exports.models import Job
+from cli.backends.protocol import DAEMON_URL_ENV, LIST_PAGE_SIZE, page_count
 from hypersdk.lib.errors import DomainError
-from schedules import service as schedules
-from schedules.api.serializers import ScheduleSerializer
-from schedules.spec import ScheduleSpecSerializer
-from webhooks import service as webhooks
-from webhooks.api.serializers import (
-    WebhookDeliverySerializer,
-    WebhookSerializer,
-    WebhookSpecSerializer,
-)
 
-DAEMON_URL_ENV = "HYPERSDK_DAEMON_URL"
+if TYPE_CHECKING:
+    from schedules.spec import ScheduleSpecSerializer
 
 
 def _plain(data: Any) -> Any:
@@ -56,6 +48,9 @@ class LocalBackend:
             ) from None
 
     def submit_job(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from exports import jobs
+        from exports.models import Job
+
         with self._errors():
             result = jobs.submit_jobs([spec], origin=Job.Origin.CLI)
         if not result.accepted:
@@ -65,6 +60,9 @@ class LocalBackend:
     def query_jobs(
         self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
     ) -> dict[str, Any]:
+        from exports import jobs
+        from exports.api.serializers import JobSerializer
+
         with self._errors():
             found = jobs.query_jobs(status=status, vm=vm)
             count = found.count()
@@ -72,28 +70,39 @@ class LocalBackend:
             return {"count": count, "results": _plain(JobSerializer(rows, many=True).data)}
 
     def get_job(self, job_id: str) -> dict[str, Any]:
+        from exports import jobs
+        from exports.api.serializers import JobSerializer
+
         with self._errors():
             return _plain(JobSerializer(jobs.get_job(job_id)).data)
 
     def job_logs(self, job_id: str, *, tail: int | None = None, since: int | None = None) -> dict[str, Any]:
+        from exports import jobs
+        from exports.api.serializers import JobLogSerializer
+
         with self._errors():
             entries = jobs.job_logs(job_id, tail=tail, since=since)
             return {"job_id": job_id, "logs": _plain(JobLogSerializer(entries, many=True).data)}
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
+        from exports import jobs
+
         with self._errors():
             job = jobs.cancel_job(job_id)
         return {"job_id": job.id, "status": job.status, "cancel_requested": job.cancel_requested}
 
     def daemon_status(self) -> dict[str, Any]:
+        from exports import daemon_status
+
         with self._errors():
-            status = _plain(daemon_status.daemon_status())
-        # This process is a CLI, not the daemon: its own uptime would mislead.
-        status["uptime_seconds"] = None
-        return status
+            # The daemon's uptime from its record, as GET /status reads it; None if none runs here.
+            return _plain(daemon_status.daemon_status(serving=False))
 
     def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
         """``{count, page, pages, results}``: one page of schedules by name, or all (page None)."""
+        from schedules import service as schedules
+        from schedules.api.serializers import ScheduleSerializer
+
         with self._errors():
             found = schedules.list_schedules()
             count, rows, page, pages = self._slice(found, page, page_size)
@@ -115,10 +124,17 @@ class LocalBackend:
         return count, found[(page - 1) * page_size : page * page_size], page, pages
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        from schedules import service as schedules
+        from schedules.api.serializers import ScheduleSerializer
+
         with self._errors():
             return _plain(ScheduleSerializer(schedules.get_schedule(schedule_id)).data)
 
     def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from schedules import service as schedules
+        from schedules.api.serializers import ScheduleSerializer
+        from schedules.spec import ScheduleSpecSerializer
+
         with self._errors():
             data = _valid_schedule(ScheduleSpecSerializer(data=spec))
             return _plain(ScheduleSerializer(schedules.create_schedule(data)).data)
@@ -126,26 +142,40 @@ class LocalBackend:
     def update_schedule(
         self, schedule_id: str, spec: dict[str, Any], *, partial: bool = True
     ) -> dict[str, Any]:
+        from schedules import service as schedules
+        from schedules.api.serializers import ScheduleSerializer
+        from schedules.spec import ScheduleSpecSerializer
+
         with self._errors():
             schedule = schedules.get_schedule(schedule_id)
             data = _valid_schedule(ScheduleSpecSerializer(schedule, data=spec, partial=partial))
             return _plain(ScheduleSerializer(schedules.update_schedule(schedule, data)).data)
 
     def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]:
+        from schedules import service as schedules
+        from schedules.api.serializers import ScheduleSerializer
+
         with self._errors():
             return _plain(ScheduleSerializer(schedules.set_enabled(schedule_id, enabled)).data)
 
     def trigger_schedule(self, schedule_id: str) -> dict[str, Any]:
+        from schedules import service as schedules
+
         with self._errors():
             job = schedules.trigger(schedule_id)
         return {"schedule_id": schedule_id, "job_id": job.id}
 
     def delete_schedule(self, schedule_id: str) -> None:
+        from schedules import service as schedules
+
         with self._errors():
             schedules.delete_schedule(schedule_id)
 
     def list_webhooks(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
         """``{count, page, pages, results}``: one page of webhooks with their indexes, or all."""
+        from webhooks import service as webhooks
+        from webhooks.api.serializers import WebhookSerializer
+
         with self._errors():
             count, rows, page, pages = self._slice(webhooks.ordered_webhooks(), page, page_size)
             start = (page - 1) * page_size
@@ -158,11 +188,17 @@ class LocalBackend:
             }
 
     def get_webhook(self, ref: str) -> dict[str, Any]:
+        from webhooks import service as webhooks
+        from webhooks.api.serializers import WebhookSerializer
+
         with self._errors():
             return _plain(WebhookSerializer(webhooks.get_webhook(ref)).data)
 
     def add_webhook(self, spec: dict[str, Any]) -> dict[str, Any]:
         """As POST /webhooks answers: the webhook and its signing secret, shown this once."""
+        from webhooks import service as webhooks
+        from webhooks.api.serializers import WebhookSerializer, WebhookSpecSerializer
+
         with self._errors():
             checked = WebhookSpecSerializer(data=spec)
             if not checked.is_valid():
@@ -171,15 +207,22 @@ class LocalBackend:
             return _plain({**WebhookSerializer(webhook).data, **webhooks.as_given(webhook), "secret": secret})
 
     def delete_webhook(self, ref: str) -> None:
+        from webhooks import service as webhooks
+
         with self._errors():
             webhooks.delete_webhook(ref)
 
     def test_webhook(self, ref: str) -> dict[str, Any]:
+        from webhooks import service as webhooks
+
         with self._errors():
             return _plain(webhooks.test_webhook(ref).as_dict())
 
     def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first, at most ``limit``: the first page of GET /webhooks/{ref}/deliveries."""
+        from webhooks import service as webhooks
+        from webhooks.api.serializers import WebhookDeliverySerializer
+
         with self._errors():
             found = webhooks.deliveries(ref)[:limit]
             return _plain(WebhookDeliverySerializer(found, many=True).data)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from exports.models import Job
+from exports.job_states import FINISHED_STATUSES as FINISHED_STATUSES
+from exports.job_states import JOB_STATUSES as JOB_STATUSES
 
-JOB_STATUSES = tuple(Job.Status.values)
-FINISHED_STATUSES = tuple(str(status) for status in Job.FINISHED)
+# Where a daemon's API is, when no ``--daemon-url`` names one; neither: the local services.
+DAEMON_URL_ENV = "HYPERSDK_DAEMON_URL"
 
 # `schedules list` and `webhooks list` show one page of this many (the API's default page);
 # -all fetches every page, this many at a time (the API's largest page).

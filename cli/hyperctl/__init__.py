@@ -1,12 +1,13 @@
 """``hyperctl``'s subcommands, one module each.
 
 A module offers ``register(subparsers, parents)``, which adds its parser and sets
-``run(backend, opts, terminal) -> exit status`` as its default; a group such as ``schedules``
+``run(backend, opts, terminal) -> exit status`` as its default (with ``needs_backend=False``,
+the backend is None: nothing to connect to); a group such as ``schedules``
 adds its own subparsers the same way. A new subcommand is one more entry in ``SUBCOMMANDS``.
 """
 
 from __future__ import annotations
 
-from cli.hyperctl import cancel, logs, query, schedules, status, watch, webhooks
+from cli.hyperctl import cancel, completion, logs, query, schedules, status, watch, webhooks
 
-SUBCOMMANDS = (query, status, watch, logs, cancel, schedules, webhooks)
+SUBCOMMANDS = (query, status, watch, logs, cancel, schedules, webhooks, completion)

@@ -8,7 +8,7 @@ from cli.backends import JobsBackend
 from cli.flags import go_flag, whole_number
 from cli.follow import show_logs
 from cli.terminal import Terminal
-from exports.jobs import MAX_TAIL
+from exports.limits import MAX_TAIL
 
 
 def register(subparsers, parents) -> None:

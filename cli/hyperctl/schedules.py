@@ -15,7 +15,7 @@ from cli.hyperctl.paged_resources import (
 )
 from cli.hyperexport_daemon import job_spec
 from cli.terminal import Terminal
-from schedules.models import MAX_RETENTION
+from schedules.limits import MAX_RETENTION
 
 OVERLAP_CHOICES = ("skip", "allow")
 

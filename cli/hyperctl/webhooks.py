@@ -14,8 +14,7 @@ from cli.hyperctl.paged_resources import (
     say_page,
 )
 from cli.terminal import Terminal
-from webhooks.formats import FORMATS
-from webhooks.models import DEFAULT_EVENTS, EVENTS
+from webhooks.choices import DEFAULT_EVENTS, EVENTS, FORMATS
 
 
 def register(subparsers, parents) -> None:

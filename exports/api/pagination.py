@@ -1,13 +1,14 @@
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
+from exports.limits import MAX_PAGE
+
 
 class JobPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
-    # A million pages of a thousand: beyond any table here, and a bound for the integer.
-    max_page = 1_000_000
+    max_page = MAX_PAGE
     # The CLIs print this as is: say which page.
     invalid_page_message = "there is no page {page_number}: {message}"
 

@@ -1,40 +1,37 @@
-"""``hyperctl``: the daemon's jobs and schedules from a shell — query, status, watch, logs,
-cancel, schedules.
-
-Local services by default (this machine's database, the daemon's workers run the jobs);
-a remote daemon with ``--daemon-url`` or $HYPERSDK_DAEMON_URL and $HYPERSDK_API_TOKEN.
-"""
+"""``manage.py hyperctl``: the same command line as the ``hyperctl`` console script
+(``cli.hyperctl.main``), under Django's name for it."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from cli.backends import open_backend
-from cli.flags import ConsoleScriptCommand, add_connection_flags, connection_flags_parent
-from cli.hyperctl import SUBCOMMANDS
-from cli.terminal import Terminal
+from cli.console_script import ConsoleScriptCommand
+from cli.hyperctl.main import DESCRIPTION, add_commands, run
 
 
 class Command(ConsoleScriptCommand):
-    help = (
-        "Query, watch and cancel the daemon's export jobs; follow their logs; manage their "
-        "schedules; check the daemon."
-    )
+    help = DESCRIPTION
     requires_system_checks: list[str] = []
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        """From a shell: our parser only (Django's own options are not hyperctl's), named
+        ``hyperctl`` as a console script, ``manage.py hyperctl`` under manage.py."""
+        from cli.hyperctl.main import main
+        from cli.pipes import quiet_on_broken_pipe
+
+        program, name = Path(argv[0]).name, argv[1]
+        with quiet_on_broken_pipe():
+            code = main(argv[2:], prog=name if program == name else f"{program} {name}")
+        if code:
+            sys.exit(code)
+
     def add_arguments(self, parser: CommandParser) -> None:
-        add_connection_flags(parser)
-        subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
-        parents = [connection_flags_parent()]
-        for subcommand in SUBCOMMANDS:
-            subcommand.register(subparsers, parents)
+        add_commands(parser)  # call_command() parses with Django's parser: the same flags
 
     def handle(self, *args, **opts) -> None:
-        terminal = Terminal(self.stdout._out, self.stderr._out)
-        code = terminal.run(
-            lambda: opts["run"](open_backend(opts["daemon_url"], opts["token_file"]), opts, terminal)
-        )
+        code = run(opts, self.stdout._out, self.stderr._out)
         if code:
             sys.exit(code)

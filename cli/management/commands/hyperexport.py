@@ -11,7 +11,8 @@ from pathlib import Path
 from django.core.management.base import CommandParser
 
 from cli.console import reporter_for
-from cli.flags import ConsoleScriptCommand, add_connection_flags, add_option_flags, engine_options_from_flags
+from cli.console_script import ConsoleScriptCommand
+from cli.flags import add_connection_flags, add_option_flags, engine_options_from_flags
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ExportError
 from exports.pipeline.options import ExportOptions, InvalidOptions

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from cli.hypervisord import HypervisordConfig, hypervisord_children, parse_listen
 from exports.start_checks import run_start_checks
 from hypersdk.lib import embedded_redis
+from hypersdk.lib.daemon_record import remove_daemon_record, write_daemon_record
 from hypersdk.lib.env import ConfigError, env_int
 from hypersdk.lib.supervisor import Supervisor
 from webhooks import conf as webhook_conf
@@ -66,6 +67,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         supervisor = Supervisor(children, out=sys.stdout, name="hypervisord")
-        status = supervisor.run(on_started=lambda: supervisor.say(config.summary()))
+        # Every process on the machine (daphne's /status, the CLIs) reads the uptime from here.
+        write_daemon_record(config.data_dir)
+        try:
+            status = supervisor.run(on_started=lambda: supervisor.say(config.summary()))
+        finally:
+            remove_daemon_record(config.data_dir)
         if status:
             raise CommandError("start-up failed", returncode=status)

@@ -1,0 +1,207 @@
+"""The CLIs as a shell sees them: a reader that goes away, the help, usage errors, completion.
+
+Real processes (the installed console scripts) and a real bash: what is tested here is what
+the shell and the operator see, the exit status included.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.pipes import BROKEN_PIPE_STATUS
+from exports.job_states import FINISHED_STATUSES, JOB_STATUSES
+from exports.models import Job
+from tests.cli_runner import BIN, run_process
+from tests.conftest import bare_env
+
+BASH = "/bin/bash"
+
+
+@pytest.fixture
+def remote_env(daemon, tmp_path) -> dict[str, str]:
+    return bare_env(tmp_path) | daemon.env
+
+
+def test_job_states_without_django_are_the_models_states():
+    assert JOB_STATUSES == tuple(Job.Status.values)
+    assert FINISHED_STATUSES == tuple(str(status) for status in Job.FINISHED)
+
+
+# ---- a reader that goes away -----------------------------------------------------------------
+
+
+def test_a_list_piped_into_head_stops_quietly_with_the_sigpipe_status(remote_env):
+    # More lines than a pipe holds (64 KiB): the list must still be writing when head exits.
+    Job.objects.bulk_create(
+        Job(vm_path=f"/dc/vm/prod/web{i:05}", output_path=f"/exports/web{i:05}", status="completed")
+        for i in range(2000)
+    )
+    pipeline = f"set -o pipefail; {shlex.quote(str(BIN / 'hyperexport'))} --daemon-list all --quiet | head -2"
+    result = subprocess.run(
+        [BASH, "-c", pipeline], env=remote_env, capture_output=True, text=True, timeout=600
+    )
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 2
+    assert result.returncode == BROKEN_PIPE_STATUS == 141
+
+
+@pytest.mark.parametrize("program, args", [("hyperctl", ["status"]), ("hyperexport", ["--daemon-status"])])
+def test_output_to_a_pipe_whose_reader_is_gone_ends_without_a_traceback(program, args, remote_env):
+    """As ``hyperctl status | head -1`` once head has exited: every write fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(BIN / program), *args], env=remote_env, stdout=write_end, stderr=subprocess.PIPE, timeout=600
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr.decode() == ""
+    assert result.returncode == BROKEN_PIPE_STATUS
+
+
+# ---- help and usage errors ------------------------------------------------------------------
+
+
+def test_help_shows_our_commands_and_flags_and_the_guides_examples_only(tmp_path):
+    result = run_process("hyperctl", "--help", env=bare_env(tmp_path))
+    assert result.returncode == 0
+    for ours in ("query", "status", "watch", "logs", "cancel", "schedules", "webhooks", "-daemon-url"):
+        assert ours in result.stdout
+    assert 'hyperctl schedules create daily-backup "0 2 * * *" -vm /dc/vm/prod/web01' in result.stdout
+    for django_option in (
+        "--settings",
+        "--pythonpath",
+        "--traceback",
+        "--no-color",
+        "--force-color",
+        "-v {0",
+    ):
+        assert django_option not in result.stdout
+
+
+def test_hyperexport_help_shows_its_own_flags_only(tmp_path):
+    result = run_process("hyperexport", "--help", env=bare_env(tmp_path))
+    assert result.returncode == 0 and "-daemon-status" in result.stdout and "-vm PATH" in result.stdout
+    for django_option in ("--settings", "--pythonpath", "--traceback", "--no-color", "--skip-checks"):
+        assert django_option not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, prog",
+    [
+        ([str(BIN / "hyperctl")], "hyperctl logs"),
+        ([sys.executable, "manage.py", "hyperctl"], "manage.py hyperctl logs"),
+    ],
+)
+def test_a_usage_error_names_the_command_once(argv, prog, tmp_path):
+    result = subprocess.run(
+        [*argv, "logs"],
+        env=bare_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"{prog}: error: the following arguments are required: JOB_ID\n"
+    usage = subprocess.run(
+        [*argv, "logs", "--help"], env=bare_env(tmp_path), capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert usage.stdout.startswith(f"usage: {prog} [-h]")
+
+
+def test_help_and_usage_errors_load_no_django(tmp_path):
+    """Start-up: the parser is argparse only, so --help costs no app loading."""
+    probe = (
+        "import sys; sys.argv = ['hyperctl', '--help']\n"
+        "from hypersdk.cli import hyperctl\n"
+        "try:\n    hyperctl()\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in ('django.apps', 'django.db.models', 'rest_framework', 'celery') if m in sys.modules]\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=bare_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
+    assert "LOADED []" in result.stderr
+
+
+def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_delivery(tmp_path):
+    """Start-up: a read on the local services loads the ORM and what the command uses only."""
+    probe = (
+        "import sys; sys.argv = ['hyperctl', 'schedules', 'list']\n"
+        "from hypersdk.cli import hyperctl\n"
+        "try:\n    hyperctl()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('celery', 'exports.admin', 'webhooks.service', 'webhooks.sending', 'httpx', 'drf_spectacular.openapi')\n"
+        "print('ORM', 'django.db.models' in sys.modules, 'LOADED', [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=bare_env(tmp_path), capture_output=True, text=True, timeout=600
+    )
+    assert "ORM True LOADED []" in result.stderr
+
+
+# ---- completion ----------------------------------------------------------------------------
+
+
+def complete(script: str, words: list[str], env: dict[str, str]) -> list[str]:
+    """COMPREPLY of the completion function for ``words`` (the last is the word being typed)."""
+    program = f"""
+source {shlex.quote(script)}
+COMP_WORDS=({" ".join(shlex.quote(word) for word in words)})
+COMP_CWORD={len(words) - 1}
+_hyperctl
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    env = env | {"PATH": f"{BIN}:{env.get('PATH', '')}"}
+    result = subprocess.run([BASH, "-c", program], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line]
+
+
+@pytest.fixture
+def bash_completion(tmp_path) -> str:
+    result = run_process("hyperctl", "completion", "bash", env=bare_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "hyperctl.bash"
+    path.write_text(result.stdout)
+    return str(path)
+
+
+def test_bash_completes_subcommands_actions_and_flags(bash_completion, tmp_path):
+    env = bare_env(tmp_path)
+    assert complete(bash_completion, ["hyperctl", ""], env) == [
+        "query", "status", "watch", "logs", "cancel", "schedules", "webhooks", "completion",
+    ]  # fmt: skip
+    assert complete(bash_completion, ["hyperctl", "sch"], env) == ["schedules"]
+    assert complete(bash_completion, ["hyperctl", "schedules", "t"], env) == ["trigger"]
+    assert sorted(complete(bash_completion, ["hyperctl", "logs", "-t"], env)) == ["-tail", "-token-file"]
+    assert complete(bash_completion, ["hyperctl", "query", "-status", "c"], env) == ["completed", "cancelled"]
+    assert complete(bash_completion, ["hyperctl", "completion", ""], env) == ["bash", "zsh"]
+    # A flag's value is not taken for a subcommand: -daemon-url's URL is skipped.
+    assert complete(bash_completion, ["hyperctl", "--daemon-url", "http://h:8080", "sta"], env) == ["status"]
+
+
+def test_bash_completes_job_ids_from_the_quiet_listing(bash_completion, remote_env):
+    ids = [
+        job.id
+        for job in Job.objects.bulk_create([Job(vm_path="/dc/vm/a", output_path="/e/a") for _ in range(2)])
+    ]
+    assert sorted(complete(bash_completion, ["hyperctl", "logs", ""], remote_env)) == sorted(ids)
+    assert complete(bash_completion, ["hyperctl", "watch", ids[0][:-1]], remote_env) == [ids[0]]
+    assert sorted(complete(bash_completion, ["hyperctl", "query", "-id", ""], remote_env)) == sorted(ids)
+    assert complete(bash_completion, ["hyperctl", "logs", ids[0], ""], remote_env) == []  # one job id only
+
+
+def test_zsh_script_loads_the_same_completion_through_bashcompinit(tmp_path):
+    result = run_process("hyperctl", "completion", "zsh", env=bare_env(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout.startswith("#compdef hyperctl\n")
+    assert "bashcompinit" in result.stdout and "complete -F _hyperctl hyperctl" in result.stdout
