@@ -24,14 +24,14 @@ from urllib.parse import urlsplit
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.devices import DiskDevice
 from exports.pipeline.errors import DownloadError, ExportCancelled
-from exports.pipeline.files import sync_range
+from exports.pipeline.files import WriteBehind, drop_cached
 from exports.pipeline.lease import DiskSource
 from exports.pipeline.progress import CancelToken, TransferMeter
+from exports.pipeline.tls_socket import BulkTLSConnection
 
 CHUNK_SIZE = 4 << 20
 BUFFERS = 4  # per disk: CHUNK_SIZE * BUFFERS bounds memory whatever the disk size
 READ_TIMEOUT = 120.0
-WRITEBACK_WINDOW = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _open(source: DiskSource, target: VCenterTarget) -> tuple[http.client.HTTPCo
         context.verify_mode = ssl.CERT_NONE
     else:
         context = target.ssl_context()
-    conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=READ_TIMEOUT, context=context)
+    conn = BulkTLSConnection(url.hostname, url.port, timeout=READ_TIMEOUT, context=context)
     try:
         conn.connect()
     except (OSError, ssl.SSLError) as exc:
@@ -126,8 +126,7 @@ class _DiskSink:
         self.fd = fd
         self.digest = hashlib.sha256()
         self.size = 0
-        self.flushed_to = 0  # writeback started up to here
-        self.synced_to = 0  # and finished up to here
+        self.write_behind = WriteBehind(fd)
         self.error: BaseException | None = None
         self.free: queue.Queue[bytearray] = queue.Queue()
         self._to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
@@ -157,12 +156,7 @@ class _DiskSink:
                     while view:
                         view = view[os.write(self.fd, view) :]
                     self.size += length
-                    if self.size - self.flushed_to >= WRITEBACK_WINDOW:
-                        if self.flushed_to:
-                            sync_range(self.fd, self.synced_to, self.flushed_to - self.synced_to, True)
-                            self.synced_to = self.flushed_to
-                        sync_range(self.fd, self.flushed_to, self.size - self.flushed_to, False)
-                        self.flushed_to = self.size
+                    self.write_behind.written(self.size)
                 except BaseException as exc:  # noqa: BLE001 - handed to the reader thread
                     self.error = exc
             self.free.put(buffer)
@@ -282,6 +276,7 @@ def _stream_to(
         finished = True
         sink.finish()
         os.fsync(fd)
+        drop_cached(fd)  # the rest of the file, now on disk too
         return sink.digest.hexdigest(), sink.size
     finally:
         if not finished:
@@ -293,7 +288,7 @@ def _shutdown(conn: http.client.HTTPConnection) -> None:
     sock = conn.sock
     if sock is not None:
         try:
-            # The plain socket's shutdown: SSLSocket.shutdown would race the reading thread.
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            # Only the TCP connection (a plain socket or BulkTLSSocket's): safe from any thread.
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
