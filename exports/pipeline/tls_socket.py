@@ -51,7 +51,9 @@ class BulkTLSSocket:
             except ssl.SSLWantReadError:
                 self._flush()
                 if not self._receive():
-                    raise ssl.SSLEOFError("the server closed the connection during the TLS handshake") from None
+                    raise ssl.SSLEOFError(
+                        "the server closed the connection during the TLS handshake"
+                    ) from None
         self._flush()
 
     def _flush(self) -> None:
