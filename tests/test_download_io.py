@@ -21,6 +21,7 @@ import pytest
 
 import exports.pipeline.download as download
 from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.files import WriteBehind
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.run import export_vm
 from tests.cli_runner import BIN
@@ -93,6 +94,14 @@ class NoDirectIO:
         return os.write(fd, data)
 
 
+def skip_unless_page_cache_is_observable(directory: Path) -> None:
+    if shutil.which("fincore") is None:
+        pytest.skip("needs fincore (Debian package util-linux)")
+    command = ["stat", "-f", "-c", "%T", str(directory)]
+    if subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "tmpfs":
+        pytest.skip("a tmpfs file lives in the page cache")
+
+
 def resident_bytes(path: Path) -> int:
     command = ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)]
     return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
@@ -104,13 +113,7 @@ def resident_bytes(path: Path) -> int:
 def test_a_downloaded_disk_does_not_stay_in_the_page_cache(
     vsphere, app01_seeds, tmp_path, monkeypatch, refuse
 ):
-    if shutil.which("fincore") is None:
-        pytest.skip("needs fincore (Debian package util-linux)")
-    filesystem = subprocess.run(
-        ["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    if filesystem == "tmpfs":
-        pytest.skip("a tmpfs file lives in the page cache")
+    skip_unless_page_cache_is_observable(tmp_path)
     if refuse:
         faulty = NoDirectIO(refuse)
         monkeypatch.setattr(download, "os", faulty)
@@ -133,3 +136,20 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def test_a_file_written_behind_keeps_at_most_two_windows_in_the_page_cache(tmp_path):
+    # The path a download takes where O_DIRECT is refused, on a file many windows long.
+    skip_unless_page_cache_is_observable(tmp_path)
+    window, chunk = 1 << 20, os.urandom(256 << 10)
+    path = tmp_path / "disk.part"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        behind = WriteBehind(fd, window)
+        for written in range(len(chunk), 16 * window + 1, len(chunk)):
+            os.write(fd, chunk)
+            behind.written(written)
+        resident = resident_bytes(path)
+    finally:
+        os.close(fd)
+    assert resident <= 2 * window + len(chunk), f"{resident} bytes of {16 * window} still cached"

@@ -166,7 +166,8 @@ class _DiskSink:
                 try:
                     self._write_all(memoryview(buffer)[:length])
                     self.size += length
-                    self.write_behind.written(self.size)
+                    if not self.direct:  # O_DIRECT leaves nothing in the page cache to write behind
+                        self.write_behind.written(self.size)
                 except BaseException as exc:  # noqa: BLE001 - handed to the reader thread
                     self.error = exc
             self.free.put(buffer)

@@ -257,8 +257,8 @@ class WriteBehind:
     and every GiB written would take a GiB of fresh page-cache pages, pushing out the rest of
     the machine's cache. Instead, writeback of each ``window`` starts as soon as it is written;
     the window before it is waited for and then dropped from the cache (its pages are clean by
-    then, and they are reused for the next windows). Dirty and cached pages of the file both
-    stay within two windows, whatever its size, and the final fsync is short.
+    then, and free again for the next windows). Dirty and cached pages of the file both stay
+    within two windows, whatever its size, and the final fsync is short.
     """
 
     def __init__(self, fd: int, window: int = 64 << 20) -> None:
