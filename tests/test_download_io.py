@@ -15,14 +15,19 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 import exports.pipeline.download as download
-from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.connect import VCenterTarget, session_cookie
+from exports.pipeline.download import download_disk
+from exports.pipeline.errors import DownloadError
 from exports.pipeline.files import WriteBehind
+from exports.pipeline.lease import DiskSource
 from exports.pipeline.options import ExportOptions
+from exports.pipeline.progress import CancelToken, NullReporter, TransferMeter
 from exports.pipeline.run import export_vm
 from tests.cli_runner import BIN
 from tests.conftest import APP01, govc_environment
@@ -153,3 +158,42 @@ def test_a_file_written_behind_keeps_at_most_two_windows_in_the_page_cache(tmp_p
     finally:
         os.close(fd)
     assert resident <= 2 * window + len(chunk), f"{resident} bytes of {16 * window} still cached"
+
+
+@pytest.mark.parametrize("thumbprint", ["right", "wrong"])
+def test_a_download_trusts_the_nfc_host_only_by_the_thumbprint_the_lease_gave(
+    vsphere, app01_seeds, tmp_path, thumbprint
+):
+    lease, url = vsphere.nfc_url(APP01)
+    try:
+        given = lease.info.deviceUrl[0].sslThumbprint
+        source = DiskSource(
+            key="disk-0",
+            url=url,
+            target_id="disk-0",
+            ssl_thumbprint=given
+            if thumbprint == "right"
+            else ("11:" if given[:2] == "00" else "00:") + given[3:],
+            file_size=None,
+            capacity_bytes=0,
+        )
+        target = VCenterTarget.from_env(govc_environment(vsphere))
+        cookie = session_cookie(vsphere.service_instance())
+        fetch = partial(
+            download_disk,
+            source,
+            tmp_path / "disk.vmdk",
+            target=target,
+            cookie=cookie,
+            meter=TransferMeter(NullReporter()),
+            cancel=CancelToken(),
+        )
+        if thumbprint == "right":
+            assert fetch().sha256 == sha256_of(app01_seeds[0])
+        else:
+            with pytest.raises(DownloadError, match="TLS thumbprint .* does not match") as failure:
+                fetch()
+            assert not failure.value.retryable
+            assert list(tmp_path.iterdir()) == []
+    finally:
+        lease.HttpNfcLeaseComplete()
