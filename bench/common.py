@@ -1,4 +1,6 @@
-"""What every benchmark shares: the bench database, percentiles, child processes, the results file.
+"""What every benchmark shares: the bench database, percentiles, child processes, the results file,
+and the one way to compare two things (``alternate``: rotated order, repeats, medians, ``settle``
+before every run).
 
 Each benchmark prints its own detail and also records its headline figures with ``record``;
 ``bench/summary.py`` prints them as one table at the end of ``make bench``.
@@ -10,12 +12,16 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -36,6 +42,93 @@ def ensure_database(admin_url: str, name: str = BENCH_DB) -> str:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+MIN_RUNS = 3
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+_cache_note: list[str] = []
+
+
+def settle() -> None:
+    """Bring the machine back to the same state before a measured run: dirty pages written back
+    (``sync``) and the clean page cache dropped (as root), so no run pays for the writeback, or
+    profits from the cache, of the run before it."""
+    os.sync()
+    if _cache_note:
+        return
+    try:
+        DROP_CACHES.write_text("1\n")
+    except OSError as exc:  # not root, or /proc/sys read-only in a container: sync only
+        _cache_note.append(f"page cache not dropped between runs ({DROP_CACHES}: {exc.strerror})")
+        print(f"note: {_cache_note[0]}; dirty pages are still written back (sync)", flush=True)
+
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+def alternate(
+    contenders: dict[K, Callable[[], T]],
+    runs: int = MIN_RUNS,
+    *,
+    before: Callable[[], None] | None = settle,
+) -> dict[K, list[T]]:
+    """Run each contender ``runs`` times (at least ``MIN_RUNS``), the order rotated every round
+    (A B, B A, A B, ...) and ``before`` (``settle``) called before every run: a figure then
+    does not depend on which of the two ran first. Returns each contender's results in order."""
+    names = list(contenders)
+    results: dict[K, list[T]] = {name: [] for name in names}
+    for round_ in range(max(runs, MIN_RUNS)):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            if before is not None:
+                before()
+            results[name].append(contenders[name]())
+    return results
+
+
+def medians(results: dict[str, list[float]]) -> dict[str, float]:
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one whole child process cost: wall seconds, CPU seconds (its own and its waited-for
+    children's, from wait4), and its peak RSS in KiB."""
+
+    wall: float
+    user: float
+    system: float
+    max_rss_kib: int
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+# Runs the command and writes its usage as JSON to the file named first. A child forked from this
+# (large) benchmark process would inherit its peak RSS through exec: wait4 would report the
+# benchmark's size, not the command's. Forked from this small launcher, it reports its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+process = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(process.pid, 0)
+figures = [time.perf_counter() - started, usage.ru_utime, usage.ru_stime, usage.ru_maxrss]
+with open(sys.argv[1], "w") as out:
+    json.dump([os.waitstatus_to_exitcode(status), figures], out)
+"""
+
+
+def run_measured(command: Sequence[str], *, env: dict[str, str] | None = None) -> Usage:
+    """Run ``command`` (stdout discarded) and measure it; exit the benchmark if it fails. CPU
+    time stays meaningful on a busy machine, where wall time does not."""
+    with tempfile.NamedTemporaryFile(prefix="hypersdk-bench-usage-", suffix=".json") as usage:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, usage.name, *command], env=env, check=True)
+        status, figures = json.loads(Path(usage.name).read_text())
+    if status != 0:
+        raise SystemExit(f"benchmark command failed (exit {status}): {' '.join(command)}")
+    return Usage(*figures)
 
 
 def percentile(values: list[float], fraction: float) -> float:

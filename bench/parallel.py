@@ -4,7 +4,9 @@ A real NFC stream runs at roughly 30 MB/s, so a multi-disk VM exports fast only 
 disks download at once. The vSphere test server is given a per-download rate limit
 (``--rate-mib`` MiB/s per NFC URL, default 40); one VM holds 4 disks of random data
 (``--size-mib`` each, default 256). Both settings run in the same session, alternating,
-``--runs`` times; the medians and the ratio parallel/serial are printed (target <= 0.35).
+``--runs`` times (at least 3, ``common.alternate``: order rotated, dirty pages written back and
+the page cache dropped before each run); the medians and the ratio parallel/serial are printed
+(target <= 0.35).
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import disk_image, govc_env, hyperexport_program, record, work_directory  # noqa: E402
+from common import (  # noqa: E402
+    alternate,
+    disk_image,
+    govc_env,
+    hyperexport_program,
+    record,
+    run_measured,
+    work_directory,
+)
 
 from tests.vsphere_sim.harness import DiskSpec, VSphereSimulator  # noqa: E402
 
@@ -26,23 +35,18 @@ TARGET = 0.35
 
 
 def export_seconds(hyperexport: str, env: dict[str, str], vm: str, out: Path, parallel: int) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [hyperexport, "-vm", vm, "-output", str(out), "-parallel", str(parallel), "-quiet"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    elapsed = time.perf_counter() - started
-    shutil.rmtree(out)
-    return elapsed
+    try:
+        command = [hyperexport, "-vm", vm, "-output", str(out), "-parallel", str(parallel), "-quiet"]
+        return run_measured(command, env=env).wall
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rate-mib", type=int, default=40)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
     image = disk_image(args.size_mib)
@@ -52,18 +56,15 @@ def main() -> None:
         vm = sim.create_vm("/dc/vm/bench", "four-disks", [DiskSpec(image) for _ in range(4)])
         env = govc_env(sim)
         hyperexport = hyperexport_program()
-        times: dict[int, list[float]] = {4: [], 1: []}
-        for run in range(args.runs):
-            for parallel in (4, 1):
-                times[parallel].append(
-                    export_seconds(hyperexport, env, vm, work / f"p{parallel}-{run}", parallel)
-                )
+        times = alternate(
+            {p: partial(export_seconds, hyperexport, env, vm, work / f"p{p}", p) for p in (4, 1)}, args.runs
+        )
         serial, parallel = statistics.median(times[1]), statistics.median(times[4])
         size = image.stat().st_size
         ratio = parallel / serial
         print(
             f"4 disks x {size / 2**20:.0f} MiB, NFC limited to {args.rate_mib} MiB/s per URL; "
-            f"{args.runs} runs each, alternating; medians"
+            f"{len(times[1])} runs each, order rotated; medians"
         )
         print(f"-parallel 1: {serial:.2f} s  ({4 * size / serial / 2**20:.0f} MiB/s)")
         print(f"-parallel 4: {parallel:.2f} s  ({4 * size / parallel / 2**20:.0f} MiB/s)")

@@ -1,8 +1,8 @@
 """Safe file operations for an export's output: paths opened beneath a directory descriptor
 without following symlinks, atomic writes (``.part`` then rename), and the files' digests.
 
-Every file an export writes goes through these (downloads start writeback early with
-``sync_range``); what a run created is recorded by ``exports.pipeline.output.OutputDir``.
+Every file an export writes goes through these (downloads write behind with ``WriteBehind``);
+what a run created is recorded by ``exports.pipeline.output.OutputDir``.
 """
 
 from __future__ import annotations
@@ -227,12 +227,7 @@ def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
 
 
 def _sync_file_range() -> Callable[[int, int, int, bool], None]:
-    """Linux's sync_file_range(2), or a no-op where it is missing.
-
-    The final fsync is mandatory; on a disk of many GiB it would flush everything at the
-    end. Instead, writeback of each window starts as soon as it is written, and the window
-    before it is waited for, so dirty pages stay bounded and the final fsync is short.
-    """
+    """Linux's sync_file_range(2), or a no-op where it is missing."""
     try:
         function = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
@@ -247,3 +242,38 @@ def _sync_file_range() -> Callable[[int, int, int, bool], None]:
 
 
 sync_range = _sync_file_range()
+
+
+def drop_cached(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Drop the file's clean cached pages in [offset, offset+length) (length 0: to the end)."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+class WriteBehind:
+    """Keeps a file written front to back from piling up in the page cache.
+
+    The final fsync is mandatory; on a disk of many GiB it would flush everything at the end,
+    and every GiB written would take a GiB of fresh page-cache pages, pushing out the rest of
+    the machine's cache. Instead, writeback of each ``window`` starts as soon as it is written;
+    the window before it is waited for and then dropped from the cache (its pages are clean by
+    then, and free again for the next windows). Dirty and cached pages of the file both stay
+    within two windows, whatever its size, and the final fsync is short.
+    """
+
+    def __init__(self, fd: int, window: int = 64 << 20) -> None:
+        self.fd = fd
+        self.window = window
+        self.started_to = 0  # writeback started up to here
+        self.synced_to = 0  # and finished (and dropped) up to here
+
+    def written(self, size: int) -> None:
+        """The file now holds ``size`` bytes."""
+        if size - self.started_to < self.window:
+            return
+        if self.started_to > self.synced_to:
+            sync_range(self.fd, self.synced_to, self.started_to - self.synced_to, True)
+            drop_cached(self.fd, self.synced_to, self.started_to - self.synced_to)
+            self.synced_to = self.started_to
+        sync_range(self.fd, self.started_to, size - self.started_to, False)
+        self.started_to = size
