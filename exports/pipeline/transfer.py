@@ -86,6 +86,7 @@ def download_files(
             raise
         if not failures:
             lease.complete()
+            meter.finish()  # the throttle may have held back the last bytes
             return [done[i] for i in range(disk_count)]
         lease.abort()
         last_error = failures[0]
