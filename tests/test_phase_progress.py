@@ -30,12 +30,14 @@ class Recorder(NullReporter):
     def __init__(self) -> None:
         self.snapshots: list[ProgressSnapshot] = []
         self.lines: list[str] = []
+        self.phase_of_line: list[tuple[str, str]] = []  # (the phase shown, the line logged)
 
     def progress(self, snapshot: ProgressSnapshot) -> None:
         self.snapshots.append(snapshot)
 
     def log(self, level: int, message: str) -> None:
         self.lines.append(message)
+        self.phase_of_line.append((self.snapshots[-1].phase if self.snapshots else "", message))
 
 
 class FakeClock:
@@ -241,4 +243,52 @@ def test_an_ova_export_reports_every_phase_in_bytes_and_logs_each_disk(
     assert text.count("converting: app01-disk") >= 2 and "qemu-img convert -p" in text
     assert text.count(": identical to app01-disk") == 2
     assert target.password and target.password not in text
+    # The phase label and the log agree: a phase's lines are logged while it is the one shown.
+    for phase in ("packaging", "converting", "verifying"):
+        lines = [(shown, line) for shown, line in out.phase_of_line if line.startswith(f"{phase}: ")]
+        assert lines and all(shown == phase for shown, _ in lines), lines
     assert not any(line.strip().endswith("/100%)") for line in out.lines)
+
+
+@pytest.mark.vsphere
+def test_a_failed_disk_transfer_logs_its_reason_and_that_it_is_retried(vsphere, app01_seeds, tmp_path):
+    vsphere.drop_downloads(after=1 << 20, count=1)
+    out = Recorder()
+    options = ExportOptions(vm_path=APP01, output_dir=tmp_path / "out", retry_backoff=0.1, max_attempts=2)
+    try:
+        result = export_vm(options, target_of(vsphere), out)
+    finally:
+        vsphere.drop_downloads(after=0, count=0)
+    failed = [line for line in out.lines if "transfer failed (will retry under a new lease): " in line]
+    assert len(failed) == 1 and failed[0].split(":")[0] in {f.name for f in result.files}
+    retried = failed[0].split(":")[0]
+    started = [i for i, line in enumerate(out.lines) if line.startswith(f"{retried}: transfer started: ")]
+    assert len(started) == 2  # once per attempt, the second after the failure
+    assert started[0] < out.lines.index(failed[0]) < started[1]
+
+
+def test_the_job_session_writes_the_last_snapshot_of_every_phase(db, monkeypatch):
+    from exports import job_runner
+    from exports.job_runner import JobSession
+    from exports.models import Job
+    from tests.factories import make_job
+
+    job = make_job()
+    Job.objects.filter(id=job.id).update(status=Job.Status.RUNNING)
+    published = []
+    monkeypatch.setattr(job_runner.live, "publish_job", lambda job_id, kind, data: published.append(data))
+    session = JobSession(job, CancelToken())
+    for snapshot in [
+        ProgressSnapshot(phase="converting", percent=30.0),
+        ProgressSnapshot(phase="converting", percent=40.0),
+        ProgressSnapshot(phase="verifying", percent=41.0),  # a phase within one write interval
+        ProgressSnapshot(phase="completed", percent=100.0),
+    ]:
+        session.progress(snapshot)
+    session._flush_progress()
+    assert [(p["phase"], p["percent"]) for p in published] == [
+        ("converting", 40.0),
+        ("verifying", 41.0),
+        ("completed", 100.0),
+    ]
+    assert Job.objects.get(id=job.id).phase == "completed"
