@@ -292,3 +292,28 @@ def test_the_job_session_writes_the_last_snapshot_of_every_phase(db, monkeypatch
         ("completed", 100.0),
     ]
     assert Job.objects.get(id=job.id).phase == "completed"
+
+
+def test_the_job_panel_shows_the_phase_rate_and_eta_without_a_websocket(operator_browser):
+    """The htmx fallback (no websocket) renders what live.js writes: rate and ETA, IEC units."""
+    from django.urls import reverse
+
+    from exports.models import Job
+    from tests.factories import make_job
+
+    job = make_job(
+        status=Job.Status.RUNNING,
+        phase="converting",
+        percent=42.0,
+        bytes_done=300 << 20,
+        bytes_total=1 << 30,
+        rate_bps=3 << 20,
+        eta_seconds=125.0,
+    )
+    page = operator_browser.get(reverse("dashboard:job-live", args=[job.id])).content.decode()
+    assert 'data-field="phase">converting<' in page
+    assert 'data-field="rate">3.0 MiB/s<' in page
+    assert 'data-field="eta">ETA 2m 5s<' in page
+    Job.objects.filter(id=job.id).update(status=Job.Status.COMPLETED)
+    finished = operator_browser.get(reverse("dashboard:job-live", args=[job.id])).content.decode()
+    assert 'data-field="eta"><' in finished and 'data-field="rate"><' in finished
