@@ -55,7 +55,9 @@ class JobSession:
         self.cancel = cancel
         self.progress_interval = progress_interval
         self._logs: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        self._latest: ProgressSnapshot | None = None
+        # The latest snapshot of each phase since the last write, in order: a phase that ends
+        # within one interval is still written and published, so watchers see every phase.
+        self._pending: list[ProgressSnapshot] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-session-{job.id}", daemon=True)
@@ -63,7 +65,10 @@ class JobSession:
     # ProgressReporter: called from the export's threads, never touches the database itself.
     def progress(self, snapshot: ProgressSnapshot) -> None:
         with self._lock:
-            self._latest = snapshot
+            if self._pending and self._pending[-1].phase == snapshot.phase:
+                self._pending[-1] = snapshot
+            else:
+                self._pending.append(snapshot)
 
     def log(self, level: int, message: str) -> None:
         logger.log(level, message)  # the worker's own log too, stamped with the job id
@@ -121,20 +126,25 @@ class JobSession:
 
     def _flush_progress(self) -> None:
         with self._lock:
-            snapshot, self._latest = self._latest, None
-        if snapshot is None:
-            return
+            pending, self._pending = self._pending, []
+        for snapshot in pending:
+            if not self._write_progress(snapshot):
+                return
+
+    def _write_progress(self, snapshot: ProgressSnapshot) -> bool:
+        """Write and publish one snapshot; False once the job is no longer running."""
         progress = {**asdict(snapshot), "current_file": snapshot.current_file[:512]}
         running = Job.objects.filter(id=self.job_id, status=Job.Status.RUNNING).update(**progress)
         if not running:
             # The job ended meanwhile: a progress now would contradict its end (state running
             # after job.completed). Webhooks also drop one that is still queued when it ends.
-            return
+            return False
         for name, value in progress.items():
             setattr(self.job, name, value)
         event = self.job.as_event()
         live.publish_job(self.job_id, "job.progress", event["progress"])
         emit("job.progress", event)  # webhooks throttle it
+        return True
 
 
 def export_options(job: Job) -> ExportOptions:

@@ -6,7 +6,7 @@ import os
 import pytest
 from hyper2kvm.manifest.loader import ManifestLoader
 
-from exports.pipeline.manifest import MANIFEST_NAME, read_manifest, validate_manifest
+from exports.pipeline.manifest import MANIFEST_NAME, memory_gib, read_manifest, validate_manifest
 
 
 def test_manifest_has_the_guides_fields(exported_disks, write_test_manifest):
@@ -55,3 +55,21 @@ def test_written_manifest_reads_back_valid(exported_disks, write_test_manifest):
     write_test_manifest(exported_disks)
     path = exported_disks[0].path.parent / MANIFEST_NAME
     assert read_manifest(path) == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("mem_mb", "mem_gb"), [(32, 1), (1024, 1), (1025, 2), (3000, 3), (0, 1)])
+def test_mem_gb_is_mem_mb_rounded_up_to_whole_gib(mem_mb, mem_gb):
+    assert memory_gib(mem_mb) == mem_gb
+    assert memory_gib(mem_mb) * 1024 >= mem_mb  # a KVM guest never gets less than the VM had
+
+
+def test_hyper2kvm_refuses_a_fractional_mem_gb_so_it_stays_whole(
+    exported_disks, write_test_manifest, tmp_path
+):
+    """Why ``mem_gb`` is rounded to a whole GiB and not given as 0.03 for 32 MiB."""
+    document = write_test_manifest(exported_disks)
+    document["vm"]["mem_gb"] = 0.03
+    path = tmp_path / "fractional.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(Exception, match="mem_gb must be an integer"):
+        ManifestLoader().load(path)

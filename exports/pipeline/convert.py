@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,9 +22,10 @@ from exports.pipeline.files import fd_path, sha256_sparse_file, unlink_if_presen
 from exports.pipeline.formats import target_format
 from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
 from exports.pipeline.output import OutputDir
-from exports.pipeline.processes import ProcessTimeout, run_tool
-from exports.pipeline.progress import CancelToken, ProgressReporter
+from exports.pipeline.processes import ProcessTimeout, ToolOutput, command_line, qemu_img_fraction, run_tool
+from exports.pipeline.progress import CONVERTING, CancelToken, PhaseMeter, ProgressReporter
 from exports.pipeline.step import ExportRun, Step
+from hypersdk.lib.units import human_duration, human_size
 
 # The run's private copy of the manifest that hyper2kvm reads (see _confined_manifest).
 CONVERTER_MANIFEST = "hyper2kvm-manifest.json"
@@ -75,8 +77,15 @@ def convert_export(
 ) -> ConversionReport:
     """Convert every disk of ``manifest``. With ``output`` (the run's opened output directory)
     the ``converted`` directory and the report are made through its descriptor and recorded
-    as this run's; qemu-img writes through ``/proc/<pid>/fd`` paths of those descriptors."""
+    as this run's; qemu-img writes through ``/proc/<pid>/fd`` paths of those descriptors.
+
+    Reports the ``converting`` phase: bytes of each source disk converted so far (from
+    ``qemu-img convert -p``, or hyper2kvm's own ``Progress: N%`` lines, which come in 10 % steps).
+    """
     target = manifest["output"]["format"]
+    meter = PhaseMeter(reporter, CONVERTING)
+    for disk in manifest["disks"]:
+        meter.expect(disk["path"], int(disk["size"]))
     converted_dir = Path(manifest["output"]["directory"])
     if output is not None:
         converted_fd = output.make_dir(converted_dir.name)
@@ -92,17 +101,18 @@ def convert_export(
                 manifest_path = _confined_manifest(manifest, output, converted_fd)
             report = _with_hyper2kvm(
                 hyper2kvm,
+                manifest,
                 manifest_path,
                 converted_dir,
                 converted_fd,
                 target,
                 timeout_seconds,
-                reporter,
+                meter,
                 cancel,
             )
         else:
             report = _with_qemu_img(
-                manifest, converted_dir, converted_fd, target, timeout_seconds, compress, reporter, cancel
+                manifest, converted_dir, converted_fd, target, timeout_seconds, compress, meter, cancel
             )
         for disk in manifest["disks"]:
             name = f"{disk['id']}.{target_format(target).extension}"
@@ -121,6 +131,11 @@ def convert_export(
             name = Path(converted.output).name
             converted.size = os.stat(name, dir_fd=converted_fd, follow_symlinks=False).st_size
             converted.sha256 = sha256_sparse_file(Path(name), dir_fd=converted_fd)
+            reporter.log(
+                logging.INFO,
+                f"converting: {name} written, {human_size(converted.size)}"
+                f" in {human_duration(converted.duration_seconds)}, sha256 {converted.sha256}",
+            )
         report.duration_seconds = round(time.monotonic() - started, 3)
         write_atomically(
             output_dir / REPORT_NAME,
@@ -146,41 +161,84 @@ def _confined_manifest(manifest: dict[str, Any], output: OutputDir, converted_fd
     return fd_path(output.run_fd, CONVERTER_MANIFEST)
 
 
+class _Hyper2kvmProgress:
+    """Reads hyper2kvm's output: ``Converting disk: <id>`` starts a disk, ``Progress: N%`` moves
+    it, ``Converted: <size>`` ends it (its duration). Those progress lines become progress;
+    the rest go to the log, bounded."""
+
+    _START = re.compile(r"Converting disk:\s*(\S+)")
+    _PROGRESS = re.compile(r"Progress:\s*(\d+(?:\.\d+)?)%")
+    _END = re.compile(r"Converted:\s")
+
+    def __init__(self, manifest: dict[str, Any], meter: PhaseMeter, output: ToolOutput) -> None:
+        self._disks = {disk["id"]: disk for disk in manifest["disks"]}
+        self._meter = meter
+        self._output = output
+        self._current: str | None = None
+        self._started = 0.0
+        self.durations: dict[str, float] = {}
+
+    def line(self, line: str) -> None:
+        disk = self._disks.get(self._current or "")
+        if (progress := self._PROGRESS.search(line)) and disk is not None:
+            self._meter.set(
+                disk["path"], int(min(float(progress.group(1)), 100.0) / 100.0 * int(disk["size"]))
+            )
+            return
+        self._output.line(line)
+        if (start := self._START.search(line)) and start.group(1) in self._disks:
+            self._current, self._started = start.group(1), time.monotonic()
+        elif self._END.search(line) and disk is not None:
+            self.durations[disk["id"]] = round(time.monotonic() - self._started, 3)
+            self._meter.finish(disk["path"])
+
+
 def _with_hyper2kvm(
     binary: str,
+    manifest: dict[str, Any],
     manifest_path: str,
     converted_dir: Path,
     converted_fd: int,
     target: str,
     timeout_seconds: float,
-    reporter: ProgressReporter,
+    meter: PhaseMeter,
     cancel: CancelToken,
 ) -> ConversionReport:
-    reporter.log(logging.INFO, f"converting with {binary} --manifest {manifest_path}")
+    reporter = meter.reporter
+    command = [binary, "--manifest", manifest_path]
+    reporter.log(
+        logging.INFO, f"converting: {len(manifest['disks'])} disk(s) with hyper2kvm: {command_line(command)}"
+    )
+    output = ToolOutput(reporter, "hyper2kvm")
+    progress = _Hyper2kvmProgress(manifest, meter, output)
     try:
-        result = run_tool(
-            [binary, "--manifest", manifest_path],
-            timeout=timeout_seconds,
-            cancel=cancel,
-            on_line=lambda line: reporter.log(logging.INFO, f"hyper2kvm: {line}"),
-        )
+        result = run_tool(command, timeout=timeout_seconds, cancel=cancel, on_line=progress.line)
     except ProcessTimeout:
         raise ConversionError(
             f"conversion timed out after {timeout_seconds / 60:.0f} min: raise -conversion-timeout"
         ) from None
     except FileNotFoundError:
         raise ConversionError(f"hyper2kvm not found: {binary}") from None
+    finally:
+        output.close()
     if result.returncode != 0:
         last = next((line for line in reversed(result.output.splitlines()) if line.strip()), "")
         raise ConversionError(f"hyper2kvm failed (exit {result.returncode}): {last.strip()[:300]}")
     report = ConversionReport(converter="hyper2kvm", target_format=target)
     outputs = _hyper2kvm_outputs(converted_fd)
+    sources = {disk["id"]: disk["local_path"] for disk in manifest["disks"]}
     if outputs is not None:
         report.converter_report = str(converted_dir / "report.json")
         for disk in outputs:
             # Its paths may be the /proc/<pid>/fd ones it was given: name the file where it lives.
             path = str(converted_dir / Path(str(disk["output_path"])).name)
-            report.outputs.append(ConvertedDisk(disk["disk_id"], "", path, target, 0, "", 0.0))
+            disk_id = str(disk["disk_id"])
+            # Without hyper2kvm's own marks, a lone disk took the whole run.
+            whole_run = round(result.duration_seconds, 3) if len(outputs) == 1 else 0.0
+            duration = progress.durations.get(disk_id, whole_run)
+            report.outputs.append(
+                ConvertedDisk(disk_id, sources.get(disk_id, ""), path, target, 0, "", duration)
+            )
     return report
 
 
@@ -205,9 +263,10 @@ def _with_qemu_img(
     target: str,
     timeout_seconds: float,
     compress: bool,
-    reporter: ProgressReporter,
+    meter: PhaseMeter,
     cancel: CancelToken,
 ) -> ConversionReport:
+    reporter = meter.reporter
     qemu_img = shutil.which("qemu-img")
     if qemu_img is None:
         raise ConversionError("no converter: install hyper2kvm or qemu-img (Debian package qemu-utils)")
@@ -218,14 +277,28 @@ def _with_qemu_img(
         output = converted_dir / f"{disk['id']}.{form.extension}"
         part = output.name + ".part"
         # -m/-W: parallel coroutines, out-of-order writes; zstd is the fast qcow2 compression.
-        command = [qemu_img, "convert", "-m", "8", "-W", "-f", "vmdk", "-O", form.qemu_format]
+        command = [qemu_img, "convert", "-p", "-m", "8", "-W", "-f", "vmdk", "-O", form.qemu_format]
         if compress and form.qemu_format == "qcow2":
             command += ["-c", "-o", "compression_type=zstd"]
         # The target through the converted directory's descriptor: a swapped path cannot move it.
         command += [disk["local_path"], fd_path(converted_fd, part)]
-        reporter.log(logging.INFO, f"converting {disk['path']} to {target}")
+        reporter.log(
+            logging.INFO,
+            f"converting: {disk['path']} ({human_size(int(disk['size']))}) to {target}: {command_line(command)}",
+        )
+        lines = ToolOutput(reporter, "qemu-img")
+
+        def on_line(line: str, disk: dict[str, Any] = disk, lines: ToolOutput = lines) -> None:
+            fraction = qemu_img_fraction(line)
+            if fraction is None:
+                lines.line(line)
+            else:
+                meter.set(disk["path"], int(fraction * int(disk["size"])))
+
         try:
-            result = run_tool(command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel)
+            result = run_tool(
+                command, timeout=max(deadline - time.monotonic(), 0.1), cancel=cancel, on_line=on_line
+            )
         except ProcessTimeout:
             unlink_if_present(part, converted_fd)
             raise ConversionError(
@@ -234,6 +307,9 @@ def _with_qemu_img(
         except BaseException:
             unlink_if_present(part, converted_fd)
             raise
+        finally:
+            lines.close()
+        meter.finish(disk["path"])
         if result.returncode != 0:
             unlink_if_present(part, converted_fd)
             raise ConversionError(f"qemu-img convert of {disk['path']} failed: {result.output.strip()[:300]}")
@@ -258,7 +334,7 @@ class Convert(Step):
         return run.manifest is not None and run.options.convert
 
     def run(self, run: ExportRun) -> None:
-        run.phase("converting", 0.0)
+        run.phase(CONVERTING, 0.0)
         run.result.conversion = convert_export(
             run.manifest,
             run.output.path,

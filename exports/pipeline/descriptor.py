@@ -61,5 +61,5 @@ class Describe(Step):
     needs_vcenter = True
 
     def run(self, run: ExportRun) -> None:
-        run.phase("packaging")
+        run.phase("describing")
         run.descriptor = create_ovf_descriptor(run.service_instance, run.vm, run.files)

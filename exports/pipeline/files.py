@@ -26,12 +26,17 @@ HASH_CHUNK = 8 << 20
 _ZEROS = memoryview(bytes(HASH_CHUNK))
 
 
-def sha256_file(path: Path, *, dir_fd: int | None = None) -> str:
+def sha256_file(
+    path: Path, *, dir_fd: int | None = None, progress: Callable[[int], None] | None = None
+) -> str:
+    """The file's SHA-256 (hex); ``progress(n)`` after each ``n`` bytes read."""
     digest = hashlib.sha256()
     fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as handle:
-        while chunk := handle.read(8 << 20):
+        while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
     return digest.hexdigest()
 
 

@@ -44,6 +44,12 @@ def validate_manifest(document: dict[str, Any]) -> None:
         raise ValueError(f"invalid Artifact Manifest at {where}: {first.message}")
 
 
+def memory_gib(memory_mb: int) -> int:
+    """The manifest's ``vm.mem_gb``: ``memory_mb`` in GiB rounded up, at least 1 (32 -> 1,
+    1024 -> 1, 1025 -> 2), so ``mem_gb * 1024 >= mem_mb`` always holds."""
+    return max(math.ceil(memory_mb / 1024), 1)
+
+
 def disk_id(path: Path) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "-", path.stem)
 
@@ -80,7 +86,9 @@ def build_manifest(
         },
         "vm": {
             "cpu": max(vm.cpu, 1),
-            "mem_gb": max(math.ceil(vm.memory_mb / 1024), 1),
+            # Whole GiB rounded up, at least 1: hyper2kvm's loader refuses anything but an
+            # integer >= 1, and a KVM guest must get no less than the VM had. mem_mb is exact.
+            "mem_gb": memory_gib(vm.memory_mb),
             "mem_mb": vm.memory_mb,
             "firmware": vm.firmware,
             "os_hint": vm.os_hint,

@@ -27,6 +27,7 @@ import re
 import tarfile
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.errors import ExportError, OutputError
 from exports.pipeline.files import atomic_file, open_beneath
 from exports.pipeline.formats import OVA_GZIP_LEVEL
-from exports.pipeline.progress import CancelToken
+from exports.pipeline.progress import CancelToken, PhaseMeter
 
 TAR_FORMAT = tarfile.GNU_FORMAT
 BLOCK = tarfile.BLOCKSIZE
@@ -43,7 +44,7 @@ RECORD = tarfile.RECORDSIZE
 ANY_SIZE = 1 << 62
 GZIP_LEVEL = OVA_GZIP_LEVEL
 CHUNK = 4 << 20
-COPY_PIECE = 256 << 20  # copy_file_range's unit: a cancel waits for one piece at most
+COPY_PIECE = 64 << 20  # copy_file_range's unit: a cancel waits for one piece, progress moves by one
 _ZEROS = bytes(RECORD)
 
 
@@ -75,7 +76,12 @@ def check_member_names(names: list[str]) -> None:
 
 
 def write_ova(
-    ova_path: Path, members: list[Path], cancel: CancelToken | None = None, *, dir_fd: int | None = None
+    ova_path: Path,
+    members: list[Path],
+    cancel: CancelToken | None = None,
+    *,
+    dir_fd: int | None = None,
+    meter: PhaseMeter | None = None,
 ) -> Path:
     """Write ``members`` (in that order, under their own names) as the tar ``ova_path``, atomically.
 
@@ -101,12 +107,15 @@ def write_ova(
             member_header(member.name, stat.st_size, int(stat.st_mtime))
             for member, stat in zip(members, stats, strict=True)
         ]
+        if meter is not None:
+            meter.expect(ova_path.name, sum(stat.st_size for stat in stats))
+        moved = (lambda n: meter.add(ova_path.name, n)) if meter is not None else _ignore
         with atomic_file(ova_path, dir_fd=dir_fd) as part:
             fd = part.fileno()
             offset = 0
             for member, source, stat, header in zip(members, sources, stats, headers, strict=True):
                 offset += _pwrite_all(fd, header, offset)
-                copied = _copy_sparse(source, fd, offset, stat.st_size, cancel)
+                copied = _copy_sparse(source, fd, offset, stat.st_size, cancel, moved)
                 if copied != stat.st_size:
                     raise OutputError(f"{member.name} changed size while it was packed into {ova_path.name}")
                 offset += copied
@@ -123,6 +132,10 @@ def write_ova(
     return ova_path
 
 
+def _ignore(nbytes: int) -> None:
+    pass
+
+
 def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
     view = memoryview(data)
     while view:
@@ -131,8 +144,11 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
     return len(data)
 
 
-def _copy_sparse(src: int, dst: int, dst_offset: int, length: int, cancel: CancelToken) -> int:
-    """Copy ``length`` bytes of ``src`` to ``dst`` at ``dst_offset``, skipping the source's holes."""
+def _copy_sparse(
+    src: int, dst: int, dst_offset: int, length: int, cancel: CancelToken, moved: Callable[[int], None]
+) -> int:
+    """Copy ``length`` bytes of ``src`` to ``dst`` at ``dst_offset``, skipping the source's holes;
+    ``moved(n)`` after each piece copied or hole skipped."""
     position = 0
     while position < length:
         try:
@@ -147,14 +163,22 @@ def _copy_sparse(src: int, dst: int, dst_offset: int, length: int, cancel: Cance
         hole = min(hole, length)
         if data >= length:
             break
-        _copy_range(src, dst, data, dst_offset + data, hole - data, cancel)
+        moved(data - position)
+        _copy_range(src, dst, data, dst_offset + data, hole - data, cancel, moved)
         position = hole
+    moved(max(length - position, 0))
     # The file's real end, even if it shrank: the caller compares it with the header's size.
     return min(os.fstat(src).st_size, length)
 
 
 def _copy_range(
-    src: int, dst: int, src_offset: int, dst_offset: int, count: int, cancel: CancelToken
+    src: int,
+    dst: int,
+    src_offset: int,
+    dst_offset: int,
+    count: int,
+    cancel: CancelToken,
+    moved: Callable[[int], None],
 ) -> None:
     while count > 0:
         cancel.raise_if_cancelled()  # between pieces of at most COPY_PIECE bytes
@@ -166,6 +190,7 @@ def _copy_range(
             copied = _copy_by_hand(src, dst, src_offset, dst_offset, count)
         if copied == 0:
             return  # the source ended early: the caller sees the short size
+        moved(copied)
         src_offset, dst_offset, count = src_offset + copied, dst_offset + copied, count - copied
 
 
@@ -182,13 +207,14 @@ def gzip_file(
     *,
     source_dir_fd: int | None = None,
     dest_dir_fd: int | None = None,
+    meter: PhaseMeter | None = None,
 ) -> tuple[int, str]:
     """Gzip ``source`` into ``dest`` (atomically); return (size, SHA-256) of the compressed bytes.
 
     One pass: the compressed bytes are hashed as they are written. The gzip header names no
     file and no time (wbits 31), so the same disk always compresses to the same bytes. With
     ``source_dir_fd``/``dest_dir_fd`` the paths are taken in those directories, never through
-    a symlink.
+    a symlink. ``meter`` counts the source's bytes read, under its name.
     """
     cancel = cancel or CancelToken()
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
@@ -206,6 +232,8 @@ def gzip_file(
             while True:
                 cancel.raise_if_cancelled()
                 chunk = raw.read(CHUNK)
+                if meter is not None:
+                    meter.add(source.name, len(chunk))
                 packed = compressor.compress(chunk) if chunk else compressor.flush()
                 digest.update(packed)
                 out.write(packed)
@@ -226,6 +254,7 @@ def gzip_disks(
     dir_fd: int | None = None,
     staging_fd: int | None = None,
     level: int = GZIP_LEVEL,
+    meter: PhaseMeter | None = None,
 ) -> list[DownloadedDisk]:
     """Each disk gzipped (zlib ``level``, 1-9) into ``staging`` under the same name; size and
     SHA-256 of the gzip.
@@ -237,7 +266,7 @@ def gzip_disks(
         dest = staging / disk.path.name
         source = Path(disk.path.name) if dir_fd is not None else disk.path
         size, sha256 = gzip_file(
-            source, dest, level, cancel=cancel, source_dir_fd=dir_fd, dest_dir_fd=staging_fd
+            source, dest, level, cancel=cancel, source_dir_fd=dir_fd, dest_dir_fd=staging_fd, meter=meter
         )
         return dataclasses.replace(disk, path=dest, size=size, sha256=sha256)
 

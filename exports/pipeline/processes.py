@@ -1,11 +1,16 @@
 """Run an external tool (hyper2kvm, qemu-img) in its own process group, streaming its output.
 
-A timeout or a cancel kills the whole group, so a converter's children die with it.
+A timeout or a cancel kills the whole group, so a converter's children die with it. Its
+command line and output reach the job log through ``command_line`` (secrets masked) and a
+``ToolOutput`` (bounded; progress lines become progress, not log lines).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -13,7 +18,77 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from exports.pipeline.progress import CancelToken
+from exports.pipeline.progress import CancelToken, ProgressReporter
+from hypersdk.lib.redaction import MASK, mask_url
+
+# qemu-img's ``-p`` progress, one ``    (12.34/100%)`` per update (\r-separated: read with
+# universal newlines, each is a line).
+_QEMU_PROGRESS = re.compile(r"^\s*\((\d+(?:\.\d+)?)/100%\)\s*$")
+# A flag whose value is a secret, as ``--password x`` or ``--password=x``.
+_SECRET_FLAG = re.compile(r"^-{1,2}[\w-]*(password|passwd|secret|token|api[-_]?key)[\w-]*$", re.IGNORECASE)
+_SECRET_ASSIGNMENT = re.compile(
+    r"^(-{0,2}[\w.-]*(password|passwd|secret|token|api[-_]?key)[\w.-]*=).+$", re.IGNORECASE
+)
+OUTPUT_LINES_LOGGED = 200  # per tool run: a converter's chatter must not drown the job log
+OUTPUT_LINE_CHARS = 500
+
+
+def qemu_img_fraction(line: str) -> float | None:
+    """``"    (42.50/100%)"`` -> ``0.425``; None for any other line."""
+    match = _QEMU_PROGRESS.match(line)
+    return min(float(match.group(1)) / 100.0, 1.0) if match else None
+
+
+def command_line(command: Sequence[str]) -> str:
+    """The command as a shell would read it, with every secret masked: a value after a
+    ``--password``-like flag, ``password=...``-like assignments, a URL's credentials and query."""
+    shown: list[str] = []
+    hide_next = False
+    for argument in command:
+        if hide_next:
+            shown.append(MASK)
+            hide_next = False
+            continue
+        if _SECRET_FLAG.match(argument):
+            hide_next = True
+            shown.append(argument)
+        elif match := _SECRET_ASSIGNMENT.match(argument):
+            shown.append(match.group(1) + MASK)
+        elif "://" in argument:
+            shown.append(mask_url(argument))
+        else:
+            shown.append(argument)
+    return shlex.join(shown)
+
+
+class ToolOutput:
+    """A tool's output lines into the log, prefixed, at most ``limit`` of them (each cut to
+    ``OUTPUT_LINE_CHARS``); ``close`` says how many more there were. Blank lines are dropped."""
+
+    def __init__(self, reporter: ProgressReporter, prefix: str, *, limit: int = OUTPUT_LINES_LOGGED) -> None:
+        self._reporter = reporter
+        self._prefix = prefix
+        self._limit = limit
+        self.logged = 0
+        self.left_out = 0
+
+    def line(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self.logged >= self._limit:
+            self.left_out += 1
+            return
+        self.logged += 1
+        if len(text) > OUTPUT_LINE_CHARS:
+            text = text[:OUTPUT_LINE_CHARS] + "…"
+        self._reporter.log(logging.INFO, f"{self._prefix}: {text}")
+
+    def close(self) -> None:
+        if self.left_out:
+            self._reporter.log(
+                logging.INFO, f"{self._prefix}: {self.left_out} more output line(s) not logged"
+            )
 
 
 class ProcessTimeout(Exception):
@@ -53,7 +128,8 @@ def run_tool(
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip("\n")
-            lines.append(line)
+            if qemu_img_fraction(line) is None:  # progress says nothing an error message needs
+                lines.append(line)
             if on_line is not None:
                 on_line(line)
 

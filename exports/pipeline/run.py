@@ -18,7 +18,15 @@ from exports.pipeline.output import OutputDir
 from exports.pipeline.package import CheckPackageNames, Package
 from exports.pipeline.plan import DryRun
 from exports.pipeline.prepare import PrepareOutput
-from exports.pipeline.progress import CancelToken, NullReporter, ProgressReporter, ProgressSnapshot
+from exports.pipeline.progress import (
+    COMPLETED,
+    CancelToken,
+    NullReporter,
+    OverallProgress,
+    ProgressReporter,
+    ProgressSnapshot,
+    phase_weights,
+)
 from exports.pipeline.step import ExportedFile, ExportResult, ExportRun, Step
 from exports.pipeline.transfer import Transfer
 from exports.pipeline.verify import Verify
@@ -56,7 +64,16 @@ def export_vm(
     run = ExportRun(
         options=options,
         target=target,
-        reporter=reporter or NullReporter(),
+        # Steps report each phase's own progress; the run's percentage weighs the phases.
+        reporter=OverallProgress(
+            reporter or NullReporter(),
+            phase_weights(
+                ova=options.format == "ova",
+                compress=options.compress,
+                convert=options.convert,
+                verify=options.verify,
+            ),
+        ),
         cancel=cancel or CancelToken(),
         output=OutputDir(options.output, options.run_id),
         steps=steps,
@@ -87,7 +104,7 @@ def export_vm(
     # The last word on the job: later phases' snapshots carry no byte counts, this one must.
     run.reporter.progress(
         ProgressSnapshot(
-            phase="completed", percent=100.0, bytes_done=result.total_bytes, bytes_total=result.total_bytes
+            phase=COMPLETED, percent=100.0, bytes_done=result.total_bytes, bytes_total=result.total_bytes
         )
     )
     return result

@@ -6,6 +6,7 @@ vSphere cannot resume one. Writes ``<stem>-disk<N>.vmdk`` and ``<stem>.nvram``.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from exports.pipeline.connect import VCenterTarget, session_cookie
@@ -22,6 +23,7 @@ from exports.pipeline.progress import (
     TransferMeter,
 )
 from exports.pipeline.step import ExportedFile, ExportRun, Step
+from hypersdk.lib.units import human_duration, human_size
 
 
 class Transfer(Step):
@@ -84,6 +86,7 @@ def download_files(
             raise
         if not failures:
             lease.complete()
+            meter.finish()  # the throttle may have held back the last bytes
             return [done[i] for i in range(disk_count)]
         lease.abort()
         last_error = failures[0]
@@ -121,9 +124,18 @@ def _download_under_lease(
     attempt_cancel = CancelToken()
     unlink = cancel.on_cancel(attempt_cancel.cancel)
 
+    reporter = meter.reporter
+
     def fetch(i: int) -> DownloadedDisk:
+        name = dests[i].name
+        reporter.log(
+            logging.INFO,
+            f"{name}: transfer started: capacity {human_size(sources[i].capacity_bytes)},"
+            f" expecting {human_size(meter.expected(name))}",
+        )
+        started = time.monotonic()
         try:
-            return download_disk(
+            disk = download_disk(
                 sources[i],
                 dests[i],
                 target=target,
@@ -136,6 +148,13 @@ def _download_under_lease(
             if not exc.retryable:
                 attempt_cancel.cancel()
             raise
+        elapsed = time.monotonic() - started
+        reporter.log(
+            logging.INFO,
+            f"{name}: transferred {human_size(disk.size)} in {human_duration(elapsed)}"
+            f" ({human_size(disk.size / max(elapsed, 1e-6))}/s), sha256 {disk.sha256}",
+        )
+        return disk
 
     failures: list[DownloadError] = []
     try:
@@ -148,6 +167,8 @@ def _download_under_lease(
                     pass  # a sibling's fatal error or the user's cancel: both surface below
                 except DownloadError as exc:
                     failures.append(exc)
+                    then = "will retry under a new lease" if exc.retryable else "not retried"
+                    reporter.log(logging.WARNING, f"{dests[i].name}: transfer failed ({then}): {exc}")
     finally:
         unlink()
     cancel.raise_if_cancelled()

@@ -77,6 +77,21 @@
     return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
   }
 
+  // As hypersdk/lib/units.py human_duration: "4.2s", "3m 5s", "2h 1m", "1d 3h".
+  function formatDuration(seconds) {
+    if (seconds < 60) return `${seconds.toFixed(1)}s`;
+    const whole = Math.floor(seconds);
+    const [days, hours, minutes, secs] = [
+      Math.floor(whole / 86400),
+      Math.floor(whole / 3600) % 24,
+      Math.floor(whole / 60) % 60,
+      whole % 60,
+    ];
+    if (days) return `${days}d ${hours}h`;
+    if (hours) return `${hours}h ${minutes}m`;
+    return `${minutes}m ${secs}s`;
+  }
+
   function showProgress(jobId, progress) {
     panelsOf(jobId).forEach((panel) => {
       if (FINISHED.has(panel.dataset.status)) return;
@@ -85,6 +100,10 @@
       if (bar) bar.value = percent;
       setText(panel, "percent", `${percent.toFixed(1)}%`);
       if (progress.phase) setText(panel, "phase", progress.phase);
+      // The phase's transfer rate, and the whole run's estimated time left.
+      setText(panel, "rate", progress.rate_bps ? `${formatBytes(progress.rate_bps)}/s` : "");
+      const eta = progress.eta_seconds;
+      setText(panel, "eta", eta === null || eta === undefined ? "" : `ETA ${formatDuration(eta)}`);
       if (progress.bytes_total) {
         const file = progress.current_file ? ` · ${progress.current_file}` : "";
         setText(panel, "transfer", `${formatBytes(progress.bytes_done)} of ${formatBytes(progress.bytes_total)}${file}`);
@@ -99,6 +118,10 @@
       if (badge) {
         badge.textContent = status;
         badge.className = `badge badge-${status}`;
+      }
+      if (FINISHED.has(status)) {
+        setText(panel, "rate", "");
+        setText(panel, "eta", "");
       }
       if (status === "completed") {
         const bar = panel.querySelector('[data-field="progress"]');
