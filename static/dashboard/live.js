@@ -342,4 +342,9 @@
     if (window.htmx) htmx.onLoad(scan);
     else scan(document);
   });
+  // A re-rendered panel's new log box, scrolled to where the old one was at once, not after
+  // htmx's settle delay (onLoad): the box never shows its top for a moment.
+  document.addEventListener("htmx:afterSwap", () => {
+    document.querySelectorAll("[data-job-logs]:not([data-follows])").forEach(followLog);
+  });
 })();
