@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from exports import job_queue, lifecycle
 from exports.models import Job
@@ -42,6 +42,12 @@ def write_log(job: Job, line: str) -> None:
     outside_the_event_loop(lifecycle.append_log, job.id, line)
 
 
+def counted(page: Page, status: str) -> Locator:
+    """The jobs-by-state table's all-time count of ``status``: it comes in the same response as
+    the Daemon card's running count, and no websocket message changes it in between."""
+    return page.locator(f"table.counts tr:has(.badge-{status}) td").nth(1)
+
+
 def test_the_daemon_card_s_running_count_follows_jobs_starting_and_ending(logged_in: Page, export_root):
     page = logged_in
     running = page.locator("#daemon-running [data-field=running]")
@@ -50,18 +56,18 @@ def test_the_daemon_card_s_running_count_follows_jobs_starting_and_ending(logged
     first, second = (make_job(f"/dc/vm/prod/{name}", str(export_root / name)) for name in ("a01", "b01"))
 
     start(first, second)  # at once: the second change arrives while the first refresh is in flight
-    panels = page.locator("#overview-jobs [data-job-stream]")
-    expect(panels).to_have_count(2)
-    # The count arrives in the same response as the job list: read it without waiting.
+    expect(counted(page, "running")).to_have_text("2")
+    # The card's count came with the table: read it without waiting.
     assert running.inner_text() == "2"
+    expect(page.locator("#overview-jobs [data-job-stream]")).to_have_count(2)
 
     finish(first, Job.Status.COMPLETED)
-    expect(panels).to_have_count(1)
+    expect(counted(page, "completed")).to_have_text("1")
     assert running.inner_text() == "1"
     finish(second, Job.Status.FAILED, error="disk full")
-    expect(page.get_by_text("No job is running or waiting.")).to_be_visible()
+    expect(counted(page, "failed")).to_have_text("1")
     assert running.inner_text() == "0"
-    expect(page.get_by_role("row", name=re.compile(r"^failed"))).to_contain_text("1")
+    expect(page.get_by_text("No job is running or waiting.")).to_be_visible()
 
 
 AT_TAIL = "log => log.scrollTop + log.clientHeight >= log.scrollHeight - 4"

@@ -43,7 +43,7 @@ def test_the_job_list_s_refresh_carries_the_daemon_card_s_running_count(client, 
 def test_the_daemon_card_counts_running_jobs_as_the_job_list_does(client, operator, redis_url):
     make_job("/dc/vm/prod/a", status=Job.Status.RUNNING)
     card = client.get("/ui/overview/status/", **HTMX).content.decode()
-    assert '<dd id="daemon-running"><span data-field="running">1</span> (at most' in card
+    assert '<dd id="daemon-running" hx-preserve="true"><span data-field="running">1</span> (at most' in card
 
 
 def test_the_full_page_has_no_out_of_band_fragment(client, operator):
@@ -163,3 +163,11 @@ def test_the_favicon_is_served_at_the_site_root(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
     assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO header
+
+
+def test_the_home_page_shows_the_running_count_before_the_workers_answer(client, operator):
+    make_job("/dc/vm/prod/a", status=Job.Status.RUNNING)
+    page = client.get("/").content.decode()
+    card = page.split('id="daemon-status"', 1)[1]
+    assert '<span data-field="running">1</span>' in card and "Asking the workers" in card
+    assert 'hx-trigger="load, every 10s"' in card
