@@ -72,9 +72,9 @@ def output_files(job: Job) -> list[dict]:
 
 
 def _recorded_checksums(result: dict, output: Path) -> dict[Path, str]:
-    """SHA-256 the export recorded, by path: the downloaded disks (listed by name even when they
-    went into the OVA, which is why only paths found in the directory are shown) and the
-    converted images."""
+    """SHA-256 the export recorded, by path: the downloaded disks (by name in the output
+    directory; one packed into an OVA is no file there, nor an artifact, so it is not listed)
+    and the converted images."""
     sums = {output / str(f.get("name")): str(f.get("sha256") or "") for f in result.get("files") or []}
     for converted in (result.get("conversion") or {}).get("outputs") or []:
         sums[Path(str(converted.get("output")))] = str(converted.get("sha256") or "")
