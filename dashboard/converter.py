@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 
 from dashboard.forms import FORM_OPTIONS
 from exports import converters, jobs
 from exports.models import Job
+from exports.pipeline.options import OPTION
+
+HYPER2KVM_OPTION = OPTION["hyper2kvm_path"]
 
 # Where the job spec's fields show up in the converter form (validation errors go there).
 FORM_FIELD_OF = {
@@ -18,21 +22,45 @@ FORM_FIELD_OF = {
 
 
 @dataclass(frozen=True)
-class DetectedConverter:
-    """What this server would convert with when the hyper2kvm path is left empty, and the
-    paths a job may name instead (the administrator's HYPERSDK_HYPER2KVM_PATHS)."""
+class ConverterChoice:
+    """What a job naming ``entered`` as its hyper2kvm path (empty: auto-detect) converts with
+    here. ``runs``: the hyper2kvm it would run (None: qemu-img convert, ``qemu_img``, if any);
+    ``refused``: why that path is not allowed, one line; ``configured``: the paths a job may
+    name (the administrator's HYPERSDK_HYPER2KVM_PATHS)."""
 
-    hyper2kvm: str | None
+    entered: str
+    runs: str | None
     qemu_img: str | None
+    refused: str = ""
     configured: tuple[str, ...] = ()
 
+    @property
+    def detected(self) -> bool:
+        return not self.entered and self.runs is not None
 
-def detect_converter() -> DetectedConverter:
-    return DetectedConverter(
-        hyper2kvm=converters.detected_converter(),
-        qemu_img=shutil.which("qemu-img"),
-        configured=tuple(converters.configured_converters()),
-    )
+
+def converter_for(entered: str) -> ConverterChoice:
+    """The converter a job naming ``entered`` would run on this server, as the worker decides
+    (converters.check_converter): the form says it as the path is typed."""
+    entered = entered.strip()
+    common = {"qemu_img": shutil.which("qemu-img"), "configured": tuple(converters.configured_converters())}
+    if not entered:
+        return ConverterChoice(entered="", runs=converters.detected_converter(), **common)
+    if len(entered) > HYPER2KVM_OPTION.max_length or "\0" in entered:
+        shown = entered[:80].replace("\0", "\ufffd")  # echoed on the page: no NUL, no essay
+        return ConverterChoice(entered=shown, runs=None, refused="not a path", **common)
+    try:
+        allowed = converters.check_converter(entered)
+    except converters.ConverterNotAllowed as exc:
+        return ConverterChoice(entered=entered, runs=None, refused=str(exc), **common)
+    if not os.access(allowed, os.X_OK) or not os.path.isfile(allowed):
+        return ConverterChoice(
+            entered=entered,
+            runs=None,
+            refused=f"{allowed} is not an executable file on this server",
+            **common,
+        )
+    return ConverterChoice(entered=entered, runs=allowed, **common)
 
 
 def job_spec(data: dict) -> dict:

@@ -16,6 +16,8 @@ from exports.pipeline.manifest import MANIFEST_NAME
 
 MAX_MANIFEST_BYTES = 1 << 20
 LOG_TAIL = 500
+# A job page lists this many of an export's files at most (a converter may write many).
+MAX_LISTED_FILES = 1000
 
 
 def filtered_jobs(filters: dict):
@@ -54,23 +56,58 @@ def read_manifest(job: Job) -> tuple[str | None, str]:
 
 
 def output_files(job: Job) -> list[dict]:
-    """The exported files then the converted disks, each with its size and SHA-256."""
+    """Every file the export left in its output directory, in the order the run made them: its
+    artifacts (the package, manifest.json, reports), a directory such as ``converted/`` by the
+    files in it. Each ``{path, name (relative to the output directory), size (bytes, None when
+    gone), sha256 ("" when the export recorded none), missing}``; at most MAX_LISTED_FILES."""
     result = job.result or {}
-    files = [
-        {"path": os.path.join(result.get("output_dir", job.output_path), f["name"]), **f}
-        for f in result.get("files", [])
-    ]
-    conversion = result.get("conversion") or {}
-    for disk in conversion.get("outputs", []):
-        files.append(
-            {
-                "path": disk["output"],
-                "name": Path(disk["output"]).name,
-                "size": disk["size"],
-                "sha256": disk["sha256"],
-            }
-        )
-    return files
+    output = Path(str(result.get("output_dir") or job.output_path))
+    known = _recorded_checksums(result, output)
+    listed: dict[Path, dict] = {}
+    for path in job.export_paths:
+        for file in _files_at(path):
+            if file not in listed and len(listed) < MAX_LISTED_FILES:
+                listed[file] = _file_entry(file, output, known)
+    return list(listed.values())
+
+
+def _recorded_checksums(result: dict, output: Path) -> dict[Path, str]:
+    """SHA-256 the export recorded, by path: the downloaded disks (by name in the output
+    directory; one packed into an OVA is no file there, nor an artifact, so it is not listed)
+    and the converted images."""
+    sums = {output / str(f.get("name")): str(f.get("sha256") or "") for f in result.get("files") or []}
+    for converted in (result.get("conversion") or {}).get("outputs") or []:
+        sums[Path(str(converted.get("output")))] = str(converted.get("sha256") or "")
+    return sums
+
+
+def _files_at(path: Path) -> list[Path]:
+    """``path`` itself, or the files under it if it is a directory (symbolic links not followed);
+    a path that is gone is listed as it was recorded."""
+    if not path.is_dir() or path.is_symlink():
+        return [path]
+    found = []
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        found += [Path(folder) / name for name in sorted(names)]
+        if len(found) >= MAX_LISTED_FILES:
+            break
+    return found
+
+
+def _file_entry(path: Path, output: Path, known: dict[Path, str]) -> dict:
+    try:
+        size: int | None = path.lstat().st_size
+    except OSError:
+        size = None
+    name = str(path.relative_to(output)) if path.is_relative_to(output) else str(path)
+    return {
+        "path": str(path),
+        "name": name,
+        "size": size,
+        "sha256": known.get(path, ""),
+        "missing": size is None,
+    }
 
 
 def job_page(job: Job) -> dict:

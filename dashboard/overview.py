@@ -1,9 +1,11 @@
-"""What the Dashboard tab shows: active jobs, counts, recent failures (status comes lazily)."""
+"""What the Dashboard tab shows: active jobs, counts, recent failures, the running count (the
+rest of the Daemon card comes lazily: asking the workers takes a moment)."""
 
 from __future__ import annotations
 
 from datetime import datetime, time
 
+from django.conf import settings
 from django.utils import timezone
 
 from exports import jobs
@@ -31,4 +33,7 @@ def overview() -> dict:
         "total_today": sum(today.values()),
         "total_all_time": sum(all_time.values()),
         "recent_failures": jobs.query_jobs(status=Job.Status.FAILED)[:RECENT_FAILURES],
+        # The Daemon card's "Running": the same count as the table's, so both change together.
+        "running": all_time[Job.Status.RUNNING],
+        "max_concurrent_exports": settings.HYPERSDK_MAX_CONCURRENT_EXPORTS,
     }

@@ -23,6 +23,7 @@ urlpatterns = [
     path("ui/jobs/<str:job_id>/live/", views.job_live, name="job-live"),
     path("ui/jobs/<str:job_id>/actions/", views.job_actions, name="job-actions"),
     path("ui/converter/", views.converter_tab, name="converter"),
+    path("ui/converter/hyper2kvm/", views.converter_hint, name="converter-hint"),
     path("ui/schedules/", views.schedule_list, name="schedules"),
     path("ui/schedules/<str:schedule_id>/<str:action>/", views.schedule_action, name="schedule-action"),
     path("ui/webhooks/", views.webhook_list, name="webhooks"),

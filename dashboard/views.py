@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -31,11 +31,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @role_required
 def active_jobs(request: HttpRequest) -> HttpResponse:
+    # The fragment also carries the Daemon card's running count (out of band): one response.
+    context = {"tab": "dashboard", **overview.overview(), "daemon_oob": wants_partial(request)}
     return render_page(
-        request,
-        "dashboard/home.html",
-        {"tab": "dashboard", **overview.overview()},
-        partial="dashboard/partials/overview_jobs.html",
+        request, "dashboard/home.html", context, partial="dashboard/partials/overview_jobs.html"
     )
 
 
@@ -133,7 +132,7 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
         "job": job,
         "show_logs": stream,
         "logs": jobs.job_logs(job.id, tail=job_view.LOG_TAIL) if job and stream else [],
-        "detected": converter.detect_converter(),
+        "converter_choice": converter.converter_for(form["hyper2kvm_path"].value() or ""),
     }
     response = render_page(
         request,
@@ -145,6 +144,14 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
     if follow_url:
         response["HX-Push-Url"] = follow_url
     return response
+
+
+@require_GET
+@role_required
+def converter_hint(request: HttpRequest) -> HttpResponse:
+    """What the converter would run with the hyper2kvm path as typed (htmx asks as you type)."""
+    choice = converter.converter_for(request.GET.get("hyper2kvm_path", ""))
+    return render(request, "dashboard/partials/converter_hint.html", {"choice": choice})
 
 
 @require_GET

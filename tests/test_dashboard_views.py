@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from exports import lifecycle
+from exports import converters, lifecycle
 from exports.models import Job, JobLog
 from hypersdk.lib.permissions import grant_role
 from schedules import firing
@@ -151,6 +151,7 @@ def test_the_converter_says_which_converter_this_server_would_use(client, operat
     monkeypatch.setenv("PATH", str(tmp_path))
     assert f"Detected on this server: <code>{fake}</code>" in client.get("/ui/converter/").content.decode()
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(converters, "environment_bin", lambda: "/nonexistent")
     assert "Neither hyper2kvm nor qemu-img" in client.get("/ui/converter/").content.decode()
 
 

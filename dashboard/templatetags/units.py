@@ -1,7 +1,5 @@
-"""``human_size`` and ``human_duration`` as template filters: the dashboard reads sizes and
-durations as the CLIs and logs do (``hypersdk/lib/units.py``)."""
-
-from __future__ import annotations
+"""Sizes and durations in templates through the one formatter (hypersdk.lib.units): IEC units,
+as the CLIs print them. ``{% load units %}{{ job.bytes_done|human_size }}``."""
 
 from django import template
 
@@ -11,12 +9,17 @@ register = template.Library()
 
 
 @register.filter
-def human_size(nbytes: float | None) -> str:
-    """``1536`` -> ``"1.5 KiB"``; None -> ``""``."""
-    return "" if nbytes is None else units.human_size(nbytes)
+def human_size(nbytes) -> str:
+    """Bytes (int, float or a numeric string) as ``1.5 GiB``; "" for no value."""
+    if nbytes is None or nbytes == "":
+        return ""
+    try:
+        return units.human_size(float(nbytes))
+    except (TypeError, ValueError):
+        return ""
 
 
 @register.filter
-def human_duration(seconds: float | None) -> str:
-    """``65`` -> ``"1m 5s"``; None -> ``"-"``."""
-    return units.human_duration(seconds)
+def human_duration(seconds) -> str:
+    """Seconds as ``3m 5s`` (``-`` for None)."""
+    return units.human_duration(None if seconds in (None, "") else float(seconds))

@@ -1,10 +1,24 @@
-"""Failures of an export, each with a one-line message fit to show an operator as is."""
+"""Failures of an export, each with a one-line message fit to show an operator as is.
+
+A message that tells the user which option to use is defined once and worded per surface:
+``str(exc)`` in the CLI's words (``hyperexport`` prints it), ``worded_for(origin)`` for a job
+from the API, the dashboard or a schedule, naming that surface's own control.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from exports.pipeline.options import OPTION
 
 
 class ExportError(Exception):
     """An export failed; ``str(exc)`` is the one-line message for the user."""
+
+    def worded_for(self, surface: str) -> str:
+        """The message for a job from ``surface`` (cli, api, dashboard, schedule): the same for
+        most errors; one that names an option names that surface's control for it."""
+        return str(self)
 
 
 class ExportCancelled(ExportError):
@@ -22,6 +36,19 @@ class VMNotFound(ExportError):
 
 class VMPoweredOn(ExportError):
     pass
+
+
+class PowerOffNotAsked(VMPoweredOn):
+    """The VM runs and the export was not asked to stop it (the ``power_off`` option)."""
+
+    def __init__(self, vm_path: str) -> None:
+        self.vm_path = vm_path
+        super().__init__(self.worded_for("cli"))
+
+    def worded_for(self, surface: str) -> str:
+        refused = f"VM {self.vm_path} is powered on: shut it down first"
+        how = OPTION["power_off"].how_to_ask(surface)
+        return f"{refused}, or {how} to stop it" if how else refused
 
 
 class LeaseError(ExportError):
@@ -42,6 +69,20 @@ class DownloadError(ExportError):
 
 class OutputError(ExportError):
     """The output directory cannot be used (exists, not writable, disk full)."""
+
+
+class CompletedExportHere(OutputError):
+    """The output directory holds a completed export (``marker`` names its file) and the run
+    was not asked to replace it (the ``overwrite`` option)."""
+
+    def __init__(self, path: Path, marker: str) -> None:
+        self.path, self.marker = path, marker
+        super().__init__(self.worded_for("cli"))
+
+    def worded_for(self, surface: str) -> str:
+        held = f"{self.path} already holds a completed export ({self.marker})"
+        how = OPTION["overwrite"].how_to_ask(surface)
+        return f"{held}: {how} to replace it" if how else held
 
 
 class ConversionError(ExportError):

@@ -11,7 +11,7 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from exports.pipeline.devices import firmware_facts, left_out_devices
-from exports.pipeline.errors import ExportError, VMNotFound, VMPoweredOn
+from exports.pipeline.errors import ExportError, PowerOffNotAsked, VMNotFound
 from exports.pipeline.names import file_stem
 from exports.pipeline.progress import CancelToken, ProgressReporter
 from exports.pipeline.step import ExportResult, ExportRun, Step
@@ -79,7 +79,7 @@ def ensure_powered_off(
     if vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOff:
         return
     if not power_off:
-        raise VMPoweredOn(f"VM {vm_path} is powered on: shut it down first, or pass -power-off to stop it")
+        raise PowerOffNotAsked(vm_path)
     reporter.log(logging.INFO, f"shutting down the guest of {vm_path}")
     try:
         vm.ShutdownGuest()

@@ -146,6 +146,18 @@ class Option:
         """A flag's value (already checked by its argparse type) as the engine takes it."""
         return parse_duration(text) if self.kind == "duration" else text
 
+    def how_to_ask(self, surface: str) -> str | None:
+        """How a request from ``surface`` (a job's origin: cli, api, dashboard, schedule) turns
+        this switch on, in that surface's own words: ``pass -overwrite``, ``tick "Overwrite"``,
+        ``set "overwrite": true`` (the API's job spec, which schedules reuse). None when the
+        surface has no control for it (the dashboard's form does not show every option)."""
+        assert self.kind == "switch", self.name
+        if surface == "cli" and self.flag_name:
+            return f"pass -{self.flag_name}"
+        if surface == "dashboard":
+            return f'tick "{self.form.label}"' if self.form else None
+        return f'set "{self.name}": true'
+
     def check(self, value: Any) -> None:
         """Raise InvalidOptions (one line, in the CLI's words) for a value out of bounds."""
         if self.kind == "choice" and value not in self.values:
@@ -243,7 +255,14 @@ class ExportOptions:
         shown_with=("convert",),
     )
     overwrite: bool = option(
-        kind="switch", default=False, help="replace a completed export in the output directory"
+        kind="switch",
+        default=False,
+        help="replace a completed export in the output directory",
+        form=FormField(
+            "overwrite",
+            "Overwrite",
+            "Replace a completed export in the output directory (it is kept until this one is whole).",
+        ),
     )
     compression_level: int = option(
         kind="count",

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exports.pipeline.errors import OutputError
+from exports.pipeline.errors import CompletedExportHere, OutputError
 from exports.pipeline.files import (
     DIR_FLAGS,
     NEW_FILE_FLAGS,
@@ -120,9 +120,7 @@ class OutputDir:
         self._recover_dead_runs()
         existing = [name for name in marker_names if entry_exists(name, self.fd)]
         if existing and not overwrite:
-            raise OutputError(
-                f"{self.path} already holds a completed export ({existing[0]}): pass -overwrite to replace it"
-            )
+            raise CompletedExportHere(self.path, existing[0])
         return existing
 
     def _recover_dead_runs(self) -> None:

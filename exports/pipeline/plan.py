@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from exports.pipeline.errors import VMPoweredOn
+from exports.pipeline.errors import PowerOffNotAsked
 from exports.pipeline.step import ExportRun, Step
 
 
@@ -19,9 +19,7 @@ class DryRun(Step):
 
         options, vm = run.options, run.vm
         if vm.runtime.powerState != vim.VirtualMachinePowerState.poweredOff and not options.power_off:
-            raise VMPoweredOn(
-                f"VM {options.vm_path} is powered on: shut it down first, or pass -power-off to stop it"
-            )
+            raise PowerOffNotAsked(options.vm_path)
         disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
         capacity = sum(d.capacityInBytes or d.capacityInKB * 1024 for d in disks)
         run.reporter.log(

@@ -1,9 +1,10 @@
 /* Live job updates: websocket messages -> DOM. No build step, no dependencies but htmx.
  *
  * [data-job-stream="<id>"] panels follow /ws/jobs/<id>/ (job.snapshot, job.progress, job.log,
- * job.status); [data-jobs-stream] lists follow /ws/jobs/ and are refreshed by htmx on any status
+ * job.status); [data-jobs-stream] lists follow /ws/jobs/ and are fetched again on any status
  * change. While a socket is open its panels carry data-live="on", which switches their htmx
  * polling off; when it closes, polling takes over and the socket reconnects with backoff.
+ * Log boxes ([data-job-logs]) follow their tail unless the reader scrolled up.
  */
 (function () {
   "use strict";
@@ -66,15 +67,29 @@
     if (element && element.textContent !== text) element.textContent = text;
   }
 
+  // hypersdk.lib.units.human_size, to the character (IEC units: tests compare the two).
   function formatBytes(bytes) {
-    const units = ["bytes", "KB", "MB", "GB", "TB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = Number(bytes) || 0;
+    for (let unit = 0; unit < units.length; unit += 1) {
+      if (Math.abs(value) < 1024 || unit === units.length - 1) {
+        return unit === 0 ? `${pythonRound(value, 0)} B` : `${pythonRound(value, 1)} ${units[unit]}`;
+      }
       value /= 1024;
-      unit += 1;
     }
-    return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+    return "";
+  }
+
+  // Python's f"{x:.Nf}": the double rounded to N decimals, an exact tie to the even digit
+  // (toFixed takes a tie up: 1280 B is "1.2 KiB" in Python, "1.3" by toFixed).
+  function pythonRound(value, digits) {
+    const [whole, fraction] = Math.abs(value).toFixed(100).split("."); // the double, exactly
+    if (!/^50*$/.test(fraction.slice(digits))) return value.toFixed(digits);
+    const kept = `${whole}${fraction.slice(0, digits)}`;
+    const last = Number(kept.slice(-1));
+    const rounded = (BigInt(kept) + (last % 2 === 0 ? 0n : 1n)).toString().padStart(digits + 1, "0");
+    const text = digits ? `${rounded.slice(0, -digits)}.${rounded.slice(-digits)}` : rounded;
+    return value < 0 ? `-${text}` : text;
   }
 
   // As hypersdk/lib/units.py human_duration: "4.2s", "3m 5s", "2h 1m", "1d 3h".
@@ -152,11 +167,36 @@
       time.dateTime = at.toISOString();
       time.textContent = at.toTimeString().slice(0, 8);
       item.append(time, ` ${entry.message}`);
-      const follow = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
       list.append(item);
       while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild.remove();
-      if (follow) list.scrollTop = list.scrollHeight;
+      if (!logsReadAt.has(jobId)) list.scrollTop = list.scrollHeight;
     });
+  }
+
+  // ---- log boxes follow the tail, unless the reader scrolled up ------------------------------
+  // Where a reader left each job's log (absent: following the tail). Kept across re-renders of
+  // the panel, which replace the box.
+  const logsReadAt = new Map();
+
+  function atTail(list) {
+    return list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  }
+
+  function followLog(list) {
+    if (list.dataset.follows) return;
+    list.dataset.follows = "tail";
+    const jobId = list.dataset.jobLogs;
+    if (logsReadAt.has(jobId)) list.scrollTop = logsReadAt.get(jobId);
+    else list.scrollTop = list.scrollHeight;
+    list.addEventListener(
+      "scroll",
+      () => {
+        if (atTail(list)) logsReadAt.delete(jobId);
+        else logsReadAt.set(jobId, list.scrollTop);
+        list.dataset.follows = logsReadAt.has(jobId) ? "reader" : "tail";
+      },
+      { passive: true }
+    );
   }
 
   // Re-render the panels from the server: after (re)connecting, lines logged while no socket
@@ -243,10 +283,48 @@
       },
       message: (message) => {
         if (message.type === "job.status") {
+          refreshLists();
           document.body.dispatchEvent(new CustomEvent("hyper:jobs-changed", { detail: message }));
         }
       },
     });
+  }
+
+  // The lists and numbers that follow every job ([data-jobs-stream] with an id and an hx-get):
+  // one request per list at a time, then one more if a change came meanwhile, so the last
+  // change always shows. An htmx trigger would lose it: it drops a request while one is in
+  // flight, and a queued one is dropped with the element the response swaps out.
+  const listRefreshes = new Map(); // list id -> whether another change came during its request
+
+  function refreshLists() {
+    document.querySelectorAll("[data-jobs-stream][id][hx-get]").forEach((list) => refreshList(list.id));
+  }
+
+  function refreshList(id) {
+    if (listRefreshes.has(id)) {
+      listRefreshes.set(id, true);
+      return;
+    }
+    const list = document.getElementById(id);
+    if (!list || !window.htmx) return;
+    listRefreshes.set(id, false);
+    const headers = { "HX-Request": "true", "HX-Current-URL": location.href };
+    fetch(list.getAttribute("hx-get"), { headers, credentials: "same-origin" })
+      .then((response) => {
+        const login = response.headers.get("HX-Redirect");
+        if (login) location.href = login;
+        return response.ok && !login ? response.text() : null;
+      })
+      .then((html) => {
+        const current = document.getElementById(id);
+        if (html !== null && current) htmx.swap(current, html, { swapStyle: "outerHTML" });
+      })
+      .catch(() => {}) // offline for a moment: the next change or the polling catches up
+      .finally(() => {
+        const again = listRefreshes.get(id);
+        listRefreshes.delete(id);
+        if (again) refreshList(id);
+      });
   }
 
   // A job seen finished: its panels and the sections that wait for it were refreshed once.
@@ -268,11 +346,15 @@
       }
     });
     firstScan = false;
+    const logs = [...scope.querySelectorAll("[data-job-logs]")];
+    if (scope.matches && scope.matches("[data-job-logs]")) logs.push(scope);
+    logs.forEach(followLog);
     if (document.querySelector("[data-jobs-stream]")) followAllJobs();
   }
 
   // What tests and curious operators can look at: which streams are open, messages by type.
   window.hyperLive = {
+    formatBytes,
     streams: () =>
       Object.fromEntries(
         [...streams].map(([key, s]) => [key, { open: !!s.socket && s.socket.readyState === 1, received: s.received }])
@@ -282,5 +364,10 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (window.htmx) htmx.onLoad(scan);
     else scan(document);
+  });
+  // A re-rendered panel's new log box, scrolled to where the old one was at once, not after
+  // htmx's settle delay (onLoad): the box never shows its top for a moment.
+  document.addEventListener("htmx:afterSwap", () => {
+    document.querySelectorAll("[data-job-logs]:not([data-follows])").forEach(followLog);
   });
 })();
