@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
+from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_http_methods
 from rest_framework import serializers
 
@@ -111,7 +111,7 @@ def cron_preview(request: HttpRequest) -> HttpResponse:
             # Formatted here: the |date filter would show them in the server's zone.
             context["runs"] = [
                 (run.isoformat(), f"{run:%a %Y-%m-%d %H:%M %z}")
-                for run in cron.upcoming(expression, tz_name, timezone.now(), PREVIEW_RUNS)
+                for run in cron.upcoming(expression, tz_name, now(), PREVIEW_RUNS)
             ]
             context["description"] = cron.describe(expression)
         except cron.InvalidCron as exc:
