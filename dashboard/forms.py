@@ -149,7 +149,10 @@ class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
     overlap = forms.ChoiceField(
-        label="While a run is still going", choices=Schedule.Overlap.choices, initial=Schedule.Overlap.SKIP
+        label="While a run is still going",
+        choices=Schedule.Overlap.choices,
+        initial=Schedule.Overlap.SKIP,
+        widget=forms.RadioSelect,
     )
     retention = forms.IntegerField(
         label="Keep the last N runs' output",
