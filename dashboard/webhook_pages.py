@@ -71,8 +71,7 @@ def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpRe
         tested = webhooks.test_webhook(webhook_id)
     else:
         webhooks.set_enabled(webhook_id, action == "enable")
-    webhook = webhooks.with_last_delivery(webhooks.ordered_webhooks()).get(id=webhook_id)
-    webhook.index = webhooks.get_webhook(webhook_id).index
+    webhook = _row_webhook(webhook_id)
     notice = ""
     if tested:
         notice = "Test delivered." if tested.ok else f"Test failed: {tested.error}"
@@ -84,6 +83,14 @@ def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpRe
         row="dashboard/partials/webhook_row.html",
         context={"tab": "webhooks", "webhook": webhook, "tested": tested},
     )
+
+
+def _row_webhook(ref: str):
+    """The webhook (by id or index) as its row shows it: with its index and last delivery."""
+    found = webhooks.get_webhook(ref)
+    webhook = webhooks.with_last_delivery(webhooks.ordered_webhooks().filter(id=found.id)).get()
+    webhook.index = found.index
+    return webhook
 
 
 @require_http_methods(["GET", "POST"])

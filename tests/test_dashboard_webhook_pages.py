@@ -102,6 +102,13 @@ def test_each_webhook_shows_its_format_events_and_last_delivery(operator_browser
     assert ">failed</span>" in cell and "HTTP 503" in cell
 
 
+def test_a_row_action_by_index_answers_with_the_row_and_its_last_delivery(operator_browser, receiver):
+    webhook, _ = webhooks.add_webhook(receiver.url)
+    row = operator_browser.post("/ui/webhooks/0/test/", **HTMX).content.decode()
+    assert row.lstrip().startswith(f'<tr id="webhook-{webhook.id}">') and ">delivered</span>" in row
+    assert operator_browser.post("/ui/webhooks/7/disable/", **HTMX).status_code == 404
+
+
 # ---- delete -------------------------------------------------------------------------------------
 
 
