@@ -191,6 +191,11 @@ class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
         spec["vcenter"] = data["vcenter"] or None
         return {**spec, **option_values(data)}
 
+    def option_fields(self) -> list[tuple[str, forms.BoundField]]:
+        """(kind, bound field) of each declared export option, in declaration order: the
+        template lays them out by kind, so a new option shows here with no template change."""
+        return [(option.kind, self[option.form.name]) for option in FORM_OPTIONS]  # type: ignore[union-attr]
+
     @classmethod
     def initial_of(cls, schedule: Schedule) -> dict[str, Any]:
         template = schedule.job_template
