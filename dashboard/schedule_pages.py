@@ -106,7 +106,10 @@ def cron_preview(request: HttpRequest) -> HttpResponse:
     expression = request.GET.get("cron", "").strip()
     tz_name = request.GET.get("timezone", "").strip() or settings.TIME_ZONE
     context = {"expression": expression, "timezone": tz_name, "runs": [], "error": ""}
-    if expression:
+    too_long = _too_long(cron=expression, timezone=tz_name)
+    if too_long:
+        context["error"] = too_long
+    elif expression:
         try:
             # Formatted here: the |date filter would show them in the server's zone.
             context["runs"] = [
@@ -124,6 +127,16 @@ def cron_preview(request: HttpRequest) -> HttpResponse:
         partial="dashboard/partials/cron_preview.html",
         status=status,
     )
+
+
+def _too_long(**values: str) -> str:
+    """The schedule's column limits (as the API's serializer has them), checked before the
+    cron engine sees the text: an error message repeats what was typed."""
+    for name, value in values.items():
+        limit = Schedule._meta.get_field(name).max_length
+        if len(value) > limit:
+            return f"{name}: at most {limit} characters"
+    return ""
 
 
 def save(form: ScheduleForm, schedule: Schedule | None = None) -> Schedule | None:

@@ -213,6 +213,19 @@ def test_a_bad_cron_in_the_preview_is_the_one_line_field_error(operator_browser,
     assert 'class="field-error"' in page and message in page and "<time" not in page
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"cron": "1 " * 5000}, "cron: at most 128 characters"),
+        ({"cron": "@daily", "timezone": "A" * 5000}, "timezone: at most 64"),
+    ],
+)
+def test_an_oversized_preview_request_is_refused_without_echoing_it(operator_browser, query, message):
+    response = operator_browser.get("/ui/schedules/preview/", query, **HTMX)
+    assert response.status_code == 422
+    assert message in response.content.decode() and len(response.content) < 1000
+
+
 def test_an_empty_cron_previews_nothing(operator_browser):
     response = operator_browser.get("/ui/schedules/preview/", {"cron": " "}, **HTMX)
     assert response.status_code == 200 and "<time" not in response.content.decode()
