@@ -9,7 +9,7 @@ from django.conf import settings
 
 from exports.models import Job, VCenter
 from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
-from schedules.models import MAX_RETENTION, Schedule
+from schedules.models import Schedule
 from webhooks import formats
 from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
 
@@ -157,8 +157,6 @@ class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
     retention = forms.IntegerField(
         label="Keep the last N runs' output",
         required=False,
-        min_value=1,
-        max_value=MAX_RETENTION,
         help_text="Empty: keep every run's output.",
     )
     vm_path = forms.CharField(

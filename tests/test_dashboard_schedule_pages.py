@@ -101,6 +101,8 @@ def test_an_htmx_create_is_sent_to_the_list(operator_browser):
         ("output_path", "/etc/hypersdk", "export root"),
         ("conversion_timeout", "soon", "invalid duration"),
         ("retention", "0", "greater than or equal to 1"),
+        ("retention", "100001", "less than or equal to 100000"),
+        ("retention", "many", "Enter a whole number."),
     ],
 )
 def test_a_bad_schedule_is_a_422_with_the_error_beside_its_field(operator_browser, field, value, message):
