@@ -6,7 +6,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from dashboard.forms import FORM_OPTIONS
+from dashboard.forms import FORM_OPTIONS, option_values
 from exports import converters, jobs
 from exports.models import Job
 from exports.pipeline.options import OPTION
@@ -66,20 +66,9 @@ def converter_for(entered: str) -> ConverterChoice:
 def job_spec(data: dict) -> dict:
     """The converter form's cleaned data as a job spec (JobSpecSerializer validates it)."""
     spec = {"vm_path": data["vm_path"], "manifest": True}
-    if data["compress"]:
-        spec["format"] = "ova"  # the guide: "Compress exported OVA"
     if data["output_dir"] and data["output_dir"].strip():
         spec["output_path"] = data["output_dir"].strip()
-    for option in FORM_OPTIONS:
-        value = data[option.form.name]  # type: ignore[union-attr]
-        if option.kind in ("switch", "choice"):
-            spec[option.name] = value
-        elif option.kind == "duration":
-            if value != "":  # parsed by the form into the API's unit; empty leaves the default
-                spec[option.name] = value
-        elif value and value.strip():  # typed text: empty leaves the default to the job spec
-            spec[option.name] = value.strip()
-    return spec
+    return {**spec, **option_values(data)}
 
 
 def submit(form) -> str | None:

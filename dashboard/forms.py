@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
-from exports.models import Job
+from exports.models import Job, VCenter
 from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
+from schedules.models import Schedule
+from webhooks import formats
+from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
 
 # The export options the converter form shows, each as its declaration says (the guide's labels).
 FORM_OPTIONS = tuple(option for option in OPTIONS if option.form is not None)
@@ -59,6 +63,34 @@ class DurationField(forms.CharField):
             raise forms.ValidationError(str(exc)) from None
 
 
+def option_values(data: dict[str, Any]) -> dict[str, Any]:
+    """The option fields' cleaned data as job spec fields (API units). Empty text leaves the
+    option out, so the job spec's default applies; "Compress" asks for an OVA (the guide:
+    "Compress exported OVA")."""
+    spec: dict[str, Any] = {"format": "ova"} if data.get("compress") else {}
+    for option in FORM_OPTIONS:
+        value = data[option.form.name]  # type: ignore[union-attr]
+        if option.kind in ("switch", "choice"):
+            spec[option.name] = value
+        elif option.kind == "duration":
+            if value != "":  # parsed by the form into the API's unit; empty leaves the default
+                spec[option.name] = value
+        elif value and value.strip():  # typed text: empty leaves the default to the job spec
+            spec[option.name] = value.strip()
+    return spec
+
+
+def option_initial(template: dict[str, Any]) -> dict[str, Any]:
+    """A stored job template's options as the option fields' initial values (the reverse of
+    option_values; a duration in the API's unit is what its field reads)."""
+    initial: dict[str, Any] = {}
+    for option in FORM_OPTIONS:
+        if option.name in template:
+            value = template[option.name]
+            initial[option.form.name] = "" if value is None else value  # type: ignore[union-attr]
+    return initial
+
+
 # A base class holding the option fields: Django's form metaclass collects them from here.
 OptionFields = type(
     "OptionFields", (forms.Form,), {option.form.name: option_form_field(option) for option in FORM_OPTIONS}
@@ -96,3 +128,117 @@ class JobFilterForm(forms.Form):
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     created_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
+    """A schedule and the job each run submits. Types only: ScheduleSpecSerializer (the API's
+    rules) judges the values, and its errors land on these fields (schedule_pages.save)."""
+
+    name = forms.CharField(label="Name", required=False, widget=forms.TextInput(attrs={"required": True}))
+    cron = forms.CharField(
+        label="Cron",
+        required=False,
+        help_text="5 fields (minute hour day month weekday), or @hourly, @daily, @weekly, @monthly.",
+        widget=forms.TextInput(attrs={"placeholder": "0 2 * * *", "required": True, "spellcheck": "false"}),
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        required=False,
+        help_text="An IANA name; the cron is read on this zone's wall clock.",
+        widget=forms.TextInput(attrs={"placeholder": "Europe/Berlin", "spellcheck": "false"}),
+    )
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+    overlap = forms.ChoiceField(
+        label="While a run is still going",
+        choices=Schedule.Overlap.choices,
+        initial=Schedule.Overlap.SKIP,
+        widget=forms.RadioSelect,
+    )
+    retention = forms.IntegerField(
+        label="Keep the last N runs' output",
+        required=False,
+        help_text="Empty: keep every run's output.",
+    )
+    vm_path = forms.CharField(
+        label="VM Path",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "/datacenter/vm/production/web01", "required": True}),
+    )
+    output_path = forms.CharField(
+        label="Output Directory",
+        required=False,
+        help_text="The base directory inside an export root: each run writes a directory in it. "
+        "Empty: the default export root.",
+        widget=forms.TextInput(attrs={"placeholder": "/exports/nightly"}),
+    )
+    vcenter = forms.ChoiceField(label="vCenter", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = VCenter.objects.order_by("name").values_list("name", flat=True)
+        self.fields["vcenter"].choices = [("", "the daemon's default"), *((name, name) for name in names)]
+        self.fields["timezone"].initial = settings.TIME_ZONE
+
+    def spec(self) -> dict[str, Any]:
+        """The cleaned data as ScheduleSpecSerializer reads it (the API's flat body)."""
+        data = self.cleaned_data
+        spec = {name: data[name] for name in ("name", "cron", "enabled", "overlap", "retention", "vm_path")}
+        spec["timezone"] = data["timezone"].strip() or settings.TIME_ZONE
+        if data["output_path"].strip():
+            spec["output_path"] = data["output_path"].strip()
+        spec["vcenter"] = data["vcenter"] or None
+        return {**spec, **option_values(data)}
+
+    def option_fields(self) -> list[tuple[str, forms.BoundField]]:
+        """(kind, bound field) of each declared export option, in declaration order: the
+        template lays them out by kind, so a new option shows here with no template change."""
+        return [(option.kind, self[option.form.name]) for option in FORM_OPTIONS]  # type: ignore[union-attr]
+
+    @classmethod
+    def initial_of(cls, schedule: Schedule) -> dict[str, Any]:
+        template = schedule.job_template
+        return {
+            "name": schedule.name,
+            "cron": schedule.cron,
+            "timezone": schedule.timezone,
+            "enabled": schedule.enabled,
+            "overlap": schedule.overlap,
+            "retention": schedule.retention,
+            "vm_path": template.get("vm_path", ""),
+            "output_path": template.get("output_path") or "",
+            "vcenter": template.get("vcenter") or "",
+            **option_initial(template),
+        }
+
+
+# Where ScheduleSpecSerializer's fields show up in the schedule form (its errors go there).
+SCHEDULE_FIELD_OF = {
+    **{name: name for name in ScheduleForm.base_fields},
+    **{option.name: option.form.name for option in FORM_OPTIONS if option.form is not None},
+}
+
+
+class WebhookForm(forms.Form):
+    """A new webhook. Types only: webhooks.validation (the API's rules) judges the values."""
+
+    url = forms.CharField(
+        label="URL",
+        required=False,
+        help_text="Where events are POSTed: http(s), a public address (HYPERSDK_WEBHOOK_ALLOWED_NETWORKS).",
+        widget=forms.TextInput(
+            attrs={"placeholder": "https://hooks.example.com/hypersdk", "required": True, "type": "url"}
+        ),
+    )
+    format = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[("", "inferred from the URL"), *((name, name) for name in formats.FORMATS)],
+        help_text="standard: the signed Standard Webhooks envelope; slack, discord, teams: a chat message.",
+    )
+    events = forms.MultipleChoiceField(
+        label="Events",
+        required=False,
+        choices=[(ALL_EVENTS, "every event (*)"), *((name, name) for name in EVENTS)],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=f"None ticked: {', '.join(DEFAULT_EVENTS)}.",
+    )

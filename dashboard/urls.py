@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import views
+from dashboard import schedule_pages, views, webhook_pages
 from hypersdk.lib.login_throttle import limit_login_attempts
 
 app_name = "dashboard"
@@ -24,8 +24,29 @@ urlpatterns = [
     path("ui/jobs/<str:job_id>/actions/", views.job_actions, name="job-actions"),
     path("ui/converter/", views.converter_tab, name="converter"),
     path("ui/converter/hyper2kvm/", views.converter_hint, name="converter-hint"),
-    path("ui/schedules/", views.schedule_list, name="schedules"),
-    path("ui/schedules/<str:schedule_id>/<str:action>/", views.schedule_action, name="schedule-action"),
-    path("ui/webhooks/", views.webhook_list, name="webhooks"),
-    path("ui/webhooks/<str:webhook_id>/<str:action>/", views.webhook_action, name="webhook-action"),
+    path("ui/schedules/", schedule_pages.schedule_list, name="schedules"),
+    path("ui/schedules/new/", schedule_pages.schedule_create, name="schedule-create"),
+    path("ui/schedules/preview/", schedule_pages.cron_preview, name="schedule-preview"),
+    # Before the row actions' pattern, which would take "edit" and "delete" as actions.
+    path("ui/schedules/<str:schedule_id>/edit/", schedule_pages.schedule_edit, name="schedule-edit"),
+    path("ui/schedules/<str:schedule_id>/delete/", schedule_pages.schedule_delete, name="schedule-delete"),
+    path(
+        "ui/schedules/<str:schedule_id>/<str:action>/",
+        schedule_pages.schedule_action,
+        name="schedule-action",
+    ),
+    path("ui/webhooks/", webhook_pages.webhook_list, name="webhooks"),
+    path("ui/webhooks/add/", webhook_pages.webhook_add, name="webhook-add"),
+    path("ui/webhooks/<str:webhook_id>/delete/", webhook_pages.webhook_delete, name="webhook-delete"),
+    path(
+        "ui/webhooks/<str:webhook_id>/deliveries/",
+        webhook_pages.webhook_deliveries,
+        name="webhook-deliveries",
+    ),
+    path(
+        "ui/webhooks/<str:webhook_id>/deliveries/<str:delivery_id>/redeliver/",
+        webhook_pages.webhook_redeliver,
+        name="webhook-redeliver",
+    ),
+    path("ui/webhooks/<str:webhook_id>/<str:action>/", webhook_pages.webhook_action, name="webhook-action"),
 ]

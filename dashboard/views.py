@@ -1,5 +1,6 @@
-"""The dashboard's pages: thin adapters over the job, schedule and webhook services. A job,
-schedule or webhook that does not exist is the 404 page (hypersdk.lib.errors.DomainErrorMiddleware)."""
+"""The dashboard's pages: thin adapters over the job service (the Schedules and Webhooks pages
+are dashboard.schedule_pages and dashboard.webhook_pages). A job that does not exist is the 404
+page (hypersdk.lib.errors.DomainErrorMiddleware)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
-from dashboard.htmx import render_page, role_required, row_action, row_after_action, wants_partial
+from dashboard.htmx import render_page, role_required, wants_partial
 from exports import jobs
 from exports.daemon_status import daemon_status
-from schedules import service as schedules
-from webhooks import service as webhooks
 
 JOBS_PER_PAGE = 25
-SCHEDULES_PER_PAGE = 50  # and webhooks: the API's default page
 
 
 @require_GET
@@ -152,71 +150,3 @@ def converter_hint(request: HttpRequest) -> HttpResponse:
     """What the converter would run with the hyper2kvm path as typed (htmx asks as you type)."""
     choice = converter.converter_for(request.GET.get("hyper2kvm_path", ""))
     return render(request, "dashboard/partials/converter_hint.html", {"choice": choice})
-
-
-@require_GET
-@role_required
-def schedule_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(schedules.list_schedules(), SCHEDULES_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"tab": "schedules", "page": page, "schedules": page.object_list}
-    return render_page(request, "dashboard/schedules.html", context)
-
-
-SCHEDULE_ACTIONS = {"enable", "disable", "trigger"}
-
-
-@row_action(SCHEDULE_ACTIONS)
-def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> HttpResponse:
-    notice, started = "", None
-    try:
-        if action == "trigger":
-            started = schedules.trigger(schedule_id)
-            notice = f"Started {started.id}."
-        else:
-            schedules.set_enabled(schedule_id, action == "enable")
-        schedule = schedules.get_schedule(schedule_id)
-    except schedules.ScheduleCannotRun as exc:  # a template that became invalid (a vCenter deleted since)
-        schedule, notice = schedules.get_schedule(schedule_id), str(exc)
-    return row_after_action(
-        request,
-        notice=notice,
-        back_to="dashboard:schedules",
-        template="dashboard/schedules.html",
-        row="dashboard/partials/schedule_row.html",
-        context={"tab": "schedules", "schedule": schedule, "notice": notice, "started": started},
-    )
-
-
-@require_GET
-@role_required
-def webhook_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(webhooks.ordered_webhooks(), SCHEDULES_PER_PAGE).get_page(request.GET.get("page"))
-    numbered = webhooks.with_indexes(
-        page.object_list, start=page.start_index() - 1 if page.object_list else 0
-    )
-    context = {"tab": "webhooks", "page": page, "webhooks": numbered}
-    return render_page(request, "dashboard/webhooks.html", context)
-
-
-WEBHOOK_ACTIONS = {"test", "enable", "disable"}
-
-
-@row_action(WEBHOOK_ACTIONS)
-def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
-    tested = None
-    if action == "test":
-        tested = webhooks.test_webhook(webhook_id)
-    else:
-        webhooks.set_enabled(webhook_id, action == "enable")
-    webhook = webhooks.get_webhook(webhook_id)
-    notice = ""
-    if tested:
-        notice = "Test delivered." if tested.ok else f"Test failed: {tested.error}"
-    return row_after_action(
-        request,
-        notice=notice,
-        back_to="dashboard:webhooks",
-        template="dashboard/webhooks.html",
-        row="dashboard/partials/webhook_row.html",
-        context={"tab": "webhooks", "webhook": webhook, "tested": tested},
-    )

@@ -10,6 +10,7 @@ Debian cron's DST behaviour. Both what is shown (NEXT RUN) and what fires (the t
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -176,6 +177,13 @@ def _shift_instant(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
 def next_run(expression: str, tz_name: str, after: datetime) -> datetime:
     """The first slot strictly after ``after``, in the schedule's zone (what NEXT RUN shows)."""
     return next(slots(expression, tz_name, after))
+
+
+def upcoming(expression: str, tz_name: str, after: datetime, count: int = 5) -> list[datetime]:
+    """The first ``count`` slots strictly after ``after``, in the schedule's zone: the preview
+    of an expression being typed. Raises InvalidCron (one line) as :func:`validate` does."""
+    validate(expression, tz_name)
+    return list(itertools.islice(slots(expression, tz_name, after), count))
 
 
 def due_slots(expression: str, tz_name: str, after: datetime, until: datetime, limit: int) -> list[datetime]:

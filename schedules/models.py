@@ -136,6 +136,13 @@ class Schedule(models.Model):
         return self.local_time(self.last_run_at)
 
     @property
+    def cron_description(self) -> str:
+        """The expression in words ("At 02:00 AM"); "" when it cannot be read."""
+        from schedules import cron
+
+        return cron.describe(self.cron)
+
+    @property
     def vm_path(self) -> str:
         return self.job_template.get("vm_path", "")
 

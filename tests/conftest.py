@@ -394,6 +394,7 @@ operator_api = persona_client("operator_api", "operator", "api")
 viewer_api = persona_client("viewer_api", "viewer", "api")
 no_role_api = persona_client("no_role_api", "no_role_user", "api")
 operator_browser = persona_client("operator_browser", "operator", "browser")
+viewer_browser = persona_client("viewer_browser", "viewer", "browser")
 
 
 @pytest.fixture

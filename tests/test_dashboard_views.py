@@ -409,7 +409,7 @@ def test_run_now_starts_a_job_and_links_it(client, operator, nightly):
 
 
 def test_an_unknown_schedule_action_is_a_404(client, operator, nightly):
-    assert client.post(f"/ui/schedules/{nightly.id}/delete/").status_code == 404
+    assert client.post(f"/ui/schedules/{nightly.id}/explode/").status_code == 404
     assert client.post("/ui/schedules/sched-nope/enable/").status_code == 404
 
 

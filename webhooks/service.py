@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from hypersdk.lib.errors import NotFoundError
@@ -51,6 +51,17 @@ class TestResult:
 def ordered_webhooks() -> QuerySet[Webhook]:
     """Every webhook in creation order: the order ``index`` counts in."""
     return Webhook.objects.order_by("created_at", "id")
+
+
+def with_last_delivery(webhooks: QuerySet[Webhook]) -> QuerySet[Webhook]:
+    """``webhooks`` annotated with their newest delivery's ``last_delivery_status``,
+    ``last_delivery_code`` (HTTP status, None) and ``last_delivery_at`` (None: never sent)."""
+    newest = WebhookDelivery.objects.filter(webhook=OuterRef("pk")).order_by("-created_at", "-id")
+    return webhooks.annotate(
+        last_delivery_status=Subquery(newest.values("status")[:1]),
+        last_delivery_code=Subquery(newest.values("status_code")[:1]),
+        last_delivery_at=Subquery(newest.values("created_at")[:1]),
+    )
 
 
 def with_indexes(webhooks, start: int = 0) -> list[Webhook]:
