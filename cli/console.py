@@ -7,7 +7,19 @@ import time
 from typing import TextIO
 
 from exports.pipeline.progress import ProgressSnapshot
-from hypersdk.lib.units import human_size
+from hypersdk.lib.units import human_duration, human_size
+
+
+def progress_detail(snapshot: ProgressSnapshot) -> str:
+    """``"1.2 GiB/4.0 GiB 85.3 MiB/s ETA 2m 3s"``: the phase's bytes and rate, the run's ETA."""
+    parts = []
+    if snapshot.bytes_total:
+        parts.append(f"{human_size(snapshot.bytes_done)}/{human_size(snapshot.bytes_total)}")
+    if snapshot.rate_bps:
+        parts.append(f"{human_size(snapshot.rate_bps)}/s")
+    if snapshot.eta_seconds is not None:
+        parts.append(f"ETA {human_duration(snapshot.eta_seconds)}")
+    return " ".join(parts)
 
 
 def _clock() -> str:
@@ -31,12 +43,15 @@ class PlainReporter:
         if snapshot.phase == self._last_phase and now - self._last_line < self.interval:
             return
         self._last_phase, self._last_line = snapshot.phase, now
-        line = f"[{_clock()}] {snapshot.phase} {snapshot.percent:.1f}%"
-        if snapshot.bytes_total:
-            line += f" {snapshot.current_file} {human_size(snapshot.bytes_done)}/{human_size(snapshot.bytes_total)}"
-            line += f" {human_size(snapshot.rate_bps)}/s"
-            if snapshot.eta_seconds is not None:
-                line += f" ETA {snapshot.eta_seconds:.0f}s"
+        line = " ".join(
+            part
+            for part in (
+                f"[{_clock()}] {snapshot.phase} {snapshot.percent:.1f}%",
+                snapshot.current_file,
+                progress_detail(snapshot),
+            )
+            if part
+        )
         print(line, file=self.stream, flush=True)
 
     def log(self, level: int, message: str) -> None:
@@ -54,37 +69,30 @@ class BarReporter:
 
     def __init__(self, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self.console = Console(file=stream)
+        # The bar is the whole run's percentage (every phase weighted by the bytes it moves), so
+        # it never jumps back at a phase change; the detail is the current phase's bytes and rate
+        # and the run's ETA, the same figures the job page and `hyperctl watch` show.
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>5.1f}%"),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[detail]}"),
             console=self.console,
             transient=False,
         )
-        self.task = self.bar.add_task("connecting", total=None)
+        self.task = self.bar.add_task("connecting", total=100, detail="")
         self.bar.start()
 
     def progress(self, snapshot: ProgressSnapshot) -> None:
-        description = f"{snapshot.phase} {snapshot.current_file}".strip()
-        if snapshot.bytes_total:
-            self.bar.update(
-                self.task, description=description, completed=snapshot.bytes_done, total=snapshot.bytes_total
-            )
-        else:
-            self.bar.update(self.task, description=description)
+        self.bar.update(
+            self.task,
+            description=f"{snapshot.phase} {snapshot.current_file}".strip(),
+            completed=snapshot.percent,
+            detail=progress_detail(snapshot),
+        )
 
     def log(self, level: int, message: str) -> None:
         if level >= logging.INFO:

@@ -317,3 +317,29 @@ def test_the_job_panel_shows_the_phase_rate_and_eta_without_a_websocket(operator
     Job.objects.filter(id=job.id).update(status=Job.Status.COMPLETED)
     finished = operator_browser.get(reverse("dashboard:job-live", args=[job.id])).content.decode()
     assert 'data-field="eta"><' in finished and 'data-field="rate"><' in finished
+
+
+def test_the_terminal_bar_shows_the_whole_runs_percentage_not_the_phases():
+    """Converting the last bytes of a disk is 100 % of that phase but 60 % of the run: a terminal
+    bar that showed the phase's share would jump back to 0 at the next phase."""
+    import io
+
+    from cli.console import BarReporter
+
+    stream = io.StringIO()
+    reporter = BarReporter(stream)
+    reporter.progress(
+        ProgressSnapshot(
+            percent=60.0,
+            phase="converting",
+            current_file="web01-disk1.vmdk",
+            bytes_done=1024**3,
+            bytes_total=1024**3,
+            rate_bps=50 * 1024**2,
+            eta_seconds=65,
+        )
+    )
+    reporter.close()
+    text = stream.getvalue()
+    assert " 60.0%" in text and "100.0%" not in text
+    assert "1.0 GiB/1.0 GiB 50.0 MiB/s ETA 1m 5s" in text
