@@ -206,7 +206,8 @@ def test_hyper2kvm_conversion_reports_its_progress_source_and_duration(exported_
     written = json.loads((exported_disks[0].path.parent / "conversion-report.json").read_text())
     assert all(o["source"] and o["duration_seconds"] > 0 for o in written["outputs"])
     converting = [s for s in out.snapshots if s.phase == "converting"]
-    assert converting[-1].bytes_done == converting[-1].bytes_total == sum(d.size for d in exported_disks)
+    # Each disk counts twice: converted, then its output hashed.
+    assert converting[-1].bytes_done == converting[-1].bytes_total == 2 * sum(d.size for d in exported_disks)
     assert not any("Progress:" in line for line in out.lines)  # progress, not log lines
     assert any(line.startswith("converting: 2 disk(s) with hyper2kvm: ") for line in out.lines)
 
@@ -343,3 +344,56 @@ def test_the_terminal_bar_shows_the_whole_runs_percentage_not_the_phases():
     text = stream.getvalue()
     assert " 60.0%" in text and "100.0%" not in text
     assert "1.0 GiB/1.0 GiB 50.0 MiB/s ETA 1m 5s" in text
+
+
+def test_hashing_each_converted_output_moves_the_converting_phase_on(exported_disks, write_test_manifest):
+    """After qemu-img ends, the SHA-256 of a big raw output still takes a while: the phase keeps
+    moving through it instead of sitting at its end."""
+    document = write_test_manifest(exported_disks, "raw")
+    out = Recorder()
+    convert_export(
+        document,
+        exported_disks[0].path.parent,
+        hyper2kvm=None,
+        timeout_seconds=600,
+        compress=False,
+        reporter=out,
+        cancel=CancelToken(),
+    )
+    outputs = {f"{disk['id']}.raw" for disk in document["disks"]}
+    hashing = [s for s in out.snapshots if s.phase == "converting" and s.current_file in outputs]
+    assert {s.current_file for s in hashing} == outputs
+    done = [s.bytes_done for s in hashing]
+    assert done == sorted(done) and done[-1] == hashing[-1].bytes_total
+
+
+def test_between_hyper2kvm_steps_its_output_growth_moves_the_disk_never_past_the_next_step(tmp_path):
+    from exports.pipeline.convert import _Hyper2kvmProgress
+    from exports.pipeline.processes import ToolOutput
+
+    size = 100 << 20
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    out = Recorder()
+    meter = PhaseMeter(out, "converting", max_rate_hz=1e9)
+    meter.expect("d1.vmdk", size)
+    fd = os.open(converted, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        progress = _Hyper2kvmProgress(
+            {"disks": [{"id": "d1", "path": "d1.vmdk", "size": size}]},
+            meter,
+            ToolOutput(out, "hyper2kvm"),
+            fd,
+        )
+        progress.line("Converting disk: d1")
+        progress.line("Progress: 10%")
+        (converted / "d1.qcow2").write_bytes(os.urandom(15 << 20))
+        progress.tick()
+        assert 10 << 20 < out.snapshots[-1].bytes_done <= 15 << 20  # moved by what was written
+        (converted / "d1.qcow2").write_bytes(os.urandom(60 << 20))
+        progress.tick()
+        assert out.snapshots[-1].bytes_done < size // 5  # but not past hyper2kvm's next 10 %
+        progress.line("Progress: 30%")
+        assert out.snapshots[-1].bytes_done == int(0.3 * size)
+    finally:
+        os.close(fd)

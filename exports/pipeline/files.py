@@ -190,13 +190,16 @@ def entry_exists(name: str, dir_fd: int) -> bool:
     return True
 
 
-def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
+def sha256_sparse_file(
+    path: Path, *, dir_fd: int | None = None, progress: Callable[[int], None] | None = None
+) -> str:
     """SHA-256 of a file, its holes hashed from a zero buffer instead of read.
 
     A raw output of a thin disk is mostly holes (9 GiB of capacity, a few MiB of data): reading
     them would copy gigabytes of zero pages for nothing. The digest is the same as of a plain
     read. Where the filesystem cannot report holes (no SEEK_DATA), the file is simply read.
     With ``dir_fd``, ``path`` is taken in that directory, never through a symlink.
+    ``progress(n)`` after each ``n`` bytes of the file hashed, holes included.
     """
     digest = hashlib.sha256()
     fd = open_beneath(dir_fd, str(path), os.O_RDONLY) if dir_fd is not None else os.open(path, os.O_RDONLY)
@@ -211,13 +214,15 @@ def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
                 if exc.errno == errno.ENXIO:  # only a hole up to the end
                     data = size
                 elif position == 0:
-                    return sha256_file(path, dir_fd=dir_fd)
+                    return sha256_file(path, dir_fd=dir_fd, progress=progress)
                 else:
                     raise
             while position < data:  # the hole: zeros
                 step = min(HASH_CHUNK, data - position)
                 digest.update(_ZEROS[:step])
                 position += step
+                if progress is not None:
+                    progress(step)
             if position >= size:
                 break
             hole = os.lseek(fd, position, os.SEEK_HOLE)
@@ -228,6 +233,8 @@ def sha256_sparse_file(path: Path, *, dir_fd: int | None = None) -> str:
                     raise ConversionError(f"{path.name} shrank while it was being hashed")
                 digest.update(chunk)
                 position += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
     return digest.hexdigest()
 
 

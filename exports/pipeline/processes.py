@@ -108,9 +108,12 @@ def run_tool(
     timeout: float,
     cancel: CancelToken | None = None,
     on_line: Callable[[str], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
     cwd: str | None = None,
 ) -> ProcessResult:
-    """Run ``command``; raise ProcessTimeout after ``timeout`` s, ExportCancelled on cancel."""
+    """Run ``command``; raise ProcessTimeout after ``timeout`` s, ExportCancelled on cancel.
+    ``on_line(line)`` gets each output line; ``on_tick()`` is called about every 0.2 s while the
+    tool runs (to look at what it has written so far)."""
     started = time.monotonic()
     process = subprocess.Popen(
         list(command),
@@ -147,7 +150,8 @@ def run_tool(
             try:
                 process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
-                pass
+                if on_tick is not None:
+                    on_tick()
     finally:
         if process.poll() is None:
             _kill_group(process)
