@@ -171,6 +171,26 @@ def test_the_converter_command_line_shows_no_secret():
     assert shown.startswith("/usr/bin/hyper2kvm --manifest /out/run/manifest.json --password '***'")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "secret"),
+    [
+        (["--pass", "p4ss-word"], "p4ss-word"),
+        (["--pwd", "p4ss-word"], "p4ss-word"),
+        (["--vc-pass=p4ss-word"], "p4ss-word"),
+        (["--auth", "Bearer abc.def"], "abc.def"),
+        (["--credentials", "user:p4ss"], "p4ss"),
+        (["pass=p4ss-word"], "p4ss-word"),
+    ],
+)
+def test_short_secret_flags_are_masked_too(arguments, secret):
+    assert secret not in command_line(["/usr/bin/hyper2kvm", *arguments])
+
+
+def test_flags_that_only_contain_a_secret_word_keep_their_value():
+    shown = command_line(["qemu-img", "convert", "-p", "-m", "8", "--bypass-cache", "/a.vmdk", "/b.qcow2"])
+    assert shown == "qemu-img convert -p -m 8 --bypass-cache /a.vmdk /b.qcow2"
+
+
 def test_converter_output_is_logged_bounded():
     out = Recorder()
     lines = ToolOutput(out, "hyper2kvm", limit=3)

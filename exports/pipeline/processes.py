@@ -24,11 +24,15 @@ from hypersdk.lib.redaction import MASK, mask_url
 # qemu-img's ``-p`` progress, one ``    (12.34/100%)`` per update (\r-separated: read with
 # universal newlines, each is a line).
 _QEMU_PROGRESS = re.compile(r"^\s*\((\d+(?:\.\d+)?)/100%\)\s*$")
-# A flag whose value is a secret, as ``--password x`` or ``--password=x``.
-_SECRET_FLAG = re.compile(r"^-{1,2}[\w-]*(password|passwd|secret|token|api[-_]?key)[\w-]*$", re.IGNORECASE)
-_SECRET_ASSIGNMENT = re.compile(
-    r"^(-{0,2}[\w.-]*(password|passwd|secret|token|api[-_]?key)[\w.-]*=).+$", re.IGNORECASE
+# A flag whose value is a secret, as ``--password x`` or ``--password=x``: a secret word anywhere
+# in its name, or a short one (``pass``, ``pwd``, ``auth``) as a whole part of it (``--vc-pass``,
+# not ``--bypass-cache``). ``-p`` alone is qemu-img's progress switch, not a password.
+_SECRET_NAME = (
+    r"(?:[\w-]*(?:password|passwd|secret|token|credential|api[-_]?key)[\w-]*"
+    r"|(?:[a-z0-9]+[-_])*(?:pass|pwd|auth)(?:[-_][a-z0-9]+)*)"
 )
+_SECRET_FLAG = re.compile(rf"^-{{1,2}}{_SECRET_NAME}$", re.IGNORECASE)
+_SECRET_ASSIGNMENT = re.compile(rf"^(-{{0,2}}{_SECRET_NAME}=).+$", re.IGNORECASE)
 OUTPUT_LINES_LOGGED = 200  # per tool run: a converter's chatter must not drown the job log
 OUTPUT_LINE_CHARS = 500
 
