@@ -130,14 +130,28 @@ def test_the_run_percentage_never_goes_back_across_phase_changes_or_retries():
     assert [s.phase for s in out.snapshots] == [s.phase for s in sequence]
 
 
-def test_the_eta_is_the_elapsed_time_scaled_by_what_is_left():
+def test_the_eta_counts_from_the_first_byte_not_from_the_connection():
+    """Connecting, the lease and the descriptor move nothing: an ETA that counted them made the
+    first estimates of a 3-second transfer read 36 minutes."""
     clock, out = FakeClock(), Recorder()
     overall = OverallProgress(out, {"downloading": 1.0, "converting": 1.0}, clock=clock)
     overall.progress(_phase("connecting", 0.0))
     assert out.snapshots[-1].eta_seconds is None  # nothing done: no estimate
+    clock.now += 20  # the lease took 20 s
+    overall.progress(_phase("downloading", 0.2))  # the first bytes: too early to tell
+    assert out.snapshots[-1].eta_seconds is None
     clock.now += 30
-    overall.progress(_phase("downloading", 50.0))  # 25 % of the run in 30 s
-    assert out.snapshots[-1].eta_seconds == pytest.approx(90.0)
+    overall.progress(_phase("downloading", 50.2))  # 25 % of the run in the 30 s since
+    assert out.snapshots[-1].eta_seconds == pytest.approx(30 * (100 - 25.1) / 25.0)  # not 20 s more
+
+
+def test_no_eta_from_a_few_milliseconds_of_work():
+    clock, out = FakeClock(), Recorder()
+    overall = OverallProgress(out, {"downloading": 1.0}, clock=clock)
+    overall.progress(_phase("downloading", 0.1))
+    clock.now += 0.05
+    overall.progress(_phase("downloading", 0.2))
+    assert out.snapshots[-1].eta_seconds is None
 
 
 def test_a_phase_meter_counts_bytes_rate_and_reports_when_finished():

@@ -142,8 +142,15 @@ class OverallProgress:
     """A ``ProgressReporter`` in front of another: phase snapshots in (``percent`` is the
     phase's own), run snapshots out (``percent`` and ``eta_seconds`` are the run's).
 
-    The ETA is the run's elapsed time scaled by what is left: ``elapsed * (100 - p) / p``.
+    The ETA scales the time since the first byte moved by what is left:
+    ``(now - t0) * (100 - p) / (p - p0)``, where ``t0``/``p0`` are the time and percentage of
+    the first snapshot that moved (connecting, the lease and the descriptor move no bytes and
+    would otherwise make the first estimates hundreds of times too long). No estimate before
+    a second of work or 0.5 % has gone by: a guess from a few milliseconds only misleads.
     """
+
+    MIN_SECONDS = 1.0
+    MIN_PERCENT = 0.5
 
     def __init__(
         self,
@@ -157,6 +164,7 @@ class OverallProgress:
         self._started = clock()
         self._lock = threading.Lock()
         self._percent = 0.0
+        self._first: tuple[float, float] | None = None  # (time, percent) when bytes first moved
         total = sum(weights.values()) or 1.0
         self._spans: dict[str, tuple[float, float]] = {}  # phase -> (start %, width %)
         start = 0.0
@@ -179,9 +187,24 @@ class OverallProgress:
 
     def progress(self, snapshot: ProgressSnapshot) -> None:
         percent = self.overall(snapshot)
-        elapsed = self._clock() - self._started
-        eta = elapsed * (100.0 - percent) / percent if percent > 0 else None
-        self._reporter.progress(dataclasses.replace(snapshot, percent=round(percent, 1), eta_seconds=eta))
+        self._reporter.progress(
+            dataclasses.replace(snapshot, percent=round(percent, 1), eta_seconds=self._eta(percent))
+        )
+
+    def _eta(self, percent: float) -> float | None:
+        now = self._clock()
+        if self._first is None:
+            if percent <= 0:
+                return None
+            self._first = (now, percent) if now > self._started else (self._started, 0.0)
+            return None
+        first_time, first_percent = self._first
+        moved, took = percent - first_percent, now - first_time
+        if percent >= 100.0:
+            return 0.0
+        if moved <= 0 or (took < self.MIN_SECONDS and moved < self.MIN_PERCENT):
+            return None
+        return took * (100.0 - percent) / moved
 
     def log(self, level: int, message: str) -> None:
         self._reporter.log(level, message)
