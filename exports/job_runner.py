@@ -89,10 +89,12 @@ class JobSession:
             while True:
                 stopping = self._stop.wait(0.1)
                 now = time.monotonic()
-                self._flush_logs()
-                if stopping or now - last_progress >= self.progress_interval:
+                # A new phase is written at once and before the log lines that follow it, so the
+                # job's label never trails its log ("verifying: ... matches" under "converting").
+                if stopping or self._phase_changed() or now - last_progress >= self.progress_interval:
                     self._flush_progress()
                     last_progress = now
+                self._flush_logs()
                 if now - last_poll >= 1.0:
                     last_poll = now
                     if Job.objects.filter(id=self.job_id, cancel_requested=True).exists():
@@ -123,6 +125,10 @@ class JobSession:
                 "job.log",
                 {"id": entry.id, "at": entry.at.isoformat(), "level": entry.level, "message": entry.message},
             )
+
+    def _phase_changed(self) -> bool:
+        with self._lock:
+            return any(snapshot.phase != self.job.phase for snapshot in self._pending)
 
     def _flush_progress(self) -> None:
         with self._lock:

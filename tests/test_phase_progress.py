@@ -329,6 +329,31 @@ def test_the_job_session_writes_the_last_snapshot_of_every_phase(db, monkeypatch
     assert Job.objects.get(id=job.id).phase == "completed"
 
 
+def test_a_new_phase_is_written_before_the_log_lines_that_follow_it(transactional_db, monkeypatch):
+    """The job's label and its log agree: a watcher that sees "verifying: ... matches" in the log
+    never sees the job still labelled "converting" (the phase used to wait for the next write)."""
+    from exports import job_runner
+    from exports.job_runner import JobSession
+    from exports.models import Job
+    from tests.factories import make_job
+
+    job = make_job()
+    Job.objects.filter(id=job.id).update(status=Job.Status.RUNNING, phase="converting")
+    job.refresh_from_db()
+    events = []
+    monkeypatch.setattr(
+        job_runner.live, "publish_job", lambda job_id, kind, data: events.append((kind, data))
+    )
+    with JobSession(job, CancelToken(), progress_interval=3600) as session:
+        session.progress(ProgressSnapshot(phase="converting", percent=40.0))
+        session.progress(ProgressSnapshot(phase="verifying", percent=41.0))
+        session.log(20, "verifying: web01-disk1.vmdk sha256 matches")
+    kinds = [(kind, data.get("phase") or data.get("message")) for kind, data in events]
+    assert kinds.index(("job.progress", "verifying")) < kinds.index(
+        ("job.log", "verifying: web01-disk1.vmdk sha256 matches")
+    )
+
+
 def test_the_job_panel_shows_the_phase_rate_and_eta_without_a_websocket(operator_browser):
     """The htmx fallback (no websocket) renders what live.js writes: rate and ETA, IEC units."""
     from django.urls import reverse
