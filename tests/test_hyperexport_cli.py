@@ -246,7 +246,7 @@ def test_a_terminal_gets_a_live_bar_with_bytes_rate_and_eta(slow_vsphere, tmp_pa
         stderr=secondary,
     )
     os.close(secondary)
-    screen = _wait_for_bytes(primary, b"MiB/s")
+    screen = _wait_for_bytes(primary, b"ETA ")
     process.send_signal(signal.SIGINT)
     process.wait(timeout=120)
     os.close(primary)
