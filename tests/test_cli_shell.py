@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.cli_runner import BIN, run_process
 from tests.conftest import bare_env
 
 BASH = "/bin/bash"
+ZSH = shutil.which("zsh") or "zsh"
 
 
 @pytest.fixture
@@ -151,18 +153,21 @@ def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_del
 # ---- completion ----------------------------------------------------------------------------
 
 
-def complete(script: str, words: list[str], env: dict[str, str]) -> list[str]:
-    """COMPREPLY of the completion function for ``words`` (the last is the word being typed)."""
+def complete(script: str, words: list[str], env: dict[str, str], shell: str = BASH) -> list[str]:
+    """COMPREPLY of the completion function for ``words`` (the last is the word being typed), in
+    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays)."""
     program = f"""
 source {shlex.quote(script)}
+{"setopt ksharrays" if shell == ZSH else ""}
 COMP_WORDS=({" ".join(shlex.quote(word) for word in words)})
 COMP_CWORD={len(words) - 1}
 _hyperctl
 printf '%s\\n' "${{COMPREPLY[@]}}"
 """
     env = env | {"PATH": f"{BIN}:{env.get('PATH', '')}"}
-    result = subprocess.run([BASH, "-c", program], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([shell, "-c", program], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "command not found" not in result.stderr, result.stderr
     return [line for line in result.stdout.splitlines() if line]
 
 
@@ -205,3 +210,44 @@ def test_zsh_script_loads_the_same_completion_through_bashcompinit(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("#compdef hyperctl\n")
     assert "bashcompinit" in result.stdout and "complete -F _hyperctl hyperctl" in result.stdout
+
+
+def test_bash_offers_a_daemons_job_ids_as_text_never_running_them(bash_completion, tmp_path):
+    marker = tmp_path / "ran"
+    hostile = [f"job-$(touch${{IFS}}{marker})", f"job-`touch {marker}`", "job-ok"]
+    fake = tmp_path / "fake-hyperctl"
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(shlex.quote(word) for word in hostile) + "\n")
+    fake.chmod(0o755)
+    assert complete(bash_completion, [str(fake), "logs", "job-"], bare_env(tmp_path)) == hostile
+    assert not marker.exists()
+
+
+def test_completion_ids_are_the_newest_plain_ones_starting_with_the_word(remote_env):
+    Job.objects.bulk_create([Job(vm_path="/dc/vm/a", output_path="/e/a") for _ in range(205)])
+    Job.objects.bulk_create([Job(id="job-$(touch${IFS}x)", vm_path="/dc/vm/a", output_path="/e/a")])
+    newest = [job.id for job in Job.objects.order_by("-created_at")[:200]]
+    result = run_process("hyperctl", "query", "--complete-ids=", env=remote_env)
+    assert result.returncode == 0, result.stderr
+    offered = result.stdout.split()
+    assert len(offered) == 199 and set(offered) < set(newest) and "job-$(touch${IFS}x)" not in offered
+    prefix = offered[0][:6]
+    result = run_process("hyperctl", "query", f"--complete-ids={prefix}", env=remote_env)
+    assert result.stdout.split() == [job_id for job_id in offered if job_id.startswith(prefix)]
+
+
+def test_completion_asks_the_daemon_named_on_the_command_line(bash_completion, daemon, tmp_path):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    env = bare_env(tmp_path) | {"HYPERSDK_API_TOKEN": daemon.token}
+    words = ["hyperctl", "--daemon-url", daemon.url, "logs", ""]
+    assert complete(bash_completion, words, env) == [job_id]
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
+def test_zsh_completes_job_ids_with_its_path_intact(remote_env, tmp_path):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    result = run_process("hyperctl", "completion", "zsh", env=bare_env(tmp_path))
+    script = tmp_path / "hyperctl.zsh"
+    script.write_text(result.stdout)
+    assert complete(str(script), ["hyperctl", "logs", ""], remote_env | {"HOME": str(tmp_path)}, ZSH) == [
+        job_id
+    ]
