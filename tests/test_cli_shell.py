@@ -68,6 +68,58 @@ def test_output_to_a_pipe_whose_reader_is_gone_ends_without_a_traceback(program,
     assert result.returncode == BROKEN_PIPE_STATUS
 
 
+MANAGE = str(Path(__file__).resolve().parent.parent / "manage.py")
+
+
+def test_manage_py_hyperexport_into_a_gone_reader_ends_without_a_traceback(remote_env):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, MANAGE, "hyperexport", "--daemon-status"],
+            env=remote_env, stdout=write_end, stderr=subprocess.PIPE, timeout=600,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr.decode() == ""
+    assert result.returncode == BROKEN_PIPE_STATUS
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["hyperctl", "--help"],
+        ["hyperctl", "completion", "bash"],
+        ["hyperexport", "--help"],
+        ["manage.py hyperexport", "--help"],
+    ],
+)
+def test_output_to_a_full_device_is_a_one_line_error(command, tmp_path):
+    program, *args = command
+    argv = (
+        [sys.executable, MANAGE, "hyperexport", *args]
+        if program.startswith("manage.py")
+        else [str(BIN / program), *args]
+    )
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            argv, env=bare_env(tmp_path), stdout=full, stderr=subprocess.PIPE, text=True, timeout=600
+        )
+    assert result.stderr == f"{program}: cannot write output: No space left on device\n"
+    assert result.returncode == 1
+
+
+def test_a_direct_export_with_stdout_closed_fails_before_starting(tmp_path):
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [str(BIN / "hyperexport"), "-vm", "/dc/vm/prod/web01", "-output", str(output)],
+        env=bare_env(tmp_path), stderr=subprocess.PIPE, text=True, timeout=600,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert result.stderr == "hyperexport: cannot write output: standard output is closed\n"
+    assert result.returncode == 1 and not output.exists()
+
+
 # ---- help and usage errors ------------------------------------------------------------------
 
 
