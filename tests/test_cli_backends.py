@@ -379,6 +379,22 @@ def test_a_daemon_record_naming_a_reused_pid_is_no_daemon(tmp_path):
     assert daemon_uptime_seconds(tmp_path) is None
 
 
+@pytest.mark.parametrize("started", ["soon", None, [1]])
+def test_a_daemon_record_with_a_start_that_is_no_number_is_no_daemon(tmp_path, started):
+    record_path(tmp_path).write_text(json.dumps({"pid": os.getpid(), "started": started}))
+    assert daemon_uptime_seconds(tmp_path) is None
+
+
+def test_a_refused_database_is_one_line(db):
+    from django.db import OperationalError
+
+    with pytest.raises(CLIError) as caught, LocalBackend()._errors():
+        raise OperationalError(
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?'
+        )
+    assert "\n" not in str(caught.value) and "Connection refused Is the server running?" in str(caught.value)
+
+
 # ---- watch and logs -f, on the local backend with the worker's steps played in between -------
 
 

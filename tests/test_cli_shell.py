@@ -120,6 +120,13 @@ def test_a_direct_export_with_stdout_closed_fails_before_starting(tmp_path):
     assert result.returncode == 1 and not output.exists()
 
 
+def test_an_unusable_data_dir_is_a_one_line_error(tmp_path):
+    env = bare_env(tmp_path) | {"HYPERSDK_DATA_DIR": "/proc/nope"}
+    result = run_process("hyperexport", "--daemon-status", "--daemon-url", "http://127.0.0.1:1", env=env)
+    assert result.stderr == "error: HYPERSDK_DATA_DIR /proc/nope cannot be used: No such file or directory\n"
+    assert result.returncode == 2
+
+
 # ---- help and usage errors ------------------------------------------------------------------
 
 
