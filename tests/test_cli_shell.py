@@ -179,6 +179,12 @@ def test_a_usage_error_names_the_command_once(argv, prog, tmp_path):
     assert usage.stdout.startswith(f"usage: {prog} [-h]")
 
 
+def test_webhooks_add_without_arguments_requires_the_url_only(tmp_path):
+    result = run_process("hyperctl", "webhooks", "add", env=bare_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == "hyperctl webhooks add: error: the following arguments are required: URL\n"
+
+
 def test_help_and_usage_errors_load_no_django(tmp_path):
     """Start-up: the parser is argparse only, so --help costs no app loading."""
     probe = (
