@@ -660,6 +660,18 @@ def test_a_daemon_dripping_its_answer_stops_at_the_deadline(fake_daemon):
         remote.daemon_status()
 
 
+def test_a_daemon_dripping_its_headers_stops_at_the_deadline(fake_daemon):
+    def drip_headers(handler) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)  # the hostile daemon's pace, each byte well within the read timeout
+
+    remote = RemoteBackend(fake_daemon(drip_headers), "t", deadline=0.5)
+    with pytest.raises(CLIError, match="did not finish its answer within 0.5 s"):
+        remote.daemon_status()
+
+
 def endless_pages(handler) -> None:
     # Every page announces one more: `next` never ends.
     json_answer({"count": 3, "next": "http://x/?page=2", "results": [{"id": f"job-{time.monotonic_ns()}"}]})(

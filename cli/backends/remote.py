@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
+import socket
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -57,8 +58,14 @@ class RemoteBackend:
         if token:
             check_token(token)
             headers["Authorization"] = f"Token {token}"
+        # No kept-alive connections: each request connects anew, so that its deadline (_Deadline)
+        # knows the socket to shut. A CLI makes a few requests, to a nearby daemon.
         self._http = httpx.Client(
-            headers=headers, timeout=timeout, follow_redirects=False, transport=transport
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def _call(
@@ -110,22 +117,36 @@ class RemoteBackend:
     ) -> tuple[int, str, httpx.Headers, bytes]:
         """Status, reason, headers and body, the body at most ``max_body`` bytes and the whole
         answer within ``deadline`` seconds (a CLIError otherwise)."""
-        give_up = time.monotonic() + self.deadline
         chunks, size = [], 0
-        with self._http.stream(method, self.base_url + path, params=params, json=body) as response:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > self.max_body:
-                    raise CLIError(
-                        f"the daemon at {self.shown_url} answered more than {self.max_body // 2**20} MiB: "
-                        "is this a HyperSDK daemon?"
-                    )
-                if time.monotonic() > give_up:
-                    raise CLIError(
-                        f"the daemon at {self.shown_url} did not finish its answer within {self.deadline:g} s"
-                    )
-                chunks.append(chunk)
-            return response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
+        too_slow = CLIError(
+            f"the daemon at {self.shown_url} did not finish its answer within {self.deadline:g} s"
+        )
+        with _Deadline(self.deadline) as deadline:
+            try:
+                with self._http.stream(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    extensions={"trace": deadline.trace},
+                ) as response:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body:
+                            raise CLIError(
+                                f"the daemon at {self.shown_url} answered more than "
+                                f"{self.max_body // 2**20} MiB: is this a HyperSDK daemon?"
+                            )
+                        if deadline.expired:
+                            raise too_slow
+                        chunks.append(chunk)
+                    if deadline.expired:
+                        raise too_slow
+                    return response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
+            except httpx.HTTPError:
+                if deadline.expired:  # our shutdown of the socket, not the daemon's failure
+                    raise too_slow from None
+                raise
 
     def unexpected(self, path: str) -> CLIError:
         return CLIError(f"unexpected answer from the daemon at {self.shown_url}{path}")
@@ -260,6 +281,45 @@ class RemoteBackend:
 
 def _summary(count: int, page: int, page_size: int) -> dict[str, int]:
     return {"count": count, "page": page, "pages": page_count(count, page_size)}
+
+
+class _Deadline:
+    """Shuts a request's socket when its whole answer takes longer than ``seconds``: httpx's
+    timeouts are per read, which a daemon sending a byte now and then never trips (headers
+    included). The socket comes from httpcore's trace of the connection."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+            with self._lock:
+                self._socket = info["return_value"].get_extra_info("socket")
+                if self.expired:
+                    self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
 
 
 def _job_segment(job_id: str) -> str:
