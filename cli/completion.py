@@ -35,6 +35,8 @@ def command_tree(parser: argparse.ArgumentParser, path: str = "") -> dict[str, L
     level = Level()
     tree = {path: level}
     for action in parser._actions:
+        if action.help == argparse.SUPPRESS:  # the completion's own flag (query --complete-ids)
+            continue
         if isinstance(action, argparse._SubParsersAction):
             for name, subparser in action.choices.items():
                 level.commands.append(name)
@@ -92,24 +94,33 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
 }}
 
 {name}_job_ids() {{
-    # The first column of `{prog} query -quiet` (the daemon's or the local jobs), no errors shown.
-    "${{COMP_WORDS[0]}}" query -quiet -limit 0 2>/dev/null | cut -f1
+    # The newest jobs' ids starting with the word typed, one a line, from the daemon given on the
+    # command line (or the environment's, or the local jobs); no errors shown. The daemon's text
+    # is never expanded as shell words (an id reading $(...) stays text): read line by line.
+    local id
+    while IFS= read -r id; do
+        [[ -n "$id" && "$id" == "$cur"* ]] && COMPREPLY+=("$id")
+    done < <("${{COMP_WORDS[0]}}" "${{connection[@]}}" query --complete-ids="$cur" 2>/dev/null)
 }}
 
 {name}() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word i commands flags takes_value job_id_argument argument_choices
-    local -a positionals=()
+    # Not `path`: zsh ties that name to $PATH.
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" cmd_path="" word i commands flags takes_value job_id_argument argument_choices
+    local -a positionals=() connection=()
     local skip=0
     {name}_level ""
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${{COMP_WORDS[i]}}"
         if ((skip)); then skip=0; continue; fi
         case "$word" in
+            -daemon-url=*|--daemon-url=*|-token-file=*|--token-file=*) connection+=("$word"); continue;;
+            -daemon-url|--daemon-url|-token-file|--token-file)
+                ((i + 1 < COMP_CWORD)) && connection+=("$word" "${{COMP_WORDS[i + 1]}}"); skip=1; continue;;
             -*=*) continue;;
             -*) case " $takes_value " in *" $word "*) skip=1;; esac; continue;;
         esac
         case " $commands " in
-            *" $word "*) path="${{path:+$path }}$word"; {name}_level "$path";;
+            *" $word "*) cmd_path="${{cmd_path:+$cmd_path }}$word"; {name}_level "$cmd_path";;
             *) positionals+=("$word");;
         esac
     done
@@ -117,9 +128,12 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     if ((skip)); then
         prev="${{COMP_WORDS[COMP_CWORD - 1]}}"
         local offered
-        offered="$({name}_values "$path|$prev")"
-        [[ "$offered" == "@job-ids" ]] && offered="$({name}_job_ids)"
-        COMPREPLY=($(compgen -W "$offered" -- "$cur"))
+        offered="$({name}_values "$cmd_path|$prev")"
+        if [[ "$offered" == "@job-ids" ]]; then
+            {name}_job_ids
+        else
+            COMPREPLY=($(compgen -W "$offered" -- "$cur"))
+        fi
         return 0
     fi
     if [[ "$cur" == -* ]]; then
@@ -129,7 +143,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     elif ((${{#positionals[@]}} > 0)); then
         :  # the command's one argument is given
     elif ((job_id_argument)); then
-        COMPREPLY=($(compgen -W "$({name}_job_ids)" -- "$cur"))
+        {name}_job_ids
     elif [[ -n "$argument_choices" ]]; then
         COMPREPLY=($(compgen -W "$argument_choices" -- "$cur"))
     fi

@@ -38,7 +38,7 @@ def hyperexport() -> None:
     """
     from cli.pipes import quiet_on_broken_pipe
 
-    with quiet_on_broken_pipe():
+    with quiet_on_broken_pipe("hyperexport"):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
         from hypersdk.lib.env import load_settings_or_exit, setup_django_or_exit
 
@@ -55,6 +55,6 @@ def hyperctl() -> None:
     from cli.hyperctl.main import main
     from cli.pipes import quiet_on_broken_pipe
 
-    with quiet_on_broken_pipe():
+    with quiet_on_broken_pipe("hyperctl"):
         code = main()
     sys.exit(code)

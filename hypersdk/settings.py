@@ -10,6 +10,7 @@ import environ
 
 from hypersdk.lib import public_url
 from hypersdk.lib.env import (
+    ConfigError,
     env_abs_paths,
     env_bool,
     env_header_name,
@@ -32,7 +33,10 @@ DATA_DIR = Path(env_str("HYPERSDK_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # the Redis socket. hypervisord and bootstrap_admin check an existing one (hypersdk/lib/private_files.py).
 # Another user's dir is refused (ConfigError) before anything is read from or written into it.
 refuse_foreign(DATA_DIR)
-make_private_dir(DATA_DIR)
+try:
+    make_private_dir(DATA_DIR)
+except OSError as exc:  # /proc/nope, a read-only place: one line at start-up, not a traceback
+    raise ConfigError(f"HYPERSDK_DATA_DIR {DATA_DIR} cannot be used: {exc.strerror or exc}") from None
 
 
 def _secret_key() -> str:

@@ -379,6 +379,22 @@ def test_a_daemon_record_naming_a_reused_pid_is_no_daemon(tmp_path):
     assert daemon_uptime_seconds(tmp_path) is None
 
 
+@pytest.mark.parametrize("started", ["soon", None, [1]])
+def test_a_daemon_record_with_a_start_that_is_no_number_is_no_daemon(tmp_path, started):
+    record_path(tmp_path).write_text(json.dumps({"pid": os.getpid(), "started": started}))
+    assert daemon_uptime_seconds(tmp_path) is None
+
+
+def test_a_refused_database_is_one_line(db):
+    from django.db import OperationalError
+
+    with pytest.raises(CLIError) as caught, LocalBackend()._errors():
+        raise OperationalError(
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?'
+        )
+    assert "\n" not in str(caught.value) and "Connection refused Is the server running?" in str(caught.value)
+
+
 # ---- watch and logs -f, on the local backend with the worker's steps played in between -------
 
 
@@ -555,3 +571,180 @@ def test_a_url_that_is_no_daemon_says_so(daemon):
 def test_remote_status_reports_the_daemon(daemon):
     status = RemoteBackend(daemon.url, daemon.token).daemon_status()
     assert status["health"] == "ok" and status["uptime_seconds"] > 0
+
+
+# ---- a hostile or broken daemon: one-line errors, bounded memory and time ---------------------
+
+
+class FakeDaemon:
+    """An HTTP server answering every request with ``answer(handler)``; its URL."""
+
+    def __init__(self, answer) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                try:
+                    answer(self)
+                except (BrokenPipeError, ConnectionResetError):  # the CLI gave up, as it should
+                    pass
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_daemon():
+    started = []
+
+    def start(answer) -> str:
+        started.append(FakeDaemon(answer))
+        return started[-1].url
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def json_answer(body, status: int = 200):
+    def answer(handler) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    return answer
+
+
+def test_an_endless_answer_stops_at_the_size_limit(fake_daemon):
+    def endless(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()
+        handler.wfile.write(b'{"health": "')
+        while True:
+            handler.wfile.write(b"x" * 65536)
+
+    remote = RemoteBackend(fake_daemon(endless), "t", max_body=2**20)
+    with pytest.raises(CLIError, match="answered more than 1 MiB"):
+        remote.daemon_status()
+
+
+def test_a_daemon_dripping_its_answer_stops_at_the_deadline(fake_daemon):
+    def drip(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()
+        while True:
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.05)  # the hostile daemon's pace, each byte well within the read timeout
+
+    remote = RemoteBackend(fake_daemon(drip), "t", deadline=0.5)
+    with pytest.raises(CLIError, match="did not finish its answer within 0.5 s"):
+        remote.daemon_status()
+
+
+def test_a_daemon_dripping_its_headers_stops_at_the_deadline(fake_daemon):
+    def drip_headers(handler) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)  # the hostile daemon's pace, each byte well within the read timeout
+
+    remote = RemoteBackend(fake_daemon(drip_headers), "t", deadline=0.5)
+    with pytest.raises(CLIError, match="did not finish its answer within 0.5 s"):
+        remote.daemon_status()
+
+
+def endless_pages(handler) -> None:
+    # Every page announces one more: `next` never ends.
+    json_answer({"count": 3, "next": "http://x/?page=2", "results": [{"id": f"job-{time.monotonic_ns()}"}]})(
+        handler
+    )
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        lambda remote: remote.query_jobs(),
+        lambda remote: remote.query_jobs(limit=5),
+        lambda remote: remote.list_schedules(page=None),
+        lambda remote: remote.list_webhooks(page=None),
+    ],
+)
+def test_pages_whose_next_never_ends_stop_with_one_line(fake_daemon, listing):
+    remote = RemoteBackend(fake_daemon(endless_pages), "t")
+    with pytest.raises(CLIError, match="keeps announcing more pages than its 3 rows fill"):
+        listing(remote)
+
+
+@pytest.mark.parametrize("body", [[], None, {"results": "x"}, {"count": 1, "results": [1]}, "text"])
+def test_a_wrong_json_shape_is_an_unexpected_answer(fake_daemon, body):
+    remote = RemoteBackend(fake_daemon(json_answer(body)), "t")
+    with pytest.raises(
+        CLIError, match="^unexpected answer from the daemon at http://127.0.0.1:\\d+/jobs/query$"
+    ):
+        remote.query_jobs()
+
+
+@pytest.mark.parametrize("job_id", ["é/../x", "job-" + "x" * 20_000, "j" * 70_000, "job 1", ""])
+def test_remote_odd_job_ids_are_not_found_as_locally(fake_daemon, job_id):
+    remote = RemoteBackend(fake_daemon(json_answer({"detail": "unused"}, 404)), "t")
+    for ask in (remote.get_job, remote.cancel_job, remote.job_logs):
+        with pytest.raises(CLIError, match="^job not found: "):
+            ask(job_id)
+
+
+def test_remote_job_not_found_reads_as_locally_for_a_slash(daemon, db):
+    from cli.backends.local import LocalBackend
+
+    for backend in (LocalBackend(), RemoteBackend(daemon.url, daemon.token)):
+        with pytest.raises(CLIError, match="^job not found: é/../x$"):
+            backend.get_job("é/../x")
+
+
+def test_a_password_in_the_daemon_url_is_never_shown():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(CLIError) as caught:
+        RemoteBackend(f"http://admin:S3cretPW@127.0.0.1:{port}", "t").daemon_status()
+    assert "S3cretPW" not in str(caught.value)
+    assert str(caught.value) == f"cannot reach daemon at http://***@127.0.0.1:{port}: connection refused"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("abc\nSECRET", "the API token contains a line break or non-printable character"),
+        ("abc\x1bSECRET", "the API token contains a line break or non-printable character"),
+        ("abcSECRETé", "the API token contains a non-ASCII character"),
+    ],
+)
+def test_an_unusable_token_is_named_without_showing_it(token, message):
+    with pytest.raises(CLIError) as caught:
+        RemoteBackend("http://127.0.0.1:1", token)
+    assert str(caught.value).startswith(message) and "SECRET" not in str(caught.value)
+
+
+def test_server_error_text_is_shown_as_one_printable_line(fake_daemon):
+    remote = RemoteBackend(fake_daemon(json_answer({"detail": "bad\x1b[2J\nthing\r\x07"}, 400)), "t")
+    with pytest.raises(CLIError) as caught:
+        remote.daemon_status()
+    assert str(caught.value) == "bad [2J thing"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.cli_runner import BIN, run_process
 from tests.conftest import bare_env
 
 BASH = "/bin/bash"
+ZSH = shutil.which("zsh") or "zsh"
 
 
 @pytest.fixture
@@ -64,6 +66,65 @@ def test_output_to_a_pipe_whose_reader_is_gone_ends_without_a_traceback(program,
         os.close(write_end)
     assert result.stderr.decode() == ""
     assert result.returncode == BROKEN_PIPE_STATUS
+
+
+MANAGE = str(Path(__file__).resolve().parent.parent / "manage.py")
+
+
+def test_manage_py_hyperexport_into_a_gone_reader_ends_without_a_traceback(remote_env):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, MANAGE, "hyperexport", "--daemon-status"],
+            env=remote_env, stdout=write_end, stderr=subprocess.PIPE, timeout=600,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr.decode() == ""
+    assert result.returncode == BROKEN_PIPE_STATUS
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["hyperctl", "--help"],
+        ["hyperctl", "completion", "bash"],
+        ["hyperexport", "--help"],
+        ["manage.py hyperexport", "--help"],
+    ],
+)
+def test_output_to_a_full_device_is_a_one_line_error(command, tmp_path):
+    program, *args = command
+    argv = (
+        [sys.executable, MANAGE, "hyperexport", *args]
+        if program.startswith("manage.py")
+        else [str(BIN / program), *args]
+    )
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            argv, env=bare_env(tmp_path), stdout=full, stderr=subprocess.PIPE, text=True, timeout=600
+        )
+    assert result.stderr == f"{program}: cannot write output: No space left on device\n"
+    assert result.returncode == 1
+
+
+def test_a_direct_export_with_stdout_closed_fails_before_starting(tmp_path):
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [str(BIN / "hyperexport"), "-vm", "/dc/vm/prod/web01", "-output", str(output)],
+        env=bare_env(tmp_path), stderr=subprocess.PIPE, text=True, timeout=600,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert result.stderr == "hyperexport: cannot write output: standard output is closed\n"
+    assert result.returncode == 1 and not output.exists()
+
+
+def test_an_unusable_data_dir_is_a_one_line_error(tmp_path):
+    env = bare_env(tmp_path) | {"HYPERSDK_DATA_DIR": "/proc/nope"}
+    result = run_process("hyperexport", "--daemon-status", "--daemon-url", "http://127.0.0.1:1", env=env)
+    assert result.stderr == "error: HYPERSDK_DATA_DIR /proc/nope cannot be used: No such file or directory\n"
+    assert result.returncode == 2
 
 
 # ---- help and usage errors ------------------------------------------------------------------
@@ -118,6 +179,12 @@ def test_a_usage_error_names_the_command_once(argv, prog, tmp_path):
     assert usage.stdout.startswith(f"usage: {prog} [-h]")
 
 
+def test_webhooks_add_without_arguments_requires_the_url_only(tmp_path):
+    result = run_process("hyperctl", "webhooks", "add", env=bare_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == "hyperctl webhooks add: error: the following arguments are required: URL\n"
+
+
 def test_help_and_usage_errors_load_no_django(tmp_path):
     """Start-up: the parser is argparse only, so --help costs no app loading."""
     probe = (
@@ -151,18 +218,21 @@ def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_del
 # ---- completion ----------------------------------------------------------------------------
 
 
-def complete(script: str, words: list[str], env: dict[str, str]) -> list[str]:
-    """COMPREPLY of the completion function for ``words`` (the last is the word being typed)."""
+def complete(script: str, words: list[str], env: dict[str, str], shell: str = BASH) -> list[str]:
+    """COMPREPLY of the completion function for ``words`` (the last is the word being typed), in
+    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays)."""
     program = f"""
 source {shlex.quote(script)}
+{"setopt ksharrays" if shell == ZSH else ""}
 COMP_WORDS=({" ".join(shlex.quote(word) for word in words)})
 COMP_CWORD={len(words) - 1}
 _hyperctl
 printf '%s\\n' "${{COMPREPLY[@]}}"
 """
     env = env | {"PATH": f"{BIN}:{env.get('PATH', '')}"}
-    result = subprocess.run([BASH, "-c", program], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([shell, "-c", program], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "command not found" not in result.stderr, result.stderr
     return [line for line in result.stdout.splitlines() if line]
 
 
@@ -205,3 +275,44 @@ def test_zsh_script_loads_the_same_completion_through_bashcompinit(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("#compdef hyperctl\n")
     assert "bashcompinit" in result.stdout and "complete -F _hyperctl hyperctl" in result.stdout
+
+
+def test_bash_offers_a_daemons_job_ids_as_text_never_running_them(bash_completion, tmp_path):
+    marker = tmp_path / "ran"
+    hostile = [f"job-$(touch${{IFS}}{marker})", f"job-`touch {marker}`", "job-ok"]
+    fake = tmp_path / "fake-hyperctl"
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(shlex.quote(word) for word in hostile) + "\n")
+    fake.chmod(0o755)
+    assert complete(bash_completion, [str(fake), "logs", "job-"], bare_env(tmp_path)) == hostile
+    assert not marker.exists()
+
+
+def test_completion_ids_are_the_newest_plain_ones_starting_with_the_word(remote_env):
+    Job.objects.bulk_create([Job(vm_path="/dc/vm/a", output_path="/e/a") for _ in range(205)])
+    Job.objects.bulk_create([Job(id="job-$(touch${IFS}x)", vm_path="/dc/vm/a", output_path="/e/a")])
+    newest = [job.id for job in Job.objects.order_by("-created_at")[:200]]
+    result = run_process("hyperctl", "query", "--complete-ids=", env=remote_env)
+    assert result.returncode == 0, result.stderr
+    offered = result.stdout.split()
+    assert len(offered) == 199 and set(offered) < set(newest) and "job-$(touch${IFS}x)" not in offered
+    prefix = offered[0][:6]
+    result = run_process("hyperctl", "query", f"--complete-ids={prefix}", env=remote_env)
+    assert result.stdout.split() == [job_id for job_id in offered if job_id.startswith(prefix)]
+
+
+def test_completion_asks_the_daemon_named_on_the_command_line(bash_completion, daemon, tmp_path):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    env = bare_env(tmp_path) | {"HYPERSDK_API_TOKEN": daemon.token}
+    words = ["hyperctl", "--daemon-url", daemon.url, "logs", ""]
+    assert complete(bash_completion, words, env) == [job_id]
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
+def test_zsh_completes_job_ids_with_its_path_intact(remote_env, tmp_path):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    result = run_process("hyperctl", "completion", "zsh", env=bare_env(tmp_path))
+    script = tmp_path / "hyperctl.zsh"
+    script.write_text(result.stdout)
+    assert complete(str(script), ["hyperctl", "logs", ""], remote_env | {"HOME": str(tmp_path)}, ZSH) == [
+        job_id
+    ]

@@ -3,8 +3,12 @@ error bodies read as that one line."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
+
+# Control characters (ESC starts a terminal's escape sequences) and line breaks, C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 # The summary fields of a submit answer, beside the field errors of a rejected job.
 _SUBMIT_SUMMARY = {"job_ids", "accepted", "rejected", "errors"}
@@ -23,16 +27,24 @@ class UsageError(CLIError):
         super().__init__(message, exit_code=2)
 
 
+def one_line(text: str) -> str:
+    """A server's text as one printable line: control characters and line breaks become a space."""
+    return _CONTROL.sub(" ", text).strip()
+
+
 def error_message(body: Any) -> str:
-    """An API error body on one line: its ``detail``, else its field errors."""
+    """An API error body on one line: its ``detail``, else its field errors (control characters
+    and line breaks of the server's text shown as spaces)."""
+    return one_line(_error_text(body))
+
+
+def _error_text(body: Any) -> str:
     if isinstance(body, dict):
         if "detail" in body:
             return str(body["detail"])
         fields = {name: value for name, value in body.items() if name not in _SUBMIT_SUMMARY}
         if not fields and body.get("errors"):  # a rejected batch: [{"index": i, "errors": {...}}]
-            return "; ".join(
-                f"job {item['index']}: {error_message(item['errors'])}" for item in body["errors"]
-            )
+            return "; ".join(f"job {item['index']}: {_error_text(item['errors'])}" for item in body["errors"])
         return "; ".join(_field_errors(fields)) or "the daemon refused the request"
     if isinstance(body, list):
         return "; ".join(str(item) for item in body)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connection
 
-from cli.backends.errors import CLIError, error_message, no_such_page
+from cli.backends.errors import CLIError, error_message, no_such_page, one_line
 from cli.backends.protocol import DAEMON_URL_ENV, LIST_PAGE_SIZE, page_count
 from hypersdk.lib.errors import DomainError
 
@@ -43,7 +43,7 @@ class LocalBackend:
             raise CLIError(str(exc)) from None
         except DatabaseError as exc:
             raise CLIError(
-                f"the local database cannot be used ({exc}): run this on the daemon's machine "
+                f"the local database cannot be used ({one_line(str(exc))}): run this on the daemon's machine "
                 f"with its settings, or set {DAEMON_URL_ENV}"
             ) from None
 

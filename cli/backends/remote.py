@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import socket
+import threading
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 import hypersdk
-from cli.backends.errors import CLIError, UsageError, error_message
+from cli.backends.errors import CLIError, UsageError, error_message, one_line
 from cli.backends.protocol import ALL_PAGE_SIZE, LIST_PAGE_SIZE, page_count
+from hypersdk.lib.redaction import mask_url
 
 API_TOKEN_ENV = "HYPERSDK_API_TOKEN"
+# httpx's timeout is per read: a daemon dripping a byte at a time would never trip it, hence
+# a deadline for the whole answer too.
 TIMEOUT_SECONDS = 10.0
+DEADLINE_SECONDS = 120.0
+# The largest answer read (a page of 1000 jobs is about 1 MiB): an endless body stops here.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# A paged listing never asks for more pages than the first page's count announced, plus this
+# slack for rows added meanwhile.
+EXTRA_PAGES = 2
+# The job ids the API hands out (exports.models.new_job_id) are URL-safe and short; another id
+# names no job, and would not fit a URL path either.
+JOB_ID_SHAPE = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 TOKEN_REFUSED = f"the daemon refused the API token (set {API_TOKEN_ENV})"
 
 
@@ -28,16 +44,28 @@ class RemoteBackend:
         token: str,
         *,
         timeout: float = TIMEOUT_SECONDS,
+        deadline: float = DEADLINE_SECONDS,
+        max_body: int = MAX_BODY_BYTES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = daemon_base_url(url)
-        self.where = f"daemon at {self.base_url}"
+        self.shown_url = mask_url(self.base_url)
+        self.where = f"daemon at {self.shown_url}"
         self.timeout = timeout
+        self.deadline = deadline
+        self.max_body = max_body
         headers = {"Accept": "application/json", "User-Agent": f"hypersdk-cli/{hypersdk.__version__}"}
         if token:
+            check_token(token)
             headers["Authorization"] = f"Token {token}"
+        # No kept-alive connections: each request connects anew, so that its deadline (_Deadline)
+        # knows the socket to shut. A CLI makes a few requests, to a nearby daemon.
         self._http = httpx.Client(
-            headers=headers, timeout=timeout, follow_redirects=False, transport=transport
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def _call(
@@ -51,34 +79,77 @@ class RemoteBackend:
     ) -> Any:
         params = {name: value for name, value in (params or {}).items() if value is not None}
         try:
-            response = self._http.request(method, self.base_url + path, params=params, json=body)
+            status, reason, headers, content = self._fetch(method, path, params, body)
         except httpx.TimeoutException:
             raise CLIError(
-                f"cannot reach daemon at {self.base_url}: no answer within {self.timeout:g} s"
+                f"cannot reach daemon at {self.shown_url}: no answer within {self.timeout:g} s"
             ) from None
         except httpx.TransportError as exc:
-            raise CLIError(f"cannot reach daemon at {self.base_url}: {_reason(exc)}") from None
-        if response.status_code == 401:
+            raise CLIError(f"cannot reach daemon at {self.shown_url}: {_reason(exc)}") from None
+        except httpx.InvalidURL:
+            raise CLIError(f"cannot ask daemon at {self.shown_url}: the request's URL is invalid") from None
+        if status == 401:
             raise CLIError(TOKEN_REFUSED)
-        if response.status_code >= 500:
-            raise CLIError(
-                f"the daemon at {self.base_url} failed: HTTP {response.status_code} {response.reason_phrase}"
-            )
-        if response.status_code == expect == 204:
+        if status >= 500:
+            raise CLIError(f"the daemon at {self.shown_url} failed: HTTP {status} {reason}")
+        if status == expect == 204:
             return None
-        if response.is_redirect:
-            location = response.headers.get("location", "")
-            raise CLIError(f"the daemon at {self.base_url} redirects to {location}: use that as --daemon-url")
+        if 300 <= status < 400 and "location" in headers:
+            location = mask_url(one_line(headers["location"]))
+            raise CLIError(
+                f"the daemon at {self.shown_url} redirects to {location}: use that as --daemon-url"
+            )
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             raise CLIError(
-                f"unexpected answer from {self.base_url}{path}: HTTP {response.status_code}, not JSON "
+                f"unexpected answer from {self.shown_url}{path}: HTTP {status}, not JSON "
                 "(is this a HyperSDK daemon?)"
             ) from None
-        if response.status_code != expect:
+        if status != expect:
             raise CLIError(error_message(data))
+        if not isinstance(data, dict):
+            raise self.unexpected(path)
         return data
+
+    def _fetch(
+        self, method: str, path: str, params: dict[str, Any], body: Any
+    ) -> tuple[int, str, httpx.Headers, bytes]:
+        """Status, reason, headers and body, the body at most ``max_body`` bytes and the whole
+        answer within ``deadline`` seconds (a CLIError otherwise)."""
+        chunks, size = [], 0
+        too_slow = CLIError(
+            f"the daemon at {self.shown_url} did not finish its answer within {self.deadline:g} s"
+        )
+        with _Deadline(self.deadline) as deadline:
+            try:
+                with self._http.stream(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    extensions={"trace": deadline.trace},
+                ) as response:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body:
+                            raise CLIError(
+                                f"the daemon at {self.shown_url} answered more than "
+                                f"{self.max_body // 2**20} MiB: is this a HyperSDK daemon?"
+                            )
+                        if deadline.expired:
+                            raise too_slow
+                        chunks.append(chunk)
+                    if deadline.expired:
+                        raise too_slow
+                    return response.status_code, response.reason_phrase, response.headers, b"".join(chunks)
+            except httpx.HTTPError:
+                if deadline.expired:  # our shutdown of the socket, not the daemon's failure
+                    raise too_slow from None
+                raise
+
+    def unexpected(self, path: str) -> CLIError:
+        return CLIError(f"unexpected answer from the daemon at {self.shown_url}{path}")
 
     def submit_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/jobs/submit", body=spec, expect=202)
@@ -89,32 +160,33 @@ class RemoteBackend:
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
         page_size = min(limit, 1000) if limit else 1000
-        page, count = 1, 0
+        page, count, last_page = 1, 0, 1
         while True:
+            path = "/jobs/query"
             data = self._call(
-                "GET",
-                "/jobs/query",
-                params={"status": status, "vm": vm, "page_size": page_size, "page": page},
+                "GET", path, params={"status": status, "vm": vm, "page_size": page_size, "page": page}
             )
-            count = data["count"]
+            count, rows = self._page(path, data)
+            if page == 1:
+                last_page = math.ceil(count / page_size) + EXTRA_PAGES
             # Jobs submitted meanwhile shift the pages: never list one twice.
-            results.extend(job for job in data["results"] if job["id"] not in seen)
-            seen.update(job["id"] for job in data["results"])
+            results.extend(job for job in rows if job["id"] not in seen)
+            seen.update(job["id"] for job in rows)
             if not data.get("next") or (limit and len(results) >= limit):
                 break
             page += 1
+            if page > last_page:
+                raise self.endless(path, count)
         return {"count": count, "results": results[:limit] if limit else results}
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/jobs/{quote(job_id, safe='')}")
+        return self._call("GET", f"/jobs/{_job_segment(job_id)}")
 
     def job_logs(self, job_id: str, *, tail: int | None = None, since: int | None = None) -> dict[str, Any]:
-        return self._call(
-            "GET", f"/jobs/logs/{quote(job_id, safe='')}", params={"tail": tail, "since": since}
-        )
+        return self._call("GET", f"/jobs/logs/{_job_segment(job_id)}", params={"tail": tail, "since": since})
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/jobs/{quote(job_id, safe='')}/cancel")
+        return self._call("POST", f"/jobs/{_job_segment(job_id)}/cancel")
 
     def daemon_status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
@@ -126,19 +198,45 @@ class RemoteBackend:
         """One page of a paged list as ``{count, page, pages, results}``; page None: every page."""
         if page is not None:
             data = self._call("GET", path, params={"page": page, "page_size": page_size})
-            return {**_summary(data["count"], page, page_size), "results": data["results"]}
+            count, rows = self._page(path, data)
+            return {**_summary(count, page, page_size), "results": rows}
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
-        number, count = 1, 0
+        number, count, last_page = 1, 0, 1
         while True:
             data = self._call("GET", path, params={"page": number, "page_size": ALL_PAGE_SIZE})
-            count = data["count"]
+            count, rows = self._page(path, data)
+            if number == 1:
+                last_page = math.ceil(count / ALL_PAGE_SIZE) + EXTRA_PAGES
             # Rows added or removed meanwhile shift the pages: never list one twice.
-            results.extend(row for row in data["results"] if row["id"] not in seen)
-            seen.update(row["id"] for row in data["results"])
+            results.extend(row for row in rows if row["id"] not in seen)
+            seen.update(row["id"] for row in rows)
             if not data.get("next"):
                 return {"count": count, "page": 1, "pages": 1, "results": results}
             number += 1
+            if number > last_page:
+                raise self.endless(path, count)
+
+    def _page(self, path: str, data: dict[str, Any], *, ids: bool = True) -> tuple[int, list[dict[str, Any]]]:
+        """A paged answer's count and rows, each row a JSON object (with an id if ``ids``); else
+        a CLIError."""
+        count, rows = data.get("count"), data.get("results")
+        if (
+            isinstance(count, bool)
+            or not isinstance(count, int)
+            or count < 0
+            or not isinstance(rows, list)
+            or not all(
+                isinstance(row, dict) and (not ids or isinstance(row.get("id"), str | int)) for row in rows
+            )
+        ):
+            raise self.unexpected(path)
+        return count, rows
+
+    def endless(self, path: str, count: int) -> CLIError:
+        return CLIError(
+            f"the daemon at {self.shown_url}{path} keeps announcing more pages than its {count} rows fill"
+        )
 
     def get_schedule(self, schedule_id: str) -> dict[str, Any]:
         return self._call("GET", _schedule_path(schedule_id))
@@ -177,12 +275,59 @@ class RemoteBackend:
         return self._call("POST", f"{_webhook_path(ref)}/test")
 
     def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
-        data = self._call("GET", f"{_webhook_path(ref)}/deliveries", params={"page_size": limit})
-        return data["results"]
+        path = f"{_webhook_path(ref)}/deliveries"
+        return self._page(path, self._call("GET", path, params={"page_size": limit}), ids=False)[1]
 
 
 def _summary(count: int, page: int, page_size: int) -> dict[str, int]:
     return {"count": count, "page": page, "pages": page_count(count, page_size)}
+
+
+class _Deadline:
+    """Shuts a request's socket when its whole answer takes longer than ``seconds``: httpx's
+    timeouts are per read, which a daemon sending a byte now and then never trips (headers
+    included). The socket comes from httpcore's trace of the connection."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+            with self._lock:
+                self._socket = info["return_value"].get_extra_info("socket")
+                if self.expired:
+                    self._shut()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+
+def _job_segment(job_id: str) -> str:
+    """``job_id`` for a URL path; an id of another shape is no job, as the local services say
+    (it could not reach the job's URL intact: a ``/``, or longer than a URL may be)."""
+    if not JOB_ID_SHAPE.fullmatch(job_id):
+        raise CLIError(f"job not found: {one_line(job_id)[:80]}")
+    return job_id
 
 
 def _schedule_path(schedule_id: str) -> str:
@@ -202,6 +347,19 @@ def daemon_base_url(url: str) -> str:
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"invalid daemon URL {url!r}: use http://host:port or https://host")
     return base
+
+
+def check_token(token: str) -> None:
+    """A token goes into a header as is: one that cannot is a one-line error that never shows it."""
+    if not token.isascii():
+        raise CLIError(
+            "the API token contains a non-ASCII character: check the token file or $" + API_TOKEN_ENV
+        )
+    if not token.isprintable():
+        raise CLIError(
+            "the API token contains a line break or non-printable character: check the token file or $"
+            + API_TOKEN_ENV
+        )
 
 
 def _reason(exc: httpx.TransportError) -> str:

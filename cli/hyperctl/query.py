@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from typing import Any
 
 from cli import render
@@ -12,6 +14,10 @@ from cli.terminal import Terminal
 
 # The most jobs -limit asks for: a million, as many as -tail's lines (0 asks for every one).
 MAX_LIMIT = 1_000_000
+# Shell completion offers the newest jobs' ids only (a Tab must not fetch a long history), and
+# only ids a shell reads as plain text: the API's ids are of this shape (exports.models.new_job_id).
+COMPLETION_LIMIT = 200
+COMPLETABLE_ID = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def register(subparsers, parents) -> None:
@@ -29,10 +35,18 @@ def register(subparsers, parents) -> None:
     )
     go_flag(parser, "json", action="store_true", help="print the API's JSON")
     go_flag(parser, "quiet", action="store_true", help="only job-id<TAB>status<TAB>vm-path lines")
+    # For the completion script only (cli.completion): the ids it may offer, one a line.
+    go_flag(parser, "complete-ids", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.set_defaults(run=run)
 
 
 def run(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
+    if opts["complete_ids"] is not None:
+        for job in backend.query_jobs(limit=COMPLETION_LIMIT)["results"]:
+            job_id = str(job["id"])
+            if job_id.startswith(opts["complete_ids"]) and COMPLETABLE_ID.fullmatch(job_id):
+                terminal.say(job_id)
+        return 0
     if opts["job_id"]:
         if opts["status"] or opts["vm"]:
             raise UsageError("-id shows one job: give it without -status or -vm")

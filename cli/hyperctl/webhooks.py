@@ -39,7 +39,9 @@ def register(subparsers, parents) -> None:
         f"(default: {' '.join(DEFAULT_EVENTS)}).",
     )
     add.add_argument("url", metavar="URL", help="http or https URL of the receiver")
-    add.add_argument("events", metavar="EVENT", nargs="*", help=f"default: {' '.join(DEFAULT_EVENTS)}")
+    add.add_argument(
+        "events", metavar="EVENT", nargs="*", default=[], help=f"default: {' '.join(DEFAULT_EVENTS)}"
+    )
     go_flag(add, "disabled", action="store_true", help="add it disabled")
     go_flag(
         add,

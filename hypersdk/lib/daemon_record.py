@@ -50,9 +50,10 @@ def daemon_started_at(data_dir: Path) -> float | None:
         return None
     try:
         started = psutil.Process(record["pid"]).create_time()
+        recorded = float(record["started"])  # a record someone edited ("soon", null): no record
     except (psutil.Error, KeyError, TypeError, ValueError):
         return None
-    return started if abs(started - float(record.get("started", 0))) <= _SAME_START else None
+    return started if abs(started - recorded) <= _SAME_START else None
 
 
 def daemon_uptime_seconds(data_dir: Path) -> float | None:

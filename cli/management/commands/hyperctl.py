@@ -23,8 +23,9 @@ class Command(ConsoleScriptCommand):
         from cli.pipes import quiet_on_broken_pipe
 
         program, name = Path(argv[0]).name, argv[1]
-        with quiet_on_broken_pipe():
-            code = main(argv[2:], prog=name if program == name else f"{program} {name}")
+        prog = name if program == name else f"{program} {name}"
+        with quiet_on_broken_pipe(prog):
+            code = main(argv[2:], prog=prog)
         if code:
             sys.exit(code)
 

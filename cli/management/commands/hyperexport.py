@@ -42,6 +42,18 @@ class Command(ConsoleScriptCommand):
     help = "Export a VM from vSphere to OVF/OVA, write the Artifact Manifest, convert and verify."
     requires_system_checks: list[str] = []
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        """From a shell (the console script or manage.py): a gone reader or an unwritable stdout
+        ends in one line, never a traceback (cli.pipes)."""
+        from django.core.management.base import OutputWrapper
+
+        from cli.pipes import quiet_on_broken_pipe
+
+        program, name = Path(argv[0]).name, argv[1]
+        with quiet_on_broken_pipe(name if program == name else f"{program} {name}"):
+            self.stdout = OutputWrapper(sys.stdout)  # the guarded stdout, not the one at __init__
+            super().run_from_argv(argv)
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:
         self.parser = super().create_parser(prog_name, subcommand, **kwargs)
         return self.parser
