@@ -74,6 +74,12 @@ def test_a_chat_webhook_shows_no_secret_and_its_url_masked(operator_browser):
         ({"url": ""}, "url", "a URL is required"),
         ({"url": "ftp://example.com/x"}, "url", "http"),
         ({"url": "http://127.0.0.1:9/x"}, "url", "127.0.0.1"),  # loopback is not allowed by default
+        ({"url": "https://exa mple.com/"}, "url", "not a valid URL: &#x27; &#x27; is not allowed"),
+        (
+            {"url": "https://example.org/<b>x</b>\"'"},
+            "url",
+            "not a valid URL: &#x27;&lt;&#x27; is not allowed",
+        ),
         ({"url": "https://hooks.example.com/x", "format": "carrier-pigeon"}, "format", "carrier-pigeon"),
         ({"url": "https://hooks.example.com/x", "events": ["job.exploded"]}, "events", "job.exploded"),
     ],

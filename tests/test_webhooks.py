@@ -119,6 +119,10 @@ def test_add_with_events_headers_and_disabled(operator_api, receiver):
         ({"url": "http://169.254.169.254/latest"}, LOOPBACK, "url", "link-local"),
         ({"url": "http://localhost:9/hook"}, [], "url", "localhost resolves to 127.0.0.1, a loopback"),
         ({"url": "http://127.0.0.1:9/hook"}, [], "url", "127.0.0.1 is a loopback address"),
+        ({"url": "https://[::1]/x"}, [], "url", "::1 is a loopback address"),
+        ({"url": "https://exa mple.com/"}, LOOPBACK, "url", "not a valid URL: ' ' is not allowed"),
+        ({"url": "https://example.org/<b>x</b>\"'"}, LOOPBACK, "url", "not a valid URL: '<' is not allowed"),
+        ({"url": "https://example.org/?q=100%"}, LOOPBACK, "url", "'%' must start a percent-encoding"),
         (
             {"url": "http://127.0.0.1:9/", "headers": {"webhook-id": "x"}},
             LOOPBACK,
