@@ -49,6 +49,12 @@ def test_adding_a_webhook_shows_its_signing_secret_once(operator_browser, receiv
     assert secret_shown(again) is None and webhook.secret not in again
 
 
+def test_the_page_carrying_a_new_secret_is_not_stored_by_any_cache(operator_browser, receiver):
+    response = operator_browser.post("/ui/webhooks/add/", {"url": receiver.url, "format": ""}, **HTMX)
+    assert response.status_code == 201 and secret_shown(response.content.decode())
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_without_javascript_the_add_answers_with_the_whole_page_and_the_secret(operator_browser, receiver):
     response = operator_browser.post("/ui/webhooks/add/", {"url": receiver.url})
     assert response.status_code == 201

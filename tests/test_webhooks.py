@@ -78,6 +78,12 @@ def attempt(webhook: Webhook) -> WebhookDelivery:
 # ---- the API ----
 
 
+def test_the_answer_carrying_a_new_secret_is_not_stored_by_any_cache(operator_api, receiver):
+    response = operator_api.post("/webhooks", {"url": receiver.url}, format="json")
+    assert response.status_code == 201 and response.json()["secret"]
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_add_shows_the_secret_once_and_stores_it_encrypted(operator_api, receiver):
     response = operator_api.post("/webhooks", {"url": receiver.url}, format="json")
     assert response.status_code == 201, response.json()
