@@ -58,3 +58,9 @@ def test_an_api_id_or_filter_no_row_can_hold_is_a_404_or_nothing_found(operator_
         assert response.status_code in (200, 400), query
         if response.status_code == 200:
             assert response.json()["results"] == [], query
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_jobs_date_filter_at_the_calendar_s_ends_shows_a_page_not_a_500(operator_browser, known, day):
+    for query in (f"created_from={day}", f"created_to={day}"):
+        assert operator_browser.get(f"/ui/jobs/?{query}").status_code == 200, query
