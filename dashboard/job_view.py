@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 
 from django.utils import timezone
@@ -25,7 +25,8 @@ def filtered_jobs(filters: dict):
     history = jobs.query_jobs(status=filters.get("status") or None, vm=filters.get("vm") or None)
     if filters.get("created_from"):
         history = history.filter(created_at__gte=_day_start(filters["created_from"]))
-    if filters.get("created_to"):
+    # date.max has no next day to stop before, and every job was created by its end.
+    if filters.get("created_to") and filters["created_to"] < date.max:
         history = history.filter(
             created_at__lt=_day_start(filters["created_to"]) + timezone.timedelta(days=1)
         )

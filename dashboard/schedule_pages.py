@@ -61,7 +61,9 @@ def schedule_action(request: HttpRequest, schedule_id: str, action: str) -> Http
 @require_http_methods(["GET", "POST"])
 @role_required
 def schedule_create(request: HttpRequest) -> HttpResponse:
-    form = ScheduleForm(request.POST or None)
+    # Bound on every POST, even an empty one (or a JSON body, which fills no request.POST):
+    # refused with field errors, not answered with a blank form.
+    form = ScheduleForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         schedule = save(form)
         if schedule is not None:
@@ -73,7 +75,9 @@ def schedule_create(request: HttpRequest) -> HttpResponse:
 @role_required
 def schedule_edit(request: HttpRequest, schedule_id: str) -> HttpResponse:
     schedule = schedules.get_schedule(schedule_id)
-    form = ScheduleForm(request.POST or None, initial=ScheduleForm.initial_of(schedule))
+    form = ScheduleForm(
+        request.POST if request.method == "POST" else None, initial=ScheduleForm.initial_of(schedule)
+    )
     if request.method == "POST" and form.is_valid():
         saved = save(form, schedule)
         if saved is not None:

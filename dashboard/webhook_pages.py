@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.forms import WebhookForm
@@ -57,7 +58,9 @@ def webhook_add(request: HttpRequest) -> HttpResponse:
         except webhooks.InvalidWebhook as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            return _list_page(request, status=201, created=webhook, secret=secret)
+            response = _list_page(request, status=201, created=webhook, secret=secret)
+            add_never_cache_headers(response)  # the secret: no cache keeps a copy (no-store)
+            return response
     return _list_page(request, status=422, form=form)  # htmx is configured to swap 422
 
 

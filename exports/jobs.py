@@ -25,6 +25,7 @@ from exports.output_roots import default_output_path, default_output_root
 from exports.pipeline.names import file_stem
 from hypersdk.lib.errors import ConflictError, NotFoundError
 from hypersdk.lib.events import emit
+from hypersdk.lib.lookup_text import can_match, shown
 
 
 class JobNotFound(NotFoundError):
@@ -122,6 +123,8 @@ def query_jobs(
     *, status: str | None = None, job_id: str | None = None, vm: str | None = None
 ) -> QuerySet[Job]:
     jobs = Job.objects.select_related("vcenter")
+    if not all(can_match(text) for text in (status, job_id, vm) if text):
+        return jobs.none()
     if status and status != "all":
         jobs = jobs.filter(status=status)
     if job_id:
@@ -132,6 +135,8 @@ def query_jobs(
 
 
 def get_job(job_id: str) -> Job:
+    if not can_match(job_id, Job._meta.pk.max_length):
+        raise JobNotFound(shown(job_id))
     try:
         return Job.objects.select_related("vcenter").get(id=job_id)
     except Job.DoesNotExist:

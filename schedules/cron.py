@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from cron_descriptor import get_description
+from cron_descriptor import Options
+from cron_descriptor.ExpressionDescriptor import ExpressionDescriptor
 from cronsim import CronSim, CronSimError
 
 ALIASES = {
@@ -206,9 +207,42 @@ def due_slots(expression: str, tz_name: str, after: datetime, until: datetime, l
 
 @lru_cache(maxsize=4096)
 def describe(expression: str) -> str:
-    """In words, for people. Cached: cron_descriptor takes ~2 ms, and a page of a list shows
-    50 schedules, most sharing a few expressions."""
+    """In words, for people ("At 12:00 AM, on day 13 of the month, or on Friday"); "" when
+    cron_descriptor cannot read it. Cached: cron_descriptor takes ~2 ms, and a page of a list
+    shows 50 schedules, most sharing a few expressions."""
+    fields = expand(expression).split()
+    if len(fields) != 5:
+        return ""
+    fields = [_single_step(item, bounds) for item, bounds in zip(fields, _FIELD_BOUNDS, strict=True)]
     try:
-        return get_description(expand(expression))
+        descriptor = ExpressionDescriptor(" ".join(fields), Options())
+        text = descriptor.get_full_description()
+        weekdays = descriptor.get_day_of_week_description()
     except Exception:  # noqa: BLE001 - a description is a nicety
         return ""
+    # cron_descriptor joins the two day fields as if both must hold ("only on Friday"); cron
+    # fires on either when both are restricted (neither starts with "*"): see the module doc.
+    if not fields[2].startswith("*") and not fields[4].startswith("*") and weekdays.startswith(", "):
+        reading = weekdays.removeprefix(", ").removeprefix("only ")
+        text = text.replace(weekdays, f", or {reading}", 1)
+    return text
+
+
+# (first, last) of minute, hour, day of month, month, day of week.
+_FIELD_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _single_step(field: str, bounds: tuple[int, int]) -> str:
+    """``field`` with each stepped item that yields one value (``0-59/100``, ``*/30`` in the
+    hour field) written as that value: cron_descriptor would read it "every 100 minutes"."""
+    items = []
+    for item in field.split(","):
+        span, _, step = item.partition("/")
+        if step.isdigit() and int(step) > 0:
+            first, _, last = span.partition("-")
+            low = bounds[0] if first == "*" else int(first) if first.isdigit() else None
+            high = int(last) if last.isdigit() else bounds[1] if not last else None
+            if low is not None and high is not None and low + int(step) > high:
+                item = str(low)
+        items.append(item)
+    return ",".join(items)

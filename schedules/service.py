@@ -14,6 +14,7 @@ from django.utils import timezone
 from exports import jobs
 from exports.models import Job
 from hypersdk.lib.errors import ConflictError, NotFoundError
+from hypersdk.lib.lookup_text import can_match, shown
 from schedules.firing import announce_run, job_spec, one_line, start_run
 from schedules.models import Schedule, ScheduleRun
 from schedules.run_retention import apply_retention as apply_retention
@@ -43,6 +44,8 @@ def _with_run_counts():
 
 
 def get_schedule(schedule_id: str) -> Schedule:
+    if not can_match(schedule_id, Schedule._meta.pk.max_length):
+        raise ScheduleNotFound(shown(schedule_id))
     try:
         return _with_run_counts().get(id=schedule_id)
     except Schedule.DoesNotExist:

@@ -506,6 +506,7 @@ ON_POSTGRESQL = {
     "test_schedule_beat": "celery beat's DatabaseScheduler tables and the tick",
     "test_channel_layer": "the Channels layer on a Redis server",
     "test_job_stream": "a job stream relayed through the Redis channel layer",
+    "test_dashboard_lookups": "ids and filters holding NUL, which PostgreSQL refuses in text",
 }
 ON_POSTGRESQL_TESTS = {
     "test_a_sigkilled_worker_leaves_a_failed_job_and_nothing_that_looks_complete": "a killed connection",

@@ -11,8 +11,10 @@ from exports.models import Job
 from tests import test_dashboard_browser as shared
 from tests.browser.harness import horizontal_overflow, outside_the_event_loop, screenshot
 from tests.conftest import APP01
-from tests.factories import make_job
+from tests.factories import make_job, make_schedule
 from tests.test_dashboard_numbers import ova_export
+from webhooks import service as webhooks
+from webhooks.models import Webhook, WebhookDelivery
 
 # The browser tests' fixtures: a daphne server, Chromium, a logged-in operator's tab.
 server, browser, page, logged_in = shared.server, shared.browser, shared.page, shared.logged_in
@@ -52,13 +54,35 @@ def jobs_to_show(export_root) -> dict[str, Job]:
     return {"running": running, "completed": done, "failed": failed}
 
 
-def pages(jobs: dict[str, Job]) -> dict[str, str]:
+@pytest.fixture
+def webhook_to_show(settings) -> Webhook:
+    """A webhook with a long URL and a delivery that failed with a long error; a schedule of a
+    VM with a long name."""
+    settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    make_schedule(f"nightly-{LONG}", "0 0 13 * 5", job_template={"vm_path": f"/dc/vm/prod/{LONG}"})
+    webhook, _ = webhooks.add_webhook(f"http://127.0.0.1:9/hooks/{LONG}?token={LONG}")
+    WebhookDelivery.objects.create(
+        webhook=webhook,
+        event="job.failed",
+        job_id="job-" + "f" * 28,
+        body="{}",
+        status=WebhookDelivery.Status.FAILED,
+        attempts=3,
+        error=f"cannot connect to http://127.0.0.1:9/hooks/{LONG}: connection refused",
+    )
+    return webhook
+
+
+def pages(jobs: dict[str, Job], webhook: Webhook) -> dict[str, str]:
     return {
         "dashboard": "/",
         "jobs": "/ui/jobs/",
         "running job": f"/ui/jobs/{jobs['running'].id}/",
         "completed job": f"/ui/jobs/{jobs['completed'].id}/",
         "converter": "/ui/converter/",
+        "schedules": "/ui/schedules/",
+        "webhooks": "/ui/webhooks/",
+        "deliveries": f"/ui/webhooks/{webhook.id}/deliveries/",
     }
 
 
@@ -69,11 +93,11 @@ def settled(page: Page, path: str) -> None:
 
 
 @pytest.mark.parametrize("width", [1024, 390])
-def test_no_page_scrolls_sideways(logged_in: Page, jobs_to_show, width):
+def test_no_page_scrolls_sideways(logged_in: Page, jobs_to_show, webhook_to_show, width):
     page = logged_in
     page.set_viewport_size({"width": width, "height": 800})
     overflowing = {}
-    for name, path in pages(jobs_to_show).items():
+    for name, path in pages(jobs_to_show, webhook_to_show).items():
         settled(page, path)
         found = horizontal_overflow(page)
         if found:

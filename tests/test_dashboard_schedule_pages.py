@@ -113,6 +113,19 @@ def test_a_bad_schedule_is_a_422_with_the_error_beside_its_field(operator_browse
     assert not Schedule.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"content_type": "application/json", "data": '{"name": "nightly", "cron": "0 2 * * *"}'}],
+    ids=["empty", "json"],
+)
+def test_a_create_with_no_form_fields_is_a_422_with_field_errors(operator_browser, body):
+    response = operator_browser.post("/ui/schedules/new/", **body)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'id="id_overlap-error">This field is required.<' in page
+    assert not Schedule.objects.exists()
+
+
 def test_a_taken_name_is_refused_as_the_api_refuses_it(operator_browser, nightly):
     response = operator_browser.post("/ui/schedules/new/", schedule_form())
     assert response.status_code == 422

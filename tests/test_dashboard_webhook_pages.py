@@ -49,6 +49,12 @@ def test_adding_a_webhook_shows_its_signing_secret_once(operator_browser, receiv
     assert secret_shown(again) is None and webhook.secret not in again
 
 
+def test_the_page_carrying_a_new_secret_is_not_stored_by_any_cache(operator_browser, receiver):
+    response = operator_browser.post("/ui/webhooks/add/", {"url": receiver.url, "format": ""}, **HTMX)
+    assert response.status_code == 201 and secret_shown(response.content.decode())
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_without_javascript_the_add_answers_with_the_whole_page_and_the_secret(operator_browser, receiver):
     response = operator_browser.post("/ui/webhooks/add/", {"url": receiver.url})
     assert response.status_code == 201
@@ -74,6 +80,12 @@ def test_a_chat_webhook_shows_no_secret_and_its_url_masked(operator_browser):
         ({"url": ""}, "url", "a URL is required"),
         ({"url": "ftp://example.com/x"}, "url", "http"),
         ({"url": "http://127.0.0.1:9/x"}, "url", "127.0.0.1"),  # loopback is not allowed by default
+        ({"url": "https://exa mple.com/"}, "url", "not a valid URL: &#x27; &#x27; is not allowed"),
+        (
+            {"url": "https://example.org/<b>x</b>\"'"},
+            "url",
+            "not a valid URL: &#x27;&lt;&#x27; is not allowed",
+        ),
         ({"url": "https://hooks.example.com/x", "format": "carrier-pigeon"}, "format", "carrier-pigeon"),
         ({"url": "https://hooks.example.com/x", "events": ["job.exploded"]}, "events", "job.exploded"),
     ],

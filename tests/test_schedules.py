@@ -3,6 +3,7 @@ NEXT RUN: tests/test_schedule_firing.py)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -55,6 +56,31 @@ def test_next_run_is_computed_in_the_schedules_zone():
 
 def test_schedules_can_be_described_for_people():
     assert cron.describe("0 9-17 * * 1-5") == "Between 09:00 AM and 05:59 PM, Monday through Friday"
+
+
+def test_a_description_says_or_when_both_day_fields_are_restricted_as_the_slots_do():
+    assert cron.describe("0 0 13 * 5") == "At 12:00 AM, on day 13 of the month, or on Friday"
+    assert (
+        cron.describe("0 0 13,14 * 1-5")
+        == "At 12:00 AM, on day 13 and 14 of the month, or Monday through Friday"
+    )
+    # One restricted ("*/2" counts as not): both must hold, as the slots say.
+    assert cron.describe("0 0 */2 * 5") == "At 12:00 AM, every 2 days, only on Friday"
+    days = [
+        slot.day
+        for slot in itertools.islice(cron.slots("0 0 13 * 5", "UTC", at("2026-02-01T00:00", "UTC")), 5)
+    ]
+    assert days == [6, 13, 20, 27, 6]  # Fridays, and Friday the 13th, and (in March) Friday the 6th
+
+
+def test_a_step_past_its_field_reads_as_the_one_value_it_fires_at():
+    assert cron.describe("0-59/100 * * * *") == "Every hour"
+    assert cron.describe("5/100 * * * *") == "At 5 minutes past the hour"
+    assert cron.describe("0 */30 * * *") == "At 12:00 AM"
+    assert [
+        slot.hour
+        for slot in itertools.islice(cron.slots("0 */30 * * *", "UTC", at("2026-01-10T12:00", "UTC")), 2)
+    ] == [0, 0]
 
 
 # ---- API ----

@@ -78,6 +78,12 @@ def attempt(webhook: Webhook) -> WebhookDelivery:
 # ---- the API ----
 
 
+def test_the_answer_carrying_a_new_secret_is_not_stored_by_any_cache(operator_api, receiver):
+    response = operator_api.post("/webhooks", {"url": receiver.url}, format="json")
+    assert response.status_code == 201 and response.json()["secret"]
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_add_shows_the_secret_once_and_stores_it_encrypted(operator_api, receiver):
     response = operator_api.post("/webhooks", {"url": receiver.url}, format="json")
     assert response.status_code == 201, response.json()
@@ -119,6 +125,10 @@ def test_add_with_events_headers_and_disabled(operator_api, receiver):
         ({"url": "http://169.254.169.254/latest"}, LOOPBACK, "url", "link-local"),
         ({"url": "http://localhost:9/hook"}, [], "url", "localhost resolves to 127.0.0.1, a loopback"),
         ({"url": "http://127.0.0.1:9/hook"}, [], "url", "127.0.0.1 is a loopback address"),
+        ({"url": "https://[::1]/x"}, [], "url", "::1 is a loopback address"),
+        ({"url": "https://exa mple.com/"}, LOOPBACK, "url", "not a valid URL: ' ' is not allowed"),
+        ({"url": "https://example.org/<b>x</b>\"'"}, LOOPBACK, "url", "not a valid URL: '<' is not allowed"),
+        ({"url": "https://example.org/?q=100%"}, LOOPBACK, "url", "'%' must start a percent-encoding"),
         (
             {"url": "http://127.0.0.1:9/", "headers": {"webhook-id": "x"}},
             LOOPBACK,

@@ -15,6 +15,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from hypersdk.lib.errors import NotFoundError
+from hypersdk.lib.lookup_text import can_match, shown
 from webhooks import dispatch, formats, payloads, sending
 from webhooks.models import (
     TEST_EVENT,
@@ -92,8 +93,11 @@ def get_webhook(ref: str | int) -> Webhook:
             raise WebhookNotFound(f"no webhook at index {index}: {known}")
         webhook.index = index
         return webhook
-    webhook = Webhook.objects.filter(id=text).first()
+    webhook = (
+        Webhook.objects.filter(id=text).first() if can_match(text, Webhook._meta.pk.max_length) else None
+    )
     if webhook is None:
+        text = shown(text)
         raise WebhookNotFound(f"webhook not found: {text}")
     webhook.index = Webhook.objects.filter(
         Q(created_at__lt=webhook.created_at) | Q(created_at=webhook.created_at, id__lt=webhook.id)
@@ -184,9 +188,13 @@ def deliveries(ref: str | int) -> QuerySet[WebhookDelivery]:
 def redeliver(ref: str | int, delivery_id: str) -> WebhookDelivery:
     """Send a delivery's body again as a new delivery (same webhook-id), even to a disabled webhook."""
     webhook = get_webhook(ref)
-    original = WebhookDelivery.objects.filter(id=delivery_id, webhook=webhook).first()
+    original = (
+        WebhookDelivery.objects.filter(id=delivery_id, webhook=webhook).first()
+        if can_match(delivery_id, WebhookDelivery._meta.pk.max_length)
+        else None
+    )
     if original is None:
-        raise DeliveryNotFound(f"delivery {delivery_id} not found for webhook {webhook.id}")
+        raise DeliveryNotFound(f"delivery {shown(delivery_id)} not found for webhook {webhook.id}")
     now = timezone.now()
     with transaction.atomic():
         again = WebhookDelivery.objects.create(

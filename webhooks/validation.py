@@ -24,6 +24,9 @@ RESERVED_HEADERS = {
 }
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_URL_LENGTH = 2048
+# ASCII that RFC 3986 allows nowhere in a URI (controls, space, "<>\^`{|}), and a "%" that is
+# not a percent-encoding. Beyond ASCII is allowed: an IRI (RFC 3987), which httpx encodes.
+_NOT_IN_A_URI = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
 # Custom headers: every delivery carries them, stored encrypted and masked in every listing.
 MAX_HEADERS = 32
 MAX_HEADER_NAME_BYTES = 256
@@ -49,6 +52,9 @@ def clean_url(url: Any) -> str:
         parsed = outbound_http.check_url(url)
     except outbound_http.RefusedDestination as exc:
         raise InvalidWebhook("url", str(exc)) from None
+    if bad := _NOT_IN_A_URI.search(url):
+        why = "'%' must start a percent-encoding like %20" if bad.group() == "%" else f"{bad.group()!r} is"
+        raise InvalidWebhook("url", f"not a valid URL: {why} not allowed in a URL (RFC 3986)")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         outbound_http.check_address(parsed.host, port, conf.networks(), timeout=conf.timeout())

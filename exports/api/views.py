@@ -23,7 +23,7 @@ from exports.api.serializers import (
 )
 from exports.job_spec import JobSpecSerializer
 from exports.models import Job
-from hypersdk.lib.request_limits import has_nul
+from hypersdk.lib.lookup_text import can_match
 
 # Log ids are 64-bit: longer digit strings cannot name one (and overflow SQLite).
 MAX_LOG_ID_DIGITS = 18
@@ -89,7 +89,7 @@ class JobQueryView(generics.ListAPIView):
         status_filter = params.get("status")
         if status_filter and status_filter not in (*Job.Status.values, "all"):
             raise ValidationError({"status": [f"must be one of {', '.join(Job.Status.values)}, all"]})
-        if has_nul(params.get("id"), params.get("vm")):
+        if not all(can_match(text) for text in (params.get("id"), params.get("vm")) if text):
             raise ValidationError({"vm": ["must not hold NUL characters"]})
         return jobs.query_jobs(status=status_filter, job_id=params.get("id"), vm=params.get("vm"))
 

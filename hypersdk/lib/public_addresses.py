@@ -82,6 +82,12 @@ def describe(address: Address) -> str | None:
     plus the registry entries it misses; an IPv6 form that embeds an IPv4 address is refused
     when that IPv4 address is, and the transition prefixes themselves are refused too.
     """
+    # Before the transition prefixes: ::1 and :: lie in ::/96 but are loopback and unspecified,
+    # not IPv4-compatible addresses.
+    if address.is_unspecified:
+        return "not a public address"
+    if address.is_loopback:
+        return "a loopback address"
     if isinstance(address, ipaddress.IPv6Address):
         embedded = embedded_ipv4(address)
         if embedded is not None and (why := describe(embedded)) is not None:
@@ -91,10 +97,6 @@ def describe(address: Address) -> str | None:
         for prefix, why in _TRANSITION_PREFIXES:
             if address in prefix:
                 return why
-    if address.is_unspecified:
-        return "not a public address"
-    if address.is_loopback:
-        return "a loopback address"
     if address.is_link_local:
         return "a link-local address (cloud metadata lives there)"
     if address.is_private:

@@ -131,8 +131,3 @@ class RejectNulMiddleware:
         if "\x00" in request.path:
             return JsonResponse({"detail": "Not found: a path never holds a NUL character."}, status=404)
         return self.get_response(request)
-
-
-def has_nul(*values: str | None) -> bool:
-    """For query parameters that reach a database lookup."""
-    return any(value and "\x00" in value for value in values)

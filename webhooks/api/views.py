@@ -4,6 +4,7 @@ exception handler."""
 
 from __future__ import annotations
 
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -45,7 +46,9 @@ class WebhookListView(generics.ListAPIView):
         webhook, secret = service.add_webhook(**spec.validated_data)
         # The creator sees what they gave once, here; every later read shows it masked.
         data = {**WebhookSerializer(webhook).data, **service.as_given(webhook), "secret": secret}
-        return Response(data, status=status.HTTP_201_CREATED)
+        response = Response(data, status=status.HTTP_201_CREATED)
+        add_never_cache_headers(response)  # the secret: no cache keeps a copy (no-store)
+        return response
 
 
 class WebhookDetailView(APIView):
