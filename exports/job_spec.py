@@ -12,7 +12,7 @@ from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, Option
-from hypersdk.lib.serializers import StrictSerializer
+from hypersdk.lib.serializers import LookupSlugRelatedField, StrictSerializer
 
 __all__ = ["ENGINE_OPTIONS", "JobSpecSerializer", "StrictSerializer", "validate_specs"]
 
@@ -44,7 +44,7 @@ class JobSpecSerializer(StrictSerializer):
         help_text="inside an export root; default <data dir>/exports/<vm>-<job id> when that is inside "
         "one, else <first existing export root>/<vm>-<job id>",
     )
-    vcenter = serializers.SlugRelatedField(
+    vcenter = LookupSlugRelatedField(
         slug_field="name", queryset=VCenter.objects.all(), required=False, allow_null=True, default=None
     )
 

@@ -643,3 +643,31 @@ async def test_deep_json_sent_on_a_job_stream_is_ignored_and_the_socket_stays(re
         await socket.disconnect()
     finally:
         await sync_to_async(connections.close_all)()
+
+
+def test_a_nul_in_a_vcenter_name_is_a_field_error_not_a_database_error(operator_api, roots):
+    """The vCenter is looked up by name: PostgreSQL refuses a NUL there with an error (a 500)."""
+    response = submit(operator_api, {"vm_path": "/dc/vm/prod/web01", "vcenter": "a\x00b"})
+    assert response.status_code == 400
+    assert "does not exist" in json.dumps(response.json())
+    response = create_schedule(operator_api, vcenter="\x00")
+    assert response.status_code == 400 and response.json()["vcenter"]
+    assert_nothing_created()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/exports/job/?status__exact=%00",
+        "/admin/exports/job/?pk=%00",
+        "/admin/webhooks/webhookdelivery/?webhook__id__exact=%00",
+        "/admin/schedules/schedule/?pk=%00",
+    ],
+)
+def test_a_nul_in_an_admin_changelist_filter_is_a_400(client, url):
+    from tests.factories import make_user
+
+    client.force_login(make_user("root", superuser=True))
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]
