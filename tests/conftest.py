@@ -123,7 +123,7 @@ def exported_disks(tmp_path) -> list[DownloadedDisk]:
 
 @pytest.fixture
 def write_test_manifest():
-    def write(disks: list[DownloadedDisk], target: str = "qcow2") -> dict:
+    def write(disks: list[DownloadedDisk], target: str = "qcow2", compressed: bool = False) -> dict:
         output_dir = disks[0].path.parent
         facts = VMFacts("app01", "vm-42", "dc", 2, 3000, "bios", "otherLinux64Guest", [])
         document = build_manifest(
@@ -135,7 +135,7 @@ def write_test_manifest():
             output_dir=output_dir,
             package_format="ovf",
             package_file="app01.ovf",
-            compressed=False,
+            compressed=compressed,
             target_format=target,
             verify_checksums=True,
         )

@@ -456,3 +456,22 @@ def test_between_hyper2kvm_steps_its_output_growth_moves_the_disk_never_past_the
         assert out.snapshots[-1].bytes_done == int(0.3 * size)
     finally:
         os.close(fd)
+
+
+def test_compress_compresses_a_qcow2_that_hyper2kvm_converts(exported_disks, write_test_manifest):
+    """-compress -convert compressed the qcow2 only on the qemu-img path: hyper2kvm was never told."""
+    binary = shutil.which("hyper2kvm")
+    assert binary, "hyper2kvm must be installed in the test environment"
+    document = write_test_manifest(exported_disks, "qcow2", compressed=True)
+    assert document["pipeline"]["convert"] == {"enabled": True, "compress": True}
+    convert_export(
+        document,
+        exported_disks[0].path.parent,
+        hyper2kvm=binary,
+        timeout_seconds=600,
+        compress=True,
+        reporter=Recorder(),
+        cancel=CancelToken(),
+    )
+    report = json.loads((exported_disks[0].path.parent / "converted" / "report.json").read_text())
+    assert report["pipeline"]["stages"]["convert"]["result"]["compressed"] is True

@@ -116,7 +116,12 @@ def build_manifest(
         "pipeline": {
             "inspect": {"enabled": False},
             "fix": {"enabled": False},
-            "convert": {"enabled": True},
+            # -compress also compresses a qcow2 target (as qemu-img -c does on our own path):
+            # hyper2kvm reads it here, so a hand run of `hyper2kvm --manifest` does the same.
+            "convert": {
+                "enabled": True,
+                **({"compress": True} if compressed and target_format == "qcow2" else {}),
+            },
             "validate": {"enabled": True},
         },
         "conversion": {"target_format": target_format, "verify_checksums": verify_checksums},
