@@ -129,6 +129,9 @@ def test_add_with_events_headers_and_disabled(operator_api, receiver):
         ({"url": "https://exa mple.com/"}, LOOPBACK, "url", "not a valid URL: ' ' is not allowed"),
         ({"url": "https://example.org/<b>x</b>\"'"}, LOOPBACK, "url", "not a valid URL: '<' is not allowed"),
         ({"url": "https://example.org/?q=100%"}, LOOPBACK, "url", "'%' must start a percent-encoding"),
+        ({"url": "http://example.com:99999/"}, LOOPBACK, "url", "port 99999 is not between 1 and 65535"),
+        ({"url": "http://example.com:0/"}, LOOPBACK, "url", "port 0 is not between 1 and 65535"),
+        ({"url": "http://%31%32%37.0.0.1/"}, LOOPBACK, "url", "a host name is never percent-encoded"),
         (
             {"url": "http://127.0.0.1:9/", "headers": {"webhook-id": "x"}},
             LOOPBACK,

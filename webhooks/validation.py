@@ -55,6 +55,10 @@ def clean_url(url: Any) -> str:
     if bad := _NOT_IN_A_URI.search(url):
         why = "'%' must start a percent-encoding like %20" if bad.group() == "%" else f"{bad.group()!r} is"
         raise InvalidWebhook("url", f"not a valid URL: {why} not allowed in a URL (RFC 3986)")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise InvalidWebhook("url", f"not a valid URL: port {parsed.port} is not between 1 and 65535")
+    if "%" in parsed.host:  # a percent-encoded host names nothing DNS or an address can
+        raise InvalidWebhook("url", "not a valid URL: a host name is never percent-encoded")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         outbound_http.check_address(parsed.host, port, conf.networks(), timeout=conf.timeout())

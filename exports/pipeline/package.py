@@ -69,6 +69,7 @@ def package_files(
         reporter.log(logging.INFO, f"packaging: wrote {name}.mf and {name}.ovf")
         return str(ovf_path)
     meter = PhaseMeter(reporter, PACKAGING)
+    started = time.monotonic()  # the gzip pass included: the log's time is the phase's
     # Both passes counted from the start, the OVA's at the disks' size until the gzips are known,
     # so the phase's total only shrinks and its percentage never falls.
     total = sum(d.size for d in disks)
@@ -101,7 +102,6 @@ def package_files(
     write_descriptor_and_manifest(output.run_path, name, descriptor, gzipped or disks, dir_fd=output.run_fd)
     packed_bytes = sum(g.size for g in gzipped) if gzipped else total
     reporter.log(logging.INFO, f"packaging: packing {human_size(packed_bytes)} into {name}.ova")
-    started = time.monotonic()
     ova = output.track(f"{name}.ova")
     staged = [f"{output.run_dir_name}/{name}.ovf", f"{output.run_dir_name}/{name}.mf"]
     write_ova(ova, [Path(p) for p in [*staged, *members]], cancel, dir_fd=output.fd, meter=meter)
@@ -110,7 +110,7 @@ def package_files(
     reporter.log(
         logging.INFO,
         f"packaging: {name}.ova written, {human_size(os.stat(ova.name, dir_fd=output.fd).st_size)}"
-        f" in {human_duration(elapsed)} ({human_size(packed_bytes / max(elapsed, 1e-6))}/s)",
+        f" in {human_duration(elapsed)}" + (" with gzip" if gzipped else ""),
     )
     for packed in gzipped:  # in the OVA now: their space is wanted for conversion
         os.unlink(packed.path.name, dir_fd=output.run_fd)
