@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from exports.job_states import FINISHED_STATUSES as FINISHED_STATUSES
@@ -24,6 +25,11 @@ def page_count(count: int, page_size: int) -> int:
 class JobsBackend(Protocol):
     is_local: bool
     where: str  # for humans: "daemon at http://host:8080", "local services (sqlite database)"
+
+    def reading_answers(self) -> AbstractContextManager[None]:
+        """Around a command's use of the answers: remote, an unreadable answer is one CLIError;
+        local, nothing (a bug there shows as the traceback it is)."""
+        ...
 
     def submit_job(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def query_jobs(
