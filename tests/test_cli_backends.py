@@ -386,6 +386,11 @@ def test_a_daemon_record_with_a_start_that_is_no_number_is_no_daemon(tmp_path, s
     assert daemon_uptime_seconds(tmp_path) is None
 
 
+def test_a_daemon_record_nested_too_deep_to_read_is_no_daemon(tmp_path):
+    record_path(tmp_path).write_text("[" * 100_000 + "]" * 100_000)
+    assert daemon_uptime_seconds(tmp_path) is None
+
+
 def test_a_refused_database_is_one_line(db):
     from django.db import OperationalError
 
@@ -860,3 +865,22 @@ def test_control_characters_from_the_daemon_are_escaped_in_tables_and_quiet_line
     assert not any(re.search(r"[\x00-\x1f\x7f-\x9f]", line.replace("\t", " ")) for line in lines)
     assert render.job_tsv([job]) == ["job-\\x1b[31mred\tpending\t/dc/vm/a\\nb\\x07"]
     assert "job-\\x1b[31mred" in lines[1]
+
+
+def test_a_token_file_that_is_not_utf8_is_one_line_without_its_bytes(tmp_path, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"tok-\xff\xfe-secret")
+    with pytest.raises(CLIError, match="is not UTF-8 text: it holds no API token$") as raised:
+        read_token(str(token_file))
+    assert "secret" not in str(raised.value)
+    monkeypatch.setenv("HYPERSDK_API_TOKEN_FILE", str(token_file))
+    with pytest.raises(CLIError, match="^HYPERSDK_API_TOKEN_FILE .* is not UTF-8 text"):
+        read_token(None)
+
+
+def test_an_endless_token_file_is_refused_after_4_kib(monkeypatch):
+    monkeypatch.setenv("HYPERSDK_API_TOKEN_FILE", "/dev/zero")
+    with pytest.raises(CLIError, match="^HYPERSDK_API_TOKEN_FILE /dev/zero is longer than 4096 bytes"):
+        read_token(None)
+    with pytest.raises(CLIError, match="^token file /dev/zero is longer than 4096 bytes"):
+        read_token("/dev/zero")

@@ -127,6 +127,17 @@ def test_an_unusable_data_dir_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
 
 
+@pytest.mark.parametrize("data_dir", ["/dev/null", "file"])
+def test_a_data_dir_that_is_no_directory_is_a_one_line_error(tmp_path, data_dir):
+    if data_dir == "file":
+        data_dir = str(tmp_path / "file")
+        Path(data_dir).write_text("x")
+    env = bare_env(tmp_path) | {"HYPERSDK_DATA_DIR": data_dir}
+    result = run_process("hyperctl", "status", env=env)
+    assert result.stderr == f"error: HYPERSDK_DATA_DIR {data_dir} cannot be used: Not a directory\n"
+    assert result.returncode == 2
+
+
 # ---- help and usage errors ------------------------------------------------------------------
 
 
