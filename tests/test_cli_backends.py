@@ -884,3 +884,11 @@ def test_an_endless_token_file_is_refused_after_4_kib(monkeypatch):
         read_token(None)
     with pytest.raises(CLIError, match="^token file /dev/zero is longer than 4096 bytes"):
         read_token("/dev/zero")
+
+
+def test_completion_offers_no_id_starting_with_a_dash_or_longer_than_the_apis(fake_daemon):
+    ids = ["job-1", "-rf", "--daemon-url=x", "j" * 33, "j" * 32]
+    rows = [{"id": job_id} for job_id in ids]
+    url = fake_daemon(json_answer({"count": len(rows), "next": None, "results": rows}))
+    result = remote_cli("hyperctl", url, "query", "--complete-ids=")
+    assert (result.returncode, result.stdout.split()) == (0, ["job-1", "j" * 32])
