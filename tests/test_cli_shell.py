@@ -7,6 +7,7 @@ the shell and the operator see, the exit status included.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -229,14 +230,19 @@ def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_del
 # ---- completion ----------------------------------------------------------------------------
 
 
-def complete(script: str, words: list[str], env: dict[str, str], shell: str = BASH) -> list[str]:
+def complete(
+    script: str, words: list[str], env: dict[str, str], shell: str = BASH, *, line: str | None = None
+) -> list[str]:
     """COMPREPLY of the completion function for ``words`` (the last is the word being typed), in
-    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays)."""
+    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays);
+    ``line``: COMP_LINE, the cursor at its end."""
+    comp_line = "" if line is None else f"COMP_LINE={shlex.quote(line)}; COMP_POINT={len(line)}"
     program = f"""
 source {shlex.quote(script)}
 {"setopt ksharrays" if shell == ZSH else ""}
 COMP_WORDS=({" ".join(shlex.quote(word) for word in words)})
 COMP_CWORD={len(words) - 1}
+{comp_line}
 _hyperctl
 printf '%s\\n' "${{COMPREPLY[@]}}"
 """
@@ -309,6 +315,16 @@ def test_completion_ids_are_the_newest_plain_ones_starting_with_the_word(remote_
     prefix = offered[0][:6]
     result = run_process("hyperctl", "query", f"--complete-ids={prefix}", env=remote_env)
     assert result.stdout.split() == [job_id for job_id in offered if job_id.startswith(prefix)]
+
+
+@pytest.mark.parametrize("joined", [" ", "="])
+def test_completion_reads_a_daemon_url_that_bash_split_at_colons(bash_completion, daemon, tmp_path, joined):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    env = bare_env(tmp_path) | {"HYPERSDK_API_TOKEN": daemon.token}
+    line = f"hyperctl --daemon-url{joined}{daemon.url} logs "
+    # As bash hands them over: each word split again at COMP_WORDBREAKS' ":" and "=".
+    words = [piece for word in line.split() for piece in re.findall(r"[:=]+|[^:=]+", word)] + [""]
+    assert complete(bash_completion, words, env, line=line) == [job_id]
 
 
 def test_completion_asks_the_daemon_named_on_the_command_line(bash_completion, daemon, tmp_path):
