@@ -19,7 +19,7 @@ import pytest
 from cli.pipes import BROKEN_PIPE_STATUS
 from exports.job_states import FINISHED_STATUSES, JOB_STATUSES
 from exports.models import Job
-from tests.cli_runner import BIN, run_process
+from tests.cli_runner import BIN, run_in_process, run_process
 from tests.conftest import bare_env
 
 BASH = "/bin/bash"
@@ -325,6 +325,18 @@ def test_completion_reads_a_daemon_url_that_bash_split_at_colons(bash_completion
     # As bash hands them over: each word split again at COMP_WORDBREAKS' ":" and "=".
     words = [piece for word in line.split() for piece in re.findall(r"[:=]+|[^:=]+", word)] + [""]
     assert complete(bash_completion, words, env, line=line) == [job_id]
+
+
+@pytest.mark.parametrize("where", ["remote", "local"])
+def test_completion_filters_by_the_prefix_before_taking_the_newest_200(remote_env, where):
+    Job.objects.create(id="zz-older-than-200", vm_path="/dc/vm/a", output_path="/e/a")
+    Job.objects.bulk_create([Job(vm_path="/dc/vm/a", output_path="/e/a") for _ in range(205)])
+    if where == "remote":
+        result = run_process("hyperctl", "query", "--complete-ids=zz", env=remote_env)
+    else:  # in process: this test's database
+        env = {name: value for name, value in remote_env.items() if name != "HYPERSDK_DAEMON_URL"}
+        result = run_in_process("hyperctl", "query", "--complete-ids=zz", env=env)
+    assert (result.returncode, result.stdout.split()) == (0, ["zz-older-than-200"]), result.stderr
 
 
 def test_completion_asks_the_daemon_named_on_the_command_line(bash_completion, daemon, tmp_path):

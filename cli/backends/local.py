@@ -61,13 +61,18 @@ class LocalBackend:
         return _plain(result.as_dict())
 
     def query_jobs(
-        self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        vm: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
     ) -> dict[str, Any]:
         from exports import jobs
         from exports.api.serializers import JobSerializer
 
         with self._errors():
-            found = jobs.query_jobs(status=status, vm=vm)
+            found = jobs.query_jobs(status=status, vm=vm, id_prefix=id_prefix)
             count = found.count()
             rows = found[:limit] if limit else found
             return {"count": count, "results": _plain(JobSerializer(rows, many=True).data)}

@@ -33,7 +33,12 @@ class JobsBackend(Protocol):
 
     def submit_job(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def query_jobs(
-        self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        vm: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
     ) -> dict[str, Any]: ...
     def get_job(self, job_id: str) -> dict[str, Any]: ...
     def job_logs(

@@ -179,7 +179,12 @@ class RemoteBackend:
         return self._call("POST", "/jobs/submit", body=spec, expect=202)
 
     def query_jobs(
-        self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        vm: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
     ) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -188,7 +193,15 @@ class RemoteBackend:
         while True:
             path = "/jobs/query"
             data = self._call(
-                "GET", path, params={"status": status, "vm": vm, "page_size": page_size, "page": page}
+                "GET",
+                path,
+                params={
+                    "status": status,
+                    "vm": vm,
+                    "id_prefix": id_prefix,
+                    "page_size": page_size,
+                    "page": page,
+                },
             )
             count, rows = self._page(path, data)
             if page == 1:

@@ -43,7 +43,10 @@ def register(subparsers, parents) -> None:
 
 def run(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     if opts["complete_ids"] is not None:
-        for job in backend.query_jobs(limit=COMPLETION_LIMIT)["results"]:
+        # The prefix filters first (the daemon's id_prefix), then the newest 200 of those; the
+        # startswith below also keeps a daemon that ignores id_prefix (an older one) to the prefix.
+        found = backend.query_jobs(id_prefix=opts["complete_ids"] or None, limit=COMPLETION_LIMIT)
+        for job in found["results"]:
             job_id = str(job["id"])
             if job_id.startswith(opts["complete_ids"]) and COMPLETABLE_ID.fullmatch(job_id):
                 terminal.say(job_id)
