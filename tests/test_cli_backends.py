@@ -892,3 +892,16 @@ def test_completion_offers_no_id_starting_with_a_dash_or_longer_than_the_apis(fa
     url = fake_daemon(json_answer({"count": len(rows), "next": None, "results": rows}))
     result = remote_cli("hyperctl", url, "query", "--complete-ids=")
     assert (result.returncode, result.stdout.split()) == (0, ["job-1", "j" * 32])
+
+
+@pytest.mark.parametrize("status", [None, "sleeping"])
+def test_watch_of_a_job_whose_status_is_unknown_is_an_unexpected_answer(fake_daemon, status):
+    job = {"id": "job-1", "status": status, "progress": {"percent": 0, "phase": "", "current_file": ""}}
+    remote = RemoteBackend(fake_daemon(json_answer(job)), "t")
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("it waited for a status no job has")
+
+    terminal = Terminal(io.StringIO(), io.StringIO())
+    with pytest.raises(CLIError, match="^unexpected answer from the daemon at "), remote.reading_answers():
+        watch_job(remote, "job-1", terminal, sleep=sleep)
