@@ -93,6 +93,28 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     esac
 }}
 
+{name}_words() {{
+    # bash splits the line at COMP_WORDBREAKS, ":" and "=" among them: "--daemon-url http://h:8080"
+    # arrives as "--daemon-url" "http" ":" "//h" ":" "8080". Pieces with no blank between them
+    # in COMP_LINE (up to the cursor) are one word again: words and cword, as COMP_WORDS/COMP_CWORD.
+    words=() cword=0
+    local line="${{COMP_LINE:0:${{COMP_POINT:-${{#COMP_LINE}}}}}}" pos=0 i piece blank
+    if [[ -z "${{COMP_LINE-}}" ]]; then
+        words=("${{COMP_WORDS[@]}}"); cword=$COMP_CWORD; return 0
+    fi
+    for ((i = 0; i <= COMP_CWORD; i++)); do
+        piece="${{COMP_WORDS[i]}}" blank=0
+        while [[ "${{line:pos:1}}" == [[:space:]] ]]; do pos=$((pos + 1)); blank=1; done
+        if [[ "${{line:pos:${{#piece}}}}" == "$piece" ]]; then pos=$((pos + ${{#piece}})); fi
+        if ((i > 0 && !blank)); then
+            words[${{#words[@]}} - 1]+="$piece"
+        else
+            words+=("$piece")
+        fi
+    done
+    cword=$((${{#words[@]}} - 1))
+}}
+
 {name}_job_ids() {{
     # The newest jobs' ids starting with the word typed, one a line, from the daemon given on the
     # command line (or the environment's, or the local jobs); no errors shown. The daemon's text
@@ -100,22 +122,25 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     local id
     while IFS= read -r id; do
         [[ -n "$id" && "$id" == "$cur"* ]] && COMPREPLY+=("$id")
-    done < <("${{COMP_WORDS[0]}}" "${{connection[@]}}" query --complete-ids="$cur" 2>/dev/null)
+    done < <("${{words[0]}}" "${{connection[@]}}" query --complete-ids="$cur" 2>/dev/null)
 }}
 
 {name}() {{
     # Not `path`: zsh ties that name to $PATH.
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" cmd_path="" word i commands flags takes_value job_id_argument argument_choices
+    local -a words=()
+    local cword=0
+    {name}_words
+    local cur="${{words[cword]}}" prev="" cmd_path="" word i commands flags takes_value job_id_argument argument_choices
     local -a positionals=() connection=()
     local skip=0
     {name}_level ""
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        word="${{COMP_WORDS[i]}}"
+    for ((i = 1; i < cword; i++)); do
+        word="${{words[i]}}"
         if ((skip)); then skip=0; continue; fi
         case "$word" in
             -daemon-url=*|--daemon-url=*|-token-file=*|--token-file=*) connection+=("$word"); continue;;
             -daemon-url|--daemon-url|-token-file|--token-file)
-                ((i + 1 < COMP_CWORD)) && connection+=("$word" "${{COMP_WORDS[i + 1]}}"); skip=1; continue;;
+                ((i + 1 < cword)) && connection+=("$word" "${{words[i + 1]}}"); skip=1; continue;;
             -*=*) continue;;
             -*) case " $takes_value " in *" $word "*) skip=1;; esac; continue;;
         esac
@@ -126,7 +151,7 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     done
     COMPREPLY=()
     if ((skip)); then
-        prev="${{COMP_WORDS[COMP_CWORD - 1]}}"
+        prev="${{words[cword - 1]}}"
         local offered
         offered="$({name}_values "$cmd_path|$prev")"
         if [[ "$offered" == "@job-ids" ]]; then

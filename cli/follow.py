@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from cli import render
-from cli.backends import FINISHED_STATUSES, JobsBackend
+from cli.backends import FINISHED_STATUSES, JOB_STATUSES, JobsBackend
 from cli.terminal import Terminal
 
 POLL_SECONDS = 1.0
@@ -32,6 +32,8 @@ def watch_job(
     try:
         while True:
             job = backend.get_job(job_id)
+            if job["status"] not in JOB_STATUSES:  # a status no job has would be watched forever
+                raise ValueError(f"unknown job status {job['status']!r}")
             text = render.watch_text(job)
             if text != said and not quiet:
                 terminal.say(render.watch_line(job, now()))

@@ -24,6 +24,11 @@ def _run(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
     if mode == "daemon_schedule":
         split_schedule(opts["daemon_schedule"])  # a malformed value is a usage error before anything else
     backend = open_backend(opts["daemon_url"], opts["token_file"])
+    with backend.reading_answers():
+        return _run_mode(mode, backend, opts, terminal)
+
+
+def _run_mode(mode: str, backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     quiet = opts["quiet"]
     if mode == "use_daemon":
         return submit(
@@ -61,7 +66,7 @@ def submit(
     backend: JobsBackend, spec: dict[str, Any], terminal: Terminal, *, watch: bool, quiet: bool
 ) -> int:
     job_id = backend.submit_job(spec)["job_ids"][0]
-    terminal.say(job_id if quiet else render.submitted_line(job_id))
+    terminal.say(render.printable(job_id) if quiet else render.submitted_line(job_id))
     return watch_job(backend, job_id, terminal, quiet=quiet) if watch else 0
 
 

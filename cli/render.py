@@ -3,6 +3,7 @@ Schedules are ``cli.render_schedules``, webhooks ``cli.render_webhooks``; both u
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +30,24 @@ def percent_text(job: dict[str, Any]) -> str:
     return "-" if job["status"] == "pending" else f"{job['progress']['percent']:.1f}%"
 
 
+# C0, DEL, C1 and the Unicode line breaks: a daemon's ESC sequence, BEL or newline in a field
+# would reach the terminal (or split a -quiet line) as is.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(value: object) -> str:
+    """``value`` as text with each control character escaped (``\\x1b``, ``\\n``): one cell."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(value))
+
+
+def tsv_line(*fields: object) -> str:
+    """For scripts: the fields, printable, separated by tabs (a tab in a field is escaped)."""
+    return "\t".join(printable(field) for field in fields)
+
+
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    """Aligned columns; nothing cut, for copy and paste."""
-    rows = [header, *rows]
+    """Aligned columns of printable cells; nothing cut, for copy and paste."""
+    rows = [tuple(printable(cell) for cell in row) for row in (header, *rows)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
@@ -62,7 +78,7 @@ def status_text(job: dict[str, Any]) -> str:
 
 def job_tsv(jobs: list[dict[str, Any]]) -> list[str]:
     """For scripts: ``job-id<TAB>status<TAB>vm-path``."""
-    return [f"{job['id']}\t{job['status']}\t{job['vm_path']}" for job in jobs]
+    return [tsv_line(job["id"], job["status"], job["vm_path"]) for job in jobs]
 
 
 def options_text(job: dict[str, Any]) -> str:

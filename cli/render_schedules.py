@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cli.render import table
+from cli.render import table, tsv_line
 
 SCHEDULE_COLUMNS = ("ID", "NAME", "SCHEDULE", "ENABLED", "LAST RUN", "NEXT RUN")
 
@@ -63,7 +63,7 @@ def _next_run(schedule: dict[str, Any]) -> str:
 def schedule_tsv(schedules: list[dict[str, Any]]) -> list[str]:
     """For scripts: ``id<TAB>name<TAB>cron<TAB>enabled`` (enabled: true or false)."""
     return [
-        f"{schedule['id']}\t{schedule['name']}\t{schedule['cron']}\t{str(schedule['enabled']).lower()}"
+        tsv_line(schedule["id"], schedule["name"], schedule["cron"], str(schedule["enabled"]).lower())
         for schedule in schedules
     ]
 

@@ -120,10 +120,15 @@ def submit_jobs(
 
 
 def query_jobs(
-    *, status: str | None = None, job_id: str | None = None, vm: str | None = None
+    *,
+    status: str | None = None,
+    job_id: str | None = None,
+    vm: str | None = None,
+    id_prefix: str | None = None,
 ) -> QuerySet[Job]:
+    """Jobs newest first; ``id_prefix``: those whose id starts with it (shell completion)."""
     jobs = Job.objects.select_related("vcenter")
-    if not all(can_match(text) for text in (status, job_id, vm) if text):
+    if not all(can_match(text) for text in (status, job_id, vm, id_prefix) if text):
         return jobs.none()
     if status and status != "all":
         jobs = jobs.filter(status=status)
@@ -131,6 +136,8 @@ def query_jobs(
         jobs = jobs.filter(id=job_id)
     if vm:
         jobs = jobs.filter(vm_path__icontains=vm)
+    if id_prefix:
+        jobs = jobs.filter(id__startswith=id_prefix)
     return jobs.order_by("-created_at", "-id")
 
 

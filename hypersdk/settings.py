@@ -37,6 +37,8 @@ try:
     make_private_dir(DATA_DIR)
 except OSError as exc:  # /proc/nope, a read-only place: one line at start-up, not a traceback
     raise ConfigError(f"HYPERSDK_DATA_DIR {DATA_DIR} cannot be used: {exc.strerror or exc}") from None
+if not DATA_DIR.is_dir():  # a regular file or /dev/null: every file in it would fail later
+    raise ConfigError(f"HYPERSDK_DATA_DIR {DATA_DIR} cannot be used: Not a directory")
 
 
 def _secret_key() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -385,6 +386,11 @@ def test_a_daemon_record_with_a_start_that_is_no_number_is_no_daemon(tmp_path, s
     assert daemon_uptime_seconds(tmp_path) is None
 
 
+def test_a_daemon_record_nested_too_deep_to_read_is_no_daemon(tmp_path):
+    record_path(tmp_path).write_text("[" * 100_000 + "]" * 100_000)
+    assert daemon_uptime_seconds(tmp_path) is None
+
+
 def test_a_refused_database_is_one_line(db):
     from django.db import OperationalError
 
@@ -748,3 +754,154 @@ def test_server_error_text_is_shown_as_one_printable_line(fake_daemon):
     with pytest.raises(CLIError) as caught:
         remote.daemon_status()
     assert str(caught.value) == "bad [2J thing"
+
+
+def remote_cli(program: str, url: str, *args: str):
+    from tests.cli_runner import run_in_process
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HYPERSDK_")}
+    return run_in_process(program, "--daemon-url", url, *args, env=env)
+
+
+def raw_answer(body: bytes, status: int = 200):
+    def answer(handler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+ODD_LISTING = json.dumps({"count": 1, "next": None, "results": [{"id": "abc"}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "body", "status"),
+    [
+        ("hyperctl", ["query"], ODD_LISTING, 200),
+        ("hyperctl", ["schedules", "list"], ODD_LISTING, 200),
+        ("hyperctl", ["webhooks", "list"], ODD_LISTING, 200),
+        ("hyperctl", ["status"], b'{"id": "abc"}', 200),
+        ("hyperctl", ["query", "-id", "abc"], b'{"id": "abc"}', 200),
+        ("hyperctl", ["cancel", "abc"], b'{"id": "abc"}', 200),
+        ("hyperctl", ["logs", "abc"], b'{"id": "abc"}', 200),
+        ("hyperctl", ["watch", "abc"], b'{"id": "abc", "status": null}', 200),
+        ("hyperctl", ["watch", "abc"], b'{"id": "abc", "status": "sleeping"}', 200),
+        ("hyperexport", ["--daemon-list", "all"], ODD_LISTING, 200),
+        ("hyperctl", ["query"], b'{"count": 1' + b"0" * 400 + b', "next": null, "results": []}', 200),
+        ("hyperctl", ["status"], b'{"errors": [{"foo": 1}]}', 400),
+        ("hyperctl", ["status"], b'{"errors": "abc"}', 400),
+        ("hyperctl", ["status"], b"[" * 200_000, 200),
+    ],
+)
+def test_an_answer_the_cli_cannot_read_is_one_line_not_a_traceback(fake_daemon, program, args, body, status):
+    url = fake_daemon(raw_answer(body, status))
+    result = remote_cli(program, url, *args)
+    assert result.returncode == 1
+    assert result.stderr == f"error: unexpected answer from the daemon at {url}\n"
+
+
+@pytest.mark.parametrize("ref", [".", "..", "a/b"])
+def test_dot_ids_and_slashes_name_no_job_schedule_or_webhook(fake_daemon, ref):
+    asked = []
+
+    def answer(handler) -> None:
+        asked.append(handler.path)
+        json_answer({"count": 0, "next": None, "results": []})(handler)
+
+    remote = RemoteBackend(fake_daemon(answer), "t")
+    for what, ask in [
+        ("job", remote.get_job),
+        ("job", remote.cancel_job),
+        ("job", remote.job_logs),
+        ("schedule", remote.get_schedule),
+        ("schedule", remote.delete_schedule),
+        ("schedule", remote.trigger_schedule),
+        ("webhook", remote.delete_webhook),
+        ("webhook", remote.test_webhook),
+        ("webhook", remote.webhook_deliveries),
+    ]:
+        with pytest.raises(CLIError, match=f"^{what} not found: {re.escape(ref)}$"):
+            ask(ref)
+    assert asked == []
+
+
+@pytest.mark.parametrize("args", [["webhooks", "delete", "."], ["webhooks", "test", "."]])
+def test_webhook_dot_is_not_found_rather_than_the_list(fake_daemon, args):
+    url = fake_daemon(json_answer({"count": 1, "next": None, "results": [{"id": "w1", "url": "http://x"}]}))
+    result = remote_cli("hyperctl", url, *args)
+    assert (result.returncode, result.stderr) == (1, "error: webhook not found: .\n")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://admin:hunter2@host:notaport", "ftp://admin:hunter2@host/", "http://admin:hunter2@"]
+)
+def test_an_invalid_daemon_url_never_shows_its_password(url):
+    with pytest.raises(UsageError) as raised:
+        RemoteBackend(url, "t")
+    assert "hunter2" not in str(raised.value)
+    assert "***@" in str(raised.value)
+
+
+def test_an_invalid_daemon_url_from_the_environment_never_shows_its_password(monkeypatch):
+    monkeypatch.setenv("HYPERSDK_DAEMON_URL", "http://admin:hunter2@host:notaport")
+    with pytest.raises(UsageError) as raised:
+        open_backend()
+    assert "hunter2" not in str(raised.value)
+
+
+def test_control_characters_from_the_daemon_are_escaped_in_tables_and_quiet_lines():
+    job = {
+        "id": "job-\x1b[31mred",
+        "status": "pending",
+        "vm_path": "/dc/vm/a\nb\x07",
+        "output_path": "/o\x9b",
+        "created_at": None,
+        "progress": {"percent": 0},
+    }
+    lines = render.job_table([job]) + render.job_tsv([job])
+    assert not any(re.search(r"[\x00-\x1f\x7f-\x9f]", line.replace("\t", " ")) for line in lines)
+    assert render.job_tsv([job]) == ["job-\\x1b[31mred\tpending\t/dc/vm/a\\nb\\x07"]
+    assert "job-\\x1b[31mred" in lines[1]
+
+
+def test_a_token_file_that_is_not_utf8_is_one_line_without_its_bytes(tmp_path, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"tok-\xff\xfe-secret")
+    with pytest.raises(CLIError, match="is not UTF-8 text: it holds no API token$") as raised:
+        read_token(str(token_file))
+    assert "secret" not in str(raised.value)
+    monkeypatch.setenv("HYPERSDK_API_TOKEN_FILE", str(token_file))
+    with pytest.raises(CLIError, match="^HYPERSDK_API_TOKEN_FILE .* is not UTF-8 text"):
+        read_token(None)
+
+
+def test_an_endless_token_file_is_refused_after_4_kib(monkeypatch):
+    monkeypatch.setenv("HYPERSDK_API_TOKEN_FILE", "/dev/zero")
+    with pytest.raises(CLIError, match="^HYPERSDK_API_TOKEN_FILE /dev/zero is longer than 4096 bytes"):
+        read_token(None)
+    with pytest.raises(CLIError, match="^token file /dev/zero is longer than 4096 bytes"):
+        read_token("/dev/zero")
+
+
+def test_completion_offers_no_id_starting_with_a_dash_or_longer_than_the_apis(fake_daemon):
+    ids = ["job-1", "-rf", "--daemon-url=x", "j" * 33, "j" * 32]
+    rows = [{"id": job_id} for job_id in ids]
+    url = fake_daemon(json_answer({"count": len(rows), "next": None, "results": rows}))
+    result = remote_cli("hyperctl", url, "query", "--complete-ids=")
+    assert (result.returncode, result.stdout.split()) == (0, ["job-1", "j" * 32])
+
+
+@pytest.mark.parametrize("status", [None, "sleeping"])
+def test_watch_of_a_job_whose_status_is_unknown_is_an_unexpected_answer(fake_daemon, status):
+    job = {"id": "job-1", "status": status, "progress": {"percent": 0, "phase": "", "current_file": ""}}
+    remote = RemoteBackend(fake_daemon(json_answer(job)), "t")
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("it waited for a status no job has")
+
+    terminal = Terminal(io.StringIO(), io.StringIO())
+    with pytest.raises(CLIError, match="^unexpected answer from the daemon at "), remote.reading_answers():
+        watch_job(remote, "job-1", terminal, sleep=sleep)

@@ -7,6 +7,7 @@ the shell and the operator see, the exit status included.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from cli.pipes import BROKEN_PIPE_STATUS
 from exports.job_states import FINISHED_STATUSES, JOB_STATUSES
 from exports.models import Job
-from tests.cli_runner import BIN, run_process
+from tests.cli_runner import BIN, run_in_process, run_process
 from tests.conftest import bare_env
 
 BASH = "/bin/bash"
@@ -127,6 +128,17 @@ def test_an_unusable_data_dir_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
 
 
+@pytest.mark.parametrize("data_dir", ["/dev/null", "file"])
+def test_a_data_dir_that_is_no_directory_is_a_one_line_error(tmp_path, data_dir):
+    if data_dir == "file":
+        data_dir = str(tmp_path / "file")
+        Path(data_dir).write_text("x")
+    env = bare_env(tmp_path) | {"HYPERSDK_DATA_DIR": data_dir}
+    result = run_process("hyperctl", "status", env=env)
+    assert result.stderr == f"error: HYPERSDK_DATA_DIR {data_dir} cannot be used: Not a directory\n"
+    assert result.returncode == 2
+
+
 # ---- help and usage errors ------------------------------------------------------------------
 
 
@@ -218,14 +230,19 @@ def test_a_local_listing_loads_neither_celery_nor_the_admin_nor_the_webhooks_del
 # ---- completion ----------------------------------------------------------------------------
 
 
-def complete(script: str, words: list[str], env: dict[str, str], shell: str = BASH) -> list[str]:
+def complete(
+    script: str, words: list[str], env: dict[str, str], shell: str = BASH, *, line: str | None = None
+) -> list[str]:
     """COMPREPLY of the completion function for ``words`` (the last is the word being typed), in
-    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays)."""
+    bash or in zsh (whose bash emulation runs the function with 0-based arrays, ksharrays);
+    ``line``: COMP_LINE, the cursor at its end."""
+    comp_line = "" if line is None else f"COMP_LINE={shlex.quote(line)}; COMP_POINT={len(line)}"
     program = f"""
 source {shlex.quote(script)}
 {"setopt ksharrays" if shell == ZSH else ""}
 COMP_WORDS=({" ".join(shlex.quote(word) for word in words)})
 COMP_CWORD={len(words) - 1}
+{comp_line}
 _hyperctl
 printf '%s\\n' "${{COMPREPLY[@]}}"
 """
@@ -298,6 +315,28 @@ def test_completion_ids_are_the_newest_plain_ones_starting_with_the_word(remote_
     prefix = offered[0][:6]
     result = run_process("hyperctl", "query", f"--complete-ids={prefix}", env=remote_env)
     assert result.stdout.split() == [job_id for job_id in offered if job_id.startswith(prefix)]
+
+
+@pytest.mark.parametrize("joined", [" ", "="])
+def test_completion_reads_a_daemon_url_that_bash_split_at_colons(bash_completion, daemon, tmp_path, joined):
+    job_id = Job.objects.create(vm_path="/dc/vm/a", output_path="/e/a").id
+    env = bare_env(tmp_path) | {"HYPERSDK_API_TOKEN": daemon.token}
+    line = f"hyperctl --daemon-url{joined}{daemon.url} logs "
+    # As bash hands them over: each word split again at COMP_WORDBREAKS' ":" and "=".
+    words = [piece for word in line.split() for piece in re.findall(r"[:=]+|[^:=]+", word)] + [""]
+    assert complete(bash_completion, words, env, line=line) == [job_id]
+
+
+@pytest.mark.parametrize("where", ["remote", "local"])
+def test_completion_filters_by_the_prefix_before_taking_the_newest_200(remote_env, where):
+    Job.objects.create(id="zz-older-than-200", vm_path="/dc/vm/a", output_path="/e/a")
+    Job.objects.bulk_create([Job(vm_path="/dc/vm/a", output_path="/e/a") for _ in range(205)])
+    if where == "remote":
+        result = run_process("hyperctl", "query", "--complete-ids=zz", env=remote_env)
+    else:  # in process: this test's database
+        env = {name: value for name, value in remote_env.items() if name != "HYPERSDK_DAEMON_URL"}
+        result = run_in_process("hyperctl", "query", "--complete-ids=zz", env=env)
+    assert (result.returncode, result.stdout.split()) == (0, ["zz-older-than-200"]), result.stderr
 
 
 def test_completion_asks_the_daemon_named_on_the_command_line(bash_completion, daemon, tmp_path):

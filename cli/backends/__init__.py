@@ -11,7 +11,6 @@ This package's public API is what it imports here: ``protocol`` (what a backend 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.backends.errors import CLIError, UsageError, error_message, no_such_page
@@ -92,19 +91,44 @@ def open_backend(daemon_url: str | None = None, token_file: str | None = None) -
     return RemoteBackend(url, read_token(token_file))
 
 
+# An API token is 40 hex digits: a file longer than this holds no token (and /dev/zero never ends).
+MAX_TOKEN_FILE_BYTES = 4096
+
+
 def read_token(token_file: str | None) -> str:
     """From ``--token-file``, else $HYPERSDK_API_TOKEN (or the file named by $HYPERSDK_API_TOKEN_FILE)."""
+    from cli.backends.remote import API_TOKEN_ENV
+
     if token_file:
-        try:
-            token = Path(token_file).read_text().strip()
-        except OSError as exc:
-            raise CLIError(f"cannot read token file {token_file}: {exc.strerror}") from None
+        token = _token_from_file(
+            token_file, f"token file {token_file}", f"cannot read token file {token_file}"
+        )
         if not token:
             raise CLIError(f"token file {token_file} is empty")
         return token
-    from cli.backends.remote import API_TOKEN_ENV
-
+    named = os.environ.get(f"{API_TOKEN_ENV}_FILE")
+    if named:
+        return _token_from_file(
+            named, f"{API_TOKEN_ENV}_FILE {named}", f"{API_TOKEN_ENV}_FILE: cannot read {named}"
+        )
     try:
         return env_str(API_TOKEN_ENV).strip()
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _token_from_file(path: str, label: str, unreadable: str) -> str:
+    """The token in ``path`` (stripped): at most MAX_TOKEN_FILE_BYTES of UTF-8 text, never echoed.
+    ``label`` names the file in errors; ``unreadable`` says it could not be read."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise CLIError(f"{unreadable}: {exc.strerror}") from None
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise CLIError(f"{label} is longer than {MAX_TOKEN_FILE_BYTES} bytes: it holds no API token")
+    try:
+        token = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise CLIError(f"{label} is not UTF-8 text: it holds no API token") from None
+    return token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from exports.job_states import FINISHED_STATUSES as FINISHED_STATUSES
@@ -25,9 +26,19 @@ class JobsBackend(Protocol):
     is_local: bool
     where: str  # for humans: "daemon at http://host:8080", "local services (sqlite database)"
 
+    def reading_answers(self) -> AbstractContextManager[None]:
+        """Around a command's use of the answers: remote, an unreadable answer is one CLIError;
+        local, nothing (a bug there shows as the traceback it is)."""
+        ...
+
     def submit_job(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def query_jobs(
-        self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        vm: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
     ) -> dict[str, Any]: ...
     def get_job(self, job_id: str) -> dict[str, Any]: ...
     def job_logs(

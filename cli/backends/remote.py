@@ -7,6 +7,8 @@ import math
 import re
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +33,18 @@ EXTRA_PAGES = 2
 # names no job, and would not fit a URL path either.
 JOB_ID_SHAPE = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 TOKEN_REFUSED = f"the daemon refused the API token (set {API_TOKEN_ENV})"
+# What reading an answer of the right outer shape but with missing or mistyped fields raises
+# (a KeyError for a missing field, a TypeError or AttributeError for a mistyped one, an
+# OverflowError for a count of 400 digits, a RecursionError for JSON nested too deep).
+UNREADABLE_ANSWER = (
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
 
 
 class RemoteBackend:
@@ -148,6 +162,16 @@ class RemoteBackend:
                     raise too_slow from None
                 raise
 
+    @contextmanager
+    def reading_answers(self) -> Iterator[None]:
+        """The one boundary around a command's use of this daemon's answers: an answer the CLI
+        cannot read (``UNREADABLE_ANSWER``, raised while reading or rendering it) is the CLIError
+        ``unexpected answer from the daemon at <url>`` rather than a traceback."""
+        try:
+            yield
+        except UNREADABLE_ANSWER:
+            raise CLIError(f"unexpected answer from the daemon at {self.shown_url}") from None
+
     def unexpected(self, path: str) -> CLIError:
         return CLIError(f"unexpected answer from the daemon at {self.shown_url}{path}")
 
@@ -155,7 +179,12 @@ class RemoteBackend:
         return self._call("POST", "/jobs/submit", body=spec, expect=202)
 
     def query_jobs(
-        self, *, status: str | None = None, vm: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        vm: str | None = None,
+        limit: int | None = None,
+        id_prefix: str | None = None,
     ) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -164,7 +193,15 @@ class RemoteBackend:
         while True:
             path = "/jobs/query"
             data = self._call(
-                "GET", path, params={"status": status, "vm": vm, "page_size": page_size, "page": page}
+                "GET",
+                path,
+                params={
+                    "status": status,
+                    "vm": vm,
+                    "id_prefix": id_prefix,
+                    "page_size": page_size,
+                    "page": page,
+                },
             )
             count, rows = self._page(path, data)
             if page == 1:
@@ -324,18 +361,26 @@ class _Deadline:
 
 def _job_segment(job_id: str) -> str:
     """``job_id`` for a URL path; an id of another shape is no job, as the local services say
-    (it could not reach the job's URL intact: a ``/``, or longer than a URL may be)."""
-    if not JOB_ID_SHAPE.fullmatch(job_id):
+    (it could not reach the job's URL intact: a ``/``, ``.`` or ``..``, or longer than a URL may be)."""
+    if not JOB_ID_SHAPE.fullmatch(job_id) or job_id in (".", ".."):
         raise CLIError(f"job not found: {one_line(job_id)[:80]}")
     return job_id
 
 
+def _segment(what: str, ref: str) -> str:
+    """``ref`` as one URL path segment. ``.``, ``..`` and a ``/`` name no row: httpx would fold
+    them into another path (``/webhooks/.`` is the list), so they are "not found" as locally."""
+    if ref in (".", "..") or "/" in ref:
+        raise CLIError(f"{what} not found: {one_line(ref)[:80]}")
+    return quote(ref, safe="")
+
+
 def _schedule_path(schedule_id: str) -> str:
-    return f"/schedules/{quote(schedule_id, safe='')}"
+    return f"/schedules/{_segment('schedule', schedule_id)}"
 
 
 def _webhook_path(ref: str) -> str:
-    return f"/webhooks/{quote(str(ref), safe='')}"
+    return f"/webhooks/{_segment('webhook', str(ref))}"
 
 
 def daemon_base_url(url: str) -> str:
@@ -345,8 +390,16 @@ def daemon_base_url(url: str) -> str:
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f"invalid daemon URL {url!r}: use http://host:port or https://host")
+        raise UsageError(
+            f"invalid daemon URL {_userinfo_masked(url)!r}: use http://host:port or https://host"
+        )
     return base
+
+
+def _userinfo_masked(url: str) -> str:
+    """``url`` with whatever lies between ``//`` and the last ``@`` masked: a password, even in a
+    URL no parser takes (mask_url shows nothing of those)."""
+    return re.sub(r"//.*@", "//***@", url, flags=re.DOTALL)
 
 
 def check_token(token: str) -> None:

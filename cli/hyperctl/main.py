@@ -70,9 +70,12 @@ def run(opts: dict[str, Any], out: TextIO, err: TextIO) -> int:
         return terminal.run(lambda: opts["run"](None, opts, terminal))
     from cli.backends import open_backend
 
-    return terminal.run(
-        lambda: opts["run"](open_backend(opts["daemon_url"], opts["token_file"]), opts, terminal)
-    )
+    def action() -> int:
+        backend = open_backend(opts["daemon_url"], opts["token_file"])
+        with backend.reading_answers():
+            return opts["run"](backend, opts, terminal)
+
+    return terminal.run(action)
 
 
 def main(argv: list[str] | None = None, *, prog: str = "hyperctl") -> int:

@@ -15,9 +15,10 @@ from cli.terminal import Terminal
 # The most jobs -limit asks for: a million, as many as -tail's lines (0 asks for every one).
 MAX_LIMIT = 1_000_000
 # Shell completion offers the newest jobs' ids only (a Tab must not fetch a long history), and
-# only ids a shell reads as plain text: the API's ids are of this shape (exports.models.new_job_id).
+# only ids a shell reads as plain text: the API's ids are of this shape (exports.models.new_job_id),
+# at most 32 characters (Job.id's max_length); never one starting with "-", read as a flag.
 COMPLETION_LIMIT = 200
-COMPLETABLE_ID = re.compile(r"[A-Za-z0-9._-]+")
+COMPLETABLE_ID = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]{0,31}")
 
 
 def register(subparsers, parents) -> None:
@@ -42,7 +43,10 @@ def register(subparsers, parents) -> None:
 
 def run(backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     if opts["complete_ids"] is not None:
-        for job in backend.query_jobs(limit=COMPLETION_LIMIT)["results"]:
+        # The prefix filters first (the daemon's id_prefix), then the newest 200 of those; the
+        # startswith below also keeps a daemon that ignores id_prefix (an older one) to the prefix.
+        found = backend.query_jobs(id_prefix=opts["complete_ids"] or None, limit=COMPLETION_LIMIT)
+        for job in found["results"]:
             job_id = str(job["id"])
             if job_id.startswith(opts["complete_ids"]) and COMPLETABLE_ID.fullmatch(job_id):
                 terminal.say(job_id)

@@ -70,7 +70,7 @@ def _rejected(errors: dict[str, list[str]], **extra: str) -> Response:
 
 
 class JobQueryView(generics.ListAPIView):
-    """Jobs, newest first, filtered by ``status``, ``id`` or ``vm``."""
+    """Jobs, newest first, filtered by ``status``, ``id``, ``vm`` or ``id_prefix``."""
 
     serializer_class = JobSerializer
 
@@ -79,6 +79,7 @@ class JobQueryView(generics.ListAPIView):
             OpenApiParameter("status", str, enum=[*Job.Status.values, "all"]),
             OpenApiParameter("id", str),
             OpenApiParameter("vm", str, description="part of the VM path"),
+            OpenApiParameter("id_prefix", str, description="jobs whose id starts with this"),
         ]
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
@@ -89,9 +90,15 @@ class JobQueryView(generics.ListAPIView):
         status_filter = params.get("status")
         if status_filter and status_filter not in (*Job.Status.values, "all"):
             raise ValidationError({"status": [f"must be one of {', '.join(Job.Status.values)}, all"]})
-        if not all(can_match(text) for text in (params.get("id"), params.get("vm")) if text):
-            raise ValidationError({"vm": ["must not hold NUL characters"]})
-        return jobs.query_jobs(status=status_filter, job_id=params.get("id"), vm=params.get("vm"))
+        for name in ("id", "vm", "id_prefix"):
+            if params.get(name) and not can_match(params[name]):
+                raise ValidationError({name: ["must not hold NUL characters"]})
+        return jobs.query_jobs(
+            status=status_filter,
+            job_id=params.get("id"),
+            vm=params.get("vm"),
+            id_prefix=params.get("id_prefix"),
+        )
 
 
 class JobDetailView(APIView):

@@ -65,6 +65,6 @@ def daemon_uptime_seconds(data_dir: Path) -> float | None:
 def _read(path: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
         return None
     return record if isinstance(record, dict) else None
