@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "exports",
+    "inventory",
     "schedules",
     "webhooks",
     "dashboard",
