@@ -553,7 +553,8 @@ def test_nics_read_back_with_network_mac_and_adapter(sim, dmz):
     assert [n.deviceInfo.label for n in nics] == ["Network adapter 1", "Network adapter 2"]
     assert nics[0].macAddress == "00:50:56:aa:bb:01" and nics[0].addressType == "manual"
     assert nics[1].macAddress and nics[1].addressType == "generated"
-    assert [n.connectable.connected for n in nics] == [True, False]
+    assert [n.connectable.startConnected for n in nics] == [True, False]
+    assert [n.connectable.connected for n in nics] == [False, False]  # powered off
     vm = sim.find_vm(path)
     assert sorted(n.name for n in vm.network) == ["DMZ", "VM Network"]
     with pytest.raises(ValueError, match="no network 'Nowhere'"):
@@ -664,8 +665,14 @@ def test_connected_cdrom_iso_and_floppy_read_back(sim, image):
         assert cdrom.backing.fileName == iso and cdrom.deviceInfo.label == "CD/DVD drive 1"
         assert floppy.backing.fileName == flp and floppy.deviceInfo.label == "Floppy drive 1"
         for drive in (cdrom, floppy):
-            assert drive.connectable.connected is connected
             assert drive.connectable.startConnected is connected
+            assert drive.connectable.connected is False  # nothing is connected in a powered-off VM
+    # Powered on, what starts connected is connected; powered off again, nothing is.
+    for state, want in (("on", True), ("off", False)):
+        (sim.power_on if state == "on" else sim.power_off)(on)
+        for kind in (vim.vm.device.VirtualCdrom, vim.vm.device.VirtualFloppy):
+            (drive,) = devices_of(sim, on, kind)
+            assert drive.connectable.connected is want
 
 
 def test_cbt_template_cpus_cores_and_memory_read_back(sim, si, image):

@@ -245,8 +245,8 @@ class NicSpec:
     ``network``: a network of the datacenter by name (``"VM Network"`` exists; add port groups
     with ``VSphereSimulator.add_network``). ``mac``: a static MAC (``addressType`` manual), or
     ``None`` for one the server generates. ``adapter``: ``vmxnet3``, ``e1000e``, ``e1000``,
-    ``vmxnet2`` or ``pcnet32``. ``connected``: ``connectable.connected`` and
-    ``connectable.startConnected``.
+    ``vmxnet2`` or ``pcnet32``. ``connected``: ``connectable.startConnected``
+    (``connectable.connected`` too while the VM is powered on).
     """
 
     network: str = "VM Network"
@@ -664,8 +664,9 @@ class VSphereSimulator:
         secure boot, NVRAM content (which makes the export lease offer the ``.nvram``), and
         ``snapshots`` snapshots taken after seeding.
 
-        ``cdrom_connected``/``floppy_connected``: the drive's ``connectable.connected`` and
-        ``startConnected`` (both True by default, as vcsim has always made them).
+        ``cdrom_connected``/``floppy_connected``: the drive's ``connectable.startConnected``
+        (True by default). As on vCenter, ``connectable.connected`` is False while the VM is
+        powered off and follows ``startConnected`` once it is powered on (NICs alike).
         ``nics``: network adapters (``NicSpec``); none by default.
         ``guest_id``: the configured guest OS (``config.guestId``; ``config.guestFullName`` is
         vCenter's name for it, e.g. ``debian11_64Guest`` -> "Debian GNU/Linux 11 (64-bit)").
