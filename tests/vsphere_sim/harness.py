@@ -3,7 +3,11 @@
 The server (``main.go`` and friends in this directory) is govmomi's vcsim
 extended with ExportVm/HttpNfcLease/NFC downloads and
 OvfManager.CreateDescriptor. pyvmomi talks to it exactly as to vCenter, over
-verified TLS.
+verified TLS. It also pages PropertyCollector retrievals, answers privilege checks, and
+holds what an inventory and a preflight read (NICs, independent disks, RDMs, a datastore
+that drops, connected drives, CBT, templates, encryption, guest OS and VMware Tools state;
+see ``create_vm`` and the model controls below it), optionally among thousands of VMs
+(``extra_vms``).
 
 Typical use::
 
@@ -45,6 +49,7 @@ __all__ = [
     "VSphereSimulator",
     "build_ovf_checker",
     "build_simulator",
+    "escape_name",
     "make_stream_vmdk",
 ]
 
