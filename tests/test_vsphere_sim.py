@@ -727,6 +727,9 @@ def test_guest_os_configured_and_detected_by_tools(sim, image):
     assert stopped.guest.toolsStatus == "toolsNotRunning"
     assert not stopped.guest.guestFullName
 
+    guide = sim.find_vm("/dc/vm/prod/web01")  # the user guide's VMs too: vcsim said "otherGuest"
+    assert (guide.config.guestId, guide.config.guestFullName) == ("otherGuest", "Other (32-bit)")
+
     bare = sim.find_vm(sim.create_vm(FEATURES, "bare", [DiskSpec(image)]))
     assert bare.guest.toolsStatus == "toolsNotInstalled"
     assert bare.guest.toolsRunningStatus == "guestToolsNotRunning"
