@@ -521,6 +521,23 @@ def test_extra_vms_make_a_5000_vm_fleet_that_pages_through_a_container_view(tmp_
         assert len(disks) == 2 and len(nics) == 1
         assert [d.deviceInfo.label for d in disks] == ["Hard disk 1", "Hard disk 2"]
         assert nics[0].backing.deviceName == "VM Network"
+        # A few of each shape a preflight warns about.
+        running = index.FindByInventoryPath("/dc/vm/fleet/web/web-00000")
+        assert running.runtime.powerState == "poweredOn"
+        assert running.guest.toolsRunningStatus == "guestToolsRunning"
+        assert running.guest.guestFullName == "Debian GNU/Linux 11 (64-bit)"
+        assert running.config.hardware.device[-1].connectable.connected is True
+        scratch = index.FindByInventoryPath("/dc/vm/fleet/windows/windows-00013")
+        modes = [
+            d.backing.diskMode
+            for d in scratch.config.hardware.device
+            if isinstance(d, vim.vm.device.VirtualDisk)
+        ]
+        assert modes == ["persistent", "independent_persistent"]
+        iso = index.FindByInventoryPath("/dc/vm/fleet/legacy/legacy-00007")
+        (cdrom,) = [d for d in iso.config.hardware.device if isinstance(d, vim.vm.device.VirtualCdrom)]
+        assert cdrom.backing.fileName.endswith("iso/installer.iso") and cdrom.connectable.startConnected
+        assert index.FindByInventoryPath("/dc/vm/fleet/db/db-00017").config.keyId.keyId == "fleet-key-00017"
         Disconnect(si)
     finally:
         big.stop()

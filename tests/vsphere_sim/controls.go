@@ -254,6 +254,12 @@ func (x *extension) adminEncrypt(w http.ResponseWriter, r *http.Request) {
 	if provider == "" {
 		provider = "hypersdk-kms"
 	}
+	encryptVM(vm, keyID, provider)
+	writeJSON(w, map[string]interface{}{"vm": vm.Self.Value, "key_id": keyID, "provider": provider})
+}
+
+// encryptVM sets the VM's config.keyId and each flat disk's backing.keyId.
+func encryptVM(vm *simulator.VirtualMachine, keyID, provider string) {
 	key := &types.CryptoKeyId{KeyId: keyID, ProviderId: &types.KeyProviderId{Id: provider}}
 	simulator.Map.WithLock(vm, func() {
 		devices := vm.Config.Hardware.Device
@@ -271,7 +277,6 @@ func (x *extension) adminEncrypt(w http.ResponseWriter, r *http.Request) {
 			{Name: "config.hardware.device", Val: devices},
 		})
 	})
-	writeJSON(w, map[string]interface{}{"vm": vm.Self.Value, "key_id": keyID, "provider": provider})
 }
 
 // ---- names ----

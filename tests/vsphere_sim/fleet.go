@@ -23,8 +23,10 @@ var fleetGuests = []string{
 
 // addFleet creates n more VMs in /<dc>/vm/fleet/<group>/<group>-NNNNN, shaped like a real
 // estate: varied power state, guest OS, CPUs/cores, memory, one or two thin/thick disks on a
-// paravirtual SCSI controller and one NIC on "VM Network". A few have CBT, a snapshot or are
-// templates. Everything goes through the simulator's own methods in-process, so the search
+// paravirtual SCSI controller and one NIC on "VM Network". Some have CBT (every 5th), a
+// snapshot (25th), an independent second disk (every 50th from 13), an ISO in a CD-ROM that
+// starts connected (every 40th from 7), are encrypted (every 200th from 17) or are templates
+// (every 100th from 99). Everything goes through the simulator's own methods in-process, so the search
 // index, parents and the PropertyCollector stay consistent; disk files are created empty
 // (a download of one streams a valid never-written VMDK).
 func addFleet(model *simulator.Model, n int) error {
@@ -104,6 +106,10 @@ func fleetSpec(i int, name, ds string) types.VirtualMachineConfigSpec {
 	}
 	disks := 1 + i%2
 	for d := 0; d < disks; d++ {
+		mode := types.VirtualDiskModePersistent
+		if d == 1 && i%50 == 13 {
+			mode = types.VirtualDiskModeIndependent_persistent // a scratch disk ExportVm leaves out
+		}
 		gib := int64([]int{8, 16, 20, 40, 100}[(i+d)%5])
 		thin := (i+d)%3 != 0
 		unit := int32(d)
@@ -118,7 +124,7 @@ func fleetSpec(i int, name, ds string) types.VirtualMachineConfigSpec {
 						VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
 							FileName: fmt.Sprintf("[%s] %s/%s_%d.vmdk", ds, name, name, d),
 						},
-						DiskMode:        string(types.VirtualDiskModePersistent),
+						DiskMode:        string(mode),
 						ThinProvisioned: types.NewBool(thin),
 						EagerlyScrub:    types.NewBool(!thin && i%2 == 0),
 					},
@@ -142,6 +148,17 @@ func fleetSpec(i int, name, ds string) types.VirtualMachineConfigSpec {
 		nic = &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: card}}
 	}
 	changes = append(changes, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: nic})
+	if i%40 == 7 { // an installer ISO left in the drive
+		unit := int32(0)
+		changes = append(changes, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd,
+			Device: &types.VirtualCdrom{VirtualDevice: types.VirtualDevice{
+				Key: 3002, ControllerKey: 201, UnitNumber: &unit,
+				DeviceInfo: &types.Description{Label: "CD/DVD drive 1", Summary: "ISO [" + ds + "] iso/installer.iso"},
+				Backing: &types.VirtualCdromIsoBackingInfo{VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
+					FileName: "[" + ds + "] iso/installer.iso"}},
+				Connectable: &types.VirtualDeviceConnectInfo{StartConnected: true, Connected: true, AllowGuestControl: true},
+			}}})
+	}
 
 	spec := types.VirtualMachineConfigSpec{
 		Name:              name,
@@ -171,6 +188,9 @@ func shapeFleetVM(ctx context.Context, c *vim25.Client, i int, ref types.Managed
 		return fmt.Errorf("%s vanished", ref.Value)
 	}
 	fixGuestFullName(vm)
+	if i%200 == 17 {
+		encryptVM(vm, fmt.Sprintf("fleet-key-%05d", i), "hypersdk-kms")
+	}
 	switch {
 	case i%100 == 99:
 		_, err := methods.MarkAsTemplate(ctx, c, &types.MarkAsTemplate{This: ref})
