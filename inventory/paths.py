@@ -21,6 +21,8 @@ _ESCAPED = re.compile(r"%(?:2[fF]|5[cC]|25)")
 def escape_name(name: str) -> str:
     """A name as vCenter stores it: ``backup/daily`` → ``backup%2fdaily``; an already escaped
     name is returned unchanged (``escape_name(escape_name(n)) == escape_name(n)``)."""
+    if "%" not in name and "/" not in name and "\\" not in name:
+        return name  # most names: nothing to escape, and 5,000 of them are joined per read
     return _TO_ESCAPE.sub(lambda m: {"%": "%25", "/": "%2f", "\\": "%5c"}[m.group()], name)
 
 
