@@ -61,14 +61,31 @@ def list_vms(
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInput("page_size", f"must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
     name, target = _target(vcenter)
-    inventory = _inventory(name, target, refresh=refresh)
-    matching = _filtered(inventory, q=q, folder=folder, power_state=power_state, guest_os=guest_os)
+    key = cache.identity(name, target)
     start = (page - 1) * page_size
-    shown = matching[start : start + page_size]
-    missing = [entry.moref for entry in shown if entry.moref not in inventory.records]
-    if missing:
-        for record in _with_vcenter(target, lambda si: read_vms(si, _vms(si, missing))):
-            inventory.records[record.moref] = record
+
+    def page_of(inventory: cache.Inventory) -> tuple[list[VMEntry], list[VMEntry], list[str]]:
+        matching = _filtered(inventory, q=q, folder=folder, power_state=power_state, guest_os=guest_os)
+        shown = matching[start : start + page_size]
+        return matching, shown, [entry.moref for entry in shown if entry.moref not in inventory.records]
+
+    def read(si: Any) -> tuple[cache.Inventory, list[VMEntry], list[VMEntry]]:
+        # The list and its page's records in one session: a cold page logs in once.
+        entries, structure = index_vms(si)
+        inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
+        matching, shown, missing = page_of(inventory)
+        inventory.records.update((record.moref, record) for record in read_vms(si, _vms(si, missing)))
+        return inventory, matching, shown
+
+    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    if inventory is None:
+        inventory, matching, shown = _with_vcenter(target, read)
+        cache.put(key, inventory)
+    else:
+        matching, shown, missing = page_of(inventory)
+        if missing:
+            records = _with_vcenter(target, lambda si: read_vms(si, _vms(si, missing)))
+            inventory.records.update((record.moref, record) for record in records)
     return VMPage(
         vcenter=name,
         count=len(matching),

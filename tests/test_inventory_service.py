@@ -130,8 +130,8 @@ def test_a_bad_filter_is_refused_naming_it(bad, field, soap_calls):
 
 def test_a_cached_list_asks_vcenter_nothing(soap_calls):
     first = service.list_vms(page_size=3)
-    # One retrieval for the whole list, one for the page's records; never one per VM.
-    assert soap_calls["RetrievePropertiesEx"] == 2
+    # One retrieval for the whole list, one for the page's records, in one session; never one per VM.
+    assert soap_calls["RetrievePropertiesEx"] == 2 and soap_calls["Login"] == 1
 
     soap_calls.clear()
     assert service.list_vms(page_size=3) == first
