@@ -94,11 +94,14 @@ def get(key: str, ttl: float) -> Inventory | None:
     return inventory if inventory is not None and inventory.fresh(ttl) else None
 
 
-def put(key: str, inventory: Inventory) -> None:
+def put(key: str, inventory: Inventory, ttl: float) -> None:
+    """Keep ``inventory`` under ``key``; lists past ``ttl`` go (those of a vCenter since edited
+    are under a key no request asks for again)."""
     with _lock:
-        # Entries of a vCenter edited since (another key) are dropped as they expire: the
-        # dictionary holds at most one per configured vCenter and identity.
-        _inventories[key] = inventory
+        for stale in [k for k, kept in _inventories.items() if not kept.fresh(ttl)]:
+            del _inventories[stale]
+        if ttl > 0:
+            _inventories[key] = inventory
 
 
 def clear() -> None:

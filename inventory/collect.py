@@ -32,7 +32,7 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from exports.pipeline.devices import disk_devices, drive_devices
+from exports.pipeline.devices import disk_devices, drive_devices, firmware_facts
 from inventory.paths import escape_name, join_path
 from inventory.records import DiskRecord, DriveRecord, NicRecord, VMRecord
 from inventory.soap import NotPlain, retrieve_plain
@@ -339,6 +339,7 @@ def vm_record(moref: str, props: Mapping[str, Any], structure: Structure) -> VMR
     config = vim.vm.ConfigInfo(
         hardware=vim.vm.VirtualHardware(device=devices), bootOptions=boot_options, firmware=firmware
     )
+    boot = firmware_facts(config)
     allocated = _allocated_bytes(props.get("layoutEx.file"), props.get("layoutEx.disk"))
     disks = tuple(
         DiskRecord(
@@ -383,8 +384,8 @@ def vm_record(moref: str, props: Mapping[str, Any], structure: Structure) -> VMR
         cpus=int(props.get("config.hardware.numCPU") or 0),
         cores_per_socket=int(props.get("config.hardware.numCoresPerSocket") or 1),
         memory_mb=int(props.get("config.hardware.memoryMB") or 0),
-        firmware="efi" if firmware == "efi" else "bios",
-        secure_boot=firmware == "efi" and bool(getattr(boot_options, "efiSecureBootEnabled", False)),
+        firmware="efi" if boot.firmware == "uefi" else "bios",  # the record says vSphere's word
+        secure_boot=boot.secure_boot,
         template=bool(props.get("config.template")),
         encrypted=props.get("config.keyId") is not None,
         cbt_enabled=bool(props.get("config.changeTrackingEnabled")),

@@ -80,7 +80,7 @@ def list_vms(
     inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     if inventory is None:
         inventory, matching, shown = _with_vcenter(target, read)
-        cache.put(key, inventory)
+        cache.put(key, inventory, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     else:
         matching, shown, missing = page_of(inventory)
         if missing:
@@ -150,7 +150,7 @@ def _inventory(name: str, target: VCenterTarget, *, refresh: bool) -> cache.Inve
     if inventory is None:
         entries, structure = _with_vcenter(target, index_vms)
         inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
-        cache.put(key, inventory)
+        cache.put(key, inventory, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     return inventory
 
 

@@ -24,7 +24,8 @@ _NUMBERS = {"xsd:int", "xsd:long", "xsd:short", "xsd:byte"}
 
 
 class NotPlain(ValueError):
-    """The answer holds a value this decoder does not read (a data object or an array)."""
+    """The answer holds a value this decoder does not read (a data object or an array), or the
+    session is not one it can send on."""
 
 
 def retrieve_plain(property_collector: Any, spec: Any, options: Any) -> list[tuple[Any, dict[str, Any]]]:
@@ -41,12 +42,15 @@ def retrieve_plain(property_collector: Any, spec: Any, options: Any) -> list[tup
 def _call(mo: Any, method: str, args: list[Any], into: list[tuple[Any, dict[str, Any]]]) -> str:
     """One SOAP call of ``method``; its objects appended to ``into``; the next page's token."""
     stub = mo._stub
+    if not isinstance(stub, SoapAdapter.SoapStubAdapter):  # a wrapping stub: let pyvmomi call
+        raise NotPlain(f"a session through {type(stub).__name__}")
     info = mo._GetMethodInfo(method)
     body = stub.SerializeRequest(mo, info, args)
     headers = {
         "Cookie": stub.cookie,
         "SOAPAction": stub.versionId,
         "Content-Type": f"text/xml; charset={SoapAdapter.XML_ENCODING}",
+        **(stub._customHeaders or {}),
     }
     conn = stub.GetConnection()
     try:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from inventory import collect
 from inventory.collect import collect_vms, index_vms, read_vm
 from inventory.paths import escape_name, join_path, normalize_path, unescape_name
+from inventory.soap import NotPlain, retrieve_plain
 from tests.conftest import start_simulator
 from tests.vsphere_sim.harness import DiskSpec, NicSpec
 
@@ -261,3 +262,49 @@ def test_a_vm_in_a_datacenter_folder_gets_the_whole_path():
     parent = vim.Folder("group-v4")
     record = collect.vm_record("vm-9", {"name": "a/b", "parent": parent}, structure)
     assert (record.path, record.folder, record.datacenter) == ("/EMEA/dc/vm/a%2fb", "/EMEA/dc/vm", "dc")
+
+
+def listing_spec(si, paths):
+    pc = vmodl.query.PropertyCollector
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    through = pc.TraversalSpec(name="view", type=vim.view.ContainerView, path="view")
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[through])],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(paths))],
+    )
+    return content.propertyCollector, spec
+
+
+def test_the_lists_decoder_reads_what_pyvmomi_reads(sim, shaped):
+    si = sim.service_instance()
+    pc, spec = listing_spec(si, collect.LISTING_PROPERTIES)
+
+    def plain(objects):
+        return sorted(
+            (obj._moId, {k: getattr(v, "_moId", v) for k, v in props.items()}) for obj, props in objects
+        )
+
+    fast = retrieve_plain(pc, spec, vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=4))
+    assert plain(fast) == plain(collect.retrieve(pc, spec))
+    assert all(
+        isinstance(obj, vim.VirtualMachine) and isinstance(props["parent"], vim.Folder) for obj, props in fast
+    )
+
+
+def test_the_lists_decoder_leaves_structured_values_to_pyvmomi(sim):
+    si = sim.service_instance()
+    pc, spec = listing_spec(si, ["config.hardware.device"])
+    with pytest.raises(NotPlain):
+        retrieve_plain(pc, spec, vmodl.query.PropertyCollector.RetrieveOptions())
+
+
+def test_the_lists_decoder_raises_vcenters_fault(sim):
+    si = sim.service_instance()
+    pc = vmodl.query.PropertyCollector
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=vim.VirtualMachine("vm-404404", si._stub))],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])],
+    )
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        retrieve_plain(si.RetrieveContent().propertyCollector, spec, pc.RetrieveOptions())
