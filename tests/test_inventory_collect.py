@@ -8,11 +8,16 @@ from collections import Counter
 import pytest
 from pyVmomi import vim, vmodl
 
+from exports.pipeline.connect import VCenterTarget
+from exports.pipeline.inventory import FindVM, VMFacts
+from exports.pipeline.options import ExportOptions
+from exports.pipeline.run import STEPS, export_vm
+from exports.pipeline.step import ExportRun, Step
 from inventory import collect
 from inventory.collect import collect_vms, index_vms, read_vm
 from inventory.paths import escape_name, join_path, normalize_path, unescape_name
 from inventory.soap import NotPlain, retrieve_plain
-from tests.conftest import start_simulator
+from tests.conftest import govc_environment, start_simulator
 from tests.vsphere_sim.harness import DiskSpec, NicSpec
 
 pytestmark = pytest.mark.vsphere
@@ -308,3 +313,35 @@ def test_the_lists_decoder_raises_vcenters_fault(sim):
     )
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
         retrieve_plain(si.RetrieveContent().propertyCollector, spec, pc.RetrieveOptions())
+
+
+class Probe(Step):
+    """Keeps what FindVM handed on."""
+
+    needs_vcenter = True
+
+    def run(self, run: ExportRun) -> None:
+        self.record, self.facts = run.record, run.facts
+
+
+def test_the_export_reads_the_vm_as_the_inventory_does(sim, shaped, tmp_path):
+    probe = Probe()
+    options = ExportOptions(vm_path=shaped["full"], output_dir=tmp_path / "out", dry_run=True, power_off=True)
+    find, *rest = STEPS
+    assert isinstance(find, FindVM)
+    export_vm(options, VCenterTarget.from_env(govc_environment(sim)), steps=(find, probe, *rest))
+
+    si = sim.service_instance()
+    assert probe.record == read_vm(si, sim.find_vm(shaped["full"], si))
+    assert probe.facts == VMFacts.from_record(probe.record)
+    facts = probe.facts
+    assert (facts.name, facts.cpu, facts.memory_mb, facts.firmware, facts.secure_boot) == (
+        "full",
+        4,
+        2048,
+        "uefi",
+        True,
+    )
+    assert facts.nics == [{"mac": MAC, "network": "DMZ", "adapter": "e1000e"}]
+    assert facts.snapshots == {"count": 2, "current": "snap2"}
+    assert any("installer.iso" in w for w in facts.warnings) and any("snap2" in w for w in facts.warnings)
