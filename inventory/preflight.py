@@ -449,11 +449,11 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     from rest_framework import serializers
 
     from exports.converters import ConverterNotAllowed, worker_converter
-    from exports.pipeline.convert import find_hyper2kvm
     from exports.job_runner import vcenter_target
     from exports.job_spec import JobSpecSerializer
     from exports.output_roots import OutputOutsideRoots, default_output_root
     from exports.pipeline.connect import vsphere_session
+    from exports.pipeline.convert import find_hyper2kvm
     from exports.pipeline.errors import ExportError
     from exports.pipeline.inventory import find_vm
     from exports.pipeline.options import ExportOptions, engine_values
