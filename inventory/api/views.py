@@ -133,6 +133,6 @@ class PreflightView(APIView):
 
     @extend_schema(request=JobSpecSerializer, responses={200: PreflightReportSerializer})
     def post(self, request: Request) -> Response:
-        from inventory.preflight import preflight_spec  # it loads the pipeline's checks
+        from inventory import preflight  # it loads the pipeline's checks
 
-        return Response(preflight_spec(request.data, origin="api").as_dict())
+        return Response(preflight.preflight_spec(request.data, origin="api").as_dict())
