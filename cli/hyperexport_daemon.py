@@ -9,14 +9,11 @@ import os
 from typing import Any
 
 from cli import render, render_preflight, render_schedules
-from cli.backends import CLIError, JobsBackend, UsageError, error_message, open_backend
+from cli.backends import JobsBackend, UsageError, open_backend
 from cli.flags import job_spec_from_flags
 from cli.follow import watch_job
 from cli.terminal import Terminal
 from exports.pipeline.options import InvalidOptions
-
-# The daemon's preflight of a job spec (inventory.api): PreflightReport.as_dict() back.
-PREFLIGHT_PATH = "/vms/preflight"
 
 
 def run_daemon_mode(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
@@ -79,27 +76,11 @@ def preflight(backend: JobsBackend, spec: dict[str, Any], terminal: Terminal, *,
     """``-preflight`` through the daemon: its findings for the job ``spec`` would be, printed as
     the direct mode prints them; exit 0 without a blocker, 1 with one."""
     spec = {name: value for name, value in spec.items() if name != "preflight"}
-    report = preflight_report(backend, spec)
+    report = backend.preflight(spec)  # POST /vms/preflight, or the local preflight_spec
     findings = report["findings"]
     for line in render_preflight.preflight_lines(spec["vm_path"], findings, quiet=quiet):
         terminal.say(line)
     return render_preflight.exit_status(findings)
-
-
-def preflight_report(backend: JobsBackend, spec: dict[str, Any]) -> dict[str, Any]:
-    """``PreflightReport.as_dict()`` for ``spec``: the daemon's ``POST /vms/preflight``, or the
-    local services' ``inventory.preflight.preflight_spec``; a bad spec is one CLIError line."""
-    if not backend.is_local:
-        return backend._call("POST", PREFLIGHT_PATH, body=spec)  # type: ignore[attr-defined]
-    from rest_framework.exceptions import ValidationError
-
-    from inventory.preflight import preflight_spec
-
-    try:
-        report = preflight_spec(spec, origin="cli")
-    except ValidationError as exc:
-        raise CLIError(error_message(exc.detail)) from None
-    return json.loads(json.dumps(report.as_dict()))
 
 
 def split_schedule(value: str) -> tuple[str, str]:
