@@ -15,8 +15,8 @@ from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import DownloadError, ExportCancelled
 from exports.pipeline.names import file_stem
 from exports.pipeline.options import ExportOptions
-from exports.pipeline.progress import CancelToken, NullReporter
 from exports.pipeline.preflight import Preflight
+from exports.pipeline.progress import CancelToken, NullReporter
 from exports.pipeline.run import STEPS, export_vm
 from tests.conftest import APP01, govc_environment
 

@@ -11,7 +11,6 @@ steps' declarations and the modules that make them, never a pattern.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -53,18 +52,37 @@ def written_names(
     return markers, others
 
 
+def _nearest_existing(path: Path) -> Path | None:
+    """``path``, or the closest parent of it that exists: where the export's files would land."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def free_bytes(path: Path) -> int | None:
     """Bytes this user may still write on the file system that holds ``path`` (or would hold it:
     its nearest existing parent); None when none can be read."""
-    for candidate in (path, *path.parents):
-        try:
-            stats = os.statvfs(candidate)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                continue
-            return None
-        return stats.f_bavail * stats.f_frsize
-    return None
+    existing = _nearest_existing(path)
+    try:
+        stats = os.statvfs(existing) if existing is not None else None
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize if stats is not None else None
+
+
+def writable(path: Path) -> bool | None:
+    """Whether the export could create its files at ``path`` (the directory, or where it would be
+    made): its nearest existing directory is writable by this user on a file system mounted
+    read-write. None when that cannot be read."""
+    existing = _nearest_existing(path)
+    if existing is None or not existing.is_dir():
+        return None  # a file in the way: PrepareOutput names it
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        return None
+    return not read_only and os.access(existing, os.W_OK | os.X_OK)
 
 
 def _present(directory: Path, names: list[str]) -> tuple[str, ...]:
@@ -95,6 +113,7 @@ def host_facts(
     return HostFacts(
         output_dir=str(output),
         free_bytes=free_bytes(output),
+        writable=writable(output),
         completed=() if fresh_directory else _present(output, markers),
         existing=() if fresh_directory else _present(output, others),
         hyper2kvm=hyper2kvm,
