@@ -125,28 +125,22 @@ def host_facts(
 
 def export_privilege(service_instance: Any, vm: Any) -> bool | None:
     """Whether this session holds ``VApp.Export`` on ``vm`` (AuthorizationManager
-    HasPrivilegeOnEntity); None when vCenter does not answer the question."""
+    HasPrivilegeOnEntities, vSphere 6.5+); None when vCenter does not answer the question."""
     from pyVmomi import vmodl
 
     try:
         content = service_instance.RetrieveContent()
         session = content.sessionManager.currentSession
-        granted = content.authorizationManager.HasPrivilegeOnEntity(
-            entity=vm, sessionId=session.key, privId=[EXPORT_PRIVILEGE]
+        answers = content.authorizationManager.HasPrivilegeOnEntities(
+            entity=[vm], sessionId=session.key, privId=[EXPORT_PRIVILEGE]
         )
     except vmodl.MethodFault:
         return None
-    return bool(granted[0]) if granted else None
-
-
-def _record(run: ExportRun) -> VMRecord:
-    """The VM as the inventory reads it: FindVM's, when it kept one; else read now."""
-    record = getattr(run, "record", None)
-    if record is not None:
-        return record
-    from inventory.collect import read_vm
-
-    return read_vm(run.service_instance, run.vm)
+    for answer in answers or []:
+        for availability in answer.privAvailability or []:
+            if availability.privId == EXPORT_PRIVILEGE:
+                return bool(availability.isGranted)
+    return None
 
 
 class Preflight(Step):
@@ -156,8 +150,7 @@ class Preflight(Step):
     needs_vcenter = True
 
     def run(self, run: ExportRun) -> None:
-        options = run.options
-        record = _record(run)
+        options, record = run.options, run.record  # FindVM's, read once
         host = host_facts(
             options,
             record,
