@@ -366,3 +366,42 @@ def test_a_preflight_job_completes_with_its_findings_and_writes_nothing(sim, mak
     logged = list(JobLog.objects.filter(job_id=job_id).values_list("level", "message"))
     assert ("warning", f"preflight: warning: {snapshots['reason']} ({snapshots['action']})") in logged
     assert not Path(spec["output_path"]).exists()
+
+
+# ---- hyperexport -preflight through the daemon (POST /vms/preflight), remote and local ----------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preflight_through_the_daemon_prints_the_findings_and_exits_1_on_a_blocker(
+    request, sim, make_vm, cli_env, export_root
+):
+    register_vcenter(sim, "preflight-sim")
+    vm = make_vm()
+    sim.power_on(vm)
+    args = ["-preflight", "-vm", vm, "-vcenter", "preflight-sim", "-output", str(export_root / "o")]
+    done = run_in_process("hyperexport", "--use-daemon", *args, env=cli_env)
+    remote = "remote" in request.node.callspec.id
+    how = 'set "power_off": true' if remote else "pass -power-off"  # the surface that asked: API or CLI
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [
+        f"blocker: VM {vm} is powered on (shut it down first, or {how} to stop it)",
+        f"preflight: {vm} cannot be exported (1 blocker)",
+    ]
+    if remote:  # --daemon-url alone says where: no --use-daemon needed for a preflight
+        url = ["--daemon-url", cli_env["HYPERSDK_DAEMON_URL"]]
+        again = run_in_process("hyperexport", *url, *args, "-power-off", "-quiet", env=cli_env)
+        assert (again.returncode, again.stdout) == (
+            0,
+            f"preflight: {vm} can be exported (no blockers, 1 note)\n",
+        )
+    assert not Job.objects.exists(), "a preflight is no job"
+    assert not (export_root / "o").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preflight_through_the_daemon_says_a_bad_spec_in_one_line(sim, cli_env):
+    done = run_in_process(
+        "hyperexport", "--use-daemon", "-preflight", "-vm", f"{FOLDER}/x", "-vcenter", "nope", env=cli_env
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: vcenter: ") and "nope" in done.stderr
