@@ -82,8 +82,10 @@ STRUCTURE_PROPERTIES: dict[type, tuple[str, ...]] = {
     vim.Datastore: ("name", "summary.accessible"),
     vim.dvs.DistributedVirtualPortgroup: ("name", "key"),
 }
-# Objects per page of a retrieval: vCenter may send fewer; ContinueRetrievePropertiesEx fetches the rest.
-PAGE_OBJECTS = 1000
+# Objects per answer asked of vCenter (RetrieveOptions.maxObjects). None: as many as vCenter's own
+# policy sends in one; it still pages a large inventory, and ContinueRetrievePropertiesEx reads
+# the rest. A bound of our own only adds round trips (the list needs every VM anyway).
+PAGE_OBJECTS: int | None = None
 
 _POWER = {"poweredOn": "on", "poweredOff": "off", "suspended": "suspended"}
 _TOOLS_RUNNING = {"guestToolsRunning", "guestToolsExecutingScripts"}
