@@ -25,7 +25,7 @@ WEB01 = "/dc/vm/prod/web01"
 FOLDER = "/dc/vm/clitest"
 # What a vCenter's SOAP can carry: a line break, a tab, C1's CSI (an 8-bit ESC [) and a bidi
 # override ("exe.png" reversed reads "gnp.exe" to the eye).
-HOSTILE = ["two\nlines\tand\x9b2Jclear", "\u202egnp.exe", "a/b"]
+HOSTILE = ["two\nlines\tand\x9b2Jclear", "\u202egnp.exe", "a%2fb"]  # the last: "a/b", as vCenter holds it
 HEADER = ["NAME", "PATH", "POWER", "GUEST", "CPUS", "MEMORY", "DISKS", "EST. SIZE"]
 
 

@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.vsphere, pytest.mark.django_db]
 
 WEB01 = "/dc/vm/prod/web01"
 # A VM named "a/b" beside a folder "a" holding a VM "b": /dc/vm/apitest/a%2fb and /dc/vm/apitest/a/b.
+# vCenter holds such a name escaped ("a%2fb" is what its name property says).
 SLASHED_NAME = "a/b"
+SLASHED_STORED = "a%2fb"
 FOLDER = "/dc/vm/apitest"
 
 
@@ -29,7 +31,7 @@ FOLDER = "/dc/vm/apitest"
 def sim(tmp_path_factory):
     """A simulator of this module's own: the VMs made here change no other module's inventory."""
     sim = start_simulator(tmp_path_factory.mktemp("inventory-api"))
-    sim.create_vm(FOLDER, SLASHED_NAME, [])
+    sim.create_vm(FOLDER, SLASHED_STORED, [])
     sim.create_vm(f"{FOLDER}/a", "b", [])
     yield sim
     sim.stop()
