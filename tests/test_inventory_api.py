@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.vsphere, pytest.mark.django_db]
 WEB01 = "/dc/vm/prod/web01"
 # A VM named "a/b" beside a folder "a" holding a VM "b": /dc/vm/apitest/a%2fb and /dc/vm/apitest/a/b.
 # vCenter holds such a name escaped ("a%2fb" is what its name property says).
-SLASHED_NAME = "a/b"
 SLASHED_STORED = "a%2fb"
 FOLDER = "/dc/vm/apitest"
 
@@ -172,15 +171,15 @@ def test_a_vm_by_path_and_by_moref_holds_every_field(default_vcenter, viewer_api
 
 
 def test_a_slash_inside_a_name_stays_apart_from_a_folders_slash(default_vcenter, viewer_api):
-    rows = {row["name"]: row for row in every_vm(viewer_api, folder=FOLDER, refresh=1)}
-    slashed, nested = rows[SLASHED_NAME], rows["b"]
-    assert slashed["path"] == f"{FOLDER}/a%2fb"
-    assert nested["path"] == f"{FOLDER}/a/b"
-    assert vm_url(slashed["path"]).endswith("/a%252fb")
+    rows = {row["path"]: row for row in every_vm(viewer_api, folder=FOLDER, refresh=1)}
+    slashed, nested = rows[f"{FOLDER}/a%2fb"], rows[f"{FOLDER}/a/b"]
+    assert (slashed["name"], nested["name"]) == (SLASHED_STORED, "b")
+    assert vm_url(slashed["path"]).endswith("/apitest/a%252fb")
     got_slashed = viewer_api.get(vm_url(slashed["path"])).json()
     got_nested = viewer_api.get(vm_url(nested["path"])).json()
-    assert (got_slashed["moref"], got_slashed["name"]) == (slashed["moref"], SLASHED_NAME)
-    assert (got_nested["moref"], got_nested["name"]) == (nested["moref"], "b")
+    assert got_slashed["moref"] == slashed["moref"] != got_nested["moref"] == nested["moref"]
+    # Unquoted, the '%2f' is a '/' to HTTP: the VM "b" in the folder "a".
+    assert viewer_api.get(f"/vms{FOLDER}/a%2fb").json()["moref"] == nested["moref"]
 
 
 def test_an_unknown_vm_is_a_404_of_one_line(default_vcenter, viewer_api):
