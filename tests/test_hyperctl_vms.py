@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from cli import render_vms
-from cli.backends import CLIError
+from cli.backends import CLIError, LocalBackend, RemoteBackend
 from cli.backends.remote import _vm_path
 from cli.render import printable
 from tests.cli_runner import run_in_process, run_process
@@ -181,6 +181,19 @@ def test_the_console_script_lists_and_its_help_loads_no_django(env, tmp_path):
         [sys.executable, "-c", probe], env=bare_env(tmp_path), capture_output=True, text=True
     )
     assert "LOADED []" in help_run.stderr and "-power {on,off,suspended}" in help_run.stdout
+
+
+def test_both_backends_preflight_a_job_spec_alike(daemon, sim, monkeypatch):
+    for key, value in govc_environment(sim).items():
+        monkeypatch.setenv(key, value)
+    remote, local = RemoteBackend(daemon.url, daemon.token), LocalBackend()
+    reports = [backend.preflight({"vm_path": WEB01}) for backend in (remote, local)]
+    assert [report["vm"]["path"] for report in reports] == [WEB01, WEB01]
+    assert reports[0]["blocked"] == reports[1]["blocked"]
+    assert [f["code"] for f in reports[0]["findings"]] == [f["code"] for f in reports[1]["findings"]]
+    for backend in (remote, local):
+        with pytest.raises(CLIError, match="^vm_path: give the VM's inventory path"):
+            backend.preflight({"vm_path": "web01"})
 
 
 # ---- without a daemon: the renderer and the remote backend's paths ------------------------------
