@@ -54,9 +54,9 @@ def make_vm(sim, image, request):
     """A new powered-off VM of one disk in /dc/vm/preflight, named after the test."""
     made = iter(range(100))
 
-    def make(**shape) -> str:
+    def make(disks: list[DiskSpec] | None = None, **shape) -> str:
         name = f"{request.node.name[5:40]}-{next(made)}"
-        return sim.create_vm(FOLDER, name, [DiskSpec(image)], **shape)
+        return sim.create_vm(FOLDER, name, disks or [DiskSpec(image)], **shape)
 
     return make
 
@@ -91,22 +91,6 @@ def make_independent(device) -> bool:
         device.backing.diskMode = "independent_persistent"
         return True
     return False
-
-
-def drives_connected(connected: bool):
-    """An ``edit`` for ``reconfigure``: every CD-ROM and floppy (dis)connected, now and at power on."""
-
-    def edit(device) -> bool:
-        from pyVmomi import vim
-
-        if isinstance(device, (vim.vm.device.VirtualCdrom, vim.vm.device.VirtualFloppy)):
-            device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
-                startConnected=connected, connected=connected, allowGuestControl=True
-            )
-            return True
-        return False
-
-    return edit
 
 
 def codes(report) -> list[tuple[str, str]]:
@@ -236,30 +220,71 @@ def test_efi_with_secure_boot_is_a_warning_about_ovmf(sim, make_vm, tmp_path):
 # ---- preflight_spec: what POST /vms/preflight answers --------------------------------------------
 
 
-def test_an_independent_disk_is_a_blocker_naming_the_disk(sim, make_vm, spec_of):
-    vm = make_vm()
-    reconfigure(sim, vm, make_independent)
+def test_an_independent_disk_is_a_blocker_naming_the_disk(sim, image, make_vm, spec_of):
+    vm = make_vm([DiskSpec(image), DiskSpec(None, mode="independent_nonpersistent", size_mib=1)])
     report = preflight_spec(spec_of(vm), origin="api")
     assert codes(report) == [("blocker", "independent-disk")]
-    (disk,) = report.vm.disks
-    assert disk.label in report.findings[0].reason and "independent-persistent" in report.findings[0].reason
+    kept, independent = report.vm.disks
+    assert f"{independent.label} (independent-nonpersistent)" in report.findings[0].reason
+    assert kept.label not in report.findings[0].reason
     assert report.as_dict()["blocked"] is True
 
 
-def test_connected_cdrom_and_floppy_are_warnings(sim, make_vm, spec_of):
-    vm = make_vm(cdrom_iso=f"[{sim.datastore}] iso/install.iso", floppy_image=f"[{sim.datastore}] f/boot.flp")
-    reconfigure(sim, vm, drives_connected(False))
+def test_an_rdm_is_a_blocker_naming_the_disk_and_its_mode(sim, image, make_vm, spec_of):
+    vm = make_vm([DiskSpec(image), DiskSpec(None, rdm="physical", size_mib=1)])
+    report = preflight_spec(spec_of(vm), origin="api")
+    assert codes(report) == [("blocker", "rdm-disk")]  # a physical RDM is independent too: said once
+    rdm = report.vm.disks[1]
+    assert f"{rdm.label} (raw device mapping, physical compatibility)" in report.findings[0].reason
+
+
+def test_a_disk_on_an_inaccessible_datastore_is_a_blocker(sim, image, make_vm, spec_of):
+    sim.add_datastore("preflight-nfs")
+    vm = make_vm([DiskSpec(image), DiskSpec(None, datastore="preflight-nfs", size_mib=1)])
+    assert preflight_spec(spec_of(vm), origin="api").findings == []
+    sim.set_datastore_accessible("preflight-nfs", False)
+    try:
+        report = preflight_spec(spec_of(vm), origin="api")
+    finally:
+        sim.set_datastore_accessible("preflight-nfs", True)
+    assert codes(report) == [("blocker", "datastore-inaccessible")]
+    assert (
+        "preflight-nfs" in report.findings[0].reason and report.vm.disks[1].label in report.findings[0].reason
+    )
+
+
+def test_an_encrypted_vm_is_a_blocker(sim, make_vm, spec_of):
+    report = preflight_spec(spec_of(make_vm(encrypted=True)), origin="api")
+    assert codes(report) == [("blocker", "encrypted")]
+
+
+def test_a_missing_export_privilege_is_a_blocker(sim, make_vm, spec_of):
+    vm = make_vm()
+    sim.deny_privilege("VApp.Export", entity=sim.find_vm(vm)._moId)
+    try:
+        report = preflight_spec(spec_of(vm), origin="api")
+    finally:
+        sim.reset_privileges()
+    assert codes(report) == [("blocker", "no-export-privilege")]
+    assert "VApp.Export" in report.findings[0].reason
+    assert preflight_spec(spec_of(vm), origin="api").findings == []  # granted again
+
+
+def test_connected_cdrom_and_floppy_are_warnings_and_disconnected_images_notes(sim, make_vm, spec_of):
+    images = {
+        "cdrom_iso": f"[{sim.datastore}] iso/install.iso",
+        "floppy_image": f"[{sim.datastore}] f/boot.flp",
+    }
+    vm = make_vm(**images, cdrom_connected=False, floppy_connected=False)
     disconnected = codes(preflight_spec(spec_of(vm), origin="api"))
     assert disconnected == [("info", "cdrom-connected"), ("info", "floppy-connected")]  # images named only
-    reconfigure(sim, vm, drives_connected(True))
-    report = preflight_spec(spec_of(vm), origin="api")
+    report = preflight_spec(spec_of(make_vm(**images)), origin="api")
     assert codes(report) == [("warning", "cdrom-connected"), ("warning", "floppy-connected")]
     assert "iso/install.iso" in report.findings[0].reason and "f/boot.flp" in report.findings[1].reason
 
 
 def test_a_template_is_a_note_and_can_be_preflighted(sim, make_vm, spec_of):
-    vm = make_vm()
-    sim.find_vm(vm).MarkAsTemplate()
+    vm = make_vm(template=True)
     report = preflight_spec(spec_of(vm), origin="api")
     assert codes(report) == [("info", "template")] and report.vm.template
 
@@ -341,3 +366,42 @@ def test_a_preflight_job_completes_with_its_findings_and_writes_nothing(sim, mak
     logged = list(JobLog.objects.filter(job_id=job_id).values_list("level", "message"))
     assert ("warning", f"preflight: warning: {snapshots['reason']} ({snapshots['action']})") in logged
     assert not Path(spec["output_path"]).exists()
+
+
+# ---- hyperexport -preflight through the daemon (POST /vms/preflight), remote and local ----------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preflight_through_the_daemon_prints_the_findings_and_exits_1_on_a_blocker(
+    request, sim, make_vm, cli_env, export_root
+):
+    register_vcenter(sim, "preflight-sim")
+    vm = make_vm()
+    sim.power_on(vm)
+    args = ["-preflight", "-vm", vm, "-vcenter", "preflight-sim", "-output", str(export_root / "o")]
+    done = run_in_process("hyperexport", "--use-daemon", *args, env=cli_env)
+    remote = "remote" in request.node.callspec.id
+    how = 'set "power_off": true' if remote else "pass -power-off"  # the surface that asked: API or CLI
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [
+        f"blocker: VM {vm} is powered on (shut it down first, or {how} to stop it)",
+        f"preflight: {vm} cannot be exported (1 blocker)",
+    ]
+    if remote:  # --daemon-url alone says where: no --use-daemon needed for a preflight
+        url = ["--daemon-url", cli_env["HYPERSDK_DAEMON_URL"]]
+        again = run_in_process("hyperexport", *url, *args, "-power-off", "-quiet", env=cli_env)
+        assert (again.returncode, again.stdout) == (
+            0,
+            f"preflight: {vm} can be exported (no blockers, 1 note)\n",
+        )
+    assert not Job.objects.exists(), "a preflight is no job"
+    assert not (export_root / "o").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preflight_through_the_daemon_says_a_bad_spec_in_one_line(sim, cli_env):
+    done = run_in_process(
+        "hyperexport", "--use-daemon", "-preflight", "-vm", f"{FOLDER}/x", "-vcenter", "nope", env=cli_env
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: vcenter: ") and "nope" in done.stderr

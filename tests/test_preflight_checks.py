@@ -325,3 +325,15 @@ def test_the_blocked_error_lists_every_blocker_in_each_surfaces_words():
     assert str(error).startswith(f"VM {VM_PATH} is powered on: shut it down first, or pass -power-off")
     assert "; the VM is encrypted" in str(error) and "snapshot" not in str(error)
     assert error.worded_for("dashboard").startswith(f"VM {VM_PATH} is powered on: shut it down first; ")
+
+
+def test_an_output_no_file_can_go_to_is_a_blocker_and_its_free_space_moot(tmp_path):
+    host = replace(HOST, writable=False, free_bytes=0)
+    (finding,) = check(vm(), options(), host)
+    assert codes([finding]) == [("blocker", "output-not-writable")]
+    assert finding.reason == "output directory /exports/web01 is not writable"
+    wanted = ExportOptions(vm_path=VM_PATH, output_dir=tmp_path / "a" / "b")
+    assert host_facts(wanted, vm(), steps=STEPS).writable is True  # made under tmp_path
+    (tmp_path / "file").write_text("x")
+    in_the_way = ExportOptions(vm_path=VM_PATH, output_dir=tmp_path / "file" / "out")
+    assert host_facts(in_the_way, vm(), steps=STEPS).writable is None  # PrepareOutput names the file
