@@ -628,12 +628,16 @@ def test_a_pipeline_export_of_a_vm_with_rdm_and_independent_disks_downloads_only
 ):
     from exports.pipeline.connect import VCenterTarget
     from exports.pipeline.options import ExportOptions
-    from exports.pipeline.run import export_vm
+    from exports.pipeline.preflight import Preflight
+    from exports.pipeline.run import STEPS, export_vm
 
     out = tmp_path / "out"
+    # The lease's own behaviour: the export's preflight refuses such a VM before any lease
+    # (independent-disk, rdm-disk: tests/test_preflight.py), so it is left out here.
     export_vm(
         ExportOptions(vm_path=disks_vm, output_dir=out, manifest=True),
         VCenterTarget.from_env(govc_environment(sim)),
+        steps=[step for step in STEPS if not isinstance(step, Preflight)],
     )
     vmdks = sorted(out.glob("*.vmdk"))
     assert len(vmdks) == 2
