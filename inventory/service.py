@@ -124,7 +124,7 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
             record = _with_vcenter(target, lambda si: _read_one(si, ref, entry.moref))
     if record is None:
         where = f" in vCenter {name}" if name else ""
-        raise NotFoundError(f"no VM {ref}{where}")
+        raise NotFoundError(f"no VM {shown(ref)}{where}")  # one line, whatever the path holds
     if inventory is not None and inventory.find(record.moref) is not None:
         inventory.records[record.moref] = record
     return record

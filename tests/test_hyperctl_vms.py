@@ -163,8 +163,11 @@ def test_hostile_names_print_as_one_escaped_line_each(env):
     assert [f"{FOLDER}/a%2fb"] == [line.split()[1] for line in table.splitlines() if line.split()[0] == "a/b"]
     info = ok(hyperctl("vms", "info", f"{FOLDER}/a%2fb", env=env))
     assert "path:" in info and f"{FOLDER}/a%2fb" in info
-    hostile = json.loads(ok(hyperctl("vms", "info", f"{FOLDER}/\u202egnp.exe", "-json", env=env)))
-    assert hostile["name"] == "\u202egnp.exe"  # the JSON keeps the name, escaped by JSON itself
+    for name in HOSTILE:
+        hostile = json.loads(ok(hyperctl("vms", "info", f"{FOLDER}/{name}", "-json", env=env)))
+        assert hostile["name"] == name  # the JSON keeps the name, escaped by JSON itself
+    lines = ok(hyperctl("vms", "info", f"{FOLDER}/{HOSTILE[0]}", env=env)).splitlines()
+    assert "name:" in lines[1] and lines[1].endswith("two\\nlines\\tand\\x9b2Jclear")
 
 
 def test_the_console_script_lists_and_its_help_loads_no_django(env, tmp_path):

@@ -185,7 +185,13 @@ def test_a_slash_inside_a_name_stays_apart_from_a_folders_slash(default_vcenter,
 
 def test_an_unknown_vm_is_a_404_of_one_line(default_vcenter, viewer_api):
     # The last: a character vCenter's SOAP cannot carry is no VM's (not a failed request to it).
-    for ref in ("/dc/vm/prod/nothing-here", "vm-999999", "/dc/vm/prod/web01/deeper", "/dc/vm/\x05\ufffe"):
+    for ref in (
+        "/dc/vm/prod/nothing-here",
+        "vm-999999",
+        "/dc/vm/prod/web01/deeper",
+        "/dc/vm/\x05\ufffe",
+        "/dc/vm/a\nb",
+    ):
         response = viewer_api.get(vm_url(ref))
         assert response.status_code == 404, ref
         detail = response.json()["detail"]
