@@ -228,14 +228,14 @@ def converter_preflight(request: HttpRequest) -> HttpResponse:
     """The converter's preflight panel: what would go wrong with the job the form describes
     now (inventory.preflight), asked again as the VM path and options change. A form the job
     spec refuses shows its field errors instead; an empty VM path asks for one."""
-    from inventory.preflight import preflight_spec  # the checks connect to vCenter: only here
-
     form = ConverterForm(request.POST)
     context: dict[str, Any] = {"report": None, "errors": [], "asked": False}
     if not form.is_valid():
         context["errors"] = [f"{name}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
     elif form.cleaned_data["vm_path"].strip():
         context["asked"] = True
+        from inventory.preflight import preflight_spec
+
         try:
             context["report"] = preflight_spec(converter.job_spec(form.cleaned_data), origin="dashboard")
         except serializers.ValidationError as exc:
