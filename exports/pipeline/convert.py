@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exports.pipeline.errors import ConversionError
+from exports.pipeline.errors import ConversionError, ConverterMissing
 from exports.pipeline.files import fd_path, sha256_sparse_file, unlink_if_present, write_atomically
 from exports.pipeline.formats import target_format
 from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
@@ -61,7 +61,7 @@ def find_hyper2kvm(explicit: str | None) -> str | None:
     """The configured hyper2kvm binary, else one on PATH; None means use qemu-img."""
     if explicit:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
-            raise ConversionError(f"hyper2kvm not found or not executable: {explicit}")
+            raise ConverterMissing(f"hyper2kvm not found or not executable: {explicit}")
         return explicit
     return shutil.which("hyper2kvm")
 

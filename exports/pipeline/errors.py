@@ -7,9 +7,14 @@ from the API, the dashboard or a schedule, naming that surface's own control.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exports.pipeline.options import OPTION
+
+if TYPE_CHECKING:
+    from inventory.findings import Finding
 
 
 class ExportError(Exception):
@@ -85,8 +90,27 @@ class CompletedExportHere(OutputError):
         return f"{held}: {how} to replace it" if how else held
 
 
+class PreflightBlocked(ExportError):
+    """Preflight found blockers (``inventory.preflight``): the export would fail or miss data,
+    so it stops before any lease or file. ``findings_for(surface)`` gives every finding worded
+    for a surface; the message is each blocker's ``<reason>: <action>``, joined by ``; ``."""
+
+    def __init__(self, findings_for: Callable[[str], list[Finding]]) -> None:
+        self.findings_for = findings_for
+        self.findings = findings_for("cli")
+        super().__init__(self.worded_for("cli"))
+
+    def worded_for(self, surface: str) -> str:
+        found = self.findings if surface == "cli" else self.findings_for(surface)
+        return "; ".join(f"{f.reason}: {f.action}" for f in found if f.level == "blocker")
+
+
 class ConversionError(ExportError):
     pass
+
+
+class ConverterMissing(ConversionError):
+    """The hyper2kvm asked for is not an executable file."""
 
 
 class VerificationError(ExportError):

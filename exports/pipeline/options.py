@@ -274,6 +274,15 @@ class ExportOptions:
         stored_when_given=True,
         shown_with=("compress",),
     )
+    preflight: bool = option(
+        kind="switch",
+        default=False,
+        help="only check what would go wrong (VM, output directory, converter, privilege), "
+        "print the findings and stop: exit 0 without a blocker, 1 with one",
+        api_help="only run the preflight checks: the job ends completed with the findings in its "
+        "log and result, or failed on a blocker; no lease, no file",
+        stored_when_given=True,
+    )
     # Direct exports only, or internal to the engine: not export options of a job.
     dry_run: bool = False
     max_attempts: int = 3

@@ -17,6 +17,7 @@ from exports.pipeline.options import ExportOptions
 from exports.pipeline.output import OutputDir
 from exports.pipeline.package import CheckPackageNames, Package
 from exports.pipeline.plan import DryRun
+from exports.pipeline.preflight import Preflight
 from exports.pipeline.prepare import PrepareOutput
 from exports.pipeline.progress import (
     COMPLETED,
@@ -36,6 +37,7 @@ __all__ = ["STEPS", "ExportResult", "ExportedFile", "export_vm"]
 # In order. The vCenter session is open from the first step until the last that needs it.
 STEPS: tuple[Step, ...] = (
     FindVM(),  # the VM, its facts, the stem of the file names
+    Preflight(),  # what would go wrong: a blocker stops here (-preflight: stop with the findings)
     CheckPackageNames(),  # -format ova: refuse a name no tar header holds, before downloading
     DryRun(),  # -dry-run: say what would happen, stop
     PowerOff(),  # refuse a running VM, or stop it (-power-off)

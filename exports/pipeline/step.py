@@ -47,6 +47,9 @@ class ExportResult:
     dry_run: bool = False
     # Names in output_dir this run created and left as the export: what "files missing" checks.
     artifacts: list[str] = field(default_factory=list)
+    # -preflight: the run only checked; its findings (inventory.findings.Finding.as_dict()).
+    preflight: bool = False
+    findings: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,175 @@
+"""``Preflight``: the export's checks (``inventory.preflight.check``) as a step, right after
+``FindVM``: warnings and notes go to the log, a blocker ends the run before anything is
+written or a lease taken (``PreflightBlocked``), and ``-preflight`` ends the run there with its
+findings, as ``-dry-run`` does with its plan.
+
+Also what those checks need to know of this machine (``host_facts``: free space, what the
+output directory holds of the names this export writes, the converter) and of vCenter
+(``export_privilege``). The names an export writes are the pipeline's own: they come from the
+steps' declarations and the modules that make them, never a pattern.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from exports.pipeline.convert import REPORT_NAME
+from exports.pipeline.errors import PreflightBlocked
+from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
+from exports.pipeline.names import disk_file_name, file_stem
+from exports.pipeline.options import ExportOptions
+from exports.pipeline.step import ExportRun, Step
+from inventory.findings import Finding, blockers
+from inventory.preflight import EXPORT_PRIVILEGE, HostFacts, check
+from inventory.records import VMRecord
+
+_LOG_LEVEL = {"warning": logging.WARNING, "info": logging.INFO}
+
+
+def written_names(
+    options: ExportOptions, record: VMRecord, steps: Sequence[Step]
+) -> tuple[list[str], list[str]]:
+    """(names whose presence marks a completed export, other names this export writes) in its
+    output directory: the disks the lease serves (``<stem>-disk<N>.vmdk``), the NVRAM of an EFI
+    VM, the ``.mf`` of an OVF, the manifest, and the conversion's directory and report."""
+    stem = file_stem(record.name)
+    markers = [name for step in steps for name in step.marker_names(stem)]
+    exported = [disk for disk in record.disks if not disk.left_out_by_export]
+    others = [disk_file_name(stem, number) for number in range(1, len(exported) + 1)]
+    if record.firmware == "efi":
+        others.append(f"{stem}.nvram")
+    if options.format == "ovf":
+        others.append(f"{stem}.mf")  # an OVA's is staged in the run's own directory
+    if options.writes_manifest:
+        others.append(MANIFEST_NAME)
+    if options.convert:
+        others += [CONVERTED_DIR, REPORT_NAME]
+    return markers, others
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes this user may still write on the file system that holds ``path`` (or would hold it:
+    its nearest existing parent); None when none can be read."""
+    for candidate in (path, *path.parents):
+        try:
+            stats = os.statvfs(candidate)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                continue
+            return None
+        return stats.f_bavail * stats.f_frsize
+    return None
+
+
+def _present(directory: Path, names: list[str]) -> tuple[str, ...]:
+    try:
+        held = set(os.listdir(directory))
+    except OSError:
+        return ()  # no directory yet (nothing collides), or unreadable: PrepareOutput will say
+    return tuple(name for name in names if name in held)
+
+
+def host_facts(
+    options: ExportOptions,
+    record: VMRecord,
+    *,
+    steps: Sequence[Step],
+    hyper2kvm: str | None = None,
+    hyper2kvm_missing: str = "",
+    can_export: bool | None = None,
+    surface: str = "cli",
+    fresh_directory: bool = False,
+) -> HostFacts:
+    """What this machine offers the export of ``record`` with ``options``: free space where its
+    output goes, the names it writes that are there already, and the facts given (the
+    converter, the privilege, who asks). ``fresh_directory``: the output directory is made new
+    for this export (a job without an output path), so nothing there collides."""
+    output = options.output
+    markers, others = written_names(options, record, steps)
+    return HostFacts(
+        output_dir=str(output),
+        free_bytes=free_bytes(output),
+        completed=() if fresh_directory else _present(output, markers),
+        existing=() if fresh_directory else _present(output, others),
+        hyper2kvm=hyper2kvm,
+        hyper2kvm_missing=hyper2kvm_missing,
+        can_export=can_export,
+        surface=surface,
+    )
+
+
+def export_privilege(service_instance: Any, vm: Any) -> bool | None:
+    """Whether this session holds ``VApp.Export`` on ``vm`` (AuthorizationManager
+    HasPrivilegeOnEntity); None when vCenter does not answer the question."""
+    from pyVmomi import vmodl
+
+    try:
+        content = service_instance.RetrieveContent()
+        session = content.sessionManager.currentSession
+        granted = content.authorizationManager.HasPrivilegeOnEntity(
+            entity=vm, sessionId=session.key, privId=[EXPORT_PRIVILEGE]
+        )
+    except vmodl.MethodFault:
+        return None
+    return bool(granted[0]) if granted else None
+
+
+def _record(run: ExportRun) -> VMRecord:
+    """The VM as the inventory reads it: FindVM's, when it kept one; else read now."""
+    record = getattr(run, "record", None)
+    if record is not None:
+        return record
+    from inventory.collect import read_vm
+
+    return read_vm(run.service_instance, run.vm)
+
+
+class Preflight(Step):
+    """Check the export before it starts: log warnings and notes, refuse on a blocker; under
+    ``-preflight`` end the run with the findings."""
+
+    needs_vcenter = True
+
+    def run(self, run: ExportRun) -> None:
+        options = run.options
+        record = _record(run)
+        host = host_facts(
+            options,
+            record,
+            steps=run.steps,
+            hyper2kvm=run.hyper2kvm,
+            can_export=export_privilege(run.service_instance, run.vm),
+        )
+
+        def findings_for(surface: str) -> list[Finding]:
+            # The same facts, worded for who asks: an action names that surface's control.
+            return check(record, options, replace(host, surface=surface))
+
+        findings = findings_for("cli")
+        for finding in findings:
+            if finding.level in _LOG_LEVEL:
+                run.reporter.log(_LOG_LEVEL[finding.level], f"preflight: {finding.line()}")
+        if blockers(findings):
+            raise PreflightBlocked(findings_for)
+        run.reporter.log(logging.INFO, f"preflight: {summary(findings)}")
+        if options.preflight:
+            run.result.preflight = True
+            run.result.findings = [finding.as_dict() for finding in findings]
+            run.stopped = True
+
+
+def summary(findings: list[Finding]) -> str:
+    """``no blockers, 2 warnings, 1 note`` / ``1 blocker, ...``: counts per level."""
+    counts = {level: sum(1 for f in findings if f.level == level) for level in ("blocker", "warning", "info")}
+    words = [("blocker", "blockers"), ("warning", "warnings"), ("note", "notes")]
+    parts = []
+    for (level, count), (one, many) in zip(counts.items(), words, strict=True):
+        if count or level == "blocker":
+            parts.append(f"{count or 'no'} {one if count == 1 else many}")
+    return ", ".join(parts)
