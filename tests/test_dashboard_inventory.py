@@ -213,7 +213,8 @@ def table(vms: list[VMRecord], *, can_operate: bool = True) -> str:
 @pytest.mark.parametrize("name", [XSS, BIDI, LONG])
 def test_a_vm_name_is_escaped_and_isolated_in_the_table(name):
     text = table([record(name)])
-    assert name not in text if name == XSS else True
+    if name == XSS:
+        assert name not in text
     assert f"<bdi>{html.escape(name)}</bdi>" in text
     # Its link and Export… carry the path URL-encoded: no quote or angle bracket gets through.
     for url in re.findall(r'href="([^"]*)"', text):
@@ -238,3 +239,147 @@ def test_suggestions_escape_names_and_carry_the_path():
     )
     assert XSS not in text and 'role="option"' in text
     assert f'data-value="{html.escape("/dc/vm/prod/" + XSS, quote=True)}"' in text
+
+
+# ---- against the simulator (the daemon's default vCenter: GOVC_*) -------------------------------
+
+
+def rows(page: str) -> list[str]:
+    """The VM paths the table lists, in order."""
+    return [
+        html.unescape(p) for p in re.findall(r'<td><code class="path"><bdi>([^<]*)</bdi></code></td>', page)
+    ]
+
+
+def test_the_inventory_lists_the_simulators_vms(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert set(rows(page)) >= {*PROD, DEV_APP01}
+    assert "cached at <time datetime=" in page
+
+
+def test_typing_narrows_the_table_and_answers_only_the_table(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/", {"q": "web"}, **HTMX)
+    page = response.content.decode()
+    assert response.status_code == 200 and "<html" not in page and 'id="inventory-table"' in page
+    assert rows(page) == ["/dc/vm/prod/web01", "/dc/vm/prod/web02"]
+    assert response["HX-Push-Url"] == "/ui/inventory/?q=web"
+
+
+def test_the_folder_filter_keeps_the_vms_in_it(viewer_browser, govc_env):
+    page = viewer_browser.get("/ui/inventory/", {"folder": "/dc/vm/dev"}).content.decode()
+    assert rows(page) == [DEV_APP01]
+
+
+def test_refresh_reads_vcenter_again_and_is_not_kept_in_the_address(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/", {"q": "db", "refresh": "1"}, **HTMX)
+    assert response.status_code == 200 and rows(response.content.decode()) == ["/dc/vm/prod/db01"]
+    assert response["HX-Push-Url"] == "/ui/inventory/?q=db"
+
+
+def test_a_viewer_reads_the_inventory_but_gets_no_export_button(viewer_browser, govc_env):
+    page = viewer_browser.get("/ui/inventory/").content.decode()
+    assert rows(page) and "Export…" not in page
+
+
+def test_an_operators_export_link_opens_the_converter_with_the_path(operator_browser, govc_env):
+    page = operator_browser.get("/ui/inventory/", {"q": "db01"}).content.decode()
+    link = html.unescape(re.search(r'<a class="button" href="([^"]*)"', page).group(1))
+    assert link == f"/ui/converter/?vm_path={quote('/dc/vm/prod/db01', safe='')}"
+    converter = operator_browser.get(link).content.decode()
+    assert 'value="/dc/vm/prod/db01"' in converter
+
+
+def test_a_vms_page_shows_its_disks_nics_and_facts(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    for heading in ("Summary", "Disks (", "Network adapters (", "CD-ROM and floppy drives ("):
+        assert heading in page
+    assert "<bdi>web01</bdi>" in page and "Change block tracking" in page and "Estimated export size" in page
+
+
+def test_an_unknown_vm_is_a_404(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/vm/", {"ref": "/dc/vm/prod/no-such-vm"})
+    assert response.status_code == 404
+
+
+def test_an_unknown_vcenter_on_a_vms_page_is_a_404(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01", "vcenter": "nope"})
+    assert response.status_code == 404
+
+
+def test_suggestions_are_options_of_the_matching_vms(operator_browser, govc_env):
+    response = operator_browser.get("/ui/inventory/suggest/", {"vm_path": "app"}, **HTMX)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert sorted(re.findall(r'role="option" aria-selected="false" data-value="([^"]*)"', page)) == sorted(
+        [DEV_APP01, "/dc/vm/prod/app01"]
+    )
+
+
+def powered_on_vm() -> str:
+    from inventory import service
+
+    return service.list_vms(power_state="on", page_size=1).results[0].path
+
+
+def test_the_preflight_panel_shows_a_blocker_for_a_powered_on_vm(operator_browser, govc_env, export_root):
+    vm = powered_on_vm()
+    response = operator_browser.post(
+        "/ui/converter/preflight/", converter_form(vm_path=vm, output_dir=str(export_root / "x")), **HTMX
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and 'role="alert"' in page
+    assert re.search(r'class="finding finding-blocker" data-code="powered-on"', page)
+
+
+def test_the_preflight_panel_says_an_unknown_vm_is_a_blocker(operator_browser, govc_env, export_root):
+    form = converter_form(vm_path="/dc/vm/prod/no-such-vm", output_dir=str(export_root / "x"))
+    page = operator_browser.post("/ui/converter/preflight/", form, **HTMX).content.decode()
+    assert 'data-code="vm-not-found"' in page
+
+
+# ---- hostile names, from a vCenter of their own --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile_vsphere(tmp_path_factory):
+    """A simulator whose VMs bear the names an attacker who may create a VM would choose."""
+    from tests.conftest import start_simulator
+
+    sim = start_simulator(tmp_path_factory.mktemp("hostile"))
+    for name in (XSS, BIDI, LONG, SLASHED):
+        sim.create_vm("/dc/vm/prod", name, [])
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hostile(hostile_vsphere) -> str:
+    from tests.conftest import register_vcenter
+
+    register_vcenter(hostile_vsphere, "hostile")
+    return "hostile"
+
+
+def test_hostile_names_are_escaped_on_every_inventory_page(operator_browser, hostile):
+    page = operator_browser.get("/ui/inventory/", {"vcenter": hostile, "q": "prod"}).content.decode()
+    assert XSS not in page and f"<bdi>{html.escape(XSS)}</bdi>" in page
+    assert f"<bdi>{BIDI}</bdi>" in page and f"<bdi>{LONG}</bdi>" in page
+    listed = rows(page)
+    assert f"/dc/vm/prod/{html.escape(XSS)}" not in listed  # unescaped once, never twice
+    for path in listed:  # each row's details page opens: the path round-trips through the link
+        vm = operator_browser.get("/ui/inventory/vm/", {"ref": path, "vcenter": hostile})
+        assert vm.status_code == 200, path
+        assert XSS not in vm.content.decode()
+    suggestions = operator_browser.get(
+        "/ui/inventory/suggest/", {"vm_path": "script", "vcenter": hostile}, **HTMX
+    ).content.decode()
+    assert 'role="option"' in suggestions and XSS not in suggestions
+
+
+def test_a_slash_in_a_name_is_escaped_in_its_path(operator_browser, hostile):
+    page = operator_browser.get("/ui/inventory/", {"vcenter": hostile, "q": "web"}).content.decode()
+    assert "/dc/vm/prod/web%2f01" in rows(page)
