@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 PROD = ("/dc/vm/prod/web01", "/dc/vm/prod/web02", "/dc/vm/prod/app01", "/dc/vm/prod/db01")
 DEV_APP01 = "/dc/vm/dev/app01"
 
-XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+XSS = '<img src=x onerror=alert("x")><b onclick=alert(1)>'  # no "/": a name's "/" reads %2f
 BIDI = "invoice\u202egpj.exe"  # shows as "invoiceexe.jpg" unless isolated
 LONG = "vm-" + "x" * 200
 SLASHED = "web/01"  # vCenter's path escapes it: web%2f01
@@ -319,14 +319,19 @@ def test_suggestions_are_options_of_the_matching_vms(operator_browser, govc_env)
     )
 
 
-def powered_on_vm() -> str:
-    from inventory import service
+@pytest.fixture
+def powered_on(vsphere) -> str:
+    """web02, running for the test (the simulator's VMs are off), off again after."""
+    vm = "/dc/vm/prod/web02"
+    vsphere.power_on(vm)
+    yield vm
+    vsphere.power_off(vm)
 
-    return service.list_vms(power_state="on", page_size=1).results[0].path
 
-
-def test_the_preflight_panel_shows_a_blocker_for_a_powered_on_vm(operator_browser, govc_env, export_root):
-    vm = powered_on_vm()
+def test_the_preflight_panel_shows_a_blocker_for_a_powered_on_vm(
+    operator_browser, govc_env, powered_on, export_root
+):
+    vm = powered_on
     response = operator_browser.post(
         "/ui/converter/preflight/", converter_form(vm_path=vm, output_dir=str(export_root / "x")), **HTMX
     )
@@ -347,11 +352,15 @@ def test_the_preflight_panel_says_an_unknown_vm_is_a_blocker(operator_browser, g
 @pytest.fixture(scope="module")
 def hostile_vsphere(tmp_path_factory):
     """A simulator whose VMs bear the names an attacker who may create a VM would choose."""
+    from pyVim.task import WaitForTask
+
     from tests.conftest import start_simulator
 
     sim = start_simulator(tmp_path_factory.mktemp("hostile"))
-    for name in (XSS, BIDI, LONG, SLASHED):
-        sim.create_vm("/dc/vm/prod", name, [])
+    for n, name in enumerate((XSS, BIDI, LONG, SLASHED)):
+        # Named after creation: the simulator's datastore files would take the name as a path.
+        vm = sim.find_vm(sim.create_vm("/dc/vm/prod", f"hostile{n}", []))
+        WaitForTask(vm.Rename_Task(name), si=sim._si())
     yield sim
     sim.stop()
 
@@ -375,7 +384,7 @@ def test_hostile_names_are_escaped_on_every_inventory_page(operator_browser, hos
         assert vm.status_code == 200, path
         assert XSS not in vm.content.decode()
     suggestions = operator_browser.get(
-        "/ui/inventory/suggest/", {"vm_path": "script", "vcenter": hostile}, **HTMX
+        "/ui/inventory/suggest/", {"vm_path": "onerror", "vcenter": hostile}, **HTMX
     ).content.decode()
     assert 'role="option"' in suggestions and XSS not in suggestions
 
