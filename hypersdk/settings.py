@@ -372,4 +372,6 @@ HYPERSDK_METRICS_PUBLIC = env_bool("HYPERSDK_METRICS_PUBLIC", False)
 # Finished jobs (and their logs) older than this many days are deleted daily; 0 keeps them
 # forever. Their export files stay unless HYPERSDK_JOB_RETENTION_DELETE_FILES is set.
 HYPERSDK_JOB_RETENTION_DAYS = env_int("HYPERSDK_JOB_RETENTION_DAYS", 90, minimum=0)
+# How long a vCenter's VM inventory is kept before the next list reads it again (0: every time).
+HYPERSDK_INVENTORY_CACHE_SECONDS = env_int("HYPERSDK_INVENTORY_CACHE_SECONDS", 120, minimum=0, maximum=86400)
 HYPERSDK_JOB_RETENTION_DELETE_FILES = env_bool("HYPERSDK_JOB_RETENTION_DELETE_FILES", False)

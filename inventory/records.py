@@ -67,13 +67,16 @@ class NicRecord:
 @dataclass(frozen=True)
 class DriveRecord:
     """A CD-ROM or floppy: ``kind`` "cdrom" or "floppy"; ``image`` the ISO/flp datastore path
-    ("" for a client or host device); ``connected`` its connectable state."""
+    ("" for a client or host device); ``connected`` its connectable state; ``backing`` what
+    backs it, in pyvmomi's words (``IsoBackingInfo``, ``RemotePassthroughBackingInfo``; "" for
+    no backing)."""
 
     label: str
     kind: str
     image: str
     connected: bool
     start_connected: bool
+    backing: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,27 @@ CONTRACT (bodies filled in by the collection work; signatures are fixed):
 
 from __future__ import annotations
 
-from inventory.records import VMPage, VMRecord
+import http.client
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+from exports.pipeline.connect import VCenterTarget, vsphere_session
+from exports.pipeline.errors import VCenterConnectionError
+from hypersdk.lib.errors import InvalidInput, NotFoundError
+from inventory import cache
+from inventory.collect import VMEntry, index_vms, read_vm, read_vms
+from inventory.paths import normalize_path
+from inventory.records import POWER_STATES, VMPage, VMRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+
+# vCenter's managed object ids of VMs: vm-42 (vcsim and vCenter alike).
+_MOREF = re.compile(r"vm-\d+")
+T = TypeVar("T")
 
 
 def list_vms(
@@ -36,14 +53,130 @@ def list_vms(
     (the VM is in it or below it); ``power_state``: on/off/suspended; ``guest_os``:
     case-insensitive substring of guest_id, guest_full_name or guest_detected.
     """
-    raise NotImplementedError
+    power_state = (power_state or "").strip().lower()
+    if power_state and power_state not in POWER_STATES:
+        raise InvalidInput("power_state", f"must be one of {', '.join(POWER_STATES)}, got {power_state!r}")
+    if page < 1:
+        raise InvalidInput("page", f"must be 1 or more, got {page}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidInput("page_size", f"must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    name, target = _target(vcenter)
+    key = cache.identity(name, target)
+    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    if inventory is None:
+        inventory = _read_inventory(name, target)
+        cache.put(key, inventory)
+    matching = _filtered(inventory, q=q, folder=folder, power_state=power_state, guest_os=guest_os)
+    start = (page - 1) * page_size
+    shown = matching[start : start + page_size]
+    missing = [entry.moref for entry in shown if entry.moref not in inventory.records]
+    if missing:
+        for record in _with_vcenter(target, lambda si: read_vms(si, _vms(si, missing))):
+            inventory.records[record.moref] = record
+    return VMPage(
+        vcenter=name,
+        count=len(matching),
+        page=page,
+        page_size=page_size,
+        cached_at=inventory.cached_at,
+        # A VM deleted since the list was read has no record: the page shows the others.
+        results=[inventory.records[e.moref] for e in shown if e.moref in inventory.records],
+    )
 
 
 def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VMRecord:
     """One VM by inventory path (``/dc/vm/prod/web01``, leading ``/`` optional) or moref (``vm-42``)."""
-    raise NotImplementedError
+    ref = (ref or "").strip()
+    if not ref or ref == "/":
+        raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
+    name, target = _target(vcenter)
+    inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    entry = inventory.find(ref) if inventory is not None else None
+    if entry is not None and not refresh and entry.moref in inventory.records:
+        return inventory.records[entry.moref]
+    moref = entry.moref if entry is not None else (ref if _MOREF.fullmatch(ref) else None)
+    record = _with_vcenter(target, lambda si: _read_one(si, ref, moref))
+    if record is None:
+        where = f" in vCenter {name}" if name else ""
+        raise NotFoundError(f"no VM {ref}{where}")
+    if inventory is not None and record.moref in {e.moref for e in inventory.entries}:
+        inventory.records[record.moref] = record
+    return record
 
 
 def refresh(vcenter: str | None = None) -> VMPage:
     """Read the vCenter's inventory again now; the first page of the fresh list."""
-    raise NotImplementedError
+    return list_vms(vcenter=vcenter, refresh=True)
+
+
+def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:
+    """The vCenter's name ("" for the daemon's default) and where to reach it."""
+    from exports.job_runner import vcenter_target
+    from exports.models import VCenter
+
+    name = (vcenter or "").strip()
+    if not name:
+        return "", vcenter_target(None)
+    found = VCenter.objects.filter(name=name).first()
+    if found is None:
+        raise NotFoundError(f"no vCenter named {name!r}")
+    return name, vcenter_target(found)
+
+
+def _read_inventory(name: str, target: VCenterTarget) -> cache.Inventory:
+    entries, structure = _with_vcenter(target, index_vms)
+    return cache.Inventory(vcenter=name, entries=entries, structure=structure)
+
+
+def _filtered(
+    inventory: cache.Inventory, *, q: str, folder: str, power_state: str, guest_os: str
+) -> list[VMEntry]:
+    q, guest_os = q.strip().lower(), guest_os.strip().lower()
+    under = normalize_path(folder) if folder.strip().strip("/") else ""
+    return [
+        entry
+        for entry in inventory.entries
+        if (not power_state or entry.power_state == power_state)
+        and (not under or entry.folder == under or entry.folder.startswith(under + "/"))
+        and (not q or q in inventory.search_text[entry.moref])
+        and (not guest_os or guest_os in inventory.guest_text[entry.moref])
+    ]
+
+
+def _vms(si: Any, morefs: list[str]) -> list[Any]:
+    from pyVmomi import vim
+
+    return [vim.VirtualMachine(moref, si._stub) for moref in morefs]
+
+
+def _read_one(si: Any, ref: str, moref: str | None) -> VMRecord | None:
+    from pyVmomi import vim, vmodl
+
+    if moref is not None:
+        vm = vim.VirtualMachine(moref, si._stub)
+    else:
+        vm = si.RetrieveContent().searchIndex.FindByInventoryPath(normalize_path(ref).lstrip("/"))
+        if not isinstance(vm, vim.VirtualMachine):
+            return None
+    try:
+        return read_vm(si, vm)
+    except vmodl.fault.ManagedObjectNotFound:
+        return None
+
+
+def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
+    """``read(service_instance)`` in a session of ``target``; any failure of vCenter's is one
+    VCenterConnectionError line naming the vCenter (never its password)."""
+    from pyVmomi import vmodl
+
+    try:
+        with vsphere_session(target) as si:
+            return read(si)
+    except VCenterConnectionError:
+        raise
+    except vmodl.MethodFault as exc:
+        reason = (getattr(exc, "msg", "") or type(exc).__name__).splitlines()[0]
+        raise VCenterConnectionError(f"reading the inventory of {target.netloc} failed: {reason}") from None
+    except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS errors are OSErrors
+        reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).splitlines()[0]
+        raise VCenterConnectionError(f"lost the connection to vCenter {target.netloc}: {reason}") from None

@@ -6,11 +6,16 @@ controller class, bus number and unit number — because two disks on different 
 unit numbers (SCSI 0:0, SATA 0:0, NVMe 0:0). Every per-disk fact (capacity, bus, unit, label,
 boot order, provisioning, datastore) is read from the one device that key names, or the export
 stops: guessing would put one disk's facts on another.
+
+The same facts describe the VM in the inventory (``inventory.collect``): these functions read
+only the device list they are given and never call vCenter, so they serve a whole inventory
+retrieved at once as well as one VM.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pyVmomi import vim
@@ -37,7 +42,10 @@ class DiskDevice:
 
     ``capacity_bytes`` is the disk's virtual size; ``boot_order`` is its position among the
     VM's disks at boot (0 boots first); ``provisioning`` is ``thin``, ``thick-lazy``,
-    ``thick-eager`` or ``unknown``.
+    ``thick-eager`` or ``unknown``. ``mode`` is vSphere's VirtualDiskMode (``persistent``,
+    ``independent_persistent`` ...); ``rdm`` is None, or ``physical``/``virtual`` for a raw
+    device mapping; ``datastore_ref`` the datastore's managed object id (``datastore-12``, ""
+    when the backing does not name one).
     """
 
     device_key: int
@@ -52,6 +60,9 @@ class DiskDevice:
     datastore: str
     file_name: str
     boot_order: int
+    mode: str = "persistent"
+    rdm: str | None = None
+    datastore_ref: str = ""
 
     @property
     def address(self) -> str:
@@ -80,13 +91,26 @@ def _provisioning(backing: object) -> str:
     return "thick-eager" if getattr(backing, "eagerlyScrub", False) else "thick-lazy"
 
 
-def _datastore(backing: object) -> str:
+def _datastore_ref(backing: object) -> str:
     datastore = getattr(backing, "datastore", None)
-    name = getattr(datastore, "name", "") if datastore is not None else ""
-    if name:
-        return name
+    return getattr(datastore, "_moId", "") or "" if datastore is not None else ""
+
+
+def _datastore(backing: object, names: Mapping[str, str] | None) -> str:
+    """The datastore's name: from ``names`` (managed object id → name) when given, else the
+    ``[name]`` a backing's file name starts with. Reading ``backing.datastore.name`` would be a
+    vCenter call per disk."""
+    ref = _datastore_ref(backing)
+    if names is not None and ref in names:
+        return names[ref]
     file_name = getattr(backing, "fileName", "") or ""
     return file_name[1:].split("]", 1)[0] if file_name.startswith("[") else ""
+
+
+def _rdm(backing: object) -> str | None:
+    if not isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
+        return None
+    return "physical" if backing.compatibilityMode == "physicalMode" else "virtual"
 
 
 def _boot_positions(boot_order: list[object] | None) -> dict[int, int]:
@@ -99,11 +123,12 @@ def _boot_positions(boot_order: list[object] | None) -> dict[int, int]:
     return positions
 
 
-def disk_devices(config: vim.vm.ConfigInfo) -> list[DiskDevice]:
+def disk_devices(config: vim.vm.ConfigInfo, datastores: Mapping[str, str] | None = None) -> list[DiskDevice]:
     """Every virtual disk of ``config`` with its controller, in device order.
 
     Boot order: the disks the VM's boot order names come first in that order; the others
-    follow in device order (what the firmware does when no order is set).
+    follow in device order (what the firmware does when no order is set). ``datastores``:
+    datastore managed object id → name, when the caller has read them (see ``_datastore``).
     """
     devices = list(getattr(config.hardware, "device", None) or [])
     controllers = {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)}
@@ -129,9 +154,12 @@ def disk_devices(config: vim.vm.ConfigInfo) -> list[DiskDevice]:
                 bus_number=int(getattr(controller, "busNumber", 0) or 0),
                 unit_number=int(disk.unitNumber or 0),
                 provisioning=_provisioning(backing),
-                datastore=_datastore(backing),
+                datastore=_datastore(backing, datastores),
                 file_name=getattr(backing, "fileName", "") or "",
                 boot_order=rank[disk.key],
+                mode=getattr(backing, "diskMode", "") or "persistent",
+                rdm=_rdm(backing),
+                datastore_ref=_datastore_ref(backing),
             )
         )
     return facts
@@ -157,28 +185,59 @@ def firmware_facts(config: vim.vm.ConfigInfo) -> FirmwareFacts:
     return FirmwareFacts("uefi", bool(getattr(boot_options, "efiSecureBootEnabled", False)))
 
 
+@dataclass(frozen=True)
+class DriveDevice:
+    """A CD-ROM or floppy drive: ``kind`` ``cdrom`` or ``floppy``; ``image`` the ISO or floppy
+    image's datastore path ("" for a host or client device); ``backing`` what backs it when
+    not an image, in pyvmomi's words (``RemotePassthroughBackingInfo``; "" for no backing)."""
+
+    label: str
+    kind: str
+    image: str
+    backing: str
+    connected: bool
+    start_connected: bool
+
+    def left_out_warning(self) -> str:
+        return left_out_warning(self.label, self.kind, self.image, self.backing)
+
+
+def left_out_warning(label: str, kind: str, image: str, backing: str) -> str:
+    """The one line saying the export leaves a drive out (``kind`` cdrom or floppy)."""
+    source = f"image {image}" if image else (f"{backing} backing" if backing else "no backing")
+    what = "CD-ROM" if kind == "cdrom" else "floppy"
+    return f"{label} ({what}, {source}) is not exported: vSphere exports only disks and the NVRAM"
+
+
+def drive_devices(config: vim.vm.ConfigInfo) -> list[DriveDevice]:
+    """Every CD-ROM and floppy drive of ``config``, in device order."""
+    drives = []
+    for device in getattr(config.hardware, "device", None) or []:
+        if isinstance(device, vim.vm.device.VirtualCdrom):
+            kind, default_label = "cdrom", "CD-ROM"
+        elif isinstance(device, vim.vm.device.VirtualFloppy):
+            kind, default_label = "floppy", "floppy"
+        else:
+            continue
+        backing = device.backing
+        connectable = device.connectable
+        drives.append(
+            DriveDevice(
+                label=(device.deviceInfo.label if device.deviceInfo else "") or default_label,
+                kind=kind,
+                image=getattr(backing, "fileName", "") or "",
+                backing=_class_name(backing).removeprefix("Virtual") if backing else "",
+                connected=bool(connectable and connectable.connected),
+                start_connected=bool(connectable and connectable.startConnected),
+            )
+        )
+    return drives
+
+
 def left_out_devices(config: vim.vm.ConfigInfo) -> list[str]:
     """One warning per device with data that an export does not carry (CD-ROMs, floppies).
 
     vSphere's ExportVm serves disks (and the NVRAM) only: an ISO or floppy image stays on its
     datastore, and a client-device or passthrough drive has nothing to copy.
     """
-    warnings = []
-    for device in getattr(config.hardware, "device", None) or []:
-        if isinstance(device, vim.vm.device.VirtualCdrom):
-            kind = "CD-ROM"
-        elif isinstance(device, vim.vm.device.VirtualFloppy):
-            kind = "floppy"
-        else:
-            continue
-        label = (device.deviceInfo.label if device.deviceInfo else "") or kind
-        backing = device.backing
-        image = getattr(backing, "fileName", "") or ""
-        if image:
-            source = f"image {image}"
-        else:
-            source = f"{_class_name(backing).removeprefix('Virtual')} backing" if backing else "no backing"
-        warnings.append(
-            f"{label} ({kind}, {source}) is not exported: vSphere exports only disks and the NVRAM"
-        )
-    return warnings
+    return [drive.left_out_warning() for drive in drive_devices(config)]

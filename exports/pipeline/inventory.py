@@ -1,5 +1,9 @@
 """Find the VM by inventory path, read what the export records of it (``VMFacts``), and make
-sure it may be exported (powered off). Steps: ``FindVM``, ``PowerOff``, ``WarnLeftOut``."""
+sure it may be exported (powered off). Steps: ``FindVM``, ``PowerOff``, ``WarnLeftOut``.
+
+The VM is read once, as the inventory reads it (``inventory.collect.read_vm``, one retrieval):
+``run.record`` is its ``VMRecord`` and ``VMFacts`` the part of it the manifest records, in the
+manifest's words (``uefi`` for efi firmware, NICs as dictionaries)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from typing import Any
 
 from pyVmomi import vim, vmodl
 
-from exports.pipeline.devices import firmware_facts, left_out_devices
+from exports.pipeline.devices import left_out_warning
 from exports.pipeline.errors import ExportError, PowerOffNotAsked, VMNotFound
 from exports.pipeline.names import file_stem
 from exports.pipeline.progress import CancelToken, ProgressReporter
 from exports.pipeline.step import ExportResult, ExportRun, Step
+from inventory.collect import read_vm
+from inventory.records import VMRecord
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,33 @@ class VMFacts:
     warnings: list[str] = field(default_factory=list)
     # Snapshots the VM has: {"count": n, "current": name}; vSphere exports the current state.
     snapshots: dict[str, Any] | None = None
+
+    @classmethod
+    def from_record(cls, record: VMRecord) -> VMFacts:
+        """The facts of the VM ``record`` describes; warnings name what the export leaves out."""
+        warnings = [
+            left_out_warning(drive.label, drive.kind, drive.image, drive.backing) for drive in record.drives
+        ]
+        snapshots = None
+        if record.snapshot_count:
+            snapshots = {"count": record.snapshot_count, "current": record.current_snapshot}
+            warnings.append(
+                f"the VM has {record.snapshot_count} snapshot(s): the export holds its current state "
+                f"(after snapshot {record.current_snapshot!r}); the snapshots themselves are not exported"
+            )
+        return cls(
+            name=record.name,
+            vm_id=record.instance_uuid or record.moref,
+            datacenter=record.datacenter,
+            cpu=record.cpus or 1,
+            memory_mb=record.memory_mb,
+            firmware="uefi" if record.firmware == "efi" else "bios",  # hyper2kvm's word
+            secure_boot=record.secure_boot,
+            guest_id=record.guest_id,
+            nics=[{"mac": nic.mac, "network": nic.network, "adapter": nic.adapter} for nic in record.nics],
+            warnings=warnings,
+            snapshots=snapshots,
+        )
 
     @property
     def os_hint(self) -> str:
@@ -97,59 +130,6 @@ def ensure_powered_off(
         wait_for_task(vm.PowerOffVM_Task(), cancel)
 
 
-def read_vm_facts(vm: vim.VirtualMachine) -> VMFacts:
-    """What the manifest records of the VM: read once, never changed."""
-    config = vm.config
-    datacenter = vm.parent
-    while datacenter is not None and not isinstance(datacenter, vim.Datacenter):
-        datacenter = datacenter.parent
-    nics = [
-        {
-            "mac": device.macAddress or "",
-            "network": (device.deviceInfo.summary if device.deviceInfo else "") or "",
-            "adapter": type(device).__name__.rsplit(".", 1)[-1].removeprefix("Virtual").lower(),
-        }
-        for device in config.hardware.device
-        if isinstance(device, vim.vm.device.VirtualEthernetCard)
-    ]
-    firmware = firmware_facts(config)
-    warnings = left_out_devices(config)
-    snapshots = _snapshot_facts(vm)
-    if snapshots:
-        warnings.append(
-            f"the VM has {snapshots['count']} snapshot(s): the export holds its current state "
-            f"(after snapshot {snapshots['current']!r}); the snapshots themselves are not exported"
-        )
-    return VMFacts(
-        name=vm.name,
-        vm_id=config.instanceUuid or vm._moId,
-        datacenter=datacenter.name if datacenter is not None else "",
-        cpu=config.hardware.numCPU or 1,
-        memory_mb=config.hardware.memoryMB or 0,
-        firmware=firmware.firmware,
-        secure_boot=firmware.secure_boot,
-        guest_id=config.guestId or "",
-        nics=nics,
-        warnings=warnings,
-        snapshots=snapshots,
-    )
-
-
-def _snapshot_facts(vm: vim.VirtualMachine) -> dict[str, object] | None:
-    """How many snapshots the VM has and which one its current state follows, or None."""
-    info = vm.snapshot
-    if info is None or not info.rootSnapshotList:
-        return None
-    count, current, stack = 0, "", list(info.rootSnapshotList)
-    while stack:
-        tree = stack.pop()
-        count += 1
-        if info.currentSnapshot is not None and tree.snapshot == info.currentSnapshot:
-            current = tree.name
-        stack.extend(tree.childSnapshotList or [])
-    return {"count": count, "current": current}
-
-
 class FindVM(Step):
     """The VM at ``-vm``, its facts, and the stem of the export's file names."""
 
@@ -157,7 +137,8 @@ class FindVM(Step):
 
     def run(self, run: ExportRun) -> None:
         run.vm = find_vm(run.service_instance, run.options.vm_path)
-        run.facts = read_vm_facts(run.vm)
+        run.record = read_vm(run.service_instance, run.vm)
+        run.facts = VMFacts.from_record(run.record)
         run.stem = file_stem(run.facts.name)  # the files' names: the VM's, cut to fit a file name
         run.result = ExportResult(
             vm_name=run.facts.name, vm_path=run.options.vm_path, output_dir=str(run.output.path), package=""

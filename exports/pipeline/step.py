@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from exports.pipeline.options import ExportOptions
     from exports.pipeline.output import OutputDir
     from exports.pipeline.progress import CancelToken, ProgressReporter
+    from inventory.records import VMRecord
 
 
 @dataclass
@@ -67,8 +68,10 @@ class ExportRun:
     steps: Sequence[Step] = ()
     # Set by the runner while the vCenter session is open (None after it closes).
     service_instance: Any = None
-    # inventory.FindVM: the VirtualMachine, its facts, the stem of every file name, the result.
+    # inventory.FindVM: the VirtualMachine, its record (read once), the facts the manifest takes
+    # from it, the stem of every file name, the result.
     vm: Any = None
+    record: VMRecord | None = None
     facts: VMFacts | None = None
     stem: str = ""
     result: ExportResult | None = None

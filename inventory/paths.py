@@ -1,0 +1,46 @@
+"""Inventory paths as vCenter spells them: ``/<datacenter>/vm/<folder>/.../<name>``.
+
+vCenter escapes three characters in an entity's name so a name never holds the path separator:
+``/`` is ``%2f``, ``\\`` is ``%5c`` and ``%`` is ``%25`` — except a ``%`` that already starts one
+of those escapes, which it keeps (so escaping twice changes nothing). The ``name`` property it
+returns is in that escaped form, and ``SearchIndex.FindByInventoryPath`` takes a path made of
+escaped names: ``join_path`` of the names vCenter returned gives a path that finds the entity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_ESCAPES = {"%2f": "/", "%5c": "\\", "%25": "%"}
+# A '%' that starts none of vCenter's three escapes, or a character vCenter escapes.
+_TO_ESCAPE = re.compile(r"%(?!2[fF]|5[cC]|25)|[/\\]")
+_ESCAPED = re.compile(r"%(?:2[fF]|5[cC]|25)")
+
+
+def escape_name(name: str) -> str:
+    """A name as vCenter stores it: ``backup/daily`` → ``backup%2fdaily``; an already escaped
+    name is returned unchanged (``escape_name(escape_name(n)) == escape_name(n)``)."""
+    return _TO_ESCAPE.sub(lambda m: {"%": "%25", "/": "%2f", "\\": "%5c"}[m.group()], name)
+
+
+def unescape_name(name: str) -> str:
+    """The name a person reads: ``backup%2fdaily`` → ``backup/daily`` (case-insensitive escapes)."""
+    return _ESCAPED.sub(lambda m: _ESCAPES[m.group().lower()], name)
+
+
+def join_path(parts: Iterable[str]) -> str:
+    """``["dc", "vm", "a/b"]`` → ``/dc/vm/a%2fb``: each name escaped, joined under ``/``."""
+    return "/" + "/".join(escape_name(part) for part in parts)
+
+
+def split_path(path: str) -> list[str]:
+    """``/dc/vm/a%2fb`` (leading and trailing ``/`` optional) → ``["dc", "vm", "a%2fb"]``:
+    the escaped names, as ``join_path`` made them."""
+    return [part for part in path.strip().split("/") if part]
+
+
+def normalize_path(path: str) -> str:
+    """A path typed by a person or a program, spelled as ``join_path`` spells it: leading ``/``
+    added, empty parts dropped, each name escaped (a stray ``%`` becomes ``%25``)."""
+    return join_path(split_path(path))
