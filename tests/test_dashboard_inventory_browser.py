@@ -12,12 +12,21 @@ from playwright.sync_api import Page, expect
 
 from exports.models import Job
 from tests import test_dashboard_browser as shared
+from tests.test_dashboard_crud_browser import console_errors
 
 server, browser, page, logged_in = shared.server, shared.browser, shared.page, shared.logged_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vsphere]
 
 PROD = ["/dc/vm/prod/app01", "/dc/vm/prod/db01", "/dc/vm/prod/web01", "/dc/vm/prod/web02"]
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(logged_in: Page):
+    """htmx reports a misconfigured attribute (a selector matching nothing) in the console."""
+    errors = console_errors(logged_in)
+    yield
+    assert errors == []
 
 
 def listed(page: Page):

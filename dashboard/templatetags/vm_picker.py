@@ -35,7 +35,7 @@ def vm_path_field(field) -> str:
         "hx-include": "#id_vcenter",
         "hx-sync": "this:replace",
         # Not the form's: a suggestion never disables Start nor goes to the form's target.
-        "hx-disabled-elt": "none",
+        "hx-disabled-elt": "unset",
     }
     if field.errors:
         attrs["aria-invalid"] = "true"
