@@ -377,6 +377,9 @@ def test_hostile_names_are_escaped_on_every_inventory_page(operator_browser, hos
     page = operator_browser.get("/ui/inventory/", {"vcenter": hostile, "q": "prod"}).content.decode()
     assert XSS not in page and f"<bdi>{html.escape(XSS)}</bdi>" in page
     assert f"<bdi>{BIDI}</bdi>" in page and f"<bdi>{LONG}</bdi>" in page
+    # Another vCenter than the daemon's: the selector shows, Export… carries its name.
+    assert '<select name="vcenter"' in page and '<option value="hostile" selected>' in page
+    assert "&amp;vcenter=hostile" in re.search(r'<a class="button" href="([^"]*)"', page).group(1)
     listed = rows(page)
     assert f"/dc/vm/prod/{html.escape(XSS)}" not in listed  # unescaped once, never twice
     for path in listed:  # each row's details page opens: the path round-trips through the link
