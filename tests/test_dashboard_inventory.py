@@ -395,3 +395,42 @@ def test_hostile_names_are_escaped_on_every_inventory_page(operator_browser, hos
 def test_a_slash_in_a_name_is_escaped_in_its_path(operator_browser, hostile):
     page = operator_browser.get("/ui/inventory/", {"vcenter": hostile, "q": "web"}).content.decode()
     assert "/dc/vm/prod/web%2f01" in rows(page)
+
+
+# ---- a vCenter that does not answer ------------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable() -> str:
+    """A vCenter on a port nothing listens on."""
+    vcenter = VCenter(name="gone", url="https://127.0.0.1:9/sdk", username="svc")
+    vcenter.password = "s3cret-never-shown"
+    vcenter.save()
+    return vcenter.name
+
+
+def test_an_unreachable_vcenter_is_one_line_on_the_page_not_a_500(viewer_browser, unreachable):
+    response = viewer_browser.get("/ui/inventory/", {"vcenter": unreachable})
+    page = response.content.decode()
+    assert response.status_code == 502
+    assert re.search(r'<p class="error" role="alert">Cannot read the inventory: [^<\n]+</p>', page)
+    assert "s3cret-never-shown" not in page and "Traceback" not in page
+
+
+def test_an_unreachable_vcenter_is_said_in_the_table_htmx_swaps(viewer_browser, unreachable):
+    response = viewer_browser.get("/ui/inventory/", {"vcenter": unreachable, "q": "web"}, **HTMX)
+    assert response.status_code == 200 and "Cannot read the inventory" in response.content.decode()
+
+
+def test_an_unreachable_vcenter_is_said_in_the_suggestions(operator_browser, unreachable):
+    response = operator_browser.get(
+        "/ui/inventory/suggest/", {"vm_path": "web", "vcenter": unreachable}, **HTMX
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "cannot read the inventory" in page and 'role="option"' not in page
+
+
+def test_a_page_past_the_last_lists_nothing(viewer_browser, govc_env):
+    response = viewer_browser.get("/ui/inventory/", {"page": "999"})
+    page = response.content.decode()
+    assert response.status_code == 200 and rows(page) == [] and "No VM matches." in page
