@@ -434,3 +434,15 @@ def test_a_page_past_the_last_lists_nothing(viewer_browser, govc_env):
     response = viewer_browser.get("/ui/inventory/", {"page": "999"})
     page = response.content.decode()
     assert response.status_code == 200 and rows(page) == [] and "No VM matches." in page
+
+
+def test_the_table_pages_through_the_vms(viewer_browser, govc_env, monkeypatch):
+    from dashboard import inventory_pages
+
+    monkeypatch.setattr(inventory_pages, "VMS_PER_PAGE", 2)  # five VMs: three pages
+    first = viewer_browser.get("/ui/inventory/", {"q": "/dc/vm"}).content.decode()
+    second = viewer_browser.get("/ui/inventory/", {"q": "/dc/vm", "page": "2"}, **HTMX).content.decode()
+    assert rows(first) == ["/dc/vm/dev/app01", "/dc/vm/prod/app01"] and "Page 1 of 3" in first
+    assert 'href="?q=%2Fdc%2Fvm&amp;page=2"' in first and 'rel="prev"' not in first
+    assert rows(second) == ["/dc/vm/prod/db01", "/dc/vm/prod/web01"] and "Page 2 of 3" in second
+    assert 'rel="prev"' in second and 'rel="next"' in second
