@@ -70,7 +70,7 @@ test: system-deps venv lint
 # Every benchmark runs even if one misses its target; the summary table ends the run and its
 # exit status says whether every target was met.
 BENCH_RESULTS := var/bench-results.jsonl
-BENCHES := export parallel api lists dashboard_ws webhooks load cli_startup
+BENCHES := export parallel api lists inventory dashboard_ws webhooks load cli_startup
 
 bench: system-deps venv
 	@mkdir -p var && rm -f $(BENCH_RESULTS); status=0; \

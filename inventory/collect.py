@@ -33,8 +33,9 @@ from typing import Any
 from pyVmomi import vim, vmodl
 
 from exports.pipeline.devices import disk_devices, drive_devices
-from inventory.paths import join_path
+from inventory.paths import escape_name, join_path
 from inventory.records import DiskRecord, DriveRecord, NicRecord, VMRecord
+from inventory.soap import NotPlain, retrieve_plain
 
 # What a record is made of: nothing more is transferred per VM.
 VM_PROPERTIES = (
@@ -81,8 +82,10 @@ STRUCTURE_PROPERTIES: dict[type, tuple[str, ...]] = {
     vim.Datastore: ("name", "summary.accessible"),
     vim.dvs.DistributedVirtualPortgroup: ("name", "key"),
 }
-# Objects per page of a retrieval: vCenter may send fewer; ContinueRetrievePropertiesEx fetches the rest.
-PAGE_OBJECTS = 1000
+# Objects per answer asked of vCenter (RetrieveOptions.maxObjects). None: as many as vCenter's own
+# policy sends in one; it still pages a large inventory, and ContinueRetrievePropertiesEx reads
+# the rest. A bound of our own only adds round trips (the list needs every VM anyway).
+PAGE_OBJECTS: int | None = None
 
 _POWER = {"poweredOn": "on", "poweredOff": "off", "suspended": "suspended"}
 _TOOLS_RUNNING = {"guestToolsRunning", "guestToolsExecutingScripts"}
@@ -115,6 +118,7 @@ class Structure:
     datastore_accessible: dict[str, bool] = field(default_factory=dict)
     portgroups: dict[str, str] = field(default_factory=dict)  # port group key → name
     _paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _joined: dict[str | None, str] = field(default_factory=dict)
 
     def add(self, obj: Any, props: Mapping[str, Any]) -> None:
         moref = obj._moId
@@ -129,6 +133,12 @@ class Structure:
             self.parents[moref] = parent._moId if parent is not None else None
             if isinstance(obj, vim.Datacenter):
                 self.datacenters.add(moref)
+
+    def path_of(self, moref: str | None) -> str:
+        """The inventory path of a folder (``/dc/vm/prod``; ``/`` for the root), made once per folder."""
+        if moref not in self._joined:
+            self._joined[moref] = join_path(self.names_to(moref))
+        return self._joined[moref]
 
     def names_to(self, moref: str | None) -> tuple[str, ...]:
         """The names from below the root folder down to ``moref`` (``("dc", "vm", "prod")``)."""
@@ -152,7 +162,7 @@ def collect_vms(service_instance: Any) -> list[VMRecord]:
 
     Raises what pyvmomi raises for a failed call (the service maps it to one line).
     """
-    root, objects = _retrieve_views(service_instance, VM_PROPERTIES)
+    root, objects = _retrieve_views(service_instance, VM_PROPERTIES, plain=False)
     structure, vms = _split(root, objects)
     records = [vm_record(moref, props, structure) for moref, props in vms]
     return sorted(records, key=lambda record: (record.path, record.moref))
@@ -160,14 +170,17 @@ def collect_vms(service_instance: Any) -> list[VMRecord]:
 
 def index_vms(service_instance: Any) -> tuple[list[VMEntry], Structure]:
     """Every VM's ``VMEntry`` ordered by path, and the inventory's structure; one retrieval."""
-    root, objects = _retrieve_views(service_instance, LISTING_PROPERTIES)
+    root, objects = _retrieve_views(service_instance, LISTING_PROPERTIES, plain=True)
     structure, vms = _split(root, objects)
     entries = [vm_entry(moref, props, structure) for moref, props in vms]
     return sorted(entries, key=lambda entry: (entry.path, entry.moref)), structure
 
 
-def _retrieve_views(service_instance: Any, vm_properties: Iterable[str]) -> tuple[str, list[Any]]:
-    """The root folder's id, and ``vm_properties`` of every VM with the structure's properties."""
+def _retrieve_views(
+    service_instance: Any, vm_properties: Iterable[str], *, plain: bool
+) -> tuple[str, list[tuple[Any, dict[str, Any]]]]:
+    """The root folder's id, and ``vm_properties`` of every VM with the structure's properties.
+    ``plain``: the properties are plain values, read by the fast decoder (``inventory.soap``)."""
     content = service_instance.RetrieveContent()
     views = content.viewManager
     vm_view = views.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
@@ -183,6 +196,11 @@ def _retrieve_views(service_instance: Any, vm_properties: Iterable[str]) -> tupl
             ],
             propSet=_property_specs({vim.VirtualMachine: vm_properties, **STRUCTURE_PROPERTIES}),
         )
+        if plain:
+            try:
+                return content.rootFolder._moId, retrieve_plain(content.propertyCollector, spec, _options())
+            except NotPlain:  # a vCenter answering with a structure where we expect a value
+                pass
         return content.rootFolder._moId, retrieve(content.propertyCollector, spec)
     finally:
         for view in (vm_view, structure_view):
@@ -236,17 +254,23 @@ def read_vms(service_instance: Any, vms: Iterable[vim.VirtualMachine]) -> list[V
     return sorted(records, key=lambda record: (record.path, record.moref))
 
 
-def retrieve(property_collector: Any, spec: Any) -> list[Any]:
-    """Every ObjectContent ``spec`` selects: RetrievePropertiesEx, then each page vCenter kept back."""
-    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=PAGE_OBJECTS)
-    result = property_collector.RetrievePropertiesEx(specSet=[spec], options=options)
-    objects: list[Any] = []
+def retrieve(property_collector: Any, spec: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Every object ``spec`` selects as (managed object, {property path: value}):
+    RetrievePropertiesEx, then each page vCenter kept back (ContinueRetrievePropertiesEx)."""
+    result = property_collector.RetrievePropertiesEx(specSet=[spec], options=_options())
+    objects: list[tuple[Any, dict[str, Any]]] = []
     while result is not None:
-        objects.extend(result.objects or [])
+        objects.extend(
+            (o.obj, {prop.name: prop.val for prop in o.propSet or []}) for o in result.objects or []
+        )
         if not result.token:
             break
         result = property_collector.ContinueRetrievePropertiesEx(token=result.token)
     return objects
+
+
+def _options() -> Any:
+    return vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=PAGE_OBJECTS)
 
 
 def _property_specs(properties: Mapping[type, Iterable[str]]) -> list[Any]:
@@ -256,28 +280,28 @@ def _property_specs(properties: Mapping[type, Iterable[str]]) -> list[Any]:
     ]
 
 
-def _split(root: str, objects: list[Any]) -> tuple[Structure, list[tuple[str, dict[str, Any]]]]:
+def _split(
+    root: str, objects: list[tuple[Any, dict[str, Any]]]
+) -> tuple[Structure, list[tuple[str, dict[str, Any]]]]:
     """The retrieved structure, and each VM's (managed object id, {property path: value})."""
     structure = Structure(root=root)
     vms = []
-    for content in objects:
-        props = {prop.name: prop.val for prop in content.propSet or []}
-        if isinstance(content.obj, vim.VirtualMachine):
-            vms.append((content.obj._moId, props))
+    for obj, props in objects:
+        if isinstance(obj, vim.VirtualMachine):
+            vms.append((obj._moId, props))
         else:
-            structure.add(content.obj, props)
+            structure.add(obj, props)
     return structure, vms
 
 
 def vm_entry(moref: str, props: Mapping[str, Any], structure: Structure) -> VMEntry:
     """The list's view of a VM, from its ``LISTING_PROPERTIES`` (the same words as ``vm_record``)."""
-    folder_names, _ = _place(props, structure)
-    name = props.get("name", "")
+    path, folder, _ = _place(props, structure)
     return VMEntry(
         moref=moref,
-        name=name,
-        path=join_path([*folder_names, name]),
-        folder=join_path(folder_names),
+        name=props.get("name", ""),
+        path=path,
+        folder=folder,
         power_state=_power(props),
         guest_id=props.get("config.guestId") or "",
         guest_full_name=props.get("config.guestFullName") or "",
@@ -285,11 +309,13 @@ def vm_entry(moref: str, props: Mapping[str, Any], structure: Structure) -> VMEn
     )
 
 
-def _place(props: Mapping[str, Any], structure: Structure) -> tuple[tuple[str, ...], str]:
-    """The names of the VM's folder path (``("dc", "vm", "prod")``) and its datacenter's name."""
+def _place(props: Mapping[str, Any], structure: Structure) -> tuple[str, str, str]:
+    """The VM's inventory path, its folder's path (``/dc/vm/prod``) and its datacenter's name."""
     parent = props.get("parent") or props.get("parentVApp")
     parent_ref = parent._moId if parent is not None else None
-    return structure.names_to(parent_ref), structure.datacenter_of(parent_ref)
+    folder = structure.path_of(parent_ref)
+    path = f"{folder.rstrip('/')}/{escape_name(props.get('name', ''))}"
+    return path, folder, structure.datacenter_of(parent_ref)
 
 
 def _power(props: Mapping[str, Any]) -> str:
@@ -306,8 +332,7 @@ def _guest_detected(props: Mapping[str, Any]) -> str:
 def vm_record(moref: str, props: Mapping[str, Any], structure: Structure) -> VMRecord:
     """One VM's record from its retrieved ``VM_PROPERTIES`` (the one mapping of vCenter's words
     to the record's). A property vCenter left out (unset, or not readable) takes its empty value."""
-    folder_names, datacenter = _place(props, structure)
-    name = props.get("name", "")
+    path, folder, datacenter = _place(props, structure)
     devices = list(props.get("config.hardware.device") or [])
     boot_options = props.get("config.bootOptions")
     firmware = props.get("config.firmware") or "bios"
@@ -347,10 +372,10 @@ def vm_record(moref: str, props: Mapping[str, Any], structure: Structure) -> VMR
     snapshot_count, current_snapshot = _snapshots(props.get("snapshot"))
     return VMRecord(
         moref=moref,
-        name=name,
-        path=join_path([*folder_names, name]),
+        name=props.get("name", ""),
+        path=path,
         datacenter=datacenter,
-        folder=join_path(folder_names),
+        folder=folder,
         power_state=_power(props),
         guest_id=props.get("config.guestId") or "",
         guest_full_name=props.get("config.guestFullName") or "",

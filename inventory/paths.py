@@ -1,8 +1,8 @@
 """Inventory paths as vCenter spells them: ``/<datacenter>/vm/<folder>/.../<name>``.
 
 vCenter escapes three characters in an entity's name so a name never holds the path separator:
-``/`` is ``%2f``, ``\\`` is ``%5c`` and ``%`` is ``%25`` — except a ``%`` that already starts one
-of those escapes, which it keeps (so escaping twice changes nothing). The ``name`` property it
+``/`` is ``%2f``, ``\\`` is ``%5c`` and ``%`` is ``%25`` — except a ``%`` that already starts an
+escape (``%`` and two hex digits), which it keeps (so escaping twice changes nothing). The ``name`` property it
 returns is in that escaped form, and ``SearchIndex.FindByInventoryPath`` takes a path made of
 escaped names: ``join_path`` of the names vCenter returned gives a path that finds the entity.
 """
@@ -13,14 +13,16 @@ import re
 from collections.abc import Iterable
 
 _ESCAPES = {"%2f": "/", "%5c": "\\", "%25": "%"}
-# A '%' that starts none of vCenter's three escapes, or a character vCenter escapes.
-_TO_ESCAPE = re.compile(r"%(?!2[fF]|5[cC]|25)|[/\\]")
+# A '%' that starts no escape, or a character vCenter escapes.
+_TO_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[/\\]")
 _ESCAPED = re.compile(r"%(?:2[fF]|5[cC]|25)")
 
 
 def escape_name(name: str) -> str:
     """A name as vCenter stores it: ``backup/daily`` → ``backup%2fdaily``; an already escaped
     name is returned unchanged (``escape_name(escape_name(n)) == escape_name(n)``)."""
+    if "%" not in name and "/" not in name and "\\" not in name:
+        return name  # most names: nothing to escape, and 5,000 of them are joined per read
     return _TO_ESCAPE.sub(lambda m: {"%": "%25", "/": "%2f", "\\": "%5c"}[m.group()], name)
 
 

@@ -61,11 +61,7 @@ def list_vms(
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInput("page_size", f"must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
     name, target = _target(vcenter)
-    key = cache.identity(name, target)
-    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
-    if inventory is None:
-        inventory = _read_inventory(name, target)
-        cache.put(key, inventory)
+    inventory = _inventory(name, target, refresh=refresh)
     matching = _filtered(inventory, q=q, folder=folder, power_state=power_state, guest_os=guest_os)
     start = (page - 1) * page_size
     shown = matching[start : start + page_size]
@@ -96,10 +92,17 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
         return inventory.records[entry.moref]
     moref = entry.moref if entry is not None else (ref if _MOREF.fullmatch(ref) else None)
     record = _with_vcenter(target, lambda si: _read_one(si, ref, moref))
+    if record is None and moref is None and inventory is None:
+        # A path with a '/' of a name left unescaped (``/dc/vm/backup/daily``) is no inventory
+        # path vCenter knows: the list names it, once read.
+        inventory = _inventory(name, target, refresh=False)
+        entry = inventory.find(ref)
+        if entry is not None:
+            record = _with_vcenter(target, lambda si: _read_one(si, ref, entry.moref))
     if record is None:
         where = f" in vCenter {name}" if name else ""
         raise NotFoundError(f"no VM {ref}{where}")
-    if inventory is not None and record.moref in {e.moref for e in inventory.entries}:
+    if inventory is not None and inventory.find(record.moref) is not None:
         inventory.records[record.moref] = record
     return record
 
@@ -123,9 +126,15 @@ def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:
     return name, vcenter_target(found)
 
 
-def _read_inventory(name: str, target: VCenterTarget) -> cache.Inventory:
-    entries, structure = _with_vcenter(target, index_vms)
-    return cache.Inventory(vcenter=name, entries=entries, structure=structure)
+def _inventory(name: str, target: VCenterTarget, *, refresh: bool) -> cache.Inventory:
+    """The vCenter's list: the cached one while fresh (unless ``refresh``), else read now."""
+    key = cache.identity(name, target)
+    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    if inventory is None:
+        entries, structure = _with_vcenter(target, index_vms)
+        inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
+        cache.put(key, inventory)
+    return inventory
 
 
 def _filtered(

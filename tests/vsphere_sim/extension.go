@@ -73,6 +73,13 @@ type extension struct {
 	leaseFault      string
 	leaseFaultCount int
 
+	// pages are the unanswered rest of paged RetrievePropertiesEx calls, by token (paging.go).
+	pages map[string]*retrievePage
+
+	// denials are the privileges withheld from the user: privilege id -> entity ids, "*" for
+	// every entity (controls.go).
+	denials map[string]map[string]bool
+
 	// clockOffset is added to the wall clock for lease deadlines: tests move time on
 	// (POST /hypersdk-sim/advance-clock) instead of sleeping through a lease timeout.
 	clockOffset time.Duration
@@ -97,7 +104,12 @@ func (x *extension) takeLeaseFault() string {
 }
 
 func newExtension(cfg extensionConfig) *extension {
-	return &extension{extensionConfig: cfg, leases: map[string]*nfcLease{}}
+	return &extension{
+		extensionConfig: cfg,
+		leases:          map[string]*nfcLease{},
+		pages:           map[string]*retrievePage{},
+		denials:         map[string]map[string]bool{},
+	}
 }
 
 // sniff matches the method element that opens the SOAP body, e.g.
@@ -139,7 +151,10 @@ func (x *extension) handleSOAP(w http.ResponseWriter, r *http.Request, method st
 	case "Fetch":
 		x.serveFetch(w, r, body)
 		return true
-	case "ExportVm", "CreateDescriptor":
+	case "ExportVm", "CreateDescriptor",
+		"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CancelRetrievePropertiesEx",
+		"HasPrivilegeOnEntities", "HasPrivilegeOnEntity", "HasUserPrivilegeOnEntities", "FetchUserPrivilegeOnEntities",
+		"CreateVM_Task", "CreateFolder", "Rename_Task", "CloneVM_Task", "ReconfigVM_Task", "RefreshStorageInfo":
 	default:
 		return false
 	}
@@ -161,7 +176,42 @@ func (x *extension) handleSOAP(w http.ResponseWriter, r *http.Request, method st
 	}
 
 	switch b := req.Body.(type) {
+	case *types.RetrievePropertiesEx:
+		if b.Options.MaxObjects <= 0 {
+			return false
+		}
+		x.pageRetrieval(w, r, body, int(b.Options.MaxObjects))
+	case *types.ContinueRetrievePropertiesEx:
+		x.continueRetrieval(w, b)
+	case *types.CancelRetrievePropertiesEx:
+		x.cancelRetrieval(w, b)
+	case *types.HasPrivilegeOnEntities:
+		x.serveHasPrivilegeOnEntities(w, b)
+	case *types.HasPrivilegeOnEntity:
+		x.serveHasPrivilegeOnEntity(w, b)
+	case *types.HasUserPrivilegeOnEntities:
+		x.serveHasUserPrivilegeOnEntities(w, b)
+	case *types.FetchUserPrivilegeOnEntities:
+		x.serveFetchUserPrivilegeOnEntities(w, b)
+	case *types.ReconfigVM_Task, *types.CloneVM_Task, *types.RefreshStorageInfo:
+		// The simulator cannot handle RDM backings here (controls.go); guest full names as
+		// vCenter shows them.
+		restore := flatStandIns(soapThis(b))
+		rec := x.forward(r, escapeNameInBody(body, b))
+		restore()
+		fixAllGuestFullNames()
+		copyRecorded(w, rec)
+	case *types.CreateVM_Task, *types.CreateFolder, *types.Rename_Task:
+		// Names escaped as vCenter stores them; guest full names as vCenter shows them.
+		rec := x.forward(r, escapeNameInBody(body, b))
+		fixAllGuestFullNames()
+		copyRecorded(w, rec)
 	case *types.ExportVm:
+		if x.denied("VApp.Export", b.This) {
+			fault := &types.NoPermission{Object: b.This, PrivilegeId: "VApp.Export"}
+			writeFault(w, faultMessage(fault), fault)
+			return true
+		}
 		lease, fault := x.exportVM(b.This)
 		if fault != nil {
 			writeFault(w, faultMessage(fault), fault)
@@ -181,6 +231,20 @@ func (x *extension) handleSOAP(w http.ResponseWriter, r *http.Request, method st
 	return true
 }
 
+// soapThis is the managed object a decoded request is addressed to.
+func soapThis(req interface{}) types.ManagedObjectReference {
+	v := reflect.ValueOf(req)
+	if v.Kind() == reflect.Ptr {
+		v = v.Elem()
+	}
+	if f := v.FieldByName("This"); f.IsValid() {
+		if ref, ok := f.Interface().(types.ManagedObjectReference); ok {
+			return ref
+		}
+	}
+	return types.ManagedObjectReference{}
+}
+
 // authenticated is a coarse check: the simulator keeps its session table
 // private, so we only require that a session cookie is presented.
 func (x *extension) authenticated(r *http.Request) bool {
@@ -198,6 +262,8 @@ func faultMessage(f types.BaseMethodFault) string {
 		return "A specified parameter was not correct: " + v.InvalidProperty
 	case *types.InvalidState:
 		return "The operation is not allowed in the current state."
+	case *types.NoPermission:
+		return "Permission to perform this operation was denied."
 	case *types.TaskInProgress:
 		return "The operation is not allowed in the current state: another task is in progress."
 	}
@@ -361,7 +427,13 @@ type leaseReport struct {
 //	     the next N ExportVm calls are refused, or their lease fails or never gets ready.
 //	POST /hypersdk-sim/advance-clock?seconds=S  move the leases' clock S seconds on
 //	     (leases past their deadline then are timed out before it answers).
-//	     the next N ExportVm calls are refused, or their lease fails or never gets ready.
+//	GET|POST /hypersdk-sim/privileges?deny=ID|allow=ID|reset=1[&entity=MOREF]  privileges
+//	     withheld from the user (controls.go).
+//	POST /hypersdk-sim/datastore?name=NAME&accessible=true|false  a datastore drops or returns.
+//	POST /hypersdk-sim/guest?vm=MOREF&tools=running|not-running|not-installed[&guest_id=..]
+//	     [&full_name=..][&host_name=..][&ip=..]  what VMware Tools report.
+//	POST /hypersdk-sim/encrypt?vm=MOREF[&key_id=..][&provider=..]  the VM becomes encrypted.
+//	POST /hypersdk-sim/rdm?vm=MOREF&disk=KEY&mode=physical|virtual  a flat disk becomes an RDM.
 func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/hypersdk-sim/drop-downloads":
@@ -411,6 +483,16 @@ func (x *extension) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			l.expireIfDue()
 		}
 		writeJSON(w, map[string]interface{}{"offset_seconds": offset.Seconds()})
+	case "/hypersdk-sim/privileges":
+		x.adminPrivilegesEndpoint(w, r)
+	case "/hypersdk-sim/datastore":
+		x.adminDatastore(w, r)
+	case "/hypersdk-sim/guest":
+		x.adminGuest(w, r)
+	case "/hypersdk-sim/encrypt":
+		x.adminEncrypt(w, r)
+	case "/hypersdk-sim/rdm":
+		x.adminRDM(w, r)
 	case "/hypersdk-sim/leases":
 		leases := x.leaseList()
 		sort.Slice(leases, func(i, j int) bool { return leases[i].seq < leases[j].seq })

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -39,6 +40,7 @@ from tests.processes import kill_process
 
 __all__ = [
     "DiskSpec",
+    "NicSpec",
     "SimulatorUnavailable",
     "VSphereSimulator",
     "build_ovf_checker",
@@ -199,37 +201,129 @@ def make_sparse_stream_vmdk(path: Path, size: int, data: dict[int, bytes]) -> Pa
 class DiskSpec:
     """One disk of a VM made by ``VSphereSimulator.create_vm``.
 
-    ``image`` is a streamOptimized VMDK; its virtual size becomes the disk's capacity.
+    ``image`` is a streamOptimized VMDK uploaded into the disk; its virtual size becomes the
+    disk's capacity. ``None`` makes a disk of ``size_mib`` MiB that was never written (an
+    export streams it as an empty VMDK).
     ``controller`` is ``pvscsi``, ``lsilogic``, ``sata``, ``nvme`` or ``ide``.
+    ``thin``: thin provisioned, otherwise thick eager-zeroed (``backing.eagerlyScrub``).
+    ``mode`` is the backing's ``diskMode``: ``persistent``, ``nonpersistent``,
+    ``independent_persistent`` or ``independent_nonpersistent`` (ExportVm leaves independent
+    disks out of the lease, as vSphere does).
+    ``rdm``: ``"physical"`` or ``"virtual"`` makes the disk a raw device mapping
+    (``VirtualDiskRawDiskMappingVer1BackingInfo`` with ``compatibilityMode`` ``physicalMode`` or
+    ``virtualMode``, a ``vml.…`` deviceName and lunUuid); a physical-mode RDM is always
+    ``independent_persistent``, as on vSphere. ExportVm leaves RDMs out; no image is uploaded.
+    (vcsim cannot add an RDM: the disk is made flat, then converted by the ``/hypersdk-sim/rdm``
+    control; reconfiguring an RDM disk itself afterwards is not supported.)
+    ``datastore``: the datastore holding the disk file (default: the VM's own, ``LocalDS_0``;
+    see ``VSphereSimulator.add_datastore``).
     """
 
-    image: Path
+    image: Path | None
     controller: str = "pvscsi"
     thin: bool = True
+    mode: str = "persistent"
+    rdm: str | None = None
+    datastore: str | None = None
+    size_mib: int = 64
+
+    def capacity_bytes(self) -> int:
+        """The disk's capacity: the image's virtual size, else ``size_mib`` MiB."""
+        return _virtual_size(self.image) if self.image is not None else self.size_mib << 20
+
+
+DISK_MODES = ("persistent", "nonpersistent", "independent_persistent", "independent_nonpersistent")
+RDM_MODES = {"physical": "physicalMode", "virtual": "virtualMode"}
+NIC_ADAPTERS = ("vmxnet3", "e1000e", "e1000", "vmxnet2", "pcnet32")
+TOOLS_STATES = ("running", "not-running", "not-installed")
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One network adapter of a VM made by ``VSphereSimulator.create_vm``.
+
+    ``network``: a network of the datacenter by name (``"VM Network"`` exists; add port groups
+    with ``VSphereSimulator.add_network``). ``mac``: a static MAC (``addressType`` manual), or
+    ``None`` for one the server generates. ``adapter``: ``vmxnet3``, ``e1000e``, ``e1000``,
+    ``vmxnet2`` or ``pcnet32``. ``connected``: ``connectable.connected`` and
+    ``connectable.startConnected``.
+    """
+
+    network: str = "VM Network"
+    mac: str | None = None
+    adapter: str = "vmxnet3"
+    connected: bool = True
 
 
 def _new_disk(
-    n: int, controller_key: int, unit: int, image: Path, file_name: str, *, thin: bool | None = None
+    n: int,
+    controller_key: int,
+    unit: int,
+    image: Path | None,
+    file_name: str,
+    *,
+    thin: bool | None = None,
+    spec: DiskSpec | None = None,
+    key: int | None = None,
+    label: str | None = None,
 ):
-    """The spec adding the ``n``-th new disk (key ``-(n + 1)``), sized as ``image``'s virtual size.
-    ``thin`` True/False also sets eagerlyScrub to match; None: thin, eagerlyScrub left unset."""
+    """The spec adding the ``n``-th new disk (key ``-(n + 1)``), sized as ``image``'s virtual size
+    (or ``spec``'s). ``thin`` True/False also sets eagerlyScrub to match; None: thin, eagerlyScrub
+    left unset. ``spec`` adds its disk mode; ``key``/``label`` the device key and label vCenter
+    would give it (2000 + n, "Hard disk N")."""
     from pyVmomi import vim
 
-    kb = math.ceil(_virtual_size(image) / 1024)
+    size = spec.capacity_bytes() if spec is not None else _virtual_size(image)
+    kb = math.ceil(size / 1024)
+    mode = spec.mode if spec is not None else "persistent"
+    # An RDM starts as a flat disk: vcsim cannot add one (see set_rdm).
     backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-        fileName=file_name, diskMode="persistent", thinProvisioned=True if thin is None else thin
+        fileName=file_name, diskMode=mode, thinProvisioned=True if thin is None else thin
     )
     if thin is not None:
         backing.eagerlyScrub = not thin
     disk = vim.vm.device.VirtualDisk(
-        key=-(n + 1),
+        key=-(n + 1) if key is None else key,
         controllerKey=controller_key,
         unitNumber=unit,
         capacityInKB=kb,
         capacityInBytes=kb * 1024,
         backing=backing,
     )
+    if label is not None:
+        disk.deviceInfo = vim.Description(label=label, summary=f"{kb:,} KB")
     return vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+
+
+def _connectable(connected: bool):
+    from pyVmomi import vim
+
+    return vim.vm.device.VirtualDevice.ConnectInfo(
+        connected=connected, startConnected=connected, allowGuestControl=True
+    )
+
+
+def _new_nic(key: int, label: str, spec: NicSpec):
+    """The device of a new network adapter on a standard port group."""
+    from pyVmomi import vim
+
+    classes = {
+        "vmxnet3": vim.vm.device.VirtualVmxnet3,
+        "e1000e": vim.vm.device.VirtualE1000e,
+        "e1000": vim.vm.device.VirtualE1000,
+        "vmxnet2": vim.vm.device.VirtualVmxnet2,
+        "pcnet32": vim.vm.device.VirtualPCNet32,
+    }
+    nic = classes[spec.adapter](
+        key=key,
+        deviceInfo=vim.Description(label=label, summary=spec.network),
+        backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=spec.network),
+        connectable=_connectable(spec.connected),
+        addressType="manual" if spec.mac else "generated",
+    )
+    if spec.mac:
+        nic.macAddress = spec.mac
+    return nic
 
 
 def _virtual_size(image: Path) -> int:
@@ -237,6 +331,22 @@ def _virtual_size(image: Path) -> int:
         ["qemu-img", "info", "--output=json", str(image)], check=True, capture_output=True, text=True
     ).stdout
     return int(json.loads(out)["virtual-size"])
+
+
+def escape_name(name: str) -> str:
+    """A managed entity name as vCenter stores and reports it: ``/`` as ``%2f``, ``\\`` as
+    ``%5c``, and a ``%`` that starts no ``%XX`` escape as ``%25`` (the simulator does the same)."""
+    out = []
+    for i, c in enumerate(name):
+        if c == "/":
+            out.append("%2f")
+        elif c == "\\":
+            out.append("%5c")
+        elif c == "%" and not re.match(r"%[0-9A-Fa-f]{2}", name[i : i + 3]):
+            out.append("%25")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _split_ds_path(name: str) -> tuple[str, str]:
@@ -248,10 +358,23 @@ def _split_ds_path(name: str) -> tuple[str, str]:
 class VSphereSimulator:
     """One running vSphere test server (a subprocess)."""
 
-    def __init__(self, workdir: Path, *, lease_timeout: float = 300.0, nfc_rate: int = 0) -> None:
+    def __init__(
+        self, workdir: Path, *, lease_timeout: float = 300.0, nfc_rate: int = 0, extra_vms: int = 0
+    ) -> None:
+        """``lease_timeout``: seconds an export lease lives without progress. ``nfc_rate``: bytes/s
+        each NFC download is throttled to (0: unlimited). ``extra_vms``: this many more VMs beside
+        the user guide's five, under ``/dc/vm/fleet/<group>/<group>-NNNNN`` (groups web, db, app,
+        batch, k8s, windows, lab, legacy), with varied power state (about half on, some
+        suspended), guest OS, CPUs, cores per socket, memory, firmware, one or two disks, one
+        vmxnet3/e1000e NIC on "VM Network", VMware Tools running in most powered-on VMs, CBT on
+        every 5th, a snapshot on every 25th and every 100th a template. 5,000 take about 10 s
+        to start on two cores."""
+        if extra_vms < 0:
+            raise ValueError(f"extra_vms must be >= 0, not {extra_vms}")
         self.workdir = Path(workdir)
         self.lease_timeout = lease_timeout
         self.nfc_rate = nfc_rate
+        self.extra_vms = extra_vms
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.host = ""
@@ -288,6 +411,8 @@ class VSphereSimulator:
             f"{max(1, int(self.lease_timeout * 1000))}ms",
             "-nfc-rate",
             str(int(self.nfc_rate)),
+            "-extra-vms",
+            str(int(self.extra_vms)),
         ]
         env = dict(os.environ, TMPDIR=str(self._tmpdir))
         log = open(self.log_file, "ab")
@@ -301,7 +426,7 @@ class VSphereSimulator:
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
         reader.start()
-        reader.join(READY_TIMEOUT)
+        reader.join(READY_TIMEOUT + self.extra_vms / 100)  # a large inventory takes a while to make
         if not line or not line[0].strip():
             self.stop()
             raise SimulatorUnavailable(f"vSphere simulator did not become ready:\n{self._log_tail()}")
@@ -510,26 +635,75 @@ class VSphereSimulator:
         cdrom_iso: str | None = None,
         floppy_image: str | None = None,
         snapshots: int = 0,
+        cdrom_connected: bool = True,
+        floppy_connected: bool = True,
+        nics: list[NicSpec] | None = None,
+        guest_id: str = "otherGuest64",
+        cpus: int = 1,
+        cores_per_socket: int = 1,
+        memory_mb: int = 256,
+        cbt: bool = False,
+        template: bool = False,
+        encrypted: bool = False,
+        power_on: bool = False,
+        tools: str = "not-installed",
+        detected_guest_id: str | None = None,
     ) -> str:
-        """Create a powered-off VM shaped like a real one; return its inventory path.
+        """Create a VM shaped like a real one; return its inventory path (the name escaped as
+        vCenter escapes it: ``a/b`` is ``a%2fb``, see ``escape_name``).
 
         One controller per kind the disks name (bus 0), the disks on them in order (units
-        0, 1, ...) holding their images, optionally an ISO-backed CD-ROM on IDE 1 and an
-        image-backed floppy, EFI firmware with secure boot, NVRAM content (which makes the
-        export lease offer the ``.nvram``), and ``snapshots`` snapshots taken after seeding.
+        0, 1, ...) holding their images (see ``DiskSpec`` for modes, RDMs and datastores),
+        optionally an ISO-backed CD-ROM on IDE 1 and an image-backed floppy, EFI firmware with
+        secure boot, NVRAM content (which makes the export lease offer the ``.nvram``), and
+        ``snapshots`` snapshots taken after seeding.
+
+        ``cdrom_connected``/``floppy_connected``: the drive's ``connectable.connected`` and
+        ``startConnected`` (both True by default, as vcsim has always made them).
+        ``nics``: network adapters (``NicSpec``); none by default.
+        ``guest_id``: the configured guest OS (``config.guestId``; ``config.guestFullName`` is
+        vCenter's name for it, e.g. ``debian11_64Guest`` -> "Debian GNU/Linux 11 (64-bit)").
+        ``cpus``/``cores_per_socket``/``memory_mb``: ``config.hardware.numCPU``,
+        ``numCoresPerSocket`` and ``memoryMB``. ``cbt``: ``config.changeTrackingEnabled``.
+        ``template``: marked as a template (``config.template``) after seeding and snapshots.
+        ``encrypted``: ``config.keyId`` (and each disk's ``backing.keyId``) set, as vCenter
+        reports an encrypted VM (see ``set_encrypted``).
+        ``power_on``: powered on at the end. ``tools``: VMware Tools ``running`` (needs
+        ``power_on``; ``guest.guestId``/``guestFullName`` then report ``detected_guest_id``,
+        default ``guest_id``), ``not-running`` or ``not-installed`` (see ``set_guest``).
+        Raises ValueError for a value the simulator (or vCenter) would refuse.
         """
         from pyVim.task import WaitForTask
         from pyVmomi import vim
 
+        nics = list(nics or [])
+        if tools not in TOOLS_STATES:
+            raise ValueError(f"tools must be one of {TOOLS_STATES}, not {tools!r}")
+        if tools == "running" and not power_on:
+            raise ValueError("VMware Tools run only in a powered-on VM: pass power_on=True")
+        if template and power_on:
+            raise ValueError("a template cannot be powered on")
+        for spec in disks:
+            if spec.mode not in DISK_MODES:
+                raise ValueError(f"disk mode must be one of {DISK_MODES}, not {spec.mode!r}")
+            if spec.rdm is not None and spec.rdm not in RDM_MODES:
+                raise ValueError(f"rdm must be 'physical' or 'virtual', not {spec.rdm!r}")
+        for nic in nics:
+            if nic.adapter not in NIC_ADAPTERS:
+                raise ValueError(f"NIC adapter must be one of {NIC_ADAPTERS}, not {nic.adapter!r}")
         si = self._si()
+        content = si.RetrieveContent()
         folder = self._folder(si, folder_path)
+        datacenter = content.searchIndex.FindByInventoryPath(self.datacenter)
+        networks = {n.name: n for n in datacenter.network}
+        for nic in nics:
+            if nic.network not in networks:
+                raise ValueError(f"no network {nic.network!r} in {self.datacenter} (add_network makes one)")
         cluster = next(
             e
-            for e in si.RetrieveContent()
-            .viewManager.CreateContainerView(
-                si.RetrieveContent().rootFolder, [vim.ClusterComputeResource], True
-            )
-            .view
+            for e in content.viewManager.CreateContainerView(
+                content.rootFolder, [vim.ClusterComputeResource], True
+            ).view
         )
         controller_types = {
             "pvscsi": vim.vm.device.ParaVirtualSCSIController,
@@ -546,18 +720,24 @@ class VSphereSimulator:
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device))
         config = vim.vm.ConfigSpec(
             name=name,
-            guestId="otherGuest64",
-            numCPUs=1,
-            memoryMB=256,
+            guestId=guest_id,
+            numCPUs=cpus,
+            numCoresPerSocket=cores_per_socket,
+            memoryMB=memory_mb,
             firmware=firmware,
             files=vim.vm.FileInfo(vmPathName=f"[{self.datastore}]"),
             deviceChange=changes,
         )
+        if cbt:
+            config.changeTrackingEnabled = True
         if secure_boot:
             config.bootOptions = vim.vm.BootOptions(efiSecureBootEnabled=True)
         task = folder.CreateVM_Task(config=config, pool=cluster.resourcePool)
         WaitForTask(task, si=si)
         vm = task.info.result
+        # The VM's directory as the server named it (from the escaped name).
+        vm_dir = _split_ds_path(vm.config.files.vmPathName)[1].rsplit("/", 1)[0]
+        file_stem = vm_dir
 
         devices = list(vm.config.hardware.device)
         controllers = {}
@@ -573,34 +753,176 @@ class VSphereSimulator:
             controller = controllers[spec.controller]
             unit = units.get(controller.key, 0)
             units[controller.key] = unit + 1
-            file_name = f"[{self.datastore}] {name}/{name}_{n}.vmdk"
-            changes.append(_new_disk(n, controller.key, unit, spec.image, file_name, thin=spec.thin))
+            ds = spec.datastore or self.datastore
+            if ds != self.datastore:
+                content.fileManager.MakeDirectory(
+                    name=f"[{ds}] {vm_dir}", datacenter=datacenter, createParentDirectories=True
+                )
+            file_name = f"[{ds}] {vm_dir}/{file_stem}_{n}.vmdk"
+            changes.append(
+                _new_disk(
+                    n,
+                    controller.key,
+                    unit,
+                    spec.image,
+                    file_name,
+                    thin=spec.thin,
+                    spec=spec,
+                    key=2000 + n,
+                    label=f"Hard disk {n + 1}",
+                )
+            )
         if cdrom_iso:
             cdrom = vim.vm.device.VirtualCdrom(
-                key=-100,
+                key=3002,
+                deviceInfo=vim.Description(label="CD/DVD drive 1", summary=f"ISO {cdrom_iso}"),
                 controllerKey=ide1.key,
                 unitNumber=0,
                 backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName=cdrom_iso),
+                connectable=_connectable(cdrom_connected),
             )
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=cdrom))
         if floppy_image:
             floppy = vim.vm.device.VirtualFloppy(
-                key=-101, backing=vim.vm.device.VirtualFloppy.ImageBackingInfo(fileName=floppy_image)
+                key=8000,
+                deviceInfo=vim.Description(label="Floppy drive 1", summary=f"Image {floppy_image}"),
+                backing=vim.vm.device.VirtualFloppy.ImageBackingInfo(fileName=floppy_image),
+                connectable=_connectable(floppy_connected),
             )
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=floppy))
+        for n, nic in enumerate(nics):
+            changes.append(
+                vim.vm.device.VirtualDeviceSpec(
+                    operation="add", device=_new_nic(4000 + n, f"Network adapter {n + 1}", nic)
+                )
+            )
         WaitForTask(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=changes)), si=si)
 
         created = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
         if len(created) != len(disks):
             raise RuntimeError(f"{name} has {len(created)} disks, wanted {len(disks)}")
         for disk, spec in zip(created, disks, strict=True):
-            with open(spec.image, "rb") as data:
-                self._upload(si, disk.backing.fileName, data)
+            if spec.rdm is not None:
+                self._control("POST", "rdm", vm=vm._moId, disk=disk.key, mode=spec.rdm)
+            elif spec.image is not None:
+                with open(spec.image, "rb") as data:
+                    self._upload(si, disk.backing.fileName, data)
         if nvram is not None:
             self._upload(si, vm.config.files.vmPathName.removesuffix(".vmx") + ".nvram", nvram)
         for n in range(snapshots):
             WaitForTask(vm.CreateSnapshot_Task(name=f"snap{n + 1}", memory=False, quiesce=False), si=si)
-        return f"{folder_path.rstrip('/')}/{name}"
+        if encrypted:
+            self._control("POST", "encrypt", vm=vm._moId)
+        if tools == "not-running":
+            self._control("POST", "guest", vm=vm._moId, tools="not-running")
+        if template:
+            vm.MarkAsTemplate()
+        if power_on:
+            WaitForTask(vm.PowerOnVM_Task(), si=si)
+            if tools == "running":
+                self._control(
+                    "POST", "guest", vm=vm._moId, tools="running", guest_id=detected_guest_id or guest_id
+                )
+        return f"{folder_path.rstrip('/')}/{escape_name(name)}"
+
+    # ---- model controls (what vcsim's own methods cannot set) ----
+
+    def add_network(self, name: str, *, vlan: int = 0) -> None:
+        """A standard port group ``name`` (e.g. "DMZ") on vSwitch0 of the datacenter's first host,
+        which makes it a network of the datacenter that ``NicSpec.network`` may name."""
+        from pyVmomi import vim
+
+        si = self._si()
+        content = si.RetrieveContent()
+        host = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True).view[0]
+        spec = vim.host.PortGroup.Specification(
+            name=name, vlanId=vlan, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+        )
+        host.configManager.networkSystem.AddPortGroup(portgrp=spec)
+
+    def add_datastore(self, name: str) -> str:
+        """An NFS datastore ``name`` mounted on the datacenter's first host, kept in a directory of
+        the workdir (removed on ``stop``); ``DiskSpec.datastore`` may name it and
+        ``set_datastore_accessible`` can make it drop. Returns its moref id."""
+        from pyVmomi import vim
+
+        if self._tmpdir is None:
+            raise RuntimeError("the simulator is not running")
+        local = self._tmpdir / "nfs" / name
+        local.mkdir(parents=True)
+        si = self._si()
+        content = si.RetrieveContent()
+        host = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True).view[0]
+        spec = vim.host.NasVolume.Specification(
+            remoteHost="nfs.example.com",
+            remotePath=f"/export/{name}",
+            localPath=str(local),
+            accessMode="readWrite",
+            type="NFS",
+        )
+        return host.configManager.datastoreSystem.CreateNasDatastore(spec=spec)._moId
+
+    def set_datastore_accessible(self, name: str, accessible: bool) -> None:
+        """Make datastore ``name`` inaccessible (as when its NFS server drops) or accessible again:
+        ``summary.accessible``, ``overallStatus`` (red/green) and ``host[].mountInfo.accessible``.
+        An export of a VM with a disk on it then gets a lease that goes to ``error``
+        (FileNotFound), as on vSphere."""
+        self._control("POST", "datastore", name=name, accessible="true" if accessible else "false")
+
+    def set_guest(
+        self,
+        vm_path: str,
+        tools: str,
+        *,
+        guest_id: str | None = None,
+        full_name: str | None = None,
+        host_name: str | None = None,
+        ip: str | None = None,
+    ) -> None:
+        """What VMware Tools in the VM report: ``tools`` ``running`` (the VM must be powered on),
+        ``not-running`` or ``not-installed`` sets ``guest.toolsRunningStatus`` (guestToolsRunning /
+        guestToolsNotRunning), ``guest.toolsStatus`` (toolsOk / toolsNotRunning / toolsNotInstalled),
+        ``guest.toolsVersionStatus2``, ``guest.guestState`` and their ``summary.guest`` copies.
+        While running, ``guest.guestId``/``guest.guestFullName`` report ``guest_id`` (default: the
+        configured one) and ``full_name`` (default: vCenter's name for the id), plus
+        ``guest.hostName`` and ``guest.ipAddress``; otherwise they are empty.
+        Raises requests.HTTPError (409) for running tools in a VM that is not powered on."""
+        params = {"vm": self.find_vm(vm_path)._moId, "tools": tools}
+        for key, value in (
+            ("guest_id", guest_id),
+            ("full_name", full_name),
+            ("host_name", host_name),
+            ("ip", ip),
+        ):
+            if value is not None:
+                params[key] = value
+        self._control("POST", "guest", **params)
+
+    def set_encrypted(
+        self, vm_path: str, *, key_id: str | None = None, provider: str = "hypersdk-kms"
+    ) -> None:
+        """Make the VM encrypted as vCenter reports one: ``config.keyId`` (``keyId``,
+        ``providerId.id``) and each flat disk's ``backing.keyId`` set (vcsim ignores
+        ``ConfigSpec.crypto``)."""
+        params = {"vm": self.find_vm(vm_path)._moId, "provider": provider}
+        if key_id:
+            params["key_id"] = key_id
+        self._control("POST", "encrypt", **params)
+
+    def deny_privilege(self, privilege: str, *, entity: str | None = None) -> None:
+        """Withhold ``privilege`` (e.g. ``VApp.Export``) from the logged-in user, on the entity with
+        moref id ``entity`` or everywhere. ``AuthorizationManager.HasPrivilegeOnEntities`` /
+        ``HasPrivilegeOnEntity`` / ``HasUserPrivilegeOnEntities`` then answer ``isGranted=False``
+        for it, ``FetchUserPrivilegeOnEntities`` leaves it out, and ExportVm of a VM it is denied
+        on raises ``vim.fault.NoPermission`` (privilegeId ``VApp.Export``)."""
+        params = {"deny": privilege}
+        if entity:
+            params["entity"] = entity
+        self._control("POST", "privileges", **params)
+
+    def reset_privileges(self) -> None:
+        """Give back every privilege ``deny_privilege`` withheld."""
+        self._control("POST", "privileges", reset="1")
 
     def _power(self, vm_path: str, state: str) -> None:
         from pyVim.task import WaitForTask

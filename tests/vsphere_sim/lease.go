@@ -47,7 +47,8 @@ type nfcLease struct {
 	requests    int64
 
 	completed, aborted, timedOut bool
-	injected                     string // "error" or "never-ready": see extension.takeLeaseFault
+	injected                     string // "error" or "never-ready": see extension.takeLeaseFault; "inaccessible": a disk's datastore is
+	injectedFile                 string // the disk file an "inaccessible" lease could not open
 	progressCalls                int
 	progressHistory              []int32
 	manifestRequests             int
@@ -111,8 +112,13 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 				continue
 			}
 			b, ok := disk.Backing.(types.BaseVirtualDeviceFileBackingInfo)
-			if !ok {
+			if !ok || leftOutByExport(disk) {
 				continue
+			}
+			if ds := b.GetVirtualDeviceFileBackingInfo().Datastore; ds != nil && l.injected == "" && !datastoreAccessible(*ds) {
+				// vCenter hands out the lease, which then fails when the host cannot open the disk.
+				l.injected = "inaccessible"
+				l.injectedFile = b.GetVirtualDeviceFileBackingInfo().FileName
 			}
 			file, err := datastorePath(b.GetVirtualDeviceFileBackingInfo().FileName)
 			if err != nil {
@@ -156,6 +162,33 @@ func (x *extension) exportVM(ref types.ManagedObjectReference) (types.ManagedObj
 	return l.Self, nil
 }
 
+// datastoreAccessible is the datastore's summary.accessible (true when it is unknown).
+func datastoreAccessible(ref types.ManagedObjectReference) bool {
+	ds, ok := simulator.Map.Get(ref).(*simulator.Datastore)
+	if !ok {
+		return true
+	}
+	accessible := true
+	simulator.Map.WithLock(ds, func() { accessible = ds.Summary.Accessible })
+	return accessible
+}
+
+// leftOutByExport: vSphere's ExportVm serves neither raw device mappings nor independent
+// disks (snapshots cannot cover them); the lease has no device URL for them.
+func leftOutByExport(disk *types.VirtualDisk) bool {
+	switch b := disk.Backing.(type) {
+	case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
+		return true
+	case *types.VirtualDiskFlatVer2BackingInfo:
+		return strings.HasPrefix(b.DiskMode, "independent")
+	case *types.VirtualDiskSparseVer2BackingInfo:
+		return strings.HasPrefix(b.DiskMode, "independent")
+	case *types.VirtualDiskSeSparseBackingInfo:
+		return strings.HasPrefix(b.DiskMode, "independent")
+	}
+	return false
+}
+
 // deviceKey renders a disk the way vCenter keys it in HttpNfcLeaseDeviceUrl,
 // e.g. "/vm-42/VirtualLsiLogicController0:0" (controller type, bus, unit).
 func deviceKey(vm types.ManagedObjectReference, devices []types.BaseVirtualDevice, disk *types.VirtualDisk) string {
@@ -188,6 +221,11 @@ func (l *nfcLease) run() {
 		switch l.injected {
 		case "never-ready": // initializing until the client gives up and aborts
 			ended = true
+			return
+		case "inaccessible":
+			ended = true
+			l.fail(&types.FileNotFound{FileFault: types.FileFault{File: l.injectedFile}},
+				fmt.Sprintf("Unable to access file %s", l.injectedFile))
 			return
 		case "error":
 			ended = true

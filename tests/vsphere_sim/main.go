@@ -46,6 +46,7 @@ func main() {
 		readyDelay   = flag.Duration("lease-ready-delay", 200*time.Millisecond, "time an HttpNfcLease stays 'initializing'")
 		nfcRate      = flag.Int64("nfc-rate", 0, "throttle each NFC download to this many bytes/second (0 = unlimited)")
 		userGuide    = flag.Bool("user-guide-inventory", true, "shape the inventory like the user guide (dc, vm/prod/*, vm/dev/app01)")
+		extraVMs     = flag.Int("extra-vms", 0, "add this many VMs under <dc>/vm/fleet/<group>/ (a large inventory)")
 		trace        = flag.Bool("trace", false, "log SOAP traffic to stderr")
 	)
 	flag.Parse()
@@ -88,6 +89,17 @@ func main() {
 		if err := shapeInventory(model); err != nil {
 			log.Fatalf("shaping inventory: %v", err)
 		}
+	}
+
+	if *extraVMs < 0 {
+		log.Fatalf("-extra-vms must be >= 0, not %d", *extraVMs)
+	}
+	started := time.Now()
+	if err := addFleet(model, *extraVMs); err != nil {
+		log.Fatalf("adding %d VMs: %v", *extraVMs, err)
+	}
+	if *extraVMs > 0 {
+		log.Printf("added %d VMs in %.1fs", *extraVMs, time.Since(started).Seconds())
 	}
 
 	model.Service.Listen = &url.URL{

@@ -46,7 +46,8 @@ func ovfEnvelope(ref types.ManagedObjectReference, vm *simulator.VirtualMachine,
 
 	var disks []*types.VirtualDisk
 	for _, d := range devices {
-		if disk, ok := d.(*types.VirtualDisk); ok {
+		// What the export lease leaves out (RDMs, independent disks) the descriptor does too.
+		if disk, ok := d.(*types.VirtualDisk); ok && !leftOutByExport(disk) {
 			disks = append(disks, disk)
 		}
 	}
