@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from cli import render, render_schedules
+from cli import render, render_preflight, render_schedules
 from cli.backends import JobsBackend, UsageError, open_backend
 from cli.flags import job_spec_from_flags
 from cli.follow import watch_job
@@ -30,6 +30,8 @@ def _run(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
 
 def _run_mode(mode: str, backend: JobsBackend, opts: dict[str, Any], terminal: Terminal) -> int:
     quiet = opts["quiet"]
+    if mode == "use_daemon" and opts["preflight"]:
+        return preflight(backend, job_spec(opts, local=backend.is_local), terminal, quiet=quiet)
     if mode == "use_daemon":
         return submit(
             backend, job_spec(opts, local=backend.is_local), terminal, watch=opts["watch"], quiet=quiet
@@ -68,6 +70,17 @@ def submit(
     job_id = backend.submit_job(spec)["job_ids"][0]
     terminal.say(render.printable(job_id) if quiet else render.submitted_line(job_id))
     return watch_job(backend, job_id, terminal, quiet=quiet) if watch else 0
+
+
+def preflight(backend: JobsBackend, spec: dict[str, Any], terminal: Terminal, *, quiet: bool) -> int:
+    """``-preflight`` through the daemon: its findings for the job ``spec`` would be, printed as
+    the direct mode prints them; exit 0 without a blocker, 1 with one."""
+    spec = {name: value for name, value in spec.items() if name != "preflight"}
+    report = backend.preflight(spec)  # POST /vms/preflight, or the local preflight_spec
+    findings = report["findings"]
+    for line in render_preflight.preflight_lines(spec["vm_path"], findings, quiet=quiet):
+        terminal.say(line)
+    return render_preflight.exit_status(findings)
 
 
 def split_schedule(value: str) -> tuple[str, str]:

@@ -31,8 +31,9 @@ def percent_text(job: dict[str, Any]) -> str:
 
 
 # C0, DEL, C1 and the Unicode line breaks: a daemon's ESC sequence, BEL or newline in a field
-# would reach the terminal (or split a -quiet line) as is.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# would reach the terminal (or split a -quiet line) as is. And the bidirectional controls (marks,
+# embeddings, overrides, isolates): a VM named "\u202egnp.exe" would read as "exe.png".
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(value: object) -> str:

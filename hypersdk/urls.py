@@ -43,5 +43,6 @@ urlpatterns = [
     path("", include("exports.api.urls")),
     path("", include("schedules.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("inventory.api.urls")),
     path("", include("dashboard.urls")),
 ]

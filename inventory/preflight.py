@@ -44,7 +44,8 @@ class HostFacts:
 
     ``output_dir``: the directory the export would write (absolute). ``free_bytes``: space
     available to this user on its file system (statvfs ``f_bavail × f_frsize`` of the nearest
-    existing directory), None when it cannot be read. ``completed``: names of a completed
+    existing directory), None when it cannot be read. ``writable``: whether this user may create
+    files there (False on a read-only mount too; None unknown). ``completed``: names of a completed
     export there already (``<stem>.ovf``/``.ova``); ``existing``: other names the export would
     write that exist there already. ``hyper2kvm``: the converter a ``-convert`` would run (None:
     qemu-img); ``hyper2kvm_missing``: the one asked for (``hyper2kvm_path``) that cannot run,
@@ -55,6 +56,7 @@ class HostFacts:
 
     output_dir: str
     free_bytes: int | None = None
+    writable: bool | None = None
     completed: tuple[str, ...] = ()
     existing: tuple[str, ...] = ()
     hyper2kvm: str | None = None
@@ -296,7 +298,18 @@ def _output(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[F
                 "move them away first if you need them, or choose another output directory",
             )
         )
-    if host.free_bytes is not None:
+    if host.writable is False:
+        # Worded as PrepareOutput's refusal; the free space of a directory no file can go to is moot.
+        findings.append(
+            Finding(
+                "blocker",
+                "output-not-writable",
+                f"output directory {host.output_dir} is not writable",
+                "make it writable for the user the export runs as (a read-only mount too), or choose "
+                "another output directory",
+            )
+        )
+    elif host.free_bytes is not None:
         needed, parts = required_bytes(record, options)
         if host.free_bytes < needed:
             findings.append(
@@ -449,11 +462,11 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     from rest_framework import serializers
 
     from exports.converters import ConverterNotAllowed, worker_converter
-    from exports.pipeline.convert import find_hyper2kvm
     from exports.job_runner import vcenter_target
     from exports.job_spec import JobSpecSerializer
     from exports.output_roots import OutputOutsideRoots, default_output_root
     from exports.pipeline.connect import vsphere_session
+    from exports.pipeline.convert import find_hyper2kvm
     from exports.pipeline.errors import ExportError
     from exports.pipeline.inventory import find_vm
     from exports.pipeline.options import ExportOptions, engine_values

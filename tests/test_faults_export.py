@@ -202,12 +202,16 @@ class SmallFilesystem:
     # The worker runs under RLIMIT_FSIZE this size (EFBIG), or None on the tmpfs (ENOSPC).
     file_size_limit: int | None
     error: str  # how the job's error begins, with the errno it names
+    # The file system says how little room it has: the job's preflight refuses it before any lease.
+    seen_by_preflight: bool = False
 
 
 @pytest.fixture(params=["ENOSPC", "EFBIG"])
 def small_filesystem(request, export_root):
     """ENOSPC: an 8 MiB tmpfs inside the export root (we run as root, so it mounts; app01's
-    disks hold 36 MiB). EFBIG: a plain directory, and the worker limited to 16 MiB files."""
+    disks hold 36 MiB): the job's preflight sees the free space and refuses before any lease.
+    EFBIG: a plain directory, and the worker limited to 16 MiB files, which no free-space
+    figure shows: the download itself meets the limit."""
     path = export_root / "small"
     path.mkdir()
     if request.param == "EFBIG":
@@ -215,7 +219,9 @@ def small_filesystem(request, export_root):
         return
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], check=True)
     try:
-        yield SmallFilesystem(path, None, r"disk full writing {} \(ENOSPC\)")
+        yield SmallFilesystem(
+            path, None, r"8\.0 MiB free where {} is, the export needs about .*", seen_by_preflight=True
+        )
     finally:
         subprocess.run(["umount", str(path)], check=True)
 
@@ -236,13 +242,17 @@ def test_disk_full_fails_cleanly_without_retrying_and_the_daemon_keeps_serving(
         job = wait_for(lambda: finished(job_id), message="the job to fail")
 
         assert job.status == "failed"
-        disk = re.escape(str(output)) + r"/app01-disk[12]\.vmdk"
-        assert re.fullmatch(small_filesystem.error.format(disk) + ": partial files removed", job.error), (
-            job.error
-        )
-        assert list(small_filesystem.path.iterdir()) == []
         leases = vsphere.leases()[leases_before:]
-        assert len(leases) == 1 and leases[0]["aborted"]  # no new lease can make room: not retried
+        if small_filesystem.seen_by_preflight:
+            assert re.fullmatch(small_filesystem.error.format(re.escape(str(output))), job.error), job.error
+            assert leases == []
+        else:
+            disk = re.escape(str(output)) + r"/app01-disk[12]\.vmdk"
+            assert re.fullmatch(small_filesystem.error.format(disk) + ": partial files removed", job.error), (
+                job.error
+            )
+            assert len(leases) == 1 and leases[0]["aborted"]  # no new lease can make room: not retried
+        assert list(small_filesystem.path.iterdir()) == []
         assert not any(m.startswith("retrying") for m in log_messages(job_id))
 
         # The daemon keeps serving: the API answers and the next export, with room, completes.

@@ -37,6 +37,7 @@ def test_the_steps_run_in_a_documented_order():
     names = [type(step).__name__ for step in STEPS]
     assert names == [
         "FindVM",
+        "Preflight",
         "CheckPackageNames",
         "DryRun",
         "PowerOff",

@@ -14,6 +14,7 @@ from django.db import DatabaseError, connection
 
 from cli.backends.errors import CLIError, error_message, no_such_page, one_line
 from cli.backends.protocol import DAEMON_URL_ENV, LIST_PAGE_SIZE, page_count
+from exports.pipeline.errors import VCenterConnectionError
 from hypersdk.lib.errors import DomainError
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class LocalBackend:
             yield
         except DomainError as exc:  # not found, conflict, invalid input: the service's one line
             raise CLIError(str(exc)) from None
+        except VCenterConnectionError as exc:  # the inventory's vCenter: its one line, no secret
+            raise CLIError(one_line(str(exc))) from None
         except DatabaseError as exc:
             raise CLIError(
                 f"the local database cannot be used ({one_line(str(exc))}): run this on the daemon's machine "
@@ -234,6 +237,82 @@ class LocalBackend:
         with self._errors():
             found = webhooks.deliveries(ref)[:limit]
             return _plain(WebhookDeliverySerializer(found, many=True).data)
+
+    def list_vms(
+        self,
+        *,
+        vcenter: str | None = None,
+        q: str = "",
+        folder: str = "",
+        power_state: str = "",
+        guest_os: str = "",
+        page: int | None = 1,
+        page_size: int = LIST_PAGE_SIZE,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
+        """As GET /vms answers, with the flags checked as it checks its parameters; page None:
+        every page (read from vCenter once, then from the cache)."""
+        from inventory import service
+        from inventory.api.serializers import VMListQuery
+
+        asked = {
+            "q": q,
+            "folder": folder,
+            "power_state": power_state,
+            "guest_os": guest_os,
+            "refresh": refresh,
+        }
+        with self._errors():
+            query = VMListQuery(data={**asked, **({"vcenter": vcenter} if vcenter else {})})
+            if not query.is_valid():
+                raise CLIError(error_message(_plain(query.errors)))
+            filters = query.validated_filters()
+            if page is None:
+                found = service.list_vms(**filters, page=1, page_size=service.MAX_PAGE_SIZE)
+                records = list(found.results)
+                filters["refresh"] = False  # the next pages from the cache the first one filled
+                for number in range(2, page_count(found.count, service.MAX_PAGE_SIZE) + 1):
+                    records += service.list_vms(
+                        **filters, page=number, page_size=service.MAX_PAGE_SIZE
+                    ).results
+                number, pages = 1, 1
+            else:
+                found = service.list_vms(**filters, page=page, page_size=page_size)
+                records, number, pages = found.results, page, page_count(found.count, page_size)
+                if page > pages:
+                    raise no_such_page(page)
+        return {
+            "count": found.count,
+            "page": number,
+            "pages": pages,
+            "results": _plain([record.summary() for record in records]),
+            "vcenter": found.vcenter or None,
+            "cached_at": found.cached_at,
+        }
+
+    def get_vm(self, ref: str, *, vcenter: str | None = None, refresh: bool = False) -> dict[str, Any]:
+        from inventory import service
+        from inventory.api.serializers import VMDetailQuery, vm_answer
+
+        with self._errors():
+            query = VMDetailQuery(data={"refresh": refresh, **({"vcenter": vcenter} if vcenter else {})})
+            if not query.is_valid():
+                raise CLIError(error_message(_plain(query.errors)))
+            filters = query.validated_filters()
+            record = service.get_vm(ref, vcenter=filters["vcenter"], refresh=refresh)
+        return _plain(vm_answer(record, filters["vcenter"]))
+
+    def preflight(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from rest_framework.exceptions import ValidationError
+
+        from inventory import preflight
+
+        with self._errors():
+            try:
+                report = preflight.preflight_spec(spec, origin="cli")
+            except ValidationError as exc:  # the job spec's field errors, as the API's 400 reads
+                raise CLIError(error_message(_plain(exc.detail))) from None
+        return _plain(report.as_dict())
 
 
 def _valid_schedule(spec: ScheduleSpecSerializer) -> dict[str, Any]:

@@ -61,3 +61,26 @@ class JobsBackend(Protocol):
     def delete_webhook(self, ref: str) -> None: ...
     def test_webhook(self, ref: str) -> dict[str, Any]: ...
     def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]: ...
+    def list_vms(
+        self,
+        *,
+        vcenter: str | None = None,
+        q: str = "",
+        folder: str = "",
+        power_state: str = "",
+        guest_os: str = "",
+        page: int | None = 1,
+        page_size: int = LIST_PAGE_SIZE,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
+        """``{count, page, pages, results, vcenter, cached_at}``: one page of the inventory's
+        VMs (``VMRecord.summary()`` each) matching every filter, or all (page None)."""
+        ...
+
+    def get_vm(self, ref: str, *, vcenter: str | None = None, refresh: bool = False) -> dict[str, Any]:
+        """Every field of one VM (by inventory path or moref) and ``vcenter``: GET /vms/{ref}."""
+        ...
+
+    def preflight(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``{vm, findings, blocked}`` for a job spec: POST /vms/preflight."""
+        ...

@@ -104,6 +104,8 @@ class RemoteBackend:
             raise CLIError(f"cannot ask daemon at {self.shown_url}: the request's URL is invalid") from None
         if status == 401:
             raise CLIError(TOKEN_REFUSED)
+        if status == 502 and (detail := _gateway_detail(content)):
+            raise CLIError(detail)  # the daemon could not reach its vCenter: it says why
         if status >= 500:
             raise CLIError(f"the daemon at {self.shown_url} failed: HTTP {status} {reason}")
         if status == expect == 204:
@@ -231,32 +233,49 @@ class RemoteBackend:
     def list_schedules(self, *, page: int | None = 1, page_size: int = LIST_PAGE_SIZE) -> dict[str, Any]:
         return self._listing("/schedules", page, page_size)
 
-    def _listing(self, path: str, page: int | None, page_size: int) -> dict[str, Any]:
-        """One page of a paged list as ``{count, page, pages, results}``; page None: every page."""
+    def _listing(
+        self,
+        path: str,
+        page: int | None,
+        page_size: int,
+        *,
+        params: dict[str, Any] | None = None,
+        key: str = "id",
+        keep: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """One page of a paged list as ``{count, page, pages, results}`` (plus the first page's
+        ``keep`` fields); page None: every page. ``params``: the list's filters; ``refresh`` goes
+        with the first page only (the next ones come from the cache it filled). ``key``: the
+        field naming a row, which a row listed twice (the pages shifted) is known by."""
+        params = {**(params or {})}
         if page is not None:
-            data = self._call("GET", path, params={"page": page, "page_size": page_size})
-            count, rows = self._page(path, data)
-            return {**_summary(count, page, page_size), "results": rows}
+            data = self._call("GET", path, params={**params, "page": page, "page_size": page_size})
+            count, rows = self._page(path, data, key=key)
+            return {**_summary(count, page, page_size), "results": rows, **_kept(data, keep)}
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
-        number, count, last_page = 1, 0, 1
+        number, count, last_page, first = 1, 0, 1, {}
         while True:
-            data = self._call("GET", path, params={"page": number, "page_size": ALL_PAGE_SIZE})
-            count, rows = self._page(path, data)
+            data = self._call("GET", path, params={**params, "page": number, "page_size": ALL_PAGE_SIZE})
+            count, rows = self._page(path, data, key=key)
             if number == 1:
                 last_page = math.ceil(count / ALL_PAGE_SIZE) + EXTRA_PAGES
+                first = _kept(data, keep)
+                params.pop("refresh", None)
             # Rows added or removed meanwhile shift the pages: never list one twice.
-            results.extend(row for row in rows if row["id"] not in seen)
-            seen.update(row["id"] for row in rows)
+            results.extend(row for row in rows if row[key] not in seen)
+            seen.update(row[key] for row in rows)
             if not data.get("next"):
-                return {"count": count, "page": 1, "pages": 1, "results": results}
+                return {"count": count, "page": 1, "pages": 1, "results": results, **first}
             number += 1
             if number > last_page:
                 raise self.endless(path, count)
 
-    def _page(self, path: str, data: dict[str, Any], *, ids: bool = True) -> tuple[int, list[dict[str, Any]]]:
-        """A paged answer's count and rows, each row a JSON object (with an id if ``ids``); else
-        a CLIError."""
+    def _page(
+        self, path: str, data: dict[str, Any], *, ids: bool = True, key: str = "id"
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """A paged answer's count and rows, each row a JSON object (with a ``key`` if ``ids``);
+        else a CLIError."""
         count, rows = data.get("count"), data.get("results")
         if (
             isinstance(count, bool)
@@ -264,7 +283,7 @@ class RemoteBackend:
             or count < 0
             or not isinstance(rows, list)
             or not all(
-                isinstance(row, dict) and (not ids or isinstance(row.get("id"), str | int)) for row in rows
+                isinstance(row, dict) and (not ids or isinstance(row.get(key), str | int)) for row in rows
             )
         ):
             raise self.unexpected(path)
@@ -314,6 +333,58 @@ class RemoteBackend:
     def webhook_deliveries(self, ref: str, *, limit: int = 50) -> list[dict[str, Any]]:
         path = f"{_webhook_path(ref)}/deliveries"
         return self._page(path, self._call("GET", path, params={"page_size": limit}), ids=False)[1]
+
+    def list_vms(
+        self,
+        *,
+        vcenter: str | None = None,
+        q: str = "",
+        folder: str = "",
+        power_state: str = "",
+        guest_os: str = "",
+        page: int | None = 1,
+        page_size: int = LIST_PAGE_SIZE,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
+        filters = {"q": q, "folder": folder, "power_state": power_state, "guest_os": guest_os}
+        params = {name: value for name, value in filters.items() if value}
+        params |= {"vcenter": vcenter, "refresh": "1" if refresh else None}
+        return self._listing(
+            "/vms", page, page_size, params=params, key="moref", keep=("vcenter", "cached_at")
+        )
+
+    def get_vm(self, ref: str, *, vcenter: str | None = None, refresh: bool = False) -> dict[str, Any]:
+        return self._call(
+            "GET", _vm_path(ref), params={"vcenter": vcenter, "refresh": "1" if refresh else None}
+        )
+
+    def preflight(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/vms/preflight", body=spec)
+
+
+def _kept(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: data.get(name) for name in names}
+
+
+def _vm_path(ref: str) -> str:
+    """``/vms/<ref>``, each segment of the inventory path quoted: a ``%2f`` (a ``/`` inside a VM's
+    name, as vCenter escapes it) goes as ``%252f``, distinct from a ``/``; ``.`` and ``..`` as
+    ``%2E``, which no client folds away."""
+    segments = ref.lstrip("/").split("/")
+    if not ref.strip("/"):
+        raise CLIError("VM not found: give its inventory path or moref")
+    quoted = [quote(part, safe="") if part not in (".", "..") else "%2E" * len(part) for part in segments]
+    return "/vms/" + "/".join(quoted)
+
+
+def _gateway_detail(content: bytes) -> str:
+    """A 502's ``{"detail": ...}`` as one line (the daemon's word on its vCenter); "" when the
+    body is another's (a proxy's page)."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return ""
+    return error_message(data) if isinstance(data, dict) and isinstance(data.get("detail"), str) else ""
 
 
 def _summary(count: int, page: int, page_size: int) -> dict[str, int]:

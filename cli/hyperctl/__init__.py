@@ -8,6 +8,6 @@ adds its own subparsers the same way. A new subcommand is one more entry in ``SU
 
 from __future__ import annotations
 
-from cli.hyperctl import cancel, completion, logs, query, schedules, status, watch, webhooks
+from cli.hyperctl import cancel, completion, logs, query, schedules, status, vms, watch, webhooks
 
-SUBCOMMANDS = (query, status, watch, logs, cancel, schedules, webhooks, completion)
+SUBCOMMANDS = (query, status, watch, logs, cancel, schedules, webhooks, vms, completion)

@@ -15,7 +15,7 @@ from cli.flags import OneLineErrorParser, add_connection_flags, connection_flags
 
 DESCRIPTION = """\
 Query, watch and cancel the daemon's export jobs; follow their logs; manage their
-schedules and webhooks; check the daemon. Local services by default (this machine's
+schedules and webhooks; list the vCenter's VMs; check the daemon. Local services by default (this machine's
 database); a remote daemon with --daemon-url, or $HYPERSDK_DAEMON_URL and $HYPERSDK_API_TOKEN."""
 
 # The guide's examples; `hyperctl COMMAND -h` says more about each command.
@@ -33,6 +33,8 @@ examples:
   hyperctl schedules trigger <schedule-id>
   hyperctl webhooks add https://example.com/webhook job.completed job.failed
   hyperctl webhooks test <index>
+  hyperctl vms list -q web -power on
+  hyperctl vms info /dc/vm/prod/web01
   hyperctl completion bash      (shell completion; see hyperctl completion -h)
 
 Every flag may be written -flag or --flag. Exit status: 0 done, 1 failed, 2 usage error."""

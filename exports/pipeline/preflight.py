@@ -11,7 +11,6 @@ steps' declarations and the modules that make them, never a pattern.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -53,18 +52,37 @@ def written_names(
     return markers, others
 
 
+def _nearest_existing(path: Path) -> Path | None:
+    """``path``, or the closest parent of it that exists: where the export's files would land."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def free_bytes(path: Path) -> int | None:
     """Bytes this user may still write on the file system that holds ``path`` (or would hold it:
     its nearest existing parent); None when none can be read."""
-    for candidate in (path, *path.parents):
-        try:
-            stats = os.statvfs(candidate)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                continue
-            return None
-        return stats.f_bavail * stats.f_frsize
-    return None
+    existing = _nearest_existing(path)
+    try:
+        stats = os.statvfs(existing) if existing is not None else None
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize if stats is not None else None
+
+
+def writable(path: Path) -> bool | None:
+    """Whether the export could create its files at ``path`` (the directory, or where it would be
+    made): its nearest existing directory is writable by this user on a file system mounted
+    read-write. None when that cannot be read."""
+    existing = _nearest_existing(path)
+    if existing is None or not existing.is_dir():
+        return None  # a file in the way: PrepareOutput names it
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        return None
+    return not read_only and os.access(existing, os.W_OK | os.X_OK)
 
 
 def _present(directory: Path, names: list[str]) -> tuple[str, ...]:
@@ -95,6 +113,7 @@ def host_facts(
     return HostFacts(
         output_dir=str(output),
         free_bytes=free_bytes(output),
+        writable=writable(output),
         completed=() if fresh_directory else _present(output, markers),
         existing=() if fresh_directory else _present(output, others),
         hyper2kvm=hyper2kvm,
@@ -106,28 +125,22 @@ def host_facts(
 
 def export_privilege(service_instance: Any, vm: Any) -> bool | None:
     """Whether this session holds ``VApp.Export`` on ``vm`` (AuthorizationManager
-    HasPrivilegeOnEntity); None when vCenter does not answer the question."""
+    HasPrivilegeOnEntities, vSphere 6.5+); None when vCenter does not answer the question."""
     from pyVmomi import vmodl
 
     try:
         content = service_instance.RetrieveContent()
         session = content.sessionManager.currentSession
-        granted = content.authorizationManager.HasPrivilegeOnEntity(
-            entity=vm, sessionId=session.key, privId=[EXPORT_PRIVILEGE]
+        answers = content.authorizationManager.HasPrivilegeOnEntities(
+            entity=[vm], sessionId=session.key, privId=[EXPORT_PRIVILEGE]
         )
     except vmodl.MethodFault:
         return None
-    return bool(granted[0]) if granted else None
-
-
-def _record(run: ExportRun) -> VMRecord:
-    """The VM as the inventory reads it: FindVM's, when it kept one; else read now."""
-    record = getattr(run, "record", None)
-    if record is not None:
-        return record
-    from inventory.collect import read_vm
-
-    return read_vm(run.service_instance, run.vm)
+    for answer in answers or []:
+        for availability in answer.privAvailability or []:
+            if availability.privId == EXPORT_PRIVILEGE:
+                return bool(availability.isGranted)
+    return None
 
 
 class Preflight(Step):
@@ -137,8 +150,7 @@ class Preflight(Step):
     needs_vcenter = True
 
     def run(self, run: ExportRun) -> None:
-        options = run.options
-        record = _record(run)
+        options, record = run.options, run.record  # FindVM's, read once
         host = host_facts(
             options,
             record,

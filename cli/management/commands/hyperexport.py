@@ -13,8 +13,9 @@ from django.core.management.base import CommandParser
 from cli.console import reporter_for
 from cli.console_script import ConsoleScriptCommand
 from cli.flags import add_connection_flags, add_option_flags, engine_options_from_flags
+from cli.render_preflight import exit_status, preflight_lines
 from exports.pipeline.connect import VCenterTarget
-from exports.pipeline.errors import ExportError
+from exports.pipeline.errors import ExportError, PreflightBlocked
 from exports.pipeline.options import ExportOptions, InvalidOptions
 from exports.pipeline.progress import CancelToken
 from exports.pipeline.run import export_vm
@@ -35,7 +36,10 @@ def _flag(parser: CommandParser, name: str, **kwargs) -> None:
 
 
 def daemon_mode(opts: dict) -> str | None:
-    return next((mode for mode in DAEMON_MODES if opts.get(mode)), None)
+    mode = next((mode for mode in DAEMON_MODES if opts.get(mode)), None)
+    if mode is None and opts.get("preflight") and opts.get("daemon_url"):
+        return "use_daemon"  # -preflight --daemon-url: the daemon's preflight (POST /vms/preflight)
+    return mode
 
 
 class Command(ConsoleScriptCommand):
@@ -143,15 +147,22 @@ class Command(ConsoleScriptCommand):
         cancel = CancelToken()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: cancel.cancel())
-        reporter = reporter_for(self.stderr._out, quiet=opts["quiet"])
+        # A preflight's findings are its answer, on stdout: the step's log lines would repeat them.
+        reporter = reporter_for(self.stderr._out, quiet=opts["quiet"] or options.preflight)
         try:
             target = self._target(opts)
             result = export_vm(options, target, reporter, cancel)
         except ExportError as exc:
             reporter.close()
+            if options.preflight:
+                self._preflight_failed(options, exc, quiet=opts["quiet"])
             self.stderr.write(f"error: {exc}")
             sys.exit(1)
         reporter.close()
+        if result.preflight:
+            for line in preflight_lines(options.vm_path, result.findings, quiet=opts["quiet"]):
+                self.stdout.write(line)
+            return
         if result.dry_run:
             self.stdout.write(f"dry run: {result.vm_path} would be exported to {result.package}")
             return
@@ -168,11 +179,31 @@ class Command(ConsoleScriptCommand):
             f"success: {result.vm_name} exported to {result.output_dir} ({human_size(result.total_bytes)})"
         )
 
+    def _preflight_failed(self, options: ExportOptions, exc: ExportError, *, quiet: bool) -> None:
+        """A preflight that found blockers, or whose VM or vCenter stands for one: print the
+        findings and exit 1. Any other failure falls through to the ``error:`` line."""
+        from dataclasses import asdict
+
+        from inventory.preflight import finding_for_error
+
+        if isinstance(exc, PreflightBlocked):
+            findings = [asdict(finding) for finding in exc.findings]
+        else:
+            finding = finding_for_error(exc)
+            if finding is None:
+                return
+            findings = [asdict(finding)]
+        for line in preflight_lines(options.vm_path, findings, quiet=quiet):
+            self.stdout.write(line)
+        sys.exit(exit_status(findings))
+
     def _check_usage(self, opts: dict, mode: str | None) -> None:
         if mode in JOB_MODES and not opts["vm"]:
             self.parser.error("the following arguments are required: -vm")
         if opts["watch"] and mode != "use_daemon":
             self.parser.error("--watch follows a submitted job: give it with --use-daemon")
+        if opts["watch"] and opts["preflight"]:
+            self.parser.error("-preflight answers at once, no job to follow: leave out --watch")
         if mode is None:
             if opts["daemon_url"] or opts["token_file"]:
                 self.parser.error(
