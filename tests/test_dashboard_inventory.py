@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from exports.models import Job, VCenter
@@ -231,6 +233,33 @@ def test_a_slash_in_a_name_stays_escaped_in_the_links():
 def test_a_viewer_gets_no_export_button():
     assert "Export…" in table([record()], can_operate=True)
     assert "Export…" not in table([record()], can_operate=False)
+
+
+@pytest.mark.parametrize(
+    ("record_class", "name"),
+    [(VMRecord, "vm"), (DiskRecord, "disk"), (NicRecord, "nic"), (DriveRecord, "drive")],
+)
+def test_a_vms_page_shows_every_field_the_inventory_holds(record_class, name):
+    # A field added to the records (they may grow) but not to the page fails here.
+    from dataclasses import fields
+
+    source = Path(settings.BASE_DIR, "templates/dashboard/inventory_vm.html").read_text()
+    listed_elsewhere = {"disks", "nics", "drives"}  # the page's tables
+    missing = [
+        f.name
+        for f in fields(record_class)
+        if f.name not in listed_elsewhere and f"{name}.{f.name}" not in source
+    ]
+    assert missing == []
+
+
+def test_a_vms_page_renders_a_record_with_every_device():
+    text = render_to_string(
+        "dashboard/inventory_vm.html", {"vm": record(BIDI), "vcenter": "", "can_operate": False}
+    )
+    assert f"<bdi>{BIDI}</bdi>" in text and "left out by export" in text and "inaccessible" in text
+    assert "independent_persistent" in text and "physical" in text and "00:50:56:aa:bb:cc" in text
+    assert "[LocalDS_0] iso/ubuntu.iso" in text and "before-upgrade" in text and "Export…" not in text
 
 
 def test_suggestions_escape_names_and_carry_the_path():
