@@ -12,9 +12,12 @@ from playwright.sync_api import Page, expect
 
 from exports.models import Job
 from tests import test_dashboard_browser as shared
+from tests import test_dashboard_inventory as views
+from tests.browser.harness import horizontal_overflow
 from tests.test_dashboard_crud_browser import console_errors
 
 server, browser, page, logged_in = shared.server, shared.browser, shared.page, shared.logged_in
+hostile_vsphere = views.hostile_vsphere  # a simulator whose VM names are an attacker's
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vsphere]
 
@@ -136,3 +139,24 @@ def test_the_preflight_panel_shows_a_blocker_for_a_powered_on_vm(logged_in: Page
     expect(blocker).to_be_visible()
     expect(panel.get_by_role("alert")).to_contain_text("This export would fail")
     expect(page.get_by_role("button", name="🚀 Start Export & Conversion")).to_be_enabled()
+
+
+@pytest.mark.parametrize("width", [1024, 390])
+def test_hostile_names_neither_run_nor_widen_the_page(logged_in: Page, hostile_vsphere, width):
+    from tests.conftest import register_vcenter
+
+    XSS, BIDI, LONG = views.XSS, views.BIDI, views.LONG
+    register_vcenter(hostile_vsphere, "hostile")
+    page = logged_in
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto("/ui/inventory/?vcenter=hostile")
+    table = page.locator("#inventory-table")
+    expect(table.get_by_role("link", name=XSS, exact=True)).to_be_visible()  # shown as text
+    expect(table.get_by_role("link", name=BIDI, exact=True)).to_be_visible()
+    assert horizontal_overflow(page) == []
+    table.get_by_role("link", name=LONG, exact=True).click()
+    expect(page.get_by_role("heading", name=f"VM {LONG}")).to_be_visible()
+    assert horizontal_overflow(page) == []
+    assert dialogs == [] and page.locator("img[src=x]").count() == 0
