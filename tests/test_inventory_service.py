@@ -1,0 +1,274 @@
+"""The inventory service against the vSphere test server: filters, pages, the per-vCenter cache
+and its refresh, one VM by path or moref, and vCenter errors in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from pyVim.task import WaitForTask
+from pyVmomi import SoapAdapter
+
+from exports.models import VCenter
+from exports.pipeline.errors import VCenterConnectionError
+from hypersdk.lib.errors import InvalidInput, NotFoundError
+from inventory import cache, service
+from tests.conftest import govc_environment, start_simulator
+from tests.vsphere_sim.harness import DiskSpec, NicSpec
+
+pytestmark = pytest.mark.vsphere
+
+PROD = ["/dc/vm/prod/app01", "/dc/vm/prod/db01", "/dc/vm/prod/web01", "/dc/vm/prod/web02"]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """The simulator's five VMs, a running Debian with tools, and a name holding a '/'."""
+    server = start_simulator(tmp_path_factory.mktemp("inventory-service"))
+    server.create_vm(
+        "/dc/vm/prod/linux",
+        "deb01",
+        [DiskSpec(None, size_mib=8)],
+        nics=[NicSpec()],
+        guest_id="otherLinux64Guest",
+        power_on=True,
+        tools="running",
+        detected_guest_id="debian12_64Guest",
+    )
+    server.create_vm("/dc/vm/dev", "backup/daily", [DiskSpec(None, size_mib=8)])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def default_vcenter(sim, monkeypatch, settings):
+    """The daemon's default vCenter is the simulator; each test starts with nothing cached."""
+    monkeypatch.delenv("GOVC_INSECURE", raising=False)
+    for key, value in govc_environment(sim).items():
+        monkeypatch.setenv(key, value)
+    settings.HYPERSDK_INVENTORY_CACHE_SECONDS = 300
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def soap_calls(monkeypatch) -> Counter:
+    """Every SOAP call any session makes from now on, by method name."""
+    calls: Counter = Counter()
+    serialize = SoapAdapter.SoapStubAdapter.SerializeRequest
+
+    def counting(self, mo, info, args):
+        calls[info.name] += 1
+        return serialize(self, mo, info, args)
+
+    monkeypatch.setattr(SoapAdapter.SoapStubAdapter, "SerializeRequest", counting)
+    return calls
+
+
+def paths(page) -> list[str]:
+    return [record.path for record in page.results]
+
+
+def test_the_first_page_lists_every_vm_ordered_by_path():
+    page = service.list_vms()
+
+    assert page.count == 7 and page.page == 1 and page.page_size == service.DEFAULT_PAGE_SIZE
+    assert paths(page) == sorted(paths(page))
+    assert "/dc/vm/dev/backup%2fdaily" in paths(page) and "/dc/vm/prod/linux/deb01" in paths(page)
+    assert page.vcenter == "" and page.cached_at.endswith("+00:00")
+    assert all(record.disks and record.moref.startswith("vm-") for record in page.results)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"q": "APP01"}, ["/dc/vm/dev/app01", "/dc/vm/prod/app01"]),
+        ({"q": "backup/daily"}, ["/dc/vm/dev/backup%2fdaily"]),
+        ({"q": "prod/web"}, ["/dc/vm/prod/web01", "/dc/vm/prod/web02"]),
+        ({"folder": "dc/vm/prod"}, sorted([*PROD, "/dc/vm/prod/linux/deb01"])),
+        ({"folder": "/dc/vm/prod/linux/"}, ["/dc/vm/prod/linux/deb01"]),
+        ({"folder": "/dc/vm/pro"}, []),
+        ({"power_state": "on"}, ["/dc/vm/prod/linux/deb01"]),
+        ({"guest_os": "DEBIAN"}, ["/dc/vm/prod/linux/deb01"]),  # what the tools detect
+        ({"guest_os": "otherlinux"}, ["/dc/vm/prod/linux/deb01"]),  # as configured
+        ({"q": "app", "folder": "/dc/vm/dev", "power_state": "off"}, ["/dc/vm/dev/app01"]),
+    ],
+)
+def test_filters_select_the_vms(filters, expected):
+    page = service.list_vms(**filters)
+    assert paths(page) == expected and page.count == len(expected)
+
+
+def test_pages_split_the_list_in_order():
+    whole = paths(service.list_vms())
+    pages = [service.list_vms(page=n, page_size=3) for n in (1, 2, 3)]
+
+    assert [len(p.results) for p in pages] == [3, 3, 1] and {p.count for p in pages} == {7}
+    assert [path for p in pages for path in paths(p)] == whole
+    assert service.list_vms(page=4, page_size=3).results == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"power_state": "maybe"}, "power_state"),
+        ({"page": 0}, "page"),
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": service.MAX_PAGE_SIZE + 1}, "page_size"),
+    ],
+)
+def test_a_bad_filter_is_refused_naming_it(bad, field, soap_calls):
+    with pytest.raises(InvalidInput) as refused:
+        service.list_vms(**bad)
+    assert refused.value.field == field and "\n" not in str(refused.value)
+    assert not soap_calls  # refused before asking vCenter
+
+
+def test_a_cached_list_asks_vcenter_nothing(soap_calls):
+    first = service.list_vms(page_size=3)
+    # One retrieval for the whole list, one for the page's records; never one per VM.
+    assert soap_calls["RetrievePropertiesEx"] == 2
+
+    soap_calls.clear()
+    assert service.list_vms(page_size=3) == first
+    assert service.list_vms(q=first.results[0].name, page_size=3).results[0] == first.results[0]
+    assert not soap_calls
+
+
+def test_a_page_not_shown_yet_reads_only_its_records(soap_calls):
+    service.list_vms(page_size=3)
+    soap_calls.clear()
+
+    second = service.list_vms(page=2, page_size=3)
+    assert len(second.results) == 3
+    assert soap_calls["RetrievePropertiesEx"] == 1  # the page's records: the list stays cached
+    soap_calls.clear()
+    service.list_vms(page=2, page_size=3)
+    assert not soap_calls
+
+
+def test_a_vm_made_after_the_list_is_read_appears_on_refresh(sim):
+    before = service.list_vms(folder="/dc/vm/late")
+    path = sim.create_vm("/dc/vm/late", "late01", [DiskSpec(None, size_mib=8)])
+    try:
+        assert service.list_vms(folder="/dc/vm/late").count == before.count == 0
+        fresh = service.refresh()
+        assert fresh.count == 8 and fresh.cached_at >= before.cached_at
+        assert paths(service.list_vms(folder="/dc/vm/late")) == [path]
+        assert service.list_vms(q="late01", refresh=True).count == 1
+    finally:
+        WaitForTask(sim.find_vm(path).Destroy_Task())  # the other tests count seven VMs
+
+
+def test_with_no_cache_period_every_list_reads_vcenter(settings, soap_calls):
+    settings.HYPERSDK_INVENTORY_CACHE_SECONDS = 0
+    service.list_vms(page_size=1)
+    service.list_vms(page_size=1)
+    assert soap_calls["RetrievePropertiesEx"] == 4
+
+
+@pytest.mark.parametrize(
+    "ref", ["/dc/vm/prod/web01", "dc/vm/prod/web01", "/dc/vm/prod/web01/", " /dc/vm//prod/web01 "]
+)
+def test_a_vm_is_found_by_its_path_written_loosely(ref):
+    record = service.get_vm(ref)
+    assert record.path == "/dc/vm/prod/web01" and record.name == "web01"
+
+
+def test_a_vm_is_found_by_its_moref():
+    path = "/dc/vm/prod/db01"
+    moref = service.get_vm(path).moref
+    assert service.get_vm(moref).path == path
+
+
+@pytest.mark.parametrize(
+    "ref", ["/dc/vm/dev/backup%2fdaily", "/dc/vm/dev/backup%2Fdaily", "/dc/vm/dev/backup/daily"]
+)
+def test_a_name_with_a_slash_is_found_escaped_or_not(ref):
+    assert service.get_vm(ref).path == "/dc/vm/dev/backup%2fdaily"
+
+
+def test_a_listed_vm_is_answered_from_the_cache(soap_calls):
+    listed = service.list_vms(q="web01").results[0]
+    soap_calls.clear()
+
+    assert service.get_vm("/dc/vm/prod/web01") == listed
+    assert service.get_vm(listed.moref) == listed
+    assert not soap_calls
+    service.get_vm(listed.moref, refresh=True)
+    assert soap_calls["RetrievePropertiesEx"] == 1
+
+
+@pytest.mark.parametrize("ref", ["/dc/vm/prod/nope", "vm-99999", "/dc/vm/prod"])
+def test_an_unknown_vm_is_not_found(ref):
+    with pytest.raises(NotFoundError, match="no VM"):
+        service.get_vm(ref)
+
+
+def test_no_vm_named_is_invalid_input():
+    with pytest.raises(InvalidInput):
+        service.get_vm(" / ")
+
+
+@pytest.mark.django_db
+def test_an_unknown_vcenter_is_not_found():
+    with pytest.raises(NotFoundError, match="no vCenter named 'nowhere'"):
+        service.list_vms(vcenter="nowhere")
+    with pytest.raises(NotFoundError, match="no vCenter named 'nowhere'"):
+        service.get_vm("/dc/vm/prod/web01", vcenter="nowhere")
+
+
+@pytest.mark.django_db
+def test_a_vcenter_of_the_admin_is_listed_and_read_again_once_edited(sim):
+    lab = VCenter(name="lab", url=sim.url, username=sim.username, ca_bundle=sim.ca_file.read_text())
+    lab.password = sim.password
+    lab.save()
+    page = service.list_vms(vcenter="lab")
+    assert page.vcenter == "lab" and page.count >= 7
+
+    lab.password = "wrong-Secret-42"
+    lab.save()
+    with pytest.raises(VCenterConnectionError) as failed:
+        service.list_vms(vcenter="lab")  # a new identity: not the list cached with the old one
+    message = str(failed.value)
+    assert "authentication failed" in message and "\n" not in message and "wrong-Secret-42" not in message
+
+
+@pytest.mark.django_db
+def test_an_unreachable_vcenter_is_one_line_without_its_password(sim):
+    down = VCenter(name="down", url="https://127.0.0.1:9/sdk", username="root", insecure=True)
+    down.password = "Hidden-Pass-7"
+    down.save()
+    for call in (lambda: service.list_vms(vcenter="down"), lambda: service.get_vm("vm-1", vcenter="down")):
+        with pytest.raises(VCenterConnectionError) as failed:
+            call()
+        message = str(failed.value)
+        assert "127.0.0.1:9" in message and "\n" not in message and "Hidden-Pass-7" not in message
+
+
+def test_a_vcenter_that_stops_answering_is_one_line(tmp_path, monkeypatch):
+    gone = start_simulator(tmp_path / "gone")
+    for key, value in govc_environment(gone).items():
+        monkeypatch.setenv(key, value)
+    service.list_vms()
+    gone.stop()
+    with pytest.raises(VCenterConnectionError) as failed:
+        service.refresh()
+    assert "\n" not in str(failed.value) and gone.password not in str(failed.value)
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "86401"])
+def test_a_bad_cache_period_stops_start_up_naming_the_setting(value):
+    env = dict(os.environ, HYPERSDK_INVENTORY_CACHE_SECONDS=value, DJANGO_SETTINGS_MODULE="hypersdk.settings")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import hypersdk.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and "HYPERSDK_INVENTORY_CACHE_SECONDS" in proc.stderr
