@@ -14,6 +14,7 @@ from typing import Any
 
 from cli.render import local_time, printable, table
 from hypersdk.lib.units import human_size
+from inventory.paths import unescape_name
 from inventory.records import DiskRecord, DriveRecord, NicRecord, VMRecord
 
 VM_COLUMNS = ("NAME", "PATH", "POWER", "GUEST", "CPUS", "MEMORY", "DISKS", "EST. SIZE")
@@ -32,10 +33,11 @@ def guest_text(vm: dict[str, Any]) -> str:
 
 
 def vm_table(vms: list[dict[str, Any]]) -> list[str]:
-    """Columns NAME, PATH, POWER, GUEST, CPUS, MEMORY, DISKS, EST. SIZE (``VMRecord.summary()`` rows)."""
+    """Columns NAME, PATH, POWER, GUEST, CPUS, MEMORY, DISKS, EST. SIZE (``VMRecord.summary()`` rows).
+    NAME as people wrote it (vCenter's ``a%2fb`` is ``a/b``); PATH as vCenter escapes it."""
     rows = [
         (
-            vm["name"],
+            unescape_name(vm["name"]),
             vm["path"],
             vm["power_state"],
             guest_text(vm),
@@ -65,6 +67,8 @@ def cached_note(listing: dict[str, Any]) -> str:
 def value_text(name: str, value: Any) -> str:
     """A record's value for people: sizes in KiB/MiB/GiB (``*_bytes``, ``memory_mb``), yes/no,
     ``-`` for nothing."""
+    if name == "vcenter" and not value:
+        return "the daemon's default (GOVC_*)"
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):
@@ -77,6 +81,9 @@ def value_text(name: str, value: Any) -> str:
 
 
 def _label(name: str) -> str:
+    """``memory_mb`` → ``memory``, ``capacity_bytes`` → ``capacity``: the value says its unit."""
+    for unit in ("_bytes", "_mb"):
+        name = name.removesuffix(unit)
     return name.replace("_", " ")
 
 

@@ -1,21 +1,13 @@
 """Preflight: what would go wrong with an export, said before anything is downloaded.
 
-``check(record, options, host)`` is the pure part: a VM as the inventory reads it
-(``VMRecord``), the export asked for (``ExportOptions``) and what the machine that would write
-it offers (``HostFacts``: free space, what the output directory holds already, the converter,
-the vCenter privilege) → findings (``inventory.findings.Finding``). Every door calls it: the
-pipeline's ``Preflight`` step (so a job refuses before its lease), ``hyperexport -preflight``,
-``POST /vms/preflight`` through ``preflight_spec``, and the dashboard's panel.
+The checks themselves are ``inventory.checks.check`` (pure: a VM record, the options, the
+host's facts → findings). Here is the report every door answers (``PreflightReport``) and the
+service that preflights a job spec (``preflight_spec``): POST /vms/preflight, ``hyperexport
+-preflight`` through the local services, and the dashboard's panel call it. The pipeline's
+``Preflight`` step (exports/pipeline/preflight.py) runs the same checks as a job's first phase.
 
-Levels (why each is what it is: NOTES-docs.md, the README's finding table):
-
-- blocker: the export would fail, or finish without data the VM has (a disk ExportVm leaves
-  out), or overwrite what it must not. The job refuses before any lease is taken.
-- warning: it runs, but the operator should know (what is not exported, what is replaced).
-- info: what the export will do that the operator may not expect.
-
-This module loads no Django at import: ``hyperexport``'s direct mode uses ``check`` without
-settings. ``preflight_spec`` imports the job spec's validation (DRF, the ORM) when called.
+This module loads no Django at import; ``preflight_spec`` imports the job spec's validation
+(DRF, the ORM) when called.
 """
 
 from __future__ import annotations
@@ -23,46 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from inventory.checks import EXPORT_PRIVILEGE, HostFacts, check, finding_for_error, required_bytes
 from inventory.findings import Finding, blockers
-from inventory.records import DiskRecord, VMRecord
+from inventory.records import VMRecord
 
-if TYPE_CHECKING:
-    from exports.pipeline.errors import ExportError
-    from exports.pipeline.options import ExportOptions
-
-__all__ = ["HostFacts", "PreflightReport", "check", "finding_for_error", "preflight_spec", "required_bytes"]
-
-# The vSphere privilege ExportVm needs on the VM ("Export" under vApp in the role editor).
-EXPORT_PRIVILEGE = "VApp.Export"
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What the export's side offers, read by the caller (``exports.pipeline.preflight.host_facts``).
-
-    ``output_dir``: the directory the export would write (absolute). ``free_bytes``: space
-    available to this user on its file system (statvfs ``f_bavail × f_frsize`` of the nearest
-    existing directory), None when it cannot be read. ``writable``: whether this user may create
-    files there (False on a read-only mount too; None unknown). ``completed``: names of a completed
-    export there already (``<stem>.ovf``/``.ova``); ``existing``: other names the export would
-    write that exist there already. ``hyper2kvm``: the converter a ``-convert`` would run (None:
-    qemu-img); ``hyper2kvm_missing``: the one asked for (``hyper2kvm_path``) that cannot run,
-    "" when none is. ``can_export``: whether the session holds ``VApp.Export`` on the VM, None
-    when vCenter does not say. ``surface``: who asks (cli, api, dashboard, schedule), so an
-    action names that surface's own control for an option.
-    """
-
-    output_dir: str
-    free_bytes: int | None = None
-    writable: bool | None = None
-    completed: tuple[str, ...] = ()
-    existing: tuple[str, ...] = ()
-    hyper2kvm: str | None = None
-    hyper2kvm_missing: str = ""
-    can_export: bool | None = None
-    surface: str = "cli"
+__all__ = [
+    "EXPORT_PRIVILEGE",
+    "HostFacts",
+    "PreflightReport",
+    "check",
+    "finding_for_error",
+    "preflight_spec",
+    "required_bytes",
+]
 
 
 @dataclass
@@ -85,371 +52,6 @@ class PreflightReport:
         }
 
 
-def _how(option: str, surface: str) -> str | None:
-    from exports.pipeline.options import OPTION
-
-    return OPTION[option].how_to_ask(surface)
-
-
-def _size(value: int) -> str:
-    from hypersdk.lib.units import human_size
-
-    return human_size(value)
-
-
-def _names(items: list[str] | tuple[str, ...], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def check(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Finding]:
-    """Every finding about exporting ``record`` with ``options`` to ``host``: blockers first,
-    then warnings, then info; each level in the order the checks run."""
-    findings = [
-        *_power(record, options, host.surface),
-        *_encryption(record),
-        *_privilege(record, host),
-        *_left_out_disks(record),
-        *_datastores(record),
-        *_output(record, options, host),
-        *_converter(options, host),
-        *_snapshots(record),
-        *_drives(record),
-        *_template(record),
-        *_firmware(record, options),
-    ]
-    order = {"blocker": 0, "warning": 1, "info": 2}
-    return sorted(findings, key=lambda finding: order[finding.level])
-
-
-def _power(record: VMRecord, options: ExportOptions, surface: str) -> list[Finding]:
-    if record.power_state == "off":
-        return []
-    state = "powered on" if record.power_state == "on" else record.power_state
-    if not options.power_off:
-        # Worded as PowerOffNotAsked: the refusal reads the same before and after this check.
-        how = _how("power_off", surface)
-        return [
-            Finding(
-                "blocker",
-                "powered-on",
-                f"VM {options.vm_path} is {state}",
-                f"shut it down first, or {how} to stop it" if how else "shut it down first",
-            )
-        ]
-    wait = f"{options.shutdown_timeout / 60:g} min"
-    lost = "; its suspended memory state is discarded" if record.power_state == "suspended" else ""
-    return [
-        Finding(
-            "info",
-            "powered-on",
-            f"VM {options.vm_path} is {state}: the export stops it first (guest shutdown, "
-            f"powered off after {wait}){lost}",
-            "nothing to do; shut it down yourself first for a clean guest stop",
-        )
-    ]
-
-
-def _encryption(record: VMRecord) -> list[Finding]:
-    if not record.encrypted:
-        return []
-    return [
-        Finding(
-            "blocker",
-            "encrypted",
-            "the VM is encrypted: vSphere refuses to export an encrypted VM (OVF export is not supported)",
-            "decrypt it first (VM Policies: set the storage policy to Datastore Default), or export a "
-            "decrypted clone",
-        )
-    ]
-
-
-def _privilege(record: VMRecord, host: HostFacts) -> list[Finding]:
-    if host.can_export is not False:
-        return []  # granted, or vCenter does not say: the export will tell
-    return [
-        Finding(
-            "blocker",
-            "no-export-privilege",
-            f"the vCenter user lacks the {EXPORT_PRIVILEGE} privilege on {record.name} "
-            "(vApp > Export): vCenter would refuse the export",
-            f"grant a role with {EXPORT_PRIVILEGE} on the VM (or a folder above it) to the user",
-        )
-    ]
-
-
-def _disk_what(disk: DiskRecord) -> str:
-    if disk.rdm is not None:
-        return f"{disk.label} (raw device mapping, {disk.rdm} compatibility)"
-    return f"{disk.label} ({disk.mode.replace('_', '-')})"
-
-
-def _left_out_disks(record: VMRecord) -> list[Finding]:
-    """ExportVm serves neither independent disks nor RDMs: the export would finish without them.
-
-    A blocker, with no option to accept it: an export that silently lacks a disk the guest
-    mounts (or boots from) is worse than none. Leaving the disk out on purpose is one edit of
-    the VM (or a clone) in vSphere, where it is visible.
-    """
-    findings = []
-    independent = [d for d in record.disks if d.independent and d.rdm is None]
-    rdms = [d for d in record.disks if d.rdm is not None]
-    if independent:
-        findings.append(
-            Finding(
-                "blocker",
-                "independent-disk",
-                f"independent disk(s) {_names([_disk_what(d) for d in independent])}: vSphere's export "
-                "leaves independent disks out, so their data would be missing",
-                "make them dependent (disk mode: Dependent) while the VM is off, or remove them from the "
-                "VM (or a clone) if their data is not wanted",
-            )
-        )
-    if rdms:
-        findings.append(
-            Finding(
-                "blocker",
-                "rdm-disk",
-                f"raw device mapping(s) {_names([_disk_what(d) for d in rdms])}: vSphere's export leaves "
-                "RDMs out, so the LUN's data would be missing",
-                "copy the LUN into a virtual disk (migrate the VM's storage with the disk format set to "
-                "thin or thick) or remove the RDM if its data is not wanted",
-            )
-        )
-    return findings
-
-
-def _datastores(record: VMRecord) -> list[Finding]:
-    down = [d for d in record.disks if not d.datastore_accessible and not d.left_out_by_export]
-    if not down:
-        return []
-    stores = sorted({d.datastore or "?" for d in down})
-    return [
-        Finding(
-            "blocker",
-            "datastore-inaccessible",
-            f"disk(s) {_names([d.label for d in down])} are on datastore(s) {_names(stores)}, which "
-            "vCenter reports inaccessible: the download would fail",
-            "bring the datastore back (storage paths, NFS mount) or move the disks, then check again",
-        )
-    ]
-
-
-def required_bytes(record: VMRecord, options: ExportOptions) -> tuple[int, list[str]]:
-    """The most space the export needs at once in its output directory, in bytes, and what
-    makes it up (one phrase each).
-
-    The disk files the lease serves (``estimated_export_bytes``); an OVA copies them into the
-    tar before the loose ones go (×2), and ``-compress`` first stages gzipped copies in the
-    run's directory (×3 at most: stream-optimized VMDKs hardly shrink); ``-convert`` writes
-    each disk's data again, uncompressed (each exported disk's allocated bytes, else its
-    capacity) while the downloads stay.
-    """
-    download = record.estimated_export_bytes
-    parts = [f"{_size(download)} of disk files"]
-    total = download
-    if options.format == "ova":
-        copies = 2 if options.compress else 1
-        total += copies * download
-        parts.append(
-            f"{_size(copies * download)} to pack the OVA" + (" (gzip copies too)" if copies > 1 else "")
-        )
-    if options.convert:
-        converted = sum(
-            d.allocated_bytes if d.allocated_bytes is not None else d.capacity_bytes
-            for d in record.disks
-            if not d.left_out_by_export
-        )
-        total += converted
-        parts.append(f"{_size(converted)} of {options.manifest_target} output")
-    return total, parts
-
-
-def _output(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Finding]:
-    findings = []
-    if host.completed and not options.overwrite:
-        # Worded as CompletedExportHere: the refusal reads the same before and after this check.
-        how = _how("overwrite", host.surface)
-        findings.append(
-            Finding(
-                "blocker",
-                "name-collision",
-                f"{host.output_dir} already holds a completed export ({host.completed[0]})",
-                f"{how} to replace it" if how else "choose another output directory",
-            )
-        )
-    elif host.completed:
-        findings.append(
-            Finding(
-                "info",
-                "name-collision",
-                f"{host.output_dir} holds a completed export ({_names(list(host.completed))}): this export "
-                "replaces it",
-                "nothing to do; the previous export is kept until the new one is complete",
-            )
-        )
-    if host.existing and not host.completed:
-        findings.append(
-            Finding(
-                "warning",
-                "name-collision",
-                f"{host.output_dir} holds {_names(list(host.existing))}, not a completed export: the "
-                "export writes files of these names and replaces them when it succeeds",
-                "move them away first if you need them, or choose another output directory",
-            )
-        )
-    if host.writable is False:
-        # Worded as PrepareOutput's refusal; the free space of a directory no file can go to is moot.
-        findings.append(
-            Finding(
-                "blocker",
-                "output-not-writable",
-                f"output directory {host.output_dir} is not writable",
-                "make it writable for the user the export runs as (a read-only mount too), or choose "
-                "another output directory",
-            )
-        )
-    elif host.free_bytes is not None:
-        needed, parts = required_bytes(record, options)
-        if host.free_bytes < needed:
-            findings.append(
-                Finding(
-                    "blocker",
-                    "free-space",
-                    f"{_size(host.free_bytes)} free where {host.output_dir} is, the export needs about "
-                    f"{_size(needed)} ({' + '.join(parts)})",
-                    "free space there or choose an output directory on a larger file system",
-                )
-            )
-    return findings
-
-
-def _converter(options: ExportOptions, host: HostFacts) -> list[Finding]:
-    if not options.convert:
-        return []
-    if host.hyper2kvm_missing:
-        return [_converter_missing(f"hyper2kvm not found or not executable: {host.hyper2kvm_missing}")]
-    if host.hyper2kvm is None:
-        return [
-            Finding(
-                "info",
-                "hyper2kvm-missing",
-                "no hyper2kvm found: qemu-img converts the disks' format only; the guest is not "
-                "prepared for KVM (virtio drivers, fstab, bootloader)",
-                "install hyper2kvm (pip install hyper2kvm) to have the guest prepared too",
-            )
-        ]
-    return []
-
-
-def _converter_missing(reason: str) -> Finding:
-    return Finding(
-        "blocker",
-        "hyper2kvm-missing",
-        reason,
-        "install hyper2kvm there, or leave the hyper2kvm path empty to auto-detect it "
-        "(qemu-img converts when there is none)",
-    )
-
-
-def _snapshots(record: VMRecord) -> list[Finding]:
-    if not record.snapshot_count:
-        return []
-    after = f" (after snapshot {record.current_snapshot!r})" if record.current_snapshot else ""
-    return [
-        Finding(
-            "warning",
-            "snapshots",
-            f"the VM has {record.snapshot_count} snapshot(s): the export holds its current state{after}; "
-            "the snapshots themselves are not exported",
-            "revert to the snapshot you want exported first, or consolidate if the current state is it",
-        )
-    ]
-
-
-def _drives(record: VMRecord) -> list[Finding]:
-    findings = []
-    for drive in record.drives:
-        kind = "CD-ROM" if drive.kind == "cdrom" else "floppy"
-        source = f"image {drive.image}" if drive.image else "a client or host device"
-        code = f"{drive.kind}-connected"
-        if drive.connected or drive.start_connected:
-            findings.append(
-                Finding(
-                    "warning",
-                    code,
-                    f"{drive.label} ({kind}) is connected to {source}: it is not exported; the imported "
-                    f"VM gets an empty {kind} drive",
-                    f"copy the {'ISO' if drive.kind == 'cdrom' else 'image'} over yourself if the guest "
-                    "needs it, or disconnect the drive",
-                )
-            )
-        elif drive.image:
-            findings.append(
-                Finding(
-                    "info",
-                    code,
-                    f"{drive.label} ({kind}, not connected) names {source}, which is not exported",
-                    "nothing to do",
-                )
-            )
-    return findings
-
-
-def _template(record: VMRecord) -> list[Finding]:
-    if not record.template:
-        return []
-    # vSphere exports a template as it exports a VM (always powered off, so never refused).
-    return [
-        Finding(
-            "info",
-            "template",
-            f"{record.name} is a template: it is exported as a VM (the OVF describes a VM, not a template)",
-            "mark it as a template again where you import it, if you want one",
-        )
-    ]
-
-
-def _firmware(record: VMRecord, options: ExportOptions) -> list[Finding]:
-    if record.firmware != "efi":
-        return []
-    secure = record.secure_boot
-    if options.convert and options.manifest_target == "vdi":
-        where = "VirtualBox must boot it with EFI"
-        action = "enable EFI in the VirtualBox VM (System > Enable EFI)"
-        if secure:
-            action += "; VirtualBox before 7.0 has no secure boot: turn it off in the guest first"
-    else:
-        where = "the KVM side needs UEFI firmware (OVMF; libvirt <os firmware='efi'>)"
-        action = "install OVMF (edk2-ovmf / ovmf) on the KVM host and define the domain with UEFI"
-        if secure:
-            action += ", its secure-boot build (OVMF_CODE.secboot.fd, SMM on) with enrolled keys"
-    if secure:
-        reason = f"the VM boots with EFI and secure boot: {where}, with secure boot keys enrolled"
-        return [Finding("warning", "firmware-efi", reason, action)]
-    return [Finding("info", "firmware-efi", f"the VM boots with EFI: {where}", action)]
-
-
-def finding_for_error(exc: ExportError) -> Finding | None:
-    """The blocker a failure before the checks stands for: the VM not found (``vm-not-found``),
-    vCenter unreachable, refusing the login or the TLS handshake (``vcenter-unreachable``);
-    None for other failures."""
-    from exports.pipeline.errors import ConverterMissing, VCenterConnectionError, VMNotFound
-
-    if isinstance(exc, ConverterMissing):
-        return _converter_missing(str(exc))
-    if isinstance(exc, VMNotFound):
-        return Finding("blocker", "vm-not-found", str(exc), "check the path with `hyperctl vms list`")
-    if isinstance(exc, VCenterConnectionError):
-        return Finding(
-            "blocker",
-            "vcenter-unreachable",
-            str(exc),
-            "check the vCenter's URL, credentials and certificate (GOVC_* or the vCenter in the admin)",
-        )
-    return None
-
-
 def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     """Preflight the job ``spec`` (as POST /jobs/submit takes it) as a job from ``origin`` would run.
 
@@ -459,6 +61,7 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     found and vCenter unreachable are findings (``vm-not-found``, ``vcenter-unreachable``; vm
     None), never exceptions: a preflight's answer is its findings.
     """
+    from pyVmomi import vmodl
     from rest_framework import serializers
 
     from exports.converters import ConverterNotAllowed, worker_converter
@@ -467,7 +70,7 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     from exports.output_roots import OutputOutsideRoots, default_output_root
     from exports.pipeline.connect import vsphere_session
     from exports.pipeline.convert import find_hyper2kvm
-    from exports.pipeline.errors import ExportError
+    from exports.pipeline.errors import ExportError, VMNotFound
     from exports.pipeline.inventory import find_vm
     from exports.pipeline.options import ExportOptions, engine_values
     from exports.pipeline.preflight import export_privilege, host_facts
@@ -498,7 +101,10 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     try:
         with vsphere_session(vcenter_target(data["vcenter"])) as service_instance:
             vm = find_vm(service_instance, options.vm_path)
-            record = read_vm(service_instance, vm)
+            try:
+                record = read_vm(service_instance, vm)
+            except vmodl.fault.ManagedObjectNotFound:  # removed since it was found
+                raise VMNotFound(f"VM not found: {options.vm_path} (it was removed)") from None
             can_export = export_privilege(service_instance, vm)
     except ExportError as exc:
         finding = finding_for_error(exc)

@@ -23,6 +23,7 @@ from django.conf import settings
 from exports.pipeline.connect import VCenterTarget, vsphere_session
 from exports.pipeline.errors import VCenterConnectionError
 from hypersdk.lib.errors import InvalidInput, NotFoundError
+from hypersdk.lib.lookup_text import shown
 from inventory import cache
 from inventory.collect import VMEntry, index_vms, read_vm, read_vms
 from inventory.paths import normalize_path
@@ -31,6 +32,9 @@ from inventory.records import POWER_STATES, VMPage, VMRecord
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
+# What XML 1.0 cannot carry (C0 controls but tab and line breaks, U+FFFE, U+FFFF, lone
+# surrogates): vCenter's SOAP cannot hold it in a name.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 # vCenter's managed object ids of VMs: vm-42 (vcsim and vCenter alike).
 _MOREF = re.compile(r"vm-\d+")
 T = TypeVar("T")
@@ -85,6 +89,8 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
     ref = (ref or "").strip()
     if not ref or ref == "/":
         raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
+    if _NOT_IN_XML.search(ref):  # no VM's name holds one; vCenter would fail the request
+        raise NotFoundError(f"no VM {shown(ref)}")
     name, target = _target(vcenter)
     inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     entry = inventory.find(ref) if inventory is not None else None

@@ -265,8 +265,10 @@ def bash_completion(tmp_path) -> str:
 def test_bash_completes_subcommands_actions_and_flags(bash_completion, tmp_path):
     env = bare_env(tmp_path)
     assert complete(bash_completion, ["hyperctl", ""], env) == [
-        "query", "status", "watch", "logs", "cancel", "schedules", "webhooks", "completion",
+        "query", "status", "watch", "logs", "cancel", "schedules", "webhooks", "vms", "completion",
     ]  # fmt: skip
+    assert complete(bash_completion, ["hyperctl", "vms", ""], env) == ["list", "info"]
+    assert complete(bash_completion, ["hyperctl", "vms", "list", "-power", "o"], env) == ["on", "off"]
     assert complete(bash_completion, ["hyperctl", "sch"], env) == ["schedules"]
     assert complete(bash_completion, ["hyperctl", "schedules", "t"], env) == ["trigger"]
     assert sorted(complete(bash_completion, ["hyperctl", "logs", "-t"], env)) == ["-tail", "-token-file"]

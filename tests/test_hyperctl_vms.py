@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from cli import render_vms
-from cli.backends import CLIError
+from cli.backends import CLIError, LocalBackend, RemoteBackend
 from cli.backends.remote import _vm_path
 from cli.render import printable
 from tests.cli_runner import run_in_process, run_process
@@ -25,7 +25,7 @@ WEB01 = "/dc/vm/prod/web01"
 FOLDER = "/dc/vm/clitest"
 # What a vCenter's SOAP can carry: a line break, a tab, C1's CSI (an 8-bit ESC [) and a bidi
 # override ("exe.png" reversed reads "gnp.exe" to the eye).
-HOSTILE = ["two\nlines\tand\x9b2Jclear", "\u202egnp.exe", "a/b"]
+HOSTILE = ["two\nlines\tand\x9b2Jclear", "\u202egnp.exe", "a%2fb"]  # the last: "a/b", as vCenter holds it
 HEADER = ["NAME", "PATH", "POWER", "GUEST", "CPUS", "MEMORY", "DISKS", "EST. SIZE"]
 
 
@@ -105,12 +105,12 @@ def test_info_shows_every_field_and_the_devices_as_tables(env):
         "path",
         "power state",
         "guest full name",
-        "memory mb",
-        "estimated export bytes",
+        "memory",
+        "estimated export",
         "vcenter",
     } <= labels
     assert f"disks ({len(vm['disks'])}):" in lines
-    assert any(line.split()[:2] == ["LABEL", "CAPACITY"] for line in lines)
+    assert any(line.split()[:3] == ["LABEL", "CAPACITY", "PROVISIONING"] for line in lines)
     assert f"NICs ({len(vm['nics'])}):" in lines and f"drives ({len(vm['drives'])}):" in lines
 
 
@@ -157,7 +157,10 @@ def test_hostile_names_print_as_one_escaped_line_each(env):
     for raw in ("\x9b", "\u202e", "\t"):
         assert raw not in table
     slashed = json.loads(ok(hyperctl("vms", "list", "-folder", FOLDER, "-q", "a/b", "-json", env=env)))
-    assert [(row["name"], row["path"]) for row in slashed] == [("a/b", f"{FOLDER}/a%2fb")]
+    assert [(row["name"], row["path"]) for row in slashed] == [
+        ("a%2fb", f"{FOLDER}/a%2fb")
+    ]  # as vCenter has it
+    assert [f"{FOLDER}/a%2fb"] == [line.split()[1] for line in table.splitlines() if line.split()[0] == "a/b"]
     info = ok(hyperctl("vms", "info", f"{FOLDER}/a%2fb", env=env))
     assert "path:" in info and f"{FOLDER}/a%2fb" in info
     hostile = json.loads(ok(hyperctl("vms", "info", f"{FOLDER}/\u202egnp.exe", "-json", env=env)))
@@ -178,6 +181,19 @@ def test_the_console_script_lists_and_its_help_loads_no_django(env, tmp_path):
         [sys.executable, "-c", probe], env=bare_env(tmp_path), capture_output=True, text=True
     )
     assert "LOADED []" in help_run.stderr and "-power {on,off,suspended}" in help_run.stdout
+
+
+def test_both_backends_preflight_a_job_spec_alike(daemon, sim, monkeypatch):
+    for key, value in govc_environment(sim).items():
+        monkeypatch.setenv(key, value)
+    remote, local = RemoteBackend(daemon.url, daemon.token), LocalBackend()
+    reports = [backend.preflight({"vm_path": WEB01}) for backend in (remote, local)]
+    assert [report["vm"]["path"] for report in reports] == [WEB01, WEB01]
+    assert reports[0]["blocked"] == reports[1]["blocked"]
+    assert [f["code"] for f in reports[0]["findings"]] == [f["code"] for f in reports[1]["findings"]]
+    for backend in (remote, local):
+        with pytest.raises(CLIError, match="^vm_path: give the VM's inventory path"):
+            backend.preflight({"vm_path": "web01"})
 
 
 # ---- without a daemon: the renderer and the remote backend's paths ------------------------------

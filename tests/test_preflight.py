@@ -22,8 +22,8 @@ from exports.pipeline.errors import PreflightBlocked
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.run import export_vm
 from inventory.preflight import preflight_spec
-from tests.cli_runner import run_in_process
-from tests.conftest import govc_environment, register_vcenter, start_simulator
+from tests.cli_runner import run_in_process, run_process
+from tests.conftest import bare_env, govc_environment, register_vcenter, start_simulator
 from tests.vsphere_sim.harness import DiskSpec, make_stream_vmdk
 
 pytestmark = pytest.mark.vsphere
@@ -137,6 +137,17 @@ def test_with_power_off_the_preflight_says_so_and_leaves_the_vm_running(sim, mak
     assert done.stdout.splitlines()[-1] == f"preflight: {vm} can be exported (no blockers, 1 note)"
     assert sim.find_vm(vm).runtime.powerState == "poweredOn"  # a preflight stops nothing
     assert not (tmp_path / "out").exists()
+
+
+def test_the_console_script_preflights_without_any_daemon_settings(sim, make_vm, tmp_path):
+    # Its own process, only GOVC_* set: the direct mode needs no database, Redis or Django settings.
+    vm = make_vm(snapshots=1)
+    env = bare_env(tmp_path) | govc_environment(sim)
+    done = run_process("hyperexport", "-preflight", "-vm", vm, "-output", str(tmp_path / "o"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("warning: the VM has 1 snapshot(s)")
+    assert done.stdout.splitlines()[-1] == f"preflight: {vm} can be exported (no blockers, 1 warning)"
+    assert done.stderr == ""
 
 
 def test_a_ready_vm_exits_0_and_quiet_prints_only_the_summary(sim, make_vm, tmp_path):

@@ -1,4 +1,4 @@
-"""Preflight's pure part, ``inventory.preflight.check``: a VM record, the export's options and
+"""Preflight's pure part, ``inventory.checks.check``: a VM record, the export's options and
 the host's facts in, findings out. The simulator tests (test_preflight.py) read real VMs; here
 are the rules each finding follows (levels, wording per surface, the space an export needs),
 including those the simulator cannot show (a full file system: free space is read from a real
@@ -16,8 +16,9 @@ from exports.pipeline.errors import PreflightBlocked
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.preflight import free_bytes, host_facts, written_names
 from exports.pipeline.run import STEPS
+from inventory.checks import HostFacts, check, required_bytes
 from inventory.findings import LEVELS, Finding
-from inventory.preflight import HostFacts, PreflightReport, check, required_bytes
+from inventory.preflight import PreflightReport
 from inventory.records import DiskRecord, DriveRecord, VMRecord
 
 GIB = 1 << 30

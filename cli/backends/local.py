@@ -255,15 +255,16 @@ class LocalBackend:
         from inventory import service
         from inventory.api.serializers import VMListQuery
 
-        asked = {
+        given = {
+            "vcenter": vcenter,
             "q": q,
             "folder": folder,
             "power_state": power_state,
             "guest_os": guest_os,
-            "refresh": refresh,
         }
         with self._errors():
-            query = VMListQuery(data={**asked, **({"vcenter": vcenter} if vcenter else {})})
+            # As the remote backend sends them: only the filters given.
+            query = VMListQuery(data={**{k: v for k, v in given.items() if v}, "refresh": refresh})
             if not query.is_valid():
                 raise CLIError(error_message(_plain(query.errors)))
             filters = query.validated_filters()

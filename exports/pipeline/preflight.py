@@ -24,8 +24,8 @@ from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
 from exports.pipeline.names import disk_file_name, file_stem
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.step import ExportRun, Step
+from inventory.checks import EXPORT_PRIVILEGE, HostFacts, check
 from inventory.findings import Finding, blockers
-from inventory.preflight import EXPORT_PRIVILEGE, HostFacts, check
 from inventory.records import VMRecord
 
 _LOG_LEVEL = {"warning": logging.WARNING, "info": logging.INFO}

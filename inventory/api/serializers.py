@@ -152,7 +152,7 @@ class VMListQuery(serializers.Serializer):
     folder = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=MAX_FILTER_LENGTH, trim_whitespace=False
     )
-    power_state = serializers.ChoiceField(choices=POWER_STATES, required=False, default="", allow_blank=True)
+    power_state = serializers.ChoiceField(choices=POWER_STATES, required=False, default="")
     guest_os = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=MAX_FILTER_LENGTH, trim_whitespace=False
     )

@@ -80,8 +80,14 @@ func (x *extension) serveHasPrivilegeOnEntities(w http.ResponseWriter, req *type
 	writeResult(w, "HasPrivilegeOnEntitiesResponse", res)
 }
 
+// hasPrivilegeOnEntityResponse is types.HasPrivilegeOnEntityResponse without the omitempty
+// that drops every false from the answer.
+type hasPrivilegeOnEntityResponse struct {
+	Returnval []bool `xml:"returnval"`
+}
+
 func (x *extension) serveHasPrivilegeOnEntity(w http.ResponseWriter, req *types.HasPrivilegeOnEntity) {
-	res := &types.HasPrivilegeOnEntityResponse{}
+	res := &hasPrivilegeOnEntityResponse{}
 	for _, a := range x.availability(req.Entity, req.PrivId).PrivAvailability {
 		res.Returnval = append(res.Returnval, a.IsGranted)
 	}

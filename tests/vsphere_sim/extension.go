@@ -154,7 +154,8 @@ func (x *extension) handleSOAP(w http.ResponseWriter, r *http.Request, method st
 	case "ExportVm", "CreateDescriptor",
 		"RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CancelRetrievePropertiesEx",
 		"HasPrivilegeOnEntities", "HasPrivilegeOnEntity", "HasUserPrivilegeOnEntities", "FetchUserPrivilegeOnEntities",
-		"CreateVM_Task", "CreateFolder", "Rename_Task", "CloneVM_Task", "ReconfigVM_Task", "RefreshStorageInfo":
+		"CreateVM_Task", "CreateFolder", "Rename_Task", "CloneVM_Task", "ReconfigVM_Task", "RefreshStorageInfo",
+		"PowerOnVM_Task", "PowerOffVM_Task":
 	default:
 		return false
 	}
@@ -200,11 +201,22 @@ func (x *extension) handleSOAP(w http.ResponseWriter, r *http.Request, method st
 		rec := x.forward(r, escapeNameInBody(body, b))
 		restore()
 		fixAllGuestFullNames()
+		syncAllConnected()
 		copyRecorded(w, rec)
 	case *types.CreateVM_Task, *types.CreateFolder, *types.Rename_Task:
-		// Names escaped as vCenter stores them; guest full names as vCenter shows them.
+		// Names escaped as vCenter stores them; guest full names and connected devices as
+		// vCenter shows them.
 		rec := x.forward(r, escapeNameInBody(body, b))
 		fixAllGuestFullNames()
+		syncAllConnected()
+		copyRecorded(w, rec)
+	case *types.PowerOnVM_Task, *types.PowerOffVM_Task:
+		// The simulator runs the task before it answers: devices connect or disconnect now.
+		rec := x.forward(r, body)
+		if vm := findVM(soapThis(b)); vm != nil {
+			_, on := b.(*types.PowerOnVM_Task)
+			syncConnected(vm, on)
+		}
 		copyRecorded(w, rec)
 	case *types.ExportVm:
 		if x.denied("VApp.Export", b.This) {

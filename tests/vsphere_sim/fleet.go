@@ -193,6 +193,7 @@ func shapeFleetVM(ctx context.Context, c *vim25.Client, i int, ref types.Managed
 		if _, err := taskResult(res.Returnval); err != nil {
 			return err
 		}
+		syncConnected(vm, true)
 		if i%10 != 8 { // a few run without tools
 			return setGuest(vm, guestReport{tools: "running", guestID: vm.Config.GuestId,
 				hostName: vm.Name, ip: fmt.Sprintf("10.%d.%d.%d", 1+i/65536%250, i/256%256, i%256)})

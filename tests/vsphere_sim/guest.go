@@ -152,3 +152,43 @@ func setGuest(vm *simulator.VirtualMachine, g guestReport) error {
 	})
 	return err
 }
+
+// syncConnected sets the VM's removable devices (NICs, CD-ROMs, floppies, ...) connected as
+// vCenter reports them: never while the VM is powered off; on power-on (poweringOn true)
+// those that start connected connect. vcsim leaves connectable.connected as the client
+// sent it, so a powered-off VM would show a connected ISO no vCenter reports.
+func syncConnected(vm *simulator.VirtualMachine, poweringOn bool) {
+	simulator.Map.WithLock(vm, func() {
+		off := vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOff
+		if !off && !poweringOn {
+			return
+		}
+		changed := false
+		devices := vm.Config.Hardware.Device
+		for _, d := range devices {
+			c := d.GetVirtualDevice().Connectable
+			if c == nil {
+				continue
+			}
+			want, status := false, string(types.VirtualDeviceConnectInfoStatusUntried)
+			if !off && c.StartConnected {
+				want, status = true, string(types.VirtualDeviceConnectInfoStatusOk)
+			}
+			if c.Connected != want || c.Status != status {
+				c.Connected, c.Status, changed = want, status, true
+			}
+		}
+		if changed {
+			simulator.Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: devices}})
+		}
+	})
+}
+
+// syncAllConnected applies syncConnected to every powered-off VM.
+func syncAllConnected() {
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		if vm, ok := e.(*simulator.VirtualMachine); ok {
+			syncConnected(vm, false)
+		}
+	}
+}

@@ -3,7 +3,11 @@
 The server (``main.go`` and friends in this directory) is govmomi's vcsim
 extended with ExportVm/HttpNfcLease/NFC downloads and
 OvfManager.CreateDescriptor. pyvmomi talks to it exactly as to vCenter, over
-verified TLS.
+verified TLS. It also pages PropertyCollector retrievals, answers privilege checks, and
+holds what an inventory and a preflight read (NICs, independent disks, RDMs, a datastore
+that drops, connected drives, CBT, templates, encryption, guest OS and VMware Tools state;
+see ``create_vm`` and the model controls below it), optionally among thousands of VMs
+(``extra_vms``).
 
 Typical use::
 
@@ -45,6 +49,7 @@ __all__ = [
     "VSphereSimulator",
     "build_ovf_checker",
     "build_simulator",
+    "escape_name",
     "make_stream_vmdk",
 ]
 
@@ -245,8 +250,8 @@ class NicSpec:
     ``network``: a network of the datacenter by name (``"VM Network"`` exists; add port groups
     with ``VSphereSimulator.add_network``). ``mac``: a static MAC (``addressType`` manual), or
     ``None`` for one the server generates. ``adapter``: ``vmxnet3``, ``e1000e``, ``e1000``,
-    ``vmxnet2`` or ``pcnet32``. ``connected``: ``connectable.connected`` and
-    ``connectable.startConnected``.
+    ``vmxnet2`` or ``pcnet32``. ``connected``: ``connectable.startConnected``
+    (``connectable.connected`` too while the VM is powered on).
     """
 
     network: str = "VM Network"
@@ -367,8 +372,9 @@ class VSphereSimulator:
         batch, k8s, windows, lab, legacy), with varied power state (about half on, some
         suspended), guest OS, CPUs, cores per socket, memory, firmware, one or two disks, one
         vmxnet3/e1000e NIC on "VM Network", VMware Tools running in most powered-on VMs, CBT on
-        every 5th, a snapshot on every 25th and every 100th a template. 5,000 take about 10 s
-        to start on two cores."""
+        every 5th, a snapshot on every 25th and every 100th a template. Their datastore then
+        lives in /dev/shm (removed on ``stop``). 5,000 take about 10 s to start on two idle
+        cores."""
         if extra_vms < 0:
             raise ValueError(f"extra_vms must be >= 0, not {extra_vms}")
         self.workdir = Path(workdir)
@@ -397,7 +403,12 @@ class VSphereSimulator:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # vcsim puts its datastores in TMPDIR: give it a directory we own
         # and remove on stop.
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="vsphere-sim-tmp-", dir=self.workdir))
+        # A large inventory is tens of thousands of small files (a .vmx and disk files per VM):
+        # on memory they take seconds, on a busy disk minutes.
+        base = self.workdir
+        if self.extra_vms and os.access("/dev/shm", os.W_OK):
+            base = Path("/dev/shm")
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="vsphere-sim-tmp-", dir=base))
         cert = self.workdir / "vsphere-sim-cert.pem"
         cmd = [
             str(binary),
@@ -658,8 +669,9 @@ class VSphereSimulator:
         secure boot, NVRAM content (which makes the export lease offer the ``.nvram``), and
         ``snapshots`` snapshots taken after seeding.
 
-        ``cdrom_connected``/``floppy_connected``: the drive's ``connectable.connected`` and
-        ``startConnected`` (both True by default, as vcsim has always made them).
+        ``cdrom_connected``/``floppy_connected``: the drive's ``connectable.startConnected``
+        (True by default). As on vCenter, ``connectable.connected`` is False while the VM is
+        powered off and follows ``startConnected`` once it is powered on (NICs alike).
         ``nics``: network adapters (``NicSpec``); none by default.
         ``guest_id``: the configured guest OS (``config.guestId``; ``config.guestFullName`` is
         vCenter's name for it, e.g. ``debian11_64Guest`` -> "Debian GNU/Linux 11 (64-bit)").

@@ -98,6 +98,8 @@ func main() {
 	if err := addFleet(model, *extraVMs); err != nil {
 		log.Fatalf("adding %d VMs: %v", *extraVMs, err)
 	}
+	syncAllConnected()     // no device of a powered-off VM is connected, as on vCenter
+	fixAllGuestFullNames() // "Other (32-bit)", not "otherGuest"
 	if *extraVMs > 0 {
 		log.Printf("added %d VMs in %.1fs", *extraVMs, time.Since(started).Seconds())
 	}

@@ -184,7 +184,7 @@ class Command(ConsoleScriptCommand):
         findings and exit 1. Any other failure falls through to the ``error:`` line."""
         from dataclasses import asdict
 
-        from inventory.preflight import finding_for_error
+        from inventory.checks import finding_for_error
 
         if isinstance(exc, PreflightBlocked):
             findings = [asdict(finding) for finding in exc.findings]
