@@ -17,6 +17,7 @@ HYPER2KVM_OPTION = OPTION["hyper2kvm_path"]
 FORM_FIELD_OF = {
     "vm_path": "vm_path",
     "output_path": "output_dir",
+    "vcenter": "vcenter",
     **{option.name: option.form.name for option in FORM_OPTIONS if option.form is not None},
 }
 
@@ -68,6 +69,8 @@ def job_spec(data: dict) -> dict:
     spec = {"vm_path": data["vm_path"], "manifest": True}
     if data["output_dir"] and data["output_dir"].strip():
         spec["output_path"] = data["output_dir"].strip()
+    if data.get("vcenter"):
+        spec["vcenter"] = data["vcenter"]
     return {**spec, **option_values(data)}
 
 

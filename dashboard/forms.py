@@ -116,6 +116,13 @@ class ConverterForm(OptionFields):  # type: ignore[valid-type, misc]
         initial=True,
         help_text="Stream conversion logs to the dashboard.",
     )
+    # Shown when the admin has added vCenters; empty: the daemon's default.
+    vcenter = forms.ChoiceField(label="vCenter", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = VCenter.objects.order_by("name").values_list("name", flat=True)
+        self.fields["vcenter"].choices = [("", "the daemon's default"), *((name, name) for name in names)]
 
 
 STATUS_CHOICES = [("", "any state"), *[(value, value) for value in Job.Status.values]]

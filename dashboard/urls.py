@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard import schedule_pages, views, webhook_pages
+from dashboard import inventory_pages, schedule_pages, views, webhook_pages
 from hypersdk.lib.login_throttle import limit_login_attempts
 
 app_name = "dashboard"
@@ -24,6 +24,11 @@ urlpatterns = [
     path("ui/jobs/<str:job_id>/actions/", views.job_actions, name="job-actions"),
     path("ui/converter/", views.converter_tab, name="converter"),
     path("ui/converter/hyper2kvm/", views.converter_hint, name="converter-hint"),
+    path("ui/converter/preflight/", inventory_pages.converter_preflight, name="converter-preflight"),
+    path("ui/inventory/", inventory_pages.inventory_list, name="inventory"),
+    # The VM by query string (?ref=<path or moref>): a path may hold any character, "..", "%2f".
+    path("ui/inventory/vm/", inventory_pages.vm_detail, name="inventory-vm"),
+    path("ui/inventory/suggest/", inventory_pages.vm_suggestions, name="inventory-suggest"),
     path("ui/schedules/", schedule_pages.schedule_list, name="schedules"),
     path("ui/schedules/new/", schedule_pages.schedule_create, name="schedule-create"),
     path("ui/schedules/preview/", schedule_pages.cron_preview, name="schedule-preview"),

@@ -18,6 +18,7 @@ from exports import jobs
 from exports.daemon_status import daemon_status
 
 JOBS_PER_PAGE = 25
+PREFILLED = ("vm_path", "vcenter")  # the converter's fields a link may fill in
 
 
 @require_GET
@@ -120,7 +121,8 @@ def converter_tab(request: HttpRequest) -> HttpResponse:
                 return redirect(follow_url)
             job = jobs.get_job(job_id)
     else:
-        form = ConverterForm()
+        # "Export…" on the Inventory page opens the form with the VM's path (and vCenter) filled in.
+        form = ConverterForm(initial={name: request.GET[name] for name in PREFILLED if name in request.GET})
         stream = request.GET.get("stream", "1") == "1"
         if request.GET.get("job"):
             job = jobs.get_job(request.GET["job"])

@@ -80,6 +80,8 @@ def pages(jobs: dict[str, Job], webhook: Webhook) -> dict[str, str]:
         "running job": f"/ui/jobs/{jobs['running'].id}/",
         "completed job": f"/ui/jobs/{jobs['completed'].id}/",
         "converter": "/ui/converter/",
+        "inventory": "/ui/inventory/",
+        "vm": "/ui/inventory/vm/?ref=/dc/vm/prod/web01",
         "schedules": "/ui/schedules/",
         "webhooks": "/ui/webhooks/",
         "deliveries": f"/ui/webhooks/{webhook.id}/deliveries/",
@@ -157,3 +159,11 @@ def test_the_docs_screenshots_are_taken_from_the_pages(logged_in: Page, a_day_of
     page.get_by_label("Auto-convert").check()
     page.get_by_label("Verify").check()
     screenshot(page, "converter")
+
+
+def test_the_inventory_screenshot_is_taken_from_the_page(logged_in: Page):
+    page = logged_in
+    page.emulate_media(color_scheme="light")
+    page.goto("/ui/inventory/")
+    expect(page.locator("#inventory-table tbody tr").first).to_be_visible()
+    screenshot(page, "inventory")

@@ -23,3 +23,14 @@ def human_size(nbytes) -> str:
 def human_duration(seconds) -> str:
     """Seconds as ``3m 5s`` (``-`` for None)."""
     return units.human_duration(None if seconds in (None, "") else float(seconds))
+
+
+@register.filter
+def mib_size(mebibytes) -> str:
+    """MiB (a VM's memory, as vSphere counts it) as ``4.0 GiB``; "" for no value."""
+    if mebibytes is None or mebibytes == "":
+        return ""
+    try:
+        return units.human_size(float(mebibytes) * (1 << 20))
+    except (TypeError, ValueError):
+        return ""

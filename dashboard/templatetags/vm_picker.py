@@ -1,0 +1,44 @@
+"""The VM-path field with the inventory's typeahead: ``{% load vm_picker %}{% vm_path_field
+form.vm_path %}`` (the converter and the schedule form). The suggestions are asked of the
+vCenter the form's ``#id_vcenter`` names, when it has one."""
+
+from django import template
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+register = template.Library()
+
+SUGGEST_DELAY_MS = 250  # debounce: one question per pause in typing, not per key
+
+
+@register.simple_tag
+def vm_path_field(field) -> str:
+    listbox = f"{field.auto_id}-listbox"
+    described = [f"{field.auto_id}-hint"]
+    if field.help_text:
+        described.append(f"{field.auto_id}-help")
+    if field.errors:
+        described.append(f"{field.auto_id}-error")
+    attrs = {
+        "role": "combobox",
+        "aria-autocomplete": "list",
+        "aria-expanded": "false",
+        "aria-controls": listbox,
+        "aria-describedby": " ".join(described),
+        "autocomplete": "off",
+        "spellcheck": "false",
+        "data-combobox": "",
+        "hx-get": reverse("dashboard:inventory-suggest"),
+        "hx-trigger": f"input changed delay:{SUGGEST_DELAY_MS}ms",
+        "hx-target": f"#{listbox}",
+        "hx-swap": "innerHTML",
+        "hx-include": "#id_vcenter",
+        "hx-sync": "this:replace",
+        # Not the form's: a suggestion never disables Start nor goes to the form's target.
+        "hx-disabled-elt": "unset",
+    }
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return render_to_string(
+        "dashboard/partials/vm_path_field.html", {"field": field, "widget": field.as_widget(attrs=attrs)}
+    )

@@ -1,0 +1,162 @@
+"""The Inventory page and the VM-path typeahead in Chromium (Playwright → daphne → the vSphere
+simulator, the daemon's default vCenter): the table lists the simulator's VMs and narrows as
+you type, Export… opens the converter filled in, three letters + ArrowDown + Enter choose a VM,
+and the preflight panel warns of a powered-on VM before Start."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from exports.models import Job
+from tests import test_dashboard_browser as shared
+from tests import test_dashboard_inventory as views
+from tests.browser.harness import horizontal_overflow
+from tests.test_dashboard_crud_browser import console_errors
+
+server, browser, page, logged_in = shared.server, shared.browser, shared.page, shared.logged_in
+hostile_vsphere = views.hostile_vsphere  # a simulator whose VM names are an attacker's
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vsphere]
+
+PROD = ["/dc/vm/prod/app01", "/dc/vm/prod/db01", "/dc/vm/prod/web01", "/dc/vm/prod/web02"]
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(logged_in: Page):
+    """htmx reports a misconfigured attribute (a selector matching nothing) in the console."""
+    errors = console_errors(logged_in)
+    yield
+    assert errors == []
+
+
+def listed(page: Page):
+    return page.locator("#inventory-table tbody code.path")
+
+
+def test_the_inventory_lists_the_vms_and_search_narrows_them(logged_in: Page):
+    page = logged_in
+    page.get_by_role("link", name="Inventory", exact=True).click()
+    expect(page.get_by_role("heading", name="Inventory")).to_be_visible()
+    expect(listed(page)).to_have_text(["/dc/vm/dev/app01", *PROD])
+    expect(page.locator("#inventory-table")).to_contain_text("cached at")
+    page.evaluate("window.sameDocument = true")
+
+    page.get_by_label("Search").press_sequentially("web")
+    expect(listed(page)).to_have_text(["/dc/vm/prod/web01", "/dc/vm/prod/web02"])
+    expect(page).to_have_url(re.compile(r"/ui/inventory/\?q=web"))
+    page.get_by_label("Power").select_option("off")
+    expect(page.locator("#inventory-table")).to_contain_text(re.compile(r"No VM matches|VMs?"))
+    assert page.evaluate("window.sameDocument") is True  # htmx swapped the table, no reload
+
+
+def test_export_opens_the_converter_with_the_vm_filled_in(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/inventory/?q=db01")
+    page.get_by_role("link", name="Export db01…").click()
+    expect(page.get_by_role("heading", name="📦 Manifest Converter")).to_be_visible()
+    expect(page.get_by_role("combobox", name="VM Path")).to_have_value("/dc/vm/prod/db01")
+
+
+def test_a_vms_details_page_opens_from_its_row(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/inventory/?q=web01")
+    page.locator("#inventory-table").get_by_role("link", name="web01", exact=True).click()
+    expect(page.get_by_role("heading", name="VM web01")).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile(r"^Disks \(\d+\)$"))).to_be_visible()
+
+
+def choose_with_the_keyboard(page: Page, typed: str, downs: int) -> None:
+    field = page.get_by_role("combobox", name="VM Path")
+    field.click()
+    field.press_sequentially(typed)
+    listbox = page.get_by_role("listbox")
+    expect(listbox.get_by_role("option").first).to_be_visible()
+    expect(field).to_have_attribute("aria-expanded", "true")
+    for _ in range(downs):
+        field.press("ArrowDown")
+    active = field.get_attribute("aria-activedescendant")
+    assert active and page.locator(f"#{active}").get_attribute("aria-selected") == "true"
+    field.press("Enter")
+
+
+def test_three_letters_arrow_down_and_enter_choose_a_vm_in_the_converter(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/converter/")
+    choose_with_the_keyboard(page, "db0", downs=1)
+    field = page.get_by_role("combobox", name="VM Path")
+    expect(field).to_have_value("/dc/vm/prod/db01")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    assert Job.objects.count() == 0  # Enter chose; it did not submit the form
+
+
+def test_escape_closes_the_suggestions_and_arrow_up_wraps(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/converter/")
+    field = page.get_by_role("combobox", name="VM Path")
+    field.click()
+    field.press_sequentially("app")
+    expect(page.get_by_role("listbox").get_by_role("option")).to_have_count(2)
+    field.press("Escape")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    expect(field).to_have_attribute("aria-expanded", "false")
+    field.press("ArrowUp")  # reopens on the last option
+    expect(field).to_have_attribute("aria-expanded", "true")
+    field.press("Enter")
+    expect(field).to_have_value("/dc/vm/prod/app01")
+
+
+def test_the_schedule_form_chooses_a_vm_the_same_way(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/schedules/new/")
+    choose_with_the_keyboard(page, "web", downs=2)
+    expect(page.get_by_role("combobox", name="VM Path")).to_have_value("/dc/vm/prod/web02")
+
+
+@pytest.fixture
+def powered_on(vsphere) -> str:
+    """web02, running for the test, then as it was (the session's simulator is shared)."""
+    vm = "/dc/vm/prod/web02"
+    was_on = vsphere.find_vm(vm).runtime.powerState == "poweredOn"
+    vsphere.power_on(vm)
+    yield vm
+    if not was_on:
+        vsphere.power_off(vm)
+
+
+def test_the_preflight_panel_shows_a_blocker_for_a_powered_on_vm(logged_in: Page, powered_on, export_root):
+    page = logged_in
+    page.goto("/ui/converter/")
+    panel = page.locator("#preflight-result")
+    expect(panel).to_contain_text("Choose a VM")
+    page.get_by_label("Output Directory").fill(str(export_root / "out"))
+    choose_with_the_keyboard(page, "web02", downs=1)
+    expect(page.get_by_role("combobox", name="VM Path")).to_have_value(powered_on)
+    blocker = panel.locator('.finding-blocker[data-code="powered-on"]')
+    expect(blocker).to_be_visible()
+    expect(panel.get_by_role("alert")).to_contain_text("This export would fail")
+    expect(page.get_by_role("button", name="🚀 Start Export & Conversion")).to_be_enabled()
+
+
+@pytest.mark.parametrize("width", [1024, 390])
+def test_hostile_names_neither_run_nor_widen_the_page(logged_in: Page, hostile_vsphere, width):
+    from tests.conftest import register_vcenter
+
+    XSS, BIDI, LONG = views.XSS, views.BIDI, views.LONG
+    register_vcenter(hostile_vsphere, "hostile")
+    page = logged_in
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto("/ui/inventory/?vcenter=hostile")
+    table = page.locator("#inventory-table")
+    expect(table.get_by_role("link", name=XSS, exact=True)).to_be_visible()  # shown as text
+    expect(table.get_by_role("link", name=BIDI, exact=True)).to_be_visible()
+    assert horizontal_overflow(page) == []
+    table.get_by_role("link", name=LONG, exact=True).click()
+    expect(page.get_by_role("heading", name=f"VM {LONG}")).to_be_visible()
+    assert horizontal_overflow(page) == []
+    assert dialogs == [] and page.locator("img[src=x]").count() == 0
