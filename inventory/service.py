@@ -36,7 +36,8 @@ MAX_PAGE_SIZE = 1000
 # surrogates): vCenter's SOAP cannot hold it in a name.
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 # vCenter's managed object ids of VMs: vm-42 (vcsim and vCenter alike).
-_MOREF = re.compile(r"vm-\d+")
+# vCenter names VMs vm-<n>, a host without vCenter (ESXi) <n>: ASCII digits only (\d takes ٣).
+_MOREF = re.compile(r"(?:vm-)?[0-9]{1,18}")
 T = TypeVar("T")
 
 
@@ -108,6 +109,10 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
         raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
     if _NOT_IN_XML.search(ref):  # no VM's name holds one; vCenter would fail the request
         raise NotFoundError(f"no VM {shown(ref)}")
+    if not _MOREF.fullmatch(ref) and len([p for p in ref.split("/") if p]) < 3:
+        # A VM's path is at least <datacenter>/vm/<name>: nothing shorter names one, so
+        # vCenter need not be asked (nor be reachable) to say so.
+        raise NotFoundError(f"no VM {shown(ref)}: give an inventory path such as /dc/vm/prod/web01")
     name, target = _target(vcenter)
     inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     entry = inventory.find(ref) if inventory is not None else None

@@ -419,6 +419,7 @@ BODIES = {
     },
     ("PATCH", "/schedules/{schedule_id}"): {},
     ("POST", "/webhooks"): {"url": "http://127.0.0.1:9/other"},
+    ("POST", "/vms/preflight"): {"vm_path": "/dc/vm/prod/web01"},
 }
 
 

@@ -250,6 +250,16 @@ def test_an_unreachable_vcenter_is_one_line_without_its_password(sim):
         assert "127.0.0.1:9" in message and "\n" not in message and "Hidden-Pass-7" not in message
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("ref", ["٣", "vm-٣", "dc", "/dc/vm", "²/vm"])
+def test_a_ref_too_short_for_a_vm_path_is_not_found_without_asking_vcenter(ref):
+    down = VCenter(name="down", url="https://127.0.0.1:9/sdk", username="root", insecure=True)
+    down.save()
+    # The vCenter is unreachable: a NotFoundError (not a connection error) proves it was not asked.
+    with pytest.raises(NotFoundError, match="no VM"):
+        service.get_vm(ref, vcenter="down")
+
+
 def test_a_vcenter_that_stops_answering_is_one_line(tmp_path, monkeypatch):
     gone = start_simulator(tmp_path / "gone")
     for key, value in govc_environment(gone).items():
