@@ -89,6 +89,7 @@ def check(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Fin
         *_drives(record),
         *_template(record),
         *_firmware(record, options),
+        *_options(options),
     ]
     order = {"blocker": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda finding: order[finding.level])
@@ -400,6 +401,20 @@ def _firmware(record: VMRecord, options: ExportOptions) -> list[Finding]:
         reason = f"the VM boots with EFI and secure boot: {where}, with secure boot keys enrolled"
         return [Finding("warning", "firmware-efi", reason, action)]
     return [Finding("info", "firmware-efi", f"the VM boots with EFI: {where}", action)]
+
+
+def _options(options: ExportOptions) -> list[Finding]:
+    """Options that do nothing together: said, not refused (a schedule's flags stay valid)."""
+    if options.compress and options.format == "ovf" and not options.convert:
+        return [
+            Finding(
+                "warning",
+                "compress-no-effect",
+                "-compress has no effect on -format ovf without -convert",
+                "use -format ova to have the disks gzipped, or drop -compress",
+            )
+        ]
+    return []
 
 
 def finding_for_error(exc: ExportError) -> Finding | None:

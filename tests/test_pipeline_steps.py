@@ -42,7 +42,6 @@ def test_the_steps_run_in_a_documented_order():
         "DryRun",
         "PowerOff",
         "PrepareOutput",
-        "WarnLeftOut",
         "Transfer",
         "Describe",
         "Package",

@@ -267,6 +267,23 @@ def test_cdrom_and_floppy_are_left_out_and_named_in_the_warnings(vsphere, shapes
     assert sorted(d["resource_type"] for d in drives) == [14, 15]
 
 
+def test_what_the_export_leaves_out_is_logged_once_by_the_preflight(vsphere, shapes, tmp_path):
+    class Recording(NullReporter):
+        lines: list[str] = []
+
+        def log(self, level: int, message: str) -> None:
+            self.lines.append(message)
+
+    vm_path, _ = shapes["drives"]
+    reporter = Recording()
+    options = ExportOptions(vm_path=vm_path, output_dir=tmp_path / "out", compress=True, format="ovf")
+    export_vm(options, VCenterTarget.from_env(govc_environment(vsphere)), reporter)
+    for what in ("installer.iso", "drivers.flp", "snapshot(s)", "-compress has no effect"):
+        said = [line for line in reporter.lines if what in line]
+        assert len(said) == 1, (what, said)
+        assert said[0].startswith("preflight: warning: "), said
+
+
 def test_a_vm_with_snapshots_exports_its_current_state_and_records_the_snapshots(vsphere, shapes, tmp_path):
     vm_path, specs = shapes["drives"]
     out = tmp_path / "out"

@@ -1,5 +1,5 @@
 """Find the VM by inventory path, read what the export records of it (``VMFacts``), and make
-sure it may be exported (powered off). Steps: ``FindVM``, ``PowerOff``, ``WarnLeftOut``.
+sure it may be exported (powered off). Steps: ``FindVM``, ``PowerOff``.
 
 The VM is read once, as the inventory reads it (``inventory.collect.read_vm``, one retrieval):
 ``run.record`` is its ``VMRecord`` and ``VMFacts`` the part of it the manifest records, in the
@@ -159,15 +159,3 @@ class PowerOff(Step):
             cancel=run.cancel,
             shutdown_timeout=run.options.shutdown_timeout,
         )
-
-
-class WarnLeftOut(Step):
-    """Say up front, once the export is sure to start, what it leaves out: drives and snapshots
-    of the VM, and compression a plain OVF does not apply."""
-
-    def run(self, run: ExportRun) -> None:
-        for warning in run.facts.warnings:
-            run.reporter.log(logging.WARNING, warning)
-        options = run.options
-        if options.compress and options.format == "ovf" and not options.convert:
-            run.reporter.log(logging.WARNING, "-compress has no effect on -format ovf without -convert")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from exports.pipeline.connect import VCenterTarget, vsphere_session
 from exports.pipeline.convert import Convert
 from exports.pipeline.descriptor import Describe
-from exports.pipeline.inventory import FindVM, PowerOff, WarnLeftOut
+from exports.pipeline.inventory import FindVM, PowerOff
 from exports.pipeline.manifest import WriteManifest
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.output import OutputDir
@@ -42,7 +42,6 @@ STEPS: tuple[Step, ...] = (
     DryRun(),  # -dry-run: say what would happen, stop
     PowerOff(),  # refuse a running VM, or stop it (-power-off)
     PrepareOutput(),  # claim the output directory; set a previous export aside (-overwrite)
-    WarnLeftOut(),  # what the export leaves out, said up front
     Transfer(),  # <stem>-disk<N>.vmdk, <stem>.nvram, retried under a new lease
     Describe(),  # the OVF descriptor, from vCenter
     Package(),  # <stem>.ovf + <stem>.mf, or <stem>.ova
