@@ -75,9 +75,11 @@ def test_a_completed_export_in_the_way_is_worded_for_the_surface_the_job_came_fr
     assert str(error) == error.worded_for("cli")  # what a direct hyperexport prints
 
 
-def test_the_dashboard_is_not_told_of_a_power_off_flag_it_does_not_have():
+def test_the_dashboard_is_told_of_its_power_off_box():
     error = PowerOffNotAsked("/dc/vm/prod/web01")
-    assert error.worded_for("dashboard") == "VM /dc/vm/prod/web01 is powered on: shut it down first"
+    assert error.worded_for("dashboard") == (
+        'VM /dc/vm/prod/web01 is powered on: shut it down first, or tick "Power off" to stop it'
+    )
     assert str(error).endswith(", or pass -power-off to stop it")
     assert error.worded_for("api").endswith(', or set "power_off": true to stop it')
 

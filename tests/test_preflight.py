@@ -306,7 +306,7 @@ def test_the_answer_is_worded_for_who_asks(sim, make_vm, spec_of):
     (api,) = preflight_spec(spec_of(vm), origin="api").findings
     (dashboard,) = preflight_spec(spec_of(vm), origin="dashboard").findings
     assert api.action == 'shut it down first, or set "power_off": true to stop it'
-    assert dashboard.action == "shut it down first"
+    assert dashboard.action == 'shut it down first, or tick "Power off" to stop it'
 
 
 def test_a_bad_spec_raises_the_field_errors_submit_gives(spec_of):
@@ -359,7 +359,9 @@ def test_a_job_with_a_blocker_fails_before_any_lease_with_the_reason(sim, make_v
     job_id = jobs.submit_jobs([spec], origin=Job.Origin.DASHBOARD).job_ids[0]
     assert job_runner.run_job(job_id) == "failed"
     job = Job.objects.get(id=job_id)
-    assert job.error.startswith(f"VM {vm} is powered on: shut it down first; independent disk(s) ")
+    assert job.error.startswith(
+        f'VM {vm} is powered on: shut it down first, or tick "Power off" to stop it; independent disk(s) '
+    )
     assert not Path(spec["output_path"]).exists()
 
 

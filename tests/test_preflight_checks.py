@@ -121,7 +121,7 @@ def test_a_running_vm_is_a_blocker_worded_like_the_export_refusal_per_surface():
         f"VM {VM_PATH} is powered on: shut it down first, or pass -power-off to stop it"
     )
     (dashboard,) = check(record, options(), replace(HOST, surface="dashboard"))
-    assert dashboard.action == "shut it down first"  # the converter form has no power-off box
+    assert dashboard.action == 'shut it down first, or tick "Power off" to stop it'  # the converter's box
     (api,) = check(record, options(), replace(HOST, surface="api"))
     assert api.action == 'shut it down first, or set "power_off": true to stop it'
 
@@ -325,7 +325,9 @@ def test_the_blocked_error_lists_every_blocker_in_each_surfaces_words():
     error = PreflightBlocked(lambda surface: check(record, options(), replace(HOST, surface=surface)))
     assert str(error).startswith(f"VM {VM_PATH} is powered on: shut it down first, or pass -power-off")
     assert "; the VM is encrypted" in str(error) and "snapshot" not in str(error)
-    assert error.worded_for("dashboard").startswith(f"VM {VM_PATH} is powered on: shut it down first; ")
+    assert error.worded_for("dashboard").startswith(
+        f'VM {VM_PATH} is powered on: shut it down first, or tick "Power off" to stop it; '
+    )
 
 
 def test_an_output_no_file_can_go_to_is_a_blocker_and_its_free_space_moot(tmp_path):

@@ -227,7 +227,16 @@ class ExportOptions:
         metavar="N",
         help="disks downloaded at once, {low} to {high} (default {default})",
     )
-    power_off: bool = option(kind="switch", default=False, help="shut a running VM down first")
+    power_off: bool = option(
+        kind="switch",
+        default=False,
+        help="shut a running VM down first",
+        form=FormField(
+            "power_off",
+            "Power off",
+            "Shut a running VM down first (guest shutdown, then power off after the timeout).",
+        ),
+    )
     hyper2kvm_path: str | None = option(
         kind="path",
         default=None,
