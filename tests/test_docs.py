@@ -149,7 +149,9 @@ class Machine:
 
 
 @pytest.fixture
-def machine(export_worker, worker_environment, daemon, receiver, export_roots_base, settings) -> Machine:
+def machine(
+    export_worker, worker_environment, daemon, receiver, export_roots_base, settings, monkeypatch
+) -> Machine:
     base = Path(tempfile.mkdtemp(prefix="docs-", dir=export_roots_base))
     cwd = base / "clone"
     data_dir = cwd / "var"
@@ -173,6 +175,9 @@ def machine(export_worker, worker_environment, daemon, receiver, export_roots_ba
     # The API (daemon.url) runs in this process: it accepts the same roots and loopback receivers.
     settings.HYPERSDK_EXPORT_ROOTS = [*settings.HYPERSDK_EXPORT_ROOTS, str(export_roots_base)]
     settings.HYPERSDK_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    for key, value in worker_environment.items():  # and the same default vCenter (GET /vms)
+        if key.startswith("GOVC_"):
+            monkeypatch.setenv(key, value)
     return Machine(cwd, base, env, daemon, _world(base, receiver.url, daemon.token))
 
 
