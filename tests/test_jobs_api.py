@@ -148,6 +148,13 @@ def test_query_filters_by_status_id_and_vm_and_paginates(operator_api):
     assert operator_api.get("/jobs/query", {"status": "sleeping"}).status_code == 400
 
 
+@pytest.mark.parametrize("status", ["", "bogus", "FAILED"])
+def test_a_status_filter_outside_the_states_is_a_400_even_empty(operator_api, status):
+    response = operator_api.get("/jobs/query", {"status": status})
+    assert response.status_code == 400
+    assert "must be one of" in response.json()["status"][0]
+
+
 def test_job_details_follow_the_guides_field_names(operator_api):
     job_id = jobs.submit_jobs(
         [{"vm_path": "/dc/vm/prod/web01", "convert": True, "manifest_target": "raw"}]

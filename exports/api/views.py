@@ -88,7 +88,7 @@ class JobQueryView(generics.ListAPIView):
     def get_queryset(self):
         params = self.request.query_params
         status_filter = params.get("status")
-        if status_filter and status_filter not in (*Job.Status.values, "all"):
+        if status_filter is not None and status_filter not in (*Job.Status.values, "all"):
             raise ValidationError({"status": [f"must be one of {', '.join(Job.Status.values)}, all"]})
         for name in ("id", "vm", "id_prefix"):
             if params.get(name) and not can_match(params[name]):
