@@ -265,7 +265,8 @@ def read_vms(service_instance: Any, vms: Iterable[vim.VirtualMachine]) -> list[V
 def retrieve(property_collector: Any, spec: Any) -> list[tuple[Any, dict[str, Any]]]:
     """Every object ``spec`` selects as (managed object, {property path: value}):
     RetrievePropertiesEx, then each page vCenter kept back (ContinueRetrievePropertiesEx)."""
-    result = property_collector.RetrievePropertiesEx(specSet=[spec], options=_options())
+    with _reading():  # pyvmomi decodes as it calls: an unknown type is its KeyError
+        result = property_collector.RetrievePropertiesEx(specSet=[spec], options=_options())
     objects: list[tuple[Any, dict[str, Any]]] = []
     pages = 1
     while result is not None:
@@ -275,7 +276,8 @@ def retrieve(property_collector: Any, spec: Any) -> list[tuple[Any, dict[str, An
         if not result.token:
             break
         check_pages(pages)  # a vCenter that keeps sending a token must not hang the list
-        result = property_collector.ContinueRetrievePropertiesEx(token=result.token)
+        with _reading():
+            result = property_collector.ContinueRetrievePropertiesEx(token=result.token)
         pages += 1
     return objects
 

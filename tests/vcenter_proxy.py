@@ -81,14 +81,20 @@ class AnswerProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def do_GET(self) -> None:  # pyvmomi reads /sdk/vimServiceVersions.xml first
+                self._forward("GET")
+
             def do_POST(self) -> None:
+                self._forward("POST")
+
+            def _forward(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = self.rfile.read(length) if length else b""
                 upstream = http.client.HTTPSConnection(sim.host, context=sim.ssl_context(), timeout=60)
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
                 }
-                upstream.request("POST", self.path, request, headers)
+                upstream.request(method, self.path, request or None, headers)
                 answer = upstream.getresponse()
                 body = answer.read()
                 kept = [
