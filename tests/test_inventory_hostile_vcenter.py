@@ -84,7 +84,8 @@ def unknown_type(body: bytes) -> bytes:
 LAUGHS = (
     b'<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
     + b"".join(
-        b"<!ENTITY %s \"%s\">" % (bytes([ord("b") + n]), (b"&%s;" % bytes([ord("a") + n])) * 10) for n in range(8)
+        b'<!ENTITY %s "%s">' % (bytes([ord("b") + n]), (b"&%s;" % bytes([ord("a") + n])) * 10)
+        for n in range(8)
     )
     + b"]>"
 )
@@ -204,9 +205,7 @@ def test_an_answer_larger_than_the_cap_is_not_read(proxy, env, viewer_api, monke
 def inaccessible(body: bytes) -> bytes:
     """What vCenter answers of a VM whose .vmx it cannot reach: no config, no layout."""
     body = re.sub(rb"<propSet><name>(config\.|layoutEx)[^<]*</name>.*?</propSet>", b"", body, flags=re.S)
-    return re.sub(
-        rb"(<name>runtime\.connectionState</name><val[^>]*>)connected<", rb"\1inaccessible<", body
-    )
+    return re.sub(rb"(<name>runtime\.connectionState</name><val[^>]*>)connected<", rb"\1inaccessible<", body)
 
 
 def test_an_inaccessible_vm_is_listed_as_such_and_blocks_preflight(proxy, env, viewer_api):
