@@ -125,9 +125,14 @@ def test_hyperctl_vms_list_says_the_answer_cannot_be_read(proxy, env):
     assert_one_line(done.stderr, proxy)
 
 
-@pytest.mark.parametrize("change", [cut, unknown_type], ids=["cut short", "unknown type"])
-def test_a_vm_answer_that_cannot_be_read_is_a_502_and_a_preflight_finding(proxy, env, viewer_api, change):
-    proxy.rewrite = on(is_detail, change)
+DETAIL_CASES = {"cut short": (cut, None), "unknown type": (unknown_type, None), "garbage 500": (html, 500)}
+
+
+@pytest.mark.parametrize(("change", "status"), DETAIL_CASES.values(), ids=DETAIL_CASES.keys())
+def test_a_vm_answer_that_cannot_be_read_is_a_502_and_a_preflight_finding(
+    proxy, env, viewer_api, change, status
+):
+    proxy.rewrite = on(is_detail, change, status)
     response = viewer_api.get(f"/vms{WEB01}")
     assert response.status_code == 502, response.content
     assert_one_line(response.json()["detail"], proxy)
@@ -221,3 +226,25 @@ def test_an_inaccessible_vm_is_listed_as_such_and_blocks_preflight(proxy, env, v
     assert "vCenter cannot read the VM's configuration" in blockers[0]["reason"]
     assert "re-register the VM" in blockers[0]["action"]
     assert response.json()["blocked"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hyperexport_preflight_through_the_daemon_says_it_in_one_line(proxy, cli_env, export_root):
+    """A vCenter of the admin behind the proxy: the daemon's POST /vms/preflight answers the
+    finding, the CLI prints it (remote: over HTTP; local: the daemon's services in process)."""
+    from exports.models import VCenter
+
+    vcenter = VCenter(name="hostile", url=f"https://127.0.0.1:{proxy.port}/sdk", username=proxy.sim.username)
+    vcenter.ca_bundle = proxy.ca_file.read_text()
+    vcenter.password = proxy.sim.password
+    vcenter.save()
+    proxy.rewrite = on(is_detail, cut)
+    try:
+        args = ["-preflight", "-vm", WEB01, "-vcenter", "hostile", "-output", str(export_root / "o")]
+        done = run_in_process("hyperexport", "--use-daemon", *args, env=cli_env)
+    finally:
+        proxy.rewrite = lambda request, status, body: (status, body)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0].startswith("blocker: vCenter 127.0.0.1:")
+    assert_one_line(done.stdout, proxy)
+    assert done.stderr == ""
