@@ -290,7 +290,9 @@ def _reading() -> Iterator[None]:
         yield
     except (UnreadableAnswer, NotPlain):
         raise
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+    except KeyError as exc:  # pyvmomi's lookup of a type name it does not know
+        raise UnreadableAnswer(f"a type this API version does not know ({str(exc)[:100]})") from None
+    except (AttributeError, TypeError, ValueError) as exc:
         what = " ".join(str(exc).split())[:200]
         raise UnreadableAnswer(f"an unexpected value ({type(exc).__name__}: {what})") from None
 

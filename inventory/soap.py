@@ -26,6 +26,7 @@ from typing import Any
 from pyVmomi import SoapAdapter, VmomiSupport
 
 from exports.pipeline.errors import UnreadableAnswer
+from hypersdk.lib.units import human_size
 
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 _XSI_TYPE = f"{{{_XSI}}}type"
@@ -89,7 +90,7 @@ def _call(mo: Any, method: str, args: list[Any], into: list[tuple[Any, dict[str,
         raise
     if len(data) > MAX_ANSWER_BYTES:
         conn.close()  # the rest of the answer is still unread: this connection cannot be reused
-        raise UnreadableAnswer(f"an answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB")
+        raise UnreadableAnswer(f"an answer larger than {human_size(MAX_ANSWER_BYTES)}")
     stub.ReturnConnection(conn)
     if status == 500:
         fault = SoapAdapter.SoapResponseDeserializer(stub).Deserialize(io.BytesIO(data), info.result)
