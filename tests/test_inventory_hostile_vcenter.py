@@ -168,6 +168,27 @@ def test_a_prefixed_managed_object_reference_is_read_as_one(proxy, env, viewer_a
     assert (row["path"], row["folder"], row["datacenter"]) == (WEB01, "/dc/vm/prod", "dc")
 
 
+def test_a_prefix_bound_two_ways_is_left_to_pyvmomi_which_reads_it(proxy, env, viewer_api):
+    """``xsd`` rebound on an element that uses none: the fast decoder cannot tell which binding a
+    value means from the answer as a whole, so it gives up and pyvmomi (which follows scopes)
+    reads the list: two listing retrievals where a plain answer takes one."""
+    listings = []
+
+    def rebind(body: bytes) -> bytes:
+        listings.append(1)
+        return body.replace(b"<name>", b'<name xmlns:xsd="urn:elsewhere">', 1)
+
+    proxy.rewrite = on(is_listing, lambda body: (listings.append(1), body)[1])
+    assert viewer_api.get("/vms", {"q": "web01"}).status_code == 200
+    assert len(listings) == 1
+    listings.clear()
+    proxy.rewrite = on(is_listing, rebind)
+    response = viewer_api.get("/vms", {"q": "web01"})
+    assert response.status_code == 200, response.content
+    assert [row["path"] for row in response.json()["results"]] == [WEB01]
+    assert len(listings) == 2
+
+
 def test_a_vcenter_that_keeps_sending_a_token_ends_in_one_line(proxy, env, viewer_api, monkeypatch):
     monkeypatch.setattr(collect, "PAGE_OBJECTS", 2)  # the simulator pages: the list takes turns
     monkeypatch.setattr(soap, "MAX_PAGES", 5)
