@@ -56,15 +56,46 @@ class Inventory:
     guest_text: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._index()
+
+    def _index(self) -> None:
+        # New maps, assigned whole: a request filtering the list meanwhile reads old or new ones.
+        by_moref, by_path, by_plain_path, search_text, guest_text = {}, {}, {}, {}, {}
         for entry in self.entries:
             plain = plain_path(entry.path)
-            self._by_moref[entry.moref] = entry
-            self._by_path[entry.path] = entry
-            self._by_plain_path.setdefault(plain, entry)
-            self.search_text[entry.moref] = f"{entry.name}\n{entry.path}\n{plain}".lower()
-            self.guest_text[entry.moref] = (
+            by_moref[entry.moref] = entry
+            by_path[entry.path] = entry
+            by_plain_path.setdefault(plain, entry)
+            search_text[entry.moref] = f"{entry.name}\n{entry.path}\n{plain}".lower()
+            guest_text[entry.moref] = (
                 f"{entry.guest_id}\n{entry.guest_full_name}\n{entry.guest_detected}".lower()
             )
+        self._by_moref, self._by_path, self._by_plain_path = by_moref, by_path, by_plain_path
+        self.search_text, self.guest_text = search_text, guest_text
+
+    def replace(self, record: VMRecord) -> None:
+        """Keep ``record``, read again since the list was, and make the list's entry of that VM
+        say what it says (name, path, power state, guest): filters and rows then agree. A VM
+        the list does not hold is left out (the next list read finds it)."""
+        old = self._by_moref.get(record.moref)
+        if old is None:
+            return
+        self.records[record.moref] = record
+        new = VMEntry(
+            moref=record.moref,
+            name=record.name,
+            path=record.path,
+            folder=record.folder,
+            power_state=record.power_state,
+            guest_id=record.guest_id,
+            guest_full_name=record.guest_full_name,
+            guest_detected=record.guest_detected,
+        )
+        if new == old:
+            return
+        entries = [new if entry.moref == record.moref else entry for entry in self.entries]
+        self.entries = sorted(entries, key=lambda entry: (entry.path, entry.moref))
+        self._index()  # a rename moves the VM in the order and changes what matches it
 
     def fresh(self, ttl: float) -> bool:
         return time.monotonic() - self.read_at < ttl

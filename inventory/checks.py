@@ -42,7 +42,8 @@ class HostFacts:
     write that exist there already. ``hyper2kvm``: the converter a ``-convert`` would run (None:
     qemu-img); ``hyper2kvm_missing``: the one asked for (``hyper2kvm_path``) that cannot run,
     "" when none is. ``can_export``: whether the session holds ``VApp.Export`` on the VM, None
-    when vCenter does not say. ``surface``: who asks (cli, api, dashboard, schedule), so an
+    when vCenter does not say. ``file_in_the_way``: what exists at or above ``output_dir`` and is
+    not a directory (a regular file), "" when nothing is. ``surface``: who asks (cli, api, dashboard, schedule), so an
     action names that surface's own control for an option.
     """
 
@@ -55,6 +56,7 @@ class HostFacts:
     hyper2kvm_missing: str = ""
     can_export: bool | None = None
     surface: str = "cli"
+    file_in_the_way: str = ""
 
 
 def _how(option: str, surface: str) -> str | None:
@@ -78,6 +80,7 @@ def check(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Fin
     """Every finding about exporting ``record`` with ``options`` to ``host``: blockers first,
     then warnings, then info; each level in the order the checks run."""
     findings = [
+        *_inaccessible(record),
         *_power(record, options, host.surface),
         *_encryption(record),
         *_privilege(record, host),
@@ -93,6 +96,23 @@ def check(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Fin
     ]
     order = {"blocker": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda finding: order[finding.level])
+
+
+def _inaccessible(record: VMRecord) -> list[Finding]:
+    """A VM whose configuration vCenter cannot read has no disks to export that it knows of:
+    ExportVm fails, and every other check would read an empty VM."""
+    if record.connection_state == "connected":
+        return []
+    return [
+        Finding(
+            "blocker",
+            "vm-inaccessible",
+            f"VM {record.path or record.name} is {record.connection_state}: vCenter cannot read the VM's "
+            "configuration (its datastore is down, or the VM is orphaned)",
+            "bring the datastore back or re-register the VM (remove it from the inventory, then register "
+            "its .vmx), then check again",
+        )
+    ]
 
 
 def _power(record: VMRecord, options: ExportOptions, surface: str) -> list[Finding]:
@@ -271,7 +291,17 @@ def _output(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[F
                 "move them away first if you need them, or choose another output directory",
             )
         )
-    if host.writable is False:
+    if host.file_in_the_way:
+        where = "" if host.file_in_the_way == host.output_dir else f" cannot be made: {host.file_in_the_way}"
+        findings.append(
+            Finding(
+                "blocker",
+                "output-not-writable",
+                f"output directory {host.output_dir}{where} is a file, not a directory",
+                "move the file away, or choose another output directory",
+            )
+        )
+    elif host.writable is False:
         # Worded as PrepareOutput's refusal; the free space of a directory no file can go to is moot.
         findings.append(
             Finding(

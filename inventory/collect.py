@@ -27,16 +27,18 @@ compressed, so the estimate is an upper bound: what free space must be there for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyVmomi import vim, vmodl
 
 from exports.pipeline.devices import disk_devices, drive_devices, firmware_facts
+from exports.pipeline.errors import UnreadableAnswer
 from inventory.paths import escape_name, join_path
-from inventory.records import DiskRecord, DriveRecord, NicRecord, VMRecord
-from inventory.soap import NotPlain, retrieve_plain
+from inventory.records import CONNECTION_STATES, DiskRecord, DriveRecord, NicRecord, VMRecord
+from inventory.soap import NotPlain, check_pages, retrieve_plain
 
 # What a record is made of: nothing more is transferred per VM.
 VM_PROPERTIES = (
@@ -44,6 +46,7 @@ VM_PROPERTIES = (
     "parent",
     "parentVApp",
     "runtime.powerState",
+    "runtime.connectionState",
     "config.template",
     "config.guestId",
     "config.guestFullName",
@@ -164,16 +167,18 @@ def collect_vms(service_instance: Any) -> list[VMRecord]:
     Raises what pyvmomi raises for a failed call (the service maps it to one line).
     """
     root, objects = _retrieve_views(service_instance, VM_PROPERTIES, plain=False)
-    structure, vms = _split(root, objects)
-    records = [vm_record(moref, props, structure) for moref, props in vms]
+    with _reading():
+        structure, vms = _split(root, objects)
+        records = [vm_record(moref, props, structure) for moref, props in vms]
     return sorted(records, key=lambda record: (record.path, record.moref))
 
 
 def index_vms(service_instance: Any) -> tuple[list[VMEntry], Structure]:
     """Every VM's ``VMEntry`` ordered by path, and the inventory's structure; one retrieval."""
     root, objects = _retrieve_views(service_instance, LISTING_PROPERTIES, plain=True)
-    structure, vms = _split(root, objects)
-    entries = [vm_entry(moref, props, structure) for moref, props in vms]
+    with _reading():
+        structure, vms = _split(root, objects)
+        entries = [vm_entry(moref, props, structure) for moref, props in vms]
     return sorted(entries, key=lambda entry: (entry.path, entry.moref)), structure
 
 
@@ -250,24 +255,46 @@ def read_vms(service_instance: Any, vms: Iterable[vim.VirtualMachine]) -> list[V
         objectSet=object_specs,
         propSet=_property_specs({vim.VirtualMachine: VM_PROPERTIES, **STRUCTURE_PROPERTIES}),
     )
-    structure, found = _split(content.rootFolder._moId, retrieve(content.propertyCollector, spec))
-    records = [vm_record(moref, props, structure) for moref, props in found]
+    objects = retrieve(content.propertyCollector, spec)
+    with _reading():
+        structure, found = _split(content.rootFolder._moId, objects)
+        records = [vm_record(moref, props, structure) for moref, props in found]
     return sorted(records, key=lambda record: (record.path, record.moref))
 
 
 def retrieve(property_collector: Any, spec: Any) -> list[tuple[Any, dict[str, Any]]]:
     """Every object ``spec`` selects as (managed object, {property path: value}):
     RetrievePropertiesEx, then each page vCenter kept back (ContinueRetrievePropertiesEx)."""
-    result = property_collector.RetrievePropertiesEx(specSet=[spec], options=_options())
+    with _reading():  # pyvmomi decodes as it calls: an unknown type is its KeyError
+        result = property_collector.RetrievePropertiesEx(specSet=[spec], options=_options())
     objects: list[tuple[Any, dict[str, Any]]] = []
+    pages = 1
     while result is not None:
         objects.extend(
             (o.obj, {prop.name: prop.val for prop in o.propSet or []}) for o in result.objects or []
         )
         if not result.token:
             break
-        result = property_collector.ContinueRetrievePropertiesEx(token=result.token)
+        check_pages(pages)  # a vCenter that keeps sending a token must not hang the list
+        with _reading():
+            result = property_collector.ContinueRetrievePropertiesEx(token=result.token)
+        pages += 1
     return objects
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """Mapping vCenter's answer to records: a value of a shape no vCenter sends (a string where
+    a reference belongs, a number that is none) is an answer that cannot be read, one line."""
+    try:
+        yield
+    except (UnreadableAnswer, NotPlain):
+        raise
+    except KeyError as exc:  # pyvmomi's lookup of a type name it does not know
+        raise UnreadableAnswer(f"a type this API version does not know ({str(exc)[:100]})") from None
+    except (AttributeError, TypeError, ValueError) as exc:
+        what = " ".join(str(exc).split())[:200]
+        raise UnreadableAnswer(f"an unexpected value ({type(exc).__name__}: {what})") from None
 
 
 def _options() -> Any:
@@ -399,7 +426,15 @@ def vm_record(moref: str, props: Mapping[str, Any], structure: Structure) -> VMR
         disks=disks,
         nics=tuple(_nics(devices, structure)),
         drives=drives,
+        connection_state=_connection_state(props),
     )
+
+
+def _connection_state(props: Mapping[str, Any]) -> str:
+    """vCenter's word for whether it reaches the VM; a state this code does not know is not
+    "connected" (vCenter would not say so of a VM it reads)."""
+    state = str(props.get("runtime.connectionState") or "connected")
+    return state if state in CONNECTION_STATES else "invalid"
 
 
 def estimated_export_bytes(disks: Iterable[DiskRecord]) -> int:

@@ -14,6 +14,9 @@ from typing import Any
 
 # power_state values: vSphere's VirtualMachinePowerState, shortened as the CLI's -power takes them.
 POWER_STATES = ("on", "off", "suspended")
+# connection_state values: vSphere's VirtualMachineConnectionState, as vCenter spells them. Only
+# "connected" means vCenter can read the VM's configuration (its .vmx on a datastore it reaches).
+CONNECTION_STATES = ("connected", "disconnected", "inaccessible", "invalid", "orphaned")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,9 @@ class VMRecord:
     ``snapshot_count``/``current_snapshot``: the snapshot tree's size and the snapshot the
     current state follows ("" if none). ``estimated_export_bytes``: what the exported disk
     files are expected to hold (see ``inventory.collect``). ``encrypted``: the VM has a
-    crypto key (VM encryption).
+    crypto key (VM encryption). ``connection_state``: one of ``CONNECTION_STATES``; other than
+    "connected", vCenter does not know the VM's configuration (its CPUs, disks and NICs read
+    as none).
     """
 
     moref: str
@@ -119,6 +124,7 @@ class VMRecord:
     disks: tuple[DiskRecord, ...] = ()
     nics: tuple[NicRecord, ...] = ()
     drives: tuple[DriveRecord, ...] = ()
+    connection_state: str = "connected"
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON the API and ``hyperctl vms info -json`` answer: every field, lists for tuples."""

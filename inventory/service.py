@@ -130,8 +130,8 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
     if record is None:
         where = f" in vCenter {name}" if name else ""
         raise NotFoundError(f"no VM {shown(ref)}{where}")  # one line, whatever the path holds
-    if inventory is not None and inventory.find(record.moref) is not None:
-        inventory.records[record.moref] = record
+    if inventory is not None:
+        inventory.replace(record)  # the list's entry too: its filters and rows must agree
     return record
 
 

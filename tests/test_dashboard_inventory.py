@@ -262,6 +262,16 @@ def test_a_vms_page_renders_a_record_with_every_device():
     assert "[LocalDS_0] iso/ubuntu.iso" in text and "before-upgrade" in text and "Export…" not in text
 
 
+def test_a_vms_page_says_when_vcenter_cannot_read_the_vm():
+    context = {"vcenter": "", "can_operate": False}
+    text = render_to_string(
+        "dashboard/inventory_vm.html", {"vm": record(connection_state="orphaned"), **context}
+    )
+    assert "orphaned</span>: its configuration cannot be read" in text
+    text = render_to_string("dashboard/inventory_vm.html", {"vm": record(), **context})
+    assert "its configuration cannot be read" not in text
+
+
 def test_suggestions_escape_names_and_carry_the_path():
     text = render_to_string(
         "dashboard/partials/vm_suggestions.html", {"vms": [record(XSS)], "count": 1, "text": "scr"}

@@ -164,6 +164,28 @@ def test_a_vm_made_after_the_list_is_read_appears_on_refresh(sim):
         WaitForTask(sim.find_vm(path).Destroy_Task())  # the other tests count seven VMs
 
 
+def test_a_vm_read_again_moves_in_the_list_its_filters_and_rows_agreeing(sim):
+    path = sim.create_vm("/dc/vm/again", "again01", [DiskSpec(None, size_mib=8)])
+    vm = sim.find_vm(path)
+    try:
+        assert [r.power_state for r in service.list_vms(q="again01").results] == ["off"]
+        sim.power_on(path)
+        WaitForTask(vm.Rename_Task("again02"), si=sim._si())
+        record = service.get_vm(path, refresh=True)  # by the path the cached list knows it by
+        assert (record.path, record.power_state) == ("/dc/vm/again/again02", "on")
+        assert service.list_vms(q="again", power_state="off").count == 0
+        assert [(r.path, r.power_state) for r in service.list_vms(q="again", power_state="on").results] == [
+            (record.path, "on")
+        ]
+        assert service.list_vms(q="again01").count == 0
+        with pytest.raises(NotFoundError):
+            service.get_vm(path)  # the old path names no VM any more
+    finally:
+        sim.power_off("/dc/vm/again/again02")
+        WaitForTask(vm.Destroy_Task())  # the other tests count seven VMs
+        cache.clear()
+
+
 def test_with_no_cache_period_every_list_reads_vcenter(settings, soap_calls):
     settings.HYPERSDK_INVENTORY_CACHE_SECONDS = 0
     service.list_vms(page_size=1)

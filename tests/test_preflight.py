@@ -365,6 +365,36 @@ def test_a_job_with_a_blocker_fails_before_any_lease_with_the_reason(sim, make_v
     assert not Path(spec["output_path"]).exists()
 
 
+def test_a_regular_file_in_the_output_path_is_a_blocker_naming_it(sim, make_vm, tmp_path):
+    vm = make_vm()
+    (tmp_path / "file").write_text("kept")
+    done = preflight_cli(sim, "-vm", vm, "-output", str(tmp_path / "file" / "out"))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        f"blocker: output directory {tmp_path / 'file' / 'out'} cannot be made: {tmp_path / 'file'} is a "
+        "file, not a directory (move the file away, or choose another output directory)"
+    )
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_an_output_path_that_is_a_file_is_a_blocker_through_the_service(sim, make_vm, spec_of, export_root):
+    (export_root / "file").write_text("kept")
+    report = preflight_spec(spec_of(make_vm(), output_path=str(export_root / "file")), origin="api")
+    assert codes(report) == [("blocker", "output-not-writable")]
+    assert report.findings[0].reason == f"output directory {export_root / 'file'} is a file, not a directory"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_output_path_is_a_file_fails_in_preflight(sim, make_vm, spec_of, export_root, redis_url):
+    (export_root / "file").write_text("kept")
+    spec = spec_of(make_vm(), output_path=str(export_root / "file"))
+    job_id = jobs.submit_jobs([spec], origin=Job.Origin.API).job_ids[0]
+    assert job_runner.run_job(job_id) == "failed"
+    error = Job.objects.get(id=job_id).error
+    assert error.startswith(f"output directory {export_root / 'file'} is a file, not a directory"), error
+    assert (export_root / "file").read_text() == "kept"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_preflight_job_completes_with_its_findings_and_writes_nothing(sim, make_vm, spec_of, redis_url):
     vm = make_vm(snapshots=1)

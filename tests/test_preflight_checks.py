@@ -337,6 +337,30 @@ def test_an_output_no_file_can_go_to_is_a_blocker_and_its_free_space_moot(tmp_pa
     assert finding.reason == "output directory /exports/web01 is not writable"
     wanted = ExportOptions(vm_path=VM_PATH, output_dir=tmp_path / "a" / "b")
     assert host_facts(wanted, vm(), steps=STEPS).writable is True  # made under tmp_path
+
+
+@pytest.mark.parametrize(
+    "below", [(), ("out",), ("out", "deeper")], ids=["the file", "below it", "two below"]
+)
+def test_a_regular_file_where_the_output_directory_goes_is_a_blocker_naming_it(tmp_path, below):
     (tmp_path / "file").write_text("x")
-    in_the_way = ExportOptions(vm_path=VM_PATH, output_dir=tmp_path / "file" / "out")
-    assert host_facts(in_the_way, vm(), steps=STEPS).writable is None  # PrepareOutput names the file
+    output = Path(tmp_path / "file", *below)
+    host = host_facts(ExportOptions(vm_path=VM_PATH, output_dir=output), vm(), steps=STEPS)
+    assert (host.writable, host.file_in_the_way) == (False, str(tmp_path / "file"))
+    (finding,) = check(vm(), options(), host)
+    assert codes([finding]) == [("blocker", "output-not-writable")]
+    assert finding.reason.endswith(f"{tmp_path / 'file'} is a file, not a directory")
+    assert finding.reason.startswith(f"output directory {output}")
+    assert finding.action == "move the file away, or choose another output directory"
+
+
+@pytest.mark.parametrize("state", ["disconnected", "inaccessible", "invalid", "orphaned"])
+def test_a_vm_vcenter_cannot_read_is_a_blocker_before_the_others(state):
+    findings = check(vm(connection_state=state, power_state="on", cpus=0, disks=()), options(), HOST)
+    assert codes(findings)[0] == ("blocker", "vm-inaccessible")
+    assert findings[0].reason == (
+        f"VM {VM_PATH} is {state}: vCenter cannot read the VM's configuration (its datastore is down, "
+        "or the VM is orphaned)"
+    )
+    assert "bring the datastore back or re-register the VM" in findings[0].action
+    assert ("blocker", "vm-inaccessible") not in codes(check(vm(), options(), HOST))

@@ -11,14 +11,19 @@ import http.client
 import os
 import socket
 import ssl
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from urllib.parse import unquote, urlsplit
+from xml.parsers.expat import ExpatError
 
-from exports.pipeline.errors import VCenterConnectionError
+from exports.pipeline.errors import UnreadableAnswer, VCenterConnectionError
 
 _TRUE = {"1", "true", "yes", "on"}
+# What reading an answer that is not the SOAP vCenter should send raises: pyvmomi's parser
+# (expat), the inventory's (ElementTree), and the inventory's own decoding.
+UNREADABLE = (ExpatError, ET.ParseError, UnreadableAnswer)
 # Every SOAP call gets a socket timeout: without one, a vCenter that stops answering (hung,
 # network partition) blocks the lease keepalive, abort and the worker thread forever.
 SOAP_CALL_TIMEOUT = 120.0
@@ -102,6 +107,12 @@ def _tls_help(target: VCenterTarget, exc: BaseException) -> VCenterConnectionErr
     )
 
 
+def unreadable(target: VCenterTarget, exc: BaseException) -> VCenterConnectionError:
+    """One line for an answer of ``target`` that cannot be read (never a traceback, never a secret)."""
+    reason = " ".join((str(exc) or type(exc).__name__).split())[:300]
+    return VCenterConnectionError(f"vCenter {target.netloc} sent an answer that cannot be read: {reason}")
+
+
 def connect(
     target: VCenterTarget, *, timeout: float = 30.0, call_timeout: float = SOAP_CALL_TIMEOUT
 ):  # -> vim.ServiceInstance
@@ -142,6 +153,8 @@ def connect(
         raise VCenterConnectionError(f"cannot reach vCenter {target.netloc}: {reason}") from None
     except vmodl.fault.NotSupported:
         raise VCenterConnectionError(f"{target.netloc} does not speak the vSphere API") from None
+    except UNREADABLE as exc:
+        raise unreadable(target, exc) from None
 
 
 def session_cookie(service_instance) -> str:
@@ -163,6 +176,8 @@ def vsphere_session(
         # one line, like a failure to connect, never a traceback.
         reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
         raise VCenterConnectionError(f"lost the connection to vCenter {target.netloc}: {reason}") from None
+    except UNREADABLE as exc:
+        raise unreadable(target, exc) from None
     finally:
         try:
             Disconnect(service_instance)

@@ -32,7 +32,14 @@ class ExportCancelled(ExportError):
 
 
 class VCenterConnectionError(ExportError):
-    """The vCenter could not be reached, trusted or logged into."""
+    """The vCenter could not be reached, trusted or logged into, or sent what cannot be read."""
+
+
+class UnreadableAnswer(ValueError):
+    """vCenter's answer cannot be read (not XML, cut short, an unknown type, too large, endless
+    pages); ``str(exc)`` says what, in one line. Raised where the answer is decoded, which
+    does not know the vCenter's name: ``vsphere_session`` makes it a VCenterConnectionError
+    ("vCenter <host> sent an answer that cannot be read: <what>")."""
 
 
 class VMNotFound(ExportError):

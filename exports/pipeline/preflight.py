@@ -76,13 +76,22 @@ def writable(path: Path) -> bool | None:
     made): its nearest existing directory is writable by this user on a file system mounted
     read-write. None when that cannot be read."""
     existing = _nearest_existing(path)
-    if existing is None or not existing.is_dir():
-        return None  # a file in the way: PrepareOutput names it
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return False  # a file where a directory must be: no file of the export can go there
     try:
         read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
     except OSError:
         return None
     return not read_only and os.access(existing, os.W_OK | os.X_OK)
+
+
+def file_in_the_way(path: Path) -> str:
+    """The path of what exists at or above ``path`` and is not a directory (a regular file where
+    the output directory, or one of its parents, would be); "" when there is none."""
+    existing = _nearest_existing(path)
+    return str(existing) if existing is not None and not existing.is_dir() else ""
 
 
 def _present(directory: Path, names: list[str]) -> tuple[str, ...]:
@@ -114,6 +123,7 @@ def host_facts(
         output_dir=str(output),
         free_bytes=free_bytes(output),
         writable=writable(output),
+        file_in_the_way=file_in_the_way(output),
         completed=() if fresh_directory else _present(output, markers),
         existing=() if fresh_directory else _present(output, others),
         hyper2kvm=hyper2kvm,

@@ -21,12 +21,12 @@ from exports.models import VCenter
 from hypersdk.lib.serializers import LookupSlugRelatedField
 from inventory import service
 from inventory.findings import LEVELS, Finding
-from inventory.records import POWER_STATES, DiskRecord, DriveRecord, NicRecord, VMRecord
+from inventory.records import CONNECTION_STATES, POWER_STATES, DiskRecord, DriveRecord, NicRecord, VMRecord
 
 # What a field's name says of its unit, for its description in the schema.
 _UNITS = {"_bytes": "bytes", "_mb": "MiB (2**20 bytes)"}
 # Fields whose values are one of a few: documented as an enum.
-_CHOICES = {"power_state": POWER_STATES, "level": LEVELS}
+_CHOICES = {"power_state": POWER_STATES, "connection_state": CONNECTION_STATES, "level": LEVELS}
 # The device lists of a VMRecord, left out of a list row (VMRecord.summary).
 DEVICE_LISTS = ("disks", "nics", "drives")
 # Optional filters: at most this long (a name or path never is longer).
