@@ -23,7 +23,7 @@ from django.conf import settings
 from exports.pipeline.connect import VCenterTarget, vsphere_session
 from exports.pipeline.errors import VCenterConnectionError
 from hypersdk.lib.errors import InvalidInput, NotFoundError
-from hypersdk.lib.lookup_text import shown
+from hypersdk.lib.lookup_text import can_match, shown
 from inventory import cache
 from inventory.collect import VMEntry, index_vms, read_vm, read_vms
 from inventory.paths import normalize_path
@@ -148,9 +148,10 @@ def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:
     name = (vcenter or "").strip()
     if not name:
         return "", vcenter_target(None)
-    found = VCenter.objects.filter(name=name).first()
+    # A name no row can hold (a NUL, which PostgreSQL refuses in a query) is unknown too.
+    found = VCenter.objects.filter(name=name).first() if can_match(name, VCenter._meta.get_field("name").max_length) else None
     if found is None:
-        raise NotFoundError(f"no vCenter named {name!r}")
+        raise NotFoundError(f"no vCenter named {shown(name)!r}")
     return name, vcenter_target(found)
 
 
