@@ -22,7 +22,7 @@ from dashboard.forms import ConverterForm
 from dashboard.htmx import render_page, role_required, wants_partial
 from exports.models import VCenter
 from exports.pipeline.errors import VCenterConnectionError
-from hypersdk.lib.errors import InvalidInput
+from hypersdk.lib.errors import InvalidInput, NotFoundError
 from inventory import service
 from inventory.records import POWER_STATES
 
@@ -215,6 +215,9 @@ def vm_suggestions(request: HttpRequest) -> HttpResponse:
         except InvalidInput as exc:
             context["error"] = str(exc)
             return render(request, "dashboard/partials/vm_suggestions.html", context, status=400)
+        except NotFoundError as exc:  # a vCenter deleted (or never added): said beside the field
+            context["error"] = f"{exc}: choose another vCenter"
+            return render(request, "dashboard/partials/vm_suggestions.html", context, status=404)
         except VCenterConnectionError as exc:
             context["error"] = f"cannot read the inventory: {exc}"
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -477,3 +478,89 @@ def test_the_table_pages_through_the_vms(viewer_browser, govc_env, monkeypatch):
     assert 'href="?q=%2Fdc%2Fvm&amp;page=2"' in first and 'rel="prev"' not in first
     assert rows(second) == ["/dc/vm/prod/db01", "/dc/vm/prod/web01"] and "Page 2 of 3" in second
     assert 'rel="prev"' in second and 'rel="next"' in second
+
+
+# ---- names from vCenter inside our own sentences: the preflight panel ---------------------------
+
+
+def panel(*findings) -> str:
+    from inventory.preflight import PreflightReport
+
+    return render_to_string(
+        "dashboard/partials/preflight.html", {"report": PreflightReport(vm=None, findings=list(findings))}
+    )
+
+
+def test_a_name_with_a_right_to_left_override_reorders_nothing_else_in_a_finding():
+    from inventory.findings import Finding
+
+    reason = f"VM /dc/vm/prod/{BIDI} is powered on; ISO [LocalDS_0] {BIDI}.iso is connected"
+    text = panel(Finding("blocker", "powered-on", reason, f"power off {BIDI} first"))
+    # The word holding the override is isolated, so the sentence around it reads as written;
+    # the reason and the action are isolated from the badge and from each other.
+    assert f'<bdi class="reason">VM <bdi>/dc/vm/prod/{BIDI}</bdi> is powered on;' in text
+    assert f"[LocalDS_0] <bdi>{BIDI}.iso</bdi> is connected</bdi>" in text
+    assert f'<bdi class="action">power off <bdi>{BIDI}</bdi> first</bdi>' in text
+
+
+def test_a_finding_is_still_escaped():
+    from inventory.findings import Finding
+
+    text = panel(Finding("warning", "snapshots", f"VM {XSS}\u202e has a snapshot", "ok"))
+    assert XSS not in text and "VM &lt;img src=x" in text
+    assert "<bdi>onclick=alert(1)&gt;\u202e</bdi> has a snapshot" in text
+
+
+def test_every_name_on_a_vms_page_is_isolated():
+    vm = record(
+        BIDI,
+        guest_id=BIDI,
+        guest_full_name=BIDI,
+        guest_detected=BIDI,
+        current_snapshot=BIDI,
+        nics=(NicRecord("Network adapter 1", BIDI, "00:50:56:aa:bb:cc", "vmxnet3"),),
+        drives=(DriveRecord("CD/DVD drive 1", "cdrom", f"[{BIDI}] iso/{BIDI}.iso", True, True),),
+        disks=tuple(replace(disk, datastore=BIDI, label=BIDI) for disk in record().disks),
+    )
+    text = render_to_string("dashboard/inventory_vm.html", {"vm": vm, "vcenter": "", "can_operate": False})
+    # Every occurrence of the name starts right inside an isolate of its own.
+    outside = re.sub(r"<bdi[^>]*>[^<]*</bdi>", "", text.split("<body", 1)[-1])
+    assert BIDI not in outside.replace(f"Export {BIDI}", "")
+
+
+# ---- the vcenter parameter: text no vCenter's name can hold -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/ui/inventory/", {"vcenter": "\x00"}),
+        ("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01", "vcenter": "\x00"}),
+        ("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01", "vcenter": "lab\x00"}),
+        ("/ui/inventory/suggest/", {"vm_path": "web", "vcenter": "\x00"}),
+        ("/ui/inventory/suggest/", {"vm_path": "web", "vcenter": "v" * 500}),
+    ],
+)
+def test_a_vcenter_holding_a_nul_is_unknown_not_a_500(operator_browser, path, query):
+    response = operator_browser.get(path, query, **HTMX)
+    assert response.status_code in (400, 404)
+    assert "Traceback" not in response.content.decode()
+
+
+@pytest.mark.parametrize("query", [{"vcenter": "\x00"}, {"vcenter": "lab\x00", "q": "web"}])
+def test_the_apis_vcenter_holding_a_nul_is_a_field_error(operator_browser, query):
+    response = operator_browser.get("/vms", query)
+    assert response.status_code == 400 and "vcenter" in response.json()
+
+
+def test_the_apis_vm_with_a_vcenter_holding_a_nul_is_a_field_error(operator_browser):
+    response = operator_browser.get("/vms/vm-42", {"vcenter": "\x00"})
+    assert response.status_code == 400 and "vcenter" in response.json()
+
+
+def test_a_deleted_vcenter_is_said_in_the_suggestions_status(operator_browser):
+    response = operator_browser.get("/ui/inventory/suggest/", {"vm_path": "web", "vcenter": "gone"}, **HTMX)
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert re.search(r"<template data-status>no vCenter named [^<\n]*gone[^<\n]*</template>", page)
+    assert 'role="option"' not in page and "<html" not in page

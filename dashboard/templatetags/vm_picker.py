@@ -14,6 +14,7 @@ SUGGEST_DELAY_MS = 250  # debounce: one question per pause in typing, not per ke
 @register.simple_tag
 def vm_path_field(field) -> str:
     listbox = f"{field.auto_id}-listbox"
+    status = f"{field.auto_id}-status"
     described = [f"{field.auto_id}-hint"]
     if field.help_text:
         described.append(f"{field.auto_id}-help")
@@ -28,8 +29,11 @@ def vm_path_field(field) -> str:
         "autocomplete": "off",
         "spellcheck": "false",
         "data-combobox": "",
+        "data-combobox-status": status,
         "hx-get": reverse("dashboard:inventory-suggest"),
-        "hx-trigger": f"input changed delay:{SUGGEST_DELAY_MS}ms",
+        # Not "changed": typing empties the list (combobox.js), so the text typed back to what
+        # was last asked must be asked again.
+        "hx-trigger": f"input delay:{SUGGEST_DELAY_MS}ms",
         "hx-target": f"#{listbox}",
         "hx-swap": "innerHTML",
         "hx-include": "#id_vcenter",
