@@ -217,7 +217,9 @@ def vm_suggestions(request: HttpRequest) -> HttpResponse:
             return render(request, "dashboard/partials/vm_suggestions.html", context, status=400)
         except NotFoundError as exc:  # a vCenter deleted (or never added): said beside the field
             context["error"] = f"{exc}: choose another vCenter"
-            return render(request, "dashboard/partials/vm_suggestions.html", context, status=404)
+            # htmx swaps only 2xx answers (base.html), as for the table's vCenter failures.
+            status = 200 if wants_partial(request) else 404
+            return render(request, "dashboard/partials/vm_suggestions.html", context, status=status)
         except VCenterConnectionError as exc:
             context["error"] = f"cannot read the inventory: {exc}"
         else:
