@@ -302,10 +302,55 @@ def test_the_folder_filter_keeps_the_vms_in_it(viewer_browser, govc_env):
     assert rows(page) == [DEV_APP01]
 
 
-def test_refresh_reads_vcenter_again_and_is_not_kept_in_the_address(viewer_browser, govc_env):
+@pytest.fixture
+def list_reads(monkeypatch) -> list[int]:
+    """Each read of a vCenter's VM list from now on (one PropertyCollector retrieval each)."""
+    from inventory import cache, service
+
+    cache.clear()
+    reads: list[int] = []
+    index_vms = service.index_vms
+
+    def counted(si):
+        reads.append(1)
+        return index_vms(si)
+
+    monkeypatch.setattr(service, "index_vms", counted)
+    monkeypatch.setattr(service, "REFRESH_SHARED_SECONDS", 0)  # each refresh here reads
+    yield reads
+    cache.clear()
+
+
+def test_refresh_is_a_post_that_reads_vcenter_again_and_shows_the_filters(
+    viewer_browser, govc_env, list_reads
+):
+    page = viewer_browser.get("/ui/inventory/", {"q": "db"}).content.decode()
+    assert len(list_reads) == 1
+    assert '<form id="inventory-refresh" method="post" action="/ui/inventory/?q=db"' in page
+    assert 'form="inventory-refresh"' in page and "csrfmiddlewaretoken" in page
+    response = viewer_browser.post("/ui/inventory/?q=db&page=1")
+    assert response.status_code == 303 and response["Location"] == "/ui/inventory/?q=db&page=1"
+    assert len(list_reads) == 2  # a viewer may refresh: it only reads
+
+
+def test_a_get_never_reads_vcenter_again(viewer_browser, govc_env, list_reads):
+    # A link (or an <img> on another site) must not make a viewer's browser re-read vCenter.
+    viewer_browser.get("/ui/inventory/", {"q": "db"})
     response = viewer_browser.get("/ui/inventory/", {"q": "db", "refresh": "1"}, **HTMX)
     assert response.status_code == 200 and rows(response.content.decode()) == ["/dc/vm/prod/db01"]
-    assert response["HX-Push-Url"] == "/ui/inventory/?q=db"
+    assert response["HX-Push-Url"] == "/ui/inventory/?q=db" and len(list_reads) == 1
+
+
+def test_refresh_without_the_csrf_token_is_refused(viewer, govc_env, list_reads):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    assert client.post("/ui/inventory/").status_code == 403 and list_reads == []
+    page = client.get("/ui/inventory/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert client.post("/ui/inventory/", {"csrfmiddlewaretoken": token}).status_code == 303
+    assert len(list_reads) == 2
 
 
 def test_a_viewer_reads_the_inventory_but_gets_no_export_button(viewer_browser, govc_env):
@@ -462,10 +507,14 @@ def test_an_unreachable_vcenter_is_said_in_the_suggestions(operator_browser, unr
     assert response.status_code == 200 and "cannot read the inventory" in page and 'role="option"' not in page
 
 
-def test_a_page_past_the_last_lists_nothing(viewer_browser, govc_env):
-    response = viewer_browser.get("/ui/inventory/", {"page": "999"})
+def test_a_page_past_the_last_shows_the_last_as_the_other_lists_do(viewer_browser, govc_env, monkeypatch):
+    from dashboard import inventory_pages
+
+    monkeypatch.setattr(inventory_pages, "VMS_PER_PAGE", 2)  # five VMs: three pages
+    response = viewer_browser.get("/ui/inventory/", {"q": "/dc/vm", "page": "99999"})
     page = response.content.decode()
-    assert response.status_code == 200 and rows(page) == [] and "No VM matches." in page
+    assert response.status_code == 200 and rows(page) == ["/dc/vm/prod/web02"]
+    assert "Page 3 of 3" in page and "No VM matches." not in page
 
 
 def test_the_table_pages_through_the_vms(viewer_browser, govc_env, monkeypatch):
