@@ -231,6 +231,17 @@ def test_a_slash_in_a_name_stays_escaped_in_the_links():
     assert f"?vm_path={quote('/dc/vm/prod/web%2f01', safe='')}" in text
 
 
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "bell\x07"])
+def test_a_path_the_job_spec_refuses_gets_the_reason_not_an_export_button(name):
+    text = table([record(name)])
+    assert "Export…</a>" not in text and "/ui/converter/" not in text
+    assert "No Export…: the VM's path must not hold control characters" in text
+    detail = render_to_string(
+        "dashboard/inventory_vm.html", {"vm": record(name), "vcenter": "", "can_operate": True}
+    )
+    assert "Export…</a>" not in detail and "must not hold control characters" in detail
+
+
 def test_a_viewer_gets_no_export_button():
     assert "Export…" in table([record()], can_operate=True)
     assert "Export…" not in table([record()], can_operate=False)

@@ -46,3 +46,20 @@ def vm_path_field(field) -> str:
     return render_to_string(
         "dashboard/partials/vm_path_field.html", {"field": field, "widget": field.as_widget(attrs=attrs)}
     )
+
+
+@register.filter
+def export_refusal(vm_path: str) -> str:
+    """Why a job spec would refuse ``vm_path`` (exports.job_spec's own check, e.g. a line break
+    in a VM's name: "must not hold control characters"), or "" when it would take it. The
+    converter's single-line field would drop such a character and then name another VM."""
+    from rest_framework import serializers
+
+    from exports.job_spec import JobSpecSerializer
+
+    spec = JobSpecSerializer()
+    try:
+        spec.validate_vm_path(spec.fields["vm_path"].run_validation(vm_path))
+    except serializers.ValidationError as exc:
+        return " ".join(str(message) for message in exc.detail)
+    return ""
