@@ -52,6 +52,19 @@ def test_the_inventory_lists_the_vms_and_search_narrows_them(logged_in: Page):
     assert page.evaluate("window.sameDocument") is True  # htmx swapped the table, no reload
 
 
+def test_refresh_posts_the_filters_typed_and_shows_them_again(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/inventory/")
+    page.get_by_label("Search").press_sequentially("db")
+    expect(listed(page)).to_have_text(["/dc/vm/prod/db01"])
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        page.get_by_role("button", name="Refresh").click()
+    assert "/ui/inventory/?q=db&" in posted.value.url  # the filters typed since the page loaded
+    expect(page).to_have_url(re.compile(r"/ui/inventory/\?q=db&"))
+    expect(listed(page)).to_have_text(["/dc/vm/prod/db01"])
+    expect(page.get_by_label("Search")).to_have_value("db")
+
+
 def test_export_opens_the_converter_with_the_vm_filled_in(logged_in: Page):
     page = logged_in
     page.goto("/ui/inventory/?q=db01")
