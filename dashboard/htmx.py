@@ -58,11 +58,22 @@ def role_required(view):
             return redirect_to_login(request.get_full_path(), login_url)
         if not permissions.can_view(request.user):
             return _forbidden(request, permissions.NO_ROLE)
-        if request.method not in SAFE_METHODS and not permissions.can_operate(request.user):
+        if (
+            request.method not in SAFE_METHODS
+            and not getattr(view, "viewers_may_post", False)
+            and not permissions.can_operate(request.user)
+        ):
             return _forbidden(request, permissions.READ_ONLY)
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def viewers_may_post(view):
+    """Under ``role_required``: a view whose POST only reads (the inventory's Refresh, a POST so
+    that it is CSRF-protected), which viewers may send too."""
+    view.viewers_may_post = True
+    return view
 
 
 def row_action(actions: set[str]):

@@ -11,18 +11,18 @@ from math import ceil
 from typing import Any
 
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework import serializers
 
 from dashboard import converter
 from dashboard.forms import ConverterForm
-from dashboard.htmx import render_page, role_required, wants_partial
+from dashboard.htmx import render_page, role_required, viewers_may_post, wants_partial
 from exports.models import VCenter
 from exports.pipeline.errors import VCenterConnectionError
-from hypersdk.lib.errors import InvalidInput
+from hypersdk.lib.errors import InvalidInput, NotFoundError
 from inventory import service
 from inventory.records import POWER_STATES
 
@@ -83,22 +83,34 @@ class InventoryFilterForm(forms.Form):
         }
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @role_required
+@viewers_may_post
 def inventory_list(request: HttpRequest) -> HttpResponse:
-    """The page, or (htmx) the table alone, as the filters are typed. ``refresh=1`` reads the
-    vCenter again instead of answering from the cache."""
+    """The page, or (htmx) the table alone, as the filters are typed (the query string). A POST
+    (the page's Refresh: CSRF-protected, so no other site can make a viewer's browser send it)
+    reads the vCenter again, coalesced with other refreshes (inventory.service), then shows the
+    page it was on (303 to the GET). A page past the last shows the last, as the other lists do."""
     form = InventoryFilterForm(request.GET)
-    context: dict[str, Any] = {"tab": "inventory", "form": form, "vm_page": None, "error": ""}
+    refresh = request.method == "POST"
+    context: dict[str, Any] = {
+        "tab": "inventory",
+        "form": form,
+        "vm_page": None,
+        "error": "",
+        "refresh_query": _query(request, drop=("page", "refresh")),
+    }
     status = 200
     if not form.is_valid():
         status = 400
     else:
         filters = form.filters()
         try:
-            vm_page = service.list_vms(
-                **filters, page_size=VMS_PER_PAGE, refresh=request.GET.get("refresh") == "1"
-            )
+            vm_page = service.list_vms(**filters, page_size=VMS_PER_PAGE, refresh=refresh)
+            last = max(1, ceil(vm_page.count / VMS_PER_PAGE))
+            if vm_page.page > last:  # from the list just read: no second read of vCenter
+                filters["page"] = last
+                vm_page = service.list_vms(**filters, page_size=VMS_PER_PAGE)
         except InvalidInput as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             status = 400
@@ -107,6 +119,10 @@ def inventory_list(request: HttpRequest) -> HttpResponse:
             status = 502
         else:
             context.update(_page_context(vm_page, filters), query=_query(request, drop=("page", "refresh")))
+    if refresh and status == 200:
+        return HttpResponseRedirect(
+            f"{reverse('dashboard:inventory')}?{_query(request, drop=('refresh',))}", status=303
+        )
     # An htmx request swaps only 2xx/422 answers (base.html): say a vCenter failure in the table.
     if status == 502 and wants_partial(request):
         status = 200
@@ -215,6 +231,11 @@ def vm_suggestions(request: HttpRequest) -> HttpResponse:
         except InvalidInput as exc:
             context["error"] = str(exc)
             return render(request, "dashboard/partials/vm_suggestions.html", context, status=400)
+        except NotFoundError as exc:  # a vCenter deleted (or never added): said beside the field
+            context["error"] = f"{exc}: choose another vCenter"
+            # htmx swaps only 2xx answers (base.html), as for the table's vCenter failures.
+            status = 200 if wants_partial(request) else 404
+            return render(request, "dashboard/partials/vm_suggestions.html", context, status=status)
         except VCenterConnectionError as exc:
             context["error"] = f"cannot read the inventory: {exc}"
         else:

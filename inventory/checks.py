@@ -39,7 +39,9 @@ class HostFacts:
     existing directory), None when it cannot be read. ``writable``: whether this user may create
     files there (False on a read-only mount too; None unknown). ``completed``: names of a completed
     export there already (``<stem>.ovf``/``.ova``); ``existing``: other names the export would
-    write that exist there already. ``hyper2kvm``: the converter a ``-convert`` would run (None:
+    write that exist there already. ``others_completed``: names of another VM's completed export
+    there (``other.ovf``); ``others_replaced``: the names of ``existing`` any VM's export writes
+    (``manifest.json``, ``converted``, the conversion report), which this one would replace. ``hyper2kvm``: the converter a ``-convert`` would run (None:
     qemu-img); ``hyper2kvm_missing``: the one asked for (``hyper2kvm_path``) that cannot run,
     "" when none is. ``can_export``: whether the session holds ``VApp.Export`` on the VM, None
     when vCenter does not say. ``file_in_the_way``: what exists at or above ``output_dir`` and is
@@ -52,6 +54,8 @@ class HostFacts:
     writable: bool | None = None
     completed: tuple[str, ...] = ()
     existing: tuple[str, ...] = ()
+    others_completed: tuple[str, ...] = ()
+    others_replaced: tuple[str, ...] = ()
     hyper2kvm: str | None = None
     hyper2kvm_missing: str = ""
     can_export: bool | None = None
@@ -281,12 +285,27 @@ def _output(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[F
                 "nothing to do; the previous export is kept until the new one is complete",
             )
         )
-    if host.existing and not host.completed:
+    if host.others_completed and host.others_replaced:
+        # The names an export shares with any other (manifest.json, converted/, the conversion
+        # report) would replace that VM's: the job refuses here rather than break its export.
+        findings.append(
+            Finding(
+                "blocker",
+                "name-collision",
+                f"{host.output_dir} holds the completed export of another VM ({_names(list(host.others_completed))}): "
+                f"this export would replace its {_names(list(host.others_replaced))}",
+                "export each VM into a directory of its own: choose another output directory",
+            )
+        )
+    # The rest are loose files (a failed run's), not a completed export of any VM.
+    said = host.others_replaced if host.others_completed else ()
+    loose = [name for name in host.existing if name not in said]
+    if loose and not host.completed:
         findings.append(
             Finding(
                 "warning",
                 "name-collision",
-                f"{host.output_dir} holds {_names(list(host.existing))}, not a completed export: the "
+                f"{host.output_dir} holds {_names(loose)}, not a completed export: the "
                 "export writes files of these names and replaces them when it succeeds",
                 "move them away first if you need them, or choose another output directory",
             )

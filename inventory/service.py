@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ from django.conf import settings
 from exports.pipeline.connect import VCenterTarget, vsphere_session
 from exports.pipeline.errors import VCenterConnectionError
 from hypersdk.lib.errors import InvalidInput, NotFoundError
-from hypersdk.lib.lookup_text import shown
+from hypersdk.lib.lookup_text import can_match, shown
 from inventory import cache
 from inventory.collect import VMEntry, index_vms, read_vm, read_vms
 from inventory.paths import normalize_path
@@ -39,6 +41,14 @@ _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]"
 # vCenter names VMs vm-<n>, a host without vCenter (ESXi) <n>: ASCII digits only (\d takes ٣).
 _MOREF = re.compile(r"(?:vm-)?[0-9]{1,18}")
 T = TypeVar("T")
+
+# Refreshes coalesce: one read of a vCenter's list at a time per process (the others wait for
+# it), and a refresh asked within REFRESH_SHARED_SECONDS of a read takes that read as its own,
+# so viewers pressing Refresh together (or a page polled with ?refresh=1) cost one
+# PropertyCollector retrieval, not one each.
+REFRESH_SHARED_SECONDS = 5.0
+_read_locks: dict[str, threading.Lock] = {}
+_read_locks_guard = threading.Lock()
 
 
 def list_vms(
@@ -82,10 +92,18 @@ def list_vms(
         inventory.records.update((record.moref, record) for record in read_vms(si, _vms(si, missing)))
         return inventory, matching, shown
 
-    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    ttl, asked_at = settings.HYPERSDK_INVENTORY_CACHE_SECONDS, time.monotonic()
+    inventory = None if refresh else cache.get(key, ttl)
+    read_now = None
     if inventory is None:
-        inventory, matching, shown = _with_vcenter(target, read)
-        cache.put(key, inventory, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+        with _reading(key):
+            inventory = _shared_read(key, ttl, refresh=refresh, asked_at=asked_at)
+            if inventory is None:
+                read_now = _with_vcenter(target, read)
+                inventory = read_now[0]
+                cache.put(key, inventory, ttl)
+    if read_now is not None:
+        matching, shown = read_now[1], read_now[2]
     else:
         matching, shown, missing = page_of(inventory)
         if missing:
@@ -148,21 +166,48 @@ def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:
     name = (vcenter or "").strip()
     if not name:
         return "", vcenter_target(None)
-    found = VCenter.objects.filter(name=name).first()
+    # A name no row can hold (a NUL, which PostgreSQL refuses in a query) is unknown too.
+    found = (
+        VCenter.objects.filter(name=name).first()
+        if can_match(name, VCenter._meta.get_field("name").max_length)
+        else None
+    )
     if found is None:
-        raise NotFoundError(f"no vCenter named {name!r}")
+        raise NotFoundError(f"no vCenter named {shown(name)!r}")
     return name, vcenter_target(found)
 
 
 def _inventory(name: str, target: VCenterTarget, *, refresh: bool) -> cache.Inventory:
     """The vCenter's list: the cached one while fresh (unless ``refresh``), else read now."""
     key = cache.identity(name, target)
-    inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+    ttl, asked_at = settings.HYPERSDK_INVENTORY_CACHE_SECONDS, time.monotonic()
+    inventory = None if refresh else cache.get(key, ttl)
     if inventory is None:
-        entries, structure = _with_vcenter(target, index_vms)
-        inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
-        cache.put(key, inventory, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
+        with _reading(key):
+            inventory = _shared_read(key, ttl, refresh=refresh, asked_at=asked_at)
+            if inventory is None:
+                entries, structure = _with_vcenter(target, index_vms)
+                inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
+                cache.put(key, inventory, ttl)
     return inventory
+
+
+def _reading(key: str) -> threading.Lock:
+    """The lock held while the list of the vCenter ``key`` names is read (one per identity)."""
+    with _read_locks_guard:
+        return _read_locks.setdefault(key, threading.Lock())
+
+
+def _shared_read(key: str, ttl: float, *, refresh: bool, asked_at: float) -> cache.Inventory | None:
+    """Under ``_reading(key)``: the cached list if it will do, else None (read it now). Without
+    ``refresh`` any fresh one; for a refresh asked at ``asked_at`` (time.monotonic()), one read
+    since (while this request waited for the lock) or less than REFRESH_SHARED_SECONDS ago."""
+    inventory = cache.get(key, ttl)
+    if inventory is None or not refresh:
+        return inventory
+    if inventory.read_at >= asked_at or inventory.fresh(min(ttl, REFRESH_SHARED_SECONDS)):
+        return inventory
+    return None
 
 
 def _filtered(

@@ -509,6 +509,9 @@ ON_POSTGRESQL = {
     "test_dashboard_lookups": "ids and filters holding NUL, which PostgreSQL refuses in text",
 }
 ON_POSTGRESQL_TESTS = {
+    "test_a_vcenter_holding_a_nul_is_unknown_not_a_500": "the vCenter's name looked up: NUL in text",
+    "test_the_apis_vcenter_holding_a_nul_is_a_field_error": "the vCenter's name looked up: NUL in text",
+    "test_the_apis_vm_with_a_vcenter_holding_a_nul_is_a_field_error": "the vCenter's name looked up",
     "test_a_sigkilled_worker_leaves_a_failed_job_and_nothing_that_looks_complete": "a killed connection",
     "test_plaintext_tokens_from_before_the_upgrade_are_hashed_and_keep_working": "a data migration",
     "test_the_upgrade_scrubs_plaintext_tokens_from_the_admin_history": "a data migration",

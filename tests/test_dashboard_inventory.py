@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -230,6 +231,17 @@ def test_a_slash_in_a_name_stays_escaped_in_the_links():
     assert f"?vm_path={quote('/dc/vm/prod/web%2f01', safe='')}" in text
 
 
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "bell\x07"])
+def test_a_path_the_job_spec_refuses_gets_the_reason_not_an_export_button(name):
+    text = table([record(name)])
+    assert "Export…</a>" not in text and "/ui/converter/" not in text
+    assert "No Export…: the VM's path must not hold control characters" in text
+    detail = render_to_string(
+        "dashboard/inventory_vm.html", {"vm": record(name), "vcenter": "", "can_operate": True}
+    )
+    assert "Export…</a>" not in detail and "must not hold control characters" in detail
+
+
 def test_a_viewer_gets_no_export_button():
     assert "Export…" in table([record()], can_operate=True)
     assert "Export…" not in table([record()], can_operate=False)
@@ -311,10 +323,55 @@ def test_the_folder_filter_keeps_the_vms_in_it(viewer_browser, govc_env):
     assert rows(page) == [DEV_APP01]
 
 
-def test_refresh_reads_vcenter_again_and_is_not_kept_in_the_address(viewer_browser, govc_env):
+@pytest.fixture
+def list_reads(monkeypatch) -> list[int]:
+    """Each read of a vCenter's VM list from now on (one PropertyCollector retrieval each)."""
+    from inventory import cache, service
+
+    cache.clear()
+    reads: list[int] = []
+    index_vms = service.index_vms
+
+    def counted(si):
+        reads.append(1)
+        return index_vms(si)
+
+    monkeypatch.setattr(service, "index_vms", counted)
+    monkeypatch.setattr(service, "REFRESH_SHARED_SECONDS", 0)  # each refresh here reads
+    yield reads
+    cache.clear()
+
+
+def test_refresh_is_a_post_that_reads_vcenter_again_and_shows_the_filters(
+    viewer_browser, govc_env, list_reads
+):
+    page = viewer_browser.get("/ui/inventory/", {"q": "db"}).content.decode()
+    assert len(list_reads) == 1
+    assert '<form id="inventory-refresh" method="post" action="/ui/inventory/?q=db"' in page
+    assert 'form="inventory-refresh"' in page and "csrfmiddlewaretoken" in page
+    response = viewer_browser.post("/ui/inventory/?q=db&page=1")
+    assert response.status_code == 303 and response["Location"] == "/ui/inventory/?q=db&page=1"
+    assert len(list_reads) == 2  # a viewer may refresh: it only reads
+
+
+def test_a_get_never_reads_vcenter_again(viewer_browser, govc_env, list_reads):
+    # A link (or an <img> on another site) must not make a viewer's browser re-read vCenter.
+    viewer_browser.get("/ui/inventory/", {"q": "db"})
     response = viewer_browser.get("/ui/inventory/", {"q": "db", "refresh": "1"}, **HTMX)
     assert response.status_code == 200 and rows(response.content.decode()) == ["/dc/vm/prod/db01"]
-    assert response["HX-Push-Url"] == "/ui/inventory/?q=db"
+    assert response["HX-Push-Url"] == "/ui/inventory/?q=db" and len(list_reads) == 1
+
+
+def test_refresh_without_the_csrf_token_is_refused(viewer, govc_env, list_reads):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(viewer)
+    assert client.post("/ui/inventory/").status_code == 403 and list_reads == []
+    page = client.get("/ui/inventory/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert client.post("/ui/inventory/", {"csrfmiddlewaretoken": token}).status_code == 303
+    assert len(list_reads) == 2
 
 
 def test_a_viewer_reads_the_inventory_but_gets_no_export_button(viewer_browser, govc_env):
@@ -471,10 +528,14 @@ def test_an_unreachable_vcenter_is_said_in_the_suggestions(operator_browser, unr
     assert response.status_code == 200 and "cannot read the inventory" in page and 'role="option"' not in page
 
 
-def test_a_page_past_the_last_lists_nothing(viewer_browser, govc_env):
-    response = viewer_browser.get("/ui/inventory/", {"page": "999"})
+def test_a_page_past_the_last_shows_the_last_as_the_other_lists_do(viewer_browser, govc_env, monkeypatch):
+    from dashboard import inventory_pages
+
+    monkeypatch.setattr(inventory_pages, "VMS_PER_PAGE", 2)  # five VMs: three pages
+    response = viewer_browser.get("/ui/inventory/", {"q": "/dc/vm", "page": "99999"})
     page = response.content.decode()
-    assert response.status_code == 200 and rows(page) == [] and "No VM matches." in page
+    assert response.status_code == 200 and rows(page) == ["/dc/vm/prod/web02"]
+    assert "Page 3 of 3" in page and "No VM matches." not in page
 
 
 def test_the_table_pages_through_the_vms(viewer_browser, govc_env, monkeypatch):
@@ -487,3 +548,91 @@ def test_the_table_pages_through_the_vms(viewer_browser, govc_env, monkeypatch):
     assert 'href="?q=%2Fdc%2Fvm&amp;page=2"' in first and 'rel="prev"' not in first
     assert rows(second) == ["/dc/vm/prod/db01", "/dc/vm/prod/web01"] and "Page 2 of 3" in second
     assert 'rel="prev"' in second and 'rel="next"' in second
+
+
+# ---- names from vCenter inside our own sentences: the preflight panel ---------------------------
+
+
+def panel(*findings) -> str:
+    from inventory.preflight import PreflightReport
+
+    return render_to_string(
+        "dashboard/partials/preflight.html", {"report": PreflightReport(vm=None, findings=list(findings))}
+    )
+
+
+def test_a_name_with_a_right_to_left_override_reorders_nothing_else_in_a_finding():
+    from inventory.findings import Finding
+
+    reason = f"VM /dc/vm/prod/{BIDI} is powered on; ISO [LocalDS_0] {BIDI}.iso is connected"
+    text = panel(Finding("blocker", "powered-on", reason, f"power off {BIDI} first"))
+    # The word holding the override is isolated, so the sentence around it reads as written;
+    # the reason and the action are isolated from the badge and from each other.
+    assert f'<bdi class="reason">VM <bdi>/dc/vm/prod/{BIDI}</bdi> is powered on;' in text
+    assert f"[LocalDS_0] <bdi>{BIDI}.iso</bdi> is connected</bdi>" in text
+    assert f'<bdi class="action">power off <bdi>{BIDI}</bdi> first</bdi>' in text
+
+
+def test_a_finding_is_still_escaped():
+    from inventory.findings import Finding
+
+    text = panel(Finding("warning", "snapshots", f"VM {XSS}\u202e has a snapshot", "ok"))
+    assert XSS not in text and "VM &lt;img src=x" in text
+    assert "<bdi>onclick=alert(1)&gt;\u202e</bdi> has a snapshot" in text
+
+
+def test_every_name_on_a_vms_page_is_isolated():
+    vm = record(
+        BIDI,
+        guest_id=BIDI,
+        guest_full_name=BIDI,
+        guest_detected=BIDI,
+        current_snapshot=BIDI,
+        nics=(NicRecord("Network adapter 1", BIDI, "00:50:56:aa:bb:cc", "vmxnet3"),),
+        drives=(DriveRecord("CD/DVD drive 1", "cdrom", f"[{BIDI}] iso/{BIDI}.iso", True, True),),
+        disks=tuple(replace(disk, datastore=BIDI, label=BIDI) for disk in record().disks),
+    )
+    text = render_to_string("dashboard/inventory_vm.html", {"vm": vm, "vcenter": "", "can_operate": False})
+    # Every occurrence of the name starts right inside an isolate of its own.
+    outside = re.sub(r"<bdi[^>]*>[^<]*</bdi>", "", text.split("<body", 1)[-1])
+    assert BIDI not in outside.replace(f"Export {BIDI}", "")
+
+
+# ---- the vcenter parameter: text no vCenter's name can hold -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/ui/inventory/", {"vcenter": "\x00"}),
+        ("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01", "vcenter": "\x00"}),
+        ("/ui/inventory/vm/", {"ref": "/dc/vm/prod/web01", "vcenter": "lab\x00"}),
+        ("/ui/inventory/suggest/", {"vm_path": "web", "vcenter": "\x00"}),
+        ("/ui/inventory/suggest/", {"vm_path": "web", "vcenter": "v" * 500}),
+    ],
+)
+def test_a_vcenter_holding_a_nul_is_unknown_not_a_500(operator_browser, path, query):
+    response = operator_browser.get(path, query)
+    assert response.status_code in (400, 404)
+    assert "Traceback" not in response.content.decode()
+
+
+@pytest.mark.parametrize("query", [{"vcenter": "\x00"}, {"vcenter": "lab\x00", "q": "web"}])
+def test_the_apis_vcenter_holding_a_nul_is_a_field_error(operator_browser, query):
+    response = operator_browser.get("/vms", query)
+    assert response.status_code == 400 and "vcenter" in response.json()
+
+
+def test_the_apis_vm_with_a_vcenter_holding_a_nul_is_a_field_error(operator_browser):
+    response = operator_browser.get("/vms/vm-42", {"vcenter": "\x00"})
+    assert response.status_code == 400 and "vcenter" in response.json()
+
+
+def test_a_deleted_vcenter_is_said_in_the_suggestions_status(operator_browser):
+    query = {"vm_path": "web", "vcenter": "gone"}
+    assert operator_browser.get("/ui/inventory/suggest/", query).status_code == 404
+    response = operator_browser.get("/ui/inventory/suggest/", query, **HTMX)  # swapped: a 2xx
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(r"<template data-status>no vCenter named [^<\n]*gone[^<\n]*</template>", page)
+    assert 'role="option"' not in page and "<html" not in page

@@ -52,6 +52,19 @@ def test_the_inventory_lists_the_vms_and_search_narrows_them(logged_in: Page):
     assert page.evaluate("window.sameDocument") is True  # htmx swapped the table, no reload
 
 
+def test_refresh_posts_the_filters_typed_and_shows_them_again(logged_in: Page):
+    page = logged_in
+    page.goto("/ui/inventory/")
+    page.get_by_label("Search").press_sequentially("db")
+    expect(listed(page)).to_have_text(["/dc/vm/prod/db01"])
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        page.get_by_role("button", name="Refresh").click()
+    assert "/ui/inventory/?q=db&" in posted.value.url  # the filters typed since the page loaded
+    expect(page).to_have_url(re.compile(r"/ui/inventory/\?q=db&"))
+    expect(listed(page)).to_have_text(["/dc/vm/prod/db01"])
+    expect(page.get_by_label("Search")).to_have_value("db")
+
+
 def test_export_opens_the_converter_with_the_vm_filled_in(logged_in: Page):
     page = logged_in
     page.goto("/ui/inventory/?q=db01")
@@ -114,6 +127,72 @@ def test_the_schedule_form_chooses_a_vm_the_same_way(logged_in: Page):
     page.goto("/ui/schedules/new/")
     choose_with_the_keyboard(page, "web", downs=2)
     expect(page.get_by_role("combobox", name="VM Path")).to_have_value("/dc/vm/prod/web02")
+
+
+FORMS = ["/ui/converter/", "/ui/schedules/new/"]
+
+
+@pytest.mark.parametrize("path", FORMS)
+def test_a_key_typed_after_the_list_came_never_picks_from_that_list(logged_in: Page, path):
+    page = logged_in
+    held: list = []  # the answer for "web02", kept back until the keys below are pressed
+    page.route(re.compile(r"/ui/inventory/suggest/\?vm_path=web02(&|$)"), lambda route: held.append(route))
+    page.goto(path)
+    field = page.get_by_role("combobox", name="VM Path")
+    field.click()
+    field.press_sequentially("web0")
+    options = page.get_by_role("listbox").get_by_role("option")
+    expect(options).to_have_count(2)  # web01, web02
+    field.press("2")
+    field.press("ArrowDown")
+    field.press("Enter")
+    # "web0"'s list went with the keystroke: nothing to move to, nothing picked, nothing sent.
+    expect(field).to_have_value("web02")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    expect(page.locator("#id_vm_path-listbox > *")).to_have_count(0)
+    while not held:  # the debounced question for "web02" goes out
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    expect(options).to_have_count(1)
+    expect(options).to_have_attribute("data-value", "/dc/vm/prod/web02")
+    expect(field).to_have_attribute("aria-expanded", "true")
+    field.press("ArrowDown")
+    field.press("Enter")
+    expect(field).to_have_value("/dc/vm/prod/web02")
+    expect(field).to_have_attribute("aria-expanded", "false")
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", FORMS)
+def test_no_match_is_said_beside_the_field_not_in_the_listbox(logged_in: Page, path):
+    page = logged_in
+    page.goto(path)
+    field = page.get_by_role("combobox", name="VM Path")
+    field.click()
+    field.press_sequentially("zzz")
+    expect(page.locator("#id_vm_path-status")).to_have_text("No VM matches “zzz”.")
+    expect(page.get_by_role("status").filter(has_text="No VM matches")).to_have_count(1)
+    expect(field).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    expect(page.locator("#id_vm_path-listbox > *")).to_have_count(0)  # options only, and none
+    field.press("Backspace")
+    field.press_sequentially("b")  # "zzb": the status line follows the text
+    expect(page.locator("#id_vm_path-status")).to_have_text("No VM matches “zzb”.")
+
+
+def test_a_vcenter_deleted_since_the_form_opened_is_said_beside_the_field(logged_in: Page):
+    from exports.models import VCenter
+
+    VCenter.objects.create(name="lab", url="https://vc.lab.example/sdk", username="svc")
+    page = logged_in
+    page.goto("/ui/converter/")
+    page.get_by_label("vCenter").select_option("lab")
+    VCenter.objects.filter(name="lab").delete()
+    field = page.get_by_role("combobox", name="VM Path")
+    field.click()
+    field.press_sequentially("web")
+    expect(page.locator("#id_vm_path-status")).to_have_text(re.compile(r"^no vCenter named 'lab'"))
+    expect(field).to_have_attribute("aria-expanded", "false")
 
 
 @pytest.fixture

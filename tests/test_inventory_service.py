@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pyVim.task import WaitForTask
@@ -151,7 +153,8 @@ def test_a_page_not_shown_yet_reads_only_its_records(soap_calls):
     assert not soap_calls
 
 
-def test_a_vm_made_after_the_list_is_read_appears_on_refresh(sim):
+def test_a_vm_made_after_the_list_is_read_appears_on_refresh(sim, monkeypatch):
+    monkeypatch.setattr(service, "REFRESH_SHARED_SECONDS", 0)  # no read shared: just made
     before = service.list_vms(folder="/dc/vm/late")
     path = sim.create_vm("/dc/vm/late", "late01", [DiskSpec(None, size_mib=8)])
     try:
@@ -184,6 +187,30 @@ def test_a_vm_read_again_moves_in_the_list_its_filters_and_rows_agreeing(sim):
         sim.power_off("/dc/vm/again/again02")
         WaitForTask(vm.Destroy_Task())  # the other tests count seven VMs
         cache.clear()
+
+
+def test_a_refresh_within_seconds_of_a_read_answers_that_read(soap_calls):
+    first = service.list_vms()
+    reads = soap_calls["RetrievePropertiesEx"]
+    again = service.refresh()
+    assert soap_calls["RetrievePropertiesEx"] == reads and again.cached_at == first.cached_at
+
+
+def test_refreshes_asked_together_share_one_read(soap_calls, monkeypatch):
+    monkeypatch.setattr(service, "REFRESH_SHARED_SECONDS", 0)  # only the read under way is shared
+    service.refresh()
+    one_read = soap_calls["RetrievePropertiesEx"]
+    soap_calls.clear()
+    start = threading.Barrier(8)
+
+    def refresh() -> str:
+        start.wait()
+        return service.refresh().cached_at
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: refresh(), range(8)))
+    # Eight viewers pressing Refresh at once: one of them reads, the others take its list.
+    assert soap_calls["RetrievePropertiesEx"] == one_read and len(set(answers)) == 1
 
 
 def test_with_no_cache_period_every_list_reads_vcenter(settings, soap_calls):
@@ -283,6 +310,7 @@ def test_a_ref_too_short_for_a_vm_path_is_not_found_without_asking_vcenter(ref):
 
 
 def test_a_vcenter_that_stops_answering_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(service, "REFRESH_SHARED_SECONDS", 0)  # the refresh below reads
     gone = start_simulator(tmp_path / "gone")
     for key, value in govc_environment(gone).items():
         monkeypatch.setenv(key, value)

@@ -189,6 +189,27 @@ def test_a_completed_export_in_the_output_is_a_blocker_and_with_overwrite_a_note
     assert sorted(p.name for p in out.iterdir()) == [f"{name}.ovf"]
 
 
+@pytest.mark.stand_in_ovf  # the other VM's export is a stand-in file, not a descriptor
+def test_an_export_that_would_replace_another_vms_manifest_is_refused_as_preflight_said(
+    sim, make_vm, tmp_path
+):
+    vm = make_vm()
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "db01.ovf").write_text("another VM's completed export")
+    (out / "manifest.json").write_text("db01's manifest")
+    said = preflight_cli(sim, "-vm", vm, "-output", str(out), "-manifest")
+    assert said.returncode == 1
+    assert said.stdout.splitlines()[0] == (
+        f"blocker: {out} holds the completed export of another VM (db01.ovf): this export would "
+        "replace its manifest.json (export each VM into a directory of its own: choose another output directory)"
+    )
+    done = run_in_process("hyperexport", "-vm", vm, "-output", str(out), "-manifest", "-quiet", env=govc(sim))
+    assert done.returncode == 1 and "holds the completed export of another VM (db01.ovf)" in done.stderr
+    assert (out / "manifest.json").read_text() == "db01's manifest"
+    assert sorted(p.name for p in out.iterdir()) == ["db01.ovf", "manifest.json"]
+
+
 def test_an_explicit_converter_that_is_missing_is_a_blocker(sim, make_vm, tmp_path):
     vm = make_vm()
     missing = tmp_path / "bin" / "hyper2kvm"

@@ -215,6 +215,35 @@ def test_loose_files_of_the_exports_names_are_a_warning_they_will_be_replaced():
     assert "web01-disk1.vmdk, manifest.json" in finding.reason
 
 
+def test_another_vms_export_whose_files_this_one_would_replace_is_a_blocker(tmp_path):
+    out = tmp_path / "shared"
+    (out / "converted").mkdir(parents=True)
+    for name in ("db01.ovf", "db01-disk1.vmdk", "manifest.json", "conversion-report.json"):
+        (out / name).write_text("x")
+    wanted = ExportOptions(vm_path=VM_PATH, output_dir=out, manifest=True, convert=True)
+    facts = host_facts(wanted, vm(), steps=STEPS, hyper2kvm="/usr/bin/hyper2kvm")
+    assert facts.others_completed == ("db01.ovf",) and facts.completed == ()
+    assert set(facts.others_replaced) == {"manifest.json", "converted", "conversion-report.json"}
+    (finding,) = [f for f in check(vm(), wanted, facts) if f.code == "name-collision"]
+    # Not "not a completed export": db01's is one, and its manifest would be this export's.
+    assert (finding.level, finding.code) == ("blocker", "name-collision")
+    assert finding.reason.startswith(
+        f"{out} holds the completed export of another VM (db01.ovf): this export"
+    )
+    assert "manifest.json" in finding.reason and "not a completed export" not in finding.reason
+
+
+def test_another_vms_export_beside_which_this_one_writes_only_its_own_files_is_no_finding(tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir()
+    for name in ("db01.ovf", "db01-disk1.vmdk", "manifest.json"):
+        (out / name).write_text("x")
+    wanted = ExportOptions(vm_path=VM_PATH, output_dir=out)  # no manifest, no conversion
+    facts = host_facts(wanted, vm(), steps=STEPS)
+    assert facts.others_completed == ("db01.ovf",) and facts.others_replaced == ()
+    assert [f for f in check(vm(), wanted, facts) if f.code == "name-collision"] == []
+
+
 def test_the_space_an_export_needs_counts_packing_and_conversion():
     record = vm(
         estimated_export_bytes=3 * GIB,

@@ -14,6 +14,7 @@ SUGGEST_DELAY_MS = 250  # debounce: one question per pause in typing, not per ke
 @register.simple_tag
 def vm_path_field(field) -> str:
     listbox = f"{field.auto_id}-listbox"
+    status = f"{field.auto_id}-status"
     described = [f"{field.auto_id}-hint"]
     if field.help_text:
         described.append(f"{field.auto_id}-help")
@@ -28,8 +29,11 @@ def vm_path_field(field) -> str:
         "autocomplete": "off",
         "spellcheck": "false",
         "data-combobox": "",
+        "data-combobox-status": status,
         "hx-get": reverse("dashboard:inventory-suggest"),
-        "hx-trigger": f"input changed delay:{SUGGEST_DELAY_MS}ms",
+        # Not "changed": typing empties the list (combobox.js), so the text typed back to what
+        # was last asked must be asked again.
+        "hx-trigger": f"input delay:{SUGGEST_DELAY_MS}ms",
         "hx-target": f"#{listbox}",
         "hx-swap": "innerHTML",
         "hx-include": "#id_vcenter",
@@ -42,3 +46,20 @@ def vm_path_field(field) -> str:
     return render_to_string(
         "dashboard/partials/vm_path_field.html", {"field": field, "widget": field.as_widget(attrs=attrs)}
     )
+
+
+@register.filter
+def export_refusal(vm_path: str) -> str:
+    """Why a job spec would refuse ``vm_path`` (exports.job_spec's own check, e.g. a line break
+    in a VM's name: "must not hold control characters"), or "" when it would take it. The
+    converter's single-line field would drop such a character and then name another VM."""
+    from rest_framework import serializers
+
+    from exports.job_spec import JobSpecSerializer
+
+    spec = JobSpecSerializer()
+    try:
+        spec.validate_vm_path(spec.fields["vm_path"].run_validation(vm_path))
+    except serializers.ValidationError as exc:
+        return " ".join(str(message) for message in exc.detail)
+    return ""

@@ -52,6 +52,25 @@ def written_names(
     return markers, others
 
 
+def other_completed_exports(
+    directory: Path, steps: Sequence[Step], own_markers: list[str]
+) -> tuple[str, ...]:
+    """The names in ``directory`` that mark another VM's completed export (``other.ovf``: a
+    marker of the steps for a stem not this export's), sorted; () when it cannot be listed."""
+    suffixes = {name for step in steps for name in step.marker_names("")}  # ".ovf", ".ova"
+    try:
+        held = os.listdir(directory)
+    except OSError:
+        return ()
+    return tuple(
+        sorted(
+            name
+            for name in held
+            if name not in own_markers and any(name.endswith(s) and len(name) > len(s) for s in suffixes)
+        )
+    )
+
+
 def _nearest_existing(path: Path) -> Path | None:
     """``path``, or the closest parent of it that exists: where the export's files would land."""
     for candidate in (path, *path.parents):
@@ -119,13 +138,18 @@ def host_facts(
     for this export (a job without an output path), so nothing there collides."""
     output = options.output
     markers, others = written_names(options, record, steps)
+    # What any VM's export writes under the same name: what another VM's export here would lose.
+    shared = set(others) & set(written_names(options, replace(record, name=record.name + "-other"), steps)[1])
+    existing = () if fresh_directory else _present(output, others)
     return HostFacts(
         output_dir=str(output),
         free_bytes=free_bytes(output),
         writable=writable(output),
         file_in_the_way=file_in_the_way(output),
         completed=() if fresh_directory else _present(output, markers),
-        existing=() if fresh_directory else _present(output, others),
+        existing=existing,
+        others_completed=() if fresh_directory else other_completed_exports(output, steps, markers),
+        others_replaced=tuple(name for name in existing if name in shared),
         hyper2kvm=hyper2kvm,
         hyper2kvm_missing=hyper2kvm_missing,
         can_export=can_export,
