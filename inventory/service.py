@@ -207,7 +207,7 @@ def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     from pyVmomi import vmodl
 
     try:
-        with vsphere_session(target) as si:
+        with vsphere_session(target, deadline=settings.HYPERSDK_INVENTORY_READ_SECONDS) as si:
             return read(si)
     except VCenterConnectionError:
         raise
