@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +316,38 @@ def test_a_session_past_its_deadline_ends_with_one_line(vsphere):
     assert str(failure) == f"vCenter {target.netloc} did not finish answering within 2 s"
     with vsphere_session(target) as si:  # the simulator is fine afterwards
         assert si.CurrentTime()
+
+
+@pytest.mark.vsphere
+def test_after_log_in_a_call_waits_the_call_timeout_not_the_connect_timeout(vsphere):
+    si = connect(VCenterTarget.from_env(govc_environment(vsphere)), timeout=1, call_timeout=GENEROUS)
+    vsphere.pause()
+    try:
+        answered: list = []
+        thread = threading.Thread(target=lambda: answered.append(si.CurrentTime()), daemon=True)
+        thread.start()
+        thread.join(3)  # three times the connect timeout: a call bounded by it would have failed
+    finally:
+        vsphere.resume()
+    thread.join(GENEROUS)
+    assert answered, "the call after log-in failed with the connect timeout"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HYPERSDK_VCENTER_CONNECT_TIMEOUT", "soon"),
+        ("HYPERSDK_VCENTER_CONNECT_TIMEOUT", "0"),
+        ("HYPERSDK_INVENTORY_READ_SECONDS", "-5"),
+    ],
+)
+def test_a_bad_timeout_stops_start_up_naming_the_setting(name, value):
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="hypersdk.settings") | {name: value}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import hypersdk.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and name in proc.stderr
