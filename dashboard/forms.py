@@ -102,6 +102,7 @@ class ConverterForm(OptionFields):  # type: ignore[valid-type, misc]
     vm_path = forms.CharField(
         label="VM Path",
         required=False,  # the job spec says what a VM path must be
+        strip=False,  # a vCenter name may begin or end with a space: "web01 " is not web01
         widget=forms.TextInput(attrs={"placeholder": "/datacenter/vm/production/web01", "required": True}),
     )
     output_dir = forms.CharField(
@@ -169,6 +170,7 @@ class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
     vm_path = forms.CharField(
         label="VM Path",
         required=False,
+        strip=False,  # a vCenter name may begin or end with a space: "web01 " is not web01
         widget=forms.TextInput(attrs={"placeholder": "/datacenter/vm/production/web01", "required": True}),
     )
     output_path = forms.CharField(

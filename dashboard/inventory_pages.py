@@ -51,6 +51,7 @@ class InventoryFilterForm(forms.Form):
     folder = forms.CharField(
         label="Folder",
         required=False,
+        strip=False,  # a folder's name may end with a space: "/dc/vm/prod " is not /dc/vm/prod
         max_length=MAX_TEXT,
         widget=forms.TextInput(attrs={"placeholder": "/dc/vm/prod", "spellcheck": "false"}),
     )
@@ -76,7 +77,7 @@ class InventoryFilterForm(forms.Form):
         return {
             "vcenter": data["vcenter"] or None,
             "q": data["q"].strip(),
-            "folder": data["folder"].strip(),
+            "folder": data["folder"],
             "power_state": data["power_state"],
             "guest_os": data["guest_os"].strip(),
             "page": data["page"] or 1,

@@ -13,6 +13,7 @@ from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
 from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, Option
 from hypersdk.lib.serializers import LookupSlugRelatedField, StrictSerializer
+from inventory.paths import split_path
 
 __all__ = ["ENGINE_OPTIONS", "JobSpecSerializer", "StrictSerializer", "validate_specs"]
 
@@ -37,7 +38,11 @@ def option_field(option: Option) -> serializers.Field:
 
 
 class JobSpecSerializer(StrictSerializer):
-    vm_path = serializers.CharField(max_length=1024, help_text="inventory path, e.g. /dc/vm/prod/web01")
+    # Kept as given (no trimming): a vCenter name may begin or end with a space, and
+    # "/dc/vm/prod/web01 " names another VM than "/dc/vm/prod/web01".
+    vm_path = serializers.CharField(
+        max_length=1024, trim_whitespace=False, help_text="inventory path, e.g. /dc/vm/prod/web01"
+    )
     output_path = serializers.CharField(
         max_length=4096,
         required=False,
@@ -55,7 +60,7 @@ class JobSpecSerializer(StrictSerializer):
     def validate_vm_path(self, value: str) -> str:
         if any(unicodedata.category(char) == "Cc" for char in value):
             raise serializers.ValidationError("must not hold control characters")
-        parts = [part for part in value.strip().split("/") if part]
+        parts = split_path(value)  # spaces kept: they are part of the names
         if len(parts) < 2:
             raise serializers.ValidationError("give the VM's inventory path, e.g. /dc/vm/prod/web01")
         return "/" + "/".join(parts)

@@ -374,4 +374,11 @@ HYPERSDK_METRICS_PUBLIC = env_bool("HYPERSDK_METRICS_PUBLIC", False)
 HYPERSDK_JOB_RETENTION_DAYS = env_int("HYPERSDK_JOB_RETENTION_DAYS", 90, minimum=0)
 # How long a vCenter's VM inventory is kept before the next list reads it again (0: every time).
 HYPERSDK_INVENTORY_CACHE_SECONDS = env_int("HYPERSDK_INVENTORY_CACHE_SECONDS", 120, minimum=0, maximum=86400)
+# Seconds each wait of connecting to a vCenter may take (TCP, TLS handshake, version probe,
+# log-in): the pipeline reads the variable itself (exports.pipeline.connect); read here so a bad
+# value stops start-up.
+HYPERSDK_VCENTER_CONNECT_TIMEOUT = env_int("HYPERSDK_VCENTER_CONNECT_TIMEOUT", 30, minimum=1, maximum=3600)
+# Seconds a whole inventory read (log-in, the list, a page's records, preflight's read of a VM)
+# may take before the request gets a one-line error instead of waiting on a slow vCenter.
+HYPERSDK_INVENTORY_READ_SECONDS = env_int("HYPERSDK_INVENTORY_READ_SECONDS", 300, minimum=1, maximum=86400)
 HYPERSDK_JOB_RETENTION_DELETE_FILES = env_bool("HYPERSDK_JOB_RETENTION_DELETE_FILES", False)

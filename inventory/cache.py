@@ -102,7 +102,7 @@ class Inventory:
 
     def find(self, ref: str) -> VMEntry | None:
         """The VM a moref or a path names: escaped as vCenter escapes names, or not."""
-        found = self._by_moref.get(ref.strip())
+        found = self._by_moref.get(ref)  # as given, like a path
         if found is None:
             found = self._by_path.get(normalize_path(ref))
         if found is None:

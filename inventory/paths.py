@@ -38,11 +38,18 @@ def join_path(parts: Iterable[str]) -> str:
 
 def split_path(path: str) -> list[str]:
     """``/dc/vm/a%2fb`` (leading and trailing ``/`` optional) → ``["dc", "vm", "a%2fb"]``:
-    the escaped names, as ``join_path`` made them."""
-    return [part for part in path.strip().split("/") if part]
+    the escaped names, as ``join_path`` made them. Spaces are kept: a vCenter name may begin or
+    end with one, and ``web01 `` is another VM than ``web01``."""
+    return [part for part in path.split("/") if part]
 
 
 def normalize_path(path: str) -> str:
     """A path typed by a person or a program, spelled as ``join_path`` spells it: leading ``/``
     added, empty parts dropped, each name escaped (a stray ``%`` becomes ``%25``)."""
     return join_path(split_path(path))
+
+
+def visible(path: str) -> str:
+    """``path`` as a message shows it: in double quotes when it begins or ends with whitespace,
+    which a reader would not see otherwise (``"/dc/vm/prod/web01 "`` is not web01)."""
+    return f'"{path}"' if path != path.strip() else path

@@ -99,7 +99,10 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
         raise serializers.ValidationError({"output_path": [str(exc)]}) from None
     options = ExportOptions(vm_path=data["vm_path"], output_dir=Path(output_dir), **values)
     try:
-        with vsphere_session(vcenter_target(data["vcenter"])) as service_instance:
+        from django.conf import settings
+
+        target = vcenter_target(data["vcenter"])
+        with vsphere_session(target, deadline=settings.HYPERSDK_INVENTORY_READ_SECONDS) as service_instance:
             vm = find_vm(service_instance, options.vm_path)
             try:
                 record = read_vm(service_instance, vm)

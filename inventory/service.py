@@ -28,7 +28,7 @@ from hypersdk.lib.errors import InvalidInput, NotFoundError
 from hypersdk.lib.lookup_text import can_match, shown
 from inventory import cache
 from inventory.collect import VMEntry, index_vms, read_vm, read_vms
-from inventory.paths import normalize_path
+from inventory.paths import normalize_path, visible
 from inventory.records import POWER_STATES, VMPage, VMRecord
 
 DEFAULT_PAGE_SIZE = 50
@@ -122,15 +122,15 @@ def list_vms(
 
 def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VMRecord:
     """One VM by inventory path (``/dc/vm/prod/web01``, leading ``/`` optional) or moref (``vm-42``)."""
-    ref = (ref or "").strip()
-    if not ref or ref == "/":
+    ref = ref or ""  # as given: a name may begin or end with a space ("web01 " is not web01)
+    if not ref.strip().strip("/"):
         raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
     if _NOT_IN_XML.search(ref):  # no VM's name holds one; vCenter would fail the request
         raise NotFoundError(f"no VM {shown(ref)}")
     if not _MOREF.fullmatch(ref) and len([p for p in ref.split("/") if p]) < 3:
         # A VM's path is at least <datacenter>/vm/<name>: nothing shorter names one, so
         # vCenter need not be asked (nor be reachable) to say so.
-        raise NotFoundError(f"no VM {shown(ref)}: give an inventory path such as /dc/vm/prod/web01")
+        raise NotFoundError(f"no VM {visible(shown(ref))}: give an inventory path such as /dc/vm/prod/web01")
     name, target = _target(vcenter)
     inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     entry = inventory.find(ref) if inventory is not None else None
@@ -147,7 +147,7 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
             record = _with_vcenter(target, lambda si: _read_one(si, ref, entry.moref))
     if record is None:
         where = f" in vCenter {name}" if name else ""
-        raise NotFoundError(f"no VM {shown(ref)}{where}")  # one line, whatever the path holds
+        raise NotFoundError(f"no VM {visible(shown(ref))}{where}")  # one line, whatever the path holds
     if inventory is not None:
         inventory.replace(record)  # the list's entry too: its filters and rows must agree
     return record
@@ -252,7 +252,7 @@ def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     from pyVmomi import vmodl
 
     try:
-        with vsphere_session(target) as si:
+        with vsphere_session(target, deadline=settings.HYPERSDK_INVENTORY_READ_SECONDS) as si:
             return read(si)
     except VCenterConnectionError:
         raise

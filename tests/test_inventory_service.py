@@ -221,11 +221,19 @@ def test_with_no_cache_period_every_list_reads_vcenter(settings, soap_calls):
 
 
 @pytest.mark.parametrize(
-    "ref", ["/dc/vm/prod/web01", "dc/vm/prod/web01", "/dc/vm/prod/web01/", " /dc/vm//prod/web01 "]
+    "ref", ["/dc/vm/prod/web01", "dc/vm/prod/web01", "/dc/vm/prod/web01/", "/dc/vm//prod/web01"]
 )
 def test_a_vm_is_found_by_its_path_written_loosely(ref):
     record = service.get_vm(ref)
     assert record.path == "/dc/vm/prod/web01" and record.name == "web01"
+
+
+@pytest.mark.parametrize("ref", [" /dc/vm/prod/web01", "/dc/vm/prod/web01 ", "/dc/vm/prod/ web01"])
+def test_spaces_around_a_name_are_part_of_it(ref):
+    # vCenter names may begin or end with a space: trimming would name another VM (web01).
+    with pytest.raises(NotFoundError) as failed:
+        service.get_vm(ref)
+    assert str(failed.value) == (f'no VM "{ref}"' if ref != ref.strip() else f"no VM {ref}")
 
 
 def test_a_vm_is_found_by_its_moref():

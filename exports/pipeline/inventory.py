@@ -20,6 +20,7 @@ from exports.pipeline.names import file_stem
 from exports.pipeline.progress import CancelToken, ProgressReporter
 from exports.pipeline.step import ExportResult, ExportRun, Step
 from inventory.collect import read_vm
+from inventory.paths import split_path, visible
 from inventory.records import VMRecord
 
 
@@ -80,11 +81,13 @@ class VMFacts:
 
 def find_vm(service_instance, vm_path: str) -> vim.VirtualMachine:
     """``/dc/vm/folder/name`` → the VirtualMachine, or VMNotFound."""
-    path = vm_path.strip().strip("/")
+    path = "/".join(split_path(vm_path))  # spaces kept: "web01 " is not web01
     content = service_instance.RetrieveContent()
     found = content.searchIndex.FindByInventoryPath(path) if path else None
     if not isinstance(found, vim.VirtualMachine):
-        raise VMNotFound(f"VM not found: {vm_path} (give the inventory path, e.g. /dc/vm/folder/name)")
+        raise VMNotFound(
+            f"VM not found: {visible(vm_path)} (give the inventory path, e.g. /dc/vm/folder/name)"
+        )
     return found
 
 
