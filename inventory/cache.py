@@ -81,16 +81,7 @@ class Inventory:
         if old is None:
             return
         self.records[record.moref] = record
-        new = VMEntry(
-            moref=record.moref,
-            name=record.name,
-            path=record.path,
-            folder=record.folder,
-            power_state=record.power_state,
-            guest_id=record.guest_id,
-            guest_full_name=record.guest_full_name,
-            guest_detected=record.guest_detected,
-        )
+        new = VMEntry.of(record)
         if new == old:
             return
         entries = [new if entry.moref == record.moref else entry for entry in self.entries]

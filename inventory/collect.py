@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pyVmomi import vim, vmodl
@@ -107,6 +107,11 @@ class VMEntry:
     guest_id: str
     guest_full_name: str
     guest_detected: str
+
+    @classmethod
+    def of(cls, record: VMRecord) -> VMEntry:
+        """The entry a full record makes: the list's fields, read from it."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
 
 
 @dataclass
