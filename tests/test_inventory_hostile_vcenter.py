@@ -269,3 +269,35 @@ def test_hyperexport_preflight_through_the_daemon_says_it_in_one_line(proxy, cli
     assert done.stdout.splitlines()[0].startswith("blocker: vCenter 127.0.0.1:")
     assert_one_line(done.stdout, proxy)
     assert done.stderr == ""
+
+
+def asks(method: bytes) -> Callable[[bytes], bool]:
+    return lambda request: b"<" + method in request or b":" + method in request
+
+
+ODD_CALLS = {
+    # FindByInventoryPath (the pipeline's and preflight's lookup) names a type nobody knows.
+    "FindByInventoryPath": lambda body: re.sub(rb'type="VirtualMachine"', b'type="Bogus"', body, count=1),
+    # The privilege check's answer holds an element its type does not have.
+    "HasPrivilegeOnEntities": lambda body: body.replace(b"<privId>", b"<bogus>1</bogus><privId>", 1),
+}
+
+
+@pytest.mark.parametrize("method", ODD_CALLS)
+def test_any_call_whose_answer_pyvmomi_cannot_decode_is_one_line(
+    proxy, env, operator_api, export_root, tmp_path, method
+):
+    proxy.rewrite = on(asks(method.encode()), ODD_CALLS[method])
+    response = operator_api.post(
+        "/vms/preflight", {"vm_path": WEB01, "output_path": str(export_root / "api")}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    [finding] = [f for f in response.json()["findings"] if f["level"] == "blocker"]
+    assert_one_line(finding["reason"], proxy)
+    assert method in finding["reason"]
+    for args in (["-preflight"], []):  # the checks alone, and an export
+        done = run_in_process(
+            "hyperexport", *args, "-vm", WEB01, "-output", str(tmp_path / "cli"), env={**os.environ, **env}
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert_one_line(done.stdout + done.stderr, proxy)

@@ -161,6 +161,28 @@ def _api_version(target: VCenterTarget, context: ssl.SSLContext, timeout: float)
     raise VCenterConnectionError(f"{target.netloc} speaks no vSphere API version this program knows")
 
 
+# What pyvmomi's reading of an answer raises on one its API version does not describe (an
+# unknown managed object type or element, a value of the wrong shape), besides its parse errors.
+_DECODING = (ExpatError, KeyError, AttributeError, TypeError, IndexError)
+
+
+def _guard_answers(service_instance) -> None:
+    """Every SOAP call of this session turns an answer pyvmomi cannot decode into
+    UnreadableAnswer (one line, at the door), whatever call made it: a traceback of
+    pyvmomi's internals helps nobody. vCenter's faults and the network's errors pass as they are."""
+    stub = service_instance._stub
+    invoke = stub.InvokeMethod
+
+    def invoke_guarded(mo, info, args, outerStub=None):  # noqa: N803 - pyvmomi's own name
+        try:
+            return invoke(mo, info, args, outerStub)
+        except _DECODING as exc:
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise UnreadableAnswer(f"the answer to {info.wsdlName} ({what[:120]})") from None
+
+    stub.InvokeMethod = invoke_guarded
+
+
 def _set_call_timeout(service_instance, seconds: float) -> None:
     """After log-in, SOAP calls wait up to ``seconds`` (the log-in itself had the connect timeout):
     new connections get it, and so does the one the log-in left in the pool."""
@@ -203,6 +225,7 @@ def connect(
             disableSslCertValidation=target.insecure,
         )
         _set_call_timeout(service_instance, call_timeout)
+        _guard_answers(service_instance)
         return service_instance
     except VCenterConnectionError:
         raise
