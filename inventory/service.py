@@ -118,8 +118,14 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
     entry = inventory.find(ref) if inventory is not None else None
     if entry is not None and not refresh and entry.moref in inventory.records:
         return inventory.records[entry.moref]
-    moref = entry.moref if entry is not None else (ref if _MOREF.fullmatch(ref) else None)
-    record = _with_vcenter(target, lambda si: _read_one(si, ref, moref))
+    by_moref = ref if _MOREF.fullmatch(ref) else None
+    if refresh:
+        # A path is resolved afresh in vCenter: after renames the cached path names another VM.
+        # The VM the cache put at that path is read too, so the list learns where it went.
+        moref, cached = by_moref, entry.moref if entry is not None and entry.moref != by_moref else None
+    else:
+        moref, cached = (entry.moref if entry is not None else by_moref), None
+    record, others, gone = _with_vcenter(target, lambda si: _read_fresh(si, ref, moref, cached))
     if record is None and moref is None and inventory is None:
         # A path with a '/' of a name left unescaped (``/dc/vm/backup/daily``) is no inventory
         # path vCenter knows: the list names it, once read.
@@ -127,6 +133,11 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
         entry = inventory.find(ref)
         if entry is not None:
             record = _with_vcenter(target, lambda si: _read_one(si, ref, entry.moref))
+    if inventory is not None:
+        for other in others:
+            inventory.replace(other)
+        for moref_gone in gone:
+            inventory.drop(moref_gone)  # destroyed: no list or search may show it again
     if record is None:
         where = f" in vCenter {name}" if name else ""
         raise NotFoundError(f"no VM {shown(ref)}{where}")  # one line, whatever the path holds
@@ -184,6 +195,28 @@ def _vms(si: Any, morefs: list[str]) -> list[Any]:
     from pyVmomi import vim
 
     return [vim.VirtualMachine(moref, si._stub) for moref in morefs]
+
+
+def _read_fresh(
+    si: Any, ref: str, moref: str | None, cached: str | None
+) -> tuple[VMRecord | None, list[VMRecord], set[str]]:
+    """The VM ``ref`` names (by ``moref``, else its path looked up in vCenter), the VM the cache
+    held at that path (``cached``) read again, and the morefs vCenter no longer has.
+
+    The cached VM is the answer when its fresh path is still ``ref`` (a name holding a '/'
+    written unescaped, which FindByInventoryPath cannot find)."""
+    record = _read_one(si, ref, moref)
+    gone = {moref} if record is None and moref is not None else set()
+    others: list[VMRecord] = []
+    if cached is not None and (record is None or record.moref != cached):
+        other = _read_one(si, ref, cached)
+        if other is None:
+            gone.add(cached)
+        elif record is None and cache.plain_path(other.path) == cache.plain_path(ref):
+            record = other
+        else:
+            others.append(other)
+    return record, others, gone
 
 
 def _read_one(si: Any, ref: str, moref: str | None) -> VMRecord | None:

@@ -171,7 +171,9 @@ def test_a_vm_read_again_moves_in_the_list_its_filters_and_rows_agreeing(sim):
         assert [r.power_state for r in service.list_vms(q="again01").results] == ["off"]
         sim.power_on(path)
         WaitForTask(vm.Rename_Task("again02"), si=sim._si())
-        record = service.get_vm(path, refresh=True)  # by the path the cached list knows it by
+        with pytest.raises(NotFoundError):
+            service.get_vm(path, refresh=True)  # the path the cached list knows names no VM now
+        record = service.get_vm(vm._moId)  # read again by that refresh: the list learnt it
         assert (record.path, record.power_state) == ("/dc/vm/again/again02", "on")
         assert service.list_vms(q="again", power_state="off").count == 0
         assert [(r.path, r.power_state) for r in service.list_vms(q="again", power_state="on").results] == [
@@ -304,3 +306,37 @@ def test_a_bad_cache_period_stops_start_up_naming_the_setting(value):
         timeout=60,
     )
     assert proc.returncode != 0 and "HYPERSDK_INVENTORY_CACHE_SECONDS" in proc.stderr
+
+
+def test_a_refreshed_path_names_the_vm_now_there_after_renames(sim):
+    first = sim.create_vm("/dc/vm/swap", "web01", [DiskSpec(None, size_mib=8)])
+    second = sim.create_vm("/dc/vm/swap", "web02", [DiskSpec(None, size_mib=8)])
+    vm1, vm2 = sim.find_vm(first), sim.find_vm(second)
+    try:
+        assert [r.path for r in service.list_vms(folder="/dc/vm/swap").results] == [first, second]
+        WaitForTask(vm2.Rename_Task("web02-old"), si=sim._si())
+        WaitForTask(vm1.Rename_Task("web02"), si=sim._si())
+
+        assert service.get_vm(second, refresh=True).moref == vm1._moId
+        with pytest.raises(NotFoundError, match="no VM"):
+            service.get_vm(first, refresh=True)
+        listed = service.list_vms(folder="/dc/vm/swap").results
+        assert [(r.path, r.moref) for r in listed] == [(second, vm1._moId), (second + "-old", vm2._moId)]
+    finally:
+        for vm in (vm1, vm2):
+            WaitForTask(vm.Destroy_Task())  # the other tests count seven VMs
+        cache.clear()
+
+
+def test_a_vm_found_gone_on_refresh_leaves_the_cached_list(sim):
+    path = sim.create_vm("/dc/vm/gone", "snapgone1", [DiskSpec(None, size_mib=8)])
+    moref = service.list_vms(q="snapgone1").results[0].moref
+    WaitForTask(sim.find_vm(path).Destroy_Task())
+    try:
+        with pytest.raises(NotFoundError):
+            service.get_vm(moref, refresh=True)
+        assert service.list_vms(q="snapgone1").count == 0
+        with pytest.raises(NotFoundError):
+            service.get_vm(moref)  # not answered from the cache any more
+    finally:
+        cache.clear()
