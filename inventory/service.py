@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import http.client
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -31,6 +32,11 @@ from inventory.records import POWER_STATES, VMPage, VMRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Seconds each SOAP call of an inventory read (someone is waiting: the API, the CLI, a page)
+# may wait on vCenter's answer, rather than the export's SOAP_CALL_TIMEOUT: a vCenter that
+# stops answering is a 502 line within this. The remote CLI waits longer for these calls
+# (cli.backends.remote.INVENTORY_TIMEOUT_SECONDS), so the daemon's line arrives first.
+CALL_TIMEOUT = 30.0
 
 # What XML 1.0 cannot carry (C0 controls but tab and line breaks, U+FFFE, U+FFFF, lone
 # surrogates): vCenter's SOAP cannot hold it in a name.
@@ -234,13 +240,28 @@ def _read_one(si: Any, ref: str, moref: str | None) -> VMRecord | None:
         return None
 
 
+@contextmanager
+def interactive_session(target: VCenterTarget) -> Iterator[Any]:
+    """``vsphere_session`` for a reader who is waiting (API, CLI, dashboard, preflight): each
+    SOAP call waits at most CALL_TIMEOUT; a vCenter silent that long is one
+    VCenterConnectionError line, and the session is not logged out (that would wait as long)."""
+    with vsphere_session(target, call_timeout=CALL_TIMEOUT) as si:
+        try:
+            yield si
+        except TimeoutError:
+            si._stub.GetConnection = _no_more_calls
+            raise VCenterConnectionError(
+                f"vCenter {target.netloc} did not answer within {CALL_TIMEOUT:g} s"
+            ) from None
+
+
 def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     """``read(service_instance)`` in a session of ``target``; any failure of vCenter's is one
     VCenterConnectionError line naming the vCenter (never its password)."""
     from pyVmomi import vmodl
 
     try:
-        with vsphere_session(target) as si:
+        with interactive_session(target) as si:
             return read(si)
     except VCenterConnectionError:
         raise
@@ -250,3 +271,8 @@ def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS errors are OSErrors
         reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).splitlines()[0]
         raise VCenterConnectionError(f"lost the connection to vCenter {target.netloc}: {reason}") from None
+
+
+def _no_more_calls() -> Any:
+    """A session's connection source once its vCenter stopped answering: no call is sent."""
+    raise TimeoutError("vCenter stopped answering")

@@ -236,3 +236,25 @@ def test_a_slash_in_a_name_is_sent_as_percent_25_2f_and_dot_segments_survive():
     assert _vm_path("vm-42") == "/vms/vm-42"
     with pytest.raises(CLIError):
         _vm_path("/")
+
+
+def test_all_vms_come_in_pages_a_fresh_one_of_which_the_daemon_reads_quickly(daemon, sim, monkeypatch):
+    """-all asks for small pages (each a fresh page costs the daemon a read of every VM's record
+    from vCenter) and lists each VM once across them."""
+    from cli.backends import remote as remote_module
+
+    for key, value in govc_environment(sim).items():
+        monkeypatch.setenv(key, value)
+    remote = RemoteBackend(daemon.url, daemon.token)
+    asked: list[int] = []
+    remote._http.event_hooks["request"].append(lambda r: asked.append(int(r.url.params["page_size"])))
+    everything = remote.list_vms(page=None)
+    assert asked == [remote_module.VMS_ALL_PAGE_SIZE] and remote_module.VMS_ALL_PAGE_SIZE <= 200
+
+    monkeypatch.setattr(remote_module, "VMS_ALL_PAGE_SIZE", 3)
+    asked.clear()
+    paged = remote.list_vms(page=None)
+    assert len(asked) == -(-paged["count"] // 3) > 1
+    assert sorted(row["moref"] for row in paged["results"]) == sorted(
+        r["moref"] for r in everything["results"]
+    )
