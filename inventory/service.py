@@ -114,11 +114,11 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
     if not ref or ref == "/":
         raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
     if _NOT_IN_XML.search(ref):  # no VM's name holds one; vCenter would fail the request
-        raise NotFoundError(f"no VM {shown(ref)}")
+        raise NotFoundError(f"VM not found: {_named(ref)}")
     if not _MOREF.fullmatch(ref) and len([p for p in ref.split("/") if p]) < 3:
         # A VM's path is at least <datacenter>/vm/<name>: nothing shorter names one, so
         # vCenter need not be asked (nor be reachable) to say so.
-        raise NotFoundError(f"no VM {shown(ref)}: give an inventory path such as /dc/vm/prod/web01")
+        raise NotFoundError(f"VM not found: {_named(ref)} (give an inventory path such as /dc/vm/prod/web01)")
     name, target = _target(vcenter)
     inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     entry = inventory.find(ref) if inventory is not None else None
@@ -146,7 +146,7 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
             inventory.drop(moref_gone)  # destroyed: no list or search may show it again
     if record is None:
         where = f" in vCenter {name}" if name else ""
-        raise NotFoundError(f"no VM {shown(ref)}{where}")  # one line, whatever the path holds
+        raise NotFoundError(f"VM not found: {_named(ref)}{where}")  # one line, whatever the path holds
     if inventory is not None:
         inventory.replace(record)  # the list's entry too: its filters and rows must agree
     return record
@@ -155,6 +155,12 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
 def refresh(vcenter: str | None = None) -> VMPage:
     """Read the vCenter's inventory again now; the first page of the fresh list."""
     return list_vms(vcenter=vcenter, refresh=True)
+
+
+def _named(ref: str) -> str:
+    """A ref as a not-found message names it, the pipeline's way (``VM not found: /dc/vm/x``): a
+    path with its leading '/' (the API's URL ``/vms/dc/vm/x`` drops it), escaped, cut short."""
+    return shown(ref if _MOREF.fullmatch(ref) or ref.startswith("/") else "/" + ref)
 
 
 def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:

@@ -123,6 +123,10 @@ def test_an_unknown_vm_or_vcenter_is_one_error_line(env):
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert "vcenter" in hyperctl("vms", "list", "-vcenter", "nowhere", env=env).stderr
+    # The pipeline's wording, the path as given (remotely too, where the URL drops its '/').
+    for ref in ("/dc/vm/prod/nothing-here", "dc/vm/prod/nothing-here"):
+        done = hyperctl("vms", "info", ref, env=env)
+        assert done.stderr == "error: VM not found: /dc/vm/prod/nothing-here\n"
 
 
 def test_a_named_vcenter_from_the_database(env, sim):

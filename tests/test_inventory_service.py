@@ -229,7 +229,7 @@ def test_a_listed_vm_is_answered_from_the_cache(soap_calls):
 
 @pytest.mark.parametrize("ref", ["/dc/vm/prod/nope", "vm-99999", "/dc/vm/prod"])
 def test_an_unknown_vm_is_not_found(ref):
-    with pytest.raises(NotFoundError, match="no VM"):
+    with pytest.raises(NotFoundError, match="VM not found: "):
         service.get_vm(ref)
 
 
@@ -280,7 +280,7 @@ def test_a_ref_too_short_for_a_vm_path_is_not_found_without_asking_vcenter(ref):
     down = VCenter(name="down", url="https://127.0.0.1:9/sdk", username="root", insecure=True)
     down.save()
     # The vCenter is unreachable: a NotFoundError (not a connection error) proves it was not asked.
-    with pytest.raises(NotFoundError, match="no VM"):
+    with pytest.raises(NotFoundError, match="VM not found: "):
         service.get_vm(ref, vcenter="down")
 
 
@@ -318,7 +318,7 @@ def test_a_refreshed_path_names_the_vm_now_there_after_renames(sim):
         WaitForTask(vm1.Rename_Task("web02"), si=sim._si())
 
         assert service.get_vm(second, refresh=True).moref == vm1._moId
-        with pytest.raises(NotFoundError, match="no VM"):
+        with pytest.raises(NotFoundError, match="VM not found: "):
             service.get_vm(first, refresh=True)
         listed = service.list_vms(folder="/dc/vm/swap").results
         assert [(r.path, r.moref) for r in listed] == [(second, vm1._moId), (second + "-old", vm2._moId)]
