@@ -340,3 +340,17 @@ def test_a_vm_found_gone_on_refresh_leaves_the_cached_list(sim):
             service.get_vm(moref)  # not answered from the cache any more
     finally:
         cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_vcenter_of_the_admin_not_trusted_is_told_to_fix_it_in_the_admin(sim):
+    """Its CA bundle and insecure box are in the admin: advice on GOVC_* would not help."""
+    untrusted = VCenter(name="noca", url=sim.url, username=sim.username)
+    untrusted.password = sim.password
+    untrusted.save()
+    with pytest.raises(VCenterConnectionError) as failed:
+        service.list_vms(vcenter="noca")
+    message = str(failed.value)
+    assert message.startswith("TLS verification of ") and "\n" not in message
+    assert "CA bundle of vCenter 'noca' in the admin" in message and "insecure box" in message
+    assert "GOVC_" not in message
