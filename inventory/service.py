@@ -85,7 +85,10 @@ def list_vms(
         entries, structure = index_vms(si)
         inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
         matching, shown, missing = page_of(inventory)
-        inventory.records.update((record.moref, record) for record in read_vms(si, _vms(si, missing)))
+        records, gone = _read_existing(si, missing)
+        inventory.records.update((record.moref, record) for record in records)
+        for moref in gone:
+            inventory.drop(moref)
         return inventory, matching, shown
 
     inventory = None if refresh else cache.get(key, settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
@@ -95,8 +98,10 @@ def list_vms(
     else:
         matching, shown, missing = page_of(inventory)
         if missing:
-            records = _with_vcenter(target, lambda si: read_vms(si, _vms(si, missing)))
+            records, gone = _with_vcenter(target, lambda si: _read_existing(si, missing))
             inventory.records.update((record.moref, record) for record in records)
+            for moref in gone:
+                inventory.drop(moref)  # destroyed since the list was read: no later page shows it
     return VMPage(
         vcenter=name,
         count=len(matching),
@@ -207,6 +212,25 @@ def _vms(si: Any, morefs: list[str]) -> list[Any]:
     from pyVmomi import vim
 
     return [vim.VirtualMachine(moref, si._stub) for moref in morefs]
+
+
+def _read_existing(si: Any, morefs: list[str]) -> tuple[list[VMRecord], set[str]]:
+    """The records of the VMs ``morefs`` names that still exist, and the morefs of those gone.
+    vCenter refuses a whole retrieval naming a destroyed VM (ManagedObjectNotFound, naming
+    it): that one is left out and the rest read again, one more call per destroyed VM."""
+    from pyVmomi import vmodl
+
+    left, gone = list(morefs), set()
+    while left:
+        try:
+            return read_vms(si, _vms(si, left)), gone
+        except vmodl.fault.ManagedObjectNotFound as exc:
+            moref = getattr(getattr(exc, "obj", None), "_moId", None)
+            if moref not in left:
+                raise
+            left.remove(moref)
+            gone.add(moref)
+    return [], gone
 
 
 def _read_fresh(

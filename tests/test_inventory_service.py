@@ -354,3 +354,14 @@ def test_a_vcenter_of_the_admin_not_trusted_is_told_to_fix_it_in_the_admin(sim):
     assert message.startswith("TLS verification of ") and "\n" not in message
     assert "CA bundle of vCenter 'noca' in the admin" in message and "insecure box" in message
     assert "GOVC_" not in message
+
+
+def test_a_vm_destroyed_before_its_page_is_read_leaves_the_cached_list(sim):
+    path = sim.create_vm("/dc/vm/gone", "snapgone2", [DiskSpec(None, size_mib=8)])
+    try:
+        service.list_vms(page_size=1)  # the list, and one record: not this VM's
+        WaitForTask(sim.find_vm(path).Destroy_Task())
+        assert service.list_vms(q="snapgone2").results == []  # its record cannot be read
+        assert service.list_vms(q="snapgone2").count == 0
+    finally:
+        cache.clear()
