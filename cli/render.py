@@ -4,8 +4,11 @@ Schedules are ``cli.render_schedules``, webhooks ``cli.render_webhooks``; both u
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
+
+import wcwidth
 
 from exports.pipeline.options import OPTIONS
 from hypersdk.lib.units import human_duration, human_size
@@ -31,14 +34,29 @@ def percent_text(job: dict[str, Any]) -> str:
 
 
 # C0, DEL, C1 and the Unicode line breaks: a daemon's ESC sequence, BEL or newline in a field
-# would reach the terminal (or split a -quiet line) as is. And the bidirectional controls (marks,
-# embeddings, overrides, isolates): a VM named "\u202egnp.exe" would read as "exe.png".
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# would reach the terminal (or split a -quiet line) as is. And the format characters (Unicode
+# category Cf), among them the bidirectional controls: a VM named "\u202egnp.exe" would read as
+# "exe.png", one holding a zero-width space (U+200B) would look like another VM's name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _hidden(char: str) -> bool:
+    return _CONTROL.match(char) is not None or unicodedata.category(char) == "Cf"
 
 
 def printable(value: object) -> str:
-    """``value`` as text with each control character escaped (``\\x1b``, ``\\n``): one cell."""
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(value))
+    """``value`` as text with each control or format character escaped (``\\x1b``, ``\\n``,
+    ``\\u200b``): one cell."""
+    text = str(value)
+    if text.isprintable():  # no Cc or Cf (nor other invisibles): the common case, at C speed
+        return text
+    return "".join(char.encode("unicode_escape").decode("ascii") if _hidden(char) else char for char in text)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` (printable) takes in a terminal: a CJK character two, a combining mark none."""
+    width = wcwidth.wcswidth(text)
+    return width if width >= 0 else len(text)
 
 
 def tsv_line(*fields: object) -> str:
@@ -49,9 +67,13 @@ def tsv_line(*fields: object) -> str:
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     """Aligned columns of printable cells; nothing cut, for copy and paste."""
     rows = [tuple(printable(cell) for cell in row) for row in (header, *rows)]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    sizes = [[display_width(cell) for cell in row] for row in rows]
+    widths = [max(size[column] for size in sizes) for column in range(len(header))]
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        "  ".join(
+            cell + " " * (width - size) for cell, size, width in zip(row, cell_sizes, widths, strict=True)
+        ).rstrip()
+        for row, cell_sizes in zip(rows, sizes, strict=True)
     ]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cli.backends.errors import one_line
+from cli.render import printable
 
 LEVELS = ("blocker", "warning", "info")
 # The exit status of a preflight: 0 the export may start (warnings and notes aside), 1 a
@@ -17,8 +17,8 @@ EXIT_READY, EXIT_BLOCKED = 0, 1
 
 def finding_line(finding: Mapping[str, Any]) -> str:
     """``blocker: <reason> (<action>)``, as ``Finding.line`` says it, on one printable line
-    (a daemon's text may hold anything)."""
-    return one_line(f"{finding['level']}: {finding['reason']} ({finding['action']})")
+    (a daemon's text, or a VM's path in it, may hold anything: escaped as ``cli.render.printable``)."""
+    return printable(f"{finding['level']}: {finding['reason']} ({finding['action']})")
 
 
 def counts(findings: list[Mapping[str, Any]]) -> str:
@@ -37,7 +37,7 @@ def summary_line(vm_path: str, findings: list[Mapping[str, Any]]) -> str:
     be exported (2 blockers)``."""
     blocked = any(f["level"] == "blocker" for f in findings)
     verdict = "cannot be exported" if blocked else "can be exported"
-    return one_line(f"preflight: {vm_path} {verdict} ({counts(findings)})")
+    return printable(f"preflight: {vm_path} {verdict} ({counts(findings)})")
 
 
 def preflight_lines(vm_path: str, findings: list[Mapping[str, Any]], *, quiet: bool) -> list[str]:

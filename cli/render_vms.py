@@ -57,11 +57,11 @@ def vm_paths(vms: list[dict[str, Any]]) -> list[str]:
 
 
 def cached_note(listing: dict[str, Any]) -> str:
-    """Where and when the list was read: ``inventory of vc1 read at 2026-12-07 14:02:11 ...``."""
+    """Where and when the list was read, in local time with its UTC offset:
+    ``inventory of vCenter vc1 read at 2026-12-07 15:02:11 +0100: -refresh reads it again``."""
     where = f"vCenter {listing['vcenter']}" if listing.get("vcenter") else "the default vCenter"
-    return (
-        f"inventory of {printable(where)} read at {local_time(listing['cached_at'])}: -refresh reads it again"
-    )
+    read_at = local_time(listing["cached_at"], "%Y-%m-%d %H:%M:%S %z")
+    return f"inventory of {printable(where)} read at {read_at}: -refresh reads it again"
 
 
 def value_text(name: str, value: Any) -> str:
@@ -73,6 +73,8 @@ def value_text(name: str, value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if name == "name" and isinstance(value, str):
+        return unescape_name(value)  # as `vms list` shows it (a%2fb is a/b); the path stays escaped
     if name.endswith("_bytes") and isinstance(value, int):
         return human_size(value)
     if name == "memory_mb" and isinstance(value, int):

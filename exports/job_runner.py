@@ -203,6 +203,10 @@ def vcenter_target(vcenter: VCenter | None) -> VCenterTarget:
         password=vcenter.password,
         insecure=vcenter.insecure,
         ca_file=ca_file,
+        tls_advice=(
+            f"paste its CA certificate into the CA bundle of vCenter {vcenter.name!r} in the admin, "
+            "or tick its insecure box to skip verification"
+        ),
     )
 
 

@@ -88,6 +88,13 @@ class Inventory:
         self.entries = sorted(entries, key=lambda entry: (entry.path, entry.moref))
         self._index()  # a rename moves the VM in the order and changes what matches it
 
+    def drop(self, moref: str) -> None:
+        """Forget a VM vCenter no longer has (destroyed): no page or search shows it again."""
+        self.records.pop(moref, None)
+        if moref in self._by_moref:
+            self.entries = [entry for entry in self.entries if entry.moref != moref]
+            self._index()
+
     def fresh(self, ttl: float) -> bool:
         return time.monotonic() - self.read_at < ttl
 

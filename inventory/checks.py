@@ -395,15 +395,23 @@ def _drives(record: VMRecord) -> list[Finding]:
         kind = "CD-ROM" if drive.kind == "cdrom" else "floppy"
         source = f"image {drive.image}" if drive.image else "a client or host device"
         code = f"{drive.kind}-connected"
-        if drive.connected or drive.start_connected:
+        # A powered-off VM's drive is connected to nothing (vCenter says connected=false): what
+        # counts is whether it connects at power-on, as the imported VM would.
+        connected = drive.connected and record.power_state != "off"
+        if connected or drive.start_connected:
+            state = f"is connected to {source}" if connected else f"connects at power-on to {source}"
+            if drive.image:
+                media = "ISO" if drive.kind == "cdrom" else "image"
+                action = f"copy the {media} over yourself if the guest needs it, or disconnect the drive"
+            else:  # a device of a client or the host: no file to copy
+                action = "attach media to the imported VM if the guest needs it, or disconnect the drive"
             findings.append(
                 Finding(
                     "warning",
                     code,
-                    f"{drive.label} ({kind}) is connected to {source}: it is not exported; the imported "
-                    f"VM gets an empty {kind} drive",
-                    f"copy the {'ISO' if drive.kind == 'cdrom' else 'image'} over yourself if the guest "
-                    "needs it, or disconnect the drive",
+                    f"{drive.label} ({kind}) {state}: it is not exported; the imported VM gets an "
+                    f"empty {kind} drive",
+                    action,
                 )
             )
         elif drive.image:

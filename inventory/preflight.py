@@ -68,7 +68,6 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     from exports.job_runner import vcenter_target
     from exports.job_spec import JobSpecSerializer
     from exports.output_roots import OutputOutsideRoots, default_output_root
-    from exports.pipeline.connect import vsphere_session
     from exports.pipeline.convert import find_hyper2kvm
     from exports.pipeline.errors import ExportError, VMNotFound
     from exports.pipeline.inventory import find_vm
@@ -76,6 +75,7 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
     from exports.pipeline.preflight import export_privilege, host_facts
     from exports.pipeline.run import STEPS
     from inventory.collect import read_vm
+    from inventory.service import interactive_session
 
     if not isinstance(spec, Mapping):
         raise serializers.ValidationError({"non_field_errors": ["a job must be a JSON object"]})
@@ -99,10 +99,7 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
         raise serializers.ValidationError({"output_path": [str(exc)]}) from None
     options = ExportOptions(vm_path=data["vm_path"], output_dir=Path(output_dir), **values)
     try:
-        from django.conf import settings
-
-        target = vcenter_target(data["vcenter"])
-        with vsphere_session(target, deadline=settings.HYPERSDK_INVENTORY_READ_SECONDS) as service_instance:
+        with interactive_session(vcenter_target(data["vcenter"])) as service_instance:
             vm = find_vm(service_instance, options.vm_path)
             try:
                 record = read_vm(service_instance, vm)

@@ -17,7 +17,8 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -33,6 +34,11 @@ from inventory.records import POWER_STATES, VMPage, VMRecord
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Seconds each SOAP call of an inventory read (someone is waiting: the API, the CLI, a page)
+# may wait on vCenter's answer, rather than the export's SOAP_CALL_TIMEOUT: a vCenter that
+# stops answering is a 502 line within this. The remote CLI waits longer for these calls
+# (cli.backends.remote.INVENTORY_TIMEOUT_SECONDS), so the daemon's line arrives first.
+CALL_TIMEOUT = 30.0
 
 # What XML 1.0 cannot carry (C0 controls but tab and line breaks, U+FFFE, U+FFFF, lone
 # surrogates): vCenter's SOAP cannot hold it in a name.
@@ -89,7 +95,10 @@ def list_vms(
         entries, structure = index_vms(si)
         inventory = cache.Inventory(vcenter=name, entries=entries, structure=structure)
         matching, shown, missing = page_of(inventory)
-        inventory.records.update((record.moref, record) for record in read_vms(si, _vms(si, missing)))
+        records, gone = _read_existing(si, missing)
+        inventory.records.update((record.moref, record) for record in records)
+        for moref in gone:
+            inventory.drop(moref)
         return inventory, matching, shown
 
     ttl, asked_at = settings.HYPERSDK_INVENTORY_CACHE_SECONDS, time.monotonic()
@@ -107,8 +116,10 @@ def list_vms(
     else:
         matching, shown, missing = page_of(inventory)
         if missing:
-            records = _with_vcenter(target, lambda si: read_vms(si, _vms(si, missing)))
+            records, gone = _with_vcenter(target, lambda si: _read_existing(si, missing))
             inventory.records.update((record.moref, record) for record in records)
+            for moref in gone:
+                inventory.drop(moref)  # destroyed since the list was read: no later page shows it
     return VMPage(
         vcenter=name,
         count=len(matching),
@@ -126,18 +137,24 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
     if not ref.strip().strip("/"):
         raise InvalidInput("vm", "give an inventory path such as /dc/vm/prod/web01, or a moref such as vm-42")
     if _NOT_IN_XML.search(ref):  # no VM's name holds one; vCenter would fail the request
-        raise NotFoundError(f"no VM {shown(ref)}")
+        raise NotFoundError(f"VM not found: {_named(ref)}")
     if not _MOREF.fullmatch(ref) and len([p for p in ref.split("/") if p]) < 3:
         # A VM's path is at least <datacenter>/vm/<name>: nothing shorter names one, so
         # vCenter need not be asked (nor be reachable) to say so.
-        raise NotFoundError(f"no VM {visible(shown(ref))}: give an inventory path such as /dc/vm/prod/web01")
+        raise NotFoundError(f"VM not found: {_named(ref)} (give an inventory path such as /dc/vm/prod/web01)")
     name, target = _target(vcenter)
     inventory = cache.get(cache.identity(name, target), settings.HYPERSDK_INVENTORY_CACHE_SECONDS)
     entry = inventory.find(ref) if inventory is not None else None
     if entry is not None and not refresh and entry.moref in inventory.records:
         return inventory.records[entry.moref]
-    moref = entry.moref if entry is not None else (ref if _MOREF.fullmatch(ref) else None)
-    record = _with_vcenter(target, lambda si: _read_one(si, ref, moref))
+    by_moref = ref if _MOREF.fullmatch(ref) else None
+    if refresh:
+        # A path is resolved afresh in vCenter: after renames the cached path names another VM.
+        # The VM the cache put at that path is read too, so the list learns where it went.
+        moref, cached = by_moref, entry.moref if entry is not None and entry.moref != by_moref else None
+    else:
+        moref, cached = (entry.moref if entry is not None else by_moref), None
+    record, others, gone = _with_vcenter(target, lambda si: _read_fresh(si, ref, moref, cached))
     if record is None and moref is None and inventory is None:
         # A path with a '/' of a name left unescaped (``/dc/vm/backup/daily``) is no inventory
         # path vCenter knows: the list names it, once read.
@@ -145,9 +162,14 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
         entry = inventory.find(ref)
         if entry is not None:
             record = _with_vcenter(target, lambda si: _read_one(si, ref, entry.moref))
+    if inventory is not None:
+        for other in others:
+            inventory.replace(other)
+        for moref_gone in gone:
+            inventory.drop(moref_gone)  # destroyed: no list or search may show it again
     if record is None:
         where = f" in vCenter {name}" if name else ""
-        raise NotFoundError(f"no VM {visible(shown(ref))}{where}")  # one line, whatever the path holds
+        raise NotFoundError(f"VM not found: {_named(ref)}{where}")  # one line, whatever the path holds
     if inventory is not None:
         inventory.replace(record)  # the list's entry too: its filters and rows must agree
     return record
@@ -156,6 +178,12 @@ def get_vm(ref: str, *, vcenter: str | None = None, refresh: bool = False) -> VM
 def refresh(vcenter: str | None = None) -> VMPage:
     """Read the vCenter's inventory again now; the first page of the fresh list."""
     return list_vms(vcenter=vcenter, refresh=True)
+
+
+def _named(ref: str) -> str:
+    """A ref as a not-found message names it, the pipeline's way (``VM not found: /dc/vm/x``): a
+    path with its leading '/' (the API's URL ``/vms/dc/vm/x`` drops it), escaped, cut short."""
+    return visible(shown(ref if _MOREF.fullmatch(ref) or ref.startswith("/") else "/" + ref))
 
 
 def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:
@@ -231,6 +259,47 @@ def _vms(si: Any, morefs: list[str]) -> list[Any]:
     return [vim.VirtualMachine(moref, si._stub) for moref in morefs]
 
 
+def _read_existing(si: Any, morefs: list[str]) -> tuple[list[VMRecord], set[str]]:
+    """The records of the VMs ``morefs`` names that still exist, and the morefs of those gone.
+    vCenter refuses a whole retrieval naming a destroyed VM (ManagedObjectNotFound, naming
+    it): that one is left out and the rest read again, one more call per destroyed VM."""
+    from pyVmomi import vmodl
+
+    left, gone = list(morefs), set()
+    while left:
+        try:
+            return read_vms(si, _vms(si, left)), gone
+        except vmodl.fault.ManagedObjectNotFound as exc:
+            moref = getattr(getattr(exc, "obj", None), "_moId", None)
+            if moref not in left:
+                raise
+            left.remove(moref)
+            gone.add(moref)
+    return [], gone
+
+
+def _read_fresh(
+    si: Any, ref: str, moref: str | None, cached: str | None
+) -> tuple[VMRecord | None, list[VMRecord], set[str]]:
+    """The VM ``ref`` names (by ``moref``, else its path looked up in vCenter), the VM the cache
+    held at that path (``cached``) read again, and the morefs vCenter no longer has.
+
+    The cached VM is the answer when its fresh path is still ``ref`` (a name holding a '/'
+    written unescaped, which FindByInventoryPath cannot find)."""
+    record = _read_one(si, ref, moref)
+    gone = {moref} if record is None and moref is not None else set()
+    others: list[VMRecord] = []
+    if cached is not None and (record is None or record.moref != cached):
+        other = _read_one(si, ref, cached)
+        if other is None:
+            gone.add(cached)
+        elif record is None and cache.plain_path(other.path) == cache.plain_path(ref):
+            record = other
+        else:
+            others.append(other)
+    return record, others, gone
+
+
 def _read_one(si: Any, ref: str, moref: str | None) -> VMRecord | None:
     from pyVmomi import vim, vmodl
 
@@ -246,13 +315,29 @@ def _read_one(si: Any, ref: str, moref: str | None) -> VMRecord | None:
         return None
 
 
+@contextmanager
+def interactive_session(target: VCenterTarget) -> Iterator[Any]:
+    """``vsphere_session`` for a reader who is waiting (API, CLI, dashboard, preflight): each
+    SOAP call waits at most CALL_TIMEOUT; a vCenter silent that long is one
+    VCenterConnectionError line, and the session is not logged out (that would wait as long)."""
+    deadline = settings.HYPERSDK_INVENTORY_READ_SECONDS  # the whole read, log-in included
+    with vsphere_session(target, call_timeout=CALL_TIMEOUT, deadline=deadline) as si:
+        try:
+            yield si
+        except TimeoutError:
+            si._stub.GetConnection = _no_more_calls
+            raise VCenterConnectionError(
+                f"vCenter {target.netloc} did not answer within {CALL_TIMEOUT:g} s"
+            ) from None
+
+
 def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     """``read(service_instance)`` in a session of ``target``; any failure of vCenter's is one
     VCenterConnectionError line naming the vCenter (never its password)."""
     from pyVmomi import vmodl
 
     try:
-        with vsphere_session(target, deadline=settings.HYPERSDK_INVENTORY_READ_SECONDS) as si:
+        with interactive_session(target) as si:
             return read(si)
     except VCenterConnectionError:
         raise
@@ -262,3 +347,8 @@ def _with_vcenter(target: VCenterTarget, read: Callable[[Any], T]) -> T:
     except (OSError, http.client.HTTPException) as exc:  # timeouts and TLS errors are OSErrors
         reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).splitlines()[0]
         raise VCenterConnectionError(f"lost the connection to vCenter {target.netloc}: {reason}") from None
+
+
+def _no_more_calls() -> Any:
+    """A session's connection source once its vCenter stopped answering: no call is sent."""
+    raise TimeoutError("vCenter stopped answering")

@@ -6,6 +6,7 @@ one escaped line each."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def test_list_prints_a_table_and_says_when_the_inventory_was_read(env):
     web01 = next(row for row in rows if row.startswith("web01 "))
     assert WEB01 in web01 and ("MiB" in web01 or "GiB" in web01)
     assert done.stderr.startswith("inventory of the default vCenter read at ")
+    # Local time, with its offset from UTC: "... read at 2026-12-07 15:02:11 +0100: ..."
+    assert re.search(r"read at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}: ", done.stderr), done.stderr
 
 
 def test_quiet_prints_paths_and_json_parses(env):
@@ -120,6 +123,10 @@ def test_an_unknown_vm_or_vcenter_is_one_error_line(env):
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert "vcenter" in hyperctl("vms", "list", "-vcenter", "nowhere", env=env).stderr
+    # The pipeline's wording, the path as given (remotely too, where the URL drops its '/').
+    for ref in ("/dc/vm/prod/nothing-here", "dc/vm/prod/nothing-here"):
+        done = hyperctl("vms", "info", ref, env=env)
+        assert done.stderr == "error: VM not found: /dc/vm/prod/nothing-here\n"
 
 
 def test_a_named_vcenter_from_the_database(env, sim):
@@ -161,8 +168,9 @@ def test_hostile_names_print_as_one_escaped_line_each(env):
         ("a%2fb", f"{FOLDER}/a%2fb")
     ]  # as vCenter has it
     assert [f"{FOLDER}/a%2fb"] == [line.split()[1] for line in table.splitlines() if line.split()[0] == "a/b"]
-    info = ok(hyperctl("vms", "info", f"{FOLDER}/a%2fb", env=env))
-    assert "path:" in info and f"{FOLDER}/a%2fb" in info
+    info = ok(hyperctl("vms", "info", f"{FOLDER}/a%2fb", env=env)).splitlines()
+    assert f"{FOLDER}/a%2fb" in next(line for line in info if line.startswith("path:"))
+    assert next(line for line in info if line.startswith("name:")).endswith(" a/b")  # as `vms list` says
     for name in HOSTILE:
         hostile = json.loads(ok(hyperctl("vms", "info", f"{FOLDER}/{name}", "-json", env=env)))
         assert hostile["name"] == name  # the JSON keeps the name, escaped by JSON itself
@@ -236,3 +244,46 @@ def test_a_slash_in_a_name_is_sent_as_percent_25_2f_and_dot_segments_survive():
     assert _vm_path("vm-42") == "/vms/vm-42"
     with pytest.raises(CLIError):
         _vm_path("/")
+
+
+def test_all_vms_come_in_pages_a_fresh_one_of_which_the_daemon_reads_quickly(daemon, sim, monkeypatch):
+    """-all asks for small pages (each a fresh page costs the daemon a read of every VM's record
+    from vCenter) and lists each VM once across them."""
+    from cli.backends import remote as remote_module
+
+    for key, value in govc_environment(sim).items():
+        monkeypatch.setenv(key, value)
+    remote = RemoteBackend(daemon.url, daemon.token)
+    asked: list[int] = []
+    remote._http.event_hooks["request"].append(lambda r: asked.append(int(r.url.params["page_size"])))
+    everything = remote.list_vms(page=None)
+    assert asked == [remote_module.VMS_ALL_PAGE_SIZE] and remote_module.VMS_ALL_PAGE_SIZE <= 200
+
+    monkeypatch.setattr(remote_module, "VMS_ALL_PAGE_SIZE", 3)
+    asked.clear()
+    paged = remote.list_vms(page=None)
+    assert len(asked) == -(-paged["count"] // 3) > 1
+    assert sorted(row["moref"] for row in paged["results"]) == sorted(
+        r["moref"] for r in everything["results"]
+    )
+
+
+@pytest.mark.parametrize("name", ["web\u200b01", "\ufeffweb01", "web\u00ad01", "\u2060x"])
+def test_a_name_with_a_format_character_shows_it_escaped(name):
+    """A zero-width space or other format character (Unicode Cf) would make a name look like
+    another's: it is shown escaped, like the control characters."""
+    [_, row] = render_vms.vm_table([summary(name, f"/dc/vm/{name}")])
+    assert row.isprintable()
+    escaped = name.encode("unicode_escape").decode("ascii")
+    assert row.startswith(escaped + " ") and f"/dc/vm/{escaped}" in row
+    assert render_vms.vm_paths([summary(name, f"/dc/vm/{name}")]) == [f"/dc/vm/{escaped}"]
+
+
+def test_columns_align_by_display_width_with_double_width_names():
+    from wcwidth import wcswidth
+
+    rows = render_vms.vm_table(
+        [summary("数据库服务器", "/dc/vm/数据库服务器"), summary("web01", "/dc/vm/web01")]
+    )
+    starts = {wcswidth(row[: row.index("/dc/vm/")]) for row in rows[1:]}
+    assert len(starts) == 1 and wcswidth(rows[0][: rows[0].index("PATH")]) in starts

@@ -174,7 +174,9 @@ def test_a_vm_read_again_moves_in_the_list_its_filters_and_rows_agreeing(sim):
         assert [r.power_state for r in service.list_vms(q="again01").results] == ["off"]
         sim.power_on(path)
         WaitForTask(vm.Rename_Task("again02"), si=sim._si())
-        record = service.get_vm(path, refresh=True)  # by the path the cached list knows it by
+        with pytest.raises(NotFoundError):
+            service.get_vm(path, refresh=True)  # the path the cached list knows names no VM now
+        record = service.get_vm(vm._moId)  # read again by that refresh: the list learnt it
         assert (record.path, record.power_state) == ("/dc/vm/again/again02", "on")
         assert service.list_vms(q="again", power_state="off").count == 0
         assert [(r.path, r.power_state) for r in service.list_vms(q="again", power_state="on").results] == [
@@ -262,7 +264,7 @@ def test_a_listed_vm_is_answered_from_the_cache(soap_calls):
 
 @pytest.mark.parametrize("ref", ["/dc/vm/prod/nope", "vm-99999", "/dc/vm/prod"])
 def test_an_unknown_vm_is_not_found(ref):
-    with pytest.raises(NotFoundError, match="no VM"):
+    with pytest.raises(NotFoundError, match="VM not found: "):
         service.get_vm(ref)
 
 
@@ -313,7 +315,7 @@ def test_a_ref_too_short_for_a_vm_path_is_not_found_without_asking_vcenter(ref):
     down = VCenter(name="down", url="https://127.0.0.1:9/sdk", username="root", insecure=True)
     down.save()
     # The vCenter is unreachable: a NotFoundError (not a connection error) proves it was not asked.
-    with pytest.raises(NotFoundError, match="no VM"):
+    with pytest.raises(NotFoundError, match="VM not found: "):
         service.get_vm(ref, vcenter="down")
 
 
@@ -340,3 +342,62 @@ def test_a_bad_cache_period_stops_start_up_naming_the_setting(value):
         timeout=60,
     )
     assert proc.returncode != 0 and "HYPERSDK_INVENTORY_CACHE_SECONDS" in proc.stderr
+
+
+def test_a_refreshed_path_names_the_vm_now_there_after_renames(sim):
+    first = sim.create_vm("/dc/vm/swap", "web01", [DiskSpec(None, size_mib=8)])
+    second = sim.create_vm("/dc/vm/swap", "web02", [DiskSpec(None, size_mib=8)])
+    vm1, vm2 = sim.find_vm(first), sim.find_vm(second)
+    try:
+        assert [r.path for r in service.list_vms(folder="/dc/vm/swap").results] == [first, second]
+        WaitForTask(vm2.Rename_Task("web02-old"), si=sim._si())
+        WaitForTask(vm1.Rename_Task("web02"), si=sim._si())
+
+        assert service.get_vm(second, refresh=True).moref == vm1._moId
+        with pytest.raises(NotFoundError, match="VM not found: "):
+            service.get_vm(first, refresh=True)
+        listed = service.list_vms(folder="/dc/vm/swap").results
+        assert [(r.path, r.moref) for r in listed] == [(second, vm1._moId), (second + "-old", vm2._moId)]
+    finally:
+        for vm in (vm1, vm2):
+            WaitForTask(vm.Destroy_Task())  # the other tests count seven VMs
+        cache.clear()
+
+
+def test_a_vm_found_gone_on_refresh_leaves_the_cached_list(sim):
+    path = sim.create_vm("/dc/vm/gone", "snapgone1", [DiskSpec(None, size_mib=8)])
+    moref = service.list_vms(q="snapgone1").results[0].moref
+    WaitForTask(sim.find_vm(path).Destroy_Task())
+    try:
+        with pytest.raises(NotFoundError):
+            service.get_vm(moref, refresh=True)
+        assert service.list_vms(q="snapgone1").count == 0
+        with pytest.raises(NotFoundError):
+            service.get_vm(moref)  # not answered from the cache any more
+    finally:
+        cache.clear()
+
+
+@pytest.mark.django_db
+def test_a_vcenter_of_the_admin_not_trusted_is_told_to_fix_it_in_the_admin(sim):
+    """Its CA bundle and insecure box are in the admin: advice on GOVC_* would not help."""
+    untrusted = VCenter(name="noca", url=sim.url, username=sim.username)
+    untrusted.password = sim.password
+    untrusted.save()
+    with pytest.raises(VCenterConnectionError) as failed:
+        service.list_vms(vcenter="noca")
+    message = str(failed.value)
+    assert message.startswith("TLS verification of ") and "\n" not in message
+    assert "CA bundle of vCenter 'noca' in the admin" in message and "insecure box" in message
+    assert "GOVC_" not in message
+
+
+def test_a_vm_destroyed_before_its_page_is_read_leaves_the_cached_list(sim):
+    path = sim.create_vm("/dc/vm/gone", "snapgone2", [DiskSpec(None, size_mib=8)])
+    try:
+        service.list_vms(page_size=1)  # the list, and one record: not this VM's
+        WaitForTask(sim.find_vm(path).Destroy_Task())
+        assert service.list_vms(q="snapgone2").results == []  # its record cannot be read
+        assert service.list_vms(q="snapgone2").count == 0
+    finally:
+        cache.clear()

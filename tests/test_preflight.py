@@ -469,3 +469,21 @@ def test_preflight_through_the_daemon_says_a_bad_spec_in_one_line(sim, cli_env):
     )
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: vcenter: ") and "nope" in done.stderr
+
+
+def test_preflight_lines_escape_a_paths_controls_and_bidi_overrides():
+    """A VM path holding U+202E (or a newline, an ESC) prints escaped in the findings and the
+    summary, as every other CLI output escapes it."""
+    from cli.render_preflight import preflight_lines
+
+    path = "/dc/vm/\u202egnp.exe\x1b[2J\u200b"
+    finding = {
+        "level": "blocker",
+        "code": "powered-on",
+        "reason": f"{path} is powered on",
+        "action": "stop it",
+    }
+    lines = preflight_lines(path, [finding], quiet=False)
+    assert all(line.isprintable() for line in lines)
+    assert lines[0] == "blocker: /dc/vm/\\u202egnp.exe\\x1b[2J\\u200b is powered on (stop it)"
+    assert lines[1].startswith("preflight: /dc/vm/\\u202egnp.exe\\x1b[2J\\u200b cannot be exported")

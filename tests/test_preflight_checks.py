@@ -189,6 +189,34 @@ def test_connected_drives_are_warnings_and_a_disconnected_image_a_note():
     assert "[ds] iso/ubuntu.iso" in found[0].reason and "not exported" in found[0].reason
 
 
+def test_a_powered_off_vms_drive_is_judged_by_whether_it_connects_at_power_on():
+    """vCenter says connected=false for every drive of a powered-off VM: start_connected decides,
+    and the reason says "connects at power-on", never "is connected"."""
+    record = vm(
+        power_state="off",
+        drives=(
+            DriveRecord("CD/DVD drive 1", "cdrom", "[ds] iso/ubuntu.iso", False, True),
+            DriveRecord("CD/DVD drive 2", "cdrom", "[ds] iso/stale.iso", True, False),
+        ),
+    )
+    found = check(record, options(), HOST)
+    assert codes(found) == [("warning", "cdrom-connected"), ("info", "cdrom-connected")]
+    assert "connects at power-on to image [ds] iso/ubuntu.iso" in found[0].reason
+    assert "is connected" not in found[0].reason
+    on = check(vm(power_state="on", drives=record.drives[:1]), options(), HOST)
+    assert "connects at power-on" in next(f.reason for f in on if f.code == "cdrom-connected")
+
+
+def test_a_client_or_host_device_is_not_told_to_copy_an_iso():
+    record = vm(
+        drives=(DriveRecord("CD/DVD drive 1", "cdrom", "", False, True, "RemotePassthroughBackingInfo"),)
+    )
+    [finding] = [f for f in check(record, options(), HOST) if f.code == "cdrom-connected"]
+    assert "a client or host device" in finding.reason
+    assert "ISO" not in finding.action and "copy" not in finding.action
+    assert "disconnect the drive" in finding.action
+
+
 def test_an_encrypted_vm_is_a_blocker():
     assert codes(check(vm(encrypted=True), options(), HOST)) == [("blocker", "encrypted")]
 

@@ -16,13 +16,18 @@ import httpx
 
 import hypersdk
 from cli.backends.errors import CLIError, UsageError, error_message, one_line
-from cli.backends.protocol import ALL_PAGE_SIZE, LIST_PAGE_SIZE, page_count
+from cli.backends.protocol import ALL_PAGE_SIZE, LIST_PAGE_SIZE, VMS_ALL_PAGE_SIZE, page_count
 from hypersdk.lib.redaction import mask_url
 
 API_TOKEN_ENV = "HYPERSDK_API_TOKEN"
 # httpx's timeout is per read: a daemon dripping a byte at a time would never trip it, hence
 # a deadline for the whole answer too.
 TIMEOUT_SECONDS = 10.0
+# The silence allowed before an inventory answer (GET /vms, GET /vms/{ref}, POST /vms/preflight):
+# the daemon may be waiting on its vCenter, up to inventory.service.CALL_TIMEOUT (30 s) for a
+# call or the vCenter connect timeout (30 s) for a log-in, and then answers its 502 line. Longer
+# than those, so the CLI shows the daemon's word on the vCenter rather than blaming the daemon.
+INVENTORY_TIMEOUT_SECONDS = 45.0
 DEADLINE_SECONDS = 120.0
 # The largest answer read (a page of 1000 jobs is about 1 MiB): an endless body stops here.
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -59,6 +64,7 @@ class RemoteBackend:
         *,
         timeout: float = TIMEOUT_SECONDS,
         deadline: float = DEADLINE_SECONDS,
+        inventory_timeout: float = INVENTORY_TIMEOUT_SECONDS,
         max_body: int = MAX_BODY_BYTES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -67,6 +73,7 @@ class RemoteBackend:
         self.where = f"daemon at {self.shown_url}"
         self.timeout = timeout
         self.deadline = deadline
+        self.inventory_timeout = max(timeout, inventory_timeout)
         self.max_body = max_body
         headers = {"Accept": "application/json", "User-Agent": f"hypersdk-cli/{hypersdk.__version__}"}
         if token:
@@ -90,13 +97,18 @@ class RemoteBackend:
         params: dict[str, Any] | None = None,
         body: Any = None,
         expect: int = 200,
+        wait: float | None = None,
     ) -> Any:
+        """``wait``: seconds of silence allowed while the daemon prepares its answer (default
+        ``timeout``; connecting to the daemon always has ``timeout``)."""
         params = {name: value for name, value in (params or {}).items() if value is not None}
+        wait = wait or self.timeout
         try:
-            status, reason, headers, content = self._fetch(method, path, params, body)
-        except httpx.TimeoutException:
+            status, reason, headers, content = self._fetch(method, path, params, body, wait)
+        except httpx.TimeoutException as exc:
+            waited = wait if isinstance(exc, httpx.ReadTimeout) else self.timeout
             raise CLIError(
-                f"cannot reach daemon at {self.shown_url}: no answer within {self.timeout:g} s"
+                f"cannot reach daemon at {self.shown_url}: no answer within {waited:g} s"
             ) from None
         except httpx.TransportError as exc:
             raise CLIError(f"cannot reach daemon at {self.shown_url}: {_reason(exc)}") from None
@@ -129,7 +141,7 @@ class RemoteBackend:
         return data
 
     def _fetch(
-        self, method: str, path: str, params: dict[str, Any], body: Any
+        self, method: str, path: str, params: dict[str, Any], body: Any, wait: float
     ) -> tuple[int, str, httpx.Headers, bytes]:
         """Status, reason, headers and body, the body at most ``max_body`` bytes and the whole
         answer within ``deadline`` seconds (a CLIError otherwise)."""
@@ -144,6 +156,7 @@ class RemoteBackend:
                     self.base_url + path,
                     params=params,
                     json=body,
+                    timeout=httpx.Timeout(self.timeout, read=wait),
                     extensions={"trace": deadline.trace},
                 ) as response:
                     for chunk in response.iter_bytes():
@@ -242,6 +255,8 @@ class RemoteBackend:
         params: dict[str, Any] | None = None,
         key: str = "id",
         keep: tuple[str, ...] = (),
+        all_page_size: int = ALL_PAGE_SIZE,
+        wait: float | None = None,
     ) -> dict[str, Any]:
         """One page of a paged list as ``{count, page, pages, results}`` (plus the first page's
         ``keep`` fields); page None: every page. ``params``: the list's filters; ``refresh`` goes
@@ -249,17 +264,19 @@ class RemoteBackend:
         field naming a row, which a row listed twice (the pages shifted) is known by."""
         params = {**(params or {})}
         if page is not None:
-            data = self._call("GET", path, params={**params, "page": page, "page_size": page_size})
+            data = self._call("GET", path, params={**params, "page": page, "page_size": page_size}, wait=wait)
             count, rows = self._page(path, data, key=key)
             return {**_summary(count, page, page_size), "results": rows, **_kept(data, keep)}
         results: list[dict[str, Any]] = []
         seen: set[str] = set()
         number, count, last_page, first = 1, 0, 1, {}
         while True:
-            data = self._call("GET", path, params={**params, "page": number, "page_size": ALL_PAGE_SIZE})
+            data = self._call(
+                "GET", path, params={**params, "page": number, "page_size": all_page_size}, wait=wait
+            )
             count, rows = self._page(path, data, key=key)
             if number == 1:
-                last_page = math.ceil(count / ALL_PAGE_SIZE) + EXTRA_PAGES
+                last_page = math.ceil(count / all_page_size) + EXTRA_PAGES
                 first = _kept(data, keep)
                 params.pop("refresh", None)
             # Rows added or removed meanwhile shift the pages: never list one twice.
@@ -350,16 +367,26 @@ class RemoteBackend:
         params = {name: value for name, value in filters.items() if value}
         params |= {"vcenter": vcenter, "refresh": "1" if refresh else None}
         return self._listing(
-            "/vms", page, page_size, params=params, key="moref", keep=("vcenter", "cached_at")
+            "/vms",
+            page,
+            page_size,
+            params=params,
+            key="moref",
+            keep=("vcenter", "cached_at"),
+            all_page_size=VMS_ALL_PAGE_SIZE,
+            wait=self.inventory_timeout,
         )
 
     def get_vm(self, ref: str, *, vcenter: str | None = None, refresh: bool = False) -> dict[str, Any]:
         return self._call(
-            "GET", _vm_path(ref), params={"vcenter": vcenter, "refresh": "1" if refresh else None}
+            "GET",
+            _vm_path(ref),
+            params={"vcenter": vcenter, "refresh": "1" if refresh else None},
+            wait=self.inventory_timeout,
         )
 
     def preflight(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/vms/preflight", body=spec)
+        return self._call("POST", "/vms/preflight", body=spec, wait=self.inventory_timeout)
 
 
 def _kept(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

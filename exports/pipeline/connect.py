@@ -55,6 +55,9 @@ class VCenterTarget:
     password: str = field(default="", repr=False)
     insecure: bool = False
     ca_file: str | None = None
+    # What to do when its certificate is not trusted, where this vCenter was configured (the
+    # admin's fields for one added there); None: govc's variables.
+    tls_advice: str | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str:
@@ -119,10 +122,10 @@ class VCenterTarget:
 
 def _tls_help(target: VCenterTarget, exc: BaseException) -> VCenterConnectionError:
     reason = getattr(exc, "verify_message", None) or str(exc)
-    return VCenterConnectionError(
-        f"TLS verification of {target.netloc} failed ({reason}): pass its CA with "
-        "GOVC_TLS_CA_CERTS=<ca.pem>, or set GOVC_INSECURE=1 to skip verification"
+    advice = target.tls_advice or (
+        "pass its CA with GOVC_TLS_CA_CERTS=<ca.pem>, or set GOVC_INSECURE=1 to skip verification"
     )
+    return VCenterConnectionError(f"TLS verification of {target.netloc} failed ({reason}): {advice}")
 
 
 def unreadable(target: VCenterTarget, exc: BaseException) -> VCenterConnectionError:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -146,7 +147,7 @@ class Command(ConsoleScriptCommand):
 
         cancel = CancelToken()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: cancel.cancel())
+            signal.signal(signum, self._end_preflight if options.preflight else lambda *_: cancel.cancel())
         # A preflight's findings are its answer, on stdout: the step's log lines would repeat them.
         reporter = reporter_for(self.stderr._out, quiet=opts["quiet"] or options.preflight)
         try:
@@ -178,6 +179,15 @@ class Command(ConsoleScriptCommand):
         self.stdout.write(
             f"success: {result.vm_name} exported to {result.output_dir} ({human_size(result.total_bytes)})"
         )
+
+    def _end_preflight(self, signum: int, frame: object) -> None:
+        """SIGINT/SIGTERM during a preflight: end now. A preflight has taken no lease and written
+        nothing, so there is nothing to undo; its read may be waiting on a vCenter that stopped
+        answering (up to the SOAP call timeout, and its log-out as long again)."""
+        self.stdout.flush()
+        self.stderr.write("error: preflight cancelled")
+        self.stderr.flush()
+        os._exit(1)
 
     def _preflight_failed(self, options: ExportOptions, exc: ExportError, *, quiet: bool) -> None:
         """A preflight that found blockers, or whose VM or vCenter stands for one: print the
