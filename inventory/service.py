@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from exports.pipeline.connect import VCenterTarget, vsphere_session
+from exports.pipeline.connect import INTERACTIVE_CALL_TIMEOUT, VCenterTarget, vsphere_session
 from exports.pipeline.errors import VCenterConnectionError
 from hypersdk.lib.errors import InvalidInput, NotFoundError
 from hypersdk.lib.lookup_text import can_match, shown
@@ -38,7 +38,7 @@ MAX_PAGE_SIZE = 1000
 # may wait on vCenter's answer, rather than the export's SOAP_CALL_TIMEOUT: a vCenter that
 # stops answering is a 502 line within this. The remote CLI waits longer for these calls
 # (cli.backends.remote.INVENTORY_TIMEOUT_SECONDS), so the daemon's line arrives first.
-CALL_TIMEOUT = 30.0
+CALL_TIMEOUT = INTERACTIVE_CALL_TIMEOUT  # tests lower it
 
 # What XML 1.0 cannot carry (C0 controls but tab and line breaks, U+FFFE, U+FFFF, lone
 # surrogates): vCenter's SOAP cannot hold it in a name.
@@ -55,6 +55,8 @@ T = TypeVar("T")
 REFRESH_SHARED_SECONDS = 5.0
 _read_locks: dict[str, threading.Lock] = {}
 _read_locks_guard = threading.Lock()
+# vCenter identity → (time.monotonic() it ended, why) of its last list read that failed.
+_failures: dict[str, tuple[float, VCenterConnectionError]] = {}
 
 
 def list_vms(
@@ -106,9 +108,19 @@ def list_vms(
     read_now = None
     if inventory is None:
         with _reading(key):
+            failed = _failures.get(key)
+            if failed is not None and failed[0] >= asked_at:
+                # The read this request waited for failed: that is its answer too. Reading
+                # again in turn would make the Nth waiter wait N times the vCenter's timeout.
+                raise VCenterConnectionError(str(failed[1]))
             inventory = _shared_read(key, ttl, refresh=refresh, asked_at=asked_at)
             if inventory is None:
-                read_now = _with_vcenter(target, read)
+                try:
+                    read_now = _with_vcenter(target, read)
+                except VCenterConnectionError as exc:
+                    _failures[key] = (time.monotonic(), exc)
+                    raise
+                _failures.pop(key, None)
                 inventory = read_now[0]
                 cache.put(key, inventory, ttl)
     if read_now is not None:

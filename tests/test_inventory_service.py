@@ -401,3 +401,50 @@ def test_a_vm_destroyed_before_its_page_is_read_leaves_the_cached_list(sim):
         assert service.list_vms(q="snapgone2").count == 0
     finally:
         cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_waiting_on_a_read_that_fails_share_its_failure(monkeypatch):
+    """Four pages asked at once of a vCenter that accepts and never answers: one read times out
+    and the three that waited for it get its line, rather than each timing out in turn."""
+    import socket
+
+    accepted: list[socket.socket] = []
+    tarpit = socket.create_server(("127.0.0.1", 0))
+    tarpit.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(tarpit.accept()[0])
+            except TimeoutError:
+                pass
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    VCenter.objects.create(
+        name="silent", url=f"https://127.0.0.1:{tarpit.getsockname()[1]}/sdk", username="u"
+    )
+    monkeypatch.setenv("HYPERSDK_VCENTER_CONNECT_TIMEOUT", "1")
+    start = threading.Barrier(4)
+
+    def read() -> str:
+        start.wait()
+        try:
+            service.list_vms(vcenter="silent")
+        except VCenterConnectionError as exc:
+            return str(exc)
+        return "answered"
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: read(), range(4)))
+    finally:
+        stop.set()
+        acceptor.join()
+        tarpit.close()
+        for connection in accepted:
+            connection.close()
+    assert len(set(answers)) == 1 and "no answer within 1 s" in answers[0], answers
+    assert len(accepted) == 1  # one read, shared

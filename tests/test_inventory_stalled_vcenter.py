@@ -137,3 +137,19 @@ def test_remote_hyperctl_shows_the_daemons_word_on_a_silent_vcenter(stall, daemo
             call()
     [finding] = remote.preflight({"vm_path": WEB01})["findings"]
     assert "did not answer within 1 s" in finding["reason"]
+
+
+def test_hyperexport_preflight_and_dry_run_end_within_the_read_deadline(stall, proxy, tmp_path):
+    """The checks alone go through the export pipeline: its session is bounded like the
+    inventory's (HYPERSDK_INVENTORY_READ_SECONDS), not by the export's 120 s per call."""
+    env = {**os.environ, **proxy.environment(), "HYPERSDK_INVENTORY_READ_SECONDS": "2"}
+    env.pop("GOVC_INSECURE", None)
+    stall.stalling = True
+    for mode in ("-preflight", "-dry-run"):
+        done = subprocess.run(
+            [HYPEREXPORT, mode, "-vm", WEB01, "-output", str(tmp_path / mode)],
+            env=env, capture_output=True, text=True, timeout=100,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "within 2 s" in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr

@@ -41,6 +41,19 @@ _VERSIONS_PATH = "/sdk/vimServiceVersions.xml"
 _VERSIONS_MAX_BYTES = 1 << 20
 
 
+READ_SECONDS_ENV = "HYPERSDK_INVENTORY_READ_SECONDS"
+READ_SECONDS_DEFAULT = 300
+# What a reader who is waiting (the inventory, a preflight, a dry run) gives each SOAP call: an
+# export's own calls wait SOAP_CALL_TIMEOUT, a person at a prompt no longer than this.
+INTERACTIVE_CALL_TIMEOUT = 30.0
+
+
+def read_seconds() -> float:
+    """``HYPERSDK_INVENTORY_READ_SECONDS`` (seconds, 1-86400; default 300): how long a whole
+    read for a waiting reader (an inventory read, a preflight, a dry run) may take."""
+    return float(env_int(READ_SECONDS_ENV, READ_SECONDS_DEFAULT, minimum=1, maximum=86400))
+
+
 def connect_timeout() -> float:
     """``HYPERSDK_VCENTER_CONNECT_TIMEOUT`` (seconds, 1-3600; default 30). A bad value is a
     ConfigError naming the variable (settings read it at start-up too, so it fails there first)."""

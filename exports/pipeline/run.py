@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from exports.pipeline.connect import VCenterTarget, vsphere_session
+from exports.pipeline.connect import INTERACTIVE_CALL_TIMEOUT, VCenterTarget, read_seconds, vsphere_session
 from exports.pipeline.convert import Convert
 from exports.pipeline.descriptor import Describe
 from exports.pipeline.inventory import FindVM, PowerOff
@@ -85,7 +85,11 @@ def export_vm(
     session_end = online[-1] + 1 if online else 0
     run.phase("connecting", 0.0)
     try:
-        with vsphere_session(target) as service_instance:
+        # A run that only reads (-preflight, -dry-run) has someone waiting for its answer: its
+        # session is bounded as the inventory's is. An export's long transfer is not.
+        reads_only = options.preflight or options.dry_run
+        bounds = {"call_timeout": INTERACTIVE_CALL_TIMEOUT, "deadline": read_seconds()} if reads_only else {}
+        with vsphere_session(target, **bounds) as service_instance:
             run.service_instance = service_instance
             _run_steps(run, steps[:session_end])
         # The later steps (conversion, verification) need no vCenter session: it is closed by now.
