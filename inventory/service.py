@@ -195,7 +195,8 @@ def refresh(vcenter: str | None = None) -> VMPage:
 def _named(ref: str) -> str:
     """A ref as a not-found message names it, the pipeline's way (``VM not found: /dc/vm/x``): a
     path with its leading '/' (the API's URL ``/vms/dc/vm/x`` drops it), escaped, cut short."""
-    return visible(shown(ref if _MOREF.fullmatch(ref) or ref.startswith("/") else "/" + ref))
+    as_given = _MOREF.fullmatch(ref) or ref.startswith("/") or ref[:1].isspace()  # " /dc/..." stays
+    return visible(shown(ref if as_given else "/" + ref))
 
 
 def _target(vcenter: str | None) -> tuple[str, VCenterTarget]:

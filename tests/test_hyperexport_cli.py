@@ -163,7 +163,9 @@ def test_output_that_cannot_be_created(govc_env, app01_seeds, tmp_path):
     blocker.write_text("not a directory")
     done = hyperexport("-vm", APP01, "-output", str(blocker / "o"), env=govc_env)
     assert done.returncode == 1
-    assert error_line(done).startswith(f"error: cannot create output directory {blocker / 'o'}")
+    # The preflight says it before anything starts, as the export itself would have.
+    assert error_line(done).startswith(f"error: output directory {blocker / 'o'} cannot be made")
+    assert "is a file" in error_line(done)
 
 
 def test_dry_run_touches_nothing(govc_env, app01_seeds, tmp_path):

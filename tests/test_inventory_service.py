@@ -235,7 +235,7 @@ def test_spaces_around_a_name_are_part_of_it(ref):
     # vCenter names may begin or end with a space: trimming would name another VM (web01).
     with pytest.raises(NotFoundError) as failed:
         service.get_vm(ref)
-    assert str(failed.value) == (f'no VM "{ref}"' if ref != ref.strip() else f"no VM {ref}")
+    assert str(failed.value) == (f'VM not found: "{ref}"' if ref != ref.strip() else f"VM not found: {ref}")
 
 
 def test_a_vm_is_found_by_its_moref():
