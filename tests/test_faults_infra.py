@@ -305,7 +305,7 @@ def test_redis_restart_mid_job_runs_the_job_once_and_the_worker_reconnects(
 
 # ---- 3. a webhook receiver that hangs ------------------------------------------------------
 
-WEBHOOK_TIMEOUT = 30  # far longer than the two small exports below take
+WEBHOOK_TIMEOUT = 20  # far longer than the two small exports below take (about 5 s)
 
 
 class HangingReceiver:
