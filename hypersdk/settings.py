@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 
+from exports.pipeline import connect as vcenter_connect  # Django-free: its timeouts' one parser
 from hypersdk.lib import public_url
 from hypersdk.lib.env import (
     ConfigError,
@@ -377,8 +378,8 @@ HYPERSDK_INVENTORY_CACHE_SECONDS = env_int("HYPERSDK_INVENTORY_CACHE_SECONDS", 1
 # Seconds each wait of connecting to a vCenter may take (TCP, TLS handshake, version probe,
 # log-in): the pipeline reads the variable itself (exports.pipeline.connect); read here so a bad
 # value stops start-up.
-HYPERSDK_VCENTER_CONNECT_TIMEOUT = env_int("HYPERSDK_VCENTER_CONNECT_TIMEOUT", 30, minimum=1, maximum=3600)
+HYPERSDK_VCENTER_CONNECT_TIMEOUT = vcenter_connect.connect_timeout()
 # Seconds a whole inventory read (log-in, the list, a page's records, preflight's read of a VM)
 # may take before the request gets a one-line error instead of waiting on a slow vCenter.
-HYPERSDK_INVENTORY_READ_SECONDS = env_int("HYPERSDK_INVENTORY_READ_SECONDS", 300, minimum=1, maximum=86400)
+HYPERSDK_INVENTORY_READ_SECONDS = vcenter_connect.read_seconds()
 HYPERSDK_JOB_RETENTION_DELETE_FILES = env_bool("HYPERSDK_JOB_RETENTION_DELETE_FILES", False)

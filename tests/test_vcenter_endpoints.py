@@ -4,7 +4,6 @@ the password, and none waits forever."""
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import os
 import socket
@@ -13,13 +12,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from exports import job_runner, jobs
 from exports.models import Job, VCenter
@@ -30,35 +24,12 @@ from inventory.preflight import preflight_spec
 from tests.conftest import govc_environment
 from tests.test_dashboard_views import HTMX, converter_form
 from tests.test_hyperexport_cli import error_line, hyperexport
+from tests.vcenter_proxy import self_signed_certificate
 
 PASSWORD = "Never-Shown-42"
 # What the test waits for a call that must end by itself: far above the product's timeouts
 # (one second here), so only a call that hangs reaches it.
 GENEROUS = 120
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 def _answering(body: bytes, status: int) -> type[http.server.BaseHTTPRequestHandler]:
@@ -94,7 +65,7 @@ def not_vsphere(request, tmp_path) -> Iterator[int]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _answering(body, status))
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*_self_signed(tmp_path))
+        context.load_cert_chain(*self_signed_certificate(tmp_path))
         server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

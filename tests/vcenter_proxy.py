@@ -33,7 +33,7 @@ def _identity(request: bytes, status: int, body: bytes) -> tuple[int, bytes]:
     return status, body
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
@@ -72,7 +72,7 @@ class AnswerProxy:
     def __init__(self, sim: VSphereSimulator, directory: Path) -> None:
         self.sim = sim
         self.rewrite: Rewrite = _identity
-        self.ca_file, key_file = _certificate(directory)
+        self.ca_file, key_file = self_signed_certificate(directory)
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
