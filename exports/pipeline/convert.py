@@ -52,6 +52,8 @@ class ConversionReport:
     duration_seconds: float = 0.0
     outputs: list[ConvertedDisk] = field(default_factory=list)
     converter_report: str | None = None
+    # -libvirt: {"path": ..., "validated_by": ..., "defined": uri or None, **DomainPlan.as_dict()}
+    libvirt_domain: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from exports.pipeline.formats import DEFAULT_TARGET, OVA_GZIP_LEVEL, PACKAGE_FORMATS, TARGETS
 from exports.pipeline.names import file_stem
+from libvirt_domain.define import check_uri
+from libvirt_domain.networks import DISK_BUSES, check_network_map
 
 __all__ = ["OPTIONS", "PACKAGE_FORMATS", "ExportOptions", "InvalidOptions", "Option", "parse_duration"]
 
@@ -28,11 +31,16 @@ MAX_CONVERSION_TIMEOUT_MINUTES = 7 * 24 * 60
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
 # Longer than any duration within bounds; int() of thousands of digits is an error of its own.
 _DURATION_MAX_CHARS = 24
-KINDS = ("switch", "choice", "count", "duration", "path")
+KINDS = ("switch", "choice", "count", "duration", "path", "text")
 
 
 class InvalidOptions(ValueError):
-    """A usage error: the request itself is wrong, whatever the vCenter says."""
+    """A usage error: the request itself is wrong, whatever the vCenter says. ``field``: the
+    option it is about (the API reports it as that field's error), "" when none is."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def parse_duration(text: str, *, maximum: float | None = None) -> float:
@@ -75,12 +83,15 @@ class Option:
     ``kind``: switch (bool, off by default), choice (one of ``choices``: (value, label) pairs),
     count (a whole number from ``low`` to ``high``), duration (seconds, more than zero and at
     most ``high``; typed as minutes or 2h/90m/45s; the API counts ``api_unit`` seconds), path
-    (text; None/"" for none). ``help`` is the CLI's, formatted with default/low/high (API units
+    (text; None/"" for none), text (as path, checked by ``parse``). ``help`` is the CLI's, formatted with default/low/high (API units
     for a duration). ``flag``: the CLI flag without dashes ("" → the name with dashes; None → no
     flag). ``stored_when_given``: the job row keeps it only when asked for, so jobs from before
     the option existed read the same as jobs that did not ask. ``shown_with``: the job summary
     shows the value only when one of these switches is on. ``config_keys``: other spellings the
     v0.1.x config import accepts. ``name`` is the ExportOptions field's: the API field too.
+    ``parse``: for a text option, checks a given value (ValueError, one line, for a bad one)
+    and returns it as stored. ``requires``: switches that must be on when this option is
+    given (``-define`` needs ``-libvirt``, which needs ``-convert``).
     """
 
     kind: str
@@ -99,6 +110,8 @@ class Option:
     shown_with: tuple[str, ...] = ()
     summary_name: str = ""
     config_keys: tuple[str, ...] = ()
+    parse: Callable[[str], str] | None = None
+    requires: tuple[str, ...] = ()
     name: str = ""
 
     @property
@@ -130,7 +143,7 @@ class Option:
         """An engine value (seconds, None) as the job spec carries it (whole API units, "")."""
         if self.kind == "duration":
             return math.ceil(value / self.api_unit)
-        if self.kind == "path":
+        if self.kind in ("path", "text"):
             return value or ""
         return value
 
@@ -138,7 +151,7 @@ class Option:
         """A job spec value as ExportOptions takes it."""
         if self.kind == "duration":
             return float(value) * self.api_unit
-        if self.kind == "path":
+        if self.kind in ("path", "text"):
             return value or None
         return value
 
@@ -171,6 +184,18 @@ class Option:
             raise InvalidOptions(
                 f"-{self.flag_name} must be more than zero and at most {self.high / 60:g} minutes"  # type: ignore[operator]
             )
+        if self.kind == "text" and value and self.parse is not None:
+            try:
+                self.parse(value)
+            except ValueError as exc:
+                raise InvalidOptions(str(exc), field=self.name) from None
+
+    def given(self, value: Any) -> bool:
+        """Whether ``value`` asks for something (a switch on, a text or path not empty, any
+        other value other than the default)."""
+        if self.kind in ("path", "text"):
+            return bool(value)
+        return bool(value) if self.kind == "switch" else value != self.default
 
 
 def option(**declaration: Any) -> Any:
@@ -292,6 +317,57 @@ class ExportOptions:
         "log and result, or failed on a blocker; no lease, no file",
         stored_when_given=True,
     )
+    libvirt: bool = option(
+        kind="switch",
+        default=False,
+        help="after conversion, write <output>/<vm>.xml, a libvirt domain for the converted disks",
+        api_help="after conversion, write <output>/<vm>.xml, a libvirt domain for the converted disks "
+        "(needs convert)",
+        stored_when_given=True,
+        requires=("convert",),
+        form=FormField(
+            "libvirt",
+            "Write libvirt domain",
+            "A libvirt domain (<vm>.xml) for the converted disks: CPUs, memory, firmware, disks, NICs.",
+        ),
+    )
+    disk_bus: str = option(
+        kind="choice",
+        default="auto",
+        choices=tuple((bus, bus) for bus in DISK_BUSES),
+        help="the domain's disk bus: auto (virtio if the guest OS has virtio drivers, else sata; "
+        "the default), virtio, sata or scsi",
+        stored_when_given=True,
+        requires=("libvirt",),
+        shown_with=("libvirt",),
+    )
+    network_map: str | None = option(
+        kind="text",
+        default=None,
+        metavar="MAP",
+        help='vSphere network to libvirt network: "VM Network=default,DMZ=bridge:br-dmz" '
+        "(unmapped: the default network, with a warning)",
+        api_help='"VM Network=default,DMZ=bridge:br-dmz": a libvirt network, or bridge:<name>; '
+        "unmapped networks get the default network and a warning",
+        stored_when_given=True,
+        requires=("libvirt",),
+        shown_with=("libvirt",),
+        parse=check_network_map,
+    )
+    define_uri: str | None = option(
+        kind="text",
+        default=None,
+        flag="define",
+        metavar="URI",
+        help="define the domain with libvirt at URI (e.g. qemu:///system); never starts it",
+        api_help="define the domain with libvirt at this URI, one the server allows "
+        "(HYPERSDK_LIBVIRT_DEFINE_URIS); never started",
+        max_length=256,
+        stored_when_given=True,
+        requires=("libvirt",),
+        shown_with=("libvirt",),
+        parse=check_uri,
+    )
     # Direct exports only, or internal to the engine: not export options of a job.
     dry_run: bool = False
     max_attempts: int = 3
@@ -319,6 +395,7 @@ class ExportOptions:
             raise InvalidOptions("give the VM's inventory path with -vm, e.g. -vm /dc/vm/prod/web01")
         for declared in OPTIONS:
             declared.check(getattr(self, declared.name))
+        check_requirements({declared.name: getattr(self, declared.name) for declared in OPTIONS})
         return self
 
 
@@ -332,6 +409,27 @@ OPTION = {declared.name: declared for declared in OPTIONS}
 # The job options handed to the export engine, beside vm_path/output_path/vcenter.
 ENGINE_OPTIONS = tuple(OPTION)
 assert all(declared.kind in KINDS for declared in OPTIONS), "an option of an unknown kind"
+
+
+def check_requirements(values: Mapping[str, Any], *, surface: str = "cli") -> None:
+    """Raise InvalidOptions (with ``field``) for an option given without a switch it needs
+    (``Option.requires``), worded for ``surface`` (cli: ``-define needs -libvirt``; api,
+    schedule: ``needs "libvirt": true``, the field's error; dashboard: ``needs "Write libvirt
+    domain" ticked``). ``values``: option name to value, engine or API units alike."""
+    for declared in OPTIONS:
+        if not declared.given(values.get(declared.name, declared.default)):
+            continue
+        for name in declared.requires:
+            if values.get(name):
+                continue
+            needed = OPTION[name]
+            if surface == "cli":
+                message = f"-{declared.flag_name} needs -{needed.flag_name}"
+            elif surface == "dashboard" and needed.form is not None:
+                message = f'needs "{needed.form.label}" ticked'
+            else:
+                message = f'needs "{name}": true'
+            raise InvalidOptions(message, field=declared.name)
 
 
 def engine_values(job_options: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class ExportResult:
     # -preflight: the run only checked; its findings (inventory.findings.Finding.as_dict()).
     preflight: bool = False
     findings: list[dict[str, str]] = field(default_factory=list)
+    # -libvirt: the domain file's absolute path (its plan is in conversion.libvirt_domain).
+    libvirt_domain: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
