@@ -10,9 +10,11 @@ from pathlib import Path
 from django.utils import timezone
 
 from exports import jobs
+from exports.domain_file import DomainFileNotFound, read_domain_file, recorded_path
 from exports.models import Job
 from exports.output_roots import OutputOutsideRoots, resolve_output_path
 from exports.pipeline.manifest import MANIFEST_NAME
+from libvirt_domain.next_steps import next_commands
 
 MAX_MANIFEST_BYTES = 1 << 20
 LOG_TAIL = 500
@@ -111,10 +113,62 @@ def _file_entry(path: Path, output: Path, known: dict[Path, str]) -> dict:
     }
 
 
+def libvirt_domain(job: Job) -> dict | None:
+    """The "libvirt domain" section of a completed job that wrote one (``-libvirt``): its plan as
+    the conversion report records it (``conversion.libvirt_domain``), read defensively (a row
+    is JSON anyone with the database could have edited), the next commands, and the XML itself
+    (``xml``; "" with ``note`` saying why when it cannot be shown). None without a domain."""
+    path = recorded_path(job)
+    if job.status != Job.Status.COMPLETED or not path:
+        return None
+    conversion = (job.result or {}).get("conversion")
+    plan = conversion.get("libvirt_domain") if isinstance(conversion, dict) else None
+    plan = plan if isinstance(plan, dict) else {}
+    name = _text(plan.get("name"))
+    defined = _text(plan.get("defined"))
+    try:
+        xml, note = read_domain_file(job).text, ""
+    except DomainFileNotFound as exc:
+        xml, note = "", exc.reason
+    return {
+        "path": path,
+        "name": name,
+        "title": _text(plan.get("title")),
+        "firmware": _text(plan.get("firmware")),
+        "secure_boot": plan.get("secure_boot") is True,
+        "machine": _text(plan.get("machine")),
+        "disk_bus": _text(plan.get("disk_bus")),
+        "disk_bus_reason": _text(plan.get("disk_bus_reason")),
+        "nic_model": _text(plan.get("nic_model")),
+        "nic_model_reason": _text(plan.get("nic_model_reason")),
+        "disks": _dicts(plan.get("disks")),
+        "nics": _dicts(plan.get("nics")),
+        "warnings": [_text(warning) for warning in _list(plan.get("warnings"))],
+        "validated_by": _text(plan.get("validated_by")),
+        "defined": defined,
+        "commands": next_commands(path, name, defined or None),
+        "xml": xml,
+        "note": note,
+    }
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dicts(value: object) -> list[dict]:
+    return [item for item in _list(value) if isinstance(item, dict)]
+
+
 def job_page(job: Job) -> dict:
     manifest, manifest_note = read_manifest(job) if job.status == Job.Status.COMPLETED else (None, "")
     conversion = (job.result or {}).get("conversion")
     return {
+        "domain": libvirt_domain(job),
         "job": job,
         "manifest": manifest,
         "manifest_note": manifest_note,

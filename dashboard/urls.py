@@ -21,6 +21,7 @@ urlpatterns = [
     path("ui/jobs/", views.job_list, name="jobs"),
     path("ui/jobs/<str:job_id>/", views.job_detail, name="job"),
     path("ui/jobs/<str:job_id>/live/", views.job_live, name="job-live"),
+    path("ui/jobs/<str:job_id>/libvirt-domain.xml", views.job_libvirt_domain, name="job-libvirt-domain"),
     path("ui/jobs/<str:job_id>/actions/", views.job_actions, name="job-actions"),
     path("ui/converter/", views.converter_tab, name="converter"),
     path("ui/converter/hyper2kvm/", views.converter_hint, name="converter-hint"),

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from dashboard import converter, job_view, overview
 from dashboard.forms import ConverterForm, JobFilterForm
 from dashboard.htmx import render_page, role_required, wants_partial
-from exports import jobs
+from exports import domain_file, jobs
 from exports.daemon_status import daemon_status
 
 JOBS_PER_PAGE = 25
@@ -65,6 +65,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     context = {"tab": "jobs", **job_view.job_page(jobs.get_job(job_id))}
     return render_page(request, "dashboard/job.html", context, partial="dashboard/partials/job_result.html")
+
+
+@require_GET
+@role_required
+def job_libvirt_domain(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The job's domain XML as a download; the 404 page for anything but its own file."""
+    return domain_file.as_download(domain_file.read_domain_file(jobs.get_job(job_id)))
 
 
 @require_GET

@@ -6,15 +6,17 @@ from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exports import daemon_status, jobs
+from exports import daemon_status, domain_file, jobs
 from exports.api.serializers import (
     CancelResultSerializer,
     JobLogSerializer,
@@ -105,6 +107,31 @@ class JobDetailView(APIView):
     @extend_schema(responses=JobSerializer)
     def get(self, request: Request, job_id: str) -> Response:
         return Response(JobSerializer(jobs.get_job(job_id)).data)
+
+
+class FileOrJSONErrors(DefaultContentNegotiation):
+    """A download is its file whatever the client accepts; its errors are JSON (never a 406)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class JobLibvirtDomainView(APIView):
+    """The job's libvirt domain file (``-libvirt``), as an attachment. Only the file the job
+    recorded, in its own output directory, is read: anything else is a 404."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FileOrJSONErrors
+
+    @extend_schema(
+        responses={
+            (200, "application/xml"): OpenApiResponse(
+                OpenApiTypes.STR, description="the domain XML, as an attachment (<name>.xml)"
+            )
+        }
+    )
+    def get(self, request: Request, job_id: str):
+        return domain_file.as_download(domain_file.read_domain_file(jobs.get_job(job_id)))
 
 
 class JobLogsView(APIView):
