@@ -42,6 +42,9 @@ def watch_job(
                 completed = job["status"] == "completed"
                 if not (quiet and completed):
                     terminal.say(render.outcome_line(job))
+                if completed and not quiet:
+                    for line in render.domain_lines(job):
+                        terminal.say(line)
                 return 0 if completed else 1
             sleep(interval)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from cli.backends import JobsBackend, UsageError, open_backend
 from cli.flags import job_spec_from_flags
 from cli.follow import watch_job
 from cli.terminal import Terminal
-from exports.pipeline.options import InvalidOptions
+from exports.pipeline.options import InvalidOptions, check_requirements
 
 
 def run_daemon_mode(mode: str, opts: dict[str, Any], terminal: Terminal) -> int:
@@ -59,6 +59,9 @@ def job_spec(opts: dict[str, Any], *, local: bool) -> dict[str, Any]:
         spec["vcenter"] = opts["vcenter"]
     try:
         spec.update(job_spec_from_flags(opts))
+        # Known here, as in a direct export (-define needs -libvirt): a usage error before any
+        # request. What only the daemon knows (its allowed -define URIs) is its answer's error.
+        check_requirements(spec, surface="cli")
     except InvalidOptions as exc:
         raise UsageError(str(exc)) from None
     return spec

@@ -12,6 +12,7 @@ import wcwidth
 
 from exports.pipeline.options import OPTIONS
 from hypersdk.lib.units import human_duration, human_size
+from libvirt_domain.next_steps import next_commands
 
 JOB_COLUMNS = ("ID", "STATUS", "PROGRESS", "VM", "OUTPUT", "CREATED")
 OUTCOMES = {
@@ -188,7 +189,45 @@ def _result_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
         )
     for index, check in enumerate(result.get("verified") or []):
         fields.append(("Verified" if index == 0 else "", check))
+    return fields + _domain_fields(result)
+
+
+def _domain_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """-libvirt: the domain file, where it was defined, and the commands to run next."""
+    path, name, defined = _domain(result)
+    if not path:
+        return []
+    fields = [("Domain", printable(path) + (f"  (defined at {printable(defined)})" if defined else ""))]
+    for index, command in enumerate(next_commands(path, name, defined or None)):
+        fields.append(("Next" if index == 0 else "", printable(command)))
     return fields
+
+
+def _domain(result: dict[str, Any]) -> tuple[str, str, str]:
+    """(the domain file's path, the domain's name, the URI it was defined at), "" for each
+    the result does not say (no -libvirt: no path)."""
+    path = result.get("libvirt_domain")
+    conversion = result.get("conversion")
+    plan = conversion.get("libvirt_domain") if isinstance(conversion, dict) else None
+    plan = plan if isinstance(plan, dict) else {}
+    name, defined = plan.get("name"), plan.get("defined")
+    return (
+        path if isinstance(path, str) else "",
+        name if isinstance(name, str) else "",
+        defined if isinstance(defined, str) else "",
+    )
+
+
+def domain_lines(job: dict[str, Any]) -> list[str]:
+    """After a completed job's outcome (watch): its libvirt domain and the commands to run next."""
+    path, name, defined = _domain(job.get("result") or {})
+    if not path:
+        return []
+    where = f" (defined at {printable(defined)})" if defined else ""
+    return [
+        f"libvirt domain: {printable(path)}{where}",
+        *(f"  next: {printable(command)}" for command in next_commands(path, name, defined or None)),
+    ]
 
 
 def watch_text(job: dict[str, Any]) -> str:

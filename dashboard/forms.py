@@ -15,6 +15,10 @@ from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
 
 # The export options the converter form shows, each as its declaration says (the guide's labels).
 FORM_OPTIONS = tuple(option for option in OPTIONS if option.form is not None)
+FORM_NAME = {option.name: option.form.name for option in FORM_OPTIONS}  # type: ignore[union-attr]
+# "Write libvirt domain" is ticked at first for the formats a KVM guest runs from; a VDI is
+# VirtualBox's. static/dashboard/options.js ticks it again as the target changes.
+LIBVIRT_BY_DEFAULT = ("qcow2", "raw")
 
 
 def option_form_field(option: Option) -> forms.Field:
@@ -22,13 +26,23 @@ def option_form_field(option: Option) -> forms.Field:
     their type; the job spec's serializer judges them (its errors land on these fields)."""
     assert option.form is not None
     label, help_text = option.form.label, option.form.help
+    needs = requires_attrs(option)
     if option.kind == "switch":
-        return forms.BooleanField(label=label, required=False, help_text=help_text)
+        return forms.BooleanField(
+            label=label, required=False, help_text=help_text, widget=forms.CheckboxInput(attrs=needs)
+        )
     if option.kind == "choice":
         return forms.ChoiceField(
-            label=label, choices=option.choices, initial=option.api_default, widget=forms.RadioSelect
+            label=label,
+            choices=option.choices,
+            initial=option.api_default,
+            # Disabled, so not sent, while a switch it needs is off: then it is its default.
+            required=not option.requires,
+            help_text=help_text,
+            widget=forms.RadioSelect(attrs=needs),
         )
     attrs: dict[str, Any] = {"placeholder": option.form.placeholder} if option.form.placeholder else {}
+    attrs.update(needs)
     initial = None
     if option.kind in ("count", "duration"):
         attrs["inputmode"] = "numeric"
@@ -43,6 +57,13 @@ def option_form_field(option: Option) -> forms.Field:
         widget=forms.TextInput(attrs=attrs),
         **kwargs,
     )
+
+
+def requires_attrs(option: Option) -> dict[str, str]:
+    """``data-requires``: the form fields of the switches ``option`` needs (Option.requires);
+    static/dashboard/options.js disables its control while one of them is off or disabled."""
+    names = [FORM_NAME.get(name, name) for name in option.requires]
+    return {"data-requires": " ".join(names)} if names else {}
 
 
 class DurationField(forms.CharField):
@@ -66,11 +87,26 @@ class DurationField(forms.CharField):
 def option_values(data: dict[str, Any]) -> dict[str, Any]:
     """The option fields' cleaned data as job spec fields (API units). Empty text leaves the
     option out, so the job spec's default applies; "Compress" asks for an OVA (the guide:
-    "Compress exported OVA")."""
+    "Compress exported OVA").
+
+    An option needing a switch that is off (Option.requires: "Write libvirt domain" needs
+    "Auto-convert", its disk bus and network map need it) is sent as its default, whatever the
+    form holds: the page's script disables such a control, so a browser sends nothing for it,
+    and without the script the server reads the form the same way. So the converter's default
+    tick of "Write libvirt domain" never fails an export without Auto-convert, and a schedule
+    whose domain is switched off forgets its network map.
+    """
     spec: dict[str, Any] = {"format": "ova"} if data.get("compress") else {}
     for option in FORM_OPTIONS:
         value = data[option.form.name]  # type: ignore[union-attr]
-        if option.kind in ("switch", "choice"):
+        if option.requires:
+            # Declared after what it needs, so those are in ``spec`` already (or not in the form).
+            wanted = all(spec.get(name) for name in option.requires)
+            if not wanted or value in (None, ""):
+                spec[option.name] = option.api_default
+            else:
+                spec[option.name] = value.strip() if isinstance(value, str) else value
+        elif option.kind in ("switch", "choice"):
             spec[option.name] = value
         elif option.kind == "duration":
             if value != "":  # parsed by the form into the API's unit; empty leaves the default
@@ -124,6 +160,14 @@ class ConverterForm(OptionFields):  # type: ignore[valid-type, misc]
         super().__init__(*args, **kwargs)
         names = VCenter.objects.order_by("name").values_list("name", flat=True)
         self.fields["vcenter"].choices = [("", "the daemon's default"), *((name, name) for name in names)]
+        libvirt, target = FORM_NAME["libvirt"], FORM_NAME["manifest_target"]
+        # Ticked at first for a qcow2 or raw target (options.js follows the target's changes
+        # until the box is ticked or unticked by hand); sent only with Auto-convert (option_values).
+        chosen = self.initial.get(target, self.fields[target].initial)
+        self.fields[libvirt].initial = chosen in LIBVIRT_BY_DEFAULT
+        self.fields[libvirt].widget.attrs.update(
+            {"data-default-for": " ".join(LIBVIRT_BY_DEFAULT), "data-default-from": target}
+        )
 
 
 STATUS_CHOICES = [("", "any state"), *[(value, value) for value in Job.Status.values]]

@@ -146,7 +146,9 @@ def _too_long(**values: str) -> str:
 def save(form: ScheduleForm, schedule: Schedule | None = None) -> Schedule | None:
     """Create (or change ``schedule``) through the API's serializer and the schedule service;
     on refusal put the serializer's errors on the form's fields and return None."""
-    spec = ScheduleSpecSerializer(schedule, data=form.spec(), partial=schedule is not None)
+    spec = ScheduleSpecSerializer(
+        schedule, data=form.spec(), partial=schedule is not None, context={"surface": "dashboard"}
+    )
     try:
         spec.is_valid(raise_exception=True)
     except serializers.ValidationError as exc:

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from exports.converters import ConverterNotAllowed, check_converter
 from exports.models import VCenter
 from exports.output_roots import OutputOutsideRoots, default_output_root, resolve_output_path
-from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, Option
+from exports.pipeline.options import ENGINE_OPTIONS, OPTIONS, InvalidOptions, Option, check_requirements
 from hypersdk.lib.serializers import LookupSlugRelatedField, StrictSerializer
 from inventory.paths import split_path
 
@@ -34,7 +34,27 @@ def option_field(option: Option) -> serializers.Field:
         return serializers.IntegerField(min_value=option.low, max_value=option.high, **kwargs)
     if option.kind == "duration":
         return serializers.IntegerField(min_value=1, max_value=option.api_high, **kwargs)
+    if option.kind == "text" and option.parse is not None:
+        return ParsedTextField(option.parse, max_length=option.max_length, allow_blank=True, **kwargs)
     return serializers.CharField(max_length=option.max_length, allow_blank=True, **kwargs)
+
+
+class ParsedTextField(serializers.CharField):
+    """A text option checked by its declaration's ``parse``, as a direct export checks it: its
+    ValueError is this field's error; kept as given (the parse decides what spaces mean)."""
+
+    def __init__(self, parse: Callable[[str], str], **kwargs: Any) -> None:
+        self.parse = parse
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not value:
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class JobSpecSerializer(StrictSerializer):
@@ -72,6 +92,8 @@ class JobSpecSerializer(StrictSerializer):
             raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Worded for the door the job came through (context "surface": a job's origin).
+        check_option_requirements(attrs, surface=self.context.get("surface", "api"))
         if not attrs.get("output_path"):
             # A batch passes its own check, made once for all its specs.
             self.context.get("check_default_output", check_default_output)()
@@ -85,6 +107,15 @@ class JobSpecSerializer(StrictSerializer):
             raise serializers.ValidationError(str(exc)) from None
 
 
+def check_option_requirements(values: dict[str, Any], *, surface: str) -> None:
+    """``check_requirements`` (``-define`` needs ``-libvirt``, which needs ``-convert``) as a
+    serializer's error on the option's field."""
+    try:
+        check_requirements(values, surface=surface)
+    except InvalidOptions as exc:
+        raise serializers.ValidationError({exc.field or "non_field_errors": [str(exc)]}) from None
+
+
 def check_default_output() -> None:
     """Refuse a request without output_path, at submit, when no default lies inside a root."""
     try:
@@ -93,12 +124,17 @@ def check_default_output() -> None:
         raise serializers.ValidationError({"output_path": [str(exc)]}) from None
 
 
-def validate_specs(specs: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split specs into (valid data, errors as ``{"index": i, "errors": {field: [...]}}``)."""
+def validate_specs(
+    specs: list[Any], *, surface: str = "api"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split specs into (valid data, errors as ``{"index": i, "errors": {field: [...]}}``);
+    ``surface``: the jobs' origin, whose words the errors use (cli, api, dashboard, schedule)."""
     valid, errors = [], []
     # One serializer validates every spec, as DRF's ListSerializer does with its child: building
     # one per spec (deep copies of every field) was most of a large batch's time.
-    serializer = JobSpecSerializer(context={"check_default_output": _checked_once(check_default_output)})
+    serializer = JobSpecSerializer(
+        context={"check_default_output": _checked_once(check_default_output), "surface": surface}
+    )
     for index, spec in enumerate(specs):
         if not isinstance(spec, dict):
             errors.append({"index": index, "errors": {"non_field_errors": ["a job must be a JSON object"]}})

@@ -71,7 +71,7 @@ def submit_jobs(
     refused with an ``output_path`` error naming that job; with ``fail_occupied`` (a schedule's
     run, which no client is there to read a 400) it becomes a job that failed at once, saying why.
     """
-    valid, errors = validate_specs(specs)
+    valid, errors = validate_specs(specs, surface=origin)
     result = SubmitResult(errors=errors)
     now = timezone.now()
     jobs, refused = [], []

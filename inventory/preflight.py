@@ -79,7 +79,7 @@ def preflight_spec(spec: Mapping[str, Any], *, origin: str) -> PreflightReport:
 
     if not isinstance(spec, Mapping):
         raise serializers.ValidationError({"non_field_errors": ["a job must be a JSON object"]})
-    data = JobSpecSerializer().run_validation(dict(spec))
+    data = JobSpecSerializer(context={"surface": origin}).run_validation(dict(spec))
     values = engine_values(data)
     try:
         # What the worker would run: the allowed converter it names, else the detected one.

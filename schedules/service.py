@@ -105,7 +105,9 @@ def set_enabled(schedule_id: str, enabled: bool) -> Schedule:
 
 def template_problem(schedule: Schedule, moment: datetime | None = None) -> str:
     """Why the schedule's job could not be submitted now, in one line; "" when it could."""
-    _valid, errors = jobs.validate_specs([job_spec(schedule, moment or timezone.now())])
+    _valid, errors = jobs.validate_specs(
+        [job_spec(schedule, moment or timezone.now())], surface=Job.Origin.SCHEDULE
+    )
     return one_line(errors[0]["errors"]) if errors else ""
 
 

@@ -8,7 +8,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from exports.job_spec import ENGINE_OPTIONS, JobSpecSerializer, check_default_output
+from exports.job_spec import (
+    ENGINE_OPTIONS,
+    JobSpecSerializer,
+    check_default_output,
+    check_option_requirements,
+)
 from hypersdk.lib.serializers import StrictSerializer
 from schedules import cron
 from schedules.models import MAX_NAME_LENGTH, MAX_RETENTION, Schedule, check_schedule_name
@@ -65,6 +70,10 @@ class ScheduleSpecSerializer(StrictSerializer):
                 attrs["cron"] = cron.validate(attrs["cron"], tz_name)
             except cron.InvalidCron as exc:
                 raise serializers.ValidationError({"cron": [str(exc)]}) from None
+        # The template as it will be saved (a partial change keeps the rest), judged whole: a
+        # change that turns "convert" off refuses a kept "libvirt", as a new schedule would.
+        template = {**(self.instance.job_template if self.instance else {}), **attrs}
+        check_option_requirements(template, surface=self.context.get("surface", "schedule"))
         saved = self.instance.job_template.get("output_path") if self.instance else None
         if not (attrs.get("output_path") or saved):
             check_default_output()  # its runs go under the default root: refuse now, not at 2 am

@@ -1,7 +1,8 @@
 """The Inventory page and the VM-path typeahead in Chromium (Playwright → daphne → the vSphere
 simulator, the daemon's default vCenter): the table lists the simulator's VMs and narrows as
 you type, Export… opens the converter filled in, three letters + ArrowDown + Enter choose a VM,
-and the preflight panel warns of a powered-on VM before Start."""
+the preflight panel warns of a powered-on VM before Start, and the converter's "Write libvirt
+domain" box follows Auto-convert and the target, by keyboard."""
 
 from __future__ import annotations
 
@@ -239,3 +240,63 @@ def test_hostile_names_neither_run_nor_widen_the_page(logged_in: Page, hostile_v
     expect(page.get_by_role("heading", name=f"VM {LONG}")).to_be_visible()
     assert horizontal_overflow(page) == []
     assert dialogs == [] and page.locator("img[src=x]").count() == 0
+
+
+# ---- the converter's libvirt domain box ------------------------------------------------------
+
+
+def test_the_domain_box_follows_auto_convert_and_the_target_by_keyboard(logged_in: Page, export_root):
+    tab = logged_in
+    tab.goto("/ui/converter/")
+    auto_convert = tab.get_by_role("checkbox", name="Auto-convert")
+    domain = tab.get_by_role("checkbox", name="Write libvirt domain")
+    qcow2 = tab.get_by_role("radio", name="QCOW2", exact=False)
+    sata = tab.get_by_role("radio", name="sata")
+    network_map = tab.get_by_label("Network map")
+
+    # Ticked for the default target, but not asked for while Auto-convert is off.
+    expect(domain).to_be_checked()
+    expect(domain).to_be_disabled()
+    expect(sata).to_be_disabled()
+    expect(network_map).to_be_disabled()
+
+    auto_convert.focus()
+    tab.keyboard.press("Space")
+    expect(domain).to_be_enabled()
+    expect(domain).to_be_checked()
+    expect(sata).to_be_enabled()
+    expect(network_map).to_be_enabled()
+
+    qcow2.focus()
+    tab.keyboard.press("ArrowDown")  # raw
+    expect(domain).to_be_checked()
+    tab.keyboard.press("ArrowDown")  # vdi: VirtualBox's, no domain by default
+    expect(domain).not_to_be_checked()
+    expect(sata).to_be_disabled()
+    tab.keyboard.press("ArrowUp")  # raw again
+    expect(domain).to_be_checked()
+
+    # Set by hand, it stays as set whatever the target.
+    domain.focus()
+    tab.keyboard.press("Space")
+    expect(domain).not_to_be_checked()
+    qcow2.focus()
+    tab.keyboard.press("Space")
+    expect(qcow2).to_be_checked()
+    expect(domain).not_to_be_checked()
+    domain.focus()
+    tab.keyboard.press("Space")
+
+    # Auto-convert off again: the box and its fields are disabled, and what is typed in them
+    # is not sent.
+    network_map.fill("VM Network=default")
+    auto_convert.focus()
+    tab.keyboard.press("Space")
+    expect(domain).to_be_disabled()
+    expect(network_map).to_be_disabled()
+    tab.get_by_label("VM Path").fill("/dc/vm/prod/web01")
+    tab.get_by_label("Output Directory").fill(str(export_root / "web01"))
+    tab.get_by_role("button", name="Start Export").press("Enter")
+    expect(tab.get_by_role("heading", name="Export & conversion")).to_be_visible()
+    options = Job.objects.get().options
+    assert (options["convert"], options["libvirt"], options["network_map"]) == (False, False, "")

@@ -328,7 +328,8 @@ class ExportOptions:
         form=FormField(
             "libvirt",
             "Write libvirt domain",
-            "A libvirt domain (<vm>.xml) for the converted disks: CPUs, memory, firmware, disks, NICs.",
+            "With Auto-convert: a libvirt domain (<vm>.xml) for the converted disks: CPUs, memory, "
+            "firmware, disks, NICs.",
         ),
     )
     disk_bus: str = option(
@@ -340,6 +341,11 @@ class ExportOptions:
         stored_when_given=True,
         requires=("libvirt",),
         shown_with=("libvirt",),
+        form=FormField(
+            "disk_bus",
+            "Disk bus",
+            "auto: virtio when the guest OS has virtio drivers (osinfo-db), else sata.",
+        ),
     )
     network_map: str | None = option(
         kind="text",
@@ -353,6 +359,13 @@ class ExportOptions:
         requires=("libvirt",),
         shown_with=("libvirt",),
         parse=check_network_map,
+        form=FormField(
+            "network_map",
+            "Network map",
+            "vSphere network = libvirt network (or bridge:<name>), comma-separated; "
+            "unmapped networks get the default network.",
+            placeholder="VM Network=default,DMZ=bridge:br-dmz",
+        ),
     )
     define_uri: str | None = option(
         kind="text",
@@ -367,6 +380,13 @@ class ExportOptions:
         requires=("libvirt",),
         shown_with=("libvirt",),
         parse=check_uri,
+        form=FormField(
+            "define_uri",
+            "Define with libvirt at",
+            "Empty: only write the file. Else one of the libvirt URIs this server allows "
+            "(HYPERSDK_LIBVIRT_DEFINE_URIS); the domain is defined, never started.",
+            placeholder="qemu:///system",
+        ),
     )
     # Direct exports only, or internal to the engine: not export options of a job.
     dry_run: bool = False
