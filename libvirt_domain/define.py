@@ -16,6 +16,7 @@ import subprocess
 __all__ = [
     "ALLOWED_URIS_VARIABLE",
     "DefineError",
+    "DomainExists",
     "allowed_uris",
     "check_uri",
     "define_domain",
@@ -29,6 +30,10 @@ _TIMEOUT_SECONDS = 60
 
 class DefineError(Exception):
     """virsh is missing, the URI cannot be reached, or the domain cannot be defined (one line)."""
+
+
+class DomainExists(DefineError):
+    """A domain of that name or UUID is defined at the URI already: never replaced."""
 
 
 def allowed_uris() -> tuple[str, ...]:
@@ -57,9 +62,9 @@ def check_definable(uri: str, name: str, uuid: str) -> None:
     for lookup in [name, *([uuid] if uuid else [])]:
         done = _virsh(uri, "domname" if lookup == uuid else "domuuid", lookup)
         if done.returncode == 0:
-            raise DefineError(
+            raise DomainExists(
                 f"a domain {'with UUID' if lookup == uuid else 'named'} {lookup!r} is already defined at {uri}: "
-                f"not replaced (virsh -c {uri} undefine <name>, or leave out define)"
+                "not replaced"
             )
         message = _first_error(done)
         if "failed to get domain" not in message.lower() and "domain not found" not in message.lower():

@@ -10,6 +10,7 @@ converted files in the VM's boot order, its MACs the VM's, its firmware the VM's
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from exports.pipeline.connect import VCenterTarget
-from exports.pipeline.errors import DomainError
+from exports.pipeline.errors import DomainError, PreflightBlocked
 from exports.pipeline.options import ExportOptions, InvalidOptions
 from exports.pipeline.run import export_vm
 from inventory.records import NicRecord, VMRecord
@@ -321,8 +322,11 @@ def test_define_refuses_a_taken_name_before_any_download(vsphere, tmp_path, monk
     seeds.mkdir()
     vm_path = vsphere.create_vm(FOLDER, "test", [DiskSpec(make_stream_vmdk(seeds / "t.vmdk", 1))])
     out = tmp_path / "out"
-    with pytest.raises(DomainError, match="a domain named 'test' is already defined at test:///default"):
+    with pytest.raises(
+        PreflightBlocked, match="a domain named 'test' is already defined at test:///default"
+    ) as blocked:
         export(vsphere, vm_path, out, define_uri="test:///default")
+    assert [f.code for f in blocked.value.findings if f.level == "blocker"] == ["domain-exists"]
     assert not out.exists() or not any(p.suffix in (".vmdk", ".xml") for p in out.rglob("*"))
 
 
@@ -333,3 +337,36 @@ def test_define_defines_the_verified_export(vsphere, vms, tmp_path, monkeypatch)
     assert result.conversion.libvirt_domain["defined"] == "test:///default"
     report = json.loads((tmp_path / "out" / "conversion-report.json").read_text())
     assert report["libvirt_domain"]["defined"] == "test:///default"
+
+
+def test_a_missing_validator_or_virsh_is_refused_before_connecting(tmp_path, monkeypatch):
+    validator = shutil.which("virt-xml-validate")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setenv("HYPERSDK_LIBVIRT_DEFINE_URIS", "test:///default")
+    # Nothing listens here: getting past the steps' checks would fail differently.
+    target = VCenterTarget(host="127.0.0.1", port=9, username="u", password="p", insecure=True)
+    for asked, missing in (
+        (("libvirt",), "virt-xml-validate not found"),
+        (("libvirt", "define"), "virsh not found"),
+    ):
+        options = {"convert": True, "libvirt": True, "hyper2kvm_path": None}
+        if "define" in asked:
+            (empty / "virt-xml-validate").symlink_to(validator)
+            options["define_uri"] = "test:///default"
+        with pytest.raises(DomainError, match=missing):
+            export_vm(ExportOptions(vm_path="/dc/vm/x", output_dir=tmp_path / "out", **options), target)
+
+
+@pytest.mark.vsphere
+def test_preflight_shows_the_domain_and_each_unmapped_network(vsphere, vms):
+    options = ExportOptions(vm_path=vms["bios"], convert=True, libvirt=True, preflight=True)
+    result = export_vm(options, VCenterTarget.from_env(govc_environment(vsphere)))
+    found = {(f["level"], f["code"]): f for f in result.findings}
+    unmapped = [f for f in result.findings if f["code"] == "network-unmapped"]
+    assert ["'VM Network'" in unmapped[0]["reason"], f"'{DMZ}'" in unmapped[1]["reason"]] == [True, True]
+    assert all(
+        f["level"] == "warning" and f["action"].startswith("map it with -network-map") for f in unmapped
+    )
+    assert "disk bus virtio: osinfo-db says Debian 11" in found[("info", "libvirt-domain")]["reason"]

@@ -38,7 +38,6 @@ def test_the_steps_run_in_a_documented_order():
     assert names == [
         "FindVM",
         "Preflight",
-        "CheckDomain",
         "CheckPackageNames",
         "DryRun",
         "PowerOff",

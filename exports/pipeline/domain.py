@@ -2,8 +2,10 @@
 disks, validated by ``virt-xml-validate``; with ``-define URI``, defined there once the export
 is verified, never started.
 
-Steps: ``CheckDomain`` (right after the preflight: a ``-define`` whose name or UUID is taken
-fails before any download), ``WriteDomain`` (after ``Convert``), ``DefineDomain`` (last).
+Steps: ``WriteDomain`` (after ``Convert``) and ``DefineDomain`` (last). Both refuse before
+connecting what they could not do later (the validator or virsh missing, a URI not allowed);
+a domain of the VM's name or UUID already at the URI is a preflight blocker (``domain-exists``),
+found before any download.
 """
 
 from __future__ import annotations
@@ -19,46 +21,24 @@ from exports.pipeline.formats import target_format
 from exports.pipeline.names import domain_file_name
 from exports.pipeline.step import ExportRun, Step
 from libvirt_domain.define import DefineError, check_definable, check_uri, define_domain, find_virsh
-from libvirt_domain.names import domain_name
 from libvirt_domain.networks import parse_network_map
 from libvirt_domain.plan import DomainDisk, DomainPlan, plan_domain
 from libvirt_domain.validate import VALIDATOR, InvalidDomain, find_validator, validate_domain
 from libvirt_domain.xml import domain_xml
 
-__all__ = ["CheckDomain", "DefineDomain", "WriteDomain"]
-
-
-class CheckDomain(Step):
-    """Before connecting: the validator (and, for ``-define``, virsh) is installed and the URI
-    allowed. Once the VM is read: no domain at the URI has its name or BIOS UUID."""
-
-    def check(self, run: ExportRun) -> None:
-        options = run.options
-        try:
-            if options.libvirt:
-                find_validator()
-            if options.define_uri:
-                check_uri(options.define_uri)
-                find_virsh()
-        except (InvalidDomain, DefineError, ValueError) as exc:
-            raise DomainError(f"libvirt domain: {exc}") from None
-
-    def applies(self, run: ExportRun) -> bool:
-        return bool(run.options.define_uri) and run.record is not None and not run.options.preflight
-
-    def run(self, run: ExportRun) -> None:
-        record = run.record
-        try:
-            check_definable(
-                run.options.define_uri, domain_name(record.name, record.bios_uuid), record.bios_uuid
-            )
-        except DefineError as exc:
-            raise DomainError(f"libvirt domain: {exc}") from None
+__all__ = ["DefineDomain", "WriteDomain", "converted_disks", "write_report"]
 
 
 class WriteDomain(Step):
     """Plan the domain from ``run.record`` and the conversion's outputs, write it, validate it,
     and record it in the conversion report (``libvirt_domain``) and the result."""
+
+    def check(self, run: ExportRun) -> None:
+        if run.options.libvirt:
+            try:
+                find_validator()
+            except InvalidDomain as exc:
+                raise DomainError(f"libvirt domain: {exc}") from None
 
     def applies(self, run: ExportRun) -> bool:
         return run.options.libvirt and run.result is not None and run.result.conversion is not None
@@ -95,6 +75,14 @@ class WriteDomain(Step):
 class DefineDomain(Step):
     """``-define URI``: ``virsh define`` the written domain, after verification, never started."""
 
+    def check(self, run: ExportRun) -> None:
+        if run.options.define_uri:
+            try:
+                check_uri(run.options.define_uri)
+                find_virsh()
+            except (DefineError, ValueError) as exc:
+                raise DomainError(f"libvirt domain: {exc}") from None
+
     def applies(self, run: ExportRun) -> bool:
         return bool(run.options.define_uri) and run.result is not None and bool(run.result.libvirt_domain)
 
@@ -102,7 +90,7 @@ class DefineDomain(Step):
         uri, result = run.options.define_uri, run.result
         domain = result.conversion.libvirt_domain
         try:
-            # Checked before the download; checked again, as hours may have passed.
+            # The preflight checked before the download; checked again, as hours may have passed.
             check_definable(uri, domain["name"], domain["uuid"])
             define_domain(uri, run.output.proc_path(Path(result.libvirt_domain).name))
         except DefineError as exc:
@@ -147,5 +135,4 @@ def _log_plan(run: ExportRun, plan: DomainPlan, path: Path) -> None:
     )
     run.reporter.log(logging.INFO, f"libvirt domain: disk bus {plan.disk_bus_reason}")
     run.reporter.log(logging.INFO, f"libvirt domain: NIC model {plan.nic_model_reason}")
-    for warning in plan.warnings:
-        run.reporter.log(logging.WARNING, f"libvirt domain: {warning}")
+    # Its warnings (unmapped networks ...) were logged by the preflight; the report keeps them.

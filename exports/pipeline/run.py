@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from exports.pipeline.connect import INTERACTIVE_CALL_TIMEOUT, VCenterTarget, read_seconds, vsphere_session
 from exports.pipeline.convert import Convert
 from exports.pipeline.descriptor import Describe
-from exports.pipeline.domain import CheckDomain, DefineDomain, WriteDomain
+from exports.pipeline.domain import DefineDomain, WriteDomain
 from exports.pipeline.inventory import FindVM, PowerOff
 from exports.pipeline.manifest import WriteManifest
 from exports.pipeline.options import ExportOptions
@@ -39,7 +39,6 @@ __all__ = ["STEPS", "ExportResult", "ExportedFile", "export_vm"]
 STEPS: tuple[Step, ...] = (
     FindVM(),  # the VM, its facts, the stem of the file names
     Preflight(),  # what would go wrong: a blocker stops here (-preflight: stop with the findings)
-    CheckDomain(),  # -define: no domain of the VM's name or UUID at the URI yet
     CheckPackageNames(),  # -format ova: refuse a name no tar header holds, before downloading
     DryRun(),  # -dry-run: say what would happen, stop
     PowerOff(),  # refuse a running VM, or stop it (-power-off)
