@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -370,3 +371,19 @@ def test_preflight_shows_the_domain_and_each_unmapped_network(vsphere, vms):
         f["level"] == "warning" and f["action"].startswith("map it with -network-map") for f in unmapped
     )
     assert "disk bus virtio: osinfo-db says Debian 11" in found[("info", "libvirt-domain")]["reason"]
+
+
+@pytest.mark.vsphere
+def test_hyper2kvm_conversions_get_the_domain_too(vsphere, vms, tmp_path, monkeypatch):
+    from hyper2kvm.manifest.loader import ManifestLoader
+
+    hyper2kvm = shutil.which("hyper2kvm") or str(Path(sys.executable).parent / "hyper2kvm")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = export(vsphere, vms["efi"], out, hyper2kvm_path=hyper2kvm)
+    assert result.conversion.converter == "hyper2kvm"
+    root = ElementTree.parse(result.libvirt_domain).getroot()
+    assert [d.find("source").get("file") for d in root.findall("devices/disk")] == [
+        o.output for o in result.conversion.outputs
+    ]
+    ManifestLoader().load(out / "manifest.json")  # hyper2kvm still reads the manifest
