@@ -13,7 +13,7 @@ The rules (README, "The libvirt domain"):
 - NIC model by the same rule (virtio or e1000e); each NIC keeps its MAC; its network comes
   from ``-network-map`` (unmapped: libvirt's ``default`` network and a warning);
 - always: a serial console, VNC graphics on localhost, a virtio RNG, the QEMU guest agent
-  channel.
+  channel; an empty SATA CD-ROM drive where the VM had a CD-ROM.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ class DomainPlan:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     # Windows keeps its hardware clock in local time (as VMware presents it); the rest in UTC.
     clock: str = "utc"
+    # An empty SATA CD-ROM drive ("" for none), where the VM had a CD-ROM: where the virtio
+    # drivers' ISO goes (virsh change-media), as the VM's own image was not exported.
+    cdrom_target: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -148,6 +151,7 @@ def plan_domain(
         nics=tuple(_nics(record, model, network_map or {}, warnings)),
         warnings=tuple(warnings),
         clock="localtime" if record.guest_id.lower().startswith("win") else "utc",
+        cdrom_target=_cdrom_target(record, bus, len(ordered)),
     )
 
 
@@ -197,6 +201,13 @@ def _uuid(text: str) -> str:
 def _title(name: str) -> str:
     """libvirt refuses a newline in a title; other control characters are no use there either."""
     return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip() or name
+
+
+def _cdrom_target(record: VMRecord, bus: str, disks: int) -> str:
+    if not any(drive.kind == "cdrom" for drive in record.drives):
+        return ""
+    # On SATA as sdX after the disks when they are on SATA (or SCSI, whose names it shares).
+    return _device_name("sata", disks if bus in ("sata", "scsi") else 0)
 
 
 def _device_name(bus: str, index: int) -> str:

@@ -69,6 +69,11 @@ def _devices(plan: DomainPlan) -> ElementTree.Element:
     devices = ElementTree.Element("devices")
     for disk in plan.disks:
         devices.append(_disk(disk))
+    if plan.cdrom_target:
+        cdrom = ElementTree.SubElement(devices, "disk", type="file", device="cdrom")
+        ElementTree.SubElement(cdrom, "driver", name="qemu", type="raw")
+        ElementTree.SubElement(cdrom, "target", dev=plan.cdrom_target, bus="sata")
+        ElementTree.SubElement(cdrom, "readonly")
     if any(disk.bus == "scsi" for disk in plan.disks):
         ElementTree.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for nic in plan.nics:

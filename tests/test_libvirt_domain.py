@@ -387,3 +387,20 @@ def test_hyper2kvm_conversions_get_the_domain_too(vsphere, vms, tmp_path, monkey
         o.output for o in result.conversion.outputs
     ]
     ManifestLoader().load(out / "manifest.json")  # hyper2kvm still reads the manifest
+
+
+@pytest.mark.parametrize("bus", ["virtio", "sata", "scsi"])
+def test_a_vm_with_a_cdrom_gets_an_empty_sata_drive_that_takes_no_disk_name(tmp_path, bus):
+    from inventory.records import DriveRecord
+
+    drives = (DriveRecord("CD/DVD drive 1", "cdrom", "[ds] iso/win.iso", True, True, "IsoBackingInfo"),)
+    disks = [DomainDisk(str(tmp_path / f"d{n}.qcow2"), "qcow2", n) for n in range(2)]
+    plan = plan_domain(record(drives=drives), disks, disk_bus=bus)
+    path = write(tmp_path, plan)
+    libvirt_accepts(path)
+    root = ElementTree.parse(path).getroot()
+    (cdrom,) = root.findall("devices/disk[@device='cdrom']")
+    assert cdrom.find("source") is None and cdrom.find("readonly") is not None
+    names = [d.find("target").get("dev") for d in root.findall("devices/disk")]
+    assert len(set(names)) == 3 and cdrom.find("target").get("bus") == "sata"
+    assert plan_domain(record(), disks).cdrom_target == ""
