@@ -22,8 +22,8 @@ from django.http import HttpResponse
 
 from exports.models import Job
 from exports.output_roots import inside_export_roots
-from exports.pipeline.domain import DOMAIN_SUFFIX
 from exports.pipeline.files import open_directory
+from exports.pipeline.names import domain_file_name
 from hypersdk.lib.errors import NotFoundError
 
 __all__ = ["MAX_DOMAIN_BYTES", "DomainFile", "DomainFileNotFound", "as_download", "read_domain_file"]
@@ -33,6 +33,8 @@ MAX_DOMAIN_BYTES = 1 << 20
 # What a download's file name keeps as is: what a shell and every browser take unquoted.
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# ".xml": the pipeline names the file (``<stem>.xml``).
+DOMAIN_SUFFIX = domain_file_name("")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 

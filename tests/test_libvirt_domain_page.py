@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
+from cli import render
+from exports import converters, job_runner
 from exports.domain_file import MAX_DOMAIN_BYTES
 from exports.models import Job
+from tests.conftest import APP01
 from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
@@ -340,3 +344,44 @@ def test_the_schema_documents_the_download(viewer_api):
     operation = schema["paths"]["/jobs/{job_id}/libvirt-domain"]["get"]
     assert list(operation["responses"]["200"]["content"]) == ["application/xml"]
     assert {"401", "403", "404"} <= set(operation["responses"])
+
+
+# ---- end to end: a real -libvirt export of the vSphere test server's VM ------------------------
+
+
+@pytest.mark.vsphere
+@pytest.mark.django_db(transaction=True)
+def test_a_real_libvirt_export_is_shown_and_handed_out(
+    operator_api,
+    viewer_api,
+    viewer_browser,
+    govc_env,
+    app01_seeds,
+    export_root,
+    redis_url,
+    monkeypatch,
+    settings,
+):
+    # qemu-img converts (no hyper2kvm found): the quicker of the two, and the domain is the same.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(converters, "environment_bin", lambda: "/nonexistent")
+    settings.HYPERSDK_HYPER2KVM_PATHS = []
+    spec = {"vm_path": APP01, "output_path": str(export_root / "app01"), "convert": True, "libvirt": True}
+    job_id = operator_api.post("/jobs/submit", spec, format="json").json()["job_ids"][0]
+    assert job_runner.run_job(job_id) == "completed", Job.objects.get(id=job_id).error
+
+    job = viewer_api.get(f"/jobs/{job_id}").json()
+    path = job["result"]["libvirt_domain"]
+    name = job["result"]["conversion"]["libvirt_domain"]["name"]
+    download = viewer_api.get(f"/jobs/{job_id}/libvirt-domain")
+    assert download.status_code == 200 and download.content == Path(path).read_bytes()
+    assert download["Content-Disposition"] == 'attachment; filename="app01.xml"'
+    assert ElementTree.fromstring(download.content).findtext("name") == name
+    page = viewer_browser.get(f"/ui/jobs/{job_id}/").content.decode()
+    assert f"virsh define {path}\nvirsh start {name}\n" in page
+    assert viewer_browser.get(f"/ui/jobs/{job_id}/libvirt-domain.xml").content == download.content
+    assert render.job_detail(job)[-3:] == [
+        f"Domain:    {path}",
+        f"Next:      virsh define {path}",
+        f"           virsh start {name}",
+    ]
