@@ -90,7 +90,6 @@ def test_the_allowed_uris_are_the_administrators(operator_api, export_root, monk
                 ]
             },
         ),
-        ({**DOMAIN, "disk_bus": "ide"}, {"disk_bus": ['"ide" is not a valid choice.']}),
     ],
 )
 def test_a_domain_option_without_its_switch_or_malformed_is_a_400_on_its_field(
@@ -100,12 +99,6 @@ def test_a_domain_option_without_its_switch_or_malformed_is_a_400_on_its_field(
     assert response.status_code == 400
     assert {name: response.json()[name] for name in errors} == errors
     assert not Job.objects.exists()
-
-
-def test_the_domain_options_given_with_their_switches_are_the_jobs(operator_api, export_root):
-    options = {**DOMAIN, "disk_bus": "scsi", "network_map": "VM Network=default,DMZ=bridge:br-dmz"}
-    assert submit(operator_api, export_root, **options).status_code == 202
-    assert {name: Job.objects.get().options[name] for name in options} == options
 
 
 def test_a_batch_says_which_job_asked_for_a_uri_not_allowed(operator_api, export_root):
