@@ -259,6 +259,10 @@ def test_the_schedule_form_shows_a_uri_not_allowed_on_its_field(client, operator
     assert response.status_code == 422
     assert response.context["form"].errors["define_uri"] == [refused(HOSTILE_URIS[2])]
     assert not Schedule.objects.exists()
+    # The domain's fields need its box, as in the converter; the bus's help beside its choices.
+    page = response.content.decode()
+    assert 'data-requires="libvirt"' in page.split('name="disk_bus"', 1)[1].split(">", 1)[0]
+    assert 'id="id_disk_bus-help">auto: virtio when the guest OS has virtio drivers' in page
 
 
 def test_a_schedule_edited_without_its_domain_forgets_its_options(client, operator, export_root):

@@ -18,7 +18,7 @@ from exports.models import Job
 from libvirt_domain.define import ALLOWED_URIS_VARIABLE
 from schedules.models import Schedule
 from tests.cli_runner import run_in_process
-from tests.conftest import APP01, bare_env
+from tests.conftest import APP01, bare_env, govc_environment
 from tests.test_libvirt_options import refused
 
 HOSTILE = ["qemu+ext:///system?command=/bin/sh", "qemu+ssh://root@attacker.example/system"]
@@ -121,3 +121,19 @@ def test_watching_a_job_to_its_end_says_where_its_domain_is():
         "  next: virsh define '/exports/web 01/web 01.xml'",
         "  next: virsh start web-01",
     ]
+
+
+@pytest.mark.vsphere
+def test_a_direct_export_ends_with_its_domain_and_what_to_run_next(vsphere, app01_seeds, tmp_path):
+    # qemu-img converts: no hyper2kvm on this PATH.
+    env = bare_env(tmp_path) | govc_environment(vsphere) | {"PATH": "/usr/bin:/bin"}
+    out = tmp_path / "out"
+    done = cli("hyperexport", "-vm", APP01, "-output", str(out), "-convert", "-libvirt", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-4:-1] == [
+        f"  libvirt domain: {out}/app01.xml",
+        f"    next: virsh define {out}/app01.xml",
+        "    next: virsh start app01",
+    ]
+    assert lines[-1].startswith(f"success: app01 exported to {out} (")

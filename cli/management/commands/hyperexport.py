@@ -14,6 +14,7 @@ from django.core.management.base import CommandParser
 from cli.console import reporter_for
 from cli.console_script import ConsoleScriptCommand
 from cli.flags import add_connection_flags, add_option_flags, engine_options_from_flags
+from cli.render import domain_lines
 from cli.render_preflight import exit_status, preflight_lines
 from exports.pipeline.connect import VCenterTarget
 from exports.pipeline.errors import ExportError, PreflightBlocked
@@ -176,6 +177,8 @@ class Command(ConsoleScriptCommand):
                 self.stdout.write(f"  converted: {converted.output}  {human_size(converted.size)}")
             for check in result.verified:
                 self.stdout.write(f"  verified: {check}")
+            for line in domain_lines({"result": result.as_dict()}):
+                self.stdout.write(f"  {line}")
         self.stdout.write(
             f"success: {result.vm_name} exported to {result.output_dir} ({human_size(result.total_bytes)})"
         )
