@@ -6,12 +6,15 @@ name transports that run programs. The CLIs: tests/test_libvirt_options_cli.py."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from exports.models import Job
 from libvirt_domain.define import ALLOWED_URIS_VARIABLE
 from schedules import service as schedules
 from schedules.models import Schedule
+from tests.factories import schedule_admin_form
 from tests.test_dashboard_views import HTMX, converter_form
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +165,14 @@ def test_a_schedule_whose_uri_is_no_longer_allowed_starts_no_job(operator_api, e
     assert schedules.template_problem(Schedule.objects.get()) == (
         f"define_uri: {refused('qemu:///session', 'qemu:///system')}"
     )
+
+
+def test_the_admins_schedule_form_refuses_a_uri_not_allowed(admin_client):
+    template = json.dumps({"vm_path": WEB01, **DOMAIN, "define_uri": HOSTILE_URIS[0]})
+    response = admin_client.post("/admin/schedules/schedule/add/", schedule_admin_form(job_template=template))
+    assert response.status_code == 200 and not Schedule.objects.exists()
+    (error,) = response.context["adminform"].form.non_field_errors()
+    assert error.startswith("job template: ") and refused(HOSTILE_URIS[0]) in error
 
 
 # ---- the dashboard: the converter and its preflight, the schedule form ------------------------
