@@ -23,6 +23,7 @@ from inventory.records import DiskRecord, VMRecord
 if TYPE_CHECKING:
     from exports.pipeline.errors import ExportError
     from exports.pipeline.options import ExportOptions
+    from libvirt_domain.plan import DomainPlan
 
 __all__ = ["EXPORT_PRIVILEGE", "HostFacts", "check", "finding_for_error", "required_bytes"]
 
@@ -46,7 +47,9 @@ class HostFacts:
     "" when none is. ``can_export``: whether the session holds ``VApp.Export`` on the VM, None
     when vCenter does not say. ``file_in_the_way``: what exists at or above ``output_dir`` and is
     not a directory (a regular file), "" when nothing is. ``surface``: who asks (cli, api, dashboard, schedule), so an
-    action names that surface's own control for an option.
+    action names that surface's own control for an option. ``domain_plan``: with ``-libvirt``,
+    the domain the export would write (its disks not yet known). ``domain_taken``/
+    ``libvirt_unreachable``: with ``-define``, why libvirt at the URI would refuse it, "" if not.
     """
 
     output_dir: str
@@ -61,6 +64,9 @@ class HostFacts:
     can_export: bool | None = None
     surface: str = "cli"
     file_in_the_way: str = ""
+    domain_plan: DomainPlan | None = None
+    domain_taken: str = ""
+    libvirt_unreachable: str = ""
 
 
 def _how(option: str, surface: str) -> str | None:
@@ -96,6 +102,7 @@ def check(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Fin
         *_drives(record),
         *_template(record),
         *_firmware(record, options),
+        *_libvirt(record, options, host),
         *_options(options),
     ]
     order = {"blocker": 0, "warning": 1, "info": 2}
@@ -458,6 +465,65 @@ def _firmware(record: VMRecord, options: ExportOptions) -> list[Finding]:
         reason = f"the VM boots with EFI and secure boot: {where}, with secure boot keys enrolled"
         return [Finding("warning", "firmware-efi", reason, action)]
     return [Finding("info", "firmware-efi", f"the VM boots with EFI: {where}", action)]
+
+
+def _libvirt(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[Finding]:
+    """-libvirt: the domain's choices and what it could not keep; -define: whether libvirt at
+    the URI would take it."""
+    findings = []
+    leave_out = {"cli": "leave out -define", "dashboard": "leave the define URI empty"}.get(
+        host.surface, 'leave "define_uri" empty'
+    )
+    if host.domain_taken:
+        findings.append(
+            Finding(
+                "blocker",
+                "domain-exists",
+                host.domain_taken,
+                f"undefine that domain first (virsh -c {options.define_uri} undefine <name>), or {leave_out}",
+            )
+        )
+    if host.libvirt_unreachable:
+        findings.append(
+            Finding(
+                "blocker",
+                "libvirt-unreachable",
+                host.libvirt_unreachable,
+                f"start libvirtd there or check the URI's permissions, or {leave_out}",
+            )
+        )
+    plan = host.domain_plan
+    if plan is None:
+        return findings
+    mapping = {"cli": "-network-map", "dashboard": "the network map"}.get(host.surface, '"network_map"')
+    for nic in plan.nics:
+        if not nic.mapped:
+            findings.append(
+                Finding(
+                    "warning",
+                    "network-unmapped",
+                    f"the NIC {nic.mac or '(no MAC)'} is on vSphere network {nic.network!r}, which the network "
+                    "map does not name: the libvirt domain puts it on libvirt's 'default' network",
+                    f"map it with {mapping} ({nic.network}=<libvirt network> or {nic.network}=bridge:<bridge>)",
+                )
+            )
+    for warning in plan.warnings:
+        if "network map" not in warning:
+            findings.append(
+                Finding("warning", "libvirt-domain", warning, "check the domain before starting it")
+            )
+    firmware = "efi" + (" with secure boot" if plan.secure_boot else "") if plan.firmware == "efi" else "bios"
+    findings.append(
+        Finding(
+            "info",
+            "libvirt-domain",
+            f"the libvirt domain {plan.name!r}: {plan.machine}, {firmware}, disk bus {plan.disk_bus_reason}; "
+            f"NIC model {plan.nic_model_reason}",
+            "to choose another disk bus: "
+            + {"cli": "-disk-bus", "dashboard": "the disk bus"}.get(host.surface, '"disk_bus"'),
+        )
+    )
+    return findings
 
 
 def _options(options: ExportOptions) -> list[Finding]:

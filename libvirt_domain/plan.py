@@ -13,17 +13,21 @@ The rules (README, "The libvirt domain"):
 - NIC model by the same rule (virtio or e1000e); each NIC keeps its MAC; its network comes
   from ``-network-map`` (unmapped: libvirt's ``default`` network and a warning);
 - always: a serial console, VNC graphics on localhost, a virtio RNG, the QEMU guest agent
-  channel.
+  channel; an empty SATA CD-ROM drive where the VM had a CD-ROM.
 """
 
 from __future__ import annotations
 
+import re
+import uuid as uuid_module
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from inventory.records import VMRecord
-from libvirt_domain.networks import NetworkTarget
+from libvirt_domain.names import domain_name
+from libvirt_domain.networks import DEFAULT_NETWORK, NetworkTarget
+from libvirt_domain.osinfo import GuestOS, guest_os
 
 __all__ = ["DomainDisk", "DomainPlan", "PlannedDisk", "PlannedNic", "plan_domain"]
 
@@ -62,6 +66,7 @@ class PlannedNic:
     target: NetworkTarget
     model: str
     mapped: bool
+    connected: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class DomainPlan:
     disks: tuple[PlannedDisk, ...] = ()
     nics: tuple[PlannedNic, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # Windows keeps its hardware clock in local time (as VMware presents it); the rest in UTC.
+    clock: str = "utc"
+    # An empty SATA CD-ROM drive ("" for none), where the VM had a CD-ROM: where the virtio
+    # drivers' ISO goes (virsh change-media), as the VM's own image was not exported.
+    cdrom_target: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -103,5 +113,139 @@ def plan_domain(
     disk_bus: str = "auto",
     network_map: Mapping[str, NetworkTarget] | None = None,
 ) -> DomainPlan:
-    """The plan for ``record``'s VM with ``disks`` (any order; sorted by boot order here)."""
-    raise NotImplementedError
+    """The plan for ``record``'s VM with ``disks`` (any order; sorted by boot order here).
+
+    ``disk_bus``: auto, virtio, sata or scsi; ``network_map``: vSphere network name → target.
+    """
+    warnings: list[str] = []
+    guest = guest_os(record.guest_id)
+    bus, bus_reason = _disk_bus(disk_bus, guest, record.guest_id)
+    model, model_reason = _nic_model(guest, record.guest_id)
+    sockets, cores = _topology(record, warnings)
+    bios_uuid = _uuid(record.bios_uuid)
+    if not bios_uuid:
+        warnings.append(
+            "vCenter gave no BIOS UUID: libvirt makes one up, so the guest sees a new system UUID"
+        )
+    ordered = sorted(disks, key=lambda disk: disk.boot_order)
+    return DomainPlan(
+        name=domain_name(record.name, bios_uuid),
+        title=_title(record.name),
+        uuid=bios_uuid,
+        memory_mib=max(record.memory_mb, 1),
+        vcpus=sockets * cores,
+        sockets=sockets,
+        cores=cores,
+        machine=MACHINE,
+        firmware="efi" if record.firmware == "efi" else "bios",
+        secure_boot=record.firmware == "efi" and record.secure_boot,
+        disk_bus=bus,
+        disk_bus_reason=bus_reason,
+        nic_model=model,
+        nic_model_reason=model_reason,
+        osinfo_id=guest.osinfo_id if guest else "",
+        disks=tuple(
+            PlannedDisk(disk.path, disk.format, bus, _device_name(bus, index), index + 1)
+            for index, disk in enumerate(ordered)
+        ),
+        nics=tuple(_nics(record, model, network_map or {}, warnings)),
+        warnings=tuple(warnings),
+        clock="localtime" if record.guest_id.lower().startswith("win") else "utc",
+        cdrom_target=_cdrom_target(record, bus, len(ordered)),
+    )
+
+
+def _disk_bus(asked: str, guest: GuestOS | None, guest_id: str) -> tuple[str, str]:
+    if asked != "auto":
+        return asked, f"{asked}: as asked (disk bus {asked})"
+    if guest is None:
+        return (
+            "sata",
+            f"sata: osinfo-db does not know the guest OS {guest_id!r}; every OS has a SATA (AHCI) driver",
+        )
+    if guest.virtio_block:
+        return "virtio", f"virtio: osinfo-db says {guest.name} ({guest.osinfo_id}) has virtio-blk drivers"
+    return "sata", (
+        f"sata: osinfo-db lists no virtio-blk driver for {guest.name} ({guest.osinfo_id}); install the "
+        "virtio drivers in the guest (virtio-win for Windows), then choose disk bus virtio"
+    )
+
+
+def _nic_model(guest: GuestOS | None, guest_id: str) -> tuple[str, str]:
+    if guest is None:
+        return "e1000e", f"e1000e: osinfo-db does not know the guest OS {guest_id!r}"
+    if guest.virtio_net:
+        return "virtio", f"virtio: osinfo-db says {guest.name} ({guest.osinfo_id}) has virtio-net drivers"
+    return "e1000e", f"e1000e: osinfo-db lists no virtio-net driver for {guest.name} ({guest.osinfo_id})"
+
+
+def _topology(record: VMRecord, warnings: list[str]) -> tuple[int, int]:
+    """(sockets, cores per socket), one thread each, as many vCPUs as the VM had."""
+    cpus = max(record.cpus, 1)
+    cores = record.cores_per_socket if record.cores_per_socket > 0 else 1
+    if cpus % cores:
+        warnings.append(
+            f"{cpus} vCPUs do not split into sockets of {cores} cores: the domain has {cpus} sockets of 1 core"
+        )
+        return cpus, 1
+    return cpus // cores, cores
+
+
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid_module.UUID(text.strip()))
+    except ValueError:
+        return ""
+
+
+def _title(name: str) -> str:
+    """libvirt refuses a newline in a title; other control characters are no use there either."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip() or name
+
+
+def _cdrom_target(record: VMRecord, bus: str, disks: int) -> str:
+    if not any(drive.kind == "cdrom" for drive in record.drives):
+        return ""
+    # On SATA as sdX after the disks when they are on SATA (or SCSI, whose names it shares).
+    return _device_name("sata", disks if bus in ("sata", "scsi") else 0)
+
+
+def _device_name(bus: str, index: int) -> str:
+    """vda, vdb … vdz, vdaa … (sda … for sata and scsi), as the Linux kernel names disks."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return ("vd" if bus == "virtio" else "sd") + letters
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
+def _nics(
+    record: VMRecord, model: str, network_map: Mapping[str, NetworkTarget], warnings: list[str]
+) -> list[PlannedNic]:
+    nics = []
+    for nic in record.nics:
+        mac = nic.mac.strip().lower().replace("-", ":")
+        if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+            warnings.append(f"{nic.label}: MAC {nic.mac!r} is not a unicast MAC; libvirt assigns one")
+            mac = ""
+        target = network_map.get(nic.network)
+        if target is None:
+            warnings.append(
+                f"{nic.label} ({nic.mac}): vSphere network {nic.network!r} is not in the network map; "
+                f"it joins libvirt's {DEFAULT_NETWORK!r} network"
+            )
+        nics.append(
+            PlannedNic(
+                mac=mac,
+                network=nic.network,
+                target=target or NetworkTarget("network", DEFAULT_NETWORK),
+                model=model,
+                mapped=target is not None,
+                connected=nic.connected,
+            )
+        )
+    return nics

@@ -15,7 +15,7 @@ from tests.conftest import APP01, govc_environment
 pytestmark = pytest.mark.vsphere
 
 
-class WriteDomain(Step):
+class ExampleStep(Step):
     """A stand-in for a new step (say, a libvirt domain): one file, declared as describing the export."""
 
     def __init__(self, fail: bool = False) -> None:
@@ -47,7 +47,9 @@ def test_the_steps_run_in_a_documented_order():
         "Package",
         "WriteManifest",
         "Convert",
+        "WriteDomain",
         "Verify",
+        "DefineDomain",
     ]
     # The vCenter session closes after the last step that needs it: before packaging.
     online = [type(step).__name__ for step in STEPS if step.needs_vcenter]
@@ -55,7 +57,7 @@ def test_the_steps_run_in_a_documented_order():
 
 
 def test_a_new_step_is_one_entry_and_its_file_is_part_of_the_export(vsphere, tmp_path):
-    step = WriteDomain()
+    step = ExampleStep()
     options = ExportOptions(vm_path=APP01, output_dir=tmp_path / "out")
     result = export_vm(options, VCenterTarget.from_env(govc_environment(vsphere)), steps=(*STEPS, step))
     assert (tmp_path / "out" / "app01.xml").read_text() == "<domain>app01</domain>\n"
@@ -66,12 +68,12 @@ def test_a_new_step_is_one_entry_and_its_file_is_part_of_the_export(vsphere, tmp
 def test_a_failing_new_step_leaves_nothing_and_restores_the_previous_export(vsphere, tmp_path):
     target = VCenterTarget.from_env(govc_environment(vsphere))
     out = tmp_path / "out"
-    export_vm(ExportOptions(vm_path=APP01, output_dir=out), target, steps=(*STEPS, WriteDomain()))
+    export_vm(ExportOptions(vm_path=APP01, output_dir=out), target, steps=(*STEPS, ExampleStep()))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(ExportError, match="domain step failed"):
         export_vm(
             ExportOptions(vm_path=APP01, output_dir=out, overwrite=True),
             target,
-            steps=(*STEPS, WriteDomain(fail=True)),
+            steps=(*STEPS, ExampleStep(fail=True)),
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -122,3 +122,7 @@ class ConverterMissing(ConversionError):
 
 class VerificationError(ExportError):
     pass
+
+
+class DomainError(ExportError):
+    """-libvirt/-define: the domain could not be written, validated or defined (one line)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from exports.pipeline.download import DownloadedDisk
 from exports.pipeline.files import write_atomically
+from exports.pipeline.names import domain_file_name
 from exports.pipeline.step import ExportRun, Step
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def build_manifest(
     compressed: bool,
     target_format: str,
     verify_checksums: bool,
+    libvirt_domain: Path | None = None,
 ) -> dict[str, Any]:
     stamp = exported_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     document: dict[str, Any] = {
@@ -126,6 +128,8 @@ def build_manifest(
         },
         "conversion": {"target_format": target_format, "verify_checksums": verify_checksums},
     }
+    if libvirt_domain is not None:
+        document["output"]["libvirt_domain"] = str(libvirt_domain.resolve())
     if nvram is not None:
         document["nvram"] = {
             "path": nvram.path.name,
@@ -196,6 +200,7 @@ class WriteManifest(Step):
             compressed=options.compress,
             target_format=options.manifest_target,
             verify_checksums=options.verify,
+            libvirt_domain=output.path / domain_file_name(run.stem) if options.libvirt else None,
         )
         output.track(MANIFEST_NAME)
         run.result.manifest_path = str(write_manifest(output.path, run.manifest, dir_fd=output.fd))

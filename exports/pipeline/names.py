@@ -33,3 +33,8 @@ def file_stem(vm_name: str) -> str:
 def disk_file_name(stem: str, number: int) -> str:
     """The name of the export's ``number``-th file from the lease (from 1): ``<stem>-disk<N>.vmdk``."""
     return f"{stem}-disk{number}.vmdk"
+
+
+def domain_file_name(stem: str) -> str:
+    """The libvirt domain of an export whose files are named ``stem`` (``-libvirt``)."""
+    return f"{stem}.xml"

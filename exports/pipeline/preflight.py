@@ -27,6 +27,9 @@ from exports.pipeline.step import ExportRun, Step
 from inventory.checks import EXPORT_PRIVILEGE, HostFacts, check
 from inventory.findings import Finding, blockers
 from inventory.records import VMRecord
+from libvirt_domain.define import DefineError, DomainExists, check_definable
+from libvirt_domain.networks import parse_network_map
+from libvirt_domain.plan import plan_domain
 
 _LOG_LEVEL = {"warning": logging.WARNING, "info": logging.INFO}
 
@@ -142,6 +145,7 @@ def host_facts(
     shared = set(others) & set(written_names(options, replace(record, name=record.name + "-other"), steps)[1])
     existing = () if fresh_directory else _present(output, others)
     return HostFacts(
+        **_libvirt_facts(options, record),
         output_dir=str(output),
         free_bytes=free_bytes(output),
         writable=writable(output),
@@ -155,6 +159,23 @@ def host_facts(
         can_export=can_export,
         surface=surface,
     )
+
+
+def _libvirt_facts(options: ExportOptions, record: VMRecord) -> dict[str, Any]:
+    """-libvirt: the domain's plan (no disks yet); -define: whether the URI would take it."""
+    facts: dict[str, Any] = {}
+    if options.libvirt:
+        network_map = parse_network_map(options.network_map) if options.network_map else None
+        plan = plan_domain(record, [], disk_bus=options.disk_bus, network_map=network_map)
+        facts["domain_plan"] = plan
+        if options.define_uri:
+            try:
+                check_definable(options.define_uri, plan.name, plan.uuid)
+            except DomainExists as exc:
+                facts["domain_taken"] = str(exc)
+            except DefineError as exc:
+                facts["libvirt_unreachable"] = str(exc)
+    return facts
 
 
 def export_privilege(service_instance: Any, vm: Any) -> bool | None:

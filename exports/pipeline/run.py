@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from exports.pipeline.connect import INTERACTIVE_CALL_TIMEOUT, VCenterTarget, read_seconds, vsphere_session
 from exports.pipeline.convert import Convert
 from exports.pipeline.descriptor import Describe
+from exports.pipeline.domain import DefineDomain, WriteDomain
 from exports.pipeline.inventory import FindVM, PowerOff
 from exports.pipeline.manifest import WriteManifest
 from exports.pipeline.options import ExportOptions
@@ -47,7 +48,9 @@ STEPS: tuple[Step, ...] = (
     Package(),  # <stem>.ovf + <stem>.mf, or <stem>.ova
     WriteManifest(),  # manifest.json (-manifest, -convert, -verify)
     Convert(),  # converted/, conversion-report.json (-convert)
+    WriteDomain(),  # <stem>.xml, the libvirt domain, validated (-libvirt)
     Verify(),  # checksums and qemu-img check (-verify)
+    DefineDomain(),  # virsh define, never started (-define URI)
 )
 
 
