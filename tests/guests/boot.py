@@ -36,6 +36,9 @@ __all__ = ["BootTimedOut", "QemuFailed", "UnmappedDomain", "boot_domain", "qemu_
 # well under a minute.
 DEFAULT_TIMEOUT = 300.0
 QEMU = "qemu-system-x86_64"
+# What a firmware prints on the serial console when it found nothing to boot: the run ends
+# there rather than at the timeout.
+FIRMWARE_GAVE_UP = ("BdsDxe: No bootable option or device was found.",)
 # libvirt's firmware auto-selection reads QEMU's firmware descriptors (Debian: ovmf ships
 # them); a file in /etc overrides one of the same name in /usr/share.
 FIRMWARE_DESCRIPTOR_DIRS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
@@ -76,7 +79,8 @@ class BootTimedOut(RuntimeError):
 
 def boot_domain(domain_xml: Path, *, marker: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Boot ``domain_xml`` in QEMU; return the serial console's output once a line of it is
-    ``marker`` or QEMU has exited (the guest powered off or rebooted). Raises
+    ``marker``, QEMU has exited (the guest powered off or rebooted) or the firmware found
+    nothing to boot. Raises
     ``UnmappedDomain``, ``QemuFailed`` or ``BootTimedOut`` (QEMU killed at ``timeout`` s)."""
     with tempfile.TemporaryDirectory(prefix="hypersdk-boot-") as workdir:
         workdir = Path(workdir)
@@ -89,7 +93,7 @@ def boot_domain(domain_xml: Path, *, marker: str, timeout: float = DEFAULT_TIMEO
             while True:
                 exited = qemu.poll() is not None
                 output = serial.read_text(errors="replace") if serial.exists() else ""
-                if _has_line(output, marker):
+                if _has_line(output, marker) or any(_has_line(output, line) for line in FIRMWARE_GAVE_UP):
                     return output
                 if exited:
                     if qemu.returncode != 0:
@@ -127,11 +131,13 @@ def accelerator() -> str:
 
 @dataclass
 class _Disk:
-    path: Path
+    device: str  # disk or cdrom
+    path: Path | None  # None: an empty CD-ROM drive
     format: str
     bus: str
     target: str
     boot: int | None
+    discard: str | None
 
 
 def qemu_command(domain_xml: Path, *, workdir: Path, serial: Path, accel: str | None = None) -> list[str]:
@@ -162,9 +168,11 @@ def qemu_command(domain_xml: Path, *, workdir: Path, serial: Path, accel: str | 
     args += ["-m", f"{_memory_mib(dom, root)}M"]
     machine, machine_options, firmware_args, boot_devices = _os(dom, root, workdir)
     machine_options += _features(dom, root)
-    args += ["-machine", ",".join([machine, *machine_options]), *firmware_args]
+    clock_args, clock_options = _clock(dom, root, accel)
+    machine_options += clock_options
+    args += ["-machine", ",".join([machine, *dict.fromkeys(machine_options)]), *firmware_args]
     args += _cpu(dom, root, accel)
-    args += _clock(dom, root)
+    args += clock_args
     args += _lifecycle(dom, root)
     args += _power_management(dom, root, machine)
 
@@ -405,12 +413,28 @@ def _cpu(dom: _Reader, root: ET.Element, accel: str) -> list[str]:
     return [*args, "-smp", ",".join([str(vcpus), *(f"{name}={count}" for name, count in counts.items())])]
 
 
-def _clock(dom: _Reader, root: ET.Element) -> list[str]:
+def _clock(dom: _Reader, root: ET.Element, accel: str) -> tuple[list[str], list[str]]:
+    """QEMU arguments and machine options for ``<clock>`` and its timers, as libvirt maps them."""
     clock = dom.child(root, "clock")
     if clock is None:
-        return []
-    offset = dom.attr(clock, "offset", default="utc", choices=("utc", "localtime"))
-    return ["-rtc", f"base={offset}"]
+        return [], []
+    rtc = [f"base={dom.attr(clock, 'offset', default='utc', choices=('utc', 'localtime'))}"]
+    args, options = [], []
+    for timer in dom.children(clock, "timer"):
+        name = dom.attr(timer, "name", choices=("rtc", "pit", "hpet"), required=True)
+        if name == "hpet":
+            options.append(
+                f"hpet={'on' if dom.attr(timer, 'present', choices=('yes', 'no')) != 'no' else 'off'}"
+            )
+            continue
+        dom.attr(timer, "present", choices=("yes",))
+        policy = dom.attr(timer, "tickpolicy", choices=("catchup", "delay") if name == "rtc" else ("delay",))
+        if name == "rtc" and policy == "catchup":
+            rtc.append("driftfix=slew")
+        elif name == "pit" and policy == "delay" and accel == "kvm":
+            # KVM's in-kernel PIT; TCG's PIT has no lost-tick policy to set.
+            args += ["-global", "kvm-pit.lost_tick_policy=delay"]
+    return ["-rtc", ",".join(rtc), *args], options
 
 
 def _lifecycle(dom: _Reader, root: ET.Element) -> list[str]:
@@ -437,21 +461,29 @@ def _power_management(dom: _Reader, root: ET.Element, machine: str) -> list[str]
 
 
 def _disk(dom: _Reader, element: ET.Element) -> _Disk:
+    """A disk, or a CD-ROM drive (read-only, SATA, maybe empty)."""
     dom.attr(element, "type", choices=("file",), required=True)
-    dom.attr(element, "device", choices=("disk",), default="disk")
+    device = dom.attr(element, "device", choices=("disk", "cdrom"), default="disk")
     driver = dom.child(element, "driver", required=True)
     dom.attr(driver, "name", choices=("qemu",), required=True)
     disk_format = dom.attr(driver, "type", choices=DISK_FORMATS, required=True)
-    source = dom.child(element, "source", required=True)
-    path = Path(dom.attr(source, "file", required=True))
-    if not path.is_absolute() or not path.is_file():
-        raise UnmappedDomain(f"disk source {path} is not an existing file named by its absolute path")
+    discard = dom.attr(driver, "discard", choices=("unmap", "ignore"))
+    source = dom.child(element, "source", required=device == "disk")
+    path = None
+    if source is not None:
+        path = Path(dom.attr(source, "file", required=True))
+        if not path.is_absolute() or not path.is_file():
+            raise UnmappedDomain(f"disk source {path} is not an existing file named by its absolute path")
     target = dom.child(element, "target", required=True)
     dev = dom.attr(target, "dev", required=True)
-    bus = dom.attr(target, "bus", choices=("virtio", "sata", "scsi"), required=True)
+    bus = dom.attr(
+        target, "bus", choices=("virtio", "sata", "scsi") if device == "disk" else ("sata",), required=True
+    )
+    if device == "cdrom":
+        dom.child(element, "readonly", required=True)  # as QEMU's CD-ROMs always are
     boot = dom.child(element, "boot")
     order = int(dom.attr(boot, "order", required=True)) if boot is not None else None
-    return _Disk(path, disk_format, bus, dev, order)
+    return _Disk(device, path, disk_format, bus, dev, order, discard)
 
 
 def _controllers(dom: _Reader, devices: ET.Element) -> dict[str, list[str]]:
@@ -486,18 +518,19 @@ def _disk_args(disks: list[_Disk], machine: str, controllers: dict[str, list[str
     args = []
     for n, disk in enumerate(disks):
         drive = f"drive{n}"
-        args += ["-drive", f"file={disk.path},format={disk.format},if=none,id={drive}"]
+        source = f"file={disk.path},format={disk.format}," if disk.path is not None else ""
+        options = f",discard={disk.discard}" if disk.discard else ""
         boot = f",bootindex={disk.boot}" if disk.boot is not None else ""
+        if disk.device == "cdrom":
+            args += ["-drive", f"{source}if=none,id={drive},media=cdrom,readonly=on"]
+            args += ["-device", f"ide-cd,drive={drive},bus=ide.{_sata_port(disk, machine)}{boot}"]
+            continue
+        args += ["-drive", f"{source}if=none,id={drive}{options}"]
         if disk.bus == "virtio":
             _target_index(disk.target, "vd")
             args += ["-device", f"virtio-blk-pci,drive={drive}{boot}"]
         elif disk.bus == "sata":
-            if "q35" not in _machines().get(machine, machine):
-                raise UnmappedDomain(f"a SATA disk on machine {machine!r} (only q35 has a built-in AHCI)")
-            port = _target_index(disk.target, "sd")
-            if port >= SATA_PORTS:
-                raise UnmappedDomain(f"SATA disk {disk.target}: q35's AHCI has {SATA_PORTS} ports")
-            args += ["-device", f"ide-hd,drive={drive},bus=ide.{port}{boot}"]
+            args += ["-device", f"ide-hd,drive={drive},bus=ide.{_sata_port(disk, machine)}{boot}"]
         else:
             if "scsi" not in controllers:
                 raise UnmappedDomain(
@@ -507,6 +540,15 @@ def _disk_args(disks: list[_Disk], machine: str, controllers: dict[str, list[str
             lun = _target_index(disk.target, "sd")
             args += ["-device", f"scsi-hd,drive={drive},bus=scsi0.0,channel=0,scsi-id=0,lun={lun}{boot}"]
     return args
+
+
+def _sata_port(disk: _Disk, machine: str) -> int:
+    if "q35" not in _machines().get(machine, machine):
+        raise UnmappedDomain(f"a SATA drive on machine {machine!r} (only q35 has a built-in AHCI)")
+    port = _target_index(disk.target, "sd")
+    if port >= SATA_PORTS:
+        raise UnmappedDomain(f"SATA drive {disk.target}: q35's AHCI has {SATA_PORTS} ports")
+    return port
 
 
 def _target_index(dev: str, prefix: str) -> int:
@@ -529,6 +571,9 @@ def _interfaces(dom: _Reader, devices: ET.Element) -> None:
         model = dom.child(element, "model")
         if model is not None:
             dom.attr(model, "type", choices=NIC_MODELS, required=True)
+        link = dom.child(element, "link")
+        if link is not None:
+            dom.attr(link, "state", choices=("up", "down"), required=True)
 
 
 def _serial(dom: _Reader, devices: ET.Element, serial: Path) -> list[str]:
@@ -616,10 +661,11 @@ def _channels(
 
 
 def _memballoon(dom: _Reader, devices: ET.Element) -> list[str]:
+    """libvirt adds a virtio memory balloon unless the domain says ``model='none'``."""
     balloon = dom.child(devices, "memballoon")
-    if balloon is None:
-        return []
-    model = dom.attr(balloon, "model", choices=("virtio", "none"), required=True)
+    model = (
+        "virtio" if balloon is None else dom.attr(balloon, "model", choices=("virtio", "none"), required=True)
+    )
     return ["-device", "virtio-balloon-pci"] if model == "virtio" else []
 
 
@@ -629,8 +675,12 @@ def _inputs(dom: _Reader, devices: ET.Element, controllers: dict[str, list[str]]
         kind = dom.attr(element, "type", choices=("tablet", "mouse", "keyboard"), required=True)
         bus = dom.attr(element, "bus", choices=("usb", "ps2"), required=True)
         if bus == "usb":
-            if not controllers.get("usb"):
-                raise UnmappedDomain("a USB input device without <controller type='usb' model='qemu-xhci'>")
+            if "usb" not in controllers:
+                # libvirt adds its default USB controller: qemu-xhci on q35.
+                controllers["usb"] = ["-device", "qemu-xhci,id=usb"]
+                args += controllers["usb"]
+            elif not controllers["usb"]:
+                raise UnmappedDomain("a USB input device on <controller type='usb' model='none'>")
             args += ["-device", f"usb-{'kbd' if kind == 'keyboard' else kind}"]
         # PS/2 mouse and keyboard are part of the machine.
     return args
