@@ -80,8 +80,8 @@ class BootTimedOut(RuntimeError):
 def boot_domain(domain_xml: Path, *, marker: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Boot ``domain_xml`` in QEMU; return the serial console's output once a line of it is
     ``marker``, QEMU has exited (the guest powered off or rebooted) or the firmware found
-    nothing to boot. Raises
-    ``UnmappedDomain``, ``QemuFailed`` or ``BootTimedOut`` (QEMU killed at ``timeout`` s)."""
+    nothing to boot. Raises ``UnmappedDomain``, ``QemuFailed`` or ``BootTimedOut`` (QEMU
+    killed at ``timeout`` s)."""
     with tempfile.TemporaryDirectory(prefix="hypersdk-boot-") as workdir:
         workdir = Path(workdir)
         serial = workdir / "serial.log"
@@ -111,6 +111,11 @@ def boot_domain(domain_xml: Path, *, marker: str, timeout: float = DEFAULT_TIMEO
             if qemu.poll() is None:
                 qemu.kill()
             qemu.wait()
+
+
+def _value(value: object) -> str:
+    """A value inside a QEMU option list, where a comma is written twice."""
+    return str(value).replace(",", ",,")
 
 
 def _has_line(output: str, marker: str) -> bool:
@@ -161,7 +166,7 @@ def qemu_command(domain_xml: Path, *, workdir: Path, serial: Path, accel: str | 
             dom.skip(element)
 
     args = [qemu, "-nodefaults", "-no-user-config", "-accel", accel, "-display", "none", "-monitor", "none"]
-    args += ["-name", dom.text(dom.child(root, "name", required=True))]
+    args += ["-name", f"guest={_value(dom.text(dom.child(root, 'name', required=True)))}"]
     uuid = dom.child(root, "uuid")
     if uuid is not None:
         args += ["-uuid", dom.text(uuid)]
@@ -322,9 +327,9 @@ def _os(dom: _Reader, root: ET.Element, workdir: Path) -> tuple[str, list[str], 
     shutil.copyfile(template["filename"], variables)  # the firmware writes its variables
     args = [
         "-drive",
-        f"if=pflash,unit=0,format={code['format']},readonly=on,file={code['filename']}",
+        f"if=pflash,unit=0,format={code['format']},readonly=on,file={_value(code['filename'])}",
         "-drive",
-        f"if=pflash,unit=1,format={template['format']},file={variables}",
+        f"if=pflash,unit=1,format={template['format']},file={_value(variables)}",
     ]
     options = []
     if "requires-smm" in descriptor["features"]:
@@ -518,7 +523,7 @@ def _disk_args(disks: list[_Disk], machine: str, controllers: dict[str, list[str
     args = []
     for n, disk in enumerate(disks):
         drive = f"drive{n}"
-        source = f"file={disk.path},format={disk.format}," if disk.path is not None else ""
+        source = f"file={_value(disk.path)},format={disk.format}," if disk.path is not None else ""
         options = f",discard={disk.discard}" if disk.discard else ""
         boot = f",bootindex={disk.boot}" if disk.boot is not None else ""
         if disk.device == "cdrom":
@@ -595,7 +600,7 @@ def _serial(dom: _Reader, devices: ET.Element, serial: Path) -> list[str]:
         target = dom.child(console, "target", required=True)
         dom.attr(target, "type", choices=("serial",), required=True)
         dom.attr(target, "port", choices=("0",))
-    return ["-chardev", f"file,id=serial0,path={serial}", "-device", "isa-serial,chardev=serial0"]
+    return ["-chardev", f"file,id=serial0,path={_value(serial)}", "-device", "isa-serial,chardev=serial0"]
 
 
 def _video(dom: _Reader, devices: ET.Element) -> list[str]:
@@ -624,7 +629,7 @@ def _rng(dom: _Reader, devices: ET.Element) -> list[str]:
         backend = dom.child(element, "backend", required=True)
         kind = dom.attr(backend, "model", choices=("random", "builtin"), required=True)
         source = (
-            f"rng-random,filename={dom.text(backend) or '/dev/urandom'}"
+            f"rng-random,filename={_value(dom.text(backend) or '/dev/urandom')}"
             if kind == "random"
             else "rng-builtin"
         )
@@ -653,7 +658,7 @@ def _channels(
         socket = workdir / f"channel{n}.sock"
         args += [
             "-chardev",
-            f"socket,id=channel{n},path={socket},server=on,wait=off",
+            f"socket,id=channel{n},path={_value(socket)},server=on,wait=off",
             "-device",
             f"virtserialport,bus=virtio-serial0.0,chardev=channel{n},name={name}",
         ]
