@@ -2,10 +2,11 @@
 # an embedded Redis in /var/lib/hypersdk) and the one-shot CLIs (`docker run IMAGE hyperexport ...`).
 FROM python:3.11-slim-bookworm
 
-# qemu-img converts and verifies disks; curl for health checks; tini reaps orphans as PID 1
+# qemu-img converts and verifies disks; libvirt-clients (virt-xml-validate, virsh) and osinfo-db
+# write the libvirt domain (-libvirt); curl for health checks; tini reaps orphans as PID 1
 # and forwards signals.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends qemu-utils curl tini \
+    && apt-get install -y --no-install-recommends qemu-utils libvirt-clients osinfo-db curl tini \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --system --create-home --home-dir /var/lib/hypersdk hypersdk

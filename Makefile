@@ -9,20 +9,36 @@ GOVMOMI_SIM := /usr/share/gocode/src/github.com/vmware/govmomi/simulator
 
 .PHONY: test run bootstrap bench lint format system-deps runtime-deps venv clean
 
-# qemu-img converts and verifies disks (the daemon needs it too); Go and govmomi build the
-# vSphere simulator the tests talk to; curl is the benchmark's reference; chromium runs the
-# browser tests (driven by Playwright, whose own browser download cannot work here); the fault
-# tests stop and restart a redis-server of their own.
+# qemu-img converts and verifies disks (the daemon needs it too); virt-xml-validate
+# (libvirt-clients) checks each libvirt domain written and osinfo-db says which guest OSes have
+# virtio drivers (the daemon needs both for -libvirt). Go and govmomi build the vSphere
+# simulator the tests talk to; curl is the benchmark's reference; chromium runs the browser
+# tests (driven by Playwright, whose own browser download cannot work here); the fault tests
+# stop and restart a redis-server of their own. The boot tests build two tiny guests
+# (tests/guests/build.py: fdisk's sfdisk, dosfstools, mtools, syslinux, systemd-boot's EFI stub,
+# binutils' objcopy; the kernel and busybox are downloaded, not installed) and boot them in
+# qemu-system-x86 with SeaBIOS or OVMF.
 system-deps: WANT_TEST_TOOLS = 1
 system-deps runtime-deps:
 	@missing=""; \
 	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
+	[ -x /usr/bin/virt-xml-validate ] || missing="$$missing libvirt-clients"; \
+	[ -d /usr/share/osinfo/os ] || missing="$$missing osinfo-db"; \
 	if [ -n "$(WANT_TEST_TOOLS)" ]; then \
 		command -v go >/dev/null || missing="$$missing golang-go"; \
 		[ -d $(GOVMOMI_SIM) ] || missing="$$missing golang-github-vmware-govmomi-dev"; \
 		command -v curl >/dev/null || missing="$$missing curl"; \
 		[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 		command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+		command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+		[ -f /usr/share/qemu/firmware/60-edk2-x86_64.json ] || missing="$$missing ovmf"; \
+		[ -x /usr/sbin/sfdisk ] || missing="$$missing fdisk"; \
+		[ -x /usr/sbin/mkfs.vfat ] || missing="$$missing dosfstools"; \
+		command -v mcopy >/dev/null || missing="$$missing mtools"; \
+		command -v syslinux >/dev/null || missing="$$missing syslinux"; \
+		[ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing="$$missing syslinux-common"; \
+		[ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || missing="$$missing systemd-boot-efi"; \
+		command -v objcopy >/dev/null || missing="$$missing binutils"; \
 	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
