@@ -499,6 +499,7 @@ def _nics(devices: Iterable[Any], structure: Structure) -> list[NicRecord]:
                 mac=device.macAddress or "",
                 adapter=type(device).__name__.rsplit(".", 1)[-1].removeprefix("Virtual").lower(),
                 connected=bool(connectable and connectable.connected),
+                start_connected=bool(connectable is None or connectable.startConnected),
             )
         )
     return nics

@@ -58,13 +58,15 @@ class DiskRecord:
 @dataclass(frozen=True)
 class NicRecord:
     """One network adapter: ``adapter`` is vmxnet3, e1000e, e1000, pcnet32, ...; ``network`` the
-    port group or network name."""
+    port group or network name. ``connected``: connected now (always False while the VM is
+    powered off, as vCenter reports it); ``start_connected``: connected at power-on."""
 
     label: str
     network: str
     mac: str
     adapter: str
     connected: bool = True
+    start_connected: bool = True
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ __all__ = [
 ALLOWED_URIS_VARIABLE = "HYPERSDK_LIBVIRT_DEFINE_URIS"
 DEFAULT_ALLOWED_URIS = ("qemu:///system", "qemu:///session")
 _TIMEOUT_SECONDS = 60
+# virsh's messages are read ("failed to get domain"): untranslated, whatever the user's locale.
+ENGLISH = {**os.environ, "LC_ALL": "C.UTF-8", "LANGUAGE": ""}
 
 
 class DefineError(Exception):
@@ -95,6 +97,7 @@ def _virsh(uri: str, *arguments: str) -> subprocess.CompletedProcess[str]:
             errors="replace",
             timeout=_TIMEOUT_SECONDS,
             stdin=subprocess.DEVNULL,  # never a prompt for credentials
+            env=ENGLISH,
         )
     except subprocess.TimeoutExpired:
         raise DefineError(f"libvirt at {uri} did not answer in {_TIMEOUT_SECONDS} s") from None

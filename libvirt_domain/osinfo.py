@@ -36,8 +36,11 @@ _CANDIDATES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"almalinux_64Guest", ("almalinux8",)),
     (r"(?:ubuntu|fedora|opensuse|asianux\d*|amazonlinux\d*|vmwarePhoton)(?:_?64)?Guest", ("linux2020",)),
     (r"other([3-6])xLinux(?:_?64)?Guest", ("linux{0}",)),
-    (r"other(?:26x|24x)?Linux(?:_?64)?Guest", ("linux2016",)),
-    (r"freebsd(\d+)(?:_64)?Guest", ("freebsd{0}.0", "freebsd{0}")),
+    # Linux 2.4 has no virtio; 2.6 has since 2.6.25 (osinfo-db's oldest generic Linux is 2016).
+    (r"other24xLinux(?:_?64)?Guest", ()),
+    (r"other(?:26x)?Linux(?:_?64)?Guest", ("linux2016",)),
+    # Any FreeBSD since 9 has virtio: a release newer than osinfo-db knows takes 13.0's entry.
+    (r"freebsd(\d+)(?:_64)?Guest", ("freebsd{0}.0", "freebsd{0}", "freebsd13.0")),
     (r"windows2019srvNext_64Guest", ("win2k22",)),
     (r"windows2022srvNext_64Guest", ("win2k22",)),
     (r"windows2019srv_64Guest", ("win2k19",)),
@@ -62,6 +65,8 @@ class GuestOS:
     name: str
     virtio_block: bool
     virtio_net: bool
+    # False when osinfo-db has no entry for the exact release and a nearer one stands in.
+    exact: bool = True
 
 
 def osinfo_dir() -> Path:
@@ -74,7 +79,7 @@ def guest_os(guest_id: str) -> GuestOS | None:
     database = _database(str(osinfo_dir()))
     if not database.by_short_id:
         return None
-    for short_id in _short_ids(guest_id):
+    for rank, short_id in enumerate(_short_ids(guest_id)):
         entry_id = database.by_short_id.get(short_id)
         if entry_id is not None:
             devices = database.devices(entry_id)
@@ -83,6 +88,7 @@ def guest_os(guest_id: str) -> GuestOS | None:
                 name=database.names.get(entry_id, short_id),
                 virtio_block=bool(devices & VIRTIO_BLOCK),
                 virtio_net=bool(devices & VIRTIO_NET),
+                exact=rank == 0,
             )
     return None
 

@@ -32,6 +32,8 @@ from libvirt_domain.osinfo import GuestOS, guest_os
 __all__ = ["DomainDisk", "DomainPlan", "PlannedDisk", "PlannedNic", "plan_domain"]
 
 MACHINE = "q35"
+# What QEMU 7.2 (Debian 12) accepts on q35; QEMU 8.1+ with KVM takes up to 1024.
+MAX_Q35_VCPUS = 288
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,9 @@ def _disk_bus(asked: str, guest: GuestOS | None, guest_id: str) -> tuple[str, st
             f"sata: osinfo-db does not know the guest OS {guest_id!r}; every OS has a SATA (AHCI) driver",
         )
     if guest.virtio_block:
-        return "virtio", f"virtio: osinfo-db says {guest.name} ({guest.osinfo_id}) has virtio-blk drivers"
+        return "virtio", f"virtio: osinfo-db says {_entry(guest, guest_id)} has virtio-blk drivers"
     return "sata", (
-        f"sata: osinfo-db lists no virtio-blk driver for {guest.name} ({guest.osinfo_id}); install the "
+        f"sata: osinfo-db lists no virtio-blk driver for {_entry(guest, guest_id)}; install the "
         "virtio drivers in the guest (virtio-win for Windows), then choose disk bus virtio"
     )
 
@@ -175,19 +177,31 @@ def _nic_model(guest: GuestOS | None, guest_id: str) -> tuple[str, str]:
     if guest is None:
         return "e1000e", f"e1000e: osinfo-db does not know the guest OS {guest_id!r}"
     if guest.virtio_net:
-        return "virtio", f"virtio: osinfo-db says {guest.name} ({guest.osinfo_id}) has virtio-net drivers"
-    return "e1000e", f"e1000e: osinfo-db lists no virtio-net driver for {guest.name} ({guest.osinfo_id})"
+        return "virtio", f"virtio: osinfo-db says {_entry(guest, guest_id)} has virtio-net drivers"
+    return "e1000e", f"e1000e: osinfo-db lists no virtio-net driver for {_entry(guest, guest_id)}"
+
+
+def _entry(guest: GuestOS, guest_id: str) -> str:
+    if guest.exact:
+        return f"{guest.name} ({guest.osinfo_id})"
+    return f"{guest.name} ({guest.osinfo_id}, its nearest entry for {guest_id})"
 
 
 def _topology(record: VMRecord, warnings: list[str]) -> tuple[int, int]:
     """(sockets, cores per socket), one thread each, as many vCPUs as the VM had."""
     cpus = max(record.cpus, 1)
     cores = record.cores_per_socket if record.cores_per_socket > 0 else 1
-    if cpus % cores:
+    if cpus > MAX_Q35_VCPUS:
         warnings.append(
-            f"{cpus} vCPUs do not split into sockets of {cores} cores: the domain has {cpus} sockets of 1 core"
+            f"{cpus} vCPUs: QEMU 7.2 starts a q35 guest with at most {MAX_Q35_VCPUS} (newer QEMU with KVM: "
+            "more); lower <vcpu> if it refuses to start"
         )
-        return cpus, 1
+    if cpus % cores:
+        # One socket: Windows client editions use at most two, so many sockets would idle CPUs.
+        warnings.append(
+            f"{cpus} vCPUs do not split into sockets of {cores} cores: the domain has 1 socket of {cpus} cores"
+        )
+        return 1, cpus
     return cpus // cores, cores
 
 
@@ -200,7 +214,7 @@ def _uuid(text: str) -> str:
 
 def _title(name: str) -> str:
     """libvirt refuses a newline in a title; other control characters are no use there either."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", name).strip() or name
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", name)
 
 
 def _cdrom_target(record: VMRecord, bus: str, disks: int) -> str:
@@ -220,6 +234,15 @@ def _device_name(bus: str, index: int) -> str:
     return ("vd" if bus == "virtio" else "sd") + letters
 
 
+def _mapped(network_map: Mapping[str, NetworkTarget], network: str) -> NetworkTarget | None:
+    """The map's target for ``network``: by its exact name, else ignoring spaces at either end
+    ("VM Network = default" means "VM Network")."""
+    if network in network_map:
+        return network_map[network]
+    loose = [target for name, target in network_map.items() if name.strip() == network.strip()]
+    return loose[0] if len(loose) == 1 else None
+
+
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 
 
@@ -232,7 +255,7 @@ def _nics(
         if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
             warnings.append(f"{nic.label}: MAC {nic.mac!r} is not a unicast MAC; libvirt assigns one")
             mac = ""
-        target = network_map.get(nic.network)
+        target = _mapped(network_map, nic.network)
         if target is None:
             warnings.append(
                 f"{nic.label} ({nic.mac}): vSphere network {nic.network!r} is not in the network map; "
@@ -245,7 +268,8 @@ def _nics(
                 target=target or NetworkTarget("network", DEFAULT_NETWORK),
                 model=model,
                 mapped=target is not None,
-                connected=nic.connected,
+                # What the VM does at power-on: a powered-off VM's NICs all read disconnected.
+                connected=nic.start_connected,
             )
         )
     return nics

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from libvirt_domain.define import ENGLISH
+
 __all__ = ["VALIDATOR", "InvalidDomain", "find_validator", "validate_domain"]
 
 VALIDATOR = "virt-xml-validate"
@@ -33,7 +35,7 @@ def validate_domain(path: str, *, validator: str | None = None) -> None:
     command = [validator or find_validator(), path, "domain"]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_SECONDS
+            command, capture_output=True, text=True, errors="replace", timeout=_TIMEOUT_SECONDS, env=ENGLISH
         )
     except subprocess.TimeoutExpired:
         raise InvalidDomain(f"{VALIDATOR} did not answer in {_TIMEOUT_SECONDS} s") from None

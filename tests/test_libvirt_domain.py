@@ -145,7 +145,9 @@ def test_an_asked_bus_overrides_the_guest_os_and_numbers_the_disks_in_boot_order
 def test_nics_keep_their_macs_and_unmapped_networks_join_default_with_a_warning(tmp_path):
     nics = (
         NicRecord("Network adapter 1", "VM Network", "00:50:56:AA:BB:01", "vmxnet3"),
-        NicRecord("Network adapter 2", "DMZ, east", "00:50:56:aa:bb:02", "e1000e", connected=False),
+        NicRecord(
+            "Network adapter 2", "DMZ, east", "00:50:56:aa:bb:02", "e1000e", False, start_connected=False
+        ),
         NicRecord("Network adapter 3", "Backup", "00:50:56:aa:bb:03", "vmxnet3"),
     )
     mapping = parse_network_map(r"VM Network=prod,DMZ\, east=bridge:br-dmz")
@@ -203,7 +205,7 @@ def test_options_that_need_another_or_a_uri_not_allowed_are_refused(options, err
 
 def test_a_vm_without_a_bios_uuid_or_with_odd_cpus_still_gets_a_valid_domain(tmp_path):
     plan = plan_domain(record(bios_uuid="", cpus=3, cores_per_socket=2, nics=()), [])
-    assert plan.uuid == "" and (plan.sockets, plan.cores, plan.vcpus) == (3, 1, 3)
+    assert plan.uuid == "" and (plan.sockets, plan.cores, plan.vcpus) == (1, 3, 3)
     assert len(plan.warnings) == 2
     libvirt_accepts(write(tmp_path, plan))
 
@@ -404,3 +406,79 @@ def test_a_vm_with_a_cdrom_gets_an_empty_sata_drive_that_takes_no_disk_name(tmp_
     names = [d.find("target").get("dev") for d in root.findall("devices/disk")]
     assert len(set(names)) == 3 and cdrom.find("target").get("bus") == "sata"
     assert plan_domain(record(), disks).cdrom_target == ""
+
+
+# What the first breaking pass found.
+
+
+@pytest.mark.vsphere
+def test_a_powered_off_vms_nics_keep_their_link_as_they_start_connected(vsphere, tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    nics = [NicSpec(mac="00:50:56:00:10:01"), NicSpec(mac="00:50:56:00:10:02", connected=False)]
+    vm_path = vsphere.create_vm(FOLDER, "links", [DiskSpec(make_stream_vmdk(seeds / "l.vmdk", 1))], nics=nics)
+    result = export(vsphere, vm_path, tmp_path / "out")
+    interfaces = ElementTree.parse(result.libvirt_domain).getroot().findall("devices/interface")
+    assert [i.find("link") is None for i in interfaces] == [True, False]
+    assert [n["connected"] for n in result.conversion.libvirt_domain["nics"]] == [True, False]
+
+
+@pytest.mark.vsphere
+def test_what_stands_at_the_domains_name_is_warned_of_and_never_followed(vsphere, vms, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    decoy = tmp_path / "decoy.txt"
+    decoy.write_text("keep\n")
+    (out / "bios web01.xml").symlink_to(decoy)  # <output>/<vm name>.xml
+    preflight = export_vm(
+        ExportOptions(vm_path=vms["bios"], output_dir=out, convert=True, libvirt=True, preflight=True),
+        VCenterTarget.from_env(govc_environment(vsphere)),
+    )
+    collision = [f for f in preflight.findings if f["code"] == "name-collision"]
+    assert collision and "bios web01.xml" in collision[0]["reason"]
+    result = export(vsphere, vms["bios"], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["output"]["libvirt_domain"] == str(out / "bios web01.xml") == result.libvirt_domain
+    assert decoy.read_text() == "keep\n" and not (out / "bios web01.xml").is_symlink()
+
+
+@pytest.mark.vsphere
+def test_an_output_path_with_a_newline_is_refused_before_the_download(vsphere, vms, tmp_path):
+    out = tmp_path / "out\nlines"
+    with pytest.raises(DomainError, match="control character"):
+        export(vsphere, vms["bios"], out)
+    assert not out.exists()
+    # Without -libvirt the manifest may name such a directory: its schema takes any absolute path.
+    export_vm(
+        ExportOptions(vm_path=vms["bios"], output_dir=out, manifest=True),
+        VCenterTarget.from_env(govc_environment(vsphere)),
+    )
+
+
+def test_virsh_is_read_in_english_whatever_the_locale(monkeypatch):
+    from libvirt_domain.define import DomainExists, check_definable
+
+    monkeypatch.setenv("HYPERSDK_LIBVIRT_DEFINE_URIS", "test:///default")
+    monkeypatch.setenv("LANGUAGE", "fr")
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")
+    check_definable("test:///default", "free-name", "")  # not "cannot reach libvirt"
+    with pytest.raises(DomainExists):
+        check_definable("test:///default", "test", "")
+
+
+def test_guest_os_edge_cases_pick_the_safe_bus():
+    assert plan_domain(record(guest_id="other24xLinux64Guest"), []).disk_bus == "sata"  # no virtio in 2.4
+    freebsd = plan_domain(record(guest_id="freebsd14_64Guest"), [])
+    assert freebsd.disk_bus == "virtio" and "nearest entry for freebsd14_64Guest" in freebsd.disk_bus_reason
+
+
+def test_odd_topologies_and_titles_are_kept_as_well_as_libvirt_can(tmp_path):
+    plan = plan_domain(record(cpus=768, cores_per_socket=7, name="web_01 "), [])
+    assert (plan.sockets, plan.cores) == (1, 768) and plan.title == "web_01 "
+    assert any("at most 288" in w for w in plan.warnings)
+    libvirt_accepts(write(tmp_path, plan))
+
+
+def test_spaces_around_the_network_maps_equals_sign_still_map():
+    plan = plan_domain(record(), [], network_map=parse_network_map("VM Network = prod"))
+    assert [(str(n.target), n.mapped) for n in plan.nics] == [("prod", True)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from pathlib import Path
 
 from exports.pipeline.convert import REPORT_NAME
@@ -34,11 +35,18 @@ class WriteDomain(Step):
     and record it in the conversion report (``libvirt_domain``) and the result."""
 
     def check(self, run: ExportRun) -> None:
-        if run.options.libvirt:
-            try:
-                find_validator()
-            except InvalidDomain as exc:
-                raise DomainError(f"libvirt domain: {exc}") from None
+        if not run.options.libvirt:
+            return
+        try:
+            find_validator()
+        except InvalidDomain as exc:
+            raise DomainError(f"libvirt domain: {exc}") from None
+        if any(unicodedata.category(char) == "Cc" for char in str(run.options.output)):
+            # libvirt's schema takes no disk path with a newline or other control character.
+            raise DomainError(
+                "libvirt domain: libvirt cannot name disks under an output directory whose path holds a "
+                "control character (a newline?): choose another output directory"
+            )
 
     def applies(self, run: ExportRun) -> bool:
         return run.options.libvirt and run.result is not None and run.result.conversion is not None

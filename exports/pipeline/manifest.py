@@ -129,7 +129,8 @@ def build_manifest(
         "conversion": {"target_format": target_format, "verify_checksums": verify_checksums},
     }
     if libvirt_domain is not None:
-        document["output"]["libvirt_domain"] = str(libvirt_domain.resolve())
+        # The directory resolved, never the file: whatever stands at that name now is replaced.
+        document["output"]["libvirt_domain"] = str(libvirt_domain.parent.resolve() / libvirt_domain.name)
     if nvram is not None:
         document["nvram"] = {
             "path": nvram.path.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from exports.pipeline.errors import PowerOffNotAsked
+from exports.pipeline.names import domain_file_name
 from exports.pipeline.step import ExportRun, Step
 
 
@@ -27,6 +28,12 @@ class DryRun(Step):
             f"dry run: would export {options.vm_path} ({len(disks)} disk(s), {capacity} bytes of capacity) "
             f"as {options.format.upper()} to {run.output.path}",
         )
+        if options.convert and options.libvirt:
+            run.reporter.log(
+                logging.INFO,
+                f"dry run: would convert the disks to {options.manifest_target} and write the libvirt domain "
+                f"{run.output.path / domain_file_name(run.stem)}",
+            )
         run.result.package = str(run.output.path / f"{run.stem}.{options.format}")
         run.result.dry_run = True
         run.stopped = True

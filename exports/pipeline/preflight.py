@@ -21,7 +21,7 @@ from typing import Any
 from exports.pipeline.convert import REPORT_NAME
 from exports.pipeline.errors import PreflightBlocked
 from exports.pipeline.manifest import CONVERTED_DIR, MANIFEST_NAME
-from exports.pipeline.names import disk_file_name, file_stem
+from exports.pipeline.names import disk_file_name, domain_file_name, file_stem
 from exports.pipeline.options import ExportOptions
 from exports.pipeline.step import ExportRun, Step
 from inventory.checks import EXPORT_PRIVILEGE, HostFacts, check
@@ -39,7 +39,8 @@ def written_names(
 ) -> tuple[list[str], list[str]]:
     """(names whose presence marks a completed export, other names this export writes) in its
     output directory: the disks the lease serves (``<stem>-disk<N>.vmdk``), the NVRAM of an EFI
-    VM, the ``.mf`` of an OVF, the manifest, and the conversion's directory and report."""
+    VM, the ``.mf`` of an OVF, the manifest, the conversion's directory and report, and the
+    libvirt domain."""
     stem = file_stem(record.name)
     markers = [name for step in steps for name in step.marker_names(stem)]
     exported = [disk for disk in record.disks if not disk.left_out_by_export]
@@ -52,6 +53,8 @@ def written_names(
         others.append(MANIFEST_NAME)
     if options.convert:
         others += [CONVERTED_DIR, REPORT_NAME]
+    if options.convert and options.libvirt:
+        others.append(domain_file_name(stem))
     return markers, others
 
 
