@@ -1,9 +1,10 @@
 """Rows the tests need, made one way: people with a role and their clients, jobs, schedules,
-webhooks. The shared persona fixtures (``operator``, ``viewer``, ``no_role_user`` and their
+webhooks; and VMs as the inventory records them (``disk_record``, ``vm_record``). The shared persona fixtures (``operator``, ``viewer``, ``no_role_user`` and their
 ``*_api`` / ``*_browser`` clients) are in ``tests/conftest.py`` and built from these."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -13,11 +14,63 @@ from rest_framework.test import APIClient
 from api_tokens.service import issue_token
 from exports.models import Job
 from hypersdk.lib.permissions import grant_role
+from inventory.records import DiskRecord, VMRecord
 from schedules.models import Schedule
 from webhooks import service as webhooks
 from webhooks.models import Webhook
 
 APP01 = "/dc/vm/prod/app01"
+GIB = 1 << 30
+
+
+def disk_record(label: str = "Hard disk 1", **changes: Any) -> DiskRecord:
+    """A thin 8 GiB disk on pvscsi 0:0 of LocalDS_0 (2 GiB allocated), with ``changes``."""
+    base = DiskRecord(
+        label=label,
+        capacity_bytes=8 * GIB,
+        provisioning="thin",
+        controller="pvscsi",
+        bus="scsi",
+        bus_number=0,
+        unit_number=0,
+        datastore="LocalDS_0",
+        datastore_accessible=True,
+        mode="persistent",
+        rdm=None,
+        file_name="[LocalDS_0] web01/web01.vmdk",
+        allocated_bytes=2 * GIB,
+    )
+    return replace(base, **changes)
+
+
+def vm_record(**changes: Any) -> VMRecord:
+    """A powered-off BIOS VM /dc/vm/prod/web01 (Ubuntu, 2 vCPUs, 2 GiB, one ``disk_record``),
+    with ``changes``."""
+    base = VMRecord(
+        moref="vm-42",
+        name="web01",
+        path="/dc/vm/prod/web01",
+        datacenter="dc",
+        folder="/dc/vm/prod",
+        power_state="off",
+        guest_id="ubuntu64Guest",
+        guest_full_name="Ubuntu Linux (64-bit)",
+        guest_detected="",
+        cpus=2,
+        cores_per_socket=1,
+        memory_mb=2048,
+        firmware="bios",
+        secure_boot=False,
+        template=False,
+        encrypted=False,
+        cbt_enabled=False,
+        tools_status="not-running",
+        snapshot_count=0,
+        current_snapshot="",
+        estimated_export_bytes=GIB,
+        disks=(disk_record(),),
+    )
+    return replace(base, **changes)
 
 
 def make_user(

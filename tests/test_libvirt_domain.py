@@ -29,6 +29,7 @@ from libvirt_domain.osinfo import guest_os
 from libvirt_domain.plan import DomainDisk, plan_domain
 from libvirt_domain.xml import domain_xml
 from tests.conftest import govc_environment
+from tests.factories import vm_record
 from tests.vsphere_sim.harness import DiskSpec, NicSpec, make_stream_vmdk
 
 FOLDER = "/dc/vm/libvirt"
@@ -37,32 +38,17 @@ DMZ = "DMZ (libvirt tests)"
 
 
 def record(**overrides) -> VMRecord:
-    fields = {
-        "moref": "vm-1",
-        "name": "web01",
-        "path": "/dc/vm/web01",
-        "datacenter": "dc",
-        "folder": "/dc/vm",
-        "power_state": "off",
-        "guest_id": "debian11_64Guest",
-        "guest_full_name": "",
-        "guest_detected": "",
-        "cpus": 4,
-        "cores_per_socket": 2,
-        "memory_mb": 2048,
-        "firmware": "bios",
-        "secure_boot": False,
-        "template": False,
-        "encrypted": False,
-        "cbt_enabled": False,
-        "tools_status": "not-installed",
-        "snapshot_count": 0,
-        "current_snapshot": "",
-        "estimated_export_bytes": 0,
-        "bios_uuid": "4225b2c8-1c1b-4b6b-9e1c-2d6d0f4e0a11",
-        "nics": (NicRecord("Network adapter 1", "VM Network", "00:50:56:aa:bb:cc", "vmxnet3"),),
-    }
-    return VMRecord(**(fields | overrides))
+    """A Debian 11 VM with 4 vCPUs (2 sockets of 2 cores), a BIOS UUID and one NIC."""
+    return vm_record(
+        **{
+            "guest_id": "debian11_64Guest",
+            "cpus": 4,
+            "cores_per_socket": 2,
+            "bios_uuid": "4225b2c8-1c1b-4b6b-9e1c-2d6d0f4e0a11",
+            "nics": (NicRecord("Network adapter 1", "VM Network", "00:50:56:aa:bb:cc", "vmxnet3"),),
+        }
+        | overrides
+    )
 
 
 def libvirt_accepts(path: Path) -> None:

@@ -19,57 +19,15 @@ from exports.pipeline.run import STEPS
 from inventory.checks import HostFacts, check, required_bytes
 from inventory.findings import LEVELS, Finding
 from inventory.preflight import PreflightReport
-from inventory.records import DiskRecord, DriveRecord, VMRecord
+from inventory.records import DriveRecord
+from tests.factories import disk_record, vm_record
 
 GIB = 1 << 30
 VM_PATH = "/dc/vm/prod/web01"
 
 
-def disk(label: str = "Hard disk 1", **changes) -> DiskRecord:
-    base = DiskRecord(
-        label=label,
-        capacity_bytes=8 * GIB,
-        provisioning="thin",
-        controller="pvscsi",
-        bus="scsi",
-        bus_number=0,
-        unit_number=0,
-        datastore="LocalDS_0",
-        datastore_accessible=True,
-        mode="persistent",
-        rdm=None,
-        file_name="[LocalDS_0] web01/web01.vmdk",
-        allocated_bytes=2 * GIB,
-    )
-    return replace(base, **changes)
-
-
-def vm(**changes) -> VMRecord:
-    base = VMRecord(
-        moref="vm-42",
-        name="web01",
-        path=VM_PATH,
-        datacenter="dc",
-        folder="/dc/vm/prod",
-        power_state="off",
-        guest_id="ubuntu64Guest",
-        guest_full_name="Ubuntu Linux (64-bit)",
-        guest_detected="",
-        cpus=2,
-        cores_per_socket=1,
-        memory_mb=2048,
-        firmware="bios",
-        secure_boot=False,
-        template=False,
-        encrypted=False,
-        cbt_enabled=False,
-        tools_status="not-running",
-        snapshot_count=0,
-        current_snapshot="",
-        estimated_export_bytes=GIB,
-        disks=(disk(),),
-    )
-    return replace(base, **changes)
+disk = disk_record
+vm = vm_record
 
 
 def options(**changes) -> ExportOptions:
