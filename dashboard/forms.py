@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 
 from exports.models import Job, VCenter
-from exports.pipeline.options import OPTIONS, InvalidOptions, Option, parse_duration
+from exports.pipeline.options import OPTION, OPTIONS, InvalidOptions, Option, parse_duration
 from schedules.models import Schedule
 from webhooks import formats
 from webhooks.models import ALL_EVENTS, DEFAULT_EVENTS, EVENTS
@@ -240,12 +240,18 @@ class ScheduleForm(OptionFields):  # type: ignore[valid-type, misc]
         if data["output_path"].strip():
             spec["output_path"] = data["output_path"].strip()
         spec["vcenter"] = data["vcenter"] or None
-        return {**spec, **option_values(data)}
+        # What a schedule may not carry (-define) is not on its form: a crafted POST's is dropped.
+        schedulable = {name: value for name, value in option_values(data).items() if OPTION[name].schedulable}
+        return {**spec, **schedulable}
 
     def option_fields(self) -> list[tuple[str, forms.BoundField]]:
         """(kind, bound field) of each declared export option, in declaration order: the
         template lays them out by kind, so a new option shows here with no template change."""
-        return [(option.kind, self[option.form.name]) for option in FORM_OPTIONS]  # type: ignore[union-attr]
+        return [
+            (option.kind, self[option.form.name])  # type: ignore[union-attr]
+            for option in FORM_OPTIONS
+            if option.schedulable
+        ]
 
     @classmethod
     def initial_of(cls, schedule: Schedule) -> dict[str, Any]:

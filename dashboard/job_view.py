@@ -146,6 +146,7 @@ def libvirt_domain(job: Job) -> dict | None:
         "warnings": [_text(warning) for warning in _list(plan.get("warnings"))],
         "validated_by": _text(plan.get("validated_by")),
         "defined": defined,
+        "define_error": _text(plan.get("define_error")),
         "commands": next_commands(path, name, defined or None),
         "xml": xml,
         "note": note,

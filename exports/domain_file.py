@@ -5,12 +5,14 @@ Only the job's own file is read: the path its result records (``ExportResult.lib
 one of the files the run left (its artifacts), directly inside the job's output directory,
 which lies in an export root; the directory opened component by component and the file opened
 without following any symlink, a regular file of at most MAX_DOMAIN_BYTES. Anything else —
-a result edited to name another file, a file swapped for a link, a FIFO, a giant — is "not
-found" (a 404), never another file's content.
+a result edited to name another file, a file swapped for a link, a FIFO, a giant, a file a
+later export wrote over it (its SHA-256 is not the one the job recorded) — is "not found" (a
+404), never another file's content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -102,7 +104,20 @@ def read_domain_file(job: Job) -> DomainFile:
         content = handle.read(MAX_DOMAIN_BYTES + 1)
     if len(content) > MAX_DOMAIN_BYTES:
         raise DomainFileNotFound(job.id, f"{path} is larger than a domain file ({MAX_DOMAIN_BYTES} bytes)")
+    expected = _recorded_digest(result)
+    if expected is not None and hashlib.sha256(content).hexdigest() != expected:
+        # Another export (an -overwrite into the same directory) wrote the file since.
+        raise DomainFileNotFound(job.id, f"{path} is not the file this job wrote any more")
     return DomainFile(path=path, download_name=_download_name(recorded.name), content=content)
+
+
+def _recorded_digest(result: dict[str, Any]) -> str | None:
+    """The SHA-256 the job's conversion report gives its domain; None for a job from before it
+    was recorded."""
+    conversion = result.get("conversion")
+    domain = conversion.get("libvirt_domain") if isinstance(conversion, dict) else None
+    digest = domain.get("sha256") if isinstance(domain, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def _download_name(name: str) -> str:

@@ -29,6 +29,17 @@ def uses_daemon(argv: list[str]) -> bool:
     return any(arg.startswith("-") and arg.lstrip("-").split("=", 1)[0] in DAEMON_FLAGS for arg in argv)
 
 
+def refuse_undecodable(prog: str, argv: list[str]) -> None:
+    """Exit 2 with one line when an argument is not valid UTF-8 (Python keeps such bytes as lone
+    surrogates): no VM path, directory or option the daemon, the manifest or a libvirt domain
+    holds can carry them, and refusing here beats a traceback after the download."""
+    for argument in argv:
+        if any("\udc80" <= char <= "\udcff" for char in argument):
+            shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            sys.stderr.write(f"{prog}: error: argument {shown[:200]!r} is not valid UTF-8\n")
+            sys.exit(2)
+
+
 def hyperexport() -> None:
     """A direct export needs neither the ORM nor the app registry, so skip ``django.setup()``.
 
@@ -38,6 +49,7 @@ def hyperexport() -> None:
     """
     from cli.pipes import quiet_on_broken_pipe
 
+    refuse_undecodable("hyperexport", sys.argv[1:])
     with quiet_on_broken_pipe("hyperexport"):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersdk.settings")
         from hypersdk.lib.env import load_settings_or_exit, setup_django_or_exit
@@ -55,6 +67,7 @@ def hyperctl() -> None:
     from cli.hyperctl.main import main
     from cli.pipes import quiet_on_broken_pipe
 
+    refuse_undecodable("hyperctl", sys.argv[1:])
     with quiet_on_broken_pipe("hyperctl"):
         code = main()
     sys.exit(code)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from inventory.findings import Finding
 from inventory.records import DiskRecord, VMRecord
+from libvirt_domain.networks import escaped
 
 if TYPE_CHECKING:
     from exports.pipeline.errors import ExportError
@@ -504,7 +505,8 @@ def _libvirt(record: VMRecord, options: ExportOptions, host: HostFacts) -> list[
                     "network-unmapped",
                     f"the NIC {nic.mac or '(no MAC)'} is on vSphere network {nic.network!r}, which the network "
                     "map does not name: the libvirt domain puts it on libvirt's 'default' network",
-                    f"map it with {mapping} ({nic.network}=<libvirt network> or {nic.network}=bridge:<bridge>)",
+                    f"map it with {mapping} ({escaped(nic.network)}=<libvirt network> or "
+                    f"{escaped(nic.network)}=bridge:<bridge>)",
                 )
             )
     for warning in plan.warnings:

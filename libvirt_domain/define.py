@@ -107,6 +107,12 @@ def _virsh(uri: str, *arguments: str) -> subprocess.CompletedProcess[str]:
 
 def _first_error(done: subprocess.CompletedProcess[str]) -> str:
     lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    text = next((line for line in lines if line.startswith("error:") and "failed to connect" not in line), "")
+    # virsh says what it tried first ("Failed to define domain from x.xml"), then why: the cause.
+    errors = [
+        line
+        for line in lines
+        if line.startswith("error:") and "failed to connect to the hypervisor" not in line
+    ]
+    text = errors[-1] if errors else ""
     text = text or (lines[0] if lines else f"exit status {done.returncode}")
     return text.removeprefix("error:").strip()[:300]

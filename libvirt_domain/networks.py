@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DISK_BUSES", "DEFAULT_NETWORK", "NetworkTarget", "check_network_map", "parse_network_map"]
+__all__ = [
+    "DEFAULT_NETWORK",
+    "DISK_BUSES",
+    "NetworkTarget",
+    "check_network_map",
+    "escaped",
+    "parse_network_map",
+]
 
 # The -disk-bus choices; "auto" lets the guest OS decide (libvirt_domain.plan).
 DISK_BUSES = ("auto", "virtio", "sata", "scsi")
@@ -55,6 +62,12 @@ def parse_network_map(text: str) -> dict[str, NetworkTarget]:
             raise ValueError(f"network map: {source!r} is mapped twice")
         mapping[source] = _target(target.strip(), pair)
     return mapping
+
+
+def escaped(name: str) -> str:
+    """``name`` as a network map writes it (a backslash, comma or equals sign escaped with a backslash):
+    the inverse of parsing, for advice an operator pastes."""
+    return re.sub(r"([\\,=])", r"\\\1", name)
 
 
 def check_network_map(text: str) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from inventory.paths import unescape_name
 from inventory.records import VMRecord
 from libvirt_domain.names import domain_name
 from libvirt_domain.networks import DEFAULT_NETWORK, NetworkTarget
@@ -131,8 +132,9 @@ def plan_domain(
         )
     ordered = sorted(disks, key=lambda disk: disk.boot_order)
     return DomainPlan(
-        name=domain_name(record.name, bios_uuid),
-        title=_title(record.name),
+        # vCenter keeps a "/" in a name as "%2f": the domain is named as a person reads it.
+        name=domain_name(unescape_name(record.name), bios_uuid),
+        title=_title(unescape_name(record.name)),
         uuid=bios_uuid,
         memory_mib=max(record.memory_mb, 1),
         vcpus=sockets * cores,
@@ -237,9 +239,14 @@ def _device_name(bus: str, index: int) -> str:
 def _mapped(network_map: Mapping[str, NetworkTarget], network: str) -> NetworkTarget | None:
     """The map's target for ``network``: by its exact name, else ignoring spaces at either end
     ("VM Network = default" means "VM Network")."""
-    if network in network_map:
-        return network_map[network]
-    loose = [target for name, target in network_map.items() if name.strip() == network.strip()]
+    for spelled in dict.fromkeys((network, unescape_name(network))):  # as vCenter keeps it, as read
+        if spelled in network_map:
+            return network_map[spelled]
+    loose = [
+        target
+        for name, target in network_map.items()
+        if name.strip() in (network.strip(), unescape_name(network).strip())
+    ]
     return loose[0] if len(loose) == 1 else None
 
 

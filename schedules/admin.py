@@ -13,6 +13,7 @@ from hypersdk.lib.admin_actions import JSON_AS_THE_API_PARSES, enable_disable_ac
 from hypersdk.lib.errors import DomainError
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
+from schedules.spec import UNSCHEDULABLE
 
 for model in (
     beat_models.PeriodicTask,
@@ -52,12 +53,25 @@ class ScheduleForm(forms.ModelForm):
         except cron.InvalidCron as exc:
             self.add_error("cron", str(exc))
         template = data.get("job_template") or {}
+        if not isinstance(template, dict):
+            raise forms.ValidationError("job template: must be a JSON object")
         spec = JobSpecSerializer(data=template)
-        if not isinstance(template, dict) or not spec.is_valid():
-            raise forms.ValidationError(
-                f"job template: {spec.errors if isinstance(template, dict) else 'an object'}"
-            )
+        problems = (
+            [] if spec.is_valid() else [f"{field}: {_words(said)}" for field, said in spec.errors.items()]
+        )
+        problems += [f"{name}: {why}" for name, why in UNSCHEDULABLE.items() if template.get(name)]
+        if problems:
+            raise forms.ValidationError([f"job template: {problem}" for problem in problems])
         return data
+
+
+def _words(said: object) -> str:
+    """A serializer's messages for one field as plain sentences, not Python's repr of them."""
+    if isinstance(said, dict):
+        return "; ".join(f"{key}: {_words(value)}" for key, value in said.items())
+    if isinstance(said, list):
+        return " ".join(_words(message) for message in said)
+    return str(said)
 
 
 @admin.register(Schedule)

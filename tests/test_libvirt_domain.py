@@ -10,6 +10,7 @@ converted files in the VM's boot order, its MACs the VM's, its firmware the VM's
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -468,3 +469,75 @@ def test_odd_topologies_and_titles_are_kept_as_well_as_libvirt_can(tmp_path):
 def test_spaces_around_the_network_maps_equals_sign_still_map():
     plan = plan_domain(record(), [], network_map=parse_network_map("VM Network = prod"))
     assert [(str(n.target), n.mapped) for n in plan.nics] == [("prod", True)]
+
+
+# What the second breaking pass found.
+
+# A libvirtd that refuses the define at the end (e.g. no OVMF firmware descriptor for an EFI
+# domain): no libvirtd runs here, so a virsh that answers as one would stands in.
+REFUSING_VIRSH = """#!/bin/sh
+for argument in "$@"; do last=$argument; case $argument in domuuid|domname|define) action=$argument;; esac; done
+case $action in
+  define) echo "error: Failed to define domain from $last" >&2
+          echo "error: operation failed: Unable to find any firmware to satisfy 'efi'" >&2; exit 1;;
+  *) echo "error: failed to get domain '$last'" >&2; exit 1;;
+esac
+"""
+
+
+@pytest.mark.vsphere
+def test_a_define_refused_at_the_end_keeps_the_verified_export_and_says_so(
+    vsphere, vms, tmp_path, monkeypatch
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "virsh").write_text(REFUSING_VIRSH)
+    (bin_dir / "virsh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("HYPERSDK_LIBVIRT_DEFINE_URIS", "qemu:///system")
+    out = tmp_path / "out"
+    result = export(vsphere, vms["efi"], out, verify=True, define_uri="qemu:///system")
+    domain = result.conversion.libvirt_domain
+    assert domain["defined"] is None and "Unable to find any firmware" in domain["define_error"]
+    assert Path(result.libvirt_domain).is_file() and all(
+        Path(o.output).is_file() for o in result.conversion.outputs
+    )
+    assert json.loads((out / "conversion-report.json").read_text())["libvirt_domain"]["define_error"]
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path):
+    for program, arguments in (
+        ("hyperexport", [b"-vm", b"/dc/vm/x", b"-convert", b"-libvirt", b"-network-map", b"VM Network=\xff"]),
+        ("hyperexport", [b"-vm", b"/dc/vm/x/\xff"]),
+        ("hyperctl", [b"vms", b"info", b"/dc/vm/\xff"]),
+    ):
+        ran = subprocess.run(
+            [str(Path(sys.executable).parent / program), *arguments],
+            capture_output=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert ran.returncode == 2 and ran.stderr.count(b"\n") == 1, ran.stderr
+        assert b"is not valid UTF-8" in ran.stderr and b"Traceback" not in ran.stderr
+
+
+def test_the_advice_for_an_unmapped_network_pastes_back_as_that_network():
+    from inventory.checks import HostFacts, check
+
+    odd = NicRecord("Network adapter 1", "a=b,c\\d", "00:50:56:aa:bb:cc", "vmxnet3")
+    options = ExportOptions(vm_path="/dc/vm/prod/web01", convert=True, libvirt=True)
+    plan = plan_domain(record(nics=(odd,)), [])
+    (finding,) = [
+        f
+        for f in check(record(nics=(odd,)), options, HostFacts("/x", domain_plan=plan))
+        if f.code == "network-unmapped"
+    ]
+    pasted = finding.action.split("(", 1)[1].split(" or ", 1)[0]  # "<escaped name>=<libvirt network>"
+    assert parse_network_map(pasted.replace("<libvirt network>", "prod")) == {
+        "a=b,c\\d": NetworkTarget("network", "prod")
+    }
+
+
+def test_a_name_vcenter_keeps_escaped_is_the_domains_as_read():
+    plan = plan_domain(record(name="backup%2fdaily"), [])
+    assert (plan.name, plan.title) == ("backup-daily", "backup/daily")

@@ -7,7 +7,9 @@ its plan in the conversion report (``conversion.libvirt_domain``)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -84,6 +86,7 @@ def domain_job(output: Path, *, name: str = "web01.xml", **result) -> Job:
     output.mkdir(parents=True, exist_ok=True)
     path = output / name
     path.write_text(DOMAIN_XML.format(output=output))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()  # as WriteDomain records it
     recorded = {
         "vm_name": "web01",
         "output_dir": str(output),
@@ -94,7 +97,7 @@ def domain_job(output: Path, *, name: str = "web01.xml", **result) -> Job:
             "target_format": "qcow2",
             "duration_seconds": 1.0,
             "outputs": [],
-            "libvirt_domain": plan(output, path=str(path)),
+            "libvirt_domain": plan(output, path=str(path), sha256=digest),
         },
         **result,
     }
@@ -114,7 +117,7 @@ def test_the_job_page_shows_the_domain_its_choices_and_what_to_run_next(operator
     section = page.split('id="libvirt-domain-title"', 1)[1].split("</section>", 1)[0]
     assert "<code>web01</code>" in section and "(VM <bdi>web01 &amp; friends</bdi>)" in section
     assert "efi, secure boot on" in section and "q35" in section
-    assert 'virtio <span class="muted">— debian12 has virtio drivers (osinfo-db)</span>' in section
+    assert 'virtio <span class="muted">— <bdi>debian12 has virtio drivers (osinfo-db)</bdi></span>' in section
     # Each NIC's MAC and where it goes; the one whose network was not mapped is flagged.
     rows = section.split("<caption>Network interfaces</caption>", 1)[1].split("<tr>")[2:]
     assert "00:50:56:aa:bb:01" in rows[0] and "unmapped" not in rows[0]
@@ -124,7 +127,7 @@ def test_the_job_page_shows_the_domain_its_choices_and_what_to_run_next(operator
     assert "is not in the network map" in section
     assert "no: the file only" in section
     path = job.result["libvirt_domain"]
-    assert f"virsh define {path}\nvirsh start web01\n" in section
+    assert f"<bdi>virsh define {path}</bdi>\n<bdi>virsh start web01</bdi>\n" in section
     # The XML itself, escaped, and its download.
     assert "&lt;domain type=&#x27;kvm&#x27;&gt;" in section and "<domain type=" not in section
     assert f'href="/ui/jobs/{job.id}/libvirt-domain.xml"' in section
@@ -141,7 +144,7 @@ def test_a_domain_defined_at_a_uri_says_so_and_only_start_is_left(operator_brows
         operator_browser.get(f"/ui/jobs/{job.id}/").content.decode().split('id="libvirt-domain-title"')[1]
     )
     assert "at <code>qemu:///system</code> (not started)" in section
-    assert "virsh -c qemu:///system start web01\n" in section and "virsh define" not in section
+    assert "<bdi>virsh -c qemu:///system start web01</bdi>\n" in section and "virsh define" not in section
 
 
 def test_a_path_with_spaces_is_quoted_in_the_commands(operator_browser, export_root):
@@ -226,6 +229,12 @@ def symlink_file(job: Job, export_root: Path) -> Job:
     path = Path(job.result["libvirt_domain"])
     path.unlink()
     path.symlink_to(elsewhere(export_root))
+    return job
+
+
+def overwritten_since(job: Job, export_root: Path) -> Job:
+    """A later export into the same directory (-overwrite) wrote its own domain there."""
+    Path(job.result["libvirt_domain"]).write_text(DOMAIN_XML.replace("web01 &amp; friends", "a later export"))
     return job
 
 
@@ -325,7 +334,7 @@ def no_result(job: Job, export_root: Path) -> Job:
 REFUSED = [
     symlink_file, symlink_output, fifo, directory, too_large, gone, other_file_recorded, climbing_path,
     climbing_output, system_file, outside_the_roots, not_an_artifact, the_manifest_recorded,
-    not_a_string, relative_path, nul_in_path, not_completed, no_result,
+    not_a_string, relative_path, nul_in_path, not_completed, no_result, overwritten_since,
 ]  # fmt: skip
 
 
@@ -378,10 +387,25 @@ def test_a_real_libvirt_export_is_shown_and_handed_out(
     assert download["Content-Disposition"] == 'attachment; filename="app01.xml"'
     assert ElementTree.fromstring(download.content).findtext("name") == name
     page = viewer_browser.get(f"/ui/jobs/{job_id}/").content.decode()
-    assert f"virsh define {path}\nvirsh start {name}\n" in page
+    assert f"<bdi>virsh define {path}</bdi>\n<bdi>virsh start {name}</bdi>\n" in page
     assert viewer_browser.get(f"/ui/jobs/{job_id}/libvirt-domain.xml").content == download.content
     assert render.job_detail(job)[-3:] == [
         f"Domain:    {path}",
         f"Next:      virsh define {path}",
         f"           virsh start {name}",
     ]
+
+
+def test_names_with_directional_controls_reorder_nothing_on_the_page(operator_browser, export_root):
+    job = domain_job(export_root / "bidi")
+    tricky = "web\u202e10bew"
+    job.result["conversion"]["libvirt_domain"].update(
+        title=tricky, warnings=[f"{tricky}: a warning"], define_error=f"virsh said {tricky}"
+    )
+    job.save()
+    section = (
+        operator_browser.get(f"/ui/jobs/{job.id}/").content.decode().split('id="libvirt-domain-title"')[1]
+    )
+    isolated = re.findall(r"<bdi>[^<\s]*\u202e[^<\s]*</bdi>", section)
+    assert section.count("\u202e") == len(isolated) == 3  # the title, the warning, the define error
+    assert "no: <bdi>virsh said <bdi>" in section  # a define that failed says why

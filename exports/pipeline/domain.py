@@ -10,8 +10,10 @@ found before any download.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shlex
 import unicodedata
 from pathlib import Path
 
@@ -41,11 +43,12 @@ class WriteDomain(Step):
             find_validator()
         except InvalidDomain as exc:
             raise DomainError(f"libvirt domain: {exc}") from None
-        if any(unicodedata.category(char) == "Cc" for char in str(run.options.output)):
+        output = str(run.options.output)
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in output):
             # libvirt's schema takes no disk path with a newline or other control character.
             raise DomainError(
                 "libvirt domain: libvirt cannot name disks under an output directory whose path holds a "
-                "control character (a newline?): choose another output directory"
+                "control character (a newline?) or bytes that are not UTF-8: choose another output directory"
             )
 
     def applies(self, run: ExportRun) -> bool:
@@ -61,7 +64,8 @@ class WriteDomain(Step):
         )
         name = domain_file_name(run.stem)
         path = output.track(name)
-        write_atomically(path, domain_xml(plan).encode(), dir_fd=output.fd)
+        document = domain_xml(plan).encode()
+        write_atomically(path, document, dir_fd=output.fd)
         try:
             validate_domain(output.proc_path(name))
         except InvalidDomain as exc:
@@ -70,6 +74,8 @@ class WriteDomain(Step):
         result.conversion.libvirt_domain = {
             "path": str(path),
             "validated_by": VALIDATOR,
+            # What the job page and downloads check the file against: a later export's is not this one's.
+            "sha256": hashlib.sha256(document).hexdigest(),
             "defined": None,
             **plan.as_dict(),
         }
@@ -81,7 +87,9 @@ class WriteDomain(Step):
 
 
 class DefineDomain(Step):
-    """``-define URI``: ``virsh define`` the written domain, after verification, never started."""
+    """``-define URI``: ``virsh define`` the written domain, after verification, never started.
+    A failure here leaves the verified export in place and is reported (``define_error`` in the
+    report, an error line in the log): hours of transfer are not thrown away for it."""
 
     def check(self, run: ExportRun) -> None:
         if run.options.define_uri:
@@ -100,9 +108,17 @@ class DefineDomain(Step):
         try:
             # The preflight checked before the download; checked again, as hours may have passed.
             check_definable(uri, domain["name"], domain["uuid"])
-            define_domain(uri, run.output.proc_path(Path(result.libvirt_domain).name))
+            define_domain(uri, result.libvirt_domain)
         except DefineError as exc:
-            raise DomainError(f"libvirt domain: {exc}") from None
+            # The export itself is whole and verified: it stays, and says what was not done.
+            domain["define_error"] = str(exc)
+            write_report(run)
+            run.reporter.log(
+                logging.ERROR,
+                f"libvirt domain not defined: {exc}; the export is complete: "
+                f"virsh -c {uri} define {shlex.quote(result.libvirt_domain)}",
+            )
+            return
         domain["defined"] = uri
         write_report(run)
         run.reporter.log(

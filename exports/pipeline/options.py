@@ -91,7 +91,8 @@ class Option:
     v0.1.x config import accepts. ``name`` is the ExportOptions field's: the API field too.
     ``parse``: for a text option, checks a given value (ValueError, one line, for a bad one)
     and returns it as stored. ``requires``: switches that must be on when this option is
-    given (``-define`` needs ``-libvirt``, which needs ``-convert``).
+    given (``-define`` needs ``-libvirt``, which needs ``-convert``). ``schedulable``: False
+    for an option a schedule may not carry (schedules refuse it, their forms leave it out).
     """
 
     kind: str
@@ -112,6 +113,7 @@ class Option:
     config_keys: tuple[str, ...] = ()
     parse: Callable[[str], str] | None = None
     requires: tuple[str, ...] = ()
+    schedulable: bool = True
     name: str = ""
 
     @property
@@ -380,6 +382,9 @@ class ExportOptions:
         requires=("libvirt",),
         shown_with=("libvirt",),
         parse=check_uri,
+        # Each night's export would meet the domain the last one defined (and retention removes
+        # old runs' disks under it): a domain is defined once, by hand or by a one-off job.
+        schedulable=False,
         form=FormField(
             "define_uri",
             "Define with libvirt at",
