@@ -56,8 +56,15 @@ def test_the_new_schedule_form_shows_every_option_the_form_declares(operator_bro
     # Laid out by hand, as the converter is: an option given a form field but no template line
     # would be missing here while the API and the CLIs had it.
     page = operator_browser.get("/ui/schedules/new/").content.decode()
-    missing = [option.form.name for option in FORM_OPTIONS if f'name="{option.form.name}"' not in page]
+    missing = [
+        option.form.name
+        for option in FORM_OPTIONS
+        if option.schedulable and f'name="{option.form.name}"' not in page
+    ]
     assert missing == []
+    # What a schedule may not carry is not offered (Option.schedulable: define_uri).
+    assert [o.name for o in FORM_OPTIONS if not o.schedulable] == ["define_uri"]
+    assert 'name="define_uri"' not in page
     for label in ("Cron", "Time zone", "VM Path", "Target Format", "Auto-convert", "Compress", "Verify"):
         assert f">{label}<" in page
 
