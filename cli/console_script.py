@@ -50,6 +50,13 @@ class ConsoleScriptCommand(BaseCommand):
         "--skip-checks",
     }
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        # manage.py hyperexport|hyperctl as the console scripts: undecodable bytes are a usage error.
+        from hypersdk.cli import refuse_undecodable
+
+        refuse_undecodable(f"{Path(argv[0]).name} {argv[1]}" if len(argv) > 1 else "hyperexport", argv[2:])
+        super().run_from_argv(argv)
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         prog = parser.prog

@@ -60,10 +60,11 @@ def _option_flag_kwargs(option: Option) -> dict[str, Any]:
     return kwargs
 
 
-def add_option_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per export option that has one (exports.pipeline.options), ``-name``/``--name``."""
+def add_option_flags(parser: argparse.ArgumentParser, *, schedule: bool = False) -> None:
+    """One flag per export option that has one (exports.pipeline.options), ``-name``/``--name``;
+    for a schedule's job, only the options a schedule may carry (``Option.schedulable``)."""
     for option in OPTIONS:
-        if option.flag_name:
+        if option.flag_name and (option.schedulable or not schedule):
             go_flag(parser, option.flag_name, **_option_flag_kwargs(option))
 
 
@@ -124,7 +125,7 @@ def connection_flags_parent() -> argparse.ArgumentParser:
 
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
-    """The export job's flags, as ``hyperexport`` spells them, for a job the daemon will run."""
+    """The export job's flags, as ``hyperexport`` spells them, for the job a schedule's runs submit."""
     go_flag(
         parser,
         "output",
@@ -137,7 +138,7 @@ def add_job_flags(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a vCenter's name in the daemon (default: the workers' GOVC_*)",
     )
-    add_option_flags(parser)
+    add_option_flags(parser, schedule=True)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

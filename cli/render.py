@@ -197,10 +197,22 @@ def _domain_fields(result: dict[str, Any]) -> list[tuple[str, str]]:
     path, name, defined = _domain(result)
     if not path:
         return []
+    refused, uri = _define_refused(result)
     fields = [("Domain", printable(path) + (f"  (defined at {printable(defined)})" if defined else ""))]
-    for index, command in enumerate(next_commands(path, name, defined or None)):
+    if refused:
+        fields.append(("Not defined", printable(refused)))
+    for index, command in enumerate(next_commands(path, name, defined or None, uri or None)):
         fields.append(("Next" if index == 0 else "", printable(command)))
     return fields
+
+
+def _define_refused(result: dict[str, Any]) -> tuple[str, str]:
+    """(why libvirt refused the -define, at which URI), "" each when it was not refused."""
+    conversion = result.get("conversion")
+    plan = conversion.get("libvirt_domain") if isinstance(conversion, dict) else None
+    plan = plan if isinstance(plan, dict) else {}
+    error, uri = plan.get("define_error"), plan.get("define_uri")
+    return (error if isinstance(error, str) else "", uri if isinstance(uri, str) else "")
 
 
 def _domain(result: dict[str, Any]) -> tuple[str, str, str]:
@@ -224,9 +236,14 @@ def domain_lines(job: dict[str, Any]) -> list[str]:
     if not path:
         return []
     where = f" (defined at {printable(defined)})" if defined else ""
+    refused, uri = _define_refused(job.get("result") or {})
     return [
         f"libvirt domain: {printable(path)}{where}",
-        *(f"  next: {printable(command)}" for command in next_commands(path, name, defined or None)),
+        *([f"  warning: not defined: {printable(refused)}"] if refused else []),
+        *(
+            f"  next: {printable(command)}"
+            for command in next_commands(path, name, defined or None, uri or None)
+        ),
     ]
 
 

@@ -147,7 +147,10 @@ def libvirt_domain(job: Job) -> dict | None:
         "validated_by": _text(plan.get("validated_by")),
         "defined": defined,
         "define_error": _text(plan.get("define_error")),
-        "commands": next_commands(path, name, defined or None),
+        # Nothing to run for a file that is not this job's any more (another export's since).
+        "commands": next_commands(path, name, defined or None, _text(plan.get("define_uri")) or None)
+        if xml
+        else [],
         "xml": xml,
         "note": note,
     }

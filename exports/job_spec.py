@@ -93,7 +93,10 @@ class JobSpecSerializer(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Worded for the door the job came through (context "surface": a job's origin).
-        check_option_requirements(attrs, surface=self.context.get("surface", "api"))
+        surface = self.context.get("surface", "api")
+        if surface == "schedule":  # a schedule's run: what no schedule may carry stops it too
+            check_schedulable(attrs)
+        check_option_requirements(attrs, surface=surface)
         if not attrs.get("output_path"):
             # A batch passes its own check, made once for all its specs.
             self.context.get("check_default_output", check_default_output)()
@@ -114,6 +117,22 @@ def check_option_requirements(values: dict[str, Any], *, surface: str) -> None:
         check_requirements(values, surface=surface)
     except InvalidOptions as exc:
         raise serializers.ValidationError({exc.field or "non_field_errors": [str(exc)]}) from None
+
+
+# Why a schedule may not carry an export option (Option.schedulable).
+UNSCHEDULABLE = {
+    "define_uri": "a schedule cannot define the domain: each run would meet the domain the last one "
+    "defined (and retention removes old runs' disks under it); define one run's <vm>.xml by hand "
+    "with virsh define",
+}
+
+
+def check_schedulable(values: dict[str, Any]) -> None:
+    """A serializers.ValidationError on the first option a schedule may not carry that ``values``
+    give (a schedule's spec, or the job one of its runs would submit)."""
+    for option in OPTIONS:
+        if not option.schedulable and option.given(values.get(option.name, option.default)):
+            raise serializers.ValidationError({option.name: [UNSCHEDULABLE[option.name]]})
 
 
 def check_default_output() -> None:

@@ -36,7 +36,7 @@ def refuse_undecodable(prog: str, argv: list[str]) -> None:
     for argument in argv:
         if any("\udc80" <= char <= "\udcff" for char in argument):
             shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            sys.stderr.write(f"{prog}: error: argument {shown[:200]!r} is not valid UTF-8\n")
+            sys.stderr.write(f"{prog}: error: argument '{shown[:200]}' is not valid UTF-8\n")
             sys.exit(2)
 
 

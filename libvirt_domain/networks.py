@@ -26,8 +26,9 @@ DISK_BUSES = ("auto", "virtio", "sata", "scsi")
 # Where an unmapped vSphere network's NICs go: the network every libvirt host has by default.
 DEFAULT_NETWORK = "default"
 # A libvirt network or a Linux bridge name: printable, no "/" (libvirt refuses it in a
-# network name; a bridge is a kernel interface name, at most 15 bytes).
-_NETWORK_NAME = re.compile(r"[^\x00-\x20/\x7f]{1,64}")
+# network name; a bridge is a kernel interface name, at most 15 bytes), nothing XML 1.0 cannot
+# hold (surrogates, U+FFFE, U+FFFF).
+_NETWORK_NAME = re.compile(r"[^\x00-\x20/\x7f-\x9f\ud800-\udfff\ufffe\uffff]{1,64}")
 _BRIDGE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
 
 

@@ -33,6 +33,9 @@ from libvirt_domain.osinfo import GuestOS, guest_os
 __all__ = ["DomainDisk", "DomainPlan", "PlannedDisk", "PlannedNic", "plan_domain"]
 
 MACHINE = "q35"
+# What XML 1.0 cannot hold (https://www.w3.org/TR/xml/#charsets): C0 controls but tab, newline and
+# carriage return, lone surrogates, U+FFFE and U+FFFF.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What QEMU 7.2 (Debian 12) accepts on q35; QEMU 8.1+ with KVM takes up to 1024.
 MAX_Q35_VCPUS = 288
 
@@ -215,8 +218,9 @@ def _uuid(text: str) -> str:
 
 
 def _title(name: str) -> str:
-    """libvirt refuses a newline in a title; other control characters are no use there either."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", name)
+    """libvirt refuses a newline in a title; other control characters are no use there either,
+    and XML cannot hold some characters at all."""
+    return NOT_XML.sub(" ", re.sub(r"[\x00-\x1f\x7f]+", " ", name))
 
 
 def _cdrom_target(record: VMRecord, bus: str, disks: int) -> str:

@@ -8,12 +8,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django_celery_beat import models as beat_models
 
-from exports.job_spec import JobSpecSerializer
+from exports.job_spec import UNSCHEDULABLE, JobSpecSerializer
 from hypersdk.lib.admin_actions import JSON_AS_THE_API_PARSES, enable_disable_actions
 from hypersdk.lib.errors import DomainError
 from schedules import cron, service
 from schedules.models import Schedule, ScheduleRun
-from schedules.spec import UNSCHEDULABLE
 
 for model in (
     beat_models.PeriodicTask,

@@ -13,19 +13,13 @@ from exports.job_spec import (
     JobSpecSerializer,
     check_default_output,
     check_option_requirements,
+    check_schedulable,
 )
-from exports.pipeline.options import OPTIONS
 from hypersdk.lib.serializers import StrictSerializer
 from schedules import cron
 from schedules.models import MAX_NAME_LENGTH, MAX_RETENTION, Schedule, check_schedule_name
 
 TEMPLATE_FIELDS = ("vm_path", "output_path", "vcenter", *ENGINE_OPTIONS)
-# Why a schedule may not carry an export option (Option.schedulable).
-UNSCHEDULABLE = {
-    "define_uri": "a schedule cannot define the domain: each run would meet the domain the last one "
-    "defined (and retention removes old runs' disks under it); define one run's <vm>.xml by hand "
-    "with virsh define",
-}
 
 
 class ScheduleSpecSerializer(StrictSerializer):
@@ -80,9 +74,7 @@ class ScheduleSpecSerializer(StrictSerializer):
         # The template as it will be saved (a partial change keeps the rest), judged whole: a
         # change that turns "convert" off refuses a kept "libvirt", as a new schedule would.
         template = {**(self.instance.job_template if self.instance else {}), **attrs}
-        for option in OPTIONS:
-            if not option.schedulable and option.given(attrs.get(option.name, option.default)):
-                raise serializers.ValidationError({option.name: [UNSCHEDULABLE[option.name]]})
+        check_schedulable(template)
         check_option_requirements(template, surface=self.context.get("surface", "schedule"))
         saved = self.instance.job_template.get("output_path") if self.instance else None
         if not (attrs.get("output_path") or saved):

@@ -11,6 +11,7 @@ Each boot costs seconds (TCG where KVM is not hardware-backed), so there are few
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -230,12 +231,33 @@ def export_with_domain(sim, vm_path: str, out: Path, *options: str) -> ElementTr
     return domain
 
 
+def assert_the_domain_is_the_vms(domain: Path, *, target: str, firmware: str) -> None:
+    """What the boot alone would not catch: a q35 machine, the VM's own firmware with secure
+    boot off as the VM had it (OVMF in setup mode boots an unsigned guest anyway), and the
+    converted guest disk first in boot order (a firmware falls through a blank first disk)."""
+    root = ElementTree.parse(domain).getroot()
+    assert root.find("os/type").get("machine") == "q35"
+    assert root.find("os").get("firmware") == (firmware if firmware == "efi" else None)
+    features = {f.get("name"): f.get("enabled") for f in root.findall("os/firmware/feature")}
+    assert features == ({"secure-boot": "no", "enrolled-keys": "no"} if firmware == "efi" else {})
+    manifest = json.loads((domain.parent / "manifest.json").read_text())
+    first = min(manifest["disks"], key=lambda disk: disk["boot_order_hint"])
+    (booting,) = [
+        d
+        for d in root.findall("devices/disk")
+        if d.find("boot") is not None and d.find("boot").get("order") == "1"
+    ]
+    assert booting.find("source").get("file") == f"{manifest['output']['directory']}/{first['id']}.{target}"
+    assert booting.find("driver").get("type") == target
+
+
 @pytest.mark.vsphere
 @pytest.mark.parametrize(("options", "bus"), [((), "virtio"), (("-disk-bus", "scsi"), "scsi")])
 def test_the_exported_bios_vm_boots_by_its_domain(vsphere, guest_vms, tmp_path, options, bus):
     domain = export_with_domain(vsphere, guest_vms[BIOS], tmp_path / "out", *options)
     disks = ElementTree.parse(domain).getroot().findall("devices/disk")
     assert [(d.find("target").get("bus"), d.find("driver").get("type")) for d in disks] == [(bus, "qcow2")]
+    assert_the_domain_is_the_vms(domain, target="qcow2", firmware="bios")
     output = boot_domain(domain, marker=marker(BIOS))
     assert marker(BIOS) in serial_lines(output), output[-3000:]
 
@@ -249,5 +271,6 @@ def test_the_exported_efi_vm_boots_by_its_domain_from_sata(vsphere, guest_vms, t
     assert root.find("os").get("firmware") == "efi"
     drives = [(d.get("device"), d.find("target").get("bus")) for d in root.findall("devices/disk")]
     assert drives == [("disk", "sata"), ("disk", "sata"), ("cdrom", "sata")]
+    assert_the_domain_is_the_vms(domain, target="raw", firmware="efi")
     output = boot_domain(domain, marker=marker(EFI))
     assert marker(EFI) in serial_lines(output), output[-3000:]

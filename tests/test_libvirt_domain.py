@@ -541,3 +541,39 @@ def test_the_advice_for_an_unmapped_network_pastes_back_as_that_network():
 def test_a_name_vcenter_keeps_escaped_is_the_domains_as_read():
     plan = plan_domain(record(name="backup%2fdaily"), [])
     assert (plan.name, plan.title) == ("backup-daily", "backup/daily")
+
+
+def test_what_xml_cannot_hold_is_refused_before_connecting(tmp_path):
+    with pytest.raises(InvalidOptions, match="not a libvirt network name"):
+        ExportOptions(
+            vm_path="/dc/vm/x", convert=True, libvirt=True, network_map="VM Network=n\uffff"
+        ).validate()
+    target = VCenterTarget(host="127.0.0.1", port=9, username="u", password="p", insecure=True)
+    with pytest.raises(DomainError, match="XML cannot hold"):
+        export_vm(
+            ExportOptions(vm_path="/dc/vm/x", output_dir=tmp_path / "x\uffff", convert=True, libvirt=True),
+            target,
+        )
+    assert plan_domain(record(name="odd\ufffe name"), []).title == "odd  name"
+
+
+def test_a_refused_define_is_said_with_the_commands_that_name_its_uri():
+    from cli import render
+
+    result = {
+        "libvirt_domain": "/exports/web01/web01.xml",
+        "conversion": {
+            "libvirt_domain": {
+                "name": "web01",
+                "defined": None,
+                "define_uri": "qemu:///system",
+                "define_error": "virsh define at qemu:///system failed: no firmware",
+            }
+        },
+    }
+    assert render.domain_lines({"result": result}) == [
+        "libvirt domain: /exports/web01/web01.xml",
+        "  warning: not defined: virsh define at qemu:///system failed: no firmware",
+        "  next: virsh -c qemu:///system define /exports/web01/web01.xml",
+        "  next: virsh -c qemu:///system start web01",
+    ]

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
+from exports.job_spec import UNSCHEDULABLE
 from exports.models import Job
 from libvirt_domain.define import ALLOWED_URIS_VARIABLE
 from schedules.models import Schedule
-from schedules.spec import UNSCHEDULABLE
 from tests.factories import schedule_admin_form
 from tests.test_dashboard_views import HTMX, converter_form
 
@@ -279,3 +279,16 @@ def test_a_schedule_edited_without_its_domain_forgets_its_options(client, operat
     template = Schedule.objects.get().job_template
     assert (template["convert"], template["libvirt"], template["disk_bus"]) == (False, False, "auto")
     assert template["network_map"] == ""
+
+
+def test_a_schedule_row_that_holds_a_define_uri_runs_no_job_and_keeps_no_edit(operator_api, export_root):
+    # A row written before schedules refused it (or by hand in the database).
+    from tests.factories import make_schedule
+
+    template = {"vm_path": WEB01, "output_path": str(export_root), **DOMAIN, "define_uri": "qemu:///system"}
+    schedule = make_schedule(job_template=template)
+    response = operator_api.post(f"/schedules/{schedule.id}/trigger")
+    assert response.status_code == 409 and UNSCHEDULABLE["define_uri"] in response.json()["detail"]
+    assert not Job.objects.filter(status=Job.Status.PENDING).exists()
+    response = operator_api.patch(f"/schedules/{schedule.id}", {"retention": 3}, format="json")
+    assert (response.status_code, response.json()["define_uri"]) == (400, [UNSCHEDULABLE["define_uri"]])

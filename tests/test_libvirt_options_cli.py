@@ -37,11 +37,13 @@ def test_every_cli_door_refuses_a_uri_the_daemon_does_not_allow_in_one_line(cli_
     doors = [
         ("hyperexport", "--use-daemon", *job),
         ("hyperexport", "--daemon-schedule", "nightly:0 2 * * *", *job),
-        ("hyperctl", "schedules", "create", "nightly", "0 2 * * *", *job),
     ]
     for program, *args in doors:
         done = cli(program, *args, env=env)
         assert (done.returncode, done.stdout, done.stderr) == (1, "", f"error: define_uri: {refused(uri)}\n")
+    # A schedule never defines: hyperctl's schedule flags have no -define at all.
+    done = cli("hyperctl", "schedules", "create", "nightly", "0 2 * * *", *job, env=env)
+    assert done.returncode == 2 and "unrecognized arguments: -define" in done.stderr
     # A direct export says the same of the same URI, as the usage error it is there.
     direct = cli("hyperexport", *job, env=bare_env(export_root))
     assert (direct.returncode, direct.stderr) == (2, f"error: {refused(uri)}\n")

@@ -25,7 +25,7 @@ from exports.pipeline.names import domain_file_name
 from exports.pipeline.step import ExportRun, Step
 from libvirt_domain.define import DefineError, check_definable, check_uri, define_domain, find_virsh
 from libvirt_domain.networks import parse_network_map
-from libvirt_domain.plan import DomainDisk, DomainPlan, plan_domain
+from libvirt_domain.plan import NOT_XML, DomainDisk, DomainPlan, plan_domain
 from libvirt_domain.validate import VALIDATOR, InvalidDomain, find_validator, validate_domain
 from libvirt_domain.xml import domain_xml
 
@@ -44,11 +44,12 @@ class WriteDomain(Step):
         except InvalidDomain as exc:
             raise DomainError(f"libvirt domain: {exc}") from None
         output = str(run.options.output)
-        if any(unicodedata.category(char) in ("Cc", "Cs") for char in output):
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in output) or NOT_XML.search(output):
             # libvirt's schema takes no disk path with a newline or other control character.
             raise DomainError(
                 "libvirt domain: libvirt cannot name disks under an output directory whose path holds a "
-                "control character (a newline?) or bytes that are not UTF-8: choose another output directory"
+                "control character (a newline?), bytes that are not UTF-8 or a character XML cannot hold: "
+                "choose another output directory"
             )
 
     def applies(self, run: ExportRun) -> bool:
@@ -105,17 +106,20 @@ class DefineDomain(Step):
     def run(self, run: ExportRun) -> None:
         uri, result = run.options.define_uri, run.result
         domain = result.conversion.libvirt_domain
+        proc_path = run.output.proc_path(Path(result.libvirt_domain).name)
         try:
             # The preflight checked before the download; checked again, as hours may have passed.
             check_definable(uri, domain["name"], domain["uuid"])
-            define_domain(uri, result.libvirt_domain)
+            # Through the run's descriptor: the file validated is the file defined.
+            define_domain(uri, proc_path)
         except DefineError as exc:
             # The export itself is whole and verified: it stays, and says what was not done.
-            domain["define_error"] = str(exc)
+            domain["define_error"] = str(exc).replace(proc_path, result.libvirt_domain)
+            domain["define_uri"] = uri
             write_report(run)
             run.reporter.log(
                 logging.ERROR,
-                f"libvirt domain not defined: {exc}; the export is complete: "
+                f"libvirt domain not defined: {domain['define_error']}; the export is complete: "
                 f"virsh -c {uri} define {shlex.quote(result.libvirt_domain)}",
             )
             return

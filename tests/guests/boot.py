@@ -118,8 +118,12 @@ def _value(value: object) -> str:
     return str(value).replace(",", ",,")
 
 
+# OVMF colours its console lines with terminal escapes: a line is compared without them.
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _has_line(output: str, marker: str) -> bool:
-    return any(line.strip() == marker for line in output.splitlines())
+    return any(_TERMINAL_ESCAPE.sub("", line).strip() == marker for line in output.splitlines())
 
 
 def accelerator() -> str:
@@ -191,6 +195,9 @@ def qemu_command(domain_xml: Path, *, workdir: Path, serial: Path, accel: str | 
     if boot_devices:
         letters = {"hd": "c", "cdrom": "d", "network": "n", "fd": "a"}
         args += ["-boot", "order=" + "".join(letters[dev] for dev in boot_devices)]
+    elif any(disk.boot is not None for disk in disks):
+        # As libvirt runs a domain with per-device boot order: only the devices listed boot.
+        args += ["-boot", "strict=on"]
     controllers = _controllers(dom, devices)
     args += [arg for device in controllers.values() for arg in device]
     args += _disk_args(disks, machine, controllers)
