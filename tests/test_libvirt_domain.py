@@ -34,7 +34,9 @@ from tests.factories import vm_record
 from tests.vsphere_sim.harness import DiskSpec, NicSpec, make_stream_vmdk
 
 FOLDER = "/dc/vm/libvirt"
-LONG_NAME = "仮想マシン名" * 13 + "仮想"  # 80 characters
+# 80 characters; not test_vm_shapes' long name: the session's simulator keeps each VM's files in
+# a folder named after the VM, and a second VM of that name could not be created beside it.
+LONG_NAME = "仮想計算機名" * 13 + "仮想"
 DMZ = "DMZ (libvirt tests)"
 
 
