@@ -109,7 +109,9 @@ def test_hyperexport_preflight_ends_on_a_signal_while_vcenter_is_silent(stall, p
         stderr=subprocess.PIPE,
     )
     try:
-        stall.held.wait()  # the preflight's read is under way and held
+        # The preflight's read is under way and held (a process that died first fails here,
+        # rather than leaving the suite waiting for ever).
+        assert stall.held.wait(60), f"the preflight read nothing (exit status {process.poll()})"
         process.send_signal(signum)
         # The vCenter stays silent until the process is gone: it must not wait for it (the
         # export's call timeout is 120 s, far past this safety limit).
