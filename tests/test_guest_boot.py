@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import govc_environment
+from tests.conftest import govc_environment, start_simulator
 from tests.guests.boot import UnmappedDomain, boot_domain, qemu_command
 from tests.guests.build import BIOS, EFI, bios_guest, efi_guest, marker
 from tests.vsphere_sim.harness import DiskSpec, NicSpec, make_stream_vmdk
@@ -186,6 +186,15 @@ def test_what_the_runner_cannot_map_is_refused_never_ignored(guests, tmp_path, c
 
 # End to end: the guests as vSphere VMs, exported and converted by hyperexport, booted by the
 # domain it wrote.
+
+
+@pytest.fixture(scope="module")
+def vsphere(tmp_path_factory):
+    """A vSphere test server of this module's own: the guests' VMs stay out of the session's,
+    whose VM lists other modules check (whichever runs first in the same process)."""
+    sim = start_simulator(tmp_path_factory.mktemp("guest-boot-vsphere"))
+    yield sim
+    sim.stop()
 
 
 @pytest.fixture(scope="module")
