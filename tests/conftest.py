@@ -154,13 +154,32 @@ def seed_of(path: Path | str) -> Path:
 # ---- the daemon's real components: Redis, a Celery worker, the API -------------------------
 
 
+def reset_broker_pools() -> None:
+    """Forget this process's connections to the broker and the channel layer's Redis.
+
+    Celery caches its connection pool and its producer pool; both hold the old broker. kombu
+    also keeps producer pools per broker URL in a registry of its own: one left there wraps the
+    connection pool closed here, and every later send in this process would fail with "Acquire
+    on closed pool"."""
+    from channels.layers import channel_layers
+    from kombu import pools as kombu_pools
+
+    from hypersdk.celery import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    kombu_pools.reset()
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real Redis for the broker and the Channels layer: $REDIS_URL, else an embedded one.
 
     The settings were computed at import, so this points them (and the Celery app) at it.
     """
-    from channels.layers import channel_layers
     from django.conf import settings
 
     from hypersdk.celery import app
@@ -174,11 +193,8 @@ def redis_url(tmp_path_factory):
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = broker_url(url)
     settings.CHANNEL_LAYERS = channel_layer_settings(url)
-    channel_layers.backends.clear()
     app.conf.broker_url = broker_url(url)
-    if app._pool is not None:  # a pool made before this fixture would keep the old broker
-        app._pool.force_close_all()
-        app._pool = None
+    reset_broker_pools()  # pools made before this fixture (a test without Redis) keep the old broker
     yield url
     if process is not None:
         stop_embedded_redis(process)

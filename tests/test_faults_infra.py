@@ -24,7 +24,7 @@ from django_celery_beat.models import PeriodicTask
 from exports import jobs
 from exports.models import Job, JobLog
 from hypersdk.lib.embedded_redis import redis_answers
-from tests.conftest import APP01, WorkerProcess, register_vcenter, wait_for
+from tests.conftest import APP01, WorkerProcess, register_vcenter, reset_broker_pools, wait_for
 from tests.processes import free_port, kill_process, stop_process
 from tests.test_hypervisord import Hypervisord
 from tests.webhook_receiver import Receiver
@@ -85,35 +85,20 @@ def private_redis(tmp_path) -> Iterator[RedisServer]:
 @pytest.fixture
 def broker_at(settings, redis_url):
     """Point this process's Celery app and channel layer at another Redis for one test."""
-    from channels.layers import channel_layers
-    from kombu import pools as kombu_pools
-
     from hypersdk.celery import app
     from hypersdk.settings import broker_url, channel_layer_settings
-
-    def reset_pools() -> None:
-        # Celery caches its connection pool and its producer pool; both hold the old broker.
-        # kombu also keeps producer pools per broker URL in a registry of its own: one left
-        # there wraps the connection pool closed here, and every later send in this process
-        # would fail with "Acquire on closed pool".
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None
-        kombu_pools.reset()
-        channel_layers.backends.clear()
 
     def point(url: str) -> None:
         settings.REDIS_URL = url
         settings.CELERY_BROKER_URL = broker_url(url)
         settings.CHANNEL_LAYERS = channel_layer_settings(url)
         app.conf.broker_url = broker_url(url)
-        reset_pools()
+        reset_broker_pools()
 
     previous = app.conf.broker_url
     yield point
     app.conf.broker_url = previous
-    reset_pools()
+    reset_broker_pools()
 
 
 # ---- helpers ------------------------------------------------------------------------------
