@@ -57,15 +57,18 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The suite runs on SQLite + an embedded Redis; at the same time, the tests whose behaviour can
-# differ on PostgreSQL + Redis (the services CI machines run) run there: `ON_POSTGRESQL` in
-# tests/conftest.py says which and why. Side by side because both passes mostly wait (on
-# workers, the simulator, timeouts) and share nothing: each its own database, Redis, temporary
+# The suite runs on SQLite + an embedded Redis, spread over TEST_PROCESSES pytest processes
+# (pytest-xdist, a test file at a time, the longest files first: LONGEST_FIRST in
+# tests/conftest.py); at the same time, the tests whose behaviour can differ on PostgreSQL +
+# Redis (the services CI machines run) run there: `ON_POSTGRESQL` in tests/conftest.py says
+# which and why. Side by side because the passes mostly wait (on workers, the simulator,
+# timeouts) and share nothing: each process its own database, Redis, simulator, temporary
 # directory and free ports. The Go test servers are built first, once. The PostgreSQL pass's
 # output is printed after the SQLite pass's; `make test PYTEST_ARGS=--durations=30` shows where
-# the time goes in each.
+# the time goes in each (TEST_PROCESSES=0: the SQLite pass in this one process, as before).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_PROCESSES ?= 2
 PYTEST_ARGS ?=
 PG_LOG := var/test-postgresql.log
 
@@ -77,7 +80,8 @@ test: system-deps venv lint
 	( DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PATH="$(CURDIR)/$(BIN):$$PATH" \
 	  $(BIN)/pytest -p no:cacheprovider -m backend $(PYTEST_ARGS) > $(PG_LOG) 2>&1; status=$$?; \
 	  echo "PostgreSQL + Redis pass: $$((SECONDS - start)) s" >> $(PG_LOG); exit $$status ) & pg=$$!; \
-	env -u DATABASE_URL -u REDIS_URL PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS); sqlite=$$?; \
+	env -u DATABASE_URL -u REDIS_URL PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); sqlite=$$?; \
 	echo "SQLite + embedded Redis pass: $$((SECONDS - start)) s"; \
 	wait $$pg; postgresql=$$?; \
 	echo "== PostgreSQL + Redis pass (-m backend), from $(PG_LOG):"; cat $(PG_LOG); \
