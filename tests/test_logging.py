@@ -23,6 +23,11 @@ def finished(job_id: str) -> Job | None:
     return job if job.is_finished else None
 
 
+def ended(log_file, job_id: str) -> bool:
+    """Whether the worker logged the end of the job's own task (plain or JSON lines)."""
+    return any(" succeeded in " in line and job_id in line for line in log_file.read_text().splitlines())
+
+
 def run_on_worker(worker_environment, log_file, export_root, **env: str) -> tuple[str, list[str]]:
     """One export on a fresh worker; the job id and the messages the worker logged for it."""
     worker = WorkerProcess(worker_environment | env, log_file, name=f"log-{log_file.stem}").start()
@@ -33,7 +38,8 @@ def run_on_worker(worker_environment, log_file, export_root, **env: str) -> tupl
         job = wait_for(lambda: finished(job_id), message="the export to finish")
         assert job.status == "completed", job.error
         # The row says completed a moment before the worker is done with the task: let it end.
-        wait_for(lambda: " succeeded in " in log_file.read_text(), message="the task to end")
+        # Its own task's line: another test's task left in this process's queue may end first.
+        wait_for(lambda: ended(log_file, job_id), message="the task to end")
     finally:
         worker.stop()
     # What the pipeline reported while running (JobLog rows the worker wrote, not the service's).
